@@ -1,0 +1,1 @@
+"""Data shipped with the planner: accelerators, model presets, calibration (see README)."""

@@ -1,0 +1,160 @@
+"""Load the shipped catalog (accelerators, perf parameters, model presets), merge a user catalog file, and
+resolve the names users type."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import InputError, did_you_mean
+from .perf.params import PerfParams
+from .specs.accelerator import PRICE_TIERS, Accelerator, accelerator_from_entry
+from .specs.model import ModelSpec, model_from_config, model_from_path
+
+try:  # installed: the wheel ships catalog/ as the package planner.catalog
+    CATALOG = resources.files("planner.catalog")
+except (ModuleNotFoundError, TypeError):  # a source checkout on sys.path without installing
+    CATALOG = Path(__file__).resolve().parent.parent / "catalog"
+
+
+def read_toml(path: Path | Any, where: str | None = None) -> dict[str, Any]:
+    where = where or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{where}: cannot read ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{where}: not UTF-8 (byte {e.start})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{where}: invalid TOML: {e}") from None
+
+
+def normalize_name(name: str) -> str:
+    """'H100_SXM 80GB' -> 'h100-sxm-80gb'."""
+    return re.sub(r"[^a-z0-9.]+", "-", name.strip().lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    accelerators: Mapping[str, Accelerator]
+    perf: PerfParams
+    price_tier: str
+    sources: tuple[str, ...] = field(default=())
+
+    def gpu(self, name: str) -> Accelerator:
+        key = normalize_name(name)
+        if key in self.accelerators:
+            return self.accelerators[key]
+        for acc in self.accelerators.values():
+            if key in {normalize_name(a) for a in acc.aliases}:
+                return acc
+        raise InputError(f"unknown GPU {name!r}{did_you_mean(key, self.accelerators)}"
+                         f"; known: {', '.join(sorted(self.accelerators))}")
+
+    def gpus(self, names: str | list[str] | None) -> list[Accelerator]:
+        if names is None:
+            return [self.accelerators[k] for k in sorted(self.accelerators)]
+        if isinstance(names, str):
+            names = [n for n in names.split(",") if n.strip()]
+        if not names:
+            raise InputError("--gpus is empty")
+        seen: dict[str, Accelerator] = {}
+        for n in names:
+            acc = self.gpu(n)
+            seen[acc.id] = acc
+        return [seen[k] for k in sorted(seen)]
+
+
+def _accelerator_entries(doc: Mapping[str, Any], where: str) -> list[Mapping[str, Any]]:
+    entries = doc.get("accelerator", [])
+    if not isinstance(entries, list):
+        raise InputError(f"{where}: 'accelerator' must be an array of tables ([[accelerator]])")
+    return entries
+
+
+def load_catalog(user_file: str | Path | None = None, price_tier: str | None = None) -> Catalog:
+    """The shipped catalog, optionally extended/overridden by `user_file` (same schema; entries with a known id
+    override only the fields they give, e.g. a negotiated `usd_per_hour`)."""
+    shipped = _shipped_docs()
+    user_doc: Mapping[str, Any] = {}
+    if user_file is not None:
+        user_doc = read_toml(Path(user_file))
+    tier = price_tier or user_doc.get("default_price_tier") or shipped[0].get("default_price_tier", "market")
+    if tier not in PRICE_TIERS:
+        raise InputError(f"unknown price tier {tier!r} (tiers: {', '.join(PRICE_TIERS)})")
+    accs: dict[str, Accelerator] = {}
+    for e in _accelerator_entries(shipped[0], "catalog/accelerators.toml"):
+        a = accelerator_from_entry(e, "catalog/accelerators.toml", tier)
+        accs[a.id] = a
+    perf = PerfParams().updated(shipped[1].get("perf", {}), "catalog/perf.toml")
+    sources = ["catalog/accelerators.toml", "catalog/perf.toml"]
+    if user_file is not None:
+        where = str(user_file)
+        probe = Catalog(accs, perf, tier)
+        for e in _accelerator_entries(user_doc, where):
+            base = None
+            if isinstance(e, Mapping) and isinstance(e.get("id"), str):
+                try:
+                    base = probe.gpu(e["id"])
+                except InputError:
+                    base = None
+            a = accelerator_from_entry(e, where, tier, base=base)
+            if base is not None and base.id != a.id:
+                a = accelerator_from_entry({**e, "id": base.id}, where, tier, base=base)
+            accs[a.id] = a
+        perf_table = user_doc.get("perf", {})
+        if not isinstance(perf_table, Mapping):
+            raise InputError(f"{where}: [perf] must be a table")
+        perf = perf.updated(perf_table, where)
+        unknown = set(user_doc) - {"accelerator", "perf", "default_price_tier", "schema_version", "compiled"}
+        if unknown:
+            raise InputError(f"{where}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+        sources.append(where)
+    return Catalog(accs, perf, tier, tuple(sources))
+
+
+@lru_cache(maxsize=1)
+def _shipped_docs() -> tuple[dict[str, Any], dict[str, Any]]:
+    return (read_toml(CATALOG / "accelerators.toml", "catalog/accelerators.toml"),
+            read_toml(CATALOG / "perf.toml", "catalog/perf.toml"))
+
+
+# ---- models ------------------------------------------------------------------------------------------------------
+def model_presets() -> list[str]:
+    return sorted(p.name[:-5] for p in (CATALOG / "models").iterdir() if p.name.endswith(".json"))
+
+
+def load_model(name_or_path: str | Path) -> ModelSpec:
+    """A preset id (`llama-3.1-70b`), a local `config.json`, or a local model folder holding one."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.suffix == ".json" or path.is_dir() or "/" in text or path.exists():
+        if not path.exists():
+            raise InputError(f"{text}: no such file or folder")
+        return model_from_path(path)
+    key = normalize_name(text)
+    presets = model_presets()
+    if key not in presets:
+        raise InputError(f"unknown model {text!r}{did_you_mean(key, presets)}; presets: {', '.join(presets)}"
+                         " (or pass a config.json path)")
+    res = CATALOG / "models" / f"{key}.json"
+    cfg = json.loads(res.read_text(encoding="utf-8"))
+    return model_from_config(cfg, name=key, where=f"catalog/models/{key}.json")
+
+
+def published_params() -> dict[str, Any]:
+    return read_toml(CATALOG / "models" / "published.toml", "catalog/models/published.toml")

@@ -1,0 +1,112 @@
+"""`planner` command line: parse flags, call the public API, format. No logic lives only here."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from typing import Any, Callable
+
+import click
+
+from .errors import InfeasibleError, InputError, PlannerError
+
+DEBUG = {"on": False}
+
+
+class _Group(click.Group):
+    """Turns every error into one line on stderr and an exit code (2 input, 1 infeasible); --debug re-raises."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InfeasibleError as e:
+            if DEBUG["on"]:
+                traceback.print_exc()
+            for reason in e.reasons:
+                click.echo(f"infeasible: {reason}", err=True)
+            ctx.exit(e.exit_code)
+        except PlannerError as e:
+            if DEBUG["on"]:
+                traceback.print_exc()
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as e:  # a bug: still one line unless --debug
+            if DEBUG["on"]:
+                traceback.print_exc()
+            click.echo(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", err=True)
+            ctx.exit(3)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    DEBUG["on"] = bool(value)
+    return value
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+              help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="inference-planner")
+def main() -> None:
+    """Plan LLM inference deployments at the lowest cost per token."""
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def common_model_options(f: Callable) -> Callable:
+    f = click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), default=None,
+                     help="A catalog TOML that adds GPUs or overrides prices / perf parameters.")(f)
+    f = click.option("--price-tier", type=click.Choice(["market", "list", "reserved", "spot"]), default=None,
+                     help="Which price tier of the catalog to use (default: the catalog's, 'market').")(f)
+    return f
+
+
+@main.command()
+@click.option("--model", required=True, help="Preset id (e.g. llama-3.1-70b), a config.json, or a model folder.")
+@click.option("--gpu", required=True, help="Accelerator id or common spelling (h100, H100-SXM-80GB, ...).")
+@click.option("--tp", type=int, default=1, show_default=True)
+@click.option("--pp", type=int, default=1, show_default=True)
+@click.option("--ep", type=int, default=1, show_default=True)
+@click.option("--batch", type=int, required=True, help="Concurrent sequences per replica.")
+@click.option("--isl", type=int, required=True, help="Mean input (prompt) tokens.")
+@click.option("--osl", type=int, required=True, help="Mean output tokens.")
+@click.option("--weights", default="bf16", show_default=True, help="bf16|fp16|fp8|int8|int4|fp4")
+@click.option("--kv", default="bf16", show_default=True, help="bf16|fp16|fp8|int8")
+@click.option("--layers-per-stage", default=None, help="Comma-separated layers per pipeline stage (default: balanced).")
+@click.option("--price", "price", type=float, default=None, help="Override $/GPU-hour.")
+@click.option("--spec-draft", default=None, help="Draft model for speculative decoding (preset or config.json).")
+@click.option("--spec-gamma", type=int, default=4, show_default=True, help="Draft tokens per step.")
+@click.option("--spec-alpha", type=float, default=0.7, show_default=True, help="Per-token acceptance rate.")
+@common_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, batch: int, isl: int, osl: int, weights: str, kv: str,
+             layers_per_stage: str | None, price: float | None, spec_draft: str | None, spec_gamma: int,
+             spec_alpha: float, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
+    """Metrics of one fixed configuration."""
+    from . import api
+
+    layers = None
+    if layers_per_stage:
+        try:
+            layers = tuple(int(x) for x in layers_per_stage.split(","))
+        except ValueError:
+            raise InputError(f"--layers-per-stage must be comma-separated integers, got {layers_per_stage!r}") from None
+    result = api.estimate(model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, batch=batch, isl=isl, osl=osl,
+                          weights=weights, kv=kv, layers_per_stage=layers, price=price, spec_draft=spec_draft,
+                          spec_gamma=spec_gamma, spec_alpha=spec_alpha, catalog=catalog_file, price_tier=price_tier)
+    d = result.to_dict()
+    if as_json:
+        emit_json(d)
+    else:
+        from .report import estimate_text
+        click.echo(estimate_text(d))
+    if not result.fits:
+        for m in result.messages:
+            click.echo(m, err=True)

@@ -1,0 +1,12 @@
+"""The analytic performance model: one module per concern, numpy-vectorized over candidates.
+
+- roofline.py   time of one kernel group = max(FLOPs / peak·eff, bytes / HBM·eff)
+- moe.py        routing statistics: distinct experts touched per step, tokens per expert
+- comm.py       TP ring all-reduce, EP all-to-all, PP send/recv
+- memory.py     per-GPU memory: weights, KV cache, activations, reserve; max batch
+- step.py       one layer / one pipeline stage forward step (prefill or decode), composed from the above
+- pipeline.py   micro-batched pipeline: decode cycle time, prefill latency
+- batching.py   continuous-batching steady state for a workload
+- specdec.py    speculative decoding: expected tokens per verification step
+- estimate.py   `estimate()`: one configuration in, metrics out
+"""

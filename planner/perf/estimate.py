@@ -1,0 +1,306 @@
+"""`estimate()`: one deployment configuration in, latency / throughput / memory / cost out.
+
+`step_terms()` computes, for arrays of candidates, every per-layer and per-stage quantity the planner needs;
+`estimate()` and the search (planner/search/) both use it, so there is one copy of each formula."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..specs.accelerator import Accelerator
+from ..specs.cluster import pipeline_link_bytes_per_s
+from ..specs.model import ModelSpec
+from ..specs.workload import Workload
+from ..units import BYTES_PER_ELEMENT, KV_PRECISIONS, SECONDS_PER_HOUR, WEIGHT_PRECISIONS
+from . import memory as mem
+from .batching import output_tokens_per_s, steady_state_tpot_s
+from .comm import p2p_time_s
+from .params import PerfParams
+from .pipeline import balance_layers, decode_cycle_s, prefill_latency_s, stage_times_s
+from .specdec import expected_tokens_per_step
+from .step import ACTIVATION_BYTES_PER_ELEMENT, Hardware, StepTime, embedding_step, layer_step, lm_head_step
+
+
+@dataclass(frozen=True)
+class SpecDecode:
+    """Speculative decoding with a draft model proposing `draft_length` (γ) tokens, each accepted with
+    probability `acceptance` (α)."""
+
+    draft: ModelSpec
+    draft_length: int
+    acceptance: float
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.draft_length <= 16:
+            raise InputError(f"--spec-gamma must be in 1..16, got {self.draft_length}")
+        if not 0 <= self.acceptance < 1:
+            raise InputError(f"--spec-alpha must be in [0, 1), got {self.acceptance}")
+
+
+@dataclass(frozen=True)
+class Config:
+    gpu: Accelerator
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    batch: int = 1  # concurrent sequences per replica (split into pp micro-batches)
+    weights: str = "bf16"
+    kv: str = "bf16"
+    layers_per_stage: tuple[int, ...] | None = None
+    spec: SpecDecode | None = None
+    usd_per_hour_per_gpu: float | None = None  # price override
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def micro_batch(self) -> float:
+        return self.batch / self.pp
+
+    @property
+    def price_per_gpu(self) -> float:
+        return self.gpu.usd_per_hour if self.usd_per_hour_per_gpu is None else self.usd_per_hour_per_gpu
+
+
+def hardware(gpu: Accelerator, weights: str) -> Hardware:
+    attn = gpu.flops_per_s.get("bf16") or gpu.flops_per_s.get("fp16") or max(gpu.flops_per_s.values())
+    return Hardware(gpu.peak_flops(weights), attn, gpu.hbm_bytes_per_s, gpu.scale_up_bytes_per_s)
+
+
+@dataclass(frozen=True)
+class StepTerms:
+    """Per-GPU times (s) and bytes for one candidate or an array of them."""
+
+    decode_layer: StepTime  # one average layer, one micro-batch decode step
+    decode_first: StepTime  # first-stage extra (embedding, input handling)
+    decode_last: StepTime  # last-stage extra (LM head)
+    prefill_layer: StepTime  # one layer, one request's prompt
+    prefill_first: StepTime
+    prefill_last: StepTime
+    decode_p2p_s: Any
+    prefill_p2p_s: Any
+    layer_weight_bytes: Any  # per GPU, per layer
+    kv_bytes_per_seq_layer: Any  # per GPU, per layer, per sequence at full context (isl + osl)
+
+
+def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
+               isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf) -> StepTerms:
+    """Decode at `micro_batch` sequences (each attending its mean context isl + osl/2) and prefill of one prompt
+    of `isl` tokens (causal: ~isl/2 keys per query)."""
+    mean_ctx = isl + osl / 2.0
+    dec_tokens = np.asarray(micro_batch, float) * tokens_per_seq
+    dec = layer_step(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=dec_tokens,
+                     sequences=micro_batch, kv_read_tokens=mean_ctx, attended_tokens=mean_ctx)
+    pre = layer_step(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=isl,
+                     sequences=1, kv_read_tokens=0.0, attended_tokens=isl / 2.0)
+    msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
+    return StepTerms(
+        decode_layer=dec,
+        decode_first=embedding_step(model, hw, p, tokens=dec_tokens),
+        decode_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=dec_tokens),
+        prefill_layer=pre,
+        prefill_first=embedding_step(model, hw, p, tokens=isl),
+        prefill_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=1),
+        decode_p2p_s=p2p_time_s(dec_tokens * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
+        prefill_p2p_s=p2p_time_s(isl * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
+        layer_weight_bytes=mem.layer_weight_bytes(model, weight_bytes) / np.asarray(tp, float),
+        kv_bytes_per_seq_layer=(isl + osl) * mem.kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp),
+    )
+
+
+def check_config(model: ModelSpec, c: Config) -> None:
+    """Reject configurations that cannot be built (as opposed to ones that do not fit or are slow)."""
+    for name, v in (("--tp", c.tp), ("--pp", c.pp), ("--ep", c.ep), ("--batch", c.batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(f"{name} must be a positive integer, got {v!r}")
+    if c.weights not in WEIGHT_PRECISIONS:
+        raise InputError(f"--weights must be one of {', '.join(WEIGHT_PRECISIONS)}, got {c.weights!r}")
+    if c.kv not in KV_PRECISIONS:
+        raise InputError(f"--kv must be one of {', '.join(KV_PRECISIONS)}, got {c.kv!r}")
+    if not c.gpu.supports_weights(c.weights):
+        raise InputError(f"{c.gpu.id} has no {c.weights} tensor cores (has: {', '.join(sorted(c.gpu.flops_per_s))})")
+    if c.tp > c.gpu.scale_up_domain:
+        raise InputError(f"--tp {c.tp} exceeds {c.gpu.id}'s scale-up domain of {c.gpu.scale_up_domain} GPUs")
+    if model.num_heads % c.tp:
+        raise InputError(f"--tp {c.tp} must divide the model's {model.num_heads} attention heads")
+    if c.pp > model.num_layers:
+        raise InputError(f"--pp {c.pp} exceeds the model's {model.num_layers} layers")
+    if c.ep > 1 and (not model.is_moe or c.tp % c.ep):
+        raise InputError(f"--ep {c.ep} needs an MoE model and must divide --tp {c.tp}"
+                         if model.is_moe else f"--ep {c.ep}: {model.name} is not a mixture-of-experts model")
+    if c.layers_per_stage is not None:
+        if len(c.layers_per_stage) != c.pp or sum(c.layers_per_stage) != model.num_layers or min(c.layers_per_stage) < 1:
+            raise InputError(f"layers per stage {list(c.layers_per_stage)} must be {c.pp} positive counts "
+                             f"summing to {model.num_layers}")
+    if c.usd_per_hour_per_gpu is not None and not c.usd_per_hour_per_gpu > 0:
+        raise InputError(f"--price must be > 0, got {c.usd_per_hour_per_gpu}")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    model: str
+    config: Config
+    workload: Workload
+    layers_per_stage: tuple[int, ...]
+    ttft_s: float
+    tpot_s: float
+    decode_cycle_s: float
+    output_tokens_per_s: float
+    mfu: float
+    mbu: float
+    memory: dict[str, float]
+    fits: bool
+    max_batch: int
+    bottleneck: str
+    usd_per_hour: float
+    messages: tuple[str, ...] = field(default=())
+
+    @property
+    def tokens_per_s_per_user(self) -> float:
+        return 1.0 / self.tpot_s
+
+    @property
+    def usd_per_million_output_tokens(self) -> float:
+        return self.usd_per_hour / SECONDS_PER_HOUR / self.output_tokens_per_s * 1e6
+
+    @property
+    def usd_per_million_tokens(self) -> float:
+        w = self.workload
+        return self.usd_per_million_output_tokens * w.osl / (w.isl + w.osl)
+
+    def to_dict(self) -> dict[str, Any]:
+        c, w = self.config, self.workload
+        return {
+            "model": self.model,
+            "gpu": c.gpu.id,
+            "inputs": {"tp": c.tp, "pp": c.pp, "ep": c.ep, "batch": c.batch, "isl": w.isl, "osl": w.osl,
+                       "weights": c.weights, "kv": c.kv, "usd_per_hour_per_gpu": round(c.price_per_gpu, 6),
+                       "price_tier": c.gpu.price.tier if c.usd_per_hour_per_gpu is None else "user",
+                       "speculative": None if c.spec is None else {
+                           "draft": c.spec.draft.name, "gamma": c.spec.draft_length, "alpha": c.spec.acceptance}},
+            "placement": {"layers_per_stage": list(self.layers_per_stage)},
+            "metrics": {
+                "ttft_s": _r(self.ttft_s), "tpot_s": _r(self.tpot_s),
+                "tokens_per_s_per_user": _r(self.tokens_per_s_per_user),
+                "output_tokens_per_s": _r(self.output_tokens_per_s),
+                "output_tokens_per_s_per_gpu": _r(self.output_tokens_per_s / c.gpus),
+                "mfu": _r(self.mfu), "mbu": _r(self.mbu),
+            },
+            "memory_per_gpu_bytes": {k: int(round(v)) for k, v in self.memory.items()},
+            "fits": self.fits,
+            "max_batch": self.max_batch,
+            "cost": {"usd_per_hour": _r(self.usd_per_hour),
+                     "usd_per_million_output_tokens": _r(self.usd_per_million_output_tokens),
+                     "usd_per_million_tokens": _r(self.usd_per_million_tokens)},
+            "bottleneck": self.bottleneck,
+            "messages": list(self.messages),
+        }
+
+
+def _r(x: float) -> float:
+    """Round to 6 significant digits so JSON is stable across platforms' last-bit float differences."""
+    return float(f"{float(x):.6g}")
+
+
+def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfParams | None = None) -> Estimate:
+    p = params or PerfParams()
+    c = config
+    check_config(model, c)
+    wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
+    hw = hardware(c.gpu, c.weights)
+    q = 1 if c.spec is None else c.spec.draft_length + 1
+    link = pipeline_link_bytes_per_s(c.gpu, c.tp, c.pp)
+    t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=c.micro_batch,
+                   isl=workload.isl, osl=workload.osl, tokens_per_seq=q, pipeline_link_bytes_per_s=link)
+    layer_s = float(t.decode_layer.time_s)
+    first_s, last_s = float(t.decode_first.time_s), float(t.decode_last.time_s)
+
+    # memory per stage: weights + KV + activations + reserve (+ the draft model on stage 0)
+    reserve = float(mem.reserve_bytes(c.gpu.memory_bytes, p.memory_reserve_fraction))
+    act = float(mem.activation_bytes_per_gpu(model, c.tp, min(p.max_batched_tokens, max(workload.isl, 1)), c.micro_batch))
+    draft_w = draft_kv = 0.0
+    if c.spec is not None:
+        d = c.spec.draft
+        draft_w = float(mem.stage_weight_bytes_per_gpu(d, wb, c.tp, d.num_layers, True, True))
+        draft_kv = float(mem.kv_cache_bytes_per_gpu(d, kvb, c.tp, d.num_layers, c.batch, workload.context_tokens))
+    free = c.gpu.memory_bytes - reserve - act
+    kv_per_seq_layer = float(t.kv_bytes_per_seq_layer)
+
+    def stage_fixed(s: int) -> float:
+        w = float(mem.stage_weight_bytes_per_gpu(model, wb, c.tp, 0, s == 0, s == c.pp - 1))
+        return w + (draft_w + draft_kv if s == 0 else 0.0)
+
+    layer_bytes = float(t.layer_weight_bytes) + c.batch * kv_per_seq_layer
+    if c.layers_per_stage is not None:
+        layers = list(c.layers_per_stage)
+    else:
+        caps = [max(0, int((free - stage_fixed(s)) // layer_bytes)) for s in range(c.pp)]
+        layers = balance_layers(model.num_layers, c.pp, layer_s, first_s, last_s, caps)
+        if layers is None:  # does not fit: place by time alone and report the overflow
+            layers = balance_layers(model.num_layers, c.pp, layer_s, first_s, last_s)
+    stage_w = [float(mem.stage_weight_bytes_per_gpu(model, wb, c.tp, layers[s], s == 0, s == c.pp - 1))
+               + (draft_w if s == 0 else 0.0) for s in range(c.pp)]
+    stage_kv = [layers[s] * c.batch * kv_per_seq_layer + (draft_kv if s == 0 else 0.0) for s in range(c.pp)]
+    totals = [stage_w[s] + stage_kv[s] + act + reserve for s in range(c.pp)]
+    worst = int(np.argmax(totals))
+    fits = totals[worst] <= c.gpu.memory_bytes
+    draft_kv_per_seq = draft_kv / c.batch
+    max_batch = max(0, min(int((free - stage_w[s]) // (layers[s] * kv_per_seq_layer + (draft_kv_per_seq if s == 0 else 0.0)))
+                           for s in range(c.pp)))
+    memory = {"weights": stage_w[worst], "kv_cache": stage_kv[worst], "activations": act, "reserve": reserve,
+              "total": totals[worst], "capacity": c.gpu.memory_bytes}
+
+    # time
+    dec_stage = stage_times_s(layers, layer_s, first_s, last_s, p.step_overhead_s)
+    cycle = decode_cycle_s(dec_stage, float(t.decode_p2p_s), c.pp)
+    pre_layer = float(t.prefill_layer.time_s)
+    pre_stage = stage_times_s(layers, pre_layer, float(t.prefill_first.time_s), float(t.prefill_last.time_s),
+                              p.step_overhead_s)
+    ttft = prefill_latency_s(pre_stage, float(t.prefill_p2p_s))
+    tokens_per_cycle = 1.0
+    if c.spec is not None:
+        d = c.spec.draft
+        dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=c.batch,
+                        isl=workload.isl, osl=workload.osl)
+        draft_step = d.num_layers * float(dt.decode_layer.time_s) + float(dt.decode_first.time_s + dt.decode_last.time_s) + p.step_overhead_s
+        cycle += c.spec.draft_length * draft_step
+        tokens_per_cycle = float(expected_tokens_per_step(c.spec.acceptance, c.spec.draft_length))
+        ttft += d.num_layers * float(dt.prefill_layer.time_s) + float(dt.prefill_first.time_s + dt.prefill_last.time_s)
+    tpot = float(steady_state_tpot_s(cycle / tokens_per_cycle, c.batch, float(np.max(pre_stage)), workload.osl))
+    thr = float(output_tokens_per_s(c.batch, tpot))
+
+    # utilization: useful model FLOPs and decode bytes against the replica's peaks
+    ctx = workload.isl + workload.osl / 2.0
+    flops_per_out = model.matmul_flops_per_token + model.num_layers * model.attention_flops_per_token_per_context * ctx
+    prefill_flops = workload.isl * (model.matmul_flops_per_token
+                                    + model.num_layers * model.attention_flops_per_token_per_context * workload.isl / 2)
+    mfu = thr * (flops_per_out + prefill_flops / workload.osl) / (c.gpus * hw.peak_flops_per_s)
+    bottleneck_stage = int(np.argmax(dec_stage))
+    dec_bytes = layers[bottleneck_stage] * float(t.decode_layer.bytes) + float(t.decode_first.bytes + t.decode_last.bytes)
+    mbu = dec_bytes * c.pp / cycle / c.gpu.hbm_bytes_per_s  # the bottleneck stage steps pp micro-batches per cycle
+
+    parts = {
+        "compute": layers[bottleneck_stage] * float(t.decode_layer.compute_bound_s),
+        "memory_bandwidth": layers[bottleneck_stage] * float(t.decode_layer.memory_bound_s) + p.step_overhead_s,
+        "communication": layers[bottleneck_stage] * float(t.decode_layer.comm_s) + (float(t.decode_p2p_s) if c.pp > 1 else 0.0),
+    }
+    messages = []
+    if not fits:
+        bottleneck = "memory_capacity"
+        over = totals[worst] - c.gpu.memory_bytes
+        messages.append(
+            f"does not fit: stage {worst} needs {totals[worst] / 2**30:.1f} GiB per GPU "
+            f"(weights {stage_w[worst] / 2**30:.1f}, KV {stage_kv[worst] / 2**30:.1f}, activations "
+            f"{act / 2**30:.1f}, reserve {reserve / 2**30:.1f}) but {c.gpu.id} has {c.gpu.memory_bytes / 2**30:.1f} GiB "
+            f"({over / 2**30:.1f} GiB over); max batch here is {max_batch}")
+    else:
+        bottleneck = max(parts, key=lambda k: parts[k])
+    return Estimate(
+        model=model.name, config=c, workload=workload, layers_per_stage=tuple(layers), ttft_s=ttft, tpot_s=tpot,
+        decode_cycle_s=cycle, output_tokens_per_s=thr, mfu=float(mfu), mbu=float(mbu), memory=memory, fits=bool(fits),
+        max_batch=max_batch, bottleneck=bottleneck, usd_per_hour=c.gpus * c.price_per_gpu, messages=tuple(messages),
+    )

@@ -1,0 +1,71 @@
+"""Per-GPU memory: weights, KV cache, activations, runtime reserve; and the largest batch that fits.
+
+Conventions: weights are sharded evenly over TP (experts over EP x TP/EP — same bytes per GPU); embeddings and the
+LM head stay in 16-bit (FP8/INT4 checkpoints such as NVIDIA ModelOpt and AWQ keep them unquantized) and are
+vocabulary-parallel over TP. KV heads are split over TP down to one head per GPU; beyond that each GPU keeps a
+replica (MQA on TP8 holds the whole KV on every GPU). MLA's latent is replicated on every TP rank."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..specs.model import ModelSpec
+from ..units import BYTES_PER_ELEMENT
+
+EMBEDDING_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["bf16"]
+LOGIT_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["fp32"]
+
+
+def layer_weight_bytes(model: ModelSpec, weight_bytes_per_element):
+    """Bytes of one (average) transformer layer: shared + routed-expert weights × bytes per element."""
+    return (model.layer_shared_params + model.layer_expert_params) * np.asarray(weight_bytes_per_element, float)
+
+
+def kv_fraction_per_gpu(model: ModelSpec, tp):
+    """Share of a layer's KV cache one TP rank stores: ceil(n_kv / tp) / n_kv, or 1 for MLA."""
+    tp = np.asarray(tp)
+    if model.kv_lora_rank:
+        return np.ones_like(tp, dtype=float)
+    n_kv = model.num_kv_heads
+    return np.ceil(n_kv / tp) / n_kv
+
+
+def kv_bytes_per_token_per_layer_per_gpu(model: ModelSpec, kv_bytes_per_element, tp):
+    return model.kv_elements_per_token_per_layer * np.asarray(kv_bytes_per_element, float) * kv_fraction_per_gpu(model, tp)
+
+
+def stage_weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_element, tp, layers, first, last):
+    """Weights one GPU of a pipeline stage holds: its layers / tp, plus the embedding on the first stage and the
+    LM head on the last (a tied head is stored once when one stage is both, else on both ends)."""
+    w = layers * layer_weight_bytes(model, weight_bytes_per_element) / tp
+    emb = model.embedding_params * EMBEDDING_BYTES_PER_ELEMENT / tp
+    head = model.lm_head_params * EMBEDDING_BYTES_PER_ELEMENT / tp
+    first = np.asarray(first, bool)
+    last = np.asarray(last, bool)
+    tied_single = model.tie_word_embeddings & first & last
+    return w + np.where(first, emb, 0.0) + np.where(last & ~tied_single, head, 0.0)
+
+
+def kv_cache_bytes_per_gpu(model: ModelSpec, kv_bytes_per_element, tp, layers, sequences, context_tokens):
+    """KV bytes one GPU of a stage holds for `sequences` sequences of `context_tokens` each:
+    S · C · layers · kv_elements · bytes · share_per_gpu."""
+    per_token_layer = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes_per_element, tp)
+    return np.asarray(sequences, float) * np.asarray(context_tokens, float) * layers * per_token_layer
+
+
+def activation_bytes_per_gpu(model: ModelSpec, tp, max_batched_tokens, decode_sequences):
+    """Peak transient activations of one forward step, per GPU (an estimate, not a measurement):
+    the largest step carries `max_batched_tokens` tokens through a layer: residual, normed input, attention
+    output and QKV (≈4·h, 16-bit) plus the widest MLP intermediate / tp (×3 for gate, up and product), and the
+    fp32 logits of the decoding sequences (vocab / tp each)."""
+    ff = max(model.dense_intermediate_size if model.num_dense_layers else 0,
+             model.experts_per_token * model.expert_intermediate_size
+             + model.num_shared_experts * model.shared_expert_intermediate_size)
+    tp = np.asarray(tp, float)
+    per_token = 2.0 * (4.0 * model.hidden_size + 3.0 * ff / tp)
+    logits = np.asarray(decode_sequences, float) * model.vocab_size / tp * LOGIT_BYTES_PER_ELEMENT
+    return max_batched_tokens * per_token + logits
+
+
+def reserve_bytes(memory_bytes, reserve_fraction):
+    """Memory left to the runtime (CUDA context, allocator, graphs): a fixed share of capacity."""
+    return np.asarray(memory_bytes, float) * reserve_fraction

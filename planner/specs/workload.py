@@ -1,0 +1,90 @@
+"""`Workload` (token lengths, demand) and `SLO` (latency targets): validated at the edge, trusted inside."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+DEFAULT_MIN_TOKENS_PER_S_USER = 100.0 / 3.0  # 33.3 tok/s: a fast reader; 8 tok/s is a slow one
+
+
+def _check_positive(name: str, value: float | None, allow_none: bool = True, limit: float = 1e12) -> None:
+    if value is None:
+        if allow_none:
+            return
+        raise InputError(f"{name} is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{name} must be a finite number, got {value!r}")
+    if value <= 0:
+        raise InputError(f"{name} must be > 0, got {value!r}")
+    if value > limit:
+        raise InputError(f"{name} is implausibly large ({value!r})")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Mean input (prompt) and output lengths in tokens, and optional demand (requests or output tokens per s)."""
+
+    isl: int
+    osl: int
+    rate_rps: float | None = None
+    output_tokens_per_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("isl", "osl"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise InputError(f"--{name} must be an integer, got {v!r}")
+            _check_positive(f"--{name}", v, allow_none=False, limit=10_000_000)
+        _check_positive("--rate-rps", self.rate_rps)
+        _check_positive("--output-tokens-per-s", self.output_tokens_per_s)
+        if self.rate_rps is not None and self.output_tokens_per_s is not None:
+            raise InputError("give either --rate-rps or --output-tokens-per-s, not both")
+
+    @property
+    def context_tokens(self) -> int:
+        return self.isl + self.osl
+
+    @property
+    def demand_output_tokens_per_s(self) -> float | None:
+        if self.output_tokens_per_s is not None:
+            return self.output_tokens_per_s
+        if self.rate_rps is not None:
+            return self.rate_rps * self.osl
+        return None
+
+
+@dataclass(frozen=True)
+class SLO:
+    """Latency targets. `tpot_s` is the per-user time per output token (1 / tokens-per-second-per-user)."""
+
+    ttft_s: float | None = None
+    tpot_s: float | None = 1.0 / DEFAULT_MIN_TOKENS_PER_S_USER
+
+    def __post_init__(self) -> None:
+        _check_positive("--ttft-ms", self.ttft_s)
+        _check_positive("--tpot-ms", self.tpot_s)
+
+    @property
+    def min_tokens_per_s_user(self) -> float | None:
+        return None if self.tpot_s is None else 1.0 / self.tpot_s
+
+    @classmethod
+    def from_flags(cls, ttft_ms: float | None = None, tpot_ms: float | None = None,
+                   min_tokens_per_s_user: float | None = None) -> "SLO":
+        if tpot_ms is not None and min_tokens_per_s_user is not None:
+            if not math.isclose(1000.0 / tpot_ms, min_tokens_per_s_user, rel_tol=1e-6):
+                raise InputError(
+                    f"contradictory SLOs: --tpot-ms {tpot_ms:g} means {1000.0 / tpot_ms:.4g} tok/s/user, "
+                    f"but --min-tokens-per-s-user is {min_tokens_per_s_user:g}")
+        _check_positive("--ttft-ms", ttft_ms)
+        _check_positive("--tpot-ms", tpot_ms)
+        _check_positive("--min-tokens-per-s-user", min_tokens_per_s_user)
+        if tpot_ms is not None:
+            tpot = tpot_ms / 1000.0
+        elif min_tokens_per_s_user is not None:
+            tpot = 1.0 / min_tokens_per_s_user
+        else:
+            tpot = 1.0 / DEFAULT_MIN_TOKENS_PER_S_USER
+        return cls(ttft_s=None if ttft_ms is None else ttft_ms / 1000.0, tpot_s=tpot)
