@@ -101,7 +101,8 @@ def load_catalog(user_file: str | Path | None = None, price_tier: str | None = N
         a = accelerator_from_entry(e, "catalog/accelerators.toml", tier)
         accs[a.id] = a
     perf = PerfParams().updated(shipped[1].get("perf", {}), "catalog/perf.toml")
-    sources = ["catalog/accelerators.toml", "catalog/perf.toml"]
+    perf = perf.updated(shipped[2].get("fitted", {}), "catalog/calibration/fit.toml")
+    sources = ["catalog/accelerators.toml", "catalog/perf.toml", "catalog/calibration/fit.toml"]
     if user_file is not None:
         where = str(user_file)
         probe = Catalog(accs, perf, tier)
@@ -128,9 +129,11 @@ def load_catalog(user_file: str | Path | None = None, price_tier: str | None = N
 
 
 @lru_cache(maxsize=1)
-def _shipped_docs() -> tuple[dict[str, Any], dict[str, Any]]:
+def _shipped_docs() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    fit = CATALOG / "calibration" / "fit.toml"
     return (read_toml(CATALOG / "accelerators.toml", "catalog/accelerators.toml"),
-            read_toml(CATALOG / "perf.toml", "catalog/perf.toml"))
+            read_toml(CATALOG / "perf.toml", "catalog/perf.toml"),
+            read_toml(fit, "catalog/calibration/fit.toml") if fit.is_file() else {})
 
 
 # ---- models ------------------------------------------------------------------------------------------------------
