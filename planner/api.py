@@ -32,3 +32,42 @@ def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int
     cfg = Config(gpu=cat.gpu(gpu), tp=tp, pp=pp, ep=ep, batch=batch, weights=weights, kv=kv,
                  layers_per_stage=layers_per_stage, spec=spec, usd_per_hour_per_gpu=price)
     return _estimate(m, cfg, Workload(isl=isl, osl=osl), cat.perf)
+
+
+# ---- the optimizer ------------------------------------------------------------------------------------------------
+def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list[str] | None = None,
+                 catalog: Catalog | str | Path | None = None, price_tier: str | None = None,
+                 ttft_ms: float | None = None, tpot_ms: float | None = None,
+                 min_tokens_per_s_user: float | None = None, rate_rps: float | None = None,
+                 output_tokens_per_s: float | None = None, weights: str | list[str] | None = None,
+                 kv: str | list[str] | None = None, max_gpus: int | None = None,
+                 max_gpus_per_type: dict[str, int] | None = None, time_limit_s: float = 30.0,
+                 tp: list[int] | None = None, pp: list[int] | None = None):
+    """Build a validated search `Request` (and return it with its catalog)."""
+    from .search.space import DEFAULT_KV, DEFAULT_PP, DEFAULT_WEIGHTS, Request
+    from .specs.workload import SLO
+
+    cat = _catalog(catalog, price_tier)
+    m = _model(model)
+    split = lambda v, d: tuple(d) if v is None else tuple(x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip())  # noqa: E731
+    per_type = {}
+    for name, n in (max_gpus_per_type or {}).items():
+        per_type[cat.gpu(name).id] = int(n)
+    req = Request(
+        model=m, workload=Workload(isl=isl, osl=osl, rate_rps=rate_rps, output_tokens_per_s=output_tokens_per_s),
+        slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_tokens_per_s_user),
+        gpus=tuple(cat.gpus(gpus)), weights=split(weights, DEFAULT_WEIGHTS), kv=split(kv, DEFAULT_KV),
+        pp=tuple(pp) if pp else DEFAULT_PP, tp=tuple(tp) if tp else None, max_gpus=max_gpus,
+        max_gpus_per_type=per_type, time_limit_s=time_limit_s,
+    )
+    return req, cat
+
+
+def plan(model: ModelSpec | str, *, isl: int, osl: int, timings: bool = False, **kwargs):
+    """The cheapest deployment meeting the SLOs and demand. Returns a `planner.plan.Plan` (`.to_dict()` for JSON).
+    Raises `InfeasibleError` with one reason per blocking constraint."""
+    from .plan import Plan
+    from .search.solve import search
+
+    req, cat = make_request(model, isl=isl, osl=osl, **kwargs)
+    return Plan(search(req, cat.perf), timings=timings)

@@ -110,3 +110,94 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, batch: int, isl: i
     if not result.fits:
         for m in result.messages:
             click.echo(m, err=True)
+
+
+def _request_file(path: str | None) -> dict[str, Any]:
+    """Flags may come from a TOML request file; keys are the flag names with underscores."""
+    if path is None:
+        return {}
+    from pathlib import Path
+
+    from .catalog import read_toml
+
+    doc = read_toml(Path(path))
+    allowed = {"model", "gpus", "isl", "osl", "ttft_ms", "tpot_ms", "min_tokens_per_s_user", "rate_rps",
+               "output_tokens_per_s", "weights", "kv", "max_gpus", "max_gpus_per_type", "time_limit_s", "catalog",
+               "price_tier", "tp", "pp", "description"}
+    unknown = set(doc) - allowed
+    if unknown:
+        raise InputError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+    if "catalog" in doc and not Path(doc["catalog"]).is_absolute():
+        doc["catalog"] = str(Path(path).parent / doc["catalog"])
+    m = doc.get("model")
+    if isinstance(m, str) and (m.endswith(".json") or "/" in m) and not Path(m).is_absolute():
+        doc["model"] = str(Path(path).parent / m)
+    doc.pop("description", None)
+    return doc
+
+
+def plan_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--model", default=None, help="Preset id, config.json, or model folder."),
+        click.option("--gpus", default=None, help="Comma-separated GPU ids to consider (default: whole catalog)."),
+        click.option("--isl", type=int, default=None, help="Mean input tokens."),
+        click.option("--osl", type=int, default=None, help="Mean output tokens."),
+        click.option("--ttft-ms", type=float, default=None, help="Time-to-first-token limit."),
+        click.option("--tpot-ms", type=float, default=None, help="Time-per-output-token limit."),
+        click.option("--min-tokens-per-s-user", type=float, default=None,
+                     help="Per-user decode speed (default 33.33 = a fast reader)."),
+        click.option("--rate-rps", type=float, default=None, help="Demand in requests/s."),
+        click.option("--output-tokens-per-s", type=float, default=None, help="Demand in output tokens/s."),
+        click.option("--weights", default=None, help="Weight precisions to consider (default bf16,fp8,int8)."),
+        click.option("--kv", default=None, help="KV-cache precisions to consider (default bf16,fp8)."),
+        click.option("--max-gpus", type=int, default=None, help="Most GPUs in total."),
+        click.option("--max-gpus-per-type", multiple=True, help="TYPE=N, repeatable."),
+        click.option("--time-limit-s", type=float, default=None, help="Solver time limit (default 30)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return common_model_options(f)
+
+
+def _merge(file_doc: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    out = dict(file_doc)
+    for k, v in flags.items():
+        if v is not None and v != ():
+            out[k] = v
+    per = out.get("max_gpus_per_type")
+    if isinstance(per, (tuple, list)):
+        parsed = {}
+        for item in per:
+            name, sep, n = str(item).partition("=")
+            if not sep:
+                raise InputError(f"--max-gpus-per-type expects TYPE=N, got {item!r}")
+            try:
+                parsed[name] = int(n)
+            except ValueError:
+                raise InputError(f"--max-gpus-per-type {name}: {n!r} is not an integer") from None
+        out["max_gpus_per_type"] = parsed
+    for req_key in ("model", "isl", "osl"):
+        if out.get(req_key) is None:
+            raise InputError(f"missing --{req_key.replace('_', '-')} (flag or request-file key '{req_key}')")
+    if "catalog_file" in out:
+        out["catalog"] = out.pop("catalog_file")
+    return out
+
+
+@main.command()
+@click.argument("request_file", required=False, type=click.Path(dir_okay=False))
+@plan_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--timings", is_flag=True, help="Include solver wall times in the JSON (makes output non-repeatable).")
+def plan(request_file: str | None, as_json: bool, timings: bool, **flags: Any) -> None:
+    """Cheapest deployment meeting the SLOs (flags, or a TOML REQUEST_FILE whose keys are flag names)."""
+    from . import api
+
+    args = _merge(_request_file(request_file), flags)
+    result = api.plan(timings=timings or not as_json, **args)
+    d = result.to_dict()
+    if as_json:
+        emit_json(d)
+    else:
+        from .report import plan_text
+        click.echo(plan_text(d))

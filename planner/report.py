@@ -33,3 +33,35 @@ def estimate_text(d: dict[str, Any]) -> str:
         f"  bottleneck         {d['bottleneck']}",
     ]
     return "\n".join(lines)
+
+
+def plan_text(d: dict[str, Any]) -> str:
+    par, m, c, s = d["parallelism"], d["metrics"], d["cost"], d["solver"]
+    lines = [
+        f"plan  {d['model']} on {d['total_gpus']} x {d['gpu']}  ({par['replicas']} replica(s) of TP{par['tp']} "
+        f"PP{par['pp']} EP{par['ep']} = {d['gpus_per_replica']} GPUs)",
+        f"  precision          weights {d['precision']['weights']}, KV {d['precision']['kv']}",
+        f"  batch              {d['batch']} sequences per replica ({d['micro_batch']} per micro-batch); "
+        f"limited by {d['batch_limited_by']}",
+        f"  layers per stage   {d['placement']['layers_per_stage']}",
+        f"  TTFT / TPOT        {m['ttft_s'] * 1000:.0f} ms / {m['tpot_s'] * 1000:.1f} ms "
+        f"({m['tokens_per_s_per_user']:.1f} tok/s/user)",
+        f"  throughput         {m['output_tokens_per_s']:.0f} output tok/s per replica",
+        f"  memory per GPU     {memory_bar(d['memory_per_gpu_bytes'])}",
+        f"  cost               ${c['usd_per_hour']:.2f}/h  ${c['usd_per_million_output_tokens']:.3f}/M output tokens  "
+        f"${c['usd_per_million_tokens']:.3f}/M tokens  ({c['price_tier']} price ${c['usd_per_hour_per_gpu']}/GPU-h, "
+        f"{c['price_date']})",
+        f"  bottleneck         {d['bottleneck']}",
+        "  constraints        " + ("; ".join(
+            f"{b['name']} {'BINDING' if b['binding'] else 'slack'} {b['slack']:+.1%}" for b in d["binding_constraints"])
+            or "none"),
+        f"  solver             {s['status']} (gap {s['gap']}) in {s.get('wall_s', '?')} s; "
+        f"{s['candidates']['rows']} rows x placements = {s['candidates']['placements']:.3g} candidates, "
+        f"{s['candidates']['rows_after_bounds']} rows after bounds",
+        "  best per GPU type:",
+    ]
+    for a in d["alternatives"]:
+        lines.append(f"    {a['gpu']:10s} {a['total_gpus']:4d} GPUs TP{a['tp']} PP{a['pp']} EP{a['ep']} x{a['replicas']} "
+                     f"batch {a['batch']:5d} {a['weights']}/{a['kv']}  ${a['usd_per_million_output_tokens']:.3f}/M out  "
+                     f"{a['tokens_per_s_per_user']:.1f} tok/s/user")
+    return "\n".join(lines)

@@ -1,0 +1,115 @@
+"""Why a plan costs what it does (binding constraints, slack) and why a request is infeasible."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .perf.estimate import Config, estimate
+from .perf.params import PerfParams
+from .search.space import Request
+from .search.table import NS_PER_S, Bounds, Limits, Table
+
+TIGHT = 0.05  # a constraint within 5 % of its limit is reported as binding
+
+
+def _describe(t: Table, i: int) -> str:
+    r = t.rows[i]
+    ep = f" EP{r.ep}" if r.ep > 1 else ""
+    return f"{r.gpu.id} TP{r.tp} PP{r.pp}{ep} {r.weights}/{r.kv}-KV batch {r.batch}"
+
+
+def _bottleneck(req: Request, t: Table, i: int, p: PerfParams) -> str:
+    r = t.rows[i]
+    from dataclasses import replace
+
+    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv)
+    e = estimate(req.model, cfg, replace(req.workload, rate_rps=None, output_tokens_per_s=None), p)
+    return e.bottleneck.replace("_", " ")
+
+
+def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: PerfParams) -> list[str]:
+    """One line per constraint that blocks every row, each with the best value any row reaches when the other
+    constraints are met (or, for memory, the closest row)."""
+    reasons: list[str] = []
+    mem, ttft, tpot, gpus = b.memory_ok, b.ttft_ok, b.tpot_ok, b.gpus_ok
+    if not mem.any():
+        L = t.num_layers
+        sum_f = np.where(t.pp > 1, t.f_mem[:, 0] + t.f_mem[:, 2] + (t.pp - 2).clip(0) * t.f_mem[:, 1], t.f_mem_single)
+        need = (L * t.m_layer + sum_f) / (t.pp * t.cap)
+        i = int(np.argmin(need))
+        reasons.append(f"memory: no configuration fits {req.model.name} with {req.workload.context_tokens} tokens of "
+                       f"context; the closest, {_describe(t, i)}, needs {need[i]:.2f}x its "
+                       f"{t.rows[i].gpus} GPUs' memory ({t.rows[i].gpus * t.cap[i] * 1024 / 2**30:.0f} GiB)")
+    others = mem & ttft & gpus
+    if not (others & tpot).any() and others.any():
+        j = np.flatnonzero(others)
+        i = int(j[np.argmin(b.tpot[j])])
+        best = NS_PER_S / b.tpot[i]
+        want = NS_PER_S / lim.tpot_ns
+        reasons.append(f"tokens/s/user: no GPU in the catalog reaches {want:.1f} tok/s/user for {req.model.name}: "
+                       f"best is {_describe(t, i)} at {best:.1f} tok/s/user ({_bottleneck(req, t, i, p)} bound; "
+                       f"{want / best:.2f}x short)")
+    others = mem & tpot & gpus
+    if lim.ttft_ns is not None and not (others & ttft).any() and others.any():
+        j = np.flatnonzero(others)
+        i = int(j[np.argmin(t.ttft_ns[j])])
+        reasons.append(f"ttft: no configuration reaches TTFT {lim.ttft_ns / 1e6:.0f} ms for {req.workload.isl} input "
+                       f"tokens: best is {_describe(t, i)} at {t.ttft_ns[i] / 1e6:.0f} ms "
+                       f"({t.ttft_ns[i] / lim.ttft_ns:.2f}x over)")
+    others = mem & tpot & ttft
+    if not (others & gpus).any() and others.any():
+        j = np.flatnonzero(others)
+        need = b.replicas[j] * t.gpus[j]
+        i = int(j[np.argmin(need)])
+        reasons.append(f"gpu limit: the smallest plan meeting the SLOs, {_describe(t, i)} x{b.replicas[i]} "
+                       f"replicas, needs {need.min()} GPUs but the limit is {t.gpu_limit[i]}")
+    if not reasons:
+        if (mem & ttft & tpot & gpus).any():
+            reasons.append("no single placement meets memory and latency together for the rows whose bounds pass "
+                           "(the constraints conflict only in combination); loosen the TPOT or TTFT target")
+        else:
+            reasons.append("constraints conflict in combination: no row meets memory, TPOT, TTFT and GPU limits "
+                           "together; loosen one of them")
+    return reasons
+
+
+def binding_constraints(req: Request, est: Any, replicas: int) -> list[dict[str, Any]]:
+    """Each constraint of the chosen plan: its value, limit, relative slack and whether it binds (slack < 5 %)."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: float, limit: float, unit: str, higher_is_better: bool = False) -> None:
+        slack = (value - limit) / limit if higher_is_better else (limit - value) / limit
+        out.append({"name": name, "value": round(value, 6), "limit": round(limit, 6), "unit": unit,
+                    "slack": round(slack, 4), "binding": bool(slack < TIGHT)})
+
+    if req.slo.tpot_s is not None:
+        add("tpot", est.tpot_s, req.slo.tpot_s, "s")
+    if req.slo.ttft_s is not None:
+        add("ttft", est.ttft_s, req.slo.ttft_s, "s")
+    add("memory_per_gpu", est.memory["total"], est.memory["capacity"], "bytes")
+    demand = req.workload.demand_output_tokens_per_s
+    if demand is not None:
+        add("demand", replicas * est.output_tokens_per_s, demand, "output_tokens_per_s", higher_is_better=True)
+    limit = req.gpu_limit(est.config.gpu)
+    if limit is not None:
+        add("max_gpus", replicas * est.config.gpus, limit, "gpus")
+    return out
+
+
+def batch_limited_by(t: Table, b: Bounds, i: int) -> str:
+    """Why the plan does not run a larger batch on the same structure: the next micro-batch size's first failing
+    check, 'max_batch' at the top of the range, or 'cost' when the larger batch is feasible but dearer."""
+    r = t.rows[i]
+    for j in range(i + 1, len(t)):
+        q = t.rows[j]
+        if (q.gpu.id, q.weights, q.kv, q.tp, q.pp, q.ep) != (r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep):
+            break
+        if not b.memory_ok[j]:
+            return "memory"
+        if not b.tpot_ok[j]:
+            return "tpot"
+        if not b.ttft_ok[j]:
+            return "ttft"
+        return "cost"
+    return "max_batch"

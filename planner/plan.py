@@ -1,0 +1,95 @@
+"""`Plan`: the optimizer's answer and its versioned JSON form (schema: planner/schema/plan.schema.json)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from .explain import batch_limited_by, binding_constraints
+from .perf.estimate import _r
+from .search.solve import Choice, SearchResult
+from .search.table import OBJ_DIVISOR, PRICE_UNITS_PER_USD
+from .units import SECONDS_PER_HOUR
+
+SCHEMA_VERSION = 1
+
+
+def plan_schema() -> dict[str, Any]:
+    return json.loads(resources.files("planner").joinpath("schema/plan.schema.json").read_text(encoding="utf-8"))
+
+
+def _summary(req: Any, c: Choice) -> dict[str, Any]:
+    e, r = c.estimate, c.row
+    served = req.workload.demand_output_tokens_per_s or e.output_tokens_per_s * c.replicas
+    usd_h = c.replicas * e.usd_per_hour
+    return {
+        "gpu": r.gpu.id, "tp": r.tp, "pp": r.pp, "ep": r.ep, "replicas": c.replicas, "batch": r.batch,
+        "weights": r.weights, "kv": r.kv, "total_gpus": c.replicas * r.gpus, "usd_per_hour": _r(usd_h),
+        "usd_per_million_output_tokens": _r(usd_h / SECONDS_PER_HOUR / served * 1e6),
+        "tokens_per_s_per_user": _r(e.tokens_per_s_per_user), "ttft_s": _r(e.ttft_s),
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    result: SearchResult
+    timings: bool = False
+
+    @property
+    def best(self) -> Choice:
+        return self.result.best
+
+    def to_dict(self) -> dict[str, Any]:
+        res, c = self.result, self.result.best
+        req, e, r = res.request, c.estimate, c.row
+        d = e.to_dict()
+        served = req.workload.demand_output_tokens_per_s or e.output_tokens_per_s * c.replicas
+        usd_h = c.replicas * e.usd_per_hour
+        objective_unit = ("1e-6 USD per million output tokens" if req.workload.demand_output_tokens_per_s is None
+                          else f"{1 / PRICE_UNITS_PER_USD:g} USD per hour")
+        solver: dict[str, Any] = {
+            "engine": "ortools-cp-sat", "status": c.solution.status if c.solution else "HEURISTIC",
+            "gap": _r(c.solution.gap) if c.solution else None,
+            "objective": c.objective, "objective_unit": objective_unit,
+            "candidates": {"rows": res.stats.rows, "placements": res.stats.placements,
+                           "rows_after_bounds": res.stats.rows_after_bounds},
+            "time_limit_s": req.time_limit_s, "workers": 1, "seed": 0,
+        }
+        if self.timings:
+            solver["wall_s"] = round(res.stats.wall_s, 4)
+            solver["cp_sat_wall_s"] = round(c.solution.wall_s, 4) if c.solution else None
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": req.model.name,
+            "gpu": r.gpu.id,
+            "gpu_name": r.gpu.name,
+            "parallelism": {"tp": r.tp, "pp": r.pp, "ep": r.ep, "replicas": c.replicas},
+            "gpus_per_replica": r.gpus,
+            "total_gpus": c.replicas * r.gpus,
+            "batch": r.batch,
+            "micro_batch": r.micro_batch,
+            "precision": {"weights": r.weights, "kv": r.kv},
+            "placement": {"layers_per_stage": list(c.layers)},
+            "workload": {"isl": req.workload.isl, "osl": req.workload.osl, "rate_rps": req.workload.rate_rps,
+                         "output_tokens_per_s": req.workload.demand_output_tokens_per_s},
+            "slo": {"ttft_s": req.slo.ttft_s, "tpot_s": req.slo.tpot_s},
+            "memory_per_gpu_bytes": d["memory_per_gpu_bytes"],
+            "metrics": d["metrics"],
+            "cost": {
+                "usd_per_hour": _r(usd_h),
+                "usd_per_hour_per_gpu": _r(r.gpu.usd_per_hour),
+                "price_tier": r.gpu.price.tier, "price_source": r.gpu.price.source, "price_date": r.gpu.price.date,
+                "usd_per_million_output_tokens": _r(usd_h / SECONDS_PER_HOUR / served * 1e6),
+                "usd_per_million_tokens": _r(usd_h / SECONDS_PER_HOUR / (served * (req.workload.isl + req.workload.osl)
+                                                                        / req.workload.osl) * 1e6),
+            },
+            "bottleneck": e.bottleneck,
+            "binding_constraints": binding_constraints(req, e, c.replicas),
+            "batch_limited_by": batch_limited_by(res.table, res.bounds, res.index),
+            "alternatives": [_summary(req, a) for a in res.alternatives],
+            "solver": solver,
+        }
+
+
+__all__ = ["Plan", "plan_schema", "SCHEMA_VERSION", "OBJ_DIVISOR"]

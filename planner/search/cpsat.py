@@ -1,0 +1,108 @@
+"""The CP-SAT deployment model: choose one row (GPU, precision, TP, PP, EP, micro-batch), the layers on each
+pipeline stage, and (with demand) the replica count, minimizing $ per token (or fleet $/hour for a demand).
+
+Built in the CP-SAT samples' order: variables, constraints, objective, solve, read. The inequalities are those of
+`table.evaluate()` (the oracle's semantics), with the row choice as enforcement literals."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from ortools.sat.python import cp_model
+
+from .table import NS_PER_S, OBJ_DIVISOR, Limits, Table
+
+
+@dataclass(frozen=True)
+class Solution:
+    row: int
+    layers: tuple[int, ...]
+    objective: int
+    status: str  # OPTIMAL | FEASIBLE
+    gap: float  # (objective − bound) / objective
+    wall_s: float
+    bound: float
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    time_limit_s: float = 30.0
+    workers: int = 1  # one worker: the same input gives the same plan (determinism)
+    seed: int = 0
+
+
+def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
+          settings: SolverSettings = SolverSettings(), hint: tuple[int, Sequence[int]] | None = None) -> Solution | None:
+    """Optimize over the given row indices of `t`. `objective_ub` (from a known feasible plan) tightens domains.
+    Returns None when CP-SAT proves infeasibility or finds nothing within the time limit."""
+    start = time.perf_counter()
+    m = cp_model.CpModel()
+    L = t.num_layers
+    rows = list(rows)
+    # ---- variables
+    x = {i: m.NewBoolVar(f"x{i}") for i in rows}
+    pps = sorted({int(t.pp[i]) for i in rows})
+    layers = {p: [m.NewIntVar(1, L - p + 1, f"l{p}_{s}") for s in range(p)] for p in pps}
+    t_dec_max = max(int(t.a_dec[i]) * L + max(t.extras(i, "dec")) for i in rows)
+    t_pf_max = max(int(t.a_pf[i]) * L + max(t.extras(i, "pf")) for i in rows)
+    t_dec = m.NewIntVar(0, t_dec_max, "t_dec")
+    t_pf = m.NewIntVar(0, t_pf_max, "t_pf")
+    tpot = m.NewIntVar(0, lim.tpot_ns, "tpot")
+    obj_max = min(lim.max_objective, objective_ub) if objective_ub is not None else lim.max_objective
+    obj = m.NewIntVar(0, obj_max, "objective")
+    demand = lim.demand_tokens_per_s
+    replicas = m.NewIntVar(1, lim.max_replicas, "replicas") if demand is not None else None
+    # ---- constraints
+    m.AddExactlyOne(x.values())
+    for p in pps:
+        m.Add(sum(layers[p]) == L)
+    for i in rows:
+        p, xi = int(t.pp[i]), x[i]
+        l = layers[p]
+        a, a_pf, mlay, cap = int(t.a_dec[i]), int(t.a_pf[i]), int(t.m_layer[i]), int(t.cap[i])
+        for s, (e_d, e_p, f) in enumerate(zip(t.extras(i, "dec"), t.extras(i, "pf"), t.extras(i, "mem"))):
+            m.Add(t_dec >= a * l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
+            m.Add(t_pf >= a_pf * l[s] + e_p).OnlyEnforceIf(xi)  # slowest prefill stage
+            m.Add(mlay * l[s] + f <= cap).OnlyEnforceIf(xi)  # stage memory
+        osl, b = t.osl, int(t.batch[i])
+        # TPOT·OSL ≥ pp·OSL·(T_dec + hop) + B·T_pf
+        m.Add(tpot * osl >= p * osl * t_dec + p * osl * int(t.hop_dec[i]) + b * t_pf).OnlyEnforceIf(xi)
+        gpus, price, limit = int(t.gpus[i]), int(t.price[i]), int(t.gpu_limit[i])
+        if demand is None:
+            m.Add(obj * (OBJ_DIVISOR * b) >= price * gpus * tpot).OnlyEnforceIf(xi)
+            if limit >= 0 and gpus > limit:
+                m.Add(xi == 0)
+        else:
+            m.Add(replicas * (b * NS_PER_S) >= demand * tpot).OnlyEnforceIf(xi)
+            m.Add(obj >= price * gpus * replicas).OnlyEnforceIf(xi)
+            if limit >= 0:
+                m.Add(replicas * gpus <= limit).OnlyEnforceIf(xi)
+    if lim.ttft_ns is not None:  # TTFT does not depend on placement: rows over the limit cannot be chosen
+        for i in rows:
+            if int(t.ttft_ns[i]) > lim.ttft_ns:
+                m.Add(x[i] == 0)
+    if hint is not None and hint[0] in x:
+        hi, hl = hint
+        for i in rows:
+            m.AddHint(x[i], i == hi)
+        for s, v in enumerate(hl):
+            m.AddHint(layers[int(t.pp[hi])][s], v)
+    # ---- objective
+    m.Minimize(obj)
+    # ---- solve
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = settings.time_limit_s
+    solver.parameters.num_workers = settings.workers
+    solver.parameters.random_seed = settings.seed
+    status = solver.Solve(m)
+    wall = time.perf_counter() - start
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    # ---- read
+    chosen = next(i for i in rows if solver.BooleanValue(x[i]))
+    lay = tuple(int(solver.Value(v)) for v in layers[int(t.pp[chosen])])
+    value = int(solver.ObjectiveValue())
+    bound = float(solver.BestObjectiveBound())
+    gap = 0.0 if value == 0 else max(0.0, (value - bound) / value)
+    return Solution(chosen, lay, value, "OPTIMAL" if status == cp_model.OPTIMAL else "FEASIBLE", gap, wall, bound)

@@ -1,0 +1,159 @@
+"""The deployment search, end to end: enumerate rows, tabulate them (numpy), bound, find a first plan, prove the
+optimum with CP-SAT, and re-verify the chosen plan in floating point with `perf.estimate`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import InfeasibleError
+from ..perf.estimate import Config, Estimate, estimate
+from ..perf.params import PerfParams
+from ..perf.pipeline import balance_layers
+from .cpsat import Solution, SolverSettings, solve
+from .oracle import count_placements
+from .space import Request, Row, enumerate_rows
+from .table import Bounds, Limits, Table, build_table, evaluate, lower_bounds
+
+HEURISTIC_ROWS = 48  # rows (cheapest lower bounds first) given a greedy placement to seed the upper bound
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    rows: int  # structural choices (GPU, precision, TP, PP, EP, micro-batch)
+    placements: int  # rows × layer placements: the full discrete space
+    rows_after_bounds: int  # rows CP-SAT receives after valid lower-bound pruning
+    table_s: float
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    row: Row
+    layers: tuple[int, ...]
+    replicas: int
+    objective: int
+    estimate: Estimate
+    solution: Solution | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    request: Request
+    best: Choice
+    alternatives: tuple[Choice, ...]
+    stats: SearchStats
+    table: Table = field(repr=False)
+    bounds: Bounds = field(repr=False)
+    index: int = 0
+    limits: Limits | None = None
+
+
+def greedy_placement(t: Table, i: int) -> tuple[int, ...] | None:
+    """Memory-capped min-max placement on decode time (perf.pipeline.balance_layers, on the integer terms)."""
+    pp = int(t.pp[i])
+    f = t.extras(i, "mem")
+    caps = [max(0, (int(t.cap[i]) - fs) // int(t.m_layer[i])) for fs in f]
+    e = t.extras(i, "dec")
+    base = int(t.e_dec[i, 1])  # the per-step overhead every stage pays
+    first = e[0] - base if pp > 1 else 0
+    last = e[-1] - base if pp > 1 else 0
+    lay = balance_layers(t.num_layers, pp, float(t.a_dec[i]), float(first), float(last), caps)
+    return None if lay is None else tuple(lay)
+
+
+def _upper_bound(t: Table, idx: np.ndarray, lim: Limits) -> tuple[int, tuple[int, ...], int] | None:
+    best = None
+    for i in idx[:HEURISTIC_ROWS]:
+        lay = greedy_placement(t, int(i))
+        if lay is None:
+            continue
+        ev = evaluate(t, int(i), lay, lim)
+        if ev.feasible and (best is None or ev.objective < best[2]):
+            best = (int(i), lay, ev.objective)
+    return best
+
+
+def _search_rows(t: Table, b: Bounds, lim: Limits, subset: np.ndarray, settings: SolverSettings) -> tuple[Solution | None, int]:
+    cand = subset[b.feasible[subset]]
+    if len(cand) == 0:
+        return None, 0
+    order = cand[np.lexsort((cand, b.objective[cand]))]
+    ub = _upper_bound(t, order, lim)
+    if ub is not None:
+        order = order[b.objective[order] <= ub[2]]
+    sol = solve(t, sorted(order.tolist()), lim, None if ub is None else ub[2], settings,
+                hint=None if ub is None else (ub[0], ub[1]))
+    return sol, len(order)
+
+
+def _choice(req: Request, t: Table, i: int, layers: tuple[int, ...], lim: Limits, p: PerfParams,
+            sol: Solution | None) -> Choice:
+    r = t.rows[i]
+    ev = evaluate(t, i, layers, lim)
+    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv,
+                 layers_per_stage=layers)
+    est = estimate(req.model, cfg, replace(req.workload, rate_rps=None, output_tokens_per_s=None), p)
+    return Choice(r, layers, ev.replicas, ev.objective, est, sol)
+
+
+def verify(req: Request, c: Choice) -> list[str]:
+    """Independent floating-point check of a chosen plan; returns the violations (empty when sound)."""
+    e, problems = c.estimate, []
+    if not e.fits:
+        problems.append("memory: " + "; ".join(e.messages))
+    if req.slo.tpot_s is not None and e.tpot_s > req.slo.tpot_s * (1 + 1e-9):
+        problems.append(f"tpot {e.tpot_s:.6g} s > {req.slo.tpot_s:.6g} s")
+    if req.slo.ttft_s is not None and e.ttft_s > req.slo.ttft_s * (1 + 1e-9):
+        problems.append(f"ttft {e.ttft_s:.6g} s > {req.slo.ttft_s:.6g} s")
+    demand = req.workload.demand_output_tokens_per_s
+    if demand is not None and c.replicas * e.output_tokens_per_s < demand * (1 - 1e-9):
+        problems.append(f"throughput {c.replicas * e.output_tokens_per_s:.6g} < demand {demand:.6g} tok/s")
+    limit = req.gpu_limit(c.row.gpu)
+    if limit is not None and c.replicas * c.row.gpus > limit:
+        problems.append(f"{c.replicas * c.row.gpus} GPUs > limit {limit}")
+    if sum(c.layers) != req.model.num_layers:
+        problems.append("layers do not sum to the model's")
+    if c.row.tp > c.row.gpu.scale_up_domain:
+        problems.append("TP exceeds the scale-up domain")
+    return problems
+
+
+def search(req: Request, p: PerfParams, alternatives: bool = True) -> SearchResult:
+    from ..explain import infeasibility_reasons
+
+    start = time.perf_counter()
+    rows = enumerate_rows(req, p.max_batch)
+    if not rows:
+        raise InfeasibleError(["no configuration is possible: check --gpus, --weights and the GPU limits "
+                               f"(TP must divide the model's {req.model.num_heads} heads and fit the scale-up domain)"])
+    t = build_table(req, rows, p)
+    table_s = time.perf_counter() - start
+    lim = Limits.of(req, p.max_batch)
+    b = lower_bounds(t, lim)
+    settings = SolverSettings(time_limit_s=req.time_limit_s)
+    everything = np.arange(len(t))
+    sol, kept = _search_rows(t, b, lim, everything, settings)
+    if sol is None:
+        raise InfeasibleError(infeasibility_reasons(req, t, b, lim, p))
+    best = _choice(req, t, sol.row, sol.layers, lim, p, sol)
+    problems = verify(req, best)
+    if problems:  # the integer model rounds conservatively, so this is a bug, never a user error
+        raise RuntimeError("chosen plan failed verification: " + "; ".join(problems))
+    alts: list[Choice] = []
+    if alternatives:
+        gpu_of_row = np.array([r.gpu.id for r in t.rows])
+        for gid in sorted(set(gpu_of_row.tolist())):
+            if gid == best.row.gpu.id:
+                alts.append(best)
+                continue
+            s, _ = _search_rows(t, b, lim, everything[gpu_of_row == gid], settings)
+            if s is not None:
+                c = _choice(req, t, s.row, s.layers, lim, p, s)
+                if not verify(req, c):
+                    alts.append(c)
+        alts.sort(key=lambda c: (c.objective, c.row.gpu.id))
+    placements = sum(count_placements(t.num_layers, int(pp)) for pp in t.pp)
+    stats = SearchStats(len(t), placements, kept, table_s, time.perf_counter() - start)
+    return SearchResult(req, best, tuple(alts), stats, t, b, sol.row, lim)

@@ -1,0 +1,117 @@
+"""The decision space: which (GPU, precision, TP, PP, EP, micro-batch) rows a request may choose from."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..errors import InputError
+from ..specs.accelerator import Accelerator
+from ..specs.model import ModelSpec
+from ..specs.workload import SLO, Workload
+from ..units import KV_PRECISIONS, WEIGHT_PRECISIONS
+
+# Defaults keep to precisions that serve a model at its published quality: 16-bit and 8-bit weights (int8 only
+# matters where a part has no FP8). 4-bit weights (int4, fp4) are opt-in with --weights.
+DEFAULT_WEIGHTS = ("bf16", "fp8", "int8")
+DEFAULT_KV = ("bf16", "fp8")
+DEFAULT_PP = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)
+# Micro-batch sizes (sequences per pipeline micro-batch); the replica batch is pp × micro-batch.
+DEFAULT_MICRO_BATCHES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+
+
+@dataclass(frozen=True)
+class Request:
+    model: ModelSpec
+    workload: Workload
+    slo: SLO
+    gpus: tuple[Accelerator, ...]
+    weights: tuple[str, ...] = DEFAULT_WEIGHTS
+    kv: tuple[str, ...] = DEFAULT_KV
+    pp: tuple[int, ...] = DEFAULT_PP
+    micro_batches: tuple[int, ...] = DEFAULT_MICRO_BATCHES
+    tp: tuple[int, ...] | None = None  # None: every power of two up to the scale-up domain
+    max_gpus: int | None = None
+    max_gpus_per_type: dict[str, int] = field(default_factory=dict)
+    time_limit_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.gpus:
+            raise InputError("no GPU types to search")
+        for w in self.weights:
+            if w not in WEIGHT_PRECISIONS:
+                raise InputError(f"--weights: unknown precision {w!r} (choose from {', '.join(WEIGHT_PRECISIONS)})")
+        for k in self.kv:
+            if k not in KV_PRECISIONS:
+                raise InputError(f"--kv: unknown precision {k!r} (choose from {', '.join(KV_PRECISIONS)})")
+        if self.max_gpus is not None and self.max_gpus < 1:
+            raise InputError(f"--max-gpus must be >= 1, got {self.max_gpus}")
+        for g, n in self.max_gpus_per_type.items():
+            if n < 0:
+                raise InputError(f"--max-gpus-per-type {g}: must be >= 0, got {n}")
+        if not self.time_limit_s > 0:
+            raise InputError(f"--time-limit-s must be > 0, got {self.time_limit_s}")
+        if self.workload.context_tokens > 4 * self.model.max_context:
+            pass  # long contexts beyond the trained window are the user's call; KV is sized from isl + osl
+
+    def gpu_limit(self, gpu: Accelerator) -> int | None:
+        limits = [x for x in (self.max_gpus, self.max_gpus_per_type.get(gpu.id)) if x is not None]
+        return min(limits) if limits else None
+
+
+def tp_options(model: ModelSpec, gpu: Accelerator, tp: Sequence[int] | None) -> list[int]:
+    """TP degrees within the scale-up domain that divide the attention heads."""
+    if tp is None:
+        tp = [1 << i for i in range(0, 8) if (1 << i) <= gpu.scale_up_domain]
+    return [t for t in tp if t <= gpu.scale_up_domain and model.num_heads % t == 0]
+
+
+def ep_options(model: ModelSpec, tp: int) -> list[int]:
+    """EP degrees: 1, or a power of two dividing both TP and the expert count (experts split evenly)."""
+    if not model.is_moe:
+        return [1]
+    return [e for e in (1 << i for i in range(0, 8)) if e <= tp and tp % e == 0 and (e == 1 or model.num_experts % e == 0)]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One structural choice; the micro-batch and the layer placement are chosen on top of it."""
+
+    gpu: Accelerator
+    weights: str
+    kv: str
+    tp: int
+    pp: int
+    ep: int
+    micro_batch: int
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def batch(self) -> int:
+        return self.pp * self.micro_batch
+
+
+def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
+    """Every structurally valid row, in a fixed order (GPU id, weights, kv, tp, pp, ep, micro-batch)."""
+    rows: list[Row] = []
+    L = req.model.num_layers
+    for gpu in req.gpus:
+        limit = req.gpu_limit(gpu)
+        for w in req.weights:
+            if not gpu.supports_weights(w):
+                continue
+            if (w == "int8" and "fp8" in req.weights and gpu.supports_weights("fp8")
+                    and gpu.flops_per_s["int8"] <= gpu.flops_per_s["fp8"]):
+                continue  # same bytes as fp8 and no faster: int8 rows would only duplicate fp8 rows
+            for kv in req.kv:
+                for tp in tp_options(req.model, gpu, req.tp):
+                    for pp in req.pp:
+                        if pp > L or (limit is not None and tp * pp > limit):
+                            continue
+                        for ep in ep_options(req.model, tp):
+                            for mb in req.micro_batches:
+                                if pp * mb <= max_batch:
+                                    rows.append(Row(gpu, w, kv, tp, pp, ep, mb))
+    return rows

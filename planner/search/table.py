@@ -1,0 +1,258 @@
+"""The integer-scaled table CP-SAT and the oracle share.
+
+Every row's performance terms come from `perf.estimate.step_terms` (numpy, all rows at once) and are scaled to
+integers with conservative rounding: times up (ns), memory needs up and capacities down (KiB), prices up
+(1e-4 USD). `evaluate()` is the integer model of one row and one placement; the CP-SAT model encodes the same
+inequalities, and the oracle calls `evaluate()` directly, so the two optimize the same objective exactly."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..perf import memory as mem
+from ..perf.estimate import hardware, step_terms
+from ..perf.params import PerfParams
+from ..specs.cluster import pipeline_link_bytes_per_s
+from ..units import BYTES_PER_ELEMENT
+from ..errors import InputError
+from .space import Request, Row
+
+NS_PER_S = 10**9  # time unit: nanoseconds
+BYTES_PER_MEM_UNIT = 1024  # memory unit: KiB
+PRICE_UNITS_PER_USD = 10**4  # price unit: 1e-4 USD per GPU-hour
+# objective without demand: micro-USD per million output tokens =
+#   price_units · gpus · TPOT_ns / (OBJ_DIVISOR · batch)   (1e-4 $/h · ns / 3600 s/h / 1e9 ns/s · 1e6 tok · 1e6 µ$)
+OBJ_DIVISOR = 36000
+# No plan may be slower than 1 s per output token per user, with or without an SLO: it bounds the integer domains
+# (products of these stay below 2^62) and a sub-1-token/s stream is not a serving plan.
+MAX_TPOT_NS = NS_PER_S
+INT_LIMIT = 2**62
+
+
+def _ceil(x) -> np.ndarray:
+    return np.ceil(np.asarray(x, float) - 1e-9).astype(np.int64)
+
+
+@dataclass
+class Table:
+    rows: list[Row]
+    num_layers: int
+    osl: int
+    a_dec: np.ndarray  # per-layer decode time of one micro-batch step (ns)
+    e_dec: np.ndarray  # [n, 3] stage extras (first, middle, last) incl. per-step overhead (ns); pp = 1 uses e_single
+    e_dec_single: np.ndarray
+    hop_dec: np.ndarray  # stage-to-stage send (ns), 0 when pp = 1
+    a_pf: np.ndarray
+    e_pf: np.ndarray
+    e_pf_single: np.ndarray
+    hop_pf: np.ndarray
+    ttft_ns: np.ndarray  # placement-independent prefill latency
+    m_layer: np.ndarray  # memory per layer per GPU incl. the batch's KV (KiB)
+    f_mem: np.ndarray  # [n, 3] fixed memory per stage (embedding/head + activations + reserve) (KiB)
+    f_mem_single: np.ndarray
+    cap: np.ndarray  # device memory (KiB, rounded down)
+    price: np.ndarray  # per GPU-hour (1e-4 USD, rounded up)
+    batch: np.ndarray
+    pp: np.ndarray
+    gpus: np.ndarray
+    gpu_limit: np.ndarray  # most GPUs of this row's type the plan may use (-1: no limit)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def extras(self, i: int, which: str) -> list[int]:
+        """Per-stage extras of row i for 'dec', 'pf' or 'mem'."""
+        pp = int(self.pp[i])
+        e, single = {"dec": (self.e_dec, self.e_dec_single), "pf": (self.e_pf, self.e_pf_single),
+                     "mem": (self.f_mem, self.f_mem_single)}[which]
+        if pp == 1:
+            return [int(single[i])]
+        return [int(e[i, 0])] + [int(e[i, 1])] * (pp - 2) + [int(e[i, 2])]
+
+
+def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
+    m, w = req.model, req.workload
+    n = len(rows)
+    col = lambda f, dt=float: np.array([f(r) for r in rows], dtype=dt)  # noqa: E731
+    tp, pp, ep, mb = col(lambda r: r.tp), col(lambda r: r.pp, np.int64), col(lambda r: r.ep), col(lambda r: r.micro_batch)
+    wb = col(lambda r: BYTES_PER_ELEMENT[r.weights])
+    kvb = col(lambda r: BYTES_PER_ELEMENT[r.kv])
+    hws = [hardware(r.gpu, r.weights) for r in rows]
+    from ..perf.step import Hardware
+
+    hw = Hardware(np.array([h.peak_flops_per_s for h in hws]), np.array([h.attention_flops_per_s for h in hws]),
+                  np.array([h.hbm_bytes_per_s for h in hws]), np.array([h.scale_up_bytes_per_s for h in hws]))
+    link = col(lambda r: pipeline_link_bytes_per_s(r.gpu, r.tp, r.pp))
+    t = step_terms(m, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
+                   pipeline_link_bytes_per_s=link)
+    ovh = p.step_overhead_s
+    S = NS_PER_S
+    first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
+    first_p, last_p = np.asarray(t.prefill_first.time_s) + 0 * tp, np.asarray(t.prefill_last.time_s) + 0 * tp
+    e_dec = np.stack([_ceil((first_d + ovh) * S), _ceil(np.full(n, ovh) * S), _ceil((last_d + ovh) * S)], axis=1)
+    e_pf = np.stack([_ceil((first_p + ovh) * S), _ceil(np.full(n, ovh) * S), _ceil((last_p + ovh) * S)], axis=1)
+    e_dec_single = _ceil((first_d + last_d + ovh) * S)
+    e_pf_single = _ceil((first_p + last_p + ovh) * S)
+    a_dec = _ceil(t.decode_layer.time_s * S)
+    a_pf = _ceil(t.prefill_layer.time_s * S)
+    multi = pp > 1
+    hop_dec = np.where(multi, _ceil(np.asarray(t.decode_p2p_s) * S), 0)
+    hop_pf = np.where(multi, _ceil(np.asarray(t.prefill_p2p_s) * S), 0)
+    L = m.num_layers
+    extras_pf = np.where(multi, e_pf[:, 0] + e_pf[:, 2] + (pp - 2).clip(0) * e_pf[:, 1], e_pf_single)
+    ttft = L * a_pf + extras_pf + (pp - 1) * hop_pf
+
+    batch = pp * mb.astype(np.int64)
+    U = BYTES_PER_MEM_UNIT
+    m_layer = _ceil((np.asarray(t.layer_weight_bytes) + batch * np.asarray(t.kv_bytes_per_seq_layer)) / U)
+    cap_bytes = col(lambda r: r.gpu.memory_bytes)
+    act = mem.activation_bytes_per_gpu(m, tp, min(p.max_batched_tokens, max(w.isl, 1)), mb)
+    reserve = mem.reserve_bytes(cap_bytes, p.memory_reserve_fraction)
+    base = act + reserve
+    emb = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, False)
+    head = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, False, True)
+    both = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, True)
+    f_mem = np.stack([_ceil((emb + base) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
+    f_mem_single = _ceil((both + base) / U)
+    cap = np.floor(cap_bytes / U).astype(np.int64)
+    price = _ceil(col(lambda r: r.gpu.usd_per_hour) * PRICE_UNITS_PER_USD)
+    limit = col(lambda r: -1 if req.gpu_limit(r.gpu) is None else req.gpu_limit(r.gpu), np.int64)
+    return Table(list(rows), L, w.osl, a_dec, e_dec, e_dec_single, hop_dec, a_pf, e_pf, e_pf_single, hop_pf, ttft,
+                 m_layer, f_mem, f_mem_single, cap, price, batch, pp, (tp * pp).astype(np.int64), limit)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Integer-scaled constraints of a request."""
+
+    tpot_ns: int  # per-user time per output token, rounded down
+    ttft_ns: int | None
+    demand_tokens_per_s: int | None  # output tokens/s the replicas must serve, rounded up
+    max_replicas: int
+    max_objective: int  # objective values above this are out of the integer range (see objective_cap)
+
+    @classmethod
+    def of(cls, req: Request, max_batch: int) -> "Limits":
+        tpot = req.slo.tpot_s if req.slo.tpot_s is not None else MAX_TPOT_NS / NS_PER_S
+        demand = req.workload.demand_output_tokens_per_s
+        tpot_ns = min(MAX_TPOT_NS, int(math.floor(tpot * NS_PER_S)))
+        d = None if demand is None else int(math.ceil(demand - 1e-9))
+        if d is None:
+            max_replicas = 1
+            max_obj = INT_LIMIT // (OBJ_DIVISOR * max_batch)
+        else:
+            max_replicas = max(1, -(-(d * tpot_ns) // NS_PER_S))  # enough even at batch 1
+            if max_replicas * max_batch * NS_PER_S > INT_LIMIT:
+                raise InputError(f"demand of {demand:.3g} output tokens/s is beyond what one plan can model")
+            max_obj = INT_LIMIT // 4
+        return cls(tpot_ns=tpot_ns,
+                   ttft_ns=None if req.slo.ttft_s is None else int(math.floor(req.slo.ttft_s * NS_PER_S)),
+                   demand_tokens_per_s=d, max_replicas=max_replicas, max_objective=max_obj)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    feasible: bool
+    objective: int  # µUSD per million output tokens (no demand) or 1e-4 USD per hour (with demand)
+    tpot_ns: int
+    ttft_ns: int
+    t_dec_ns: int
+    t_pf_ns: int
+    replicas: int
+    violated: tuple[str, ...] = ()
+
+
+def tpot_ns(table: Table, i: int, t_dec: int, t_pf: int) -> int:
+    """TPOT = pp·(T_dec + hop) + (B / OSL)·T_pf, rounded up (batching.steady_state_tpot_s on the slowest stage)."""
+    pp, osl, b = int(table.pp[i]), table.osl, int(table.batch[i])
+    num = pp * osl * (t_dec + int(table.hop_dec[i])) + b * t_pf
+    return -(-num // osl)
+
+
+def replicas_needed(table: Table, i: int, tpot: int, demand: int) -> int:
+    """Smallest r with r · B / TPOT ≥ demand, i.e. r·B·1e9 ≥ demand·TPOT_ns."""
+    b = int(table.batch[i])
+    return max(1, -(-(demand * tpot) // (b * NS_PER_S)))
+
+
+def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evaluation:
+    """Integer evaluation of row i with `layers` per stage; the reference semantics of the CP-SAT model."""
+    pp = int(table.pp[i])
+    assert len(layers) == pp and sum(layers) == table.num_layers and min(layers) >= 1
+    e_dec, e_pf, f_mem = table.extras(i, "dec"), table.extras(i, "pf"), table.extras(i, "mem")
+    a, a_pf, mlay, cap = int(table.a_dec[i]), int(table.a_pf[i]), int(table.m_layer[i]), int(table.cap[i])
+    t_dec = max(l * a + e for l, e in zip(layers, e_dec))
+    t_pf = max(l * a_pf + e for l, e in zip(layers, e_pf))
+    tp_ns = tpot_ns(table, i, t_dec, t_pf)
+    ttft = int(table.ttft_ns[i])
+    violated = []
+    if any(l * mlay + f > cap for l, f in zip(layers, f_mem)):
+        violated.append("memory")
+    if tp_ns > lim.tpot_ns:
+        violated.append("tpot")
+    if lim.ttft_ns is not None and ttft > lim.ttft_ns:
+        violated.append("ttft")
+    gpus, price = int(table.gpus[i]), int(table.price[i])
+    if lim.demand_tokens_per_s is None:
+        replicas = 1
+        objective = -(-(price * gpus * tp_ns) // (OBJ_DIVISOR * int(table.batch[i])))
+    else:
+        replicas = replicas_needed(table, i, tp_ns, lim.demand_tokens_per_s)
+        objective = replicas * gpus * price
+    limit = int(table.gpu_limit[i])
+    if limit >= 0 and replicas * gpus > limit:
+        violated.append("max_gpus")
+    if objective > lim.max_objective:
+        violated.append("objective_cap")
+    return Evaluation(not violated, objective, tp_ns, ttft, t_dec, t_pf, replicas, tuple(violated))
+
+
+@dataclass
+class Bounds:
+    """Per-row lower bounds (vectorized) from the perfectly balanced fractional placement."""
+
+    t_dec: np.ndarray
+    t_pf: np.ndarray
+    tpot: np.ndarray
+    objective: np.ndarray
+    replicas: np.ndarray
+    memory_ok: np.ndarray
+    ttft_ok: np.ndarray
+    tpot_ok: np.ndarray
+    gpus_ok: np.ndarray
+
+    @property
+    def feasible(self) -> np.ndarray:
+        return self.memory_ok & self.ttft_ok & self.tpot_ok & self.gpus_ok
+
+
+def lower_bounds(t: Table, lim: Limits) -> Bounds:
+    """Valid lower bounds on each row's integer TPOT and objective over all placements, and necessary conditions
+    for memory: every stage holds >= 1 layer and the layers' total memory fits in pp devices."""
+    L, pp = t.num_layers, t.pp
+    multi = pp > 1
+    sum_e_dec = np.where(multi, t.e_dec[:, 0] + t.e_dec[:, 2] + (pp - 2).clip(0) * t.e_dec[:, 1], t.e_dec_single)
+    max_e_dec = np.where(multi, t.e_dec.max(axis=1), t.e_dec_single)
+    sum_e_pf = np.where(multi, t.e_pf[:, 0] + t.e_pf[:, 2] + (pp - 2).clip(0) * t.e_pf[:, 1], t.e_pf_single)
+    max_e_pf = np.where(multi, t.e_pf.max(axis=1), t.e_pf_single)
+    t_dec = np.maximum(-(-(L * t.a_dec + sum_e_dec) // pp), max_e_dec + t.a_dec)
+    t_pf = np.maximum(-(-(L * t.a_pf + sum_e_pf) // pp), max_e_pf + t.a_pf)
+    num = pp * t.osl * (t_dec + t.hop_dec) + t.batch * t_pf
+    tpot = -(-num // t.osl)
+    sum_f = np.where(multi, t.f_mem[:, 0] + t.f_mem[:, 2] + (pp - 2).clip(0) * t.f_mem[:, 1], t.f_mem_single)
+    max_f = np.where(multi, t.f_mem.max(axis=1), t.f_mem_single)
+    memory_ok = (L * t.m_layer + sum_f <= pp * t.cap) & (max_f + t.m_layer <= t.cap)
+    ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
+    tpot_ok = tpot <= lim.tpot_ns
+    if lim.demand_tokens_per_s is None:
+        replicas = np.ones(len(t), np.int64)
+        objective = -(-(t.price * t.gpus * tpot) // (OBJ_DIVISOR * t.batch))
+    else:
+        replicas = np.maximum(1, -(-(lim.demand_tokens_per_s * tpot) // (t.batch * NS_PER_S)))
+        objective = replicas * t.gpus * t.price
+    gpus_ok = (t.gpu_limit < 0) | (replicas * t.gpus <= t.gpu_limit)
+    gpus_ok &= objective <= lim.max_objective
+    return Bounds(t_dec, t_pf, tpot, objective, replicas, memory_ok, ttft_ok, tpot_ok, gpus_ok)
