@@ -71,3 +71,31 @@ def plan(model: ModelSpec | str, *, isl: int, osl: int, timings: bool = False, *
 
     req, cat = make_request(model, isl=isl, osl=osl, **kwargs)
     return Plan(search(req, cat.perf), timings=timings)
+
+
+DEFAULT_FRONTIER_SPEEDS = (5.0, 8.0, 12.0, 16.0, 20.0, 25.0, 33.3, 40.0, 50.0, 65.0, 80.0, 100.0, 130.0, 170.0, 220.0)
+
+
+def frontier(model: ModelSpec | str, *, isl: int, osl: int, speeds: tuple[float, ...] = DEFAULT_FRONTIER_SPEEDS,
+             progress=None, **kwargs) -> dict:
+    """Pareto frontier of $ per million output tokens against tokens/s/user (each point an optimal plan for a
+    per-user speed target; TTFT reported, and bounded by `ttft_ms` if given). Returns a JSON-ready dict."""
+    from .perf.estimate import _r
+    from .search.solve import frontier as _frontier
+
+    kwargs.pop("min_tokens_per_s_user", None)
+    kwargs.pop("tpot_ms", None)
+    req, cat = make_request(model, isl=isl, osl=osl, **kwargs)
+    pts = _frontier(req, cat.perf, list(speeds), progress=progress)
+    return {
+        "schema_version": 1, "model": req.model.name,
+        "workload": {"isl": isl, "osl": osl}, "ttft_limit_s": req.slo.ttft_s,
+        "speeds_tried": list(speeds),
+        "points": [{
+            "tokens_per_s_per_user": _r(c.estimate.tokens_per_s_per_user), "ttft_s": _r(c.estimate.ttft_s),
+            "usd_per_million_output_tokens": _r(c.estimate.usd_per_million_output_tokens),
+            "gpu": c.row.gpu.id, "tp": c.row.tp, "pp": c.row.pp, "ep": c.row.ep, "batch": c.row.batch,
+            "weights": c.row.weights, "kv": c.row.kv, "gpus_per_replica": c.row.gpus,
+            "layers_per_stage": list(c.layers),
+        } for c in pts],
+    }

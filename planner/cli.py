@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from .errors import InfeasibleError, InputError, PlannerError
+from .errors import InfeasibleError, InputError, PlannerError  # noqa: F401
 
 DEBUG = {"on": False}
 
@@ -201,3 +201,50 @@ def plan(request_file: str | None, as_json: bool, timings: bool, **flags: Any) -
     else:
         from .report import plan_text
         click.echo(plan_text(d))
+
+
+def _progress_printer():
+    """A progress line on stderr when attached to a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(k: int, n: int, what: Any) -> None:
+        click.echo(f"\r  [{k + 1}/{n}] {what}        ", err=True, nl=(k + 1 == n))
+
+    return show
+
+
+@main.command()
+@click.argument("request_file", required=False, type=click.Path(dir_okay=False))
+@plan_options
+@click.option("--speeds", default=None, help="Comma-separated tok/s/user targets to sweep.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Write a plot (.png or .svg; needs matplotlib: pip install 'inference-planner[plot]').")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def frontier(request_file: str | None, speeds: str | None, plot_path: str | None, as_json: bool,
+             **flags: Any) -> None:
+    """Pareto frontier of $ per million tokens against per-user tokens/s."""
+    from . import api
+
+    args = _merge(_request_file(request_file), flags)
+    if speeds:
+        try:
+            args["speeds"] = tuple(float(s) for s in speeds.split(","))
+        except ValueError:
+            raise InputError(f"--speeds must be comma-separated numbers, got {speeds!r}") from None
+        if any(s <= 0 for s in args["speeds"]):
+            raise InputError("--speeds must be > 0")
+    d = api.frontier(progress=_progress_printer(), **args)
+    if plot_path:
+        from .report import plot_frontier
+        plot_frontier(d, plot_path)
+    if as_json:
+        emit_json(d)
+    else:
+        click.echo(f"frontier  {d['model']}  ISL {d['workload']['isl']} OSL {d['workload']['osl']}")
+        for p in d["points"]:
+            click.echo(f"  {p['tokens_per_s_per_user']:7.1f} tok/s/user  ${p['usd_per_million_output_tokens']:9.3f}/M out"
+                       f"  TTFT {p['ttft_s'] * 1000:6.0f} ms  {p['gpu']} TP{p['tp']} PP{p['pp']} EP{p['ep']} "
+                       f"batch {p['batch']} {p['weights']}/{p['kv']}")
+        if not d["points"]:
+            raise InfeasibleError(["no speed target in the sweep is reachable; see `planner plan` for the reason"])

@@ -65,3 +65,36 @@ def plan_text(d: dict[str, Any]) -> str:
                      f"batch {a['batch']:5d} {a['weights']}/{a['kv']}  ${a['usd_per_million_output_tokens']:.3f}/M out  "
                      f"{a['tokens_per_s_per_user']:.1f} tok/s/user")
     return "\n".join(lines)
+
+
+def plot_frontier(d: dict[str, Any], path: str) -> None:
+    """$ per million output tokens (log) against tokens/s/user, one labelled point per frontier plan."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from .errors import InputError
+
+        raise InputError("--plot needs matplotlib: pip install 'inference-planner[plot]'") from None
+    if not path.lower().endswith((".png", ".svg")):
+        from .errors import InputError
+
+        raise InputError(f"--plot: use a .png or .svg file name, got {path!r}")
+    pts = d["points"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    xs = [p["tokens_per_s_per_user"] for p in pts]
+    ys = [p["usd_per_million_output_tokens"] for p in pts]
+    ax.plot(xs, ys, "o-", color="#1f6feb")
+    for p, x, y in zip(pts, xs, ys):
+        ax.annotate(f"{p['gpu']} TP{p['tp']}PP{p['pp']} b{p['batch']}", (x, y), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens/s per user")
+    ax.set_ylabel("$ per million output tokens")
+    ax.set_title(f"{d['model']}  ISL {d['workload']['isl']} / OSL {d['workload']['osl']}: cost vs speed frontier")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -157,3 +157,44 @@ def search(req: Request, p: PerfParams, alternatives: bool = True) -> SearchResu
     placements = sum(count_placements(t.num_layers, int(pp)) for pp in t.pp)
     stats = SearchStats(len(t), placements, kept, table_s, time.perf_counter() - start)
     return SearchResult(req, best, tuple(alts), stats, t, b, sol.row, lim)
+
+
+def frontier(req: Request, p: PerfParams, speeds: list[float], progress=None) -> list[Choice]:
+    """Optimal plans for a sweep of per-user speed targets (tok/s/user), tabulating the space once; the result is
+    filtered to the Pareto frontier of ($ per token, tokens/s/user), sorted by speed."""
+    from ..specs.workload import SLO
+
+    rows = enumerate_rows(req, p.max_batch)
+    if not rows:
+        return []
+    t = build_table(req, rows, p)
+    settings = SolverSettings(time_limit_s=req.time_limit_s)
+    points: list[Choice] = []
+    for k, speed in enumerate(sorted(speeds)):
+        if progress is not None:
+            progress(k, len(speeds), speed)
+        sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=1.0 / speed))
+        lim = Limits.of(sub, p.max_batch)
+        b = lower_bounds(t, lim)
+        sol, _ = _search_rows(t, b, lim, np.arange(len(t)), settings)
+        if sol is None:
+            continue
+        c = _choice(sub, t, sol.row, sol.layers, lim, p, sol)
+        if not verify(sub, c):
+            points.append(c)
+    # Pareto filter: keep a point unless another is at least as fast and strictly cheaper (or equal cost, faster)
+    def cost(c: Choice) -> float:
+        return c.estimate.usd_per_million_output_tokens
+
+    pareto = []
+    for c in points:
+        dominated = any((cost(o) < cost(c) and o.estimate.tokens_per_s_per_user >= c.estimate.tokens_per_s_per_user)
+                        or (cost(o) <= cost(c) and o.estimate.tokens_per_s_per_user > c.estimate.tokens_per_s_per_user)
+                        for o in points)
+        if not dominated and not any(_same(c, q) for q in pareto):
+            pareto.append(c)
+    return sorted(pareto, key=lambda c: c.estimate.tokens_per_s_per_user)
+
+
+def _same(a: Choice, b: Choice) -> bool:
+    return a.row == b.row and a.layers == b.layers

@@ -1,0 +1,6 @@
+"""Frozen dataclasses built at the edge from files or flags: ModelSpec, Accelerator, Cluster, Workload, SLO."""
+from .accelerator import Accelerator, Price
+from .model import ModelSpec, model_from_config, model_from_path
+from .workload import SLO, Workload
+
+__all__ = ["Accelerator", "Price", "ModelSpec", "model_from_config", "model_from_path", "SLO", "Workload"]
