@@ -154,7 +154,8 @@ def search(req: Request, p: PerfParams, alternatives: bool = True) -> SearchResu
                 if not verify(req, c):
                     alts.append(c)
         alts.sort(key=lambda c: (c.objective, c.row.gpu.id))
-    placements = sum(count_placements(t.num_layers, int(pp)) for pp in t.pp)
+    pps, counts = np.unique(t.pp, return_counts=True)
+    placements = sum(int(c) * count_placements(t.num_layers, int(pp)) for pp, c in zip(pps, counts))
     stats = SearchStats(len(t), placements, kept, table_s, time.perf_counter() - start)
     return SearchResult(req, best, tuple(alts), stats, t, b, sol.row, lim)
 

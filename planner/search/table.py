@@ -15,6 +15,7 @@ import numpy as np
 from ..perf import memory as mem
 from ..perf.estimate import hardware, step_terms
 from ..perf.params import PerfParams
+from ..perf.step import Hardware
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..units import BYTES_PER_ELEMENT
 from ..errors import InputError
@@ -76,16 +77,18 @@ class Table:
 def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     m, w = req.model, req.workload
     n = len(rows)
-    col = lambda f, dt=float: np.array([f(r) for r in rows], dtype=dt)  # noqa: E731
-    tp, pp, ep, mb = col(lambda r: r.tp), col(lambda r: r.pp, np.int64), col(lambda r: r.ep), col(lambda r: r.micro_batch)
-    wb = col(lambda r: BYTES_PER_ELEMENT[r.weights])
-    kvb = col(lambda r: BYTES_PER_ELEMENT[r.kv])
-    hws = [hardware(r.gpu, r.weights) for r in rows]
-    from ..perf.step import Hardware
-
+    ints = np.array([(r.tp, r.pp, r.ep, r.micro_batch) for r in rows], dtype=np.int64).reshape(n, 4)
+    tp, ep, mb = ints[:, 0].astype(float), ints[:, 2].astype(float), ints[:, 3].astype(float)
+    pp = ints[:, 1]
+    wb = np.array([BYTES_PER_ELEMENT[r.weights] for r in rows])
+    kvb = np.array([BYTES_PER_ELEMENT[r.kv] for r in rows])
+    # per (GPU, weights) hardware, per (GPU, tp, pp) pipeline link: computed once, broadcast to rows
+    hw_of = {(r.gpu.id, r.weights): r for r in rows}
+    hw_of = {key: hardware(r.gpu, r.weights) for key, r in hw_of.items()}
+    hws = [hw_of[(r.gpu.id, r.weights)] for r in rows]
     hw = Hardware(np.array([h.peak_flops_per_s for h in hws]), np.array([h.attention_flops_per_s for h in hws]),
                   np.array([h.hbm_bytes_per_s for h in hws]), np.array([h.scale_up_bytes_per_s for h in hws]))
-    link = col(lambda r: pipeline_link_bytes_per_s(r.gpu, r.tp, r.pp))
+    link = np.array([pipeline_link_bytes_per_s(r.gpu, r.tp, r.pp) for r in rows])
     t = step_terms(m, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
                    pipeline_link_bytes_per_s=link)
     ovh = p.step_overhead_s
@@ -108,7 +111,7 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     batch = pp * mb.astype(np.int64)
     U = BYTES_PER_MEM_UNIT
     m_layer = _ceil((np.asarray(t.layer_weight_bytes) + batch * np.asarray(t.kv_bytes_per_seq_layer)) / U)
-    cap_bytes = col(lambda r: r.gpu.memory_bytes)
+    cap_bytes = np.array([r.gpu.memory_bytes for r in rows])
     act = mem.activation_bytes_per_gpu(m, tp, min(p.max_batched_tokens, max(w.isl, 1)), mb)
     reserve = mem.reserve_bytes(cap_bytes, p.memory_reserve_fraction)
     base = act + reserve
@@ -118,8 +121,9 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     f_mem = np.stack([_ceil((emb + base) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
     f_mem_single = _ceil((both + base) / U)
     cap = np.floor(cap_bytes / U).astype(np.int64)
-    price = _ceil(col(lambda r: r.gpu.usd_per_hour) * PRICE_UNITS_PER_USD)
-    limit = col(lambda r: -1 if req.gpu_limit(r.gpu) is None else req.gpu_limit(r.gpu), np.int64)
+    price = _ceil(np.array([r.gpu.usd_per_hour for r in rows]) * PRICE_UNITS_PER_USD)
+    limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
+    limit = np.array([limit_of[r.gpu.id] for r in rows], dtype=np.int64)
     return Table(list(rows), L, w.osl, a_dec, e_dec, e_dec_single, hop_dec, a_pf, e_pf, e_pf_single, hop_pf, ttft,
                  m_layer, f_mem, f_mem_single, cap, price, batch, pp, (tp * pp).astype(np.int64), limit)
 

@@ -5,6 +5,7 @@ GPUs hang off their scale-up domain's switch (NVSwitch / ICI / Infinity Fabric) 
 between two GPUs is the narrowest link on the widest path between them."""
 from __future__ import annotations
 
+import heapq
 from functools import lru_cache
 
 import networkx as nx
@@ -26,14 +27,29 @@ class Cluster:
             self.graph.add_edge(("gpu", g), "fabric", bytes_per_s=scale_out_bytes_per_s, link="scale_out")
 
     def p2p_bytes_per_s(self, a: int, b: int) -> float:
-        """Widest-path (max-bottleneck) bandwidth between GPU a and GPU b."""
-        if a == b:
+        """Widest-path (max-bottleneck) bandwidth between GPU a and GPU b: a Dijkstra that maximizes the narrowest
+        edge instead of minimizing the sum."""
+        src, dst = ("gpu", a), ("gpu", b)
+        if src == dst:
             return float("inf")
-        best = 0.0
-        for path in nx.all_simple_paths(self.graph, ("gpu", a), ("gpu", b), cutoff=3):
-            width = min(self.graph.edges[u, v]["bytes_per_s"] for u, v in zip(path, path[1:]))
-            best = max(best, width)
-        return best
+        width = {src: float("inf")}
+        heap = [(-width[src], 0, src)]
+        done = set()
+        tie = 1
+        while heap:
+            w, _, u = heapq.heappop(heap)
+            if u in done:
+                continue
+            if u == dst:
+                return -w
+            done.add(u)
+            for v, attrs in self.graph[u].items():
+                cand = min(-w, attrs["bytes_per_s"])
+                if v not in done and cand > width.get(v, 0.0):
+                    width[v] = cand
+                    heapq.heappush(heap, (-cand, tie, v))
+                    tie += 1
+        return 0.0
 
     def same_domain(self, a: int, b: int) -> bool:
         return self.graph.nodes[("gpu", a)]["domain"] == self.graph.nodes[("gpu", b)]["domain"]
@@ -44,7 +60,10 @@ def _stage_link(domain: int, up: float, out: float, tp: int, pp: int) -> float:
     if pp <= 1:
         return float("inf")
     c = Cluster(domain, up, out, tp * pp)
-    return min(c.p2p_bytes_per_s(s * tp, (s + 1) * tp) for s in range(pp - 1))
+    # Stage s sends from GPU s·tp to GPU (s+1)·tp. Hops within one domain are all alike and so are hops across
+    # domains: query the graph once per kind present.
+    hops = {c.same_domain(s * tp, (s + 1) * tp): s for s in range(pp - 1)}
+    return min(c.p2p_bytes_per_s(s * tp, (s + 1) * tp) for s in hops.values())
 
 
 def pipeline_link_bytes_per_s(gpu: Accelerator, tp: int, pp: int) -> float:
