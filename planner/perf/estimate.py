@@ -221,7 +221,10 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
 
     # memory per stage: weights + KV + activations + reserve (+ the draft model on stage 0)
     reserve = float(mem.reserve_bytes(c.gpu.memory_bytes, p.memory_reserve_fraction))
-    act = float(mem.activation_bytes_per_gpu(model, c.tp, min(p.max_batched_tokens, max(workload.isl, 1)), c.micro_batch))
+    # Under continuous batching a step packs several prompts up to the token budget, so the workspace is sized by
+    # max_batched_tokens whatever the prompt length; the decode logits grow with the batch (per sequence below).
+    act = float(mem.activation_bytes_per_gpu(model, c.tp, p.max_batched_tokens, c.micro_batch))
+    logits_per_seq = float(mem.activation_bytes_per_gpu(model, c.tp, 0, 1)) / c.pp
     draft_w = draft_kv = 0.0
     if c.spec is not None:
         d = c.spec.draft
@@ -249,7 +252,9 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     worst = int(np.argmax(totals))
     fits = totals[worst] <= c.gpu.memory_bytes
     draft_kv_per_seq = draft_kv / c.batch
-    max_batch = max(0, min(int((free - stage_w[s]) // (layers[s] * kv_per_seq_layer + (draft_kv_per_seq if s == 0 else 0.0)))
+    room = c.gpu.memory_bytes - reserve - (act - c.batch * logits_per_seq)  # all but batch-dependent memory
+    max_batch = max(0, min(int((room - stage_w[s])
+                               // (layers[s] * kv_per_seq_layer + logits_per_seq + (draft_kv_per_seq if s == 0 else 0.0)))
                            for s in range(c.pp)))
     memory = {"weights": stage_w[worst], "kv_cache": stage_kv[worst], "activations": act, "reserve": reserve,
               "total": totals[worst], "capacity": c.gpu.memory_bytes}

@@ -112,7 +112,7 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     U = BYTES_PER_MEM_UNIT
     m_layer = _ceil((np.asarray(t.layer_weight_bytes) + batch * np.asarray(t.kv_bytes_per_seq_layer)) / U)
     cap_bytes = np.array([r.gpu.memory_bytes for r in rows])
-    act = mem.activation_bytes_per_gpu(m, tp, min(p.max_batched_tokens, max(w.isl, 1)), mb)
+    act = mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, mb)  # as perf.estimate sizes it
     reserve = mem.reserve_bytes(cap_bytes, p.memory_reserve_fraction)
     base = act + reserve
     emb = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, False)
