@@ -47,7 +47,9 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
         i = int(j[np.argmin(b.tpot[j])])
         best = NS_PER_S / b.tpot[i]
         want = NS_PER_S / lim.tpot_ns
-        reasons.append(f"tokens/s/user: no GPU in the catalog reaches {want:.1f} tok/s/user for {req.model.name}: "
+        considered = ("no GPU in the catalog" if len(req.gpus) > 4
+                      else "no configuration of " + ", ".join(g.id for g in req.gpus))
+        reasons.append(f"tokens/s/user: {considered} reaches {want:.1f} tok/s/user for {req.model.name}: "
                        f"best is {_describe(t, i)} at {best:.1f} tok/s/user ({_bottleneck(req, t, i, p)} bound; "
                        f"{want / best:.2f}x short)")
     others = mem & tpot & gpus
