@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 import traceback
 from typing import Any, Callable
@@ -12,10 +13,34 @@ import click
 from .errors import InfeasibleError, InputError, PlannerError  # noqa: F401
 
 DEBUG = {"on": False}
+# Bounds on counts typed as flags: far beyond any real deployment, well inside the integer ranges the search uses.
+MAX_DEGREE = 100_000  # --tp, --pp, --ep
+MAX_BATCH = 10_000_000  # --batch
+MAX_GPUS = 1_000_000  # --max-gpus, --max-gpus-per-type
+MAX_USD_PER_GPU_HOUR = 100_000.0  # --price
+
+
+def _usage_line(e: click.ClickException) -> str:
+    """A click usage error (bad flag value, missing option, unknown command) as one line."""
+    msg = " ".join(line.strip() for line in e.format_message().splitlines() if line.strip())
+    ctx = getattr(e, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"error: {msg}{hint}"
 
 
 class _Group(click.Group):
     """Turns every error into one line on stderr and an exit code (2 input, 1 infeasible); --debug re-raises."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        # top-level flags (`planner --bogus`) are parsed here, outside invoke()
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            click.echo(_usage_line(e), err=True)
+            raise click.exceptions.Exit(e.exit_code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -31,8 +56,11 @@ class _Group(click.Group):
                 traceback.print_exc()
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.NoArgsIsHelpError):
             raise
+        except click.ClickException as e:  # a subcommand's bad flag: one line, like every other input error
+            click.echo(_usage_line(e), err=True)
+            ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
@@ -71,16 +99,17 @@ def common_model_options(f: Callable) -> Callable:
 @main.command()
 @click.option("--model", required=True, help="Preset id (e.g. llama-3.1-70b), a config.json, or a model folder.")
 @click.option("--gpu", required=True, help="Accelerator id or common spelling (h100, H100-SXM-80GB, ...).")
-@click.option("--tp", type=int, default=1, show_default=True)
-@click.option("--pp", type=int, default=1, show_default=True)
-@click.option("--ep", type=int, default=1, show_default=True)
-@click.option("--batch", type=int, required=True, help="Concurrent sequences per replica.")
+@click.option("--tp", type=click.IntRange(1, MAX_DEGREE), default=1, show_default=True)
+@click.option("--pp", type=click.IntRange(1, MAX_DEGREE), default=1, show_default=True)
+@click.option("--ep", type=click.IntRange(1, MAX_DEGREE), default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH), required=True, help="Concurrent sequences per replica.")
 @click.option("--isl", type=int, required=True, help="Mean input (prompt) tokens.")
 @click.option("--osl", type=int, required=True, help="Mean output tokens.")
 @click.option("--weights", default="bf16", show_default=True, help="bf16|fp16|fp8|int8|int4|fp4")
 @click.option("--kv", default="bf16", show_default=True, help="bf16|fp16|fp8|int8")
 @click.option("--layers-per-stage", default=None, help="Comma-separated layers per pipeline stage (default: balanced).")
-@click.option("--price", "price", type=float, default=None, help="Override $/GPU-hour.")
+@click.option("--price", "price", type=click.FloatRange(0, MAX_USD_PER_GPU_HOUR, min_open=True), default=None,
+              help="Override $/GPU-hour.")
 @click.option("--spec-draft", default=None, help="Draft model for speculative decoding (preset or config.json).")
 @click.option("--spec-gamma", type=int, default=4, show_default=True, help="Draft tokens per step.")
 @click.option("--spec-alpha", type=float, default=0.7, show_default=True, help="Per-token acceptance rate.")
@@ -112,6 +141,42 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, batch: int, isl: i
             click.echo(m, err=True)
 
 
+# Request-file keys (the flag names with underscores) and what each must hold.
+_REQUEST_KEYS = {
+    "model": "text", "gpus": "names", "isl": "count", "osl": "count", "ttft_ms": "number", "tpot_ms": "number",
+    "min_tokens_per_s_user": "number", "rate_rps": "number", "output_tokens_per_s": "number", "weights": "names",
+    "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
+    "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text",
+}
+_COUNT_MAX = {"isl": 10_000_000, "osl": 10_000_000, "max_gpus": MAX_GPUS}  # isl/osl: as specs.workload
+_NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
+
+
+def _check_request_value(path: str, key: str, v: Any) -> None:
+    """Type and range of one request-file value, so that the error names the file and the key."""
+    kind, where = _REQUEST_KEYS[key], f"{path}: {key}"
+
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if kind == "text" and not (isinstance(v, str) and v.strip()):
+        raise InputError(f"{where} must be a non-empty string, got {v!r}")
+    if kind == "names":
+        items = v.split(",") if isinstance(v, str) else v
+        if not (isinstance(items, list) and all(isinstance(x, str) for x in items) and any(x.strip() for x in items)):
+            raise InputError(f"{where} must be a name or a non-empty list of names, got {v!r}")
+    if kind == "count" and not (is_int(v) and 1 <= v <= _COUNT_MAX[key]):
+        raise InputError(f"{where} must be an integer from 1 to {_COUNT_MAX[key]}, got {v!r}")
+    if kind == "number" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                 and 0 < v <= _NUMBER_MAX):
+        raise InputError(f"{where} must be a number > 0 (and <= {_NUMBER_MAX:g}), got {v!r}")
+    if kind == "degrees" and not (isinstance(v, list) and v and all(is_int(x) and 1 <= x <= MAX_DEGREE for x in v)):
+        raise InputError(f"{where} must be a non-empty list of integers from 1 to {MAX_DEGREE}, got {v!r}")
+    if kind == "limits" and not (isinstance(v, dict) and all(is_int(x) and 0 <= x <= MAX_GPUS for x in v.values())):
+        raise InputError(f"{where} must be a table of GPU = count (0 to {MAX_GPUS}), e.g. {{ h100-sxm = 64 }}, "
+                         f"got {v!r}")
+
+
 def _request_file(path: str | None) -> dict[str, Any]:
     """Flags may come from a TOML request file; keys are the flag names with underscores."""
     if path is None:
@@ -119,14 +184,14 @@ def _request_file(path: str | None) -> dict[str, Any]:
     from pathlib import Path
 
     from .catalog import read_toml
+    from .errors import did_you_mean
 
     doc = read_toml(Path(path))
-    allowed = {"model", "gpus", "isl", "osl", "ttft_ms", "tpot_ms", "min_tokens_per_s_user", "rate_rps",
-               "output_tokens_per_s", "weights", "kv", "max_gpus", "max_gpus_per_type", "time_limit_s", "catalog",
-               "price_tier", "tp", "pp", "description"}
-    unknown = set(doc) - allowed
-    if unknown:
-        raise InputError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+    for key in sorted(doc):
+        if key not in _REQUEST_KEYS:
+            raise InputError(f"{path}: unknown key {key!r}{did_you_mean(key, _REQUEST_KEYS)} "
+                             f"(allowed: {', '.join(sorted(_REQUEST_KEYS))})")
+        _check_request_value(path, key, doc[key])
     if "catalog" in doc and not Path(doc["catalog"]).is_absolute():
         doc["catalog"] = str(Path(path).parent / doc["catalog"])
     m = doc.get("model")
@@ -150,13 +215,19 @@ def plan_options(f: Callable) -> Callable:
         click.option("--output-tokens-per-s", type=float, default=None, help="Demand in output tokens/s."),
         click.option("--weights", default=None, help="Weight precisions to consider (default bf16,fp8,int8)."),
         click.option("--kv", default=None, help="KV-cache precisions to consider (default bf16,fp8)."),
-        click.option("--max-gpus", type=int, default=None, help="Most GPUs in total."),
+        click.option("--max-gpus", type=click.IntRange(1, MAX_GPUS), default=None, help="Most GPUs in total."),
         click.option("--max-gpus-per-type", multiple=True, help="TYPE=N, repeatable."),
-        click.option("--time-limit-s", type=float, default=None, help="Solver time limit (default 30)."),
+        click.option("--time-limit-s", type=click.FloatRange(0, min_open=True), default=None,
+                     help="Solver time limit (default 30)."),
     ]
     for o in reversed(opts):
         f = o(f)
     return common_model_options(f)
+
+
+# A flag overrides the request file's value of the same quantity given in its other unit.
+_SAME_QUANTITY = {"tpot_ms": "min_tokens_per_s_user", "min_tokens_per_s_user": "tpot_ms",
+                  "rate_rps": "output_tokens_per_s", "output_tokens_per_s": "rate_rps"}
 
 
 def _merge(file_doc: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +235,11 @@ def _merge(file_doc: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     for k, v in flags.items():
         if v is not None and v != ():
             out[k] = v
+            if k in _SAME_QUANTITY and flags.get(_SAME_QUANTITY[k]) is None:
+                out.pop(_SAME_QUANTITY[k], None)
+    for key in ("gpus", "weights", "kv"):
+        if isinstance(flags.get(key), str) and not any(x.strip() for x in flags[key].split(",")):
+            raise InputError(f"--{key} is empty")
     per = out.get("max_gpus_per_type")
     if isinstance(per, (tuple, list)):
         parsed = {}
@@ -175,6 +251,8 @@ def _merge(file_doc: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
                 parsed[name] = int(n)
             except ValueError:
                 raise InputError(f"--max-gpus-per-type {name}: {n!r} is not an integer") from None
+            if not 0 <= parsed[name] <= MAX_GPUS:
+                raise InputError(f"--max-gpus-per-type {name}: must be from 0 to {MAX_GPUS}, got {n}")
         out["max_gpus_per_type"] = parsed
     for req_key in ("model", "isl", "osl"):
         if out.get(req_key) is None:
@@ -232,8 +310,9 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
             args["speeds"] = tuple(float(s) for s in speeds.split(","))
         except ValueError:
             raise InputError(f"--speeds must be comma-separated numbers, got {speeds!r}") from None
-        if any(s <= 0 for s in args["speeds"]):
-            raise InputError("--speeds must be > 0")
+        # tok/s/user: below 1e-3 (one token per 17 minutes) or above 1e6 no plan is meaningful
+        if any(not 1e-3 <= s <= 1e6 for s in args["speeds"]):
+            raise InputError(f"--speeds must be tok/s/user values from 0.001 to 1e6, got {speeds!r}")
     d = api.frontier(progress=_progress_printer(), **args)
     if plot_path:
         from .report import plot_frontier
