@@ -285,7 +285,10 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
                                     + model.num_layers * model.attention_flops_per_token_per_context * workload.isl / 2)
     mfu = thr * (flops_per_out + prefill_flops / workload.osl) / (c.gpus * hw.peak_flops_per_s)
     bottleneck_stage = int(np.argmax(dec_stage))
-    dec_bytes = layers[bottleneck_stage] * float(t.decode_layer.bytes) + float(t.decode_first.bytes + t.decode_last.bytes)
+    # the embedding is read on the first stage only, the LM head on the last only
+    dec_bytes = (layers[bottleneck_stage] * float(t.decode_layer.bytes)
+                 + (float(t.decode_first.bytes) if bottleneck_stage == 0 else 0.0)
+                 + (float(t.decode_last.bytes) if bottleneck_stage == c.pp - 1 else 0.0))
     mbu = dec_bytes * c.pp / cycle / c.gpu.hbm_bytes_per_s  # the bottleneck stage steps pp micro-batches per cycle
 
     parts = {
