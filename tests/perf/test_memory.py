@@ -1,0 +1,94 @@
+"""planner/perf/memory.py: weights, KV cache sharding (GQA split to one head per GPU, MQA/MLA replicated), reserve
+and activations, by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planner.perf import memory as mem
+
+GiB = 2 ** 30
+
+
+def test_llama_3_1_70b_bf16_weights_are_141_gb(preset):
+    m = preset("llama-3.1-70b")
+    for tp in (1, 2, 4, 8):
+        per_gpu = mem.stage_weight_bytes_per_gpu(m, 2.0, tp, m.num_layers, True, True)
+        assert per_gpu * tp == pytest.approx(141e9, rel=0.005)
+        # all weights, every one 16-bit: 2 B × (70,553,706,496 − final norm 8,192)
+        assert per_gpu * tp == pytest.approx(2 * (70_553_706_496 - 8192), rel=1e-12)
+
+
+def test_fp8_keeps_embedding_and_head_in_16_bit(preset):
+    m = preset("llama-3.1-70b")
+    emb = 128256 * 8192
+    fp8 = mem.stage_weight_bytes_per_gpu(m, 1.0, 1, m.num_layers, True, True)
+    assert fp8 == pytest.approx((70_553_706_496 - 8192 - 2 * emb) * 1 + 2 * emb * 2, rel=1e-12)
+
+
+def test_pipeline_stages_split_the_weights(preset):
+    m = preset("llama-3.1-70b")
+    layer = mem.layer_weight_bytes(m, 2.0)
+    emb = 128256 * 8192 * 2
+    first = mem.stage_weight_bytes_per_gpu(m, 2.0, 8, 40, True, False)
+    last = mem.stage_weight_bytes_per_gpu(m, 2.0, 8, 40, False, True)
+    assert first == pytest.approx((40 * layer + emb) / 8)
+    assert last == pytest.approx((40 * layer + emb) / 8)  # LM head is the same size as the embedding
+
+
+def test_tied_embedding_stored_once_on_one_stage_twice_on_two(preset):
+    m = preset("palm-540b")  # tie_word_embeddings = true
+    emb = 256000 * 18432 * 2
+    one = mem.stage_weight_bytes_per_gpu(m, 2.0, 1, 0, True, True)
+    assert one == pytest.approx(emb)
+    two = mem.stage_weight_bytes_per_gpu(m, 2.0, 1, 0, True, False) + mem.stage_weight_bytes_per_gpu(m, 2.0, 1, 0, False, True)
+    assert two == pytest.approx(2 * emb)
+
+
+def test_gqa_kv_split_down_to_one_head_per_gpu(preset):
+    m = preset("llama-3.1-70b")  # 8 KV heads
+    full = 2 * 8 * 128 * 2  # K and V, 8 heads × 128, bf16: 4096 B per token per layer
+    for tp, heads_per_gpu in ((1, 8), (2, 4), (4, 2), (8, 1), (16, 1), (3, 3)):
+        # ceil(8 / tp) heads per GPU; beyond tp = 8 each GPU keeps a replica of one head
+        assert mem.kv_bytes_per_token_per_layer_per_gpu(m, 2.0, tp) == pytest.approx(full * heads_per_gpu / 8)
+    # 4096 sequences-tokens × 80 layers × 512 B on TP8
+    assert mem.kv_cache_bytes_per_gpu(m, 2.0, 8, 80, 2, 2048) == pytest.approx(2 * 2048 * 80 * 512)
+
+
+def test_mqa_kv_does_not_shrink_with_tp(preset):
+    m = preset("gpt4-moe-rumored")  # one KV head: every TP rank holds all of it
+    per_token_layer = 2 * 1 * 128 * 2
+    values = [float(mem.kv_cache_bytes_per_gpu(m, 2.0, tp, 120, 4, 8192)) for tp in (1, 2, 4, 8)]
+    assert values == pytest.approx([4 * 8192 * 120 * per_token_layer] * 4)
+
+
+def test_mla_latent_replicated_on_every_rank(preset):
+    m = preset("deepseek-v3")
+    for tp in (1, 8):
+        assert mem.kv_bytes_per_token_per_layer_per_gpu(m, 2.0, tp) == pytest.approx((512 + 64) * 2)
+
+
+def test_kv_fraction_vectorized(preset):
+    np.testing.assert_allclose(mem.kv_fraction_per_gpu(preset("llama-3.1-70b"), np.array([1, 2, 8, 16])),
+                               [1.0, 0.5, 0.125, 0.125])
+
+
+def test_reserve_fraction():
+    assert mem.reserve_bytes(80 * GiB, 0.10) == pytest.approx(8 * GiB)
+    np.testing.assert_allclose(mem.reserve_bytes(np.array([80, 141]) * GiB, 0.05), np.array([4, 7.05]) * GiB)
+
+
+def test_activations_by_hand(preset):
+    m = preset("llama-3.1-70b")
+    # per token: 2 B × (4·h + 3·ff/tp) = 2 × (4·8192 + 3·28672/8) = 87,040 B; + fp32 logits 128256/8 × 4 B per seq
+    assert mem.activation_bytes_per_gpu(m, 8, 2048, 1) == pytest.approx(2048 * 87_040 + 128256 / 8 * 4)
+
+
+def test_activations_positive_and_growing_with_tokens(preset):
+    for name in ("llama-3.1-70b", "mixtral-8x7b", "deepseek-v3", "gpt3-175b"):
+        m = preset(name)
+        tokens = np.array([1, 16, 256, 2048, 8192])
+        a = mem.activation_bytes_per_gpu(m, 8, tokens, 1)
+        assert np.all(a > 0)
+        assert np.all(np.diff(a) > 0)
+        assert mem.activation_bytes_per_gpu(m, 8, 512, 64) > mem.activation_bytes_per_gpu(m, 8, 512, 1)

@@ -1,0 +1,116 @@
+"""planner/perf/pipeline.py: stage times, decode cycle and prefill latency by hand; `balance_layers` is optimal
+(checked against brute force over every composition of the layers) and gives a loaded head stage fewer layers."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.perf.pipeline import balance_layers, decode_cycle_s, prefill_latency_s, stage_times_s
+
+
+def test_stage_times_by_hand():
+    # l_s · t + per-step overhead, + embedding on stage 0, + LM head on the last stage
+    t = stage_times_s([10, 20, 30], 0.001, 0.0005, 0.002, 0.0001)
+    np.testing.assert_allclose(t, [0.0106, 0.0201, 0.0321])
+    np.testing.assert_allclose(stage_times_s([80], 0.001, 0.0005, 0.002, 0.0001), [0.0826])  # one stage: both
+
+
+def test_decode_cycle_by_hand():
+    stages = np.array([1.0, 2.0, 3.0])
+    # m micro-batches: max(m · max_s(t_s + p2p), Σ_s(t_s + p2p))
+    assert decode_cycle_s(stages, 0.5, 3) == pytest.approx(max(3 * 3.5, 7.5)) == 10.5  # throughput bound
+    assert decode_cycle_s(stages, 0.5, 1) == pytest.approx(7.5)  # a single micro-batch crosses every stage
+    assert decode_cycle_s(np.array([2.0, 2.0]), 0.1, 2) == pytest.approx(4.2)  # balanced: both bounds agree
+    assert decode_cycle_s(np.array([2.0]), 0.5, 1) == pytest.approx(2.0)  # one stage: no send/recv
+
+
+def test_prefill_latency_by_hand():
+    assert prefill_latency_s(np.array([1.0, 2.0, 3.0]), 0.5) == pytest.approx(6.0 + 2 * 0.5)
+    assert prefill_latency_s(np.array([4.0]), 0.5) == pytest.approx(4.0)
+
+
+def _brute_force(num_layers, pp, layer_s, first, last, caps):
+    """Smallest max_s(l_s·t + o_s) over every composition of num_layers into pp parts within caps (None: none)."""
+    extras = [0.0] * pp
+    extras[0] += first
+    extras[-1] += last
+    best = None
+    for cuts in itertools.combinations(range(1, num_layers), pp - 1):
+        parts = [b - a for a, b in zip((0,) + cuts, cuts + (num_layers,))]
+        if any(p > c for p, c in zip(parts, caps)):
+            continue
+        value = max(p * layer_s + o for p, o in zip(parts, extras))
+        best = value if best is None else min(best, value)
+    return best
+
+
+def _check_against_brute_force(num_layers, pp, layer_s, first, last, caps):
+    got = balance_layers(num_layers, pp, layer_s, first, last, caps)
+    best = _brute_force(num_layers, pp, layer_s, first, last, caps if caps is not None else [num_layers] * pp)
+    if best is None:
+        assert got is None
+        return
+    assert got is not None
+    assert len(got) == pp and sum(got) == num_layers and min(got) >= 1
+    if caps is not None:
+        assert all(g <= c for g, c in zip(got, caps))
+    extras = [0.0] * pp
+    extras[0] += first
+    extras[-1] += last
+    value = max(g * layer_s + o for g, o in zip(got, extras))
+    assert value == pytest.approx(best, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("num_layers, pp, layer_s, first, last, caps", [
+    (8, 2, 1.0, 0.0, 0.0, None),
+    (9, 3, 1.0, 2.0, 0.0, None),
+    (10, 4, 0.3, 0.0, 1.0, None),
+    (12, 3, 1.0, 0.5, 0.5, [2, 12, 12]),
+    (7, 3, 1.0, 0.0, 0.0, [1, 1, 4]),
+    (7, 3, 1.0, 0.0, 0.0, [1, 1, 3]),  # cannot be placed: None
+    (3, 4, 1.0, 0.0, 0.0, None),  # more stages than layers: None
+])
+def test_balance_layers_optimal_examples(num_layers, pp, layer_s, first, last, caps):
+    _check_against_brute_force(num_layers, pp, layer_s, first, last, caps)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(data=st.data(), num_layers=st.integers(1, 12), pp=st.integers(1, 5),
+       layer_s=st.floats(0.01, 2.0), first=st.floats(0.0, 3.0), last=st.floats(0.0, 3.0),
+       capped=st.booleans())
+def test_balance_layers_matches_brute_force(data, num_layers, pp, layer_s, first, last, capped):
+    caps = data.draw(st.lists(st.integers(1, num_layers), min_size=pp, max_size=pp)) if capped else None
+    _check_against_brute_force(num_layers, pp, layer_s, first, last, caps)
+
+
+def test_random_layer_times_against_brute_force():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        num_layers, pp = int(rng.integers(2, 13)), int(rng.integers(2, 5))
+        caps = [int(c) for c in rng.integers(1, num_layers + 1, size=pp)] if rng.random() < 0.5 else None
+        _check_against_brute_force(num_layers, pp, float(rng.uniform(0.05, 1.0)), float(rng.uniform(0, 2)),
+                                   float(rng.uniform(0, 2)), caps)
+
+
+def test_head_stage_overhead_gives_first_stage_fewer_layers():
+    # 80 layers over 4 stages, 1 ms each; the first stage carries 5 ms extra: T = 22 ms is the optimum
+    # (stage 0: 17 layers + 5 ms; the others 21 each = 80). Without overhead: 20 each.
+    assert balance_layers(80, 4, 1e-3, 0.0, 0.0) == [20, 20, 20, 20]
+    layers = balance_layers(80, 4, 1e-3, 5e-3, 0.0)
+    assert sum(layers) == 80
+    assert layers[0] < min(layers[1:])
+    assert max(n * 1e-3 + (5e-3 if s == 0 else 0.0) for s, n in enumerate(layers)) == pytest.approx(22e-3)
+
+
+def test_lm_head_overhead_gives_last_stage_fewer_layers():
+    layers = balance_layers(61, 4, 1.0, 0.0, 3.0)
+    assert sum(layers) == 61 and layers[-1] < min(layers[:-1])
+
+
+def test_memory_caps_are_respected():
+    assert balance_layers(80, 2, 1.0, 0.0, 0.0, [30, 80]) == [30, 50]
+    assert balance_layers(80, 2, 1.0, 0.0, 0.0, [30, 40]) is None

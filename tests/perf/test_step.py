@@ -1,0 +1,81 @@
+"""planner/perf/step.py: one layer's decode step composed from rooflines and collectives, by hand."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from planner.perf.comm import ring_allreduce_time_s
+from planner.perf.estimate import hardware
+from planner.perf.step import embedding_step, layer_comm_time_s, layer_step, lm_head_step
+
+
+def test_dense_decode_layer_by_hand(preset, h100, round_params):
+    m, p = preset("llama-3.1-70b"), round_params
+    hw = hardware(h100, "bf16")
+    ctx = 1100
+    s = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=1, sequences=1,
+                   kv_read_tokens=ctx, attended_tokens=ctx)
+    hbm = 3.35e12 * 0.8
+    # shared weights: (attention 150,994,944 + norms 16,384 + MLP 704,643,072) × 2 B / 8 GPUs, memory bound
+    shared_params = 8192 * 64 * 128 * 2 + 2 * 8192 * 8 * 128 + 2 * 8192 + 3 * 8192 * 28672
+    assert m.layer_shared_params == shared_params == 855_654_400
+    weights_s = shared_params * 2 / 8 / hbm
+    # KV: read 1100 cached tokens + write 1, one KV head per GPU: 2 × 128 × 2 B = 512 B per token
+    kv_s = (ctx + 1) * 512 / hbm
+    # two all-reduces of 8192 × 2 B per layer over 8 GPUs
+    ar = 8e-6 + 2 * 7 / 8 * 8192 * 2 / (450e9 * 0.8)
+    assert s.comm_s == pytest.approx(2 * ar)
+    assert s.time_s == pytest.approx(weights_s + kv_s + 2 * ar, rel=1e-9)
+    assert s.compute_bound_s == 0.0 and s.memory_bound_s == pytest.approx(weights_s + kv_s)
+    assert s.bytes == pytest.approx(shared_params * 2 / 8 + (ctx + 1) * 512)
+    # 2·P FLOP per token over 8 GPUs + attention 4·64·128 FLOP per attended key
+    assert s.flops == pytest.approx(2 * shared_params / 8 + 4 * 64 * 128 * ctx / 8)
+
+
+def test_dense_prefill_layer_is_compute_bound(preset, h100, round_params):
+    m, p = preset("llama-3.1-70b"), round_params
+    hw = hardware(h100, "bf16")
+    s = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=4096, sequences=1,
+                   kv_read_tokens=0, attended_tokens=2048)
+    peak = 989.4e12 * 0.5
+    matmul = 2 * 855_654_400 * 4096 / 8 / peak
+    attention = 4 * 64 * 128 * 2048 * 4096 / 8 / peak
+    ar = 8e-6 + 2 * 7 / 8 * 4096 * 8192 * 2 / (450e9 * 0.8)
+    assert s.time_s == pytest.approx(matmul + attention + 2 * ar, rel=1e-9)
+    assert s.memory_bound_s == 0.0
+
+
+def test_moe_decode_expert_bytes_follow_expected_experts(preset, h100, round_params):
+    m, p = preset("mixtral-8x7b"), round_params
+    hw = hardware(h100, "bf16")
+    expert = 3 * 4096 * 14336
+    kv_token = 2 * 8 * 128 * 2 / 2  # 8 KV heads over TP2
+    for tokens, touched in ((1, 2.0), (4, 8 * (1 - 0.75 ** 4))):
+        s = layer_step(m, hw, p, tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=tokens, sequences=tokens,
+                       kv_read_tokens=100, attended_tokens=100)
+        expected = (m.layer_shared_params + touched * expert) * 2 / 2 + (tokens * 100 + tokens) * kv_token
+        assert s.bytes == pytest.approx(expected, rel=1e-12)
+
+
+def test_moe_comm_with_expert_parallelism(preset, h100, round_params):
+    m, p = preset("mixtral-8x7b"), round_params
+    hw = hardware(h100, "bf16")
+    msg = 64 * 4096 * 2
+    ar8 = float(ring_allreduce_time_s(8, msg, 450e9, 0.8, 8e-6))
+    # EP1: attention all-reduce + MoE all-reduce, every layer MoE
+    assert layer_comm_time_s(m, hw, p, tp=8, ep=1, tokens=64) == pytest.approx(2 * ar8)
+    # EP8: attention all-reduce + dispatch and combine all-to-all of k·msg/8 per GPU; no expert-group all-reduce
+    a2a = 8e-6 + 7 / 8 * (msg / 8 * 2) / (450e9 * 0.8)
+    assert layer_comm_time_s(m, hw, p, tp=8, ep=8, tokens=64) == pytest.approx(ar8 + 2 * a2a)
+
+
+def test_lm_head_and_embedding_by_hand(preset, h100, round_params):
+    m, p = preset("llama-3.1-70b"), round_params
+    hw = hardware(h100, "bf16")
+    head = lm_head_step(m, hw, p, tp=8, logit_tokens=1)
+    assert head.time_s == pytest.approx(128256 * 8192 * 2 / 8 / (3.35e12 * 0.8))
+    emb = embedding_step(m, hw, p, tokens=4)
+    assert emb.time_s == pytest.approx(4 * 8192 * 2 / (3.35e12 * 0.8))
+    emb_loaded = embedding_step(m, hw, replace(p, head_stage_overhead_s=1e-3), tokens=4)
+    assert emb_loaded.time_s == pytest.approx(4 * 8192 * 2 / (3.35e12 * 0.8) + 1e-3)
