@@ -327,3 +327,46 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
                        f"batch {p['batch']} {p['weights']}/{p['kv']}")
         if not d["points"]:
             raise InfeasibleError(["no speed target in the sweep is reachable; see `planner plan` for the reason"])
+
+
+@main.command()
+@click.argument("plan_file", metavar="PLAN.json", type=click.Path(dir_okay=False))
+@click.option("--rate-rps", type=float, default=None,
+              help="Mean arrival rate over the fleet (default: the plan's workload.rate_rps).")
+@click.option("--duration-s", type=float, default=None, help="Simulate the arrivals of this many seconds ...")
+@click.option("--requests", "num_requests", type=int, default=None, help="... or this many requests (default 2000).")
+@click.option("--trace", type=click.Path(dir_okay=False), default=None,
+              help="Replay a CSV/JSONL trace of arrival_s, input_tokens, output_tokens instead of drawing arrivals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (results are deterministic).")
+@click.option("--lengths", type=click.Choice(["fixed", "uniform", "exponential"]), default="fixed",
+              show_default=True, help="Distribution of input/output tokens around the plan's isl/osl.")
+@click.option("--burstiness", type=float, default=1.0, show_default=True,
+              help="Gamma shape of inter-arrival times: 1 is Poisson, < 1 burstier.")
+@click.option("--batching", type=click.Choice(["continuous", "static"]), default="continuous", show_default=True)
+@click.option("--balancer", type=click.Choice(["least-loaded", "round-robin"]), default="least-loaded",
+              show_default=True)
+@click.option("--replicas", type=int, default=None, help="Override the plan's replica count.")
+@click.option("--ttft-ms", type=float, default=None, help="TTFT target (default: the plan's slo.ttft_s).")
+@click.option("--tpot-ms", type=float, default=None, help="TPOT target (default: the plan's slo.tpot_s).")
+@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), default=None,
+              help="A catalog TOML that adds GPUs or overrides perf parameters.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, num_requests: int | None,
+             trace: str | None, seed: int, lengths: str, burstiness: float, batching: str, balancer: str,
+             replicas: int | None, ttft_ms: float | None, tpot_ms: float | None, catalog_file: str | None,
+             as_json: bool) -> None:
+    """Simulate PLAN.json (from `planner plan --json` or `planner estimate --json`) under stochastic load."""
+    from . import api
+
+    for name, v in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
+        if v is not None and not v > 0:
+            raise InputError(f"{name} must be > 0, got {v!r}")
+    result = api.simulate(plan_file, rate_rps=rate_rps, duration_s=duration_s, requests=num_requests, trace=trace,
+                          seed=seed, lengths=lengths, burstiness=burstiness, batching=batching, balancer=balancer,
+                          replicas=replicas, ttft_slo_s=None if ttft_ms is None else ttft_ms / 1000.0,
+                          tpot_slo_s=None if tpot_ms is None else tpot_ms / 1000.0, catalog=catalog_file)
+    if as_json:
+        emit_json(result)
+    else:
+        from .sim.report import simulation_text
+        click.echo(simulation_text(result))

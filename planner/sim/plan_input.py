@@ -1,0 +1,162 @@
+"""Read the deployment to simulate from a plan file (`planner plan --json`) or an estimate file
+(`planner estimate --json`), validated at the edge into a frozen `PlanSpec`.
+
+Plan form:      model, gpu, parallelism {tp, pp, ep, replicas}, batch, precision {weights, kv},
+                placement {layers_per_stage}, workload {isl, osl, rate_rps}, slo {ttft_s, tpot_s}
+Estimate form:  model, gpu, inputs {tp, pp, ep, batch, isl, osl, weights, kv, speculative}, placement
+                (one replica, no arrival rate, no SLO)
+Either may carry `speculative` {draft, gamma, alpha} (the estimate form inside `inputs`)."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import InputError
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Speculative:
+    draft: str
+    gamma: int
+    alpha: float
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    model: str
+    gpu: str
+    tp: int
+    pp: int
+    ep: int
+    replicas: int
+    batch: int
+    weights: str
+    kv: str
+    isl: int
+    osl: int
+    layers_per_stage: tuple[int, ...] | None = None
+    rate_rps: float | None = None
+    ttft_slo_s: float | None = None
+    tpot_slo_s: float | None = None
+    speculative: Speculative | None = None
+    base_dir: str | None = None  # folder of the plan file: a relative model path resolves against it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "gpu": self.gpu, "tp": self.tp, "pp": self.pp, "ep": self.ep,
+                "replicas": self.replicas, "batch": self.batch, "weights": self.weights, "kv": self.kv,
+                "isl": self.isl, "osl": self.osl,
+                "layers_per_stage": None if self.layers_per_stage is None else list(self.layers_per_stage),
+                "speculative": None if self.speculative is None else
+                {"draft": self.speculative.draft, "gamma": self.speculative.gamma, "alpha": self.speculative.alpha}}
+
+
+def read_plan_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"{p}: cannot read ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{p}: not UTF-8 (byte {e.start})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{p}: invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{p}: expected a JSON object (a plan or an estimate), got {type(doc).__name__}")
+    return doc
+
+
+def load_plan(path: str | Path) -> PlanSpec:
+    return plan_from_dict(read_plan_file(path), where=str(path), base_dir=str(Path(path).resolve().parent))
+
+
+def _get(doc: Mapping[str, Any], dotted: str, where: str, default: Any = _MISSING) -> Any:
+    cur: Any = doc
+    parts = dotted.split(".")
+    for i, key in enumerate(parts):
+        if not isinstance(cur, Mapping):
+            raise InputError(f"{where}: field '{'.'.join(parts[:i])}' must be an object")
+        if key not in cur or (cur[key] is None and default is not _MISSING):
+            if default is _MISSING:
+                raise InputError(f"{where}: missing field '{dotted}'")
+            return default
+        cur = cur[key]
+    return cur
+
+
+def _int(doc: Mapping[str, Any], dotted: str, where: str, default: Any = _MISSING) -> int:
+    v = _get(doc, dotted, where, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < 1:
+        raise InputError(f"{where}: field '{dotted}' must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _str(doc: Mapping[str, Any], dotted: str, where: str) -> str:
+    v = _get(doc, dotted, where)
+    if not isinstance(v, str) or not v.strip():
+        raise InputError(f"{where}: field '{dotted}' must be a non-empty string, got {v!r}")
+    return v
+
+
+def _positive(doc: Mapping[str, Any], dotted: str, where: str) -> float | None:
+    v = _get(doc, dotted, where, None)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise InputError(f"{where}: field '{dotted}' must be a number > 0 or null, got {v!r}")
+    return float(v)
+
+
+def _layers(doc: Mapping[str, Any], where: str) -> tuple[int, ...] | None:
+    v = _get(doc, "placement.layers_per_stage", where, None)
+    if v is None:
+        return None
+    if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v):
+        raise InputError(f"{where}: field 'placement.layers_per_stage' must be a list of positive integers, got {v!r}")
+    return tuple(v)
+
+
+def _speculative(v: Any, field: str, where: str) -> Speculative | None:
+    if v is None:
+        return None
+    if not isinstance(v, Mapping):
+        raise InputError(f"{where}: field '{field}' must be an object or null")
+    draft = _str(v, "draft", f"{where}: {field}")
+    gamma = _int(v, "gamma", f"{where}: {field}")
+    alpha = _get(v, "alpha", f"{where}: {field}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < 1:
+        raise InputError(f"{where}: field '{field}.alpha' must be a number in [0, 1), got {alpha!r}")
+    return Speculative(draft, gamma, float(alpha))
+
+
+def plan_from_dict(doc: Mapping[str, Any], where: str = "plan", base_dir: str | None = None) -> PlanSpec:
+    if not isinstance(doc, Mapping):
+        raise InputError(f"{where}: expected a JSON object (a plan or an estimate), got {type(doc).__name__}")
+    model, gpu = _str(doc, "model", where), _str(doc, "gpu", where)
+    if "inputs" in doc and "parallelism" not in doc:  # `planner estimate --json`
+        return PlanSpec(
+            model=model, gpu=gpu, tp=_int(doc, "inputs.tp", where), pp=_int(doc, "inputs.pp", where),
+            ep=_int(doc, "inputs.ep", where, 1), replicas=1, batch=_int(doc, "inputs.batch", where),
+            weights=_str(doc, "inputs.weights", where), kv=_str(doc, "inputs.kv", where),
+            isl=_int(doc, "inputs.isl", where), osl=_int(doc, "inputs.osl", where),
+            layers_per_stage=_layers(doc, where),
+            speculative=_speculative(_get(doc, "inputs.speculative", where, None), "inputs.speculative", where),
+            base_dir=base_dir)
+    return PlanSpec(
+        model=model, gpu=gpu, tp=_int(doc, "parallelism.tp", where), pp=_int(doc, "parallelism.pp", where),
+        ep=_int(doc, "parallelism.ep", where, 1), replicas=_int(doc, "parallelism.replicas", where),
+        batch=_int(doc, "batch", where), weights=_str(doc, "precision.weights", where),
+        kv=_str(doc, "precision.kv", where), isl=_int(doc, "workload.isl", where),
+        osl=_int(doc, "workload.osl", where), layers_per_stage=_layers(doc, where),
+        rate_rps=_positive(doc, "workload.rate_rps", where), ttft_slo_s=_positive(doc, "slo.ttft_s", where),
+        tpot_slo_s=_positive(doc, "slo.tpot_s", where),
+        speculative=_speculative(_get(doc, "speculative", where, None), "speculative", where),
+        base_dir=base_dir)

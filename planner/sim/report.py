@@ -1,0 +1,49 @@
+"""Human-readable summary of a simulation for the CLI (JSON is the machine format)."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1000:.1f}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def _spark(values: list[float], width: int = 40) -> str:
+    """A one-line bar chart of a series (▁..█), resampled to `width` columns."""
+    if not values:
+        return ""
+    bars = "▁▂▃▄▅▆▇█"
+    step = max(1, len(values) // width)
+    cols = [max(values[i:i + step]) for i in range(0, len(values), step)][:width]
+    top = max(cols) or 1.0
+    return "".join(bars[min(len(bars) - 1, int(v / top * (len(bars) - 1) + 0.5))] for v in cols)
+
+
+def simulation_text(d: dict[str, Any]) -> str:
+    p, a, r = d["plan"], d["arrivals"], d["requests"]
+    ttft, tpot, thr = d["ttft_s"], d["tpot_s"], d["throughput"]
+    q, kv, slo, att, est = d["queue_length"], d["kv_occupancy"], d["slo"], d["slo_attainment"], d["estimate"]
+    load = f"trace {a['trace']}" if "trace" in a else (
+        f"{a['rate_rps']:g} req/s (burstiness {a['burstiness']:g}, {a['lengths']} lengths)")
+    lines = [
+        f"{p['model']} on {p['gpu']}  TP{p['tp']} PP{p['pp']} EP{p['ep']}  batch {p['batch']}  x{p['replicas']} "
+        f"replicas ({d['balancer']})  {d['batching']} batching  seed {d['seed']}",
+        f"  load               {load}; {r['simulated']} requests simulated"
+        + (f", {r['rejected']} rejected (longer than the KV cache)" if r["rejected"] else "")
+        + (f", {r['preemptions']} preemptions" if r["preemptions"] else ""),
+        f"  TTFT ms            p50 {_ms(ttft['p50'])}  p90 {_ms(ttft['p90'])}  p99 {_ms(ttft['p99'])}"
+        f"   (estimate {_ms(est['ttft_s'])})",
+        f"  TPOT ms            p50 {_ms(tpot['p50'])}  p90 {_ms(tpot['p90'])}  p99 {_ms(tpot['p99'])}"
+        f"   (estimate at full batch {_ms(est['tpot_s'])})",
+        f"  throughput         {thr['output_tokens_per_s']:.0f} output tok/s, {thr['requests_per_s']:.3g} req/s "
+        f"(utilization {_pct(d['utilization'])})",
+        f"  queue length       mean {q['mean']:.3g}  max {q['max']}   {_spark(q['series']['value'])}",
+        f"  KV occupancy       mean {_pct(kv['mean'])}  max {_pct(kv['max'])}   {_spark(kv['series']['value'])}",
+        f"  SLO attainment     TTFT {_pct(att['ttft'])} (≤ {_ms(slo['ttft_s'])} ms)  TPOT {_pct(att['tpot'])} "
+        f"(≤ {_ms(slo['tpot_s'])} ms)  both {_pct(att['both'])}",
+    ]
+    return "\n".join(lines)

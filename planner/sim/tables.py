@@ -1,0 +1,191 @@
+"""Step-time tables for the simulator, computed once per plan from the planner's own perf model.
+
+The event loop never evaluates a formula: it looks step times up in tables built here from
+`perf.estimate.step_terms` (with `hardware()`), `perf.pipeline.stage_times_s` / `decode_cycle_s` /
+`prefill_latency_s` and the same speculative-decoding composition `estimate()` uses. `tests/sim/test_tables.py`
+checks that the tables reproduce `estimate()`'s decode cycle and TTFT exactly at the plan's own point.
+
+- `decode_s[n, j]`: one decode cycle (every one of n running sequences gains a token, or a speculative
+  draft-and-verify round) when the running sequences attend `ctx_grid[j]` tokens on average. Decode time is
+  linear in Σ context within each roofline regime, so the mean context is enough and linear interpolation along
+  the grid is exact away from the (at most two) regime kinks.
+- `prefill_busy_s[j]`: how long a prompt of `ctx_grid[j]` tokens occupies the replica (its slowest stage; with one
+  stage, the whole prefill). A chunk of k of its L tokens costs k/L of it.
+- `prefill_latency_s[j]`: from the start of that prefill to its first token (every stage plus the hops); the
+  part above `prefill_busy_s` is pipeline fill, which delays the first token but not the replica.
+- `kv_capacity_tokens`: KV-cache tokens one replica holds: `estimate()`'s `max_batch` sequences of the plan's
+  isl + osl each (the memory left after weights, activations and reserve, as `estimate()` computes it)."""
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ..errors import InputError
+from ..perf.estimate import Config, Estimate, estimate, hardware, step_terms
+from ..perf.params import PerfParams
+from ..perf.pipeline import decode_cycle_s, prefill_latency_s, stage_times_s
+from ..specs.cluster import pipeline_link_bytes_per_s
+from ..specs.model import ModelSpec
+from ..specs.workload import Workload
+from ..units import BYTES_PER_ELEMENT
+
+# Context grid resolution: linear points (decode time is piecewise linear in context) plus geometric points
+# (prefill time has an ~L² attention term, best resolved where prompts are short relative to the maximum).
+LINEAR_GRID_POINTS = 129
+GEOMETRIC_GRID_POINTS = 96
+
+
+@dataclass(frozen=True)
+class StepTables:
+    ctx_grid: np.ndarray  # tokens, increasing, ctx_grid[0] = 1
+    decode_s: np.ndarray  # (max_running + 1, len(ctx_grid)); row 0 is zeros
+    prefill_busy_s: np.ndarray  # (len(ctx_grid),)
+    prefill_latency_s: np.ndarray  # (len(ctx_grid),)
+    kv_capacity_tokens: int
+    max_running: int  # the plan's batch: concurrent sequences per replica
+    max_batched_tokens: int  # chunked-prefill token budget per step (PerfParams.max_batched_tokens)
+    draft_length: int  # γ; 0 without speculative decoding
+    acceptance: float  # α
+    estimate: Estimate  # the plan's own steady-state estimate (mean isl/osl, full batch)
+
+    @property
+    def tokens_per_step(self) -> int:
+        """KV slots a running sequence may need in one step: 1, or γ + 1 when verifying a draft."""
+        return self.draft_length + 1
+
+    def decode_time_s(self, running: int, mean_ctx) -> np.ndarray:
+        return np.interp(mean_ctx, self.ctx_grid, self.decode_s[running])
+
+    def decode_step_s(self, running: int, mean_ctx: float) -> float:
+        """`decode_time_s` for one scalar context, in plain Python (the event loop's hot path)."""
+        return _interp1(self._grid, self._decode_rows[running], mean_ctx)
+
+    @cached_property
+    def _grid(self) -> list[float]:
+        return self.ctx_grid.tolist()
+
+    @cached_property
+    def _decode_rows(self) -> list[list[float]]:
+        return self.decode_s.tolist()
+
+    def prefill_busy(self, prompt_tokens) -> np.ndarray:
+        return np.interp(prompt_tokens, self.ctx_grid, self.prefill_busy_s)
+
+    def prefill_fill_s(self, prompt_tokens) -> np.ndarray:
+        """First-token delay beyond the busy time: pipeline fill (0 with one stage)."""
+        return np.interp(prompt_tokens, self.ctx_grid, self.prefill_latency_s - self.prefill_busy_s)
+
+    def prefill_one(self, prompt_tokens: int) -> tuple[float, float]:
+        """(busy, fill) of one prompt, in plain Python."""
+        return (_interp1(self._grid, self._busy_row, prompt_tokens),
+                _interp1(self._grid, self._fill_row, prompt_tokens))
+
+    @cached_property
+    def _busy_row(self) -> list[float]:
+        return self.prefill_busy_s.tolist()
+
+    @cached_property
+    def _fill_row(self) -> list[float]:
+        return (self.prefill_latency_s - self.prefill_busy_s).tolist()
+
+
+def _interp1(xs: list[float], ys: list[float], x: float) -> float:
+    """np.interp for one point (clamped at the ends)."""
+    j = bisect_right(xs, x)
+    if j <= 0:
+        return ys[0]
+    if j >= len(xs):
+        return ys[-1]
+    x0, x1 = xs[j - 1], xs[j]
+    return ys[j - 1] + (ys[j] - ys[j - 1]) * (x - x0) / (x1 - x0)
+
+
+def context_grid(max_ctx: int, exact: tuple[float, ...] = ()) -> np.ndarray:
+    top = max(2.0, float(max_ctx))
+    pts = np.concatenate([np.linspace(1.0, top, LINEAR_GRID_POINTS), np.geomspace(1.0, top, GEOMETRIC_GRID_POINTS),
+                          np.asarray([x for x in exact if 1.0 <= x <= top], float)])
+    return np.unique(pts)
+
+
+def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, layers: tuple[int, ...],
+                         running: np.ndarray, ctx: np.ndarray) -> np.ndarray:
+    """Decode cycle (s) for every (running, ctx) pair, composed exactly as `estimate()` composes it: the target's
+    per-stage step at micro-batch running/pp with γ+1 tokens per sequence, `decode_cycle_s` over the stages, plus
+    γ draft steps at the full batch."""
+    c, p = config, params
+    wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
+    hw = hardware(c.gpu, c.weights)
+    q = 1 if c.spec is None else c.spec.draft_length + 1
+    link = pipeline_link_bytes_per_s(c.gpu, c.tp, c.pp)
+    n = np.asarray(running, float)[:, None]
+    cx = np.asarray(ctx, float)[None, :]
+    shape = (n.shape[0], cx.shape[1])
+    # step_terms decodes at context isl + osl/2: pass isl = ctx, osl = 0
+    t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=n / c.pp,
+                   isl=cx, osl=0, tokens_per_seq=q, pipeline_link_bytes_per_s=link)
+    flat = [np.broadcast_to(np.asarray(x, float), shape).ravel() for x in
+            (t.decode_layer.time_s, t.decode_first.time_s, t.decode_last.time_s, t.decode_p2p_s)]
+    stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
+    if c.pp == 1:
+        cycle = stage[0]  # decode_cycle_s of a single stage is that stage's time (no hop, one micro-batch)
+    else:
+        cycle = np.fromiter((decode_cycle_s(stage[:, k], flat[3][k], c.pp) for k in range(stage.shape[1])),
+                            float, stage.shape[1])
+    cycle = cycle.reshape(shape)
+    if c.spec is not None:
+        d = c.spec.draft
+        dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=n, isl=cx, osl=0)
+        draft_step = d.num_layers * dt.decode_layer.time_s + dt.decode_first.time_s + dt.decode_last.time_s \
+            + p.step_overhead_s
+        cycle = cycle + c.spec.draft_length * np.broadcast_to(draft_step, shape)
+    return cycle
+
+
+def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layers: tuple[int, ...],
+                     prompt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(busy, latency) of one prompt of each length in `prompt`, as `estimate()` computes TTFT: per-stage prefill
+    times, `prefill_latency_s` across stages (+ the draft's prefill); busy is the slowest stage (+ the draft)."""
+    c, p = config, params
+    wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
+    hw = hardware(c.gpu, c.weights)
+    link = pipeline_link_bytes_per_s(c.gpu, c.tp, c.pp)
+    L = np.asarray(prompt, float)
+    t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
+                   pipeline_link_bytes_per_s=link)
+    flat = [np.broadcast_to(np.asarray(x, float), L.shape) for x in
+            (t.prefill_layer.time_s, t.prefill_first.time_s, t.prefill_last.time_s, t.prefill_p2p_s)]
+    stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
+    latency = np.fromiter((prefill_latency_s(stage[:, k], flat[3][k]) for k in range(L.size)), float, L.size)
+    busy = np.max(stage, axis=0)
+    if c.spec is not None:
+        d = c.spec.draft
+        dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0)
+        draft = d.num_layers * dt.prefill_layer.time_s + dt.prefill_first.time_s + dt.prefill_last.time_s
+        draft = np.broadcast_to(np.asarray(draft, float), L.shape)
+        latency, busy = latency + draft, busy + draft
+    return busy, latency
+
+
+def build_tables(model: ModelSpec, config: Config, workload: Workload, params: PerfParams,
+                 max_ctx: int) -> StepTables:
+    """Tables for contexts up to `max_ctx` tokens (the longest prompt + output the simulation will see)."""
+    est = estimate(model, config, workload, params)
+    if est.max_batch < 1:
+        why = "; ".join(est.messages) or "no memory is left for the KV cache"
+        raise InputError(f"the plan cannot hold a single sequence: {why}")
+    layers = est.layers_per_stage
+    grid = context_grid(max_ctx, (workload.isl, workload.isl + workload.osl / 2.0))
+    running = np.arange(1, config.batch + 1)
+    decode = np.zeros((config.batch + 1, grid.size))
+    decode[1:] = decode_cycle_table_s(model, config, params, layers, running, grid)
+    busy, latency = prefill_tables_s(model, config, params, layers, grid)
+    spec = config.spec
+    return StepTables(
+        ctx_grid=grid, decode_s=decode, prefill_busy_s=busy, prefill_latency_s=latency,
+        kv_capacity_tokens=int(est.max_batch * workload.context_tokens), max_running=config.batch,
+        max_batched_tokens=int(params.max_batched_tokens),
+        draft_length=0 if spec is None else spec.draft_length,
+        acceptance=0.0 if spec is None else spec.acceptance, estimate=est)
