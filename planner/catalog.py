@@ -41,6 +41,8 @@ def read_toml(path: Path | Any, where: str | None = None) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{where}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise InputError(f"{where}: invalid TOML: arrays or tables nested too deeply") from None
 
 
 def normalize_name(name: str) -> str:
@@ -86,6 +88,25 @@ def _accelerator_entries(doc: Mapping[str, Any], where: str) -> list[Mapping[str
     return entries
 
 
+# Upper bounds on user [perf] values (the lower bounds and types are PerfParams.updated's). Beyond them a value is
+# a unit slip (ms typed as s) and the search's integer scales would overflow: its objective range shrinks as
+# 2^62 / max_batch (planner/search/table.py), and no decode step is rows of the micro-batch table above 32768.
+PERF_MAX: dict[str, float] = {
+    "step_overhead_s": 10.0, "allreduce_latency_s": 10.0, "p2p_latency_s": 10.0, "head_stage_overhead_s": 10.0,
+    "max_batched_tokens": 10_000_000, "max_batch": 32_768,
+}
+
+
+def _check_perf(table: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(table, Mapping):
+        raise InputError(f"{where}: [perf] must be a table")
+    for key, hi in PERF_MAX.items():
+        v = table.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > hi:
+            raise InputError(f"{where}: perf parameter {key!r} = {v!r} is above its plausible maximum {hi:g}")
+    return table
+
+
 def load_catalog(user_file: str | Path | None = None, price_tier: str | None = None) -> Catalog:
     """The shipped catalog, optionally extended/overridden by `user_file` (same schema; entries with a known id
     override only the fields they give, e.g. a negotiated `usd_per_hour`)."""
@@ -93,7 +114,11 @@ def load_catalog(user_file: str | Path | None = None, price_tier: str | None = N
     user_doc: Mapping[str, Any] = {}
     if user_file is not None:
         user_doc = read_toml(Path(user_file))
-    tier = price_tier or user_doc.get("default_price_tier") or shipped[0].get("default_price_tier", "market")
+    user_tier = user_doc.get("default_price_tier")
+    if user_tier is not None and user_tier not in PRICE_TIERS:
+        raise InputError(f"{user_file}: default_price_tier: unknown price tier {user_tier!r}"
+                         f"{did_you_mean(str(user_tier), PRICE_TIERS)} (tiers: {', '.join(PRICE_TIERS)})")
+    tier = price_tier or user_tier or shipped[0].get("default_price_tier", "market")
     if tier not in PRICE_TIERS:
         raise InputError(f"unknown price tier {tier!r} (tiers: {', '.join(PRICE_TIERS)})")
     accs: dict[str, Accelerator] = {}
@@ -105,6 +130,10 @@ def load_catalog(user_file: str | Path | None = None, price_tier: str | None = N
     sources = ["catalog/accelerators.toml", "catalog/perf.toml", "catalog/calibration/fit.toml"]
     if user_file is not None:
         where = str(user_file)
+        top = ("accelerator", "perf", "default_price_tier", "schema_version", "compiled")
+        for key in sorted(set(user_doc) - set(top)):
+            raise InputError(f"{where}: unknown top-level key {key!r}{did_you_mean(key, top)} "
+                             f"(known: {', '.join(top)})")
         probe = Catalog(accs, perf, tier)
         for e in _accelerator_entries(user_doc, where):
             base = None
@@ -117,13 +146,7 @@ def load_catalog(user_file: str | Path | None = None, price_tier: str | None = N
             if base is not None and base.id != a.id:
                 a = accelerator_from_entry({**e, "id": base.id}, where, tier, base=base)
             accs[a.id] = a
-        perf_table = user_doc.get("perf", {})
-        if not isinstance(perf_table, Mapping):
-            raise InputError(f"{where}: [perf] must be a table")
-        perf = perf.updated(perf_table, where)
-        unknown = set(user_doc) - {"accelerator", "perf", "default_price_tier", "schema_version", "compiled"}
-        if unknown:
-            raise InputError(f"{where}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+        perf = perf.updated(_check_perf(user_doc.get("perf", {}), where), where)
         sources.append(where)
     return Catalog(accs, perf, tier, tuple(sources))
 

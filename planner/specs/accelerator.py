@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from ..units import COMPUTE_DTYPE, GiB, Gbit, GB, TB, TFLOP
 
 PRICE_TIERS = ("market", "list", "reserved", "spot")
@@ -47,17 +48,41 @@ class Accelerator:
         return self.flops_per_s[COMPUTE_DTYPE[weight_precision]]
 
 
-def _num(entry: Mapping[str, Any], key: str, where: str, positive: bool = True) -> float:
+# Plausible range of each catalog number, in the file's units. Outside it a value is a typo or a unit slip (GB/s
+# typed as TB/s), and far outside it the search's integer scales (ns, KiB, 1e-4 USD; planner/search/table.py)
+# would overflow. The bounds sit orders of magnitude beyond every real part in catalog/accelerators.toml.
+FIELD_RANGES: dict[str, tuple[float, float]] = {
+    "memory_gib": (0.01, 100_000.0),
+    "hbm_tb_s": (0.01, 1_000.0),
+    "tflops": (1.0, 1_000_000.0),  # L4 is 121 TFLOP/s bf16; a CPU socket a few
+    "domain_size": (1, 100_000),  # TPU v5p pods: 8960
+    "gb_s": (0.01, 1_000_000.0),
+    "gbit_s": (0.01, 10_000_000.0),
+    "usd_per_hour": (1e-4, 100_000.0),  # 1e-4 USD is the search's price unit
+}
+TOPOLOGIES = ("switch", "mesh", "torus", "pcie")
+
+
+def _num(entry: Mapping[str, Any], key: str, where: str, positive: bool = True, kind: str | None = None) -> float:
     value = entry.get(key)
     if value is None:
         raise InputError(f"{where}: missing field {key!r}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{where}: field {key!r} must be a number, got {value!r}")
     if not math.isfinite(value) or (positive and value <= 0) or value < 0:
-        raise InputError(f"{where}: field {key!r} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    if value > 1e12:
-        raise InputError(f"{where}: field {key!r} is implausibly large ({value!r})")
+        raise InputError(f"{where}: field {key!r} must be a finite number {'> 0' if positive else '>= 0'}, "
+                         f"got {value!r}")
+    lo, hi = FIELD_RANGES.get(kind or key, (0.0, 1e12))
+    if not lo <= value <= hi:
+        raise InputError(f"{where}: field {key!r} = {value!r} is outside the plausible range {lo:g} to {hi:g}")
     return float(value)
+
+
+def _text(entry: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    value = entry.get(key, default)
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field {key!r} must be a string, got {value!r}")
+    return value
 
 
 def _table(entry: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -73,8 +98,12 @@ def accelerator_from_entry(entry: Mapping[str, Any], where: str, tier: str,
     if not isinstance(entry, Mapping):
         raise InputError(f"{where}: each [[accelerator]] must be a table")
     aid = entry.get("id")
-    if not isinstance(aid, str) or not aid.strip():
+    if aid is None or (isinstance(aid, str) and not aid.strip()):
         raise InputError(f"{where}: missing field 'id'")
+    if not isinstance(aid, str):
+        raise InputError(f"{where}: field 'id' must be a string, got {aid!r}")
+    if base is None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", aid.strip().lower()):
+        raise InputError(f"{where}: id {aid!r} must be lowercase letters, digits, '.' and '-' (e.g. 'my-gpu-80gb')")
     where = f"{where} [{aid}]"
 
     def field_or_base(key: str, convert, base_value):
@@ -86,7 +115,12 @@ def accelerator_from_entry(entry: Mapping[str, Any], where: str, tier: str,
     hbm = field_or_base("hbm_tb_s", lambda v: v * TB, base.hbm_bytes_per_s if base else None)
     if "tflops" in entry or base is None:
         tf = _table(entry, "tflops", where)
-        flops = {str(k): _num(tf, k, f"{where} tflops") * TFLOP for k in tf}
+        dtypes = sorted(set(COMPUTE_DTYPE.values()))
+        for k in tf:
+            if k not in dtypes:
+                raise InputError(f"{where} tflops: unknown dtype {k!r}{did_you_mean(k, dtypes)} "
+                                 f"(known: {', '.join(dtypes)})")
+        flops = {str(k): _num(tf, k, f"{where} tflops", kind="tflops") * TFLOP for k in tf}
         if not flops:
             raise InputError(f"{where}: [tflops] is empty")
     else:
@@ -97,7 +131,10 @@ def accelerator_from_entry(entry: Mapping[str, Any], where: str, tier: str,
         if domain != int(domain):
             raise InputError(f"{where} scale_up: field 'domain_size' must be an integer, got {domain!r}")
         up_bw = _num(su, "gb_s", f"{where} scale_up") * GB
-        topo = str(su.get("topology", "switch"))
+        topo = _text(su, "topology", f"{where} scale_up", "switch")
+        if topo not in TOPOLOGIES:
+            raise InputError(f"{where} scale_up: field 'topology' must be one of {', '.join(TOPOLOGIES)}, "
+                             f"got {topo!r}")
     else:
         domain, up_bw, topo = base.scale_up_domain, base.scale_up_bytes_per_s, base.scale_up_topology
     if "scale_out" in entry or base is None:
@@ -115,18 +152,21 @@ def accelerator_from_entry(entry: Mapping[str, Any], where: str, tier: str,
             raise InputError(f"{where}: unknown price tier {t!r} (tiers: {', '.join(PRICE_TIERS)})")
         if not isinstance(p, Mapping):
             raise InputError(f"{where}: prices.{t} must be a table with usd_per_hour")
-        prices[t] = Price(_num(p, "usd_per_hour", f"{where} prices.{t}"), t, str(p.get("source", "")),
-                          str(p.get("date", "")), str(p.get("provider", "")))
+        prices[t] = Price(_num(p, "usd_per_hour", f"{where} prices.{t}"), t, _text(p, "source", where, ""),
+                          str(p.get("date", "")), _text(p, "provider", where, ""))
     if "usd_per_hour" in entry:  # shorthand for a user override: one price, any tier
         prices = {**prices, tier: Price(_num(entry, "usd_per_hour", where), tier, "user catalog", "")}
     if not prices:
         raise InputError(f"{where}: no price (add [accelerator.prices.{tier}] usd_per_hour)")
     # The requested tier if this part has one; otherwise the first tier it has, in PRICE_TIERS order.
     price = prices.get(tier) or next(prices[t] for t in PRICE_TIERS if t in prices)
-    aliases = tuple(str(a).lower() for a in entry.get("aliases", base.aliases if base else ()))
+    raw_aliases = entry.get("aliases", list(base.aliases) if base else [])
+    if not isinstance(raw_aliases, list) or not all(isinstance(a, str) for a in raw_aliases):
+        raise InputError(f"{where}: field 'aliases' must be a list of strings, got {raw_aliases!r}")
+    aliases = tuple(a.lower() for a in raw_aliases)
     return Accelerator(
-        id=aid.strip().lower(), name=str(entry.get("name", base.name if base else aid)), memory_bytes=memory,
+        id=aid.strip().lower(), name=_text(entry, "name", where, base.name if base else aid), memory_bytes=memory,
         hbm_bytes_per_s=hbm, flops_per_s=flops, scale_up_domain=int(domain), scale_up_bytes_per_s=up_bw,
         scale_out_bytes_per_s=out_bw, price=price, prices=prices, scale_up_topology=topo,
-        vendor=str(entry.get("vendor", base.vendor if base else "")), aliases=aliases,
+        vendor=_text(entry, "vendor", where, base.vendor if base else ""), aliases=aliases,
     )

@@ -14,6 +14,7 @@ LM head (counted once when tied). Biases are not counted. DeepSeek-V3's multi-to
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -200,16 +201,44 @@ def _get(cfg: Mapping[str, Any], where: str, *keys: str, default: Any = None, re
     return default
 
 
+# Plausible maxima for config.json sizes: orders of magnitude beyond any published model, and small enough that the
+# search's integer tables (ns, KiB; planner/search/table.py) cannot overflow. Anything above is a typo.
+MAX_CONFIG_INT = 10**9
+MAX_CONFIG_FIELD = {"num_hidden_layers": 10_000, "hidden_size": 1_000_000, "num_attention_heads": 100_000,
+                    "num_key_value_heads": 100_000, "head_dim": 100_000, "vocab_size": 100_000_000,
+                    "intermediate_size": 100_000_000, "moe_intermediate_size": 100_000_000,
+                    "num_local_experts": 100_000, "num_experts_per_tok": 100_000}
+MAX_TOTAL_PARAMS = 1e15  # 500x the largest model discussed publicly (~2T)
+MAX_KV_BYTES_PER_TOKEN = 1e9  # at 16-bit; GPT-3 175B (MHA, 96 layers) holds 4.7 MB per token
+
+
 def _int(cfg: Mapping[str, Any], where: str, *keys: str, default: Any = None, minimum: int = 0) -> int:
     value = _get(cfg, where, *keys, default=default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise InputError(f"{where}: field {keys[0]!r} must be an integer, got {value!r}")
+    key = next((k for k in keys if k in cfg and cfg[k] is not None), keys[0])
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and (not math.isfinite(value) or value != int(value)))):
+        raise InputError(f"{where}: field {key!r} must be an integer, got {value!r}")
     value = int(value)
     if value < minimum:
-        raise InputError(f"{where}: field {keys[0]!r} must be >= {minimum}, got {value}")
-    if value > 10**9:
-        raise InputError(f"{where}: field {keys[0]!r} is implausibly large ({value})")
+        raise InputError(f"{where}: field {key!r} must be >= {minimum}, got {value}")
+    limit = MAX_CONFIG_FIELD.get(keys[0], MAX_CONFIG_INT)
+    if value > limit:
+        raise InputError(f"{where}: field {key!r} is implausibly large ({value} > {limit})")
     return value
+
+
+def _flag(cfg: Mapping[str, Any], where: str, key: str, default: bool) -> bool:
+    value = cfg.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError(f"{where}: field {key!r} must be true or false, got {value!r}")
+    return value
+
+
+def _layer_list(cfg: Mapping[str, Any], where: str, key: str) -> set[int]:
+    value = cfg.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        raise InputError(f"{where}: field {key!r} must be a list of layer indices, got {value!r}")
+    return set(value)
 
 
 def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = None) -> ModelSpec:
@@ -219,6 +248,8 @@ def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = Non
         raise InputError(f"{where}: expected a JSON object at the top level")
     if "text_config" in cfg and "hidden_size" not in cfg:  # multimodal wrappers keep the LM under text_config
         cfg = cfg["text_config"]
+        if not isinstance(cfg, Mapping):
+            raise InputError(f"{where}: field 'text_config' must be an object, got {cfg!r}")
     h = _int(cfg, where, "hidden_size", "n_embd", "d_model", minimum=1)
     layers = _int(cfg, where, "num_hidden_layers", "n_layer", "num_layers", minimum=1)
     heads = _int(cfg, where, "num_attention_heads", "n_head", minimum=1)
@@ -226,21 +257,24 @@ def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = Non
     head_dim = _int(cfg, where, "head_dim", default=max(h // heads, 1), minimum=1)
     vocab = _int(cfg, where, "vocab_size", minimum=1)
     ctx = _int(cfg, where, "max_position_embeddings", "n_positions", "seq_length", default=4096, minimum=1)
-    act = str(_get(cfg, where, "hidden_act", "activation_function", default="silu")).lower()
-    gated = bool(cfg.get("planner_mlp_gated", act in GATED_ACTIVATIONS))
-    tie = bool(cfg.get("tie_word_embeddings", False))
+    act = _get(cfg, where, "hidden_act", "activation_function", default="silu")
+    if not isinstance(act, str):
+        raise InputError(f"{where}: field 'hidden_act' must be a string, got {act!r}")
+    act = act.lower()
+    gated = _flag(cfg, where, "planner_mlp_gated", act in GATED_ACTIVATIONS)
+    tie = _flag(cfg, where, "tie_word_embeddings", False)
     if kv_heads > heads or heads % kv_heads:
         raise InputError(f"{where}: num_key_value_heads ({kv_heads}) must divide num_attention_heads ({heads})")
 
     kwargs: dict[str, Any] = {}
-    n_experts = int(_get(cfg, where, "num_local_experts", "num_experts", "n_routed_experts", default=0, required=False) or 0)
-    dense_ff = int(_get(cfg, where, "intermediate_size", "n_inner", "ffn_hidden_size", default=0, required=False) or 0)
+    n_experts = _int(cfg, where, "num_local_experts", "num_experts", "n_routed_experts", default=0)
+    dense_ff = _int(cfg, where, "intermediate_size", "n_inner", "ffn_hidden_size", default=0)
     if n_experts:
         top_k = _int(cfg, where, "num_experts_per_tok", "top_k", "moe_topk", minimum=1)
         if top_k > n_experts:
             raise InputError(f"{where}: num_experts_per_tok ({top_k}) exceeds the number of experts ({n_experts})")
         expert_ff = _int(cfg, where, "moe_intermediate_size", "intermediate_size", minimum=1)
-        shared_n = int(cfg.get("n_shared_experts") or 0)
+        shared_n = _int(cfg, where, "n_shared_experts", default=0)
         shared_ff = expert_ff if shared_n else 0
         if cfg.get("shared_expert_intermediate_size"):  # Qwen2-MoE: one shared expert of its own width
             shared_n, shared_ff = 1, _int(cfg, where, "shared_expert_intermediate_size", minimum=1)
@@ -250,7 +284,7 @@ def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = Non
             moe_layers = sum(1 for i in range(layers) if i >= k and i % freq == 0)
         else:  # Qwen-MoE: decoder_sparse_step and mlp_only_layers; Mixtral: all layers MoE
             step = _int(cfg, where, "decoder_sparse_step", default=1, minimum=1)
-            only_mlp = set(cfg.get("mlp_only_layers") or [])
+            only_mlp = _layer_list(cfg, where, "mlp_only_layers")
             moe_layers = sum(1 for i in range(layers) if i not in only_mlp and (i + 1) % step == 0)
         if moe_layers < layers and not dense_ff:
             raise InputError(f"{where}: has dense layers but no 'intermediate_size' for them")
@@ -268,19 +302,26 @@ def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = Non
     if cfg.get("kv_lora_rank"):
         kwargs.update(
             kv_lora_rank=_int(cfg, where, "kv_lora_rank", minimum=1),
-            q_lora_rank=int(cfg.get("q_lora_rank") or 0),
+            q_lora_rank=_int(cfg, where, "q_lora_rank", default=0),
             qk_rope_head_dim=_int(cfg, where, "qk_rope_head_dim", minimum=1),
             qk_nope_head_dim=_int(cfg, where, "qk_nope_head_dim", minimum=1),
             v_head_dim=_int(cfg, where, "v_head_dim", minimum=1),
         )
         head_dim = kwargs["qk_nope_head_dim"] + kwargs["qk_rope_head_dim"]
         kv_heads = heads
-    return ModelSpec(
+    spec = ModelSpec(
         name=name, num_layers=layers, hidden_size=h, vocab_size=vocab, num_heads=heads, num_kv_heads=kv_heads,
         head_dim=head_dim, max_context=ctx, mlp_gated=gated, dense_intermediate_size=dense_ff,
         num_dense_layers=dense_layers, tie_word_embeddings=tie,
         source=str(cfg.get("_planner_source", where)), **kwargs,
     )
+    if spec.total_params > MAX_TOTAL_PARAMS:
+        raise InputError(f"{where}: implausibly large model ({spec.total_params:.3g} parameters > "
+                         f"{MAX_TOTAL_PARAMS:g}); check hidden_size, intermediate_size and the expert count")
+    if spec.kv_bytes_per_token(2.0) > MAX_KV_BYTES_PER_TOKEN:
+        raise InputError(f"{where}: implausibly large KV cache ({spec.kv_bytes_per_token(2.0):.3g} bytes per token "
+                         f"at 16-bit); check num_key_value_heads, head_dim and num_hidden_layers")
+    return spec
 
 
 def read_json(path: Path) -> Any:
@@ -296,6 +337,8 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid JSON: arrays or objects nested too deeply") from None
 
 
 def model_from_path(path: Path) -> ModelSpec:
