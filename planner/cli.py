@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import click
 
-from .errors import InfeasibleError, InputError, PlannerError  # noqa: F401
+from .errors import InfeasibleError, InputError, PlannerError, did_you_mean  # noqa: F401
 
 DEBUG = {"on": False}
 # Bounds on counts typed as flags: far beyond any real deployment, well inside the integer ranges the search uses.
@@ -18,6 +18,14 @@ MAX_DEGREE = 100_000  # --tp, --pp, --ep
 MAX_BATCH = 10_000_000  # --batch
 MAX_GPUS = 1_000_000  # --max-gpus, --max-gpus-per-type
 MAX_USD_PER_GPU_HOUR = 100_000.0  # --price
+
+
+class _IntRange(click.IntRange):
+    name = "integer"  # "'x' is not a valid integer", not "... integer range"
+
+
+class _FloatRange(click.FloatRange):
+    name = "float"
 
 
 def _usage_line(e: click.ClickException) -> str:
@@ -99,16 +107,16 @@ def common_model_options(f: Callable) -> Callable:
 @main.command()
 @click.option("--model", required=True, help="Preset id (e.g. llama-3.1-70b), a config.json, or a model folder.")
 @click.option("--gpu", required=True, help="Accelerator id or common spelling (h100, H100-SXM-80GB, ...).")
-@click.option("--tp", type=click.IntRange(1, MAX_DEGREE), default=1, show_default=True)
-@click.option("--pp", type=click.IntRange(1, MAX_DEGREE), default=1, show_default=True)
-@click.option("--ep", type=click.IntRange(1, MAX_DEGREE), default=1, show_default=True)
-@click.option("--batch", type=click.IntRange(1, MAX_BATCH), required=True, help="Concurrent sequences per replica.")
+@click.option("--tp", type=_IntRange(1, MAX_DEGREE), default=1, show_default=True)
+@click.option("--pp", type=_IntRange(1, MAX_DEGREE), default=1, show_default=True)
+@click.option("--ep", type=_IntRange(1, MAX_DEGREE), default=1, show_default=True)
+@click.option("--batch", type=_IntRange(1, MAX_BATCH), required=True, help="Concurrent sequences per replica.")
 @click.option("--isl", type=int, required=True, help="Mean input (prompt) tokens.")
 @click.option("--osl", type=int, required=True, help="Mean output tokens.")
 @click.option("--weights", default="bf16", show_default=True, help="bf16|fp16|fp8|int8|int4|fp4")
 @click.option("--kv", default="bf16", show_default=True, help="bf16|fp16|fp8|int8")
 @click.option("--layers-per-stage", default=None, help="Comma-separated layers per pipeline stage (default: balanced).")
-@click.option("--price", "price", type=click.FloatRange(0, MAX_USD_PER_GPU_HOUR, min_open=True), default=None,
+@click.option("--price", "price", type=_FloatRange(0, MAX_USD_PER_GPU_HOUR, min_open=True), default=None,
               help="Override $/GPU-hour.")
 @click.option("--spec-draft", default=None, help="Draft model for speculative decoding (preset or config.json).")
 @click.option("--spec-gamma", type=int, default=4, show_default=True, help="Draft tokens per step.")
@@ -175,6 +183,44 @@ def _check_request_value(path: str, key: str, v: Any) -> None:
     if kind == "limits" and not (isinstance(v, dict) and all(is_int(x) and 0 <= x <= MAX_GPUS for x in v.values())):
         raise InputError(f"{where} must be a table of GPU = count (0 to {MAX_GPUS}), e.g. {{ h100-sxm = 64 }}, "
                          f"got {v!r}")
+    from .specs.accelerator import PRICE_TIERS
+    from .units import KV_PRECISIONS, WEIGHT_PRECISIONS
+
+    choices = {"weights": WEIGHT_PRECISIONS, "kv": KV_PRECISIONS, "price_tier": PRICE_TIERS}.get(key)
+    for name in ([] if choices is None else v.split(",") if isinstance(v, str) else v):
+        if name.strip() and name.strip() not in choices:
+            raise InputError(f"{where}: unknown {'price tier' if key == 'price_tier' else 'precision'} "
+                             f"{name.strip()!r}{did_you_mean(name.strip(), choices)} (choose from {', '.join(choices)})")
+
+
+class _RequestDoc(dict):
+    """A request file's keys, remembering the file for error messages."""
+
+    path: str | None = None
+
+
+def _check_file_names(path: str, file_doc: dict[str, Any], args: dict[str, Any], flags: dict[str, Any]) -> None:
+    """Resolve the names the request file gives (model, GPUs) now, so that an unknown one names the file and key."""
+    from .catalog import load_catalog, load_model
+
+    keys = [k for k in ("model", "gpus", "max_gpus_per_type") if k in file_doc and flags.get(k) in (None, ())]
+    if not keys:
+        return
+    try:
+        cat = load_catalog(args.get("catalog"), price_tier=args.get("price_tier"))
+    except InputError:
+        return  # the API call reports it, naming the catalog file
+    for key in keys:
+        try:
+            if key == "model":
+                load_model(args["model"])
+            elif key == "gpus":
+                cat.gpus(args["gpus"])
+            else:
+                for name in args["max_gpus_per_type"]:
+                    cat.gpu(name)
+        except InputError as e:
+            raise InputError(f"{path}: {key}: {e}") from None
 
 
 def _request_file(path: str | None) -> dict[str, Any]:
@@ -184,9 +230,9 @@ def _request_file(path: str | None) -> dict[str, Any]:
     from pathlib import Path
 
     from .catalog import read_toml
-    from .errors import did_you_mean
 
-    doc = read_toml(Path(path))
+    doc = _RequestDoc(read_toml(Path(path)))
+    doc.path = path
     for key in sorted(doc):
         if key not in _REQUEST_KEYS:
             raise InputError(f"{path}: unknown key {key!r}{did_you_mean(key, _REQUEST_KEYS)} "
@@ -215,9 +261,9 @@ def plan_options(f: Callable) -> Callable:
         click.option("--output-tokens-per-s", type=float, default=None, help="Demand in output tokens/s."),
         click.option("--weights", default=None, help="Weight precisions to consider (default bf16,fp8,int8)."),
         click.option("--kv", default=None, help="KV-cache precisions to consider (default bf16,fp8)."),
-        click.option("--max-gpus", type=click.IntRange(1, MAX_GPUS), default=None, help="Most GPUs in total."),
+        click.option("--max-gpus", type=_IntRange(1, MAX_GPUS), default=None, help="Most GPUs in total."),
         click.option("--max-gpus-per-type", multiple=True, help="TYPE=N, repeatable."),
-        click.option("--time-limit-s", type=click.FloatRange(0, min_open=True), default=None,
+        click.option("--time-limit-s", type=_FloatRange(0, min_open=True), default=None,
                      help="Solver time limit (default 30)."),
     ]
     for o in reversed(opts):
@@ -254,11 +300,15 @@ def _merge(file_doc: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
             if not 0 <= parsed[name] <= MAX_GPUS:
                 raise InputError(f"--max-gpus-per-type {name}: must be from 0 to {MAX_GPUS}, got {n}")
         out["max_gpus_per_type"] = parsed
+    path = getattr(file_doc, "path", None)
     for req_key in ("model", "isl", "osl"):
         if out.get(req_key) is None:
-            raise InputError(f"missing --{req_key.replace('_', '-')} (flag or request-file key '{req_key}')")
+            where = f"flag, or key '{req_key}' in {path}" if path else f"flag or request-file key '{req_key}'"
+            raise InputError(f"missing --{req_key.replace('_', '-')} ({where})")
     if "catalog_file" in out:
         out["catalog"] = out.pop("catalog_file")
+    if path:
+        _check_file_names(path, file_doc, out, flags)
     return out
 
 
