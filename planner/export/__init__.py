@@ -1,1 +1,75 @@
-"""see package docs"""
+"""Launch configurations for serving engines and clusters from a plan (`planner plan --json` output).
+
+    import planner
+    ex = planner.export(plan_dict, "vllm")      # or "sglang", "trtllm", "k8s"
+    print(ex.script())                          # shell script (k8s: the manifest)
+    ex.argv, ex.env, ex.files, ex.notes         # the pieces; ex.to_dict() for JSON
+
+Flags are the engines' real ones for the versions recorded in catalog/engines/<engine>.toml (each with its
+source). Where an engine cannot express the plan (uneven layers per stage on TensorRT-LLM, EP inside TP on vLLM,
+a KV precision it lacks), the export says so in `notes`, emits the nearest layout it can, and re-estimates it
+(`reestimate`) with planner.perf.estimate.
+
+`planner.export` is this module and is also callable: `planner.export(plan, engine)` is `export(plan, engine)`."""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+from .base import Export
+from .spec import ENGINES, EngineSpec, engine_spec
+
+
+def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any = None,
+           price_tier: str | None = None, model_path: str | None = None, k8s_engine: str = "vllm") -> Export:
+    """The launch configuration of `plan` for `engine` (vllm | sglang | trtllm | k8s).
+
+    model: ModelSpec, preset id or config.json path, needed only when the plan's model is not a preset and the
+    engine's layout differs from the plan (to re-estimate it). catalog / price_tier: the catalog the plan was made
+    with (the GPU's specs; the plan's own price is kept). model_path: the weights to serve (default: the preset's
+    Hugging Face repo). k8s_engine: the engine inside the pods for "k8s"."""
+    from .base import check_plan, make_context
+    from .engines import export_sglang, export_trtllm, export_vllm
+    from .k8s import export_k8s
+
+    if hasattr(plan, "to_dict"):  # a planner.plan.Plan
+        plan = plan.to_dict()
+    spec = engine_spec(engine)
+    ctx = make_context(check_plan(plan), spec, model=model, catalog=catalog, price_tier=price_tier,
+                       model_path=model_path)
+    if engine == "vllm":
+        return export_vllm(ctx)
+    if engine == "sglang":
+        return export_sglang(ctx)
+    if engine == "trtllm":
+        return export_trtllm(ctx)
+    return export_k8s(ctx, k8s_engine)
+
+
+def load_plan(path: str | Path) -> dict[str, Any]:
+    import json
+
+    from ..errors import InputError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise InputError(f"{path}: not JSON ({e})") from None
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `planner.export(plan, engine)` call `export` while `planner.export.k8s` etc. stay importable."""
+
+    def __call__(self, plan: dict[str, Any], engine: str, **kwargs: Any) -> Export:
+        return export(plan, engine, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["export", "Export", "EngineSpec", "engine_spec", "ENGINES", "load_plan"]

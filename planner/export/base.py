@@ -1,0 +1,249 @@
+"""The shared part of every export: the plan's context (model, GPU, memory), the re-estimate of a changed layout,
+and `Export`, the result (a launch command, its environment, config files and notes)."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..catalog import CATALOG, Catalog, load_catalog, load_model, normalize_name
+from ..errors import InputError
+from ..perf.estimate import Config, _r, estimate
+from ..specs.accelerator import Accelerator
+from ..specs.model import ModelSpec
+from ..specs.workload import Workload
+from .layout import Layout, Resolved, replicas_for_demand, resolve
+from .spec import EngineSpec, engine_spec
+
+# Where a model has no public checkpoint, the command names this path for the user to replace.
+PLACEHOLDER_MODEL_DIR = "/models"
+# vLLM's `vllm serve` and trtllm-serve listen on 8000, SGLang on 30000 by default; exports bind all interfaces on
+# one port so the k8s Service and probes can use it.
+SERVE_PORT = 8000
+
+
+@dataclass
+class Export:
+    """A launch configuration for one engine. `argv` is the command (node 0 / the leader when a replica spans
+    nodes), `env` its environment, `files` config files it reads (name -> text), `notes` what could not be
+    expressed or needs the user's attention, `layout` what is emitted against what was planned."""
+
+    engine: str
+    version: str
+    docs: str
+    argv: list[str]
+    env: dict[str, str]
+    files: dict[str, str]
+    notes: list[str]
+    layout: dict[str, Any]
+    reestimate: dict[str, Any] | None = None
+    other_nodes: list[dict[str, Any]] = field(default_factory=list)  # {"node_rank", "argv", "env"} per extra node
+    header: list[str] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return self.layout["exact"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine, "version": self.version, "docs": self.docs, "argv": self.argv,
+                "command": shlex.join(self.argv) if self.argv else None, "env": self.env, "files": self.files,
+                "other_nodes": self.other_nodes, "notes": self.notes, "layout": self.layout,
+                "reestimate": self.reestimate}
+
+    def script(self) -> str:
+        """A POSIX shell script (or, for k8s, the manifest) that a person reads and runs."""
+        out = [f"# {line}" for line in self.header]
+        out += [f"# NOTE: {n}" for n in self.notes]
+        if self.reestimate:
+            out.append(f"# {reestimate_line(self.reestimate)}")
+        if self.engine == "k8s":
+            return "\n".join(out) + "\n" + self.files["manifest.yaml"]
+        out = ["#!/bin/sh", "set -e"] + out
+        for name, text in self.files.items():
+            out += [f"cat > {shlex.quote(name)} <<'EOF'", text.rstrip("\n"), "EOF"]
+        if self.other_nodes:
+            out.append("# node 0 (head):")
+        out += _command_lines(self.env, self.argv)
+        for node in self.other_nodes:
+            out.append(f"# node {node['node_rank']}: "
+                       + " ".join(f"{k}={_quote(v)}" for k, v in node["env"].items())
+                       + (" " if node["env"] else "") + " ".join(_quote(a) for a in node["argv"]))
+        return "\n".join(out) + "\n"
+
+
+_SHELL_REF = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*\}[A-Za-z0-9_.:/-]*$")
+
+
+def _quote(arg: str) -> str:
+    """shlex quoting, except that a value starting with a ${VAR} reference is double-quoted so the shell expands it."""
+    return f'"{arg}"' if _SHELL_REF.match(arg) else shlex.quote(arg)
+
+
+def reestimate_line(r: dict[str, Any]) -> str:
+    m = r["metrics"]
+    pct = lambda x: "n/a" if x is None else f"{x:+.1%}"  # noqa: E731
+    return (f"re-estimate of the emitted layout (planner.perf.estimate): TTFT {m['ttft_s'] * 1000:.0f} ms "
+            f"({pct(r['ttft_change'])}), TPOT {m['tpot_s'] * 1000:.1f} ms ({pct(r['tpot_change'])}), "
+            f"${r['usd_per_million_output_tokens']:.4g}/M output tokens ({pct(r['cost_change'])} vs the plan), "
+            f"{r['replicas']} replica(s), fits: {'yes' if r['fits'] else 'NO'}"
+            + (f", misses: {'; '.join(r['violations'])}" if r["violations"] else ""))
+
+
+def _command_lines(env: dict[str, str], argv: list[str]) -> list[str]:
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    # the command and its positional arguments, then one flag (with its value) per continued line
+    i = 1
+    while i < len(argv) and not argv[i].startswith("--"):
+        i += 1
+    parts = [" ".join(_quote(a) for a in argv[:i])]
+    while i < len(argv):
+        chunk = [argv[i]]
+        if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            chunk.append(argv[i + 1])
+            i += 1
+        parts.append(" ".join(_quote(a) for a in chunk))
+        i += 1
+    lines.append(" \\\n  ".join(parts))
+    return lines
+
+
+def hf_repo(model_name: str) -> str | None:
+    """The Hugging Face repo a preset was taken from (its `_planner_source` names it), if any."""
+    path = CATALOG / "models" / f"{normalize_name(model_name)}.json"
+    try:
+        src = json.loads(path.read_text(encoding="utf-8")).get("_planner_source", "")
+    except (OSError, ValueError):
+        return None
+    m = re.match(r"Hugging Face ([\w.\-]+/[\w.\-]+) config\.json", src)
+    return m.group(1) if m else None
+
+
+@dataclass
+class Context:
+    """Everything an engine exporter reads besides the plan itself."""
+
+    plan: dict[str, Any]
+    spec: EngineSpec
+    catalog: Catalog
+    gpu: Accelerator
+    model_ref: str
+    model_spec: ModelSpec | None
+    notes: list[str]
+
+    @property
+    def served_name(self) -> str:
+        return self.plan["model"]
+
+    @property
+    def max_model_len(self) -> int:
+        w = self.plan["workload"]
+        return int(w["isl"] + w["osl"])
+
+    @property
+    def max_batched_tokens(self) -> int:
+        return int(self.catalog.perf.max_batched_tokens)
+
+
+def check_plan(plan: Any) -> dict[str, Any]:
+    if not isinstance(plan, dict):
+        raise InputError("export: the plan must be the JSON object `planner plan --json` prints")
+    for key in ("schema_version", "model", "gpu", "parallelism", "precision", "placement", "batch", "workload",
+                "memory_per_gpu_bytes", "cost", "slo"):
+        if key not in plan:
+            raise InputError(f"export: the plan has no {key!r} field (is it `planner plan --json` output?)")
+    if plan["schema_version"] != 1:
+        raise InputError(f"export: plan schema_version {plan['schema_version']} is not supported (1)")
+    return plan
+
+
+def make_context(plan: dict[str, Any], spec: EngineSpec, *, model: ModelSpec | str | None,
+                 catalog: Catalog | str | None, price_tier: str | None, model_path: str | None) -> Context:
+    cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog, price_tier=price_tier)
+    gpu = cat.gpu(plan["gpu"])
+    notes: list[str] = []
+    if spec.vendors and gpu.vendor not in spec.vendors:
+        notes.append(f"{spec.engine} {spec.version} does not run on {gpu.vendor} accelerators ({gpu.id}); the "
+                     f"config below is what the plan would need, not something this engine can launch")
+    model_spec = model if isinstance(model, ModelSpec) else None
+    if isinstance(model, str):
+        model_spec = load_model(model)
+    ref = model_path or (model if isinstance(model, str) and "/" in model else None) or hf_repo(plan["model"])
+    if ref is None:
+        ref = f"{PLACEHOLDER_MODEL_DIR}/{plan['model']}"
+        notes.append(f"{plan['model']} has no public checkpoint recorded: the command loads {ref}; pass "
+                     f"model_path= (CLI --model-path) with the weights' path or Hugging Face id")
+    return Context(plan, spec, cat, gpu, ref, model_spec, notes)
+
+
+def reestimator(ctx: Context):
+    """Re-estimate a layout with planner.perf.estimate (the optimizer's model) at the plan's price."""
+    plan = ctx.plan
+
+    def run(lay: Layout) -> dict[str, Any]:
+        if ctx.model_spec is None:
+            try:
+                ctx.model_spec = load_model(plan["model"])
+            except InputError:
+                raise InputError(f"export: the {ctx.spec.engine} layout differs from the plan and re-estimating it "
+                                 f"needs the model: {plan['model']!r} is not a preset, pass model= (CLI --model) "
+                                 "with its config.json or folder") from None
+        cfg = Config(gpu=ctx.gpu, tp=lay.tp, pp=lay.pp, ep=lay.ep, batch=lay.batch, weights=lay.weights, kv=lay.kv,
+                     layers_per_stage=lay.layers_per_stage,
+                     usd_per_hour_per_gpu=plan["cost"]["usd_per_hour_per_gpu"])
+        w = plan["workload"]
+        e = estimate(ctx.model_spec, cfg, Workload(isl=w["isl"], osl=w["osl"]), ctx.catalog.perf)
+        d = e.to_dict()
+        slo = plan["slo"]
+        violations = []
+        if slo.get("ttft_s") is not None and e.ttft_s > slo["ttft_s"] * (1 + 1e-9):
+            violations.append(f"TTFT {e.ttft_s * 1000:.0f} ms > {slo['ttft_s'] * 1000:.0f} ms")
+        if slo.get("tpot_s") is not None and e.tpot_s > slo["tpot_s"] * (1 + 1e-9):
+            violations.append(f"TPOT {e.tpot_s * 1000:.1f} ms > {slo['tpot_s'] * 1000:.1f} ms")
+        replicas = replicas_for_demand(plan, e.output_tokens_per_s)
+        usd_h = replicas * e.usd_per_hour
+        demand = plan["workload"].get("output_tokens_per_s") or e.output_tokens_per_s * replicas
+        cost = usd_h / 3600.0 / demand * 1e6
+        planned = plan["cost"]["usd_per_million_output_tokens"]
+        return {
+            "layers_per_stage": list(e.layers_per_stage), "ep": lay.ep, "kv": lay.kv, "fits": e.fits,
+            "metrics": d["metrics"], "memory_per_gpu_bytes": d["memory_per_gpu_bytes"], "replicas": replicas,
+            "usd_per_hour": _r(usd_h), "usd_per_million_output_tokens": _r(cost),
+            "cost_change": _r(cost / planned - 1.0) if planned else None,
+            "tpot_change": _r(e.tpot_s / plan["metrics"]["tpot_s"] - 1.0),
+            "ttft_change": _r(e.ttft_s / plan["metrics"]["ttft_s"] - 1.0),
+            "violations": violations, "messages": list(e.messages), "bottleneck": e.bottleneck,
+        }
+
+    return run
+
+
+def resolve_layout(ctx: Context) -> Resolved:
+    res = resolve(ctx.plan, ctx.spec, reestimator(ctx))
+    return res
+
+
+def memory(ctx: Context, res: Resolved) -> dict[str, float]:
+    """Memory per GPU of the emitted layout (the re-estimate's when it changed)."""
+    return (res.reestimate or ctx.plan)["memory_per_gpu_bytes"]
+
+
+def floor2(x: float) -> float:
+    """Round a memory fraction down to 2 decimals: never hand the engine more than the plan budgeted."""
+    return math.floor(x * 100 + 1e-9) / 100
+
+
+def layout_record(res: Resolved) -> dict[str, Any]:
+    return {"exact": res.exact, "planned": res.planned.to_dict(), "emitted": res.emitted.to_dict()}
+
+
+def header(ctx: Context, lay: Layout, what: str) -> list[str]:
+    p = ctx.plan
+    return [f"{what} for {p['model']} on {ctx.gpu.id}: TP{lay.tp} PP{lay.pp} EP{lay.ep}, batch {lay.batch}, "
+            f"weights {lay.weights}, KV {lay.kv}, layers per stage {list(lay.layers_per_stage)}, "
+            f"{lay.replicas} replica(s) of {lay.gpus} GPU(s)",
+            f"{ctx.spec.engine} {ctx.spec.version}; flags checked against catalog/engines/{ctx.spec.engine}.toml "
+            f"({ctx.spec.docs})",
+            "written by `planner export`"]

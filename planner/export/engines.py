@@ -1,0 +1,198 @@
+"""Launch commands for vLLM, SGLang and TensorRT-LLM from a resolved layout. Every flag goes through
+`EngineSpec.arg`, so only flags recorded (with their source) in catalog/engines/<engine>.toml can appear."""
+from __future__ import annotations
+
+from typing import Any
+
+from . import yaml
+from .base import SERVE_PORT, Context, Export, floor2, header, layout_record, memory, resolve_layout
+from .layout import Resolved
+
+TRTLLM_OPTIONS_FILE = "extra-llm-api-options.yaml"
+
+
+def _listed(spec, items: list[str]) -> list[str]:
+    """A recorded flag list like ["--dtype", "bfloat16", "--quantization", "fp8"], each flag re-checked."""
+    out, i = [], 0
+    while i < len(items):
+        if i + 1 < len(items) and not items[i + 1].startswith("-"):
+            out += spec.arg(items[i], items[i + 1])
+            i += 2
+        else:
+            out += spec.arg(items[i])
+            i += 1
+    return out
+
+
+def weights_args(ctx: Context, res: Resolved) -> tuple[list[str], list[str]]:
+    w = res.emitted.weights
+    if w in ctx.spec.weights:
+        return _listed(ctx.spec, list(ctx.spec.weights[w])), []
+    return [], [f"{ctx.spec.engine} {ctx.spec.version} has no launch flag that quantizes weights to {w}: serve a "
+                f"checkpoint already quantized to {w} (the engine reads its quantization config); the command loads "
+                f"{ctx.model_ref}, point it at that checkpoint"]
+
+
+def pp_env(ctx: Context, res: Resolved) -> dict[str, str]:
+    lay = res.emitted
+    if lay.pp == 1 or ctx.spec.layout.get("pp_partition") != "env":
+        return {}
+    return {ctx.spec.env_var(ctx.spec.layout["pp_partition_env"]): ",".join(str(n) for n in lay.layers_per_stage)}
+
+
+def _fraction(mem: dict[str, float], *parts: str) -> float:
+    cap = mem["capacity"]
+    return (cap - sum(mem[p] for p in parts)) / cap
+
+
+# ---- vLLM ------------------------------------------------------------------------------------------------------
+def vllm_command(ctx: Context, res: Resolved, nodes: int = 1) -> tuple[list[str], dict[str, str], list[str]]:
+    s, lay, mem = ctx.spec, res.emitted, memory(ctx, res)
+    w_args, notes = weights_args(ctx, res)
+    argv = list(s.command) + [ctx.model_ref]
+    argv += s.arg("--served-model-name", ctx.served_name) + s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT)
+    argv += s.arg("--tensor-parallel-size", lay.tp) + s.arg("--pipeline-parallel-size", lay.pp)
+    if lay.ep > 1:
+        argv += s.arg("--enable-expert-parallel")
+    argv += w_args + s.arg("--kv-cache-dtype", s.kv[lay.kv])
+    argv += s.arg("--max-num-seqs", lay.batch) + s.arg("--max-model-len", ctx.max_model_len)
+    argv += s.arg("--max-num-batched-tokens", ctx.max_batched_tokens)
+    # vLLM's budget covers weights, activations and KV: everything but the plan's runtime reserve
+    argv += s.arg("--gpu-memory-utilization", floor2(_fraction(mem, "reserve")))
+    if nodes > 1:
+        argv += s.arg("--distributed-executor-backend", "ray")
+    return argv, pp_env(ctx, res), notes
+
+
+def export_vllm(ctx: Context) -> Export:
+    res = resolve_layout(ctx)
+    nodes = ctx_nodes(ctx, res)
+    argv, env, notes = vllm_command(ctx, res, nodes)
+    if nodes > 1:
+        notes.append(f"one replica spans {nodes} nodes: start a Ray cluster over them first (`ray start --head` on "
+                     f"this node, `ray start --address=<head>:6379` on the others), then run this on the head")
+    return _finish(ctx, res, argv, env, {}, notes, "vLLM launch")
+
+
+# ---- SGLang ----------------------------------------------------------------------------------------------------
+def sglang_command(ctx: Context, res: Resolved, nodes: int = 1, node_rank: Any = 0,
+                   dist_init_addr: str | None = None) -> tuple[list[str], dict[str, str], list[str]]:
+    s, lay, mem = ctx.spec, res.emitted, memory(ctx, res)
+    w_args, notes = weights_args(ctx, res)
+    argv = list(s.command) + s.arg("--model-path", ctx.model_ref) + s.arg("--served-model-name", ctx.served_name)
+    argv += s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT)
+    argv += s.arg("--tp-size", lay.tp) + s.arg("--pp-size", lay.pp)
+    if lay.ep > 1:
+        argv += s.arg("--ep-size", lay.ep)
+    argv += w_args + s.arg("--kv-cache-dtype", s.kv[lay.kv])
+    argv += s.arg("--max-running-requests", lay.batch)
+    if lay.pp > 1:
+        argv += s.arg("--pp-max-micro-batch-size", lay.micro_batch)
+    argv += s.arg("--context-length", ctx.max_model_len) + s.arg("--chunked-prefill-size", ctx.max_batched_tokens)
+    # SGLang's static pool holds weights and KV; activations live outside it, the reserve is left free
+    argv += s.arg("--mem-fraction-static", floor2(_fraction(mem, "reserve", "activations")))
+    if nodes > 1:
+        argv += s.arg("--dist-init-addr", dist_init_addr or "${HEAD_ADDR}:20000")
+        argv += s.arg("--nnodes", nodes) + s.arg("--node-rank", node_rank)
+    return argv, pp_env(ctx, res), notes
+
+
+def export_sglang(ctx: Context) -> Export:
+    res = resolve_layout(ctx)
+    nodes = ctx_nodes(ctx, res)
+    argv, env, notes = sglang_command(ctx, res, nodes)
+    others = []
+    if nodes > 1:
+        notes.append(f"one replica spans {nodes} nodes: run the node-N command on each (HEAD_ADDR = node 0's "
+                     "address)")
+        for r in range(1, nodes):
+            a, e, _ = sglang_command(ctx, res, nodes, r)
+            others.append({"node_rank": r, "argv": a, "env": e})
+    ex = _finish(ctx, res, argv, env, {}, notes, "SGLang launch")
+    ex.other_nodes = others
+    return ex
+
+
+# ---- TensorRT-LLM ----------------------------------------------------------------------------------------------
+def export_trtllm(ctx: Context) -> Export:
+    s = ctx.spec
+    res = resolve_layout(ctx)
+    lay, mem = res.emitted, memory(ctx, res)
+    _, notes = weights_args(ctx, res)
+    if lay.weights not in s.weights:
+        notes[-1] += " (e.g. one produced by NVIDIA ModelOpt)"
+    # the fraction of memory free after weights and activations that the KV cache may take, leaving the reserve
+    free = mem["capacity"] - mem["weights"] - mem["activations"]
+    kv_fraction = floor2((free - mem["reserve"]) / free) if free > 0 else 0.0
+    argv = list(s.command) + [ctx.model_ref]
+    argv += s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT) + s.arg("--backend", "pytorch")
+    argv += s.arg("--tp_size", lay.tp) + s.arg("--pp_size", lay.pp)
+    if lay.ep > 1:
+        argv += s.arg("--ep_size", lay.ep)
+    argv += s.arg("--max_batch_size", lay.batch) + s.arg("--max_num_tokens", ctx.max_batched_tokens)
+    argv += s.arg("--max_seq_len", ctx.max_model_len) + s.arg("--kv_cache_free_gpu_memory_fraction", kv_fraction)
+    argv += s.arg("--extra_llm_api_options", TRTLLM_OPTIONS_FILE)
+    options: dict[str, Any] = {
+        "tensor_parallel_size": lay.tp, "pipeline_parallel_size": lay.pp,
+    }
+    if lay.ep > 1:
+        options["moe_expert_parallel_size"] = lay.ep
+        options["moe_tensor_parallel_size"] = lay.tp // lay.ep
+    options.update({
+        "max_batch_size": lay.batch, "max_num_tokens": ctx.max_batched_tokens, "max_seq_len": ctx.max_model_len,
+        "kv_cache_config": {"free_gpu_memory_fraction": kv_fraction,
+                            # every sequence's KV at full context on each stage (the plan's sizing)
+                            "max_tokens": lay.batch * ctx.max_model_len,
+                            "dtype": s.kv[lay.kv]},
+    })
+    for key in _dotted(options):
+        if key not in s.yaml_keys:
+            raise KeyError(f"trtllm: YAML key {key} is not in catalog/engines/trtllm.toml")
+    nodes = ctx_nodes(ctx, res)
+    if nodes > 1:
+        notes.append(f"one replica spans {nodes} nodes ({lay.gpus} ranks): launch it under MPI/Slurm with one rank "
+                     "per GPU across the nodes, as the TensorRT-LLM multi-node serving docs describe")
+    return _finish(ctx, res, argv, {}, {TRTLLM_OPTIONS_FILE: yaml.dump(options)}, notes, "TensorRT-LLM launch")
+
+
+def _dotted(d: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in d.items():
+        keys.append(prefix + k)
+        if isinstance(v, dict):
+            keys += _dotted(v, prefix + k + ".")
+    return keys
+
+
+# ---- shared ----------------------------------------------------------------------------------------------------
+def gpus_per_node(ctx: Context) -> int:
+    from .spec import engine_spec
+
+    table = engine_spec("k8s").doc.get("gpus_per_node", {})
+    return int(table.get(ctx.gpu.id, min(8, max(1, ctx.gpu.scale_up_domain))))
+
+
+def nodes_for(gpus: int, per_node: int, pp: int, tp: int) -> int:
+    """Nodes one replica spans: the fewest n ≥ ⌈G / per-node⌉ that split its G GPUs evenly and, as SGLang needs,
+    give each node whole pipeline stages or whole shares of one stage's TP group."""
+    if gpus <= per_node:
+        return 1
+    for n in range(-(-gpus // per_node), gpus + 1):
+        if gpus % n or gpus // n > per_node:
+            continue
+        if pp % n == 0 or (n % pp == 0 and tp % (n // pp) == 0):
+            return n
+    return -(-gpus // per_node)
+
+
+def ctx_nodes(ctx: Context, res: Resolved) -> int:
+    lay = res.emitted
+    return nodes_for(lay.gpus, gpus_per_node(ctx), lay.pp, lay.tp)
+
+
+def _finish(ctx: Context, res: Resolved, argv: list[str], env: dict[str, str], files: dict[str, str],
+            notes: list[str], what: str) -> Export:
+    s = ctx.spec
+    return Export(engine=s.engine, version=s.version, docs=s.docs, argv=argv, env=env, files=files,
+                  notes=ctx.notes + res.notes + notes, layout=layout_record(res), reestimate=res.reestimate,
+                  header=header(ctx, res.emitted, what))
