@@ -204,3 +204,19 @@ def test_output_shape():
 def test_bad_arguments(kw, match):
     with pytest.raises(InputError, match=match):
         simulate_plan(plan(), **kw)
+
+
+def test_model_config_path_resolves_against_the_plan_file(tmp_path, monkeypatch):
+    from planner.catalog import CATALOG
+    from planner.sim import load_plan
+
+    folder = tmp_path / "plans" / "my-model"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text((CATALOG / "models" / "llama-3.1-8b.json").read_text(encoding="utf-8"),
+                                        encoding="utf-8")
+    plan_path = tmp_path / "plans" / "plan.json"
+    plan_path.write_text(json.dumps(plan(batch=8, model="my-model/config.json")), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    r = simulate_plan(load_plan(plan_path), rate_rps=1.0, requests=20)
+    same = simulate_plan(plan(batch=8), rate_rps=1.0, requests=20)
+    assert r["ttft_s"] == same["ttft_s"] and r["tpot_s"] == same["tpot_s"]
