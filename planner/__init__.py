@@ -1,11 +1,13 @@
 """inference-planner: plan LLM inference deployments at the lowest cost per token.
 
-Public API (see README "Python API"): `load_model`, `load_catalog`, `estimate`, `plan`, `frontier`.
+Public API (see README "Python API"): `load_model`, `load_catalog`, `estimate`, `plan`, `frontier`, `export`.
+`planner.export(plan, engine)` is callable and is also the `planner.export` package (planner/export/).
 """
+from . import export
 from .api import estimate, frontier, plan
 from .catalog import load_catalog, load_model
 from .errors import InfeasibleError, InputError, PlannerError
 
 __version__ = "0.1.0"
-__all__ = ["estimate", "plan", "frontier", "load_catalog", "load_model", "InfeasibleError", "InputError",
+__all__ = ["estimate", "plan", "frontier", "export", "load_catalog", "load_model", "InfeasibleError", "InputError",
            "PlannerError", "__version__"]

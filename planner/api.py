@@ -115,3 +115,25 @@ def simulate(plan, *, rate_rps: float | None = None, duration_s: float | None = 
     return simulate_plan(spec, rate_rps=rate_rps, duration_s=duration_s, requests=requests, trace=trace, seed=seed,
                          lengths=lengths, burstiness=burstiness, batching=batching, balancer=balancer,
                          replicas=replicas, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s, catalog=_catalog(catalog))
+
+
+# ---- launch configs and reports ------------------------------------------------------------------------------------
+def export(plan, engine: str, **kwargs):
+    """Launch configuration of a plan (a `Plan` or its JSON dict) for "vllm", "sglang", "trtllm" or "k8s".
+    Returns `planner.export.Export` (`.script()`, `.argv`, `.env`, `.files`, `.notes`, `.to_dict()`); see
+    planner/export/__init__.py for the keyword arguments."""
+    from .export import export as _export
+
+    return _export(plan, engine, **kwargs)
+
+
+def report(plan, path: str | Path, *, frontier: dict | None = None, **request) -> None:
+    """Write the self-contained HTML report of a plan (a `Plan` or its JSON dict) to `path`. The frontier plot uses
+    `frontier` if given, else is computed with `frontier(**request)` when request arguments (model, isl, osl, ...)
+    are given, else left out."""
+    from .report_html import write_report
+
+    d = plan.to_dict() if hasattr(plan, "to_dict") else plan
+    if frontier is None and request:
+        frontier = globals()["frontier"](**request)
+    write_report(str(path), d, frontier)

@@ -317,13 +317,17 @@ def _merge(file_doc: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
 @plan_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--timings", is_flag=True, help="Include solver wall times in the JSON (makes output non-repeatable).")
-def plan(request_file: str | None, as_json: bool, timings: bool, **flags: Any) -> None:
+@click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML report (plan, memory/latency breakdown, frontier plot).")
+def plan(request_file: str | None, as_json: bool, timings: bool, report_path: str | None, **flags: Any) -> None:
     """Cheapest deployment meeting the SLOs (flags, or a TOML REQUEST_FILE whose keys are flag names)."""
     from . import api
 
     args = _merge(_request_file(request_file), flags)
     result = api.plan(timings=timings or not as_json, **args)
     d = result.to_dict()
+    if report_path:
+        api.report(d, report_path, progress=_progress_printer(), **args)
     if as_json:
         emit_json(d)
     else:
@@ -420,3 +424,40 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
     else:
         from .sim.report import simulation_text
         click.echo(simulation_text(result))
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.option("--engine", default="vllm", show_default=True, type=click.Choice(["vllm", "sglang", "trtllm", "k8s"]),
+              help="Serving engine (or k8s: a Kubernetes manifest, one pod group per replica).")
+@click.option("--k8s-engine", type=click.Choice(["vllm", "sglang"]), default="vllm", show_default=True,
+              help="With --engine k8s: the engine the pods run.")
+@click.option("--model", default=None,
+              help="The plan's model (preset, config.json or folder) if it is not a preset; used to re-estimate a "
+                   "layout the engine changes.")
+@click.option("--model-path", default=None, help="Weights to serve (default: the preset's Hugging Face repo).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Write the launch script (or manifest) and config files into this folder.")
+@common_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (argv, env, files, notes, layout, re-estimate).")
+def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, model_path: str | None,
+           out_dir: str | None, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
+    """Launch command or config for the plan in PLAN_FILE (`planner plan --json` output)."""
+    from pathlib import Path
+
+    from . import api
+    from .export import load_plan
+
+    ex = api.export(load_plan(plan_file), engine, model=model, model_path=model_path, catalog=catalog_file,
+                    price_tier=price_tier, k8s_engine=k8s_engine)
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ("manifest.yaml" if engine == "k8s" else "launch.sh")).write_text(ex.script(), encoding="utf-8")
+        for name, text in ex.files.items():
+            if engine != "k8s":
+                (out / name).write_text(text, encoding="utf-8")
+    if as_json:
+        emit_json(ex.to_dict())
+    else:
+        click.echo(ex.script(), nl=False)

@@ -53,14 +53,26 @@ def load_plan(path: str | Path) -> dict[str, Any]:
 
     from ..errors import InputError
 
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a number JSON allows")
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 (byte {e.start})") from None
     try:
-        return json.loads(text)
+        plan = json.loads(text, parse_constant=no_constant)
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a plan") from None
     except ValueError as e:
-        raise InputError(f"{path}: not JSON ({e})") from None
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(plan, dict):
+        raise InputError(f"{path}: not a plan (want the JSON object `planner plan --json` prints)")
+    if plan.get("schema_version") != 1:
+        raise InputError(f"{path}: plan schema_version {plan.get('schema_version')!r} is not supported (1)")
+    return plan
 
 
 class _CallableModule(types.ModuleType):

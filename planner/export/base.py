@@ -147,16 +147,92 @@ class Context:
         return int(self.catalog.perf.max_batched_tokens)
 
 
+def _num(d: Any, key: str, where: str, *, integer: bool = False, positive: bool = True,
+         optional: bool = False) -> Any:
+    v = d.get(key) if isinstance(d, dict) else None
+    if v is None and optional and isinstance(d, dict):
+        return None
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or not math.isfinite(v) or (v <= 0 if positive else v < 0):
+        kind = "a positive integer" if integer and positive else ("a number > 0" if positive else "a number >= 0")
+        raise InputError(f"plan: {where}{key} must be {kind}, got {v!r}")
+    return v
+
+
+def _obj(d: dict[str, Any], key: str) -> dict[str, Any]:
+    v = d.get(key)
+    if not isinstance(v, dict):
+        raise InputError(f"plan: {key!r} must be an object, got {v!r}"[:200])
+    return v
+
+
 def check_plan(plan: Any) -> dict[str, Any]:
+    """Validate the fields an export reads (the plan JSON is user input: it may be edited or truncated)."""
+    from ..units import KV_PRECISIONS, WEIGHT_PRECISIONS
+
     if not isinstance(plan, dict):
-        raise InputError("export: the plan must be the JSON object `planner plan --json` prints")
-    for key in ("schema_version", "model", "gpu", "parallelism", "precision", "placement", "batch", "workload",
-                "memory_per_gpu_bytes", "cost", "slo"):
+        raise InputError("plan: must be the JSON object `planner plan --json` prints")
+    if plan.get("schema_version") != 1:
+        raise InputError(f"plan: schema_version {plan.get('schema_version')!r} is not supported (1)")
+    for key in ("model", "gpu", "parallelism", "precision", "placement", "batch", "workload", "memory_per_gpu_bytes",
+                "cost", "slo", "metrics"):
         if key not in plan:
-            raise InputError(f"export: the plan has no {key!r} field (is it `planner plan --json` output?)")
-    if plan["schema_version"] != 1:
-        raise InputError(f"export: plan schema_version {plan['schema_version']} is not supported (1)")
+            raise InputError(f"plan: missing field {key!r} (is it `planner plan --json` output?)")
+    for key in ("model", "gpu"):
+        if not isinstance(plan[key], str) or not plan[key].strip():
+            raise InputError(f"plan: {key!r} must be a non-empty string, got {plan[key]!r}"[:200])
+    par = _obj(plan, "parallelism")
+    for k in ("tp", "pp", "ep", "replicas"):
+        _num(par, k, "parallelism.", integer=True)
+    if par["tp"] % par["ep"]:
+        raise InputError(f"plan: parallelism.ep {par['ep']} must divide tp {par['tp']}")
+    _num(plan, "batch", "", integer=True)
+    prec = _obj(plan, "precision")
+    if prec.get("weights") not in WEIGHT_PRECISIONS or prec.get("kv") not in KV_PRECISIONS:
+        raise InputError(f"plan: precision must have weights in {list(WEIGHT_PRECISIONS)} and kv in "
+                         f"{list(KV_PRECISIONS)}, got {prec!r}"[:300])
+    layers = _obj(plan, "placement").get("layers_per_stage")
+    if (not isinstance(layers, list) or len(layers) != par["pp"]
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers)):
+        raise InputError(f"plan: placement.layers_per_stage must be {par['pp']} positive layer counts, "
+                         f"got {layers!r}"[:200])
+    w = _obj(plan, "workload")
+    _num(w, "isl", "workload.", integer=True)
+    _num(w, "osl", "workload.", integer=True)
+    _num(w, "rate_rps", "workload.", positive=False, optional=True)
+    _num(w, "output_tokens_per_s", "workload.", positive=False, optional=True)
+    slo = _obj(plan, "slo")
+    _num(slo, "ttft_s", "slo.", optional=True)
+    _num(slo, "tpot_s", "slo.", optional=True)
+    mem = _obj(plan, "memory_per_gpu_bytes")
+    for k in ("weights", "kv_cache", "activations", "reserve", "total"):
+        _num(mem, k, "memory_per_gpu_bytes.", positive=False)
+    _num(mem, "capacity", "memory_per_gpu_bytes.")
+    cost = _obj(plan, "cost")
+    _num(cost, "usd_per_hour_per_gpu", "cost.")
+    _num(cost, "usd_per_million_output_tokens", "cost.", positive=False)
+    met = _obj(plan, "metrics")
+    _num(met, "ttft_s", "metrics.")
+    _num(met, "tpot_s", "metrics.")
     return plan
+
+
+def check_layout(plan: dict[str, Any], gpu: Accelerator, model: ModelSpec | None) -> None:
+    """The plan's layout must be buildable on its GPU (and model, when known): the checks `estimate` applies."""
+    from ..perf.estimate import check_config
+
+    par = plan["parallelism"]
+    cfg = Config(gpu=gpu, tp=par["tp"], pp=par["pp"], ep=par["ep"], batch=plan["batch"],
+                 weights=plan["precision"]["weights"], kv=plan["precision"]["kv"],
+                 layers_per_stage=tuple(plan["placement"]["layers_per_stage"]))
+    if model is None:
+        if cfg.tp > gpu.scale_up_domain:
+            raise InputError(f"plan: tp {cfg.tp} exceeds {gpu.id}'s scale-up domain of {gpu.scale_up_domain} GPUs")
+        return
+    try:
+        check_config(model, cfg)
+    except InputError as e:
+        raise InputError(f"plan: its layout cannot be built for {model.name} on {gpu.id}: {e}") from None
 
 
 def make_context(plan: dict[str, Any], spec: EngineSpec, *, model: ModelSpec | str | None,
@@ -170,6 +246,14 @@ def make_context(plan: dict[str, Any], spec: EngineSpec, *, model: ModelSpec | s
     model_spec = model if isinstance(model, ModelSpec) else None
     if isinstance(model, str):
         model_spec = load_model(model)
+    if model_spec is None:
+        try:
+            model_spec = load_model(plan["model"])
+        except InputError as e:
+            # the model checks the layout (heads per TP rank, layers per stage) and re-estimates a changed one
+            raise InputError(f"plan: {e}; pass the plan's model with model= (CLI --model: a preset, config.json "
+                             "or model folder)") from None
+    check_layout(plan, gpu, model_spec)
     ref = model_path or (model if isinstance(model, str) and "/" in model else None) or hf_repo(plan["model"])
     if ref is None:
         ref = f"{PLACEHOLDER_MODEL_DIR}/{plan['model']}"
