@@ -2,7 +2,8 @@
 (`planner estimate --json`), validated at the edge into a frozen `PlanSpec`.
 
 Plan form:      model, gpu, parallelism {tp, pp, ep, replicas}, batch, precision {weights, kv},
-                placement {layers_per_stage}, workload {isl, osl, rate_rps}, slo {ttft_s, tpot_s}
+                placement {layers_per_stage}, workload {isl, osl, rate_rps | output_tokens_per_s},
+                slo {ttft_s, tpot_s}; schema_version 1 when present
 Estimate form:  model, gpu, inputs {tp, pp, ep, batch, isl, osl, weights, kv, speculative}, placement
                 (one replica, no arrival rate, no SLO)
 Either may carry `speculative` {draft, gamma, alpha} (the estimate form inside `inputs`)."""
@@ -17,6 +18,8 @@ from typing import Any, Mapping
 from ..errors import InputError
 
 _MISSING = object()
+# The plan JSON schema versions this reader understands (planner/plan.py SCHEMA_VERSION; a test keeps them equal).
+PLAN_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def read_plan_file(path: str | Path) -> dict[str, Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"{p}: invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise InputError(f"{p}: invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise InputError(f"{p}: expected a JSON object (a plan or an estimate), got {type(doc).__name__}")
     return doc
@@ -94,7 +99,7 @@ def _get(doc: Mapping[str, Any], dotted: str, where: str, default: Any = _MISSIN
 
 def _int(doc: Mapping[str, Any], dotted: str, where: str, default: Any = _MISSING) -> int:
     v = _get(doc, dotted, where, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < 1:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) or v < 1:
         raise InputError(f"{where}: field '{dotted}' must be a positive integer, got {v!r}")
     return int(v)
 
@@ -140,6 +145,10 @@ def _speculative(v: Any, field: str, where: str) -> Speculative | None:
 def plan_from_dict(doc: Mapping[str, Any], where: str = "plan", base_dir: str | None = None) -> PlanSpec:
     if not isinstance(doc, Mapping):
         raise InputError(f"{where}: expected a JSON object (a plan or an estimate), got {type(doc).__name__}")
+    version = doc.get("schema_version", PLAN_SCHEMA_VERSION)
+    if version != PLAN_SCHEMA_VERSION or isinstance(version, bool):
+        raise InputError(f"{where}: plan schema_version {version!r} is not supported (this planner reads "
+                         f"{PLAN_SCHEMA_VERSION})")
     model, gpu = _str(doc, "model", where), _str(doc, "gpu", where)
     if "inputs" in doc and "parallelism" not in doc:  # `planner estimate --json`
         return PlanSpec(
@@ -150,13 +159,18 @@ def plan_from_dict(doc: Mapping[str, Any], where: str = "plan", base_dir: str | 
             layers_per_stage=_layers(doc, where),
             speculative=_speculative(_get(doc, "inputs.speculative", where, None), "inputs.speculative", where),
             base_dir=base_dir)
+    tp, pp = _int(doc, "parallelism.tp", where), _int(doc, "parallelism.pp", where)
+    ep, replicas = _int(doc, "parallelism.ep", where, 1), _int(doc, "parallelism.replicas", where)
+    batch = _int(doc, "batch", where)
+    weights, kv = _str(doc, "precision.weights", where), _str(doc, "precision.kv", where)
+    isl, osl = _int(doc, "workload.isl", where), _int(doc, "workload.osl", where)
+    rate = _positive(doc, "workload.rate_rps", where)
+    demand = _positive(doc, "workload.output_tokens_per_s", where)
+    if rate is None and demand is not None:  # demand given in output tokens/s: osl tokens per request
+        rate = demand / osl
     return PlanSpec(
-        model=model, gpu=gpu, tp=_int(doc, "parallelism.tp", where), pp=_int(doc, "parallelism.pp", where),
-        ep=_int(doc, "parallelism.ep", where, 1), replicas=_int(doc, "parallelism.replicas", where),
-        batch=_int(doc, "batch", where), weights=_str(doc, "precision.weights", where),
-        kv=_str(doc, "precision.kv", where), isl=_int(doc, "workload.isl", where),
-        osl=_int(doc, "workload.osl", where), layers_per_stage=_layers(doc, where),
-        rate_rps=_positive(doc, "workload.rate_rps", where), ttft_slo_s=_positive(doc, "slo.ttft_s", where),
+        model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, replicas=replicas, batch=batch, weights=weights, kv=kv, isl=isl,
+        osl=osl, layers_per_stage=_layers(doc, where), rate_rps=rate, ttft_slo_s=_positive(doc, "slo.ttft_s", where),
         tpot_slo_s=_positive(doc, "slo.tpot_s", where),
         speculative=_speculative(_get(doc, "speculative", where, None), "speculative", where),
         base_dir=base_dir)

@@ -154,6 +154,8 @@ def _jsonl_rows(text: str, p: Path) -> list[tuple[float, int, int]]:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise InputError(f"{p}:{i}: invalid JSON: {e.msg}") from None
+        except RecursionError:
+            raise InputError(f"{p}:{i}: invalid JSON: nested too deeply") from None
         if not isinstance(rec, dict):
             raise InputError(f"{p}:{i}: each line must be a JSON object")
         names = {f: _pick(list(rec), f, f"{p}:{i}") for f in TRACE_COLUMNS}

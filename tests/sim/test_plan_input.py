@@ -77,3 +77,48 @@ def test_unreadable_files(tmp_path):
         load_plan(bad)
     with pytest.raises(InputError, match="cannot read"):
         load_plan(tmp_path / "missing.json")
+
+
+def test_demand_in_output_tokens_gives_the_rate():
+    s = plan_from_dict({**PLAN, "workload": {"isl": 1000, "osl": 200, "rate_rps": None, "output_tokens_per_s": 900}})
+    assert s.rate_rps == pytest.approx(4.5)
+
+
+def test_schema_version_agrees_with_the_plan_module():
+    from planner.plan import SCHEMA_VERSION
+    from planner.sim.plan_input import PLAN_SCHEMA_VERSION
+
+    assert PLAN_SCHEMA_VERSION == SCHEMA_VERSION
+    assert plan_from_dict({**PLAN, "schema_version": SCHEMA_VERSION}).batch == 32
+    with pytest.raises(InputError, match="schema_version 99 is not supported"):
+        plan_from_dict({**PLAN, "schema_version": 99})
+
+
+def test_hostile_json(tmp_path):
+    p = tmp_path / "deep.json"
+    p.write_bytes(b"[" * 100000)
+    with pytest.raises(InputError, match="nested too deeply|invalid JSON"):
+        load_plan(p)
+    with pytest.raises(InputError, match="'batch' must be a positive integer"):
+        plan_from_dict({**PLAN, "batch": float("nan")})
+    with pytest.raises(InputError, match="'batch' must be a positive integer"):
+        plan_from_dict({**PLAN, "batch": float("inf")})
+
+
+def test_a_plan_from_planner_plan_simulates(tmp_path):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+    from planner.sim import simulate_plan
+
+    out = CliRunner().invoke(main, ["plan", "--model", "llama-3.1-8b", "--gpus", "h100-sxm", "--isl", "1024",
+                                    "--osl", "256", "--rate-rps", "20", "--ttft-ms", "500", "--tpot-ms", "40",
+                                    "--json", "--time-limit-s", "10"])
+    if out.exit_code != 0:
+        pytest.skip(f"planner plan is not available in this checkout: {out.output.strip()[:200]}")
+    p = tmp_path / "plan.json"
+    p.write_text(out.output, encoding="utf-8")
+    s = load_plan(p)
+    assert s.rate_rps == 20.0 and s.ttft_slo_s == 0.5 and s.tpot_slo_s == 0.04
+    r = simulate_plan(s, requests=300, seed=1)
+    assert r["requests"]["simulated"] == 300 and r["slo_attainment"]["both"] is not None
