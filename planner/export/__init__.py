@@ -18,12 +18,11 @@ import types
 from pathlib import Path
 from typing import Any
 
-from .base import Export
 from .spec import ENGINES, EngineSpec, engine_spec
 
 
 def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any = None,
-           price_tier: str | None = None, model_path: str | None = None, k8s_engine: str = "vllm") -> Export:
+           price_tier: str | None = None, model_path: str | None = None, k8s_engine: str = "vllm") -> "Export":
     """The launch configuration of `plan` for `engine` (vllm | sglang | trtllm | k8s).
 
     model: ModelSpec, preset id or config.json path, needed only when the plan's model is not a preset and the
@@ -78,8 +77,15 @@ def load_plan(path: str | Path) -> dict[str, Any]:
 class _CallableModule(types.ModuleType):
     """Lets `planner.export(plan, engine)` call `export` while `planner.export.k8s` etc. stay importable."""
 
-    def __call__(self, plan: dict[str, Any], engine: str, **kwargs: Any) -> Export:
+    def __call__(self, plan: dict[str, Any], engine: str, **kwargs: Any) -> "Export":
         return export(plan, engine, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "Export":  # imported on first use: it pulls in the perf model (numpy)
+            from .base import Export
+
+            return Export
+        raise AttributeError(name)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,44 @@
+"""Plans for the export tests: every example request file, planned once per session, and a few shaped plans."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
+
+
+def plan_example(path: Path) -> dict:
+    from planner import api
+    from planner.cli import _merge, _request_file
+
+    return api.plan(**_merge(_request_file(str(path)), {})).to_dict()
+
+
+_PLANS: dict[str, dict] = {}
+
+
+@pytest.fixture(scope="session")
+def example_plan():
+    def get(path: Path) -> dict:
+        if path.name not in _PLANS:
+            _PLANS[path.name] = plan_example(path)
+        return _PLANS[path.name]
+    return get
+
+
+@pytest.fixture(scope="session")
+def uneven_pp_plan():
+    """Llama-3.1-70B on PP6: the optimizer gives the end stages fewer layers ([12, 14, 14, 14, 14, 12])."""
+    from planner import api
+
+    return api.plan("llama-3.1-70b", isl=1000, osl=300, gpus="h100-sxm", pp=[6], tp=[1],
+                    min_tokens_per_s_user=10, time_limit_s=20).to_dict()
+
+
+@pytest.fixture(scope="session")
+def moe_plan():
+    from planner import api
+
+    return api.plan("mixtral-8x7b", isl=1000, osl=300, gpus="h100-sxm", tp=[8], min_tokens_per_s_user=60,
+                    time_limit_s=20).to_dict()

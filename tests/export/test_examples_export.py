@@ -1,0 +1,113 @@
+"""Every example plan (examples/*.toml) exports to all four targets, and every flag, environment variable, YAML
+key and manifest field in the output is one recorded (with its source) in catalog/engines/<engine>.toml."""
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from planner.export import export
+
+from .conftest import EXAMPLES
+from .flags import check_argv, engine_doc, script_commands, yaml_keys
+
+yaml = pytest.importorskip("yaml")
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_exports_engine_command(path, engine, example_plan):
+    plan = example_plan(path)
+    ex = export(plan, engine)
+    commands, env, files = script_commands(ex.script())
+    assert commands[0] == ex.argv, "the script runs exactly the exported argv"
+    assert env == ex.env and files == ex.files
+    assert check_argv(engine, ex.argv) == []
+    for node in ex.other_nodes:  # the other nodes of a multi-node replica, as printed in the script's comments
+        assert check_argv(engine, node["argv"]) == []
+    recorded_env = {e["name"] for e in engine_doc(engine).get("env", [])}
+    assert set(ex.env) <= recorded_env
+    lay = ex.layout["emitted"]
+    args = dict(zip(ex.argv, ex.argv[1:]))
+    tp_flag, pp_flag = {"vllm": ("--tensor-parallel-size", "--pipeline-parallel-size"),
+                        "sglang": ("--tp-size", "--pp-size"), "trtllm": ("--tp_size", "--pp_size")}[engine]
+    assert int(args[tp_flag]) == lay["tp"] and int(args[pp_flag]) == lay["pp"]
+    if engine == "trtllm":
+        options = yaml.safe_load(files["extra-llm-api-options.yaml"])
+        keys = {k["name"] for k in engine_doc("trtllm")["yaml_key"]}
+        assert set(yaml_keys(options)) <= keys
+        assert options["tensor_parallel_size"] == lay["tp"] and options["max_batch_size"] == lay["batch"]
+        assert options["kv_cache_config"]["max_tokens"] == lay["batch"] * (plan["workload"]["isl"]
+                                                                           + plan["workload"]["osl"])
+    if lay["pp"] > 1 and engine in ("vllm", "sglang"):
+        assert [int(n) for n in next(iter(ex.env.values())).split(",")] == lay["layers_per_stage"]
+
+
+def _k8s_docs(ex):
+    return [d for d in yaml.safe_load_all(ex.files["manifest.yaml"]) if d]
+
+
+def _containers(doc):
+    spec = doc["spec"]
+    if doc["kind"] == "Deployment":
+        return spec["template"]["spec"]["containers"]
+    lwt = spec["leaderWorkerTemplate"]
+    return lwt["leaderTemplate"]["spec"]["containers"] + lwt["workerTemplate"]["spec"]["containers"]
+
+
+def _engine_argv(container, engine):
+    cmd = container["command"]
+    if cmd[:2] == ["sh", "-c"]:  # vLLM under LWS: Ray helper, then `exec vllm serve ...` on the leader
+        tail = cmd[2].split("; exec ", 1)
+        return shlex.split(tail[1]) if len(tail) == 2 else None
+    return cmd
+
+
+@pytest.mark.parametrize("inner", ["vllm", "sglang"])
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_exports_k8s_manifest(path, inner, example_plan):
+    plan = example_plan(path)
+    ex = export(plan, "k8s", k8s_engine=inner)
+    k8s = engine_doc("k8s")
+    docs = _k8s_docs(ex)
+    assert ex.script().endswith(ex.files["manifest.yaml"])
+    for d in docs:
+        assert d["apiVersion"] == k8s["api_version"][d["kind"]]
+    lay = ex.layout["emitted"]
+    per_node = k8s["gpus_per_node"][plan["gpu"]]
+    workloads = [d for d in docs if d["kind"] in ("Deployment", "LeaderWorkerSet")]
+    assert len(workloads) == 1 and sum(d["kind"] == "Service" for d in docs) == 1
+    w = workloads[0]
+    resource = k8s["gpu_resource"]["AMD" if plan["gpu"].startswith("mi") else "NVIDIA"]
+    pods = 1
+    if lay["tp"] * lay["pp"] > per_node:
+        assert w["kind"] == "LeaderWorkerSet", "a replica spanning nodes is one LWS group"
+        fields = {f["name"] for f in k8s["field"]}
+        assert {"spec." + k for k in yaml_keys(w["spec"]) if k.count(".") < 2 and not k.startswith(
+            ("leaderWorkerTemplate.leaderTemplate.", "leaderWorkerTemplate.workerTemplate."))} <= fields
+        lwt = w["spec"]["leaderWorkerTemplate"]
+        pods = lwt["size"]
+        assert lwt["restartPolicy"] in next(f for f in k8s["field"] if f["name"].endswith("restartPolicy"))["choices"]
+        svc = next(d for d in docs if d["kind"] == "Service")
+        assert svc["spec"]["selector"][k8s["labels"]["set_name"]] == w["metadata"]["name"]
+    else:
+        assert w["kind"] == "Deployment"
+    assert w["spec"]["replicas"] == lay["replicas"], "one pod group per replica"
+    gpus = 0
+    for c in _containers(w):
+        gpus += int(c["resources"]["limits"][resource]) * (1 if "leader" in c["name"] or pods == 1 else pods - 1)
+        argv = _engine_argv(c, inner)
+        if argv is not None:
+            assert check_argv(inner, argv) == [], c["name"]
+        for e in c.get("env", []):
+            assert e["name"] in {x["name"] for x in engine_doc(inner).get("env", [])}
+    assert gpus == lay["tp"] * lay["pp"], "the pods of a group hold exactly one replica's GPUs"
+
+
+def test_gpt4_moe_example_is_a_leaderworkerset(example_plan):
+    """The 1.8T MoE example needs 32 H100s per replica: 4 nodes of 8, one LeaderWorkerSet group of size 4."""
+    plan = example_plan(next(p for p in EXAMPLES if p.stem == "gpt4-moe-a100-vs-h100"))
+    assert plan["gpus_per_replica"] > 8
+    (lws,) = [d for d in _k8s_docs(export(plan, "k8s")) if d["kind"] == "LeaderWorkerSet"]
+    assert lws["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
+    assert lws["spec"]["leaderWorkerTemplate"]["size"] == plan["gpus_per_replica"] // 8
