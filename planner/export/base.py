@@ -7,6 +7,7 @@ import math
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..catalog import CATALOG, Catalog, load_catalog, load_model, normalize_name
@@ -254,7 +255,10 @@ def make_context(plan: dict[str, Any], spec: EngineSpec, *, model: ModelSpec | s
             raise InputError(f"plan: {e}; pass the plan's model with model= (CLI --model: a preset, config.json "
                              "or model folder)") from None
     check_layout(plan, gpu, model_spec)
-    ref = model_path or (model if isinstance(model, str) and "/" in model else None) or hf_repo(plan["model"])
+    local = None
+    if isinstance(model, str) and ("/" in model or model.endswith(".json")):
+        local = str(Path(model).parent) if model.endswith(".json") else model  # serve the folder holding config.json
+    ref = model_path or local or hf_repo(plan["model"])
     if ref is None:
         ref = f"{PLACEHOLDER_MODEL_DIR}/{plan['model']}"
         notes.append(f"{plan['model']} has no public checkpoint recorded: the command loads {ref}; pass "

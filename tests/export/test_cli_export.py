@@ -80,9 +80,9 @@ def test_plan_of_a_config_json_model_needs_model(tmp_path, preset):
     path.write_text(json.dumps(plan))
     res = CliRunner().invoke(main, ["export", str(path)])
     assert res.exit_code == 2 and "--model" in res.stderr
-    res = CliRunner().invoke(main, ["export", str(path), "--model", str(folder), "--model-path", str(folder)])
+    res = CliRunner().invoke(main, ["export", str(path), "--model", str(folder / "config.json")])
     assert res.exit_code == 0, res.output
-    assert f"vllm serve {folder}" in res.stdout
+    assert f"vllm serve {folder} " in res.stdout, "the weights are served from the folder holding config.json"
 
 
 def test_python_api_takes_a_plan_or_its_dict(example_plan):
