@@ -4,10 +4,13 @@
     python benchmarks/sim_speed/run.py --json     # the same figures as JSON
 
 1. Speed: 100,000 requests (llama-3.1-8b on h100-sxm, batch 256, exponential input/output lengths around
-   1024/256) at several loads relative to `estimate()`'s capacity, one replica and a 4-replica least-loaded fleet;
+   1024/256) at several loads relative to `estimate()`'s capacity, one replica and fleets of 4 and 16 replicas;
    reports wall seconds and simulated requests per wall second. Target: 100,000 requests in under 10 s.
 2. Throughput of continuous vs static batching under saturating load (3x capacity), with output lengths fixed and
-   varied (uniform on [1, 2·osl−1], exponential)."""
+   varied (uniform on [1, 2·osl−1], exponential).
+3. Agreement with `estimate()` at low load (~2 % utilization, fixed lengths, batch 1): simulated median TTFT and
+   TPOT against estimate's TTFT, its TPOT, and its decode cycle per token (its TPOT without the steady-state
+   prefill-interleaving term, which a lone request does not pay)."""
 from __future__ import annotations
 
 import argparse
@@ -39,13 +42,15 @@ def speed(requests: int) -> list[dict]:
     rows = []
     cap = capacity_rps(256)
     for replicas, balancer, load in ((1, "least-loaded", 0.3), (1, "least-loaded", 0.8), (1, "least-loaded", 1.2),
-                                     (4, "least-loaded", 0.8), (4, "round-robin", 0.8)):
-        t0 = time.perf_counter()
+                                     (4, "least-loaded", 0.8), (4, "round-robin", 0.8),
+                                     (16, "least-loaded", 0.8), (16, "round-robin", 0.8)):
+        t0, c0 = time.perf_counter(), time.process_time()
         r = simulate_plan(plan(256, replicas), rate_rps=load * cap * replicas, requests=requests, seed=1,
                           lengths="exponential", balancer=balancer)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         rows.append({"replicas": replicas, "balancer": balancer, "load": load, "requests": r["requests"]["simulated"],
-                     "wall_s": round(wall, 2), "requests_per_wall_s": round(r["requests"]["simulated"] / wall),
+                     "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                     "requests_per_wall_s": round(r["requests"]["simulated"] / wall),
                      "simulated_s": r["makespan_s"], "ttft_p50_s": r["ttft_s"]["p50"], "tpot_p50_s": r["tpot_s"]["p50"],
                      "preemptions": r["requests"]["preemptions"]})
     return rows
@@ -66,6 +71,27 @@ def batching(requests: int) -> list[dict]:
     return rows
 
 
+LOW_LOAD_CASES = [("llama-3.1-8b", {}), ("llama-3.1-70b", {"tp": 4, "pp": 2}), ("mixtral-8x7b", {"tp": 2, "ep": 2}),
+                  ("llama-3.1-70b", {"tp": 4, "spec_draft": "llama-3.1-8b", "spec_gamma": 4, "spec_alpha": 0.7})]
+
+
+def agreement() -> list[dict]:
+    from planner.perf.specdec import expected_tokens_per_step
+
+    rows = []
+    for model, kw in LOW_LOAD_CASES:
+        est = api.estimate(model, "h100-sxm", batch=1, isl=ISL, osl=OSL, **kw)
+        rate = 0.02 / (est.ttft_s + (OSL - 1) * est.tpot_s)
+        r = simulate_plan(est.to_dict(), rate_rps=rate, requests=300, seed=5)
+        per_token = (1.0 if "spec_draft" not in kw
+                     else float(expected_tokens_per_step(kw["spec_alpha"], kw["spec_gamma"])))
+        rows.append({"model": model, "config": " ".join(f"{k}={v}" for k, v in kw.items()) or "tp=1",
+                     "utilization": r["utilization"], "sim_ttft_s": r["ttft_s"]["p50"], "est_ttft_s": est.ttft_s,
+                     "sim_tpot_s": r["tpot_s"]["p50"], "est_tpot_s": est.tpot_s,
+                     "est_cycle_per_token_s": est.decode_cycle_s / per_token})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=100_000, help="requests per speed run")
@@ -73,22 +99,34 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     out = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-           f"Python {platform.python_version()}", "speed": speed(a.requests), "batching": batching(a.batching_requests)}
+           f"Python {platform.python_version()}", "speed": speed(a.requests), "batching": batching(a.batching_requests),
+           "agreement": agreement()}
     if a.json:
         print(json.dumps(out, indent=2))
         return
     print(f"date {out['date']}; machine {out['machine']}\n")
-    print("| replicas | balancer | load (x capacity) | requests | wall s | simulated requests / wall s | "
+    print("| replicas | balancer | load (x capacity) | requests | wall s | CPU s | simulated requests / wall s | "
           "simulated span s | TTFT p50 ms | TPOT p50 ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in out["speed"]:
         print(f"| {r['replicas']} | {r['balancer']} | {r['load']} | {r['requests']:,} | {r['wall_s']} | "
+              f"{r['cpu_s']} | "
               f"{r['requests_per_wall_s']:,} | {r['simulated_s']:.0f} | {r['ttft_p50_s'] * 1000:.1f} | "
               f"{r['tpot_p50_s'] * 1000:.1f} |")
     print("\n| batch | output lengths | continuous tok/s | static tok/s | continuous / static |")
     print("|---|---|---|---|---|")
     for r in out["batching"]:
         print(f"| {r['batch']} | {r['lengths']} | {r['continuous_tok_s']:,} | {r['static_tok_s']:,} | {r['ratio']} |")
+    print("\n| model | config | utilization | TTFT p50 sim / estimate ms | TPOT p50 sim ms | estimate TPOT ms (diff) "
+          "| estimate cycle per token ms (diff) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in out["agreement"]:
+        d1 = r["sim_tpot_s"] / r["est_tpot_s"] - 1
+        d2 = r["sim_tpot_s"] / r["est_cycle_per_token_s"] - 1
+        print(f"| {r['model']} | {r['config']} | {r['utilization']:.1%} | {r['sim_ttft_s'] * 1000:.2f} / "
+              f"{r['est_ttft_s'] * 1000:.2f} | {r['sim_tpot_s'] * 1000:.3f} | "
+              f"{r['est_tpot_s'] * 1000:.3f} ({d1:+.1%}) | "
+              f"{r['est_cycle_per_token_s'] * 1000:.3f} ({d2:+.1%}) |")
 
 
 if __name__ == "__main__":

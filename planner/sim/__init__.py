@@ -9,6 +9,7 @@ decoding; step times come from the planner's perf model (tables.py).
 - metrics.py     percentiles, throughput, queue and KV series, SLO attainment
 - plan_input.py  the plan / estimate JSON a simulation starts from
 - simulate.py    `simulate_plan()`: all of the above
+- report.py      the text summary `planner simulate` prints
 """
 from .plan_input import PlanSpec, load_plan, plan_from_dict
 from .simulate import simulate_plan

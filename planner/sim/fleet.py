@@ -2,7 +2,9 @@
 
 `round-robin` sends request i to replica i mod R (each replica then runs on its own arrivals only).
 `least-loaded` first brings every replica up to the arrival time and picks the one holding the fewest requests
-(queued + running); ties go round-robin so that equal replicas share the load."""
+(queued + running); ties go round-robin so that equal replicas share the load. Bringing every replica up to every
+arrival costs O(replicas) work per request, so least-loaded simulations of large fleets are slower than
+round-robin ones (benchmarks/sim_speed/RESULTS.md)."""
 from __future__ import annotations
 
 import math

@@ -180,23 +180,24 @@ class ContinuousReplica:
     def _advance_decoders(self, tokens, dt: float) -> None:
         """Every decoding sequence gains `tokens` (scalar or per sequence) in a step of dt seconds."""
         self._tick(dt)
-        self.rem = self.rem - tokens
-        self.ctx = self.ctx + tokens
+        self.rem -= tokens
+        self.ctx += tokens
         grown = self.ids.size * tokens if isinstance(tokens, int) else int(np.sum(tokens))
         self.ctx_sum += grown
         self.used += grown
         self._retire_finished()
 
     def _retire_finished(self) -> None:
+        if self.rem.min() > 0:
+            return
         done = self.rem <= 0
-        if done.any():
-            ids = self.ids[done]
-            self.book.finish_s[ids] = self.clock + self.book.fill_s[ids]
-            freed = int(self.ctx[done].sum())
-            self.ctx_sum -= freed
-            self.used -= freed
-            keep = ~done
-            self.ids, self.rem, self.ctx = self.ids[keep], self.rem[keep], self.ctx[keep]
+        ids = self.ids[done]
+        self.book.finish_s[ids] = self.clock + self.book.fill_s[ids]
+        freed = int(self.ctx[done].sum())
+        self.ctx_sum -= freed
+        self.used -= freed
+        keep = ~done
+        self.ids, self.rem, self.ctx = self.ids[keep], self.rem[keep], self.ctx[keep]
 
     def _finish_prefills(self) -> None:
         """Prompts whose last chunk ran in this step emit their first token and start decoding. Chunks go to
@@ -258,8 +259,8 @@ class ContinuousReplica:
             self.clock += float(cum[k - 1])
             self.busy_s += float(cum[k - 1])
             self.steps += k
-            self.rem = self.rem - k
-            self.ctx = self.ctx + k
+            self.rem -= k
+            self.ctx += k
             self.ctx_sum += n * k
             self.used += n * k
             if k == min_rem:
