@@ -27,6 +27,13 @@ class InfeasibleError(PlannerError):
         super().__init__("; ".join(self.reasons))
 
 
+class SolverLimitError(PlannerError):
+    """The solver's time limit ran out before it found any plan, and none was proven impossible. Exit code 1 (no
+    plan), with a message that says to raise --time-limit-s rather than a list of blocking constraints."""
+
+    exit_code = 1
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean X?)' suffix for an unknown name, or '' when nothing is close."""
     close = difflib.get_close_matches(name.lower(), list(choices), n=3, cutoff=0.5)

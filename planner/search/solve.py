@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import InfeasibleError
+from ..errors import InfeasibleError, SolverLimitError
 from ..perf.estimate import Config, Estimate, estimate
 from ..perf.params import PerfParams
 from ..perf.pipeline import balance_layers
@@ -17,6 +17,9 @@ from .space import Request, Row, enumerate_rows
 from .table import Bounds, Limits, Table, build_table, evaluate, lower_bounds
 
 HEURISTIC_ROWS = 48  # rows (cheapest lower bounds first) given a greedy placement to seed the upper bound
+# --time-limit-s bounds all solver calls of one command together (the best plan first, then the other GPU types'
+# alternatives or the frontier's points share what is left); no call gets less than this.
+MIN_SOLVER_SLICE_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ def _upper_bound(t: Table, idx: np.ndarray, lim: Limits) -> tuple[int, tuple[int
 
 
 def _search_rows(t: Table, b: Bounds, lim: Limits, subset: np.ndarray, settings: SolverSettings) -> tuple[Solution | None, int]:
+    """The best plan among `subset`'s rows, or None when none is feasible. Raises SolverLimitError when the time
+    limit ran out before any plan was found (and none was proven impossible)."""
     cand = subset[b.feasible[subset]]
     if len(cand) == 0:
         return None, 0
@@ -83,9 +88,29 @@ def _search_rows(t: Table, b: Bounds, lim: Limits, subset: np.ndarray, settings:
     ub = _upper_bound(t, order, lim)
     if ub is not None:
         order = order[b.objective[order] <= ub[2]]
+    started = time.perf_counter()
     sol = solve(t, sorted(order.tolist()), lim, None if ub is None else ub[2], settings,
                 hint=None if ub is None else (ub[0], ub[1]))
+    wall = time.perf_counter() - started
+    if sol is None and ub is not None:
+        # CP-SAT stopped at its time limit before it found a plan; the greedy plan is feasible (evaluate() checked
+        # it; verify() re-checks it in floating point). Its gap is measured against the kept rows' valid lower
+        # bounds (rows pruned above have bounds over this plan's objective, so cannot hold the optimum).
+        bound = float(b.objective[order].min())
+        gap = 0.0 if ub[2] == 0 else max(0.0, (ub[2] - bound) / ub[2])
+        sol = Solution(ub[0], ub[1], ub[2], "FEASIBLE", gap, wall, bound)
+    elif sol is None and wall >= settings.time_limit_s:
+        raise SolverLimitError(f"time limit: CP-SAT found no plan within --time-limit-s {settings.time_limit_s:g} "
+                               f"among {len(order)} candidate rows, and none is proven impossible; "
+                               "raise --time-limit-s")
     return sol, len(order)
+
+
+def _slice(deadline: float, calls_left: int) -> SolverSettings:
+    """A fair share of the time left until `deadline` for the next of `calls_left` solver calls (at least
+    MIN_SOLVER_SLICE_S, so that every call can still return the greedy plan)."""
+    left = deadline - time.perf_counter()
+    return SolverSettings(time_limit_s=max(MIN_SOLVER_SLICE_S, left / max(1, calls_left)))
 
 
 def _choice(req: Request, t: Table, i: int, layers: tuple[int, ...], lim: Limits, p: PerfParams,
@@ -132,9 +157,9 @@ def search(req: Request, p: PerfParams, alternatives: bool = True) -> SearchResu
     table_s = time.perf_counter() - start
     lim = Limits.of(req, p.max_batch)
     b = lower_bounds(t, lim)
-    settings = SolverSettings(time_limit_s=req.time_limit_s)
+    deadline = time.perf_counter() + req.time_limit_s
     everything = np.arange(len(t))
-    sol, kept = _search_rows(t, b, lim, everything, settings)
+    sol, kept = _search_rows(t, b, lim, everything, SolverSettings(time_limit_s=req.time_limit_s))
     if sol is None:
         raise InfeasibleError(infeasibility_reasons(req, t, b, lim, p))
     best = _choice(req, t, sol.row, sol.layers, lim, p, sol)
@@ -144,11 +169,13 @@ def search(req: Request, p: PerfParams, alternatives: bool = True) -> SearchResu
     alts: list[Choice] = []
     if alternatives:
         gpu_of_row = np.array([r.gpu.id for r in t.rows])
-        for gid in sorted(set(gpu_of_row.tolist())):
-            if gid == best.row.gpu.id:
-                alts.append(best)
-                continue
-            s, _ = _search_rows(t, b, lim, everything[gpu_of_row == gid], settings)
+        others = [g for g in sorted(set(gpu_of_row.tolist())) if g != best.row.gpu.id]
+        alts.append(best)
+        for k, gid in enumerate(others):
+            try:
+                s, _ = _search_rows(t, b, lim, everything[gpu_of_row == gid], _slice(deadline, len(others) - k))
+            except SolverLimitError:
+                continue  # out of time for this GPU type: no alternative listed for it
             if s is not None:
                 c = _choice(req, t, s.row, s.layers, lim, p, s)
                 if not verify(req, c):
@@ -169,20 +196,29 @@ def frontier(req: Request, p: PerfParams, speeds: list[float], progress=None) ->
     if not rows:
         return []
     t = build_table(req, rows, p)
-    settings = SolverSettings(time_limit_s=req.time_limit_s)
+    deadline = time.perf_counter() + req.time_limit_s
     points: list[Choice] = []
+    timed_out: list[float] = []
     for k, speed in enumerate(sorted(speeds)):
         if progress is not None:
             progress(k, len(speeds), speed)
         sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=1.0 / speed))
         lim = Limits.of(sub, p.max_batch)
         b = lower_bounds(t, lim)
-        sol, _ = _search_rows(t, b, lim, np.arange(len(t)), settings)
+        try:
+            sol, _ = _search_rows(t, b, lim, np.arange(len(t)), _slice(deadline, len(speeds) - k))
+        except SolverLimitError:
+            timed_out.append(speed)
+            continue
         if sol is None:
             continue
         c = _choice(sub, t, sol.row, sol.layers, lim, p, sol)
         if not verify(sub, c):
             points.append(c)
+    if not points and timed_out:
+        raise SolverLimitError(f"time limit: CP-SAT found no plan for {len(timed_out)} of the {len(speeds)} speed "
+                               f"targets within --time-limit-s {req.time_limit_s:g} (none is proven impossible); "
+                               "raise --time-limit-s")
     # Pareto filter: keep a point unless another is at least as fast and strictly cheaper (or equal cost, faster)
     def cost(c: Choice) -> float:
         return c.estimate.usd_per_million_output_tokens
