@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ortools.sat.python import cp_model
 
-from .table import NS_PER_S, OBJ_DIVISOR, Limits, Table
+from .table import INT_LIMIT, NS_PER_S, OBJ_DIVISOR, Limits, Table, lower_bounds
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,16 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
         for i in rows:
             if int(t.ttft_ns[i]) > lim.ttft_ns:
                 m.Add(x[i] == 0)
+    # Valid per-row lower bounds (table.lower_bounds) as redundant constraints: the enforced inequalities above
+    # give the LP relaxation nothing until a row is fixed, so without these the proven bound stays 0.
+    lb = lower_bounds(t, lim)
+    for i in rows:
+        if int(lb.objective[i]) > obj_max or int(lb.tpot[i]) > lim.tpot_ns:
+            m.Add(x[i] == 0)
+    obj_lb = {i: min(int(lb.objective[i]), obj_max) for i in rows}
+    if sum(obj_lb.values()) < INT_LIMIT:  # CP-SAT rejects linear expressions that could overflow int64
+        m.Add(obj >= sum(obj_lb[i] * x[i] for i in rows))
+    m.Add(tpot >= sum(min(int(lb.tpot[i]), lim.tpot_ns) * x[i] for i in rows))
     if hint is not None and hint[0] in x:
         hi, hl = hint
         for i in rows:
@@ -90,15 +100,27 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
             m.AddHint(layers[int(t.pp[hi])][s], v)
     # ---- objective
     m.Minimize(obj)
+    # ---- search: decide the row first, cheapest lower bound first; once a row is fixed, propagation settles the
+    # layers. CP-SAT's default single-worker search branches on the wide time/objective domains instead and could
+    # not prove optimality on ~150 rows within seconds.
+    by_bound = sorted(rows, key=lambda i: (int(lb.objective[i]), i))
+    m.AddDecisionStrategy([x[i] for i in by_bound], cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
     # ---- solve (objective, then the fastest plan at that objective)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = settings.time_limit_s
     solver.parameters.num_workers = settings.workers
     solver.parameters.random_seed = settings.seed
+    solver.parameters.search_branching = cp_model.FIXED_SEARCH
+    # CP-SAT (9.15) derives "t >= one of" constraints from the row-enforced inequalities under AddExactlyOne, and
+    # that derivation declared feasible models of this shape INFEASIBLE, with or without presolve (found by the
+    # oracle tests; a two-row instance is in tests/search/test_cpsat.py). The search above does not need it.
+    solver.parameters.auto_detect_greater_than_at_least_one_of = False
     status = solver.Solve(m)
+    if status == cp_model.MODEL_INVALID:  # a bug (e.g. an integer range overflow), not an infeasible request
+        raise RuntimeError(f"CP-SAT rejected the deployment model: {m.Validate()}")
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    value = int(solver.ObjectiveValue())
+    value = int(solver.Value(obj))
     bound = float(solver.BestObjectiveBound())
     if status == cp_model.OPTIMAL:
         # Second, lexicographic stage: among plans of optimal cost, the fastest per user (ties between batch

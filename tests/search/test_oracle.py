@@ -1,0 +1,120 @@
+"""CP-SAT against the exhaustive oracle (planner/search/oracle.py) on random small instances.
+
+The oracle evaluates every row and every placement with `table.evaluate`, the integer semantics CP-SAT encodes, so
+the optimal objectives must be equal exactly, and both must agree on infeasibility. Checked twice: `cpsat.solve`
+on every row (no pruning, no upper bound) and the full pipeline `solve.search` (lower-bound pruning, greedy upper
+bound and hint, then CP-SAT), including the per-GPU-type alternatives."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from hypothesis import HealthCheck, assume, event, given, settings
+
+from planner.errors import InfeasibleError
+from planner.search import cpsat, oracle
+from planner.search.oracle import compositions
+from planner.search.solve import search, verify
+from planner.search.table import evaluate
+
+from .instances import CATALOG, MAX_ROWS, requests, tabulate
+
+PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def _small(req):
+    tl = tabulate(req)
+    assume(tl is not None and len(tl[0]) <= MAX_ROWS)
+    event("moe" if req.model.is_moe else "dense")
+    event("demand" if req.workload.demand_output_tokens_per_s else "no demand")
+    return tl
+
+
+def _best_per_gpu(t, lim) -> dict[str, int]:
+    """Oracle restricted to each GPU type: the cheapest feasible objective among that type's rows."""
+    best: dict[str, int] = defaultdict(lambda: None)  # type: ignore[arg-type]
+    for i, r in enumerate(t.rows):
+        for lay in compositions(t.num_layers, int(t.pp[i])):
+            ev = evaluate(t, i, lay, lim)
+            if ev.feasible and (best[r.gpu.id] is None or ev.objective < best[r.gpu.id]):
+                best[r.gpu.id] = ev.objective
+    return {k: v for k, v in best.items() if v is not None}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(demand=False))
+def test_cpsat_on_every_row_equals_oracle(req):
+    _check_every_row(req)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(demand=True))
+def test_cpsat_on_every_row_equals_oracle_with_demand(req):
+    _check_every_row(req)
+
+
+def _check_every_row(req):
+    t, lim = _small(req)
+    ref = oracle.exhaustive(t, lim)
+    event("infeasible" if ref is None else "feasible")
+    sol = cpsat.solve(t, range(len(t)), lim, None, cpsat.SolverSettings(time_limit_s=30))
+    if ref is None:
+        assert sol is None
+        return
+    assert sol is not None and sol.status == "OPTIMAL"
+    assert sol.objective == ref[2].objective
+    ev = evaluate(t, sol.row, sol.layers, lim)  # CP-SAT's answer is feasible in the reference semantics
+    assert ev.feasible and ev.objective == sol.objective
+
+
+@PROPERTY
+@given(req=requests())
+def test_search_pipeline_equals_oracle(req):
+    t, lim = _small(req)
+    ref = oracle.exhaustive(t, lim)
+    if ref is None:
+        with pytest.raises(InfeasibleError) as err:
+            search(req, CATALOG.perf)
+        assert err.value.reasons and all(isinstance(r, str) and r for r in err.value.reasons)
+        return
+    res = search(req, CATALOG.perf)
+    assert res.best.objective == ref[2].objective
+    assert res.best.solution is not None and res.best.solution.status == "OPTIMAL"
+    assert verify(req, res.best) == []
+    # alternatives: the optimum of each GPU type, each one sound in floating point
+    per_gpu = _best_per_gpu(t, lim)
+    got = {c.row.gpu.id: c.objective for c in res.alternatives}
+    assert set(got) <= set(per_gpu)
+    for gid, obj in got.items():
+        assert obj == per_gpu[gid]
+    assert res.alternatives[0].objective == res.best.objective
+    assert all(verify(req, c) == [] for c in res.alternatives)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(demand=True))
+def test_search_pipeline_equals_oracle_with_demand(req):
+    """The demand objective (fleet $/hour, whole replicas) separately, so that it gets its share of examples."""
+    t, lim = _small(req)
+    ref = oracle.exhaustive(t, lim)
+    if ref is None:
+        with pytest.raises(InfeasibleError):
+            search(req, CATALOG.perf, alternatives=False)
+        return
+    res = search(req, CATALOG.perf, alternatives=False)
+    assert res.best.objective == ref[2].objective
+    assert verify(req, res.best) == []
+
+
+def test_same_input_same_plan():
+    """One worker and a fixed seed: the same request gives the same row and placement."""
+    from planner.api import make_request
+
+    req, cat = make_request("llama-3.1-8b", isl=512, osl=128, gpus="h100-sxm,a100-80gb,l40s", pp=[1, 2, 3])
+    a, b = search(req, cat.perf), search(req, cat.perf)
+    assert (a.best.row, a.best.layers, a.best.replicas) == (b.best.row, b.best.layers, b.best.replicas)
+    assert [(c.row, c.layers) for c in a.alternatives] == [(c.row, c.layers) for c in b.alternatives]

@@ -1,0 +1,71 @@
+"""planner/search/table.py: the per-row lower bounds are valid for every placement (so pruning rows on them, and
+CP-SAT's redundant bound constraints, never cut off the optimum), and the integer evaluation is conservative
+against the floating-point `perf.estimate` it is scaled from."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from planner.perf.estimate import Config, estimate
+from planner.search.oracle import compositions, count_placements
+from planner.search.table import NS_PER_S, evaluate, lower_bounds
+
+from .instances import CATALOG, requests, tabulate
+
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def _random_placement(data, L: int, pp: int) -> tuple[int, ...]:
+    cuts = sorted(data.draw(st.lists(st.integers(1, L - 1), min_size=pp - 1, max_size=pp - 1, unique=True)))
+    return tuple(b - a for a, b in zip([0] + cuts, cuts + [L]))
+
+
+@PROPERTY
+@given(req=requests(), data=st.data())
+def test_lower_bounds_hold_for_every_placement(req, data):
+    tl = tabulate(req)
+    assume(tl is not None)
+    t, lim = tl
+    b = lower_bounds(t, lim)
+    for i in data.draw(st.lists(st.integers(0, len(t) - 1), min_size=1, max_size=8, unique=True)):
+        pp = int(t.pp[i])
+        # every placement when there are few, else a random sample of them
+        if count_placements(t.num_layers, pp) <= 200:
+            placements = list(compositions(t.num_layers, pp))
+        else:
+            placements = [_random_placement(data, t.num_layers, pp) for _ in range(20)]
+        for lay in placements:
+            ev = evaluate(t, i, lay, lim)
+            assert ev.objective >= b.objective[i]
+            assert ev.tpot_ns >= b.tpot[i]
+            assert ev.t_dec_ns >= b.t_dec[i] and ev.t_pf_ns >= b.t_pf[i]
+            assert ev.replicas >= b.replicas[i]
+            if "memory" not in ev.violated:  # the memory bound is a necessary condition
+                assert b.memory_ok[i]
+            if ev.feasible:
+                assert b.feasible[i]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(demand=False), data=st.data())
+def test_integer_evaluation_is_conservative(req, data):
+    """Times round up (ns), memory needs up and capacity down (KiB): what the integer model accepts, the
+    floating-point estimate accepts too, and its TPOT is never above the integer one."""
+    tl = tabulate(req)
+    assume(tl is not None)
+    t, lim = tl
+    i = data.draw(st.integers(0, len(t) - 1))
+    r = t.rows[i]
+    lay = _random_placement(data, t.num_layers, r.pp)
+    ev = evaluate(t, i, lay, lim)
+    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv,
+                 layers_per_stage=lay)
+    e = estimate(req.model, cfg, replace(req.workload, rate_rps=None, output_tokens_per_s=None), CATALOG.perf)
+    assert e.tpot_s * NS_PER_S <= ev.tpot_ns * (1 + 1e-12)
+    assert e.ttft_s * NS_PER_S <= ev.ttft_ns * (1 + 1e-12)
+    if "memory" not in ev.violated:
+        assert e.fits
