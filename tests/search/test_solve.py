@@ -1,0 +1,83 @@
+"""planner/search/solve.py end to end: a loaded head stage gets fewer layers, an impossible request says why
+(memory for a dense 1T model on one 8-GPU node), and the frontier is Pareto with every point sound."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from planner.api import make_request
+from planner.errors import InfeasibleError
+from planner.search.solve import frontier, greedy_placement, search, verify
+from planner.search.table import evaluate
+from planner.specs.workload import SLO
+
+from .instances import CATALOG
+
+HEAD = dict(isl=1000, osl=300, gpus="h100-sxm", tp=[8], pp=[4], weights="fp8", kv="fp8", min_tokens_per_s_user=20)
+
+
+def _placement(overhead_s: float):
+    cat = replace(CATALOG, perf=replace(CATALOG.perf, head_stage_overhead_s=overhead_s))
+    req, _ = make_request("llama-3.1-70b", catalog=cat, **HEAD)
+    res = search(req, cat.perf, alternatives=False)
+    assert verify(req, res.best) == []
+    return res
+
+
+def test_balanced_without_head_stage_overhead():
+    res = _placement(0.0)
+    first, *middle, last = res.best.layers
+    assert sum(res.best.layers) == 80 and len(middle) == 2
+    assert max([first, *middle]) - min([first, *middle]) <= 1  # the embedding lookup costs next to nothing
+
+
+def test_head_stage_overhead_moves_layers_off_the_first_stage():
+    base = _placement(0.0)
+    layer_s = int(base.table.a_dec[base.index]) / 1e9  # one layer's decode step on the chosen row
+    res = _placement(2 * layer_s)
+    first, *middle, last = res.best.layers
+    assert sum(res.best.layers) == 80
+    assert first < min(middle)
+    # and it is at least as fast as the exact min-max decode placement (perf.pipeline.balance_layers)
+    t, i, lim = res.table, res.index, res.limits
+    greedy = greedy_placement(t, i)
+    assert greedy[0] < min(greedy[1:-1])
+    assert evaluate(t, i, res.best.layers, lim).tpot_ns <= evaluate(t, i, greedy, lim).tpot_ns
+
+
+def test_dense_1t_on_one_node_is_infeasible_for_memory(dense_1t_path):
+    req, cat = make_request(str(dense_1t_path), isl=1000, osl=300, gpus="h100-sxm", max_gpus=8,
+                            min_tokens_per_s_user=33)
+    with pytest.raises(InfeasibleError) as err:
+        search(req, cat.perf)
+    reasons = err.value.reasons
+    assert reasons and reasons[0].startswith("memory")
+    assert "dense-1t" in reasons[0]
+
+
+def test_gpt3_175b_fits_one_node():
+    req, cat = make_request("gpt3-175b", isl=1000, osl=300, gpus="h100-sxm", max_gpus=8, min_tokens_per_s_user=33)
+    res = search(req, cat.perf)
+    assert res.best.row.gpus * res.best.replicas <= 8
+    assert res.best.estimate.tokens_per_s_per_user >= 33
+    assert verify(req, res.best) == []
+
+
+SPEEDS = [5.0, 10.0, 20.0, 40.0, 80.0, 160.0]
+
+
+def test_frontier_is_pareto_and_every_point_verifies():
+    req, cat = make_request("llama-3.1-8b", isl=1000, osl=300, gpus="h100-sxm,l40s,a100-80gb", ttft_ms=2000)
+    pts = frontier(req, cat.perf, SPEEDS)
+    assert len(pts) >= 2
+    speeds = [c.estimate.tokens_per_s_per_user for c in pts]
+    costs = [c.estimate.usd_per_million_output_tokens for c in pts]
+    assert speeds == sorted(speeds)
+    assert all(a <= b * (1 + 1e-12) for a, b in zip(costs, costs[1:]))  # faster never cheaper
+    for c in pts:
+        target = max(s for s in SPEEDS if s <= c.estimate.tokens_per_s_per_user * (1 + 1e-9))
+        sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=1.0 / target))
+        assert verify(sub, c) == []
+        # each point is the optimum for the target it meets
+        assert search(sub, cat.perf, alternatives=False).best.objective == c.objective
