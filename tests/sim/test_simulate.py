@@ -77,12 +77,16 @@ def _tokens_per_cycle(spec):
 
 
 def test_saturated_throughput_matches_estimate():
-    """With the batch always full, the simulation is estimate's steady state: throughput and TPOT agree."""
+    """With the batch always full, the simulation is estimate's steady state: throughput agrees. Estimate's tpot_s
+    is B / throughput, the slot time per output token including the request's own prefill; the simulated TPOT
+    counts decode steps only (after the first token), so it lies between estimate's pure decode cycle (it also
+    pays for other requests' prefills interleaved with its decode steps) and tpot_s."""
     p = plan(batch=64)
     est = api.estimate("llama-3.1-8b", "h100-sxm", batch=64, isl=ISL, osl=OSL)
     r = simulate_plan(p, rate_rps=3 * capacity_rps(p), requests=3000, seed=1)
     assert r["throughput"]["output_tokens_per_s"] == pytest.approx(est.output_tokens_per_s, rel=0.05)
-    assert r["tpot_s"]["p50"] == pytest.approx(est.tpot_s, rel=0.05)
+    assert est.decode_cycle_s < r["tpot_s"]["p50"] < est.tpot_s
+    assert r["tpot_s"]["mean"] == pytest.approx(est.tpot_s, rel=0.1)
 
 
 def _thirds(series):
