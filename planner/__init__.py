@@ -3,27 +3,14 @@
 Public API (see README "Python API"): `load_model`, `load_catalog`, `estimate`, `plan`, `frontier`, `export`.
 `planner.export(plan, engine)` is callable and is also the `planner.export` package (planner/export/).
 """
-import sys as _sys
-import types as _types
-
+# The submodule planner/plan.py (the Plan class) shares its name with the API function `plan`. Importing the
+# submodule first, then binding the function, keeps `planner.plan` the function for good: a later
+# `from planner.plan import Plan` finds the module in sys.modules and does not rebind the package attribute.
+from . import plan as _plan_module  # noqa: F401  (must precede the api import below)
 from . import export
 from .api import estimate, frontier, plan
 from .catalog import load_catalog, load_model
 from .errors import InfeasibleError, InputError, PlannerError
-
-
-class _Package(_types.ModuleType):
-    """Keeps `planner.plan` the function: importing the submodule planner/plan.py (which `plan()` itself does on
-    its first call) would otherwise rebind the package attribute to the module and break the next call.
-    `from planner.plan import Plan` is unaffected."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "plan" and isinstance(value, _types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 __version__ = "0.1.0"
 __all__ = ["estimate", "plan", "frontier", "export", "load_catalog", "load_model", "InfeasibleError", "InputError",
