@@ -63,14 +63,39 @@ def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list
     return req, cat
 
 
-def plan(model: ModelSpec | str, *, isl: int, osl: int, timings: bool = False, **kwargs):
+def plan(model: ModelSpec | str, *, isl: int, osl: int, timings: bool = False, ttft_p99_ms: float | None = None,
+         tpot_p99_ms: float | None = None, **kwargs):
     """The cheapest deployment meeting the SLOs and demand. Returns a `planner.plan.Plan` (`.to_dict()` for JSON).
-    Raises `InfeasibleError` with one reason per blocking constraint."""
-    from .plan import Plan
-    from .search.solve import search
+    Raises `InfeasibleError` with one reason per blocking constraint.
 
+    Percentile targets (`ttft_p99_ms`, `tpot_p99_ms`) need a demand: the plan found on steady averages is simulated
+    at that demand (planner.sim) and given more replicas until the simulated p99 meets the target; the plan then
+    records the simulation. A p99 target also bounds the steady-state value (TTFT/TPOT ≤ its p99 target)."""
+    from .plan import Plan
+    from .search.percentile import PercentileTarget, confirm
+    from .search.solve import search
+    from .specs.workload import _check_positive
+
+    _check_positive("--ttft-p99-ms", ttft_p99_ms)
+    _check_positive("--tpot-p99-ms", tpot_p99_ms)
+    target = PercentileTarget(None if ttft_p99_ms is None else ttft_p99_ms / 1000.0,
+                              None if tpot_p99_ms is None else tpot_p99_ms / 1000.0)
+    if ttft_p99_ms is not None and (kwargs.get("ttft_ms") is None or kwargs["ttft_ms"] > ttft_p99_ms):
+        kwargs["ttft_ms"] = ttft_p99_ms
+    if tpot_p99_ms is not None:
+        flat = kwargs.get("tpot_ms") or (1000.0 / kwargs["min_tokens_per_s_user"]
+                                         if kwargs.get("min_tokens_per_s_user") else None)
+        if flat is None or flat > tpot_p99_ms:
+            kwargs["tpot_ms"], kwargs["min_tokens_per_s_user"] = tpot_p99_ms, None
     req, cat = make_request(model, isl=isl, osl=osl, **kwargs)
-    return Plan(search(req, cat.perf), timings=timings)
+    result = search(req, cat.perf)
+    if not target.any:
+        return Plan(result, timings=timings)
+    draft = Plan(result).to_dict()
+    if isinstance(model, (str, Path)):
+        draft["model"] = str(model)
+    result, record = confirm(result, draft, target, cat)
+    return Plan(result, timings=timings, simulation=record)
 
 
 DEFAULT_FRONTIER_SPEEDS = (5.0, 8.0, 12.0, 16.0, 20.0, 25.0, 33.3, 40.0, 50.0, 65.0, 80.0, 100.0, 130.0, 170.0, 220.0)
@@ -85,6 +110,10 @@ def frontier(model: ModelSpec | str, *, isl: int, osl: int, speeds: tuple[float,
 
     kwargs.pop("min_tokens_per_s_user", None)
     kwargs.pop("tpot_ms", None)
+    kwargs.pop("tpot_p99_ms", None)  # the sweep sets the speed target itself
+    p99 = kwargs.pop("ttft_p99_ms", None)  # a frontier is steady-state: a p99 TTFT target bounds the mean TTFT
+    if p99 is not None and (kwargs.get("ttft_ms") is None or kwargs["ttft_ms"] > p99):
+        kwargs["ttft_ms"] = p99
     req, cat = make_request(model, isl=isl, osl=osl, **kwargs)
     pts = _frontier(req, cat.perf, list(speeds), progress=progress)
     return {

@@ -154,7 +154,8 @@ _REQUEST_KEYS = {
     "model": "text", "gpus": "names", "isl": "count", "osl": "count", "ttft_ms": "number", "tpot_ms": "number",
     "min_tokens_per_s_user": "number", "rate_rps": "number", "output_tokens_per_s": "number", "weights": "names",
     "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
-    "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text",
+    "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
+    "tpot_p99_ms": "number",
 }
 _COUNT_MAX = {"isl": 10_000_000, "osl": 10_000_000, "max_gpus": MAX_GPUS}  # isl/osl: as specs.workload
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
@@ -319,6 +320,10 @@ def _merge(file_doc: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
 @click.option("--timings", is_flag=True, help="Include solver wall times in the JSON (makes output non-repeatable).")
 @click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
               help="Also write a self-contained HTML report (plan, memory/latency breakdown, frontier plot).")
+@click.option("--ttft-p99-ms", type=_FloatRange(0, min_open=True), default=None,
+              help="p99 TTFT target: the plan is simulated at the demand and given replicas until it holds.")
+@click.option("--tpot-p99-ms", type=_FloatRange(0, min_open=True), default=None,
+              help="p99 TPOT target, confirmed by simulation like --ttft-p99-ms.")
 def plan(request_file: str | None, as_json: bool, timings: bool, report_path: str | None, **flags: Any) -> None:
     """Cheapest deployment meeting the SLOs (flags, or a TOML REQUEST_FILE whose keys are flag names)."""
     from . import api
@@ -327,7 +332,8 @@ def plan(request_file: str | None, as_json: bool, timings: bool, report_path: st
     result = api.plan(timings=timings or not as_json, **args)
     d = result.to_dict()
     if report_path:
-        api.report(d, report_path, progress=_progress_printer(), **args)
+        frontier_args = {k: v for k, v in args.items() if k not in ("ttft_p99_ms", "tpot_p99_ms")}
+        api.report(d, report_path, progress=_progress_printer(), **frontier_args)
     if as_json:
         emit_json(d)
     else:

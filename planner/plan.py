@@ -35,6 +35,7 @@ def _summary(req: Any, c: Choice) -> dict[str, Any]:
 class Plan:
     result: SearchResult
     timings: bool = False
+    simulation: dict[str, Any] | None = None  # percentile-SLO confirmation (planner.search.percentile)
 
     @property
     def best(self) -> Choice:
@@ -89,6 +90,7 @@ class Plan:
             "batch_limited_by": batch_limited_by(res.table, res.bounds, res.index),
             "alternatives": [_summary(req, a) for a in res.alternatives],
             "solver": solver,
+            **({"simulation": self.simulation} if self.simulation is not None else {}),
         }
 
 
