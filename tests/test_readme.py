@@ -25,3 +25,13 @@ def test_calibration_table_matches_fit_toml():
     f = fit["fitted"]
     assert f"HBM efficiency {f['hbm_efficiency']:.2f}" in readme
     assert f"FLOP efficiency {f['flops_efficiency']:.2f}" in readme
+
+
+def test_python_api_example_runs(tmp_path, monkeypatch):
+    """The README's procurement example is real code: run it as written, in a scratch folder."""
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Python API.*?```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert len(list(tmp_path.glob("report-*.html"))) == 3
+    assert all("vllm serve" in p.read_text() for p in tmp_path.glob("launch-*.sh"))
