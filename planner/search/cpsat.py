@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ortools.sat.python import cp_model
 
-from .table import INT_LIMIT, NS_PER_S, OBJ_DIVISOR, Limits, Table, lower_bounds
+from .table import INT_LIMIT, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, Table, lower_bounds
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,11 @@ class SolverSettings:
 
 
 def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
-          settings: SolverSettings = SolverSettings(), hint: tuple[int, Sequence[int]] | None = None) -> Solution | None:
+          settings: SolverSettings = SolverSettings(), hint: tuple[int, Sequence[int]] | None = None,
+          bounds: Bounds | None = None) -> Solution | None:
     """Optimize over the given row indices of `t`. `objective_ub` (from a known feasible plan) tightens domains.
-    Returns None when CP-SAT proves infeasibility or finds nothing within the time limit."""
+    Returns None when CP-SAT proves infeasibility or finds nothing within the time limit. `bounds` are
+    `lower_bounds(t, lim)` when the caller has them (computed here otherwise)."""
     start = time.perf_counter()
     m = cp_model.CpModel()
     L = t.num_layers
@@ -84,7 +86,7 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
                 m.Add(x[i] == 0)
     # Valid per-row lower bounds (table.lower_bounds) as redundant constraints: the enforced inequalities above
     # give the LP relaxation nothing until a row is fixed, so without these the proven bound stays 0.
-    lb = lower_bounds(t, lim)
+    lb = bounds if bounds is not None else lower_bounds(t, lim)
     for i in rows:
         if int(lb.objective[i]) > obj_max or int(lb.tpot[i]) > lim.tpot_ns:
             m.Add(x[i] == 0)

@@ -90,7 +90,7 @@ def _search_rows(t: Table, b: Bounds, lim: Limits, subset: np.ndarray, settings:
         order = order[b.objective[order] <= ub[2]]
     started = time.perf_counter()
     sol = solve(t, sorted(order.tolist()), lim, None if ub is None else ub[2], settings,
-                hint=None if ub is None else (ub[0], ub[1]))
+                hint=None if ub is None else (ub[0], ub[1]), bounds=b)
     wall = time.perf_counter() - started
     if sol is None and ub is not None:
         # CP-SAT stopped at its time limit before it found a plan; the greedy plan is feasible (evaluate() checked
