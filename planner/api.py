@@ -166,3 +166,27 @@ def report(plan, path: str | Path, *, frontier: dict | None = None, **request) -
     if frontier is None and request:
         frontier = globals()["frontier"](**request)
     write_report(str(path), d, frontier)
+
+
+# ---- fleet and procurement planning --------------------------------------------------------------------------------
+def fleet(request, *, catalog: Catalog | str | Path | None = None, time_limit_s: float | None = None,
+          compare: bool | None = None, timings: bool = False):
+    """The cheapest fleet for a mix of request classes over an hourly demand profile: replica pools (aggregated or
+    prefill/decode disaggregated, any GPU type) and their counts per hour, reserved or on demand, within per-type
+    availability and an optional budget. `request` is a fleet request TOML path, a dict with the same keys, or a
+    `planner.search.fleet.FleetRequest`. Returns a `planner.fleet.FleetResult` (`.to_dict()` for JSON)."""
+    from dataclasses import replace
+
+    from .fleet import load_request, plan_fleet, request_from_dict
+    from .search.fleet import FleetRequest
+
+    if isinstance(request, FleetRequest):
+        req, cat = request, _catalog(catalog)
+    elif isinstance(request, dict):
+        req, cat = request_from_dict(request, catalog)
+    else:
+        req, cat = load_request(request, catalog)
+    if time_limit_s is not None or compare is not None:
+        req = replace(req, time_limit_s=req.time_limit_s if time_limit_s is None else time_limit_s,
+                      compare=req.compare if compare is None else compare)
+    return plan_fleet(req, cat.perf, timings=timings)

@@ -467,3 +467,27 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
         emit_json(ex.to_dict())
     else:
         click.echo(ex.script(), nl=False)
+
+
+@main.command()
+@click.argument("request_file", type=click.Path(dir_okay=False))
+@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), default=None,
+              help="A catalog TOML that adds GPUs or overrides prices / perf parameters.")
+@click.option("--time-limit-s", type=float, default=None, help="Solver time limit per fleet (default 10).")
+@click.option("--no-compare", is_flag=True, help="Skip the single-type and aggregated-only comparison fleets.")
+@click.option("--json", "as_json", is_flag=True, help="Print the fleet as JSON.")
+@click.option("--timings", is_flag=True, help="Include solver wall times in the JSON (makes output non-repeatable).")
+def fleet(request_file: str, catalog_file: str | None, time_limit_s: float | None, no_compare: bool, as_json: bool,
+          timings: bool) -> None:
+    """Cheapest fleet for request classes over an hourly demand profile (TOML REQUEST_FILE: [[class]] tables,
+    [available], [prices.TYPE], budget): pools per GPU type, reserved and on-demand replicas per hour."""
+    from . import api
+
+    result = api.fleet(request_file, catalog=catalog_file, time_limit_s=time_limit_s,
+                       compare=False if no_compare else None, timings=timings or not as_json)
+    d = result.to_dict()
+    if as_json:
+        emit_json(d)
+    else:
+        from .fleet import fleet_text
+        click.echo(fleet_text(d))

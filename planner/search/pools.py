@@ -1,0 +1,283 @@
+"""Candidate replica configurations ("pools") of one request class, the building blocks of the fleet model
+(planner/search/fleet.py).
+
+A pool is one replica configuration (GPU type, precision, TP/PP/EP, batch, layers per stage) in one role:
+
+- aggregated: each replica runs prefill and decode under continuous batching (`table.tpot_ns`):
+  capacity = B / (TPOT · OSL) requests/s, subject to the class's TTFT, TPOT and memory;
+- prefill: a replica only runs prompts, one per pipeline micro-batch (rows with micro-batch 1), pipelined:
+  capacity = 1 / (slowest prefill stage + stage hop) prompts/s; its prompt's KV cache is then sent to a decode
+  replica over the scale-out network (`kv_transfer_ns`; a prefill and a decode pool pair when the prefill
+  latency plus the transfer fits the TTFT, see `compatible`);
+- decode: a replica only runs decode steps, with no prefill interference: TPOT = pp · (T_dec + hop) (the decode
+  cycle, `batching.steady_state_tpot_s` without its prefill term): capacity = B / (cycle · OSL) requests/s.
+
+Every quantity comes from the optimizer's integer table (`table.build_table`, `table.evaluate`) with its
+conservative rounding, for a placement found by the optimizer's greedy (`solve.greedy_placement`, or the same
+`perf.pipeline.balance_layers` on prefill terms for prefill pools) and verified by `table.evaluate`.
+
+Pruning keeps, per GPU type (and KV precision, for the disaggregated roles, whose prefill and decode halves must
+agree on it), the non-dominated configurations: B is dropped when m = ⌊g_B / g_A⌋ ≥ 1 replicas of a kept A use
+no more GPUs, serve at least as many requests/s (m · cap_A ≥ cap_B) and are at least as compatible (A's latency
+key ≤ B's). Replacing every B replica by m copies of A keeps every constraint of the fleet model (demand,
+availability, budget, prefill/decode pairing) and does not raise its cost, so the pruning loses no optimum."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..perf.comm import p2p_time_s
+from ..perf.params import PerfParams
+from ..perf.pipeline import balance_layers
+from ..specs.accelerator import Accelerator
+from ..specs.model import ModelSpec
+from ..specs.workload import SLO, Workload
+from ..units import BYTES_PER_ELEMENT
+from .solve import greedy_placement
+from .space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS, Request, Row, enumerate_rows
+from .table import NS_PER_S, Limits, Table, build_table, evaluate, lower_bounds
+
+# Capacity and demand unit: micro-requests per second. Capacities are rounded down, demands up.
+CAP_UNITS_PER_RPS = 10**6
+_CAP_NUM = CAP_UNITS_PER_RPS * NS_PER_S  # capacity = _CAP_NUM · requests / time_ns
+
+ROLES = ("aggregated", "prefill", "decode")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One candidate replica configuration of one class in one role (integer-scaled, conservative)."""
+
+    cls: int  # index of the request class it serves
+    role: str  # aggregated | prefill | decode
+    row: Row
+    layers: tuple[int, ...]
+    capacity: int  # requests/s per replica × CAP_UNITS_PER_RPS, rounded down
+    latency_ns: int  # aggregated: TTFT; prefill: prefill latency (before the KV transfer); decode: 0
+    tpot_ns: int  # aggregated: TPOT; decode: the decode cycle; prefill: 0
+    kv_transfer_ns: int  # disaggregated: a prompt's KV over one NIC of this type (`kv_transfer_ns`); aggregated: 0
+
+    @property
+    def gpu(self) -> str:
+        return self.row.gpu.id
+
+    @property
+    def gpus(self) -> int:
+        return self.row.gpus
+
+    @property
+    def kv(self) -> str:
+        return self.row.kv
+
+
+def compatible(p: Pool, d: Pool, ttft_ns: int | None) -> bool:
+    """Can prefill pool p hand its prompts to decode pool d? Same KV-cache precision (the cache is reused as
+    computed; a transfer library such as NIXL re-shards it between different TP degrees, but does not convert
+    it), and prefill latency + KV transfer within the TTFT limit. The transfer runs at the slower of the two
+    types' NICs, so it takes max(t_p, t_d) (`kv_transfer_ns`)."""
+    if p.kv != d.kv:
+        return False
+    return ttft_ns is None or p.latency_ns + max(p.kv_transfer_ns, d.kv_transfer_ns) <= ttft_ns
+
+
+def kv_transfer_ns(model: ModelSpec, kv_bytes_per_element, scale_out_bytes_per_s, isl: int,
+                   p: PerfParams) -> np.ndarray:
+    """Time to move one prompt's KV cache (isl · kv_bytes_per_token) through one scale-out NIC:
+    t = α + M / (BW_out · η) (`comm.p2p_time_s`), rounded up to ns (vectorized over rows).
+
+    Conservative on two counts: the cache moves after the prefill completes (no layer-by-layer overlap), and over
+    one NIC, although TP and PP shards move in parallel over min(g_prefill, g_decode) NICs in practice. It then
+    depends on the GPU type alone, so a prefill pool p and a decode pool d pair when
+    latency_p + max(t_p, t_d) ≤ TTFT (the slower NIC sets the pace)."""
+    bytes_ = isl * model.kv_bytes_per_token(np.asarray(kv_bytes_per_element, float))
+    t = p2p_time_s(bytes_, np.asarray(scale_out_bytes_per_s, float), p.link_efficiency, p.p2p_latency_s)
+    return np.ceil(np.asarray(t) * NS_PER_S - 1e-9).astype(np.int64)
+
+
+def capacity_units(requests, time_ns) -> np.ndarray:
+    """⌊requests · CAP_UNITS_PER_RPS · 1e9 / time_ns⌋ in exact integers (vectorized)."""
+    return (np.asarray(requests, np.int64) * _CAP_NUM) // np.asarray(time_ns, np.int64)
+
+
+def prefill_placement(t: Table, i: int) -> tuple[int, ...] | None:
+    """Memory-capped min-max placement on prefill time (perf.pipeline.balance_layers on the integer terms)."""
+    pp = int(t.pp[i])
+    caps = [max(0, (int(t.cap[i]) - fs) // int(t.m_layer[i])) for fs in t.extras(i, "mem")]
+    e = t.extras(i, "pf")
+    base = int(t.e_pf[i, 1])  # the per-step overhead every stage pays
+    first = e[0] - base if pp > 1 else 0
+    last = e[-1] - base if pp > 1 else 0
+    lay = balance_layers(t.num_layers, pp, float(t.a_pf[i]), float(first), float(last), caps)
+    return None if lay is None else tuple(lay)
+
+
+@dataclass(frozen=True)
+class _Exact:
+    capacity: int
+    latency_key: int
+    layers: tuple[int, ...]
+    latency_ns: int
+    tpot_ns: int
+    kv_ns: int
+
+
+def _sweep(t: Table, cand: np.ndarray, cap_ub: np.ndarray, lat_lb: np.ndarray, group_of: Callable[[int], tuple],
+           exact: Callable[[int], _Exact | None]) -> list[tuple[int, _Exact]]:
+    """The non-dominated rows of `cand`, evaluating exactly only rows whose upper bounds are not yet dominated."""
+    gpus = t.gpus
+    order = sorted(cand.tolist(), key=lambda i: (group_of(i), int(gpus[i]), -int(cap_ub[i]), int(lat_lb[i]), i))
+    kept: dict[tuple, list[tuple[int, _Exact]]] = {}
+
+    def dominated(group: list[tuple[int, _Exact]], g: int, cap: int, lat: int, skip: int = -1) -> bool:
+        for j, a in group:
+            ga = int(gpus[j])
+            if j != skip and ga <= g and (g // ga) * a.capacity >= cap and a.latency_key <= lat:
+                return True
+        return False
+
+    for i in order:
+        group = kept.setdefault(group_of(i), [])
+        g = int(gpus[i])
+        if dominated(group, g, int(cap_ub[i]), int(lat_lb[i])):
+            continue
+        x = exact(i)
+        if x is None or x.capacity <= 0 or dominated(group, g, x.capacity, x.latency_key):
+            continue
+        group.append((i, x))
+        # an equal-size later row may dominate an earlier one (copies of a larger replica never dominate)
+        group[:] = [(j, a) for j, a in group if j == i or not dominated([(i, x)], int(gpus[j]), a.capacity, a.latency_key)]
+    return [item for g in sorted(kept) for item in kept[g]]
+
+
+def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: Sequence[Accelerator],
+                p: PerfParams, *, roles: Sequence[str] = ROLES, weights: Sequence[str] = DEFAULT_WEIGHTS,
+                kv: Sequence[str] = DEFAULT_KV, pp: Sequence[int] = DEFAULT_PP,
+                micro_batches: Sequence[int] = DEFAULT_MICRO_BATCHES, tp: Sequence[int] | None = None,
+                max_gpus_per_type: dict[str, int] | None = None) -> list[Pool]:
+    """The non-dominated candidate pools of one request class (`roles` picks aggregated / disaggregated)."""
+    req = Request(model=model, workload=Workload(workload.isl, workload.osl), slo=slo, gpus=tuple(gpus),
+                  weights=tuple(weights), kv=tuple(kv), pp=tuple(pp), micro_batches=tuple(micro_batches),
+                  tp=None if tp is None else tuple(tp), max_gpus_per_type=dict(max_gpus_per_type or {}))
+    rows = enumerate_rows(req, p.max_batch)
+    if not rows:
+        return []
+    t = build_table(req, rows, p)
+    lim = Limits.of(req, p.max_batch)
+    b = lower_bounds(t, lim)
+    osl = workload.osl
+    pools: list[Pool] = []
+    zero = np.zeros(len(t), np.int64)
+
+    def pool(i: int, role: str, x: _Exact) -> Pool:
+        return Pool(cls, role, t.rows[i], x.layers, x.capacity, x.latency_ns, x.tpot_ns, x.kv_ns)
+
+    def by_type(i: int) -> tuple:
+        return (t.rows[i].gpu.id,)
+
+    def by_type_kv(i: int) -> tuple:
+        return (t.rows[i].gpu.id, t.rows[i].kv)
+
+    if "aggregated" in roles:
+        cand = np.flatnonzero(b.memory_ok & b.ttft_ok & b.tpot_ok)
+        cap_ub = capacity_units(t.batch, b.tpot * osl)
+
+        def agg(i: int) -> _Exact | None:
+            lay = greedy_placement(t, i)
+            if lay is None:
+                return None
+            ev = evaluate(t, i, lay, lim)
+            if {"memory", "tpot", "ttft"} & set(ev.violated):
+                return None
+            cap = int(capacity_units(int(t.batch[i]), ev.tpot_ns * osl))
+            return _Exact(cap, 0, lay, ev.ttft_ns, ev.tpot_ns, 0)
+
+        pools += [pool(i, "aggregated", x) for i, x in _sweep(t, cand, cap_ub, zero, by_type, agg)]
+
+    if "prefill" in roles and "decode" in roles:
+        ttft = lim.ttft_ns
+        kv_ns = kv_transfer_ns(model, [BYTES_PER_ELEMENT[r.kv] for r in t.rows],
+                               [r.gpu.scale_out_bytes_per_s for r in t.rows], workload.isl, p)
+        ok = (t.batch == t.pp) & b.memory_ok
+        if ttft is not None:
+            ok &= t.ttft_ns + kv_ns <= ttft
+        cap_ub = capacity_units(1, b.t_pf + t.hop_pf)
+
+        def pre(i: int) -> _Exact | None:
+            lay = prefill_placement(t, i)
+            if lay is None:
+                return None
+            ev = evaluate(t, i, lay, lim)
+            if "memory" in ev.violated:
+                return None
+            cap = int(capacity_units(1, ev.t_pf_ns + int(t.hop_pf[i])))
+            return _Exact(cap, int(pre_key[i]), lay, ev.ttft_ns, 0, int(kv_ns[i]))
+
+        cycle_lb = t.pp * (b.t_dec + t.hop_dec)
+        kvs = np.array([r.kv for r in t.rows])
+        dec_ok = b.memory_ok & (cycle_lb <= lim.tpot_ns)
+        # A prefill pool's latency is a dominance key only where it can bind: against the slowest receive of any
+        # decode row of its KV precision.
+        recv_worst = {k: int(kv_ns[dec_ok & (kvs == k)].max(initial=0)) for k in set(kvs.tolist())}
+        worst = np.array([recv_worst[k] for k in kvs.tolist()], np.int64)
+        pre_key = np.zeros(len(t), np.int64) if ttft is None else np.where(t.ttft_ns + worst <= ttft, 0, t.ttft_ns)
+        prefill = _sweep(t, np.flatnonzero(ok), cap_ub, pre_key, by_type_kv, pre)
+        slowest: dict[str, int] = {}
+        for i, x in prefill:
+            slowest[t.rows[i].kv] = max(slowest.get(t.rows[i].kv, 0), x.latency_ns)
+        dec_ok &= np.array([k in slowest for k in kvs.tolist()], bool)
+        cap_ub = capacity_units(t.batch, cycle_lb * osl)
+
+        def dec(i: int) -> _Exact | None:
+            lay = greedy_placement(t, i)
+            if lay is None:
+                return None
+            ev = evaluate(t, i, lay, lim)
+            if "memory" in ev.violated:
+                return None
+            cycle = int(t.pp[i]) * (ev.t_dec_ns + int(t.hop_dec[i]))
+            if cycle > lim.tpot_ns:
+                return None
+            cap = int(capacity_units(int(t.batch[i]), cycle * osl))
+            return _Exact(cap, 0, lay, 0, cycle, int(kv_ns[i]))
+
+        # within a (type, KV precision) group every decode pool receives equally fast: no latency key
+        decode = _sweep(t, np.flatnonzero(dec_ok), cap_ub, zero, by_type_kv, dec)
+        dec_kv = {t.rows[i].kv for i, _ in decode}
+        pools += [pool(i, "prefill", x) for i, x in prefill if t.rows[i].kv in dec_kv]
+        pools += [pool(i, "decode", x) for i, x in decode]
+    return pools
+
+
+# ---- floating-point re-estimates, for verifying a chosen fleet ------------------------------------------------------
+def estimate_pool(model: ModelSpec, pool: Pool, workload: Workload, p: PerfParams):
+    """`perf.estimate` of the pool's replica (batch = pp for prefill pools: one prompt per micro-batch)."""
+    from ..perf.estimate import Config, estimate
+
+    r = pool.row
+    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.pp if pool.role == "prefill" else r.batch,
+                 weights=r.weights, kv=r.kv, layers_per_stage=pool.layers)
+    return estimate(model, cfg, Workload(workload.isl, workload.osl), p)
+
+
+def prefill_period_s(model: ModelSpec, pool: Pool, workload: Workload, p: PerfParams) -> float:
+    """Seconds between prompts leaving a pipelined prefill replica: slowest prefill stage + stage hop (floating
+    point, from the same `perf` functions as `estimate`)."""
+    from ..perf.estimate import hardware, step_terms
+    from ..perf.pipeline import stage_times_s
+    from ..specs.cluster import pipeline_link_bytes_per_s
+
+    r = pool.row
+    t = step_terms(model, hardware(r.gpu, r.weights), p, tp=r.tp, ep=r.ep, weight_bytes=BYTES_PER_ELEMENT[r.weights],
+                   kv_bytes=BYTES_PER_ELEMENT[r.kv], micro_batch=1, isl=workload.isl, osl=workload.osl,
+                   pipeline_link_bytes_per_s=pipeline_link_bytes_per_s(r.gpu, r.tp, r.pp))
+    stages = stage_times_s(pool.layers, float(t.prefill_layer.time_s), float(t.prefill_first.time_s),
+                           float(t.prefill_last.time_s), p.step_overhead_s)
+    return float(np.max(stages)) + (float(t.prefill_p2p_s) if r.pp > 1 else 0.0)
+
+
+def kv_transfer_s(model: ModelSpec, kv: str, scale_out_bytes_per_s: float, isl: int, p: PerfParams) -> float:
+    """`kv_transfer_ns` in floating point seconds."""
+    bytes_ = isl * model.kv_bytes_per_token(BYTES_PER_ELEMENT[kv])
+    return float(p2p_time_s(bytes_, scale_out_bytes_per_s, p.link_efficiency, p.p2p_latency_s))
