@@ -99,19 +99,28 @@ def binding_constraints(req: Request, est: Any, replicas: int) -> list[dict[str,
     return out
 
 
-def batch_limited_by(t: Table, b: Bounds, i: int) -> str:
+def batch_limited_by(t: Table, b: Bounds, i: int, lim: Limits | None = None) -> str:
     """Why the plan does not run a larger batch on the same structure: the next micro-batch size's first failing
-    check, 'max_batch' at the top of the range, or 'cost' when the larger batch is feasible but dearer."""
+    check (its bounds, then, with `lim`, a memory-capped greedy placement of it evaluated exactly), 'max_batch' at
+    the top of the range, or 'cost' when the larger batch is feasible but not cheaper."""
+    from .search.solve import greedy_placement
+    from .search.table import evaluate
+
     r = t.rows[i]
-    for j in range(i + 1, len(t)):
-        q = t.rows[j]
-        if (q.gpu.id, q.weights, q.kv, q.tp, q.pp, q.ep) != (r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep):
-            break
-        if not b.memory_ok[j]:
+    if i + 1 >= len(t):
+        return "max_batch"
+    j = i + 1
+    q = t.rows[j]
+    if (q.gpu.id, q.weights, q.kv, q.tp, q.pp, q.ep) != (r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep):
+        return "max_batch"
+    for name, ok in (("memory", b.memory_ok), ("tpot", b.tpot_ok), ("ttft", b.ttft_ok), ("max_gpus", b.gpus_ok)):
+        if not ok[j]:
+            return name
+    if lim is not None:
+        lay = greedy_placement(t, j)
+        if lay is None:
             return "memory"
-        if not b.tpot_ok[j]:
-            return "tpot"
-        if not b.ttft_ok[j]:
-            return "ttft"
-        return "cost"
-    return "max_batch"
+        ev = evaluate(t, j, lay, lim)
+        if not ev.feasible:
+            return {"objective_cap": "cost"}.get(ev.violated[0], ev.violated[0])
+    return "cost"

@@ -21,12 +21,10 @@ def plan_schema() -> dict[str, Any]:
 
 def _summary(req: Any, c: Choice) -> dict[str, Any]:
     e, r = c.estimate, c.row
-    served = req.workload.demand_output_tokens_per_s or e.output_tokens_per_s * c.replicas
-    usd_h = c.replicas * e.usd_per_hour
     return {
         "gpu": r.gpu.id, "tp": r.tp, "pp": r.pp, "ep": r.ep, "replicas": c.replicas, "batch": r.batch,
-        "weights": r.weights, "kv": r.kv, "total_gpus": c.replicas * r.gpus, "usd_per_hour": _r(usd_h),
-        "usd_per_million_output_tokens": _r(usd_h / SECONDS_PER_HOUR / served * 1e6),
+        "weights": r.weights, "kv": r.kv, "total_gpus": c.replicas * r.gpus, "usd_per_hour": _r(c.usd_per_hour),
+        "usd_per_million_output_tokens": _r(c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)),
         "tokens_per_s_per_user": _r(e.tokens_per_s_per_user), "ttft_s": _r(e.ttft_s),
     }
 
@@ -45,8 +43,9 @@ class Plan:
         res, c = self.result, self.result.best
         req, e, r = res.request, c.estimate, c.row
         d = e.to_dict()
-        served = req.workload.demand_output_tokens_per_s or e.output_tokens_per_s * c.replicas
-        usd_h = c.replicas * e.usd_per_hour
+        demand = req.workload.demand_output_tokens_per_s
+        served = demand or e.output_tokens_per_s * c.replicas
+        usd_h = c.usd_per_hour
         objective_unit = ("1e-6 USD per million output tokens" if req.workload.demand_output_tokens_per_s is None
                           else f"{1 / PRICE_UNITS_PER_USD:g} USD per hour")
         solver: dict[str, Any] = {
@@ -81,13 +80,13 @@ class Plan:
                 "usd_per_hour": _r(usd_h),
                 "usd_per_hour_per_gpu": _r(r.gpu.usd_per_hour),
                 "price_tier": r.gpu.price.tier, "price_source": r.gpu.price.source, "price_date": r.gpu.price.date,
-                "usd_per_million_output_tokens": _r(usd_h / SECONDS_PER_HOUR / served * 1e6),
+                "usd_per_million_output_tokens": _r(c.usd_per_million_output_tokens(demand)),
                 "usd_per_million_tokens": _r(usd_h / SECONDS_PER_HOUR / (served * (req.workload.isl + req.workload.osl)
                                                                         / req.workload.osl) * 1e6),
             },
             "bottleneck": e.bottleneck,
             "binding_constraints": binding_constraints(req, e, c.replicas),
-            "batch_limited_by": batch_limited_by(res.table, res.bounds, res.index),
+            "batch_limited_by": batch_limited_by(res.table, res.bounds, res.index, res.limits),
             "alternatives": [_summary(req, a) for a in res.alternatives],
             "solver": solver,
             **({"simulation": self.simulation} if self.simulation is not None else {}),

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import InfeasibleError, SolverLimitError
 from ..perf.estimate import Config, Estimate, estimate
 from ..perf.params import PerfParams
+from ..units import SECONDS_PER_HOUR
 from ..perf.pipeline import balance_layers
 from .cpsat import Solution, SolverSettings, solve
 from .oracle import count_placements
@@ -39,6 +40,16 @@ class Choice:
     objective: int
     estimate: Estimate
     solution: Solution | None
+
+    @property
+    def usd_per_hour(self) -> float:
+        return self.replicas * self.estimate.usd_per_hour
+
+    def usd_per_million_output_tokens(self, demand_tokens_per_s: float | None) -> float:
+        """What a served token costs: the fleet's $/hour over the demand it serves (all it can serve when no
+        demand is given; then this is one replica's figure at full load)."""
+        served = demand_tokens_per_s or self.estimate.output_tokens_per_s * self.replicas
+        return self.usd_per_hour / SECONDS_PER_HOUR / served * 1e6
 
 
 @dataclass(frozen=True)
@@ -221,7 +232,7 @@ def frontier(req: Request, p: PerfParams, speeds: list[float], progress=None) ->
                                "raise --time-limit-s")
     # Pareto filter: keep a point unless another is at least as fast and strictly cheaper (or equal cost, faster)
     def cost(c: Choice) -> float:
-        return c.estimate.usd_per_million_output_tokens
+        return c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)
 
     pareto = []
     for c in points:
