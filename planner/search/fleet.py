@@ -94,7 +94,7 @@ class FleetRequest:
     disaggregation: str = "auto"  # auto: choose against aggregated by cost; off; only
     budget_usd_per_hour: float | None = None  # in every hour
     budget_usd_per_month: float | None = None  # on average (730 h per month)
-    time_limit_s: float = 10.0  # CP-SAT budget of the fleet solve (and of each comparison fleet)
+    time_limit_s: float = 10.0  # deterministic CP-SAT budget of the fleet (a quarter of it per comparison fleet)
     workers: int = 1  # one worker: the same request gives the same fleet
     compare: bool = True  # also solve the best single-type fleets and the aggregated-only fleet
 
@@ -460,10 +460,11 @@ def _hourly_cost(m, ft: FleetTable, groups, r, o) -> list:
 
 def _solver(settings: SolverSettings, deterministic_s: float) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
-    # Deterministic time makes the stopping point, and so the fleet, the same on every machine; the wall-clock
-    # limit is only a backstop.
+    # The budget is CP-SAT's deterministic time (about a second of work per unit on a modern core), so a search
+    # stopped by its budget stops at the same point, with the same fleet, on every machine; the wall-clock limit
+    # is only a backstop for slow or loaded machines.
     solver.parameters.max_deterministic_time = deterministic_s
-    solver.parameters.max_time_in_seconds = max(1.0, 4 * deterministic_s)
+    solver.parameters.max_time_in_seconds = 3 * deterministic_s + 1
     solver.parameters.num_workers = settings.workers
     solver.parameters.random_seed = settings.seed
     # The full LP relaxation (level 2) is what proves these covering models: at the default level one worker
@@ -589,6 +590,7 @@ def _hour_ok(ft: FleetTable, v: Sequence[int], h: int) -> bool:
 # the warm start (LP rounding + hour-by-hour CP-SAT), with its gap to the LP bound reported.
 FULL_MODEL_MAX_VARIABLES = 15_000
 WARM_START_SHARE = 0.4  # of the time limit, spent re-solving hours in the warm start
+COMPARISON_SHARE = 0.25  # of the time limit, for each comparison fleet (single type, aggregated only)
 
 
 @dataclass(frozen=True)
@@ -621,14 +623,12 @@ def optimize(req: FleetRequest, pools: Sequence[Pool], types: Sequence[str] | No
     ft = fleet_table(req, pools, types, roles)
     if not ft.pools or any(max(d) > 0 and not any(p.cls == c for p in ft.pools) for c, d in enumerate(ft.demand)):
         return None
-    start = time.perf_counter()
     lower, warm = warm_start(ft, _settings(limit, req.workers), WARM_START_SHARE * limit)
     if lower is None:
         return None
     size = len(ft.pools) * len(ft.hour_groups())
-    left = max(0.1, limit - (time.perf_counter() - start))
     if warm is None or size <= FULL_MODEL_MAX_VARIABLES:
-        sol = solve(ft, _settings(left, req.workers), warm=warm, lower_bound=lower)
+        sol = solve(ft, _settings((1 - WARM_START_SHARE) * limit, req.workers), warm=warm, lower_bound=lower)
     else:
         sol = warm
     if sol is None:
@@ -650,10 +650,11 @@ def search(req: FleetRequest, p: PerfParams) -> FleetSearch:
     agg = None
     if req.compare:
         types = [o.gpu.id for o in req.offers]
+        share = COMPARISON_SHARE * req.time_limit_s
         if len(types) > 1:
-            single = {t: optimize(req, pools, types=[t]) for t in types}
+            single = {t: optimize(req, pools, types=[t], time_limit_s=share) for t in types}
         if req.disaggregation == "auto":
-            agg = optimize(req, pools, roles=("aggregated",))
+            agg = optimize(req, pools, roles=("aggregated",), time_limit_s=share)
     found = [f for f in [mixed, *single.values()] if f is not None]
     if not found:
         raise InfeasibleError(infeasibility_reasons(req, pools))

@@ -12,7 +12,7 @@ hundreds of candidate pools, it spends its time looking for a first good fleet. 
 3. Each hour re-solved by CP-SAT with the reserved replicas fixed, over the pools the LP or the rounding uses (a
    small model), under a deterministic time budget.
 4. Reserved replicas re-chosen for the hourly counts: level j of pool k is reserved when it is in use in more
-   than H·ρ/π hours (ρ reserved, π on-demand price), as availability allows.
+   than H·ρ/π hours (ρ reserved, π on-demand price), as availability allows; 3 and 4 repeat while they pay.
 
 The warm start is checked with `fleet.check` and then handed to CP-SAT on the full model as hint and cap."""
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .fleet import FleetSolution, FleetTable, _solver, build_model, check
 from .pools import ROLES
 
 EPS = 1e-6  # LP values within EPS of an integer count as that integer
+IMPROVE_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,12 @@ def warm_start(ft: FleetTable, settings: SolverSettings, deterministic_s: float)
     if lp is None:
         return None, None
     sol = round_relaxation(ft, lp)
-    if sol is not None and deterministic_s > 0:
-        sol = improve_hours(ft, sol, lp, settings, deterministic_s)
+    if sol is None or deterministic_s <= 0:
+        return lp.value, sol
+    # hours given the reserved replicas, then reserved replicas given the hours, while that pays (at most 3 rounds)
+    for _ in range(IMPROVE_ROUNDS):
+        better = improve_hours(ft, sol, lp, settings, deterministic_s / IMPROVE_ROUNDS)
+        if better.objective >= sol.objective:
+            break
+        sol = better
     return lp.value, sol

@@ -1,0 +1,172 @@
+"""planner/fleet.py and `planner.api.fleet`: request parsing and its errors, the typed result and its JSON, the
+floating-point verification, and the comparison with single-type fleets (a mixed fleet is never dearer)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner import api
+from planner.errors import InputError
+from planner.fleet import request_from_dict, verify
+from planner.search.fleet import FleetSolution, search
+from planner.units import HOURS_PER_MONTH
+
+from .conftest import CHAT, LONG, small_request
+
+DAY = [1, 1, 1, 1, 1, 2, 3, 5, 8, 10, 10, 10, 10, 10, 10, 9, 8, 6, 5, 4, 3, 2, 1, 1]
+
+
+# ---- parsing ------------------------------------------------------------------------------------------------------
+def test_profiles_scalars_and_a_day_tiled_over_a_week():
+    req, _ = request_from_dict(small_request([{**CHAT, "rate_rps": 2, "profile": DAY},
+                                              {**LONG, "rate_rps": [0.5] * 168},
+                                              {"name": "batch", "isl": 500, "osl": 1000, "offline": True,
+                                               "output_tokens_per_s": 2000}]))
+    assert req.hours == 168
+    chat, long_, batch = req.classes
+    assert chat.rate_rps[:24] == tuple(2.0 * x for x in DAY) and chat.rate_rps[24:48] == chat.rate_rps[:24]
+    assert long_.rate_rps == (0.5,) * 168
+    assert batch.rate_rps == (2.0,) * 168 and batch.slo.ttft_s is None and batch.slo.tpot_s is None
+    assert chat.slo.ttft_s == 0.5 and chat.slo.tpot_s == pytest.approx(1 / 50)
+
+
+def test_prices_availability_and_tiers(catalog):
+    doc = small_request([{**CHAT, "rate_rps": 1}], gpus=None, available={"H100": 8, "a100-80gb": 16},
+                        on_demand_tier="list", prices={"a100-80gb": {"reserved": 1.5, "on_demand": 2.5}})
+    req, _ = request_from_dict(doc)
+    offers = {o.gpu.id: o for o in req.offers}
+    assert set(offers) == {"h100-sxm", "a100-80gb"}  # the types of [available] when gpus is absent
+    h100 = catalog.gpu("h100-sxm")
+    assert offers["h100-sxm"].on_demand_usd_per_hour == h100.prices["list"].usd_per_hour
+    assert offers["h100-sxm"].reserved_usd_per_hour == h100.prices["reserved"].usd_per_hour
+    assert offers["h100-sxm"].available == 8
+    assert (offers["a100-80gb"].on_demand_usd_per_hour, offers["a100-80gb"].reserved_usd_per_hour) == (2.5, 1.5)
+    assert offers["a100-80gb"].on_demand_tier == "request"
+    req, _ = request_from_dict({**doc, "reserved_tier": "none", "prices": {}})
+    assert all(o.reserved_usd_per_hour is None for o in req.offers)
+
+
+@pytest.mark.parametrize("patch,message", [
+    ({"class": []}, "at least one [[class]]"),
+    ({"class": [{**CHAT}]}, "rate_rps or output_tokens_per_s"),
+    ({"class": [{**CHAT, "rate_rps": [1, 2, 3]}]}, "24 (a day) or 168"),
+    ({"class": [{**CHAT, "rate_rps": -1}]}, ">= 0"),
+    ({"class": [{**CHAT, "rate_rps": 1, "colour": 1}]}, "unknown key"),
+    ({"class": [{**CHAT, "rate_rps": 1, "offline": True}]}, "no latency SLOs"),
+    ({"class": [{**CHAT, "rate_rps": 1}, {**CHAT, "rate_rps": 1}]}, "unique"),
+    ({"available": {"h100-sxm": -1}}, "integer >= 0"),
+    ({"available": {"l4": 3}}, "gpus leaves out"),
+    ({"prices": {"h100-sxm": {"spot": 1}}}, "on_demand and reserved"),
+    ({"prices": {"h100-sxm": {"reserved": 0}}}, "> 0"),
+    ({"disaggregation": "maybe"}, "disaggregation"),
+    ({"budget_usd_per_month": -5}, "> 0"),
+    ({"gpus": ["h100-sxn"]}, "did you mean"),
+    ({"on_demand_tier": "cheap"}, "on_demand_tier"),
+    ({"speed": 1}, "unknown key"),
+])
+def test_bad_requests_are_one_line_input_errors(patch, message):
+    doc = {**small_request([{**CHAT, "rate_rps": 1}]), **patch}
+    with pytest.raises(InputError, match=None) as e:
+        request_from_dict(doc)
+    assert message in str(e.value)
+
+
+# ---- the result ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def day_result():
+    doc = small_request([{**CHAT, "rate_rps": 4, "profile": DAY}, {**LONG, "rate_rps": 0.3}],
+                        available={"h100-sxm": 4}, on_demand_tier="list",
+                        prices={"a100-80gb": {"reserved": 1.6}})
+    return api.fleet(doc)
+
+
+def test_result_is_consistent(day_result):
+    r = day_result
+    d = r.to_dict()
+    H = r.hours
+    assert H == 24 and d["kind"] == "fleet" and d["schema_version"] == 1
+    # GPUs per type per hour = Σ pools' replicas × GPUs per replica, within availability
+    for t, per_hour in r.gpus_per_hour.items():
+        assert list(per_hour) == [sum(p.replicas[h] * p.gpus_per_replica for p in r.pools if p.gpu == t)
+                                  for h in range(H)]
+    assert max(r.gpus_per_hour.get("h100-sxm", [0])) <= 4
+    # cost: reserved replicas every hour + the rest at on-demand prices; month = mean hour × 730
+    for h in range(H):
+        usd = 0.0
+        for p in r.pools:
+            price = r.prices[p.gpu]
+            usd += p.gpus_per_replica * (p.reserved * (price["reserved_usd_per_hour"] or 0)
+                                         + (p.replicas[h] - p.reserved) * price["on_demand_usd_per_hour"])
+        assert r.usd_per_hour[h] == pytest.approx(usd)
+    assert r.usd_per_month == pytest.approx(sum(r.usd_per_hour) / H * HOURS_PER_MONTH)
+    assert sum(sum(c.usd_per_hour) for c in r.classes) == pytest.approx(sum(r.usd_per_hour))
+    # each class's capacity covers its demand every hour; utilization and idle GPUs are within range
+    for c in r.classes:
+        for h in range(H):
+            by = {role: sum(p.requests_per_s_per_replica * p.replicas[h] for p in r.pools
+                            if p.cls == c.name and p.role == role) for role in ("aggregated", "prefill", "decode")}
+            assert by["aggregated"] + min(by["prefill"], by["decode"]) >= c.rate_rps[h] * (1 - 1e-9)
+    assert all(0 <= u <= 1 for u in r.utilization)
+    for t, idle in r.idle_gpus_per_hour.items():
+        assert all(0 <= x <= g + 1e-9 for x, g in zip(idle, r.gpus_per_hour[t]))
+    # the demand swings 10x over the day: some replicas are bought by the hour
+    assert any(min(p.replicas) != max(p.replicas) for p in r.pools)
+    json.dumps(d)
+
+
+def test_json_is_repeatable_without_timings(day_result):
+    d = day_result.to_dict()
+    assert "wall_s" not in d["solver"]
+    doc = small_request([{**CHAT, "rate_rps": 4, "profile": DAY}, {**LONG, "rate_rps": 0.3}],
+                        available={"h100-sxm": 4}, on_demand_tier="list", prices={"a100-80gb": {"reserved": 1.6}})
+    assert json.dumps(api.fleet(doc).to_dict()) == json.dumps(d)
+
+
+def test_verify_catches_a_fleet_that_misses_demand(catalog):
+    req, cat = request_from_dict(small_request([{**CHAT, "rate_rps": 20}], gpus=["h100-sxm"]))
+    s = search(req, cat.perf)
+    assert verify(req, s.best, cat.perf) == []
+    sol = s.best.solution
+    short = replace(s.best, solution=FleetSolution(tuple(0 for _ in sol.reserved),
+                                                   tuple(tuple(0 for _ in row) for row in sol.counts),
+                                                   0, "FEASIBLE", 0.0, 0.0))
+    assert any("served" in v for v in verify(req, short, cat.perf))
+
+
+# ---- mixed vs single type -----------------------------------------------------------------------------------------
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chat=st.floats(0.5, 40), long_=st.floats(0.05, 3), cap=st.one_of(st.none(), st.integers(1, 8)))
+def test_mixed_fleet_is_never_dearer_than_the_best_single_type(chat, long_, cap):
+    doc = small_request([{**CHAT, "rate_rps": round(chat, 2)}, {**LONG, "rate_rps": round(long_, 3)}],
+                        time_limit_s=2, **({} if cap is None else {"available": {"h100-sxm": cap}}))
+    try:
+        r = api.fleet(doc)
+    except Exception as e:  # noqa: BLE001 - an infeasible draw (availability) proves nothing here
+        assert type(e).__name__ == "InfeasibleError"
+        return
+    cmp = r.comparison
+    singles = [v for v in cmp["single_type_usd_per_month"].values() if v is not None]
+    assert singles, cmp
+    assert r.usd_per_month <= min(singles) * (1 + 1e-9)
+    assert cmp["mixed_saving_usd_per_month"] >= -1e-6
+
+
+def test_mixed_fleet_is_strictly_cheaper_when_the_classes_differ():
+    """examples/fleet-chat-and-summarize.toml: fast chat is cheapest on A100-40GB, long summarization needs the
+    80 GB part's memory for its decode KV cache: the mixed fleet saves money, and the saving is reported."""
+    from pathlib import Path
+
+    r = api.fleet(Path(__file__).resolve().parents[2] / "examples" / "fleet-chat-and-summarize.toml")
+    cmp = r.comparison
+    best = cmp["best_single_type_usd_per_month"]
+    assert set(r.gpus_per_hour) == {"a100-40gb", "a100-80gb"}
+    assert r.usd_per_month < best * 0.97  # at least 3 % cheaper
+    assert cmp["mixed_saving_usd_per_month"] == pytest.approx(best - r.usd_per_month, rel=1e-5)
+    assert cmp["mixed_saving_fraction"] == pytest.approx((best - r.usd_per_month) / best, rel=1e-5)
+    assert r.solver["status"] == "OPTIMAL"
+    by_class = {c: {p.gpu for p in r.pools if p.cls == c and p.role == "decode"} for c in ("chat", "summarize")}
+    assert by_class == {"chat": {"a100-40gb"}, "summarize": {"a100-80gb"}}
