@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from .errors import InputError, did_you_mean
+from .files import read_toml  # noqa: F401  (re-exported: planner.catalog.read_toml)
 from .perf.params import PerfParams
 from .specs.accelerator import PRICE_TIERS, Accelerator, accelerator_from_entry
 from .specs.model import ModelSpec, model_from_config, model_from_path
@@ -25,24 +20,6 @@ try:  # installed: the wheel ships catalog/ as the package planner.catalog
     CATALOG = resources.files("planner.catalog")
 except (ModuleNotFoundError, TypeError):  # a source checkout on sys.path without installing
     CATALOG = Path(__file__).resolve().parent.parent / "catalog"
-
-
-def read_toml(path: Path | Any, where: str | None = None) -> dict[str, Any]:
-    where = where or str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{where}: cannot read ({e.strerror or e})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{where}: not UTF-8 (byte {e.start})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{where}: invalid TOML: {e}") from None
-    except RecursionError:
-        raise InputError(f"{where}: invalid TOML: arrays or tables nested too deeply") from None
 
 
 def normalize_name(name: str) -> str:

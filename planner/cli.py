@@ -1,7 +1,6 @@
 """`planner` command line: parse flags, call the public API, format. No logic lives only here."""
 from __future__ import annotations
 
-import functools
 import json
 import math
 import sys

@@ -10,15 +10,17 @@ source). Where an engine cannot express the plan (uneven layers per stage on Ten
 a KV precision it lacks), the export says so in `notes`, emits the nearest layout it can, and re-estimates it
 (`reestimate`) with planner.perf.estimate.
 
-`planner.export` is this module and is also callable: `planner.export(plan, engine)` is `export(plan, engine)`."""
+`planner.export(plan, engine)` (the package attribute is the API function, see planner/__init__.py) calls
+`export` here."""
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .spec import ENGINES, EngineSpec, engine_spec
+
+if TYPE_CHECKING:
+    from .base import Export
 
 
 def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any = None,
@@ -48,46 +50,21 @@ def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any
 
 
 def load_plan(path: str | Path) -> dict[str, Any]:
-    import json
-
     from ..errors import InputError
+    from ..files import read_json_object
 
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a number JSON allows")
-
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 (byte {e.start})") from None
-    try:
-        plan = json.loads(text, parse_constant=no_constant)
-    except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply to be a plan") from None
-    except ValueError as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(plan, dict):
-        raise InputError(f"{path}: not a plan (want the JSON object `planner plan --json` prints)")
+    plan = read_json_object(Path(path), "the plan `planner plan --json` prints", allow_nan=False)
     if plan.get("schema_version") != 1:
         raise InputError(f"{path}: plan schema_version {plan.get('schema_version')!r} is not supported (1)")
     return plan
 
 
-class _CallableModule(types.ModuleType):
-    """Lets `planner.export(plan, engine)` call `export` while `planner.export.k8s` etc. stay importable."""
+def __getattr__(name: str) -> Any:
+    if name == "Export":  # imported on first use: it pulls in the perf model (numpy)
+        from .base import Export
 
-    def __call__(self, plan: dict[str, Any], engine: str, **kwargs: Any) -> "Export":
-        return export(plan, engine, **kwargs)
+        return Export
+    raise AttributeError(name)
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "Export":  # imported on first use: it pulls in the perf model (numpy)
-            from .base import Export
-
-            return Export
-        raise AttributeError(name)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["export", "Export", "EngineSpec", "engine_spec", "ENGINES", "load_plan"]

@@ -17,7 +17,7 @@ from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
 from .layout import Layout, Resolved, replicas_for_demand, resolve
-from .spec import EngineSpec, engine_spec
+from .spec import EngineSpec
 
 # Where a model has no public checkpoint, the command names this path for the user to replace.
 PLACEHOLDER_MODEL_DIR = "/models"

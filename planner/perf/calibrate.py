@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             f"# Data: {doc['source']}",
             f"# Fit rows: {len(fit_rows)} (H100/H200 FP8); held out: {len(held)} (B200/GB200 FP4).",
             "schema_version = 1",
-            f'command = "python -m planner.perf.calibrate --write"',
+            'command = "python -m planner.perf.calibrate --write"',
             "",
             "[fitted]",
         ] + [f"{k} = {getattr(best, k):.6g}" for k in FITTED] + [

@@ -9,13 +9,13 @@ Estimate form:  model, gpu, inputs {tp, pp, ep, batch, isl, osl, weights, kv, sp
 Either may carry `speculative` {draft, gamma, alpha} (the estimate form inside `inputs`)."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError
+from ..files import read_json_object
 
 _MISSING = object()
 # The plan JSON schema versions this reader understands (planner/plan.py SCHEMA_VERSION; a test keeps them equal).
@@ -59,24 +59,7 @@ class PlanSpec:
 
 
 def read_plan_file(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise InputError(f"{p}: cannot read ({e.strerror or e})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{p}: not UTF-8 (byte {e.start})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{p}: invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    except RecursionError:
-        raise InputError(f"{p}: invalid JSON: nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise InputError(f"{p}: expected a JSON object (a plan or an estimate), got {type(doc).__name__}")
-    return doc
+    return read_json_object(Path(path), "a plan or an estimate")
 
 
 def load_plan(path: str | Path) -> PlanSpec:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..files import read_text
 
 LENGTH_DISTRIBUTIONS = ("fixed", "uniform", "exponential")
 TRACE_COLUMNS = {
@@ -87,14 +88,7 @@ def synthetic_requests(rng: np.random.Generator, *, rate_rps: float, isl: int, o
 def load_trace(path: str | Path) -> Requests:
     """Read a CSV (header row) or JSONL trace; the format follows the suffix (.jsonl/.ndjson, else CSV)."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise InputError(f"{p}: cannot read ({e.strerror or e})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{p}: not UTF-8 (byte {e.start})") from None
+    text = read_text(p, encoding="utf-8-sig")  # traces exported from spreadsheets often start with a BOM
     rows = _jsonl_rows(text, p) if p.suffix.lower() in (".jsonl", ".ndjson") else _csv_rows(text, p)
     if not rows:
         raise InputError(f"{p}: the trace holds no requests")

@@ -13,13 +13,13 @@ LM head (counted once when tied). Biases are not counted. DeepSeek-V3's multi-to
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError
+from ..files import read_json
 
 GATED_ACTIVATIONS = {"silu", "swish", "swiglu", "geglu", "gelu_pytorch_tanh_gated"}
 ATTENTION_KINDS = ("mha", "gqa", "mqa", "mla")
@@ -201,15 +201,16 @@ def _get(cfg: Mapping[str, Any], where: str, *keys: str, default: Any = None, re
     return default
 
 
-# Plausible maxima for config.json sizes: orders of magnitude beyond any published model, and small enough that the
-# search's integer tables (ns, KiB; planner/search/table.py) cannot overflow. Anything above is a typo.
+# Plausible maxima for config.json sizes: roughly 8x beyond any published model (Llama-3.1-405B: 126 layers, 128
+# heads; PaLM: 18,432 hidden; Gemma: 256k vocabulary; DeepSeek-V3: 256 experts), and small enough that the search's
+# integer model (ns, KiB, products of them; planner/search/table.py, cpsat.py) stays inside int64. Above: a typo.
 MAX_CONFIG_INT = 10**9
-MAX_CONFIG_FIELD = {"num_hidden_layers": 10_000, "hidden_size": 1_000_000, "num_attention_heads": 100_000,
-                    "num_key_value_heads": 100_000, "head_dim": 100_000, "vocab_size": 100_000_000,
-                    "intermediate_size": 100_000_000, "moe_intermediate_size": 100_000_000,
-                    "num_local_experts": 100_000, "num_experts_per_tok": 100_000}
-MAX_TOTAL_PARAMS = 1e15  # 500x the largest model discussed publicly (~2T)
-MAX_KV_BYTES_PER_TOKEN = 1e9  # at 16-bit; GPT-3 175B (MHA, 96 layers) holds 4.7 MB per token
+MAX_CONFIG_FIELD = {"num_hidden_layers": 1024, "hidden_size": 262_144, "num_attention_heads": 4096,
+                    "num_key_value_heads": 4096, "head_dim": 2048, "vocab_size": 4_194_304,
+                    "intermediate_size": 4_194_304, "moe_intermediate_size": 4_194_304, "num_local_experts": 16_384,
+                    "num_experts_per_tok": 16_384, "max_position_embeddings": 100_000_000}
+MAX_TOTAL_PARAMS = 1e14  # 50x the largest model discussed publicly (~2T)
+MAX_KV_BYTES_PER_TOKEN = 1e8  # at 16-bit; GPT-3 175B (MHA, 96 layers) holds 4.7 MB per token
 
 
 def _int(cfg: Mapping[str, Any], where: str, *keys: str, default: Any = None, minimum: int = 0) -> int:
@@ -322,23 +323,6 @@ def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = Non
         raise InputError(f"{where}: implausibly large KV cache ({spec.kv_bytes_per_token(2.0):.3g} bytes per token "
                          f"at 16-bit); check num_key_value_heads, head_dim and num_hidden_layers")
     return spec
-
-
-def read_json(path: Path) -> Any:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 (byte {e.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    except RecursionError:
-        raise InputError(f"{path}: invalid JSON: arrays or objects nested too deeply") from None
 
 
 def model_from_path(path: Path) -> ModelSpec:
