@@ -533,8 +533,9 @@ def problems(case: Case, exit_code: int, stdout: str, stderr: str) -> list[str]:
         out.append(f"{len(lines)} lines on stderr, want 1")
     if exit_code == 2 and stdout.strip():
         out.append("output on stdout next to an input error")
-    if exit_code == 1 and (not lines or not all(line.startswith("infeasible:") for line in lines)):
-        out.append("infeasible answer is not 'infeasible: ...' lines")
+    time_limit = len(lines) == 1 and lines[0].startswith("error: time limit")
+    if exit_code == 1 and not time_limit and (not lines or not all(line.startswith("infeasible:") for line in lines)):
+        out.append("exit 1 without 'infeasible: ...' lines or one 'error: time limit' line")
     low = stderr.lower()
     missing = [e for e in case.expect if e.lower() not in low]
     if missing:
