@@ -487,16 +487,21 @@ def plan_json_variants(valid: bytes | None) -> list[tuple[str, bytes]]:
 
 # Cases that fail in code this suite's owner may not change; each is reported to that code's owner. The test marks
 # them xfail (not strict, so a fix passes quietly) and report.py counts them apart.
-KNOWN_FAILURES: dict[str, str] = {
-    "plan-json:simulate deeply nested": "planner/sim/plan_input.read_plan_file does not catch RecursionError "
-                                        "from json.loads (exit 3 'internal error', still one line)",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def all_cases(plan_commands: dict[str, Callable[[str], list[str]]] | None = None,
-              valid_plan: bytes | None = None) -> list[Case]:
-    """Every case. `plan_commands` maps a command name to argv taking a plan file path (for commands that exist)."""
+              valid_plan: bytes | None = None, extra_commands: tuple[str, ...] = ()) -> list[Case]:
+    """Every case. `plan_commands` maps a command name to argv taking a plan file path (for commands that exist);
+    `extra_commands` names other optional commands present (e.g. 'fleet')."""
     cs = flag_cases() + name_cases() + catalog_cases() + request_cases() + config_cases()
+    existing = set(plan_commands or {}) | set(extra_commands)
+    if "fleet" in existing:
+        cs += fleet_cases()
+    for c in export_flag_cases():
+        if c.argv[0] in existing:
+            c.files = c.files or {"plan.json": valid_plan or b"{}"}
+            cs.append(c)
     for cmd, argv in (plan_commands or {}).items():
         for label, data in plan_json_variants(valid_plan):
             parse_level = not label.startswith(("missing", "gpu=", "model=", "parallelism=", "precision=",
@@ -504,6 +509,95 @@ def all_cases(plan_commands: dict[str, Callable[[str], list[str]]] | None = None
             cs.append(Case("plan-json", f"{cmd} {label}", argv("{d}/plan.json"), {"plan.json": data},
                            expect=("plan.json",) if parse_level else ()))
     return cs
+
+
+# ---- fleet request TOML ([[class]] tables over an hourly profile) ---------------------------------------------------
+FLEET_OK = """\
+model = "llama-3.1-8b"
+gpus = ["h100-sxm"]
+time_limit_s = 5
+
+[[class]]
+name = "chat"
+isl = 500
+osl = 100
+min_tokens_per_s_user = 20
+rate_rps = 2
+"""
+
+
+def _fleet_variants() -> list[tuple[str, bytes, tuple[str, ...], tuple[int, ...]]]:
+    f = FLEET_OK
+    cls = f[f.index("[[class]]"):]
+    top = f[:f.index("[[class]]")]
+    v: list[tuple[str, bytes, tuple[str, ...], tuple[int, ...]]] = []
+    for key, bads in {
+        "isl": [("zero", "0"), ("negative", "-5"), ("text", '"500"'), ("huge", "1" + "0" * 30), ("float", "1.5")],
+        "osl": [("zero", "0"), ("nan", "nan")],
+        "min_tokens_per_s_user": [("zero", "0"), ("negative", "-1"), ("inf", "inf"), ("text", '"fast"')],
+        "rate_rps": [("negative", "[-1, 2, 3]"), ("text", '"lots"'), ("nan", "nan"), ("empty list", "[]"),
+                     ("two values", "[1, 2]"), ("nested", "[[1]]"), ("huge", "1e300")],
+        "name": [("number", "5")],
+        "model": [("unknown", '"llama-9"'), ("number", "5")],
+        "gpus": [("unknown", '["h1000"]'), ("number", "5"), ("empty", "[]")],
+        "time_limit_s": [("zero", "0"), ("negative", "-1"), ("text", '"5s"')],
+    }.items():
+        for label, val in bads:
+            v.append((f"{key} {label}", _b(_set_toml(top, key, val) + _set_toml(cls, key, val)
+                                           if key not in ("model", "gpus", "time_limit_s") else
+                                           _set_toml(top, key, val) + cls), (key,), (2,)))
+    v += [
+        ("no class", _b(top), ("class",), (2,)),
+        ("class not a table", _b(top + "class = 3\n"), ("class",), (2,)),
+        ("unknown top-level key", _b("budget = 5\n" + f), ("budget",), (2,)),
+        ("unknown class key", _b(f + "batch = 8\n"), ("batch",), (2,)),
+        ("missing isl", _b(_set_toml(top, "x", None) + _set_toml(cls, "isl", None)), ("isl",), (2,)),
+        ("available negative", _b(top + "[available]\nh100-sxm = -1\n" + cls), ("available",), (2,)),
+        ("available unknown gpu", _b(top + "[available]\nh999 = 8\n" + cls), ("h999",), (2,)),
+        ("prices not a table", _b(top + "prices = 3\n" + cls), ("prices",), (2,)),
+        ("prices negative", _b(top + "[prices.h100-sxm]\nreserved = -2\n" + cls), ("reserved",), (2,)),
+        ("unreachable speed", _b(_set_toml(top, "x", None) + _set_toml(cls, "min_tokens_per_s_user", "90000")),
+         (), (1,)),
+        ("truncated", _b(f[: len(f) // 2]), ("toml",), (2,)),
+        ("not UTF-8", f.encode("utf-16"), ("utf-8",), (2,)),
+        ("binary garbage", bytes(range(256)), (), (2,)),
+        ("empty", b"", (), (2,)),
+        ("deeply nested", _b("x = " + "[" * 5000 + "]" * 5000 + "\n"), (), (2,)),
+    ]
+    return v
+
+
+# names resolved after the file is read: the error names the value, not yet the file (reported to fleet's owner)
+_FLEET_NAME_LABELS = ("model unknown", "model number", "gpus unknown", "gpus empty", "available unknown gpu")
+
+
+def fleet_cases() -> list[Case]:
+    return [Case("fleet", f"fleet {label}", ["fleet", "{d}/fleet.toml"], {"fleet.toml": data}, codes,
+                 (() if label in _FLEET_NAME_LABELS else ("fleet.toml",) + expect if codes == (2,)
+                  and "nested" not in label else expect))
+            for label, data, expect, codes in _fleet_variants()]
+
+
+def export_flag_cases() -> list[Case]:
+    return [
+        Case("flag", "export --engine unknown", ["export", "{d}/plan.json", "--engine", "tgi"], expect=("--engine",)),
+        Case("flag", "export --out is a file", ["export", "{d}/plan.json", "--out", "{d}/plan.json"],
+             expect=("--out",)),
+        Case("flag", "export plan file missing", ["export", "{d}/none.json"], expect=("none.json",)),
+        Case("flag", "simulate plan file missing", ["simulate", "{d}/none.json"], expect=("none.json",)),
+        Case("flag", "simulate --requests zero", ["simulate", "{d}/plan.json", "--requests", "0"],
+             expect=("--requests",)),
+        Case("flag", "simulate --rate-rps negative", ["simulate", "{d}/plan.json", "--rate-rps", "-1"],
+             expect=("--rate-rps",)),
+        Case("flag", "simulate --burstiness zero", ["simulate", "{d}/plan.json", "--burstiness", "0"],
+             expect=("--burstiness",)),
+        Case("flag", "fleet file missing", ["fleet", "{d}/none.toml"], expect=("none.toml",)),
+    ] + [
+        Case("flag", "fleet --time-limit-s zero", ["fleet", "{d}/fleet.toml", "--time-limit-s", "0"],
+             {"fleet.toml": FLEET_OK.encode()}, expect=("time_limit_s",)),
+        Case("flag", "fleet --catalog broken", ["fleet", "{d}/fleet.toml", "--catalog", "{d}/cat.toml"],
+             {"fleet.toml": FLEET_OK.encode(), "cat.toml": b"[[accelerator]"}, expect=("cat.toml",)),
+    ]
 
 
 # ---- commands that read a plan file --------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ def _valid_plan() -> bytes:
     return res.stdout.encode("utf-8")
 
 
-CASES = all_cases(plan_file_commands(main), _valid_plan() if plan_file_commands(main) else None)
+OPTIONAL = tuple(c for c in ("fleet",) if c in main.commands)
+CASES = all_cases(plan_file_commands(main), _valid_plan() if plan_file_commands(main) else None, OPTIONAL)
 
 
 def test_corpus_covers_every_kind_and_command():
@@ -33,7 +34,7 @@ def test_corpus_covers_every_kind_and_command():
     assert {"flag", "name", "catalog", "request", "config"} <= kinds
     commands = {c.argv[0] for c in CASES}
     assert {"estimate", "plan", "frontier"} <= commands
-    assert set(plan_file_commands(main)) <= commands
+    assert set(plan_file_commands(main)) | set(OPTIONAL) <= commands
     assert len(CASES) > 900
 
 
