@@ -472,7 +472,8 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
 @click.argument("request_file", type=click.Path(dir_okay=False))
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), default=None,
               help="A catalog TOML that adds GPUs or overrides prices / perf parameters.")
-@click.option("--time-limit-s", type=float, default=None, help="Solver time limit per fleet (default 10).")
+@click.option("--time-limit-s", type=float, default=None,
+              help="Solver budget per fleet, in CP-SAT deterministic seconds (default 5).")
 @click.option("--no-compare", is_flag=True, help="Skip the single-type and aggregated-only comparison fleets.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fleet as JSON.")
 @click.option("--timings", is_flag=True, help="Include solver wall times in the JSON (makes output non-repeatable).")

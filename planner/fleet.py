@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from .catalog import Catalog, load_catalog, load_model, read_toml
 from .errors import InputError
@@ -211,7 +211,7 @@ def request_from_dict(doc: Mapping[str, Any], catalog: Catalog | str | Path | No
         kv=split(doc.get("kv"), DEFAULT_KV), pp=ints(doc.get("pp")) or DEFAULT_PP, tp=ints(doc.get("tp")),
         disaggregation=dis, budget_usd_per_hour=_number(doc, "budget_usd_per_hour", where),
         budget_usd_per_month=_number(doc, "budget_usd_per_month", where),
-        time_limit_s=10.0 if limit is None else limit, compare=compare)
+        time_limit_s=5.0 if limit is None else limit, compare=compare)
     return req, cat
 
 

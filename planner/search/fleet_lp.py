@@ -9,8 +9,9 @@ hundreds of candidate pools, it spends its time looking for a first good fleet. 
    by its cheapest top-up (one pool, ⌈shortfall / capacity⌉ replicas, as many as availability allows; a prefill
    and a decode top-up for disaggregated serving), then surplus on-demand replicas are dropped, most expensive
    first. Pools of a pair that cannot hand over are not mixed: the one the LP uses less is left out.
-3. Each hour re-solved by CP-SAT with the reserved replicas fixed, over the pools the LP or the rounding uses (a
-   small model), under a deterministic time budget.
+3. Each hour re-solved by CP-SAT with the reserved replicas fixed, over the pools the LP or the rounding uses in
+   that hour, the LP's reserved pools and each class and role's cheapest pool per capacity (a small model), under a
+   deterministic time budget.
 4. Reserved replicas re-chosen for the hourly counts: level j of pool k is reserved when it is in use in more
    than H·ρ/π hours (ρ reserved, π on-demand price), as availability allows; 3 and 4 repeat while they pay.
 
@@ -31,6 +32,8 @@ from .pools import ROLES
 
 EPS = 1e-6  # LP values within EPS of an integer count as that integer
 IMPROVE_ROUNDS = 3
+ROUNDS_MAX_HOURS = 48
+CHEAPEST_PER_ROLE = 1
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class Relaxation:
 
 
 def relax(ft: FleetTable) -> Relaxation | None:
-    """The LP relaxation over the distinct hours (pairing dropped, so it bounds the model from below).
+    """The LP relaxation over the distinct hours (pairing and the per-hour replica bounds r + o ≤ M dropped, so it
+    bounds the model from below).
     None when even the relaxation is infeasible: then so is the fleet model."""
     s = pywraplp.Solver.CreateSolver("GLOP")
     inf = s.infinity()
@@ -71,9 +75,6 @@ def relax(ft: FleetTable) -> Relaxation | None:
             obj.SetCoefficient(o[k][g], len(hours) * od)
             if total is not None:
                 total.SetCoefficient(o[k][g], len(hours) * od)
-            cap = s.Constraint(-inf, ft.max_replicas[k])
-            cap.SetCoefficient(r[k], 1)
-            cap.SetCoefficient(o[k][g], 1)
         for c in range(ft.classes):
             rows = [(s.Constraint(dem[c], inf), "aggregated")]
             if by_role.get((c, "prefill")):
@@ -252,7 +253,8 @@ def round_relaxation(ft: FleetTable, lp: Relaxation) -> FleetSolution | None:
     reserved = [int(math.floor(lp.reserved[k] + EPS)) if allowed[k] else 0 for k in range(K)]
     counts = [[0] * ft.hours for _ in range(K)]
     for g, (dem, hours) in enumerate(groups):
-        n = [reserved[k] + (int(math.floor(lp.on_demand[k][g] + EPS)) if allowed[k] else 0) for k in range(K)]
+        n = [min(ft.max_replicas[k], reserved[k] + (int(math.floor(lp.on_demand[k][g] + EPS)) if allowed[k] else 0))
+             for k in range(K)]
         hour = _Hour(ft, n, dem, reserved, allowed)
         if not all(hour.cover(c) for c in range(ft.classes)):
             return None
@@ -288,17 +290,28 @@ def improve_hours(ft: FleetTable, start_sol: FleetSolution, lp: Relaxation, sett
                for k in range(K)]
     counts = [list(row) for row in start_sol.counts]
     per_group = max(0.01, deterministic_s / max(1, len(groups)))
+    # the cheapest pools per unit of capacity of each class and role (on demand), always worth a look
+    cheapest: set[int] = set()
+    for key in {(p.cls, p.role) for p in ft.pools}:
+        ks = [k for k, p in enumerate(ft.pools) if (p.cls, p.role) == key and allowed[k]]
+        ks.sort(key=lambda k: (ft.gpus(k) * ft.on_demand_price[ft.pool_type[k]] / ft.pools[k].capacity, k))
+        cheapest.update(ks[:CHEAPEST_PER_ROLE])
     for g, group in enumerate(groups):
-        mm = build_model(ft, [group], reserved=start_sol.reserved, allowed=support)
         h0 = group[1][0]
+        # this hour's model: the pools the LP uses in it or at all as reserved, those the fleet has in it, and the
+        # cheapest per capacity
+        here = [(support[k] or k in cheapest)
+                and (counts[k][h0] > 0 or lp.on_demand[k][g] > EPS or lp.reserved[k] > EPS or k in cheapest)
+                for k in range(K)]
+        mm = build_model(ft, [group], reserved=start_sol.reserved, allowed=here)
         for k in range(K):
-            if support[k]:
+            if here[k]:
                 mm.model.AddHint(mm.o[k][0], counts[k][h0] - start_sol.reserved[k])
         solver = _solver(settings, per_group)
         status = solver.Solve(mm.model)
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             for k in range(K):
-                v = start_sol.reserved[k] + (int(solver.Value(mm.o[k][0])) if support[k] else 0)
+                v = start_sol.reserved[k] + (int(solver.Value(mm.o[k][0])) if here[k] else 0)
                 for h in group[1]:
                     counts[k][h] = v
     better = _settle(ft, counts, start_sol.wall_s + time.perf_counter() - begin, start_sol.bound)
@@ -313,9 +326,11 @@ def warm_start(ft: FleetTable, settings: SolverSettings, deterministic_s: float)
     sol = round_relaxation(ft, lp)
     if sol is None or deterministic_s <= 0:
         return lp.value, sol
-    # hours given the reserved replicas, then reserved replicas given the hours, while that pays (at most 3 rounds)
-    for _ in range(IMPROVE_ROUNDS):
-        better = improve_hours(ft, sol, lp, settings, deterministic_s / IMPROVE_ROUNDS)
+    # hours given the reserved replicas, then reserved replicas given the hours, while that pays: up to 3 rounds,
+    # one beyond 48 distinct hours (a round re-solves every hour, ~10-30 ms each)
+    rounds = IMPROVE_ROUNDS if len(ft.hour_groups()) <= ROUNDS_MAX_HOURS else 1
+    for _ in range(rounds):
+        better = improve_hours(ft, sol, lp, settings, deterministic_s / rounds)
         if better.objective >= sol.objective:
             break
         sol = better

@@ -21,7 +21,7 @@ def test_lp_bounds_and_warm_start_is_feasible(ft):
     if sol is None:
         return  # (an LP may still exist: pairing and integrality are relaxed)
     assert lp is not None and lp.value <= sol.objective + 1e-6 * max(1, sol.objective)
-    bound, warm = warm_start(ft, SolverSettings(), 0.5)
+    _, warm = warm_start(ft, SolverSettings(), 0.5)
     if warm is not None:
         c = check(ft, warm.reserved, warm.counts)
         assert c.feasible and c.objective == warm.objective >= sol.objective

@@ -81,7 +81,7 @@ def _real_table(rates, **top):
     ([[30, 80, 10], [0, 0, 0]], {"gpus": ("h100-sxm",), "available": {"h100-sxm": 6}}),
 ], ids=["two-types-aggregated", "one-type-disaggregated"])
 def test_optimize_equals_exhaustive_on_small_real_requests(rates, top):
-    req, cat, pools = _real_table(rates, tp=[1], pp=[1], **top)
+    req, _, pools = _real_table(rates, tp=[1], pp=[1], **top)
     fleet = optimize(req, pools)
     ft = fleet.table
     oracle = exhaustive(ft, max_states=5_000_000)
@@ -94,7 +94,7 @@ def test_optimize_equals_exhaustive_on_small_real_requests(rates, top):
 
 def test_pruning_keeps_the_optimum():
     """Dominance pruning (within a type, across unlimited types, whole KV precisions) is exact."""
-    req, cat, pools = _real_table([[2, 5, 1], [0.3, 0.1, 0.05]], available={"a100-80gb": 6})
+    req, _, pools = _real_table([[2, 5, 1], [0.3, 0.1, 0.05]], available={"a100-80gb": 6})
     pruned = fleet_table(req, pools)
     full = fleet_table(req, pools, prune_pools=False)
     assert len(pruned.pools) < len(full.pools)
@@ -167,7 +167,7 @@ def test_hours_with_equal_demand_share_variables():
 
 
 def test_time_limit_is_a_deterministic_budget():
-    req, cat, pools = _real_table([[3, 6, 2], [0.2, 0.1, 0.3]])
+    req, _, pools = _real_table([[3, 6, 2], [0.2, 0.1, 0.3]])
     a = optimize(req, pools, time_limit_s=0.5)
     b = optimize(replace(req), pools, time_limit_s=0.5)
     assert a.solution.counts == b.solution.counts and a.solution.objective == b.solution.objective
