@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from .errors import InfeasibleError, InputError, PlannerError, did_you_mean  # noqa: F401
+from .specs.workload import MAX_TOKENS
 
 DEBUG = {"on": False}
 # Bounds on counts typed as flags: far beyond any real deployment, well inside the integer ranges the search uses.
@@ -156,7 +157,7 @@ _REQUEST_KEYS = {
     "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
     "tpot_p99_ms": "number",
 }
-_COUNT_MAX = {"isl": 10_000_000, "osl": 10_000_000, "max_gpus": MAX_GPUS}  # isl/osl: as specs.workload
+_COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS}
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
 
 

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from ..errors import InputError
 
 DEFAULT_MIN_TOKENS_PER_S_USER = 100.0 / 3.0  # 33.3 tok/s: a fast reader; 8 tok/s is a slow one
+# Longest prompt and answer (tokens) the planner accepts. Prompts: 10M, the longest context a released model
+# claims. Answers: 2^17, the largest output limits served today (~128k); the CP-SAT model's TPOT constraint
+# multiplies OSL by nanosecond times, and 2^17 keeps it inside int64 for every row the bounds admit.
+MAX_TOKENS = {"isl": 10_000_000, "osl": 131_072}
 
 
 def _check_positive(name: str, value: float | None, allow_none: bool = True, limit: float = 1e12) -> None:
@@ -36,7 +40,7 @@ class Workload:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise InputError(f"--{name} must be an integer, got {v!r}")
-            _check_positive(f"--{name}", v, allow_none=False, limit=10_000_000)
+            _check_positive(f"--{name}", v, allow_none=False, limit=MAX_TOKENS[name])
         _check_positive("--rate-rps", self.rate_rps)
         _check_positive("--output-tokens-per-s", self.output_tokens_per_s)
         if self.rate_rps is not None and self.output_tokens_per_s is not None:
