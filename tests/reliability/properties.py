@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from planner import api
-from planner.errors import InfeasibleError, SolverLimitError
+from planner.errors import InfeasibleError
 from planner.search.solve import search
 
 from .checker import check_frontier, check_plan
@@ -44,7 +44,7 @@ def frontier_is_sound(s: Scenario, speeds: tuple[float, ...]) -> list[str]:
         try:
             f = api.frontier(speeds=speeds, **kw)
         except InfeasibleError:
-            OUTCOMES["infeasible"] += 1
+            OUTCOMES["frontier infeasible"] += 1
             return []
         OUTCOMES["frontier"] += 1
         return check_frontier(json.loads(json.dumps(f)), ask, cat)
@@ -58,9 +58,9 @@ def _objective(s: Scenario) -> tuple[int, str] | None:
         try:
             res = search(req, cat.perf, alternatives=False)
         except InfeasibleError:
-            OUTCOMES["infeasible"] += 1
+            OUTCOMES["monotonicity solves"] += 1
             return None
-        OUTCOMES["plan"] += 1
+        OUTCOMES["monotonicity solves"] += 1
         return res.best.objective, res.best.solution.status if res.best.solution else "HEURISTIC"
 
 

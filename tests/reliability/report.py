@@ -1,0 +1,180 @@
+"""Measure the reliability table for the README: the bad-input corpus through every command, random mutations of
+valid files, the independent checker over random requests, monotonicity pairs, byte-identical reruns, and the peak
+memory of the biggest request. Every number in the table is counted by this run.
+
+    python -m tests.reliability.report [--examples 300] [--out table.md]
+
+(from the repository root; about three minutes on two cores with the defaults)."""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.cli import main
+
+from . import checker, properties
+from .cases import VALID_PLAN_ARGV, all_cases, crashed, plan_file_commands, problems
+from .fuzz import TARGETS, fuzz_case, mutated, plan_file_targets
+from .strategies import scenarios
+from .test_determinism import COMMANDS as DETERMINISM_COMMANDS
+from .test_limits import BIGGEST_ARGV
+
+KIND_NAMES = {
+    "flag": "bad flags and flag combinations", "name": "unknown GPU / model names (did you mean)",
+    "catalog": "malformed catalog TOML", "request": "malformed request TOML", "config": "malformed config.json",
+    "plan-json": "malformed plan JSON (simulate, export)", "fleet": "malformed fleet request TOML",
+    "fuzz": "random mutations of valid files (all commands)",
+}
+
+
+def _settings(n: int):
+    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+def bad_inputs(mutations_per_target: int) -> tuple[Counter, Counter, Counter, list[str]]:
+    """(tried, crashed, unclear) by kind, and the first few problems found."""
+    runner = CliRunner()
+    valid = runner.invoke(main, VALID_PLAN_ARGV).stdout.encode()
+    commands = plan_file_commands(main)
+    optional = tuple(c for c in ("fleet",) if c in main.commands)
+    tried, crashes, unclear, notes = Counter(), Counter(), Counter(), []
+
+    def run(case) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            res = runner.invoke(main, case.materialize(Path(d)))
+        tried[case.kind] += 1
+        if crashed(res.exit_code, res.stdout, res.stderr):
+            crashes[case.kind] += 1
+            notes.append(f"CRASH {case.id}: {res.stderr.strip()[:200]}")
+        elif problems(case, res.exit_code, res.stdout, res.stderr):
+            unclear[case.kind] += 1
+            notes.append(f"unclear {case.id}: {problems(case, res.exit_code, res.stdout, res.stderr)}")
+
+    for case in all_cases(commands, valid, optional):
+        run(case)
+    def mutations_of(target):
+        @_settings(mutations_per_target)
+        @given(data=st.data())
+        def mutate(data):
+            run(fuzz_case(target, data.draw(mutated(target.base))))
+
+        return mutate
+
+    for target in TARGETS + plan_file_targets(commands, valid):
+        mutations_of(target)()
+    return tried, crashes, unclear, notes
+
+
+def random_requests(n: int) -> list[str]:
+    violations: list[str] = []
+
+    @_settings(n)
+    @given(scenarios())
+    def plans(s):
+        violations.extend(properties.plan_is_sound(s))
+
+    @_settings(max(1, n // 6))
+    @given(scenarios(demand=False), st.lists(st.sampled_from([3.0, 8.0, 20.0, 33.3, 60.0, 120.0]), min_size=1,
+                                             max_size=4, unique=True))
+    def frontiers(s, speeds):
+        violations.extend(properties.frontier_is_sound(s, tuple(speeds)))
+
+    @_settings(max(1, n // 6))
+    @given(scenarios(), st.floats(0.3, 0.95))
+    def monotone(s, factor):
+        for loose, what in properties.relaxations(s, factor):
+            violations.extend(properties.never_costs_more(s, loose, what))
+
+    plans()
+    frontiers()
+    monotone()
+    return violations
+
+
+def reruns() -> tuple[int, int]:
+    """(commands rerun in a second process with another hash seed, how many differed)."""
+    differ = 0
+    for argv in DETERMINISM_COMMANDS.values():
+        outs = set()
+        for seed in ("0", "4242"):
+            res = subprocess.run([sys.executable, "-c", "from planner.cli import main; main()", *argv],
+                                 capture_output=True, timeout=600, env={**os.environ, "PYTHONHASHSEED": seed})
+            outs.add(res.stdout)
+        differ += len(outs) != 1
+    return len(DETERMINISM_COMMANDS), differ
+
+
+def peak_memory() -> tuple[float, float]:
+    """(peak RSS in bytes, wall seconds) of the biggest supported request, in a fresh process."""
+    start = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", "from planner.cli import main; main()", *BIGGEST_ARGV],
+                         capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - start
+    if res.returncode != 0:
+        raise SystemExit(f"biggest request failed: {res.stderr}")
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024.0, wall
+
+
+def table(tried, crashes, unclear, violations, outcomes, stats, rerun, peak) -> str:
+    def viol(*prefixes: str) -> int:
+        return sum(1 for v in violations if v.startswith(prefixes))
+
+    rows = ["| check | count | crashes | violations |", "|---|---:|---:|---:|"]
+    for kind in KIND_NAMES:
+        if tried[kind]:
+            rows.append(f"| {KIND_NAMES[kind]} | {tried[kind]} | {crashes[kind]} | {unclear[kind]} |")
+    rows.append(f"| **bad inputs, total** | **{sum(tried.values())}** | **{sum(crashes.values())}** | "
+                f"**{sum(unclear.values())}** |")
+    rows.append(f"| random requests (plan returned / infeasible) | {outcomes['plan'] + outcomes['infeasible']} "
+                f"({outcomes['plan']} / {outcomes['infeasible']}) | 0 | – |")
+    rows.append(f"| plans checked by the independent checker | {stats['plans']} | 0 | {viol('plan')} |")
+    rows.append(f"| alternatives (best plan per other GPU type) checked | {stats['alternatives']} | 0 | "
+                f"{viol('alternative')} |")
+    rows.append(f"| frontier points checked | {stats['frontier_points']} | 0 | {viol('frontier')} |")
+    mono = viol("looser", "cheaper", "larger", "lower")
+    rows.append(f"| monotonicity pairs (looser SLO, cheaper price, more GPUs, less demand) | "
+                f"{outcomes['monotonicity pairs']} | 0 | {mono} |")
+    rows.append(f"| byte-identical JSON across processes (plan, frontier, estimate) | {rerun[0]} | 0 | {rerun[1]} |")
+    rss, wall = peak
+    return "\n".join(rows) + (
+        "\n\nViolations: for bad inputs, an answer that is not exit 2 (or 1) with one line naming the problem; for "
+        "plans, a constraint the independent checker finds broken.\n"
+        f"Peak memory of the biggest request (gpt4-moe-rumored over the whole catalog, every precision, up to 1024 "
+        f"GPUs): {rss / 2**20:.0f} MiB RSS, {wall:.1f} s wall.\n")
+
+
+def main_report(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--examples", type=int, default=300, help="random requests for the checker (default 300)")
+    ap.add_argument("--mutations", type=int, default=100, help="random mutations per file kind and command")
+    ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    tried, crashes, unclear, notes = bad_inputs(args.mutations)
+    violations = random_requests(args.examples)
+    rerun = reruns()
+    peak = peak_memory()
+    text = table(tried, crashes, unclear, violations, properties.OUTCOMES, checker.STATS, rerun, peak)
+    print(text)
+    for line in notes[:20] + violations[:20]:
+        print("  " + line, file=sys.stderr)
+    print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    return 1 if sum(crashes.values()) or violations or rerun[1] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_report())
