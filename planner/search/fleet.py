@@ -5,20 +5,22 @@ demand is served within its SLOs at the lowest total cost, within per-type avail
 Integer model (all quantities from `pools.py`, scaled and rounded conservatively; prices up, budgets down):
 
     variables   r_k ∈ [0, M_k]        reserved replicas of pool k, held every hour (types with a reserved price)
-                n_kh ∈ [r_k, M_k]     replicas of pool k in hour h (n_kh − r_k bought on demand)
+                o_kh ∈ [0, M_k − r_k] replicas of pool k bought on demand in hour h; n_kh = r_k + o_kh
                 y_ch ∈ [0, D_ch]      requests/s of class c served disaggregated in hour h
                 u_k ∈ {0, 1}          disaggregated pool k is used at all
     demand      Σ_agg cap_k n_kh + y_ch ≥ D_ch,  Σ_prefill cap_k n_kh ≥ y_ch,  Σ_decode cap_k n_kh ≥ y_ch
     pairing     n_kh ≤ M_k u_k;  u_p + u_d ≤ 1 for a prefill and a decode pool that cannot hand over (KV precision,
                 or prefill latency + KV transfer over TTFT): any prefill replica may hand a prompt to any decode one
     availability Σ_{k of type τ} g_k n_kh ≤ A_τ                                   every hour
-    budget      Σ_k g_k (ρ_k r_k + π_k (n_kh − r_k)) ≤ B_hour                    every hour
+    budget      Σ_k g_k (ρ_k r_k + π_k o_kh) ≤ B_hour                            every hour
                 objective ≤ B_total
-    objective   min Σ_k g_k (H ρ_k r_k + π_k Σ_h (n_kh − r_k))     (ρ reserved, π on-demand price per GPU-hour)
+    objective   min Σ_k g_k (H ρ_k r_k + π_k Σ_h o_kh)     (ρ reserved, π on-demand price per GPU-hour)
 
 M_k = min(⌈max_h D_ch / cap_k⌉, ⌊A_τ / g_k⌋) is a valid bound: a replica beyond it can be dropped at no loss.
 Hours with equal demand share their variables (their subproblems are identical given r).
-`check()` is the reference semantics of one solution; `exhaustive()` the test oracle over the same table."""
+`check()` is the reference semantics of one solution; `exhaustive()` the test oracle over the same table.
+`search()` runs it end to end: candidate pools, an LP bound and warm start (`fleet_lp.py`), CP-SAT on the full
+model up to FULL_MODEL_MAX_VARIABLES, the comparison fleets, and the cheapest answer."""
 from __future__ import annotations
 
 import itertools
