@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from planner import api
-from planner.errors import InfeasibleError
+from planner.errors import InfeasibleError, PlannerError
 from planner.search.solve import search
 
 from .checker import check_frontier, check_plan
@@ -33,6 +33,26 @@ def plan_is_sound(s: Scenario) -> list[str]:
             OUTCOMES["infeasible"] += 1
             return []
         OUTCOMES["plan"] += 1
+        return check_plan(json.loads(json.dumps(p.to_dict())), ask, cat)
+
+
+def accepted_input_never_crashes(s: Scenario) -> list[str]:
+    """Inputs at the validation limits: a plan that passes the checker, or a PlannerError (one clear line), never
+    another exception. Checks `estimate` of a one-GPU configuration too."""
+    with _folder() as d:
+        kw = s.write(Path(d))
+        try:
+            ask, cat = s.ask(kw)
+        except PlannerError:
+            OUTCOMES["boundary refused"] += 1
+            return []
+        try:
+            api.estimate(kw["model"], s.gpu_ids[0], batch=1, isl=s.isl, osl=s.osl, catalog=cat)
+            p = api.plan(**kw)
+        except PlannerError:
+            OUTCOMES["boundary refused"] += 1
+            return []
+        OUTCOMES["boundary plan"] += 1
         return check_plan(json.loads(json.dumps(p.to_dict())), ask, cat)
 
 

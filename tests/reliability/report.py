@@ -26,7 +26,7 @@ from planner.cli import main
 from . import checker, properties
 from .cases import VALID_PLAN_ARGV, all_cases, crashed, plan_file_commands, problems
 from .fuzz import TARGETS, fuzz_case, mutated, plan_file_targets
-from .strategies import scenarios
+from .strategies import boundary_scenarios, scenarios
 from .test_determinism import COMMANDS as DETERMINISM_COMMANDS
 from .test_limits import BIGGEST_ARGV
 
@@ -77,30 +77,45 @@ def bad_inputs(mutations_per_target: int) -> tuple[Counter, Counter, Counter, li
     return tried, crashes, unclear, notes
 
 
-def random_requests(n: int) -> list[str]:
+def random_requests(n: int) -> tuple[list[str], Counter]:
+    """Violations the checker found, and crashes (any exception but a PlannerError) by property."""
     violations: list[str] = []
+    crashes: Counter = Counter()
+
+    def guarded(what: str, fn, *args) -> None:
+        try:
+            violations.extend(fn(*args))
+        except Exception as e:  # noqa: BLE001 - counted, then reported
+            crashes[what] += 1
+            violations.append(f"CRASH {what}: {type(e).__name__}: {str(e)[:200]}")
 
     @_settings(n)
     @given(scenarios())
     def plans(s):
-        violations.extend(properties.plan_is_sound(s))
+        guarded("plans", properties.plan_is_sound, s)
 
     @_settings(max(1, n // 6))
     @given(scenarios(demand=False), st.lists(st.sampled_from([3.0, 8.0, 20.0, 33.3, 60.0, 120.0]), min_size=1,
                                              max_size=4, unique=True))
     def frontiers(s, speeds):
-        violations.extend(properties.frontier_is_sound(s, tuple(speeds)))
+        guarded("frontier", properties.frontier_is_sound, s, tuple(speeds))
 
     @_settings(max(1, n // 6))
     @given(scenarios(), st.floats(0.3, 0.95))
     def monotone(s, factor):
         for loose, what in properties.relaxations(s, factor):
-            violations.extend(properties.never_costs_more(s, loose, what))
+            guarded("monotonicity", properties.never_costs_more, s, loose, what)
+
+    @_settings(n)
+    @given(boundary_scenarios())
+    def boundary(s):
+        guarded("boundary", properties.accepted_input_never_crashes, s)
 
     plans()
     frontiers()
     monotone()
-    return violations
+    boundary()
+    return violations, crashes
 
 
 def reruns() -> tuple[int, int]:
@@ -127,7 +142,7 @@ def peak_memory() -> tuple[float, float]:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024.0, wall
 
 
-def table(tried, crashes, unclear, violations, outcomes, stats, rerun, peak) -> str:
+def table(tried, crashes, unclear, violations, prop_crashes, outcomes, stats, rerun, peak) -> str:
     def viol(*prefixes: str) -> int:
         return sum(1 for v in violations if v.startswith(prefixes))
 
@@ -138,14 +153,18 @@ def table(tried, crashes, unclear, violations, outcomes, stats, rerun, peak) -> 
     rows.append(f"| **bad inputs, total** | **{sum(tried.values())}** | **{sum(crashes.values())}** | "
                 f"**{sum(unclear.values())}** |")
     rows.append(f"| random requests (plan returned / infeasible) | {outcomes['plan'] + outcomes['infeasible']} "
-                f"({outcomes['plan']} / {outcomes['infeasible']}) | 0 | – |")
+                f"({outcomes['plan']} / {outcomes['infeasible']}) | {prop_crashes['plans']} | – |")
+    rows.append(f"| requests at the validation limits (planned / infeasible or refused) | "
+                f"{outcomes['boundary plan'] + outcomes['boundary refused']} ({outcomes['boundary plan']} / "
+                f"{outcomes['boundary refused']}) | {prop_crashes['boundary']} | – |")
     rows.append(f"| plans checked by the independent checker | {stats['plans']} | 0 | {viol('plan')} |")
     rows.append(f"| alternatives (best plan per other GPU type) checked | {stats['alternatives']} | 0 | "
                 f"{viol('alternative')} |")
-    rows.append(f"| frontier points checked | {stats['frontier_points']} | 0 | {viol('frontier')} |")
+    rows.append(f"| frontier points checked | {stats['frontier_points']} | {prop_crashes['frontier']} | "
+                f"{viol('frontier')} |")
     mono = viol("looser", "cheaper", "larger", "lower")
     rows.append(f"| monotonicity pairs (looser SLO, cheaper price, more GPUs, less demand) | "
-                f"{outcomes['monotonicity pairs']} | 0 | {mono} |")
+                f"{outcomes['monotonicity pairs']} | {prop_crashes['monotonicity']} | {mono} |")
     rows.append(f"| byte-identical JSON across processes (plan, frontier, estimate) | {rerun[0]} | 0 | {rerun[1]} |")
     rss, wall = peak
     return "\n".join(rows) + (
@@ -163,17 +182,17 @@ def main_report(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     tried, crashes, unclear, notes = bad_inputs(args.mutations)
-    violations = random_requests(args.examples)
+    violations, prop_crashes = random_requests(args.examples)
     rerun = reruns()
     peak = peak_memory()
-    text = table(tried, crashes, unclear, violations, properties.OUTCOMES, checker.STATS, rerun, peak)
+    text = table(tried, crashes, unclear, violations, prop_crashes, properties.OUTCOMES, checker.STATS, rerun, peak)
     print(text)
     for line in notes[:20] + violations[:20]:
         print("  " + line, file=sys.stderr)
     print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
-    return 1 if sum(crashes.values()) or violations or rerun[1] else 0
+    return 1 if sum(crashes.values()) or violations or prop_crashes or rerun[1] else 0
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from planner.catalog import load_catalog, load_model
+from planner.errors import InputError
 
 from .checker import Ask
 
@@ -186,4 +188,49 @@ def scenarios(draw, demand: bool | None = None) -> Scenario:
         s.max_gpus = draw(_log_int(1, 512))
     if draw(st.integers(0, 4)) == 0:
         s.max_gpus_per_type = {draw(st.sampled_from(s.gpu_ids)): draw(_log_int(1, 256))}
+    return s
+
+
+# ---- boundary values: every size at the edge of what validation accepts -------------------------------------------
+def _edge(lo: float, hi: float):
+    return st.sampled_from([lo, hi, (lo * hi) ** 0.5])
+
+
+@st.composite
+def boundary_scenarios(draw) -> Scenario:
+    """Requests at the limits the edge validation accepts (planner/specs: FIELD_RANGES, MAX_CONFIG_FIELD,
+    MAX_TOKENS): whatever passes validation must be planned, found infeasible, or refused in one line."""
+    from planner.specs.model import MAX_CONFIG_FIELD, model_from_config
+
+    heads = draw(st.sampled_from([1, 64, MAX_CONFIG_FIELD["num_attention_heads"]]))
+    cfg: dict[str, Any] = {
+        "hidden_size": draw(st.sampled_from([1, 64, 8192, MAX_CONFIG_FIELD["hidden_size"]])),
+        "num_hidden_layers": draw(st.sampled_from([1, 2, 126, MAX_CONFIG_FIELD["num_hidden_layers"]])),
+        "num_attention_heads": heads, "num_key_value_heads": draw(st.sampled_from([1, heads])),
+        "head_dim": draw(st.sampled_from([1, 128, MAX_CONFIG_FIELD["head_dim"]])),
+        "intermediate_size": draw(st.sampled_from([1, 4096, MAX_CONFIG_FIELD["intermediate_size"]])),
+        "vocab_size": draw(st.sampled_from([1, 32000, MAX_CONFIG_FIELD["vocab_size"]])),
+    }
+    if draw(st.booleans()):
+        cfg.update(num_local_experts=draw(st.sampled_from([2, 1000, MAX_CONFIG_FIELD["num_local_experts"]])),
+                   num_experts_per_tok=1)
+    gpu = {"id": "edge-gpu", "memory_gib": draw(_edge(0.01, 1000.0)), "hbm_tb_s": draw(_edge(0.01, 1000.0)),
+           "tflops": {"bf16": draw(_edge(1.0, 1e6)), "fp8": draw(_edge(1.0, 1e6))},
+           "scale_up": {"domain_size": draw(st.sampled_from([1, 8, 100_000])), "gb_s": draw(_edge(0.01, 1e6))},
+           "scale_out": {"gbit_s": draw(_edge(0.01, 1e7))},
+           "prices": {"market": {"usd_per_hour": round(draw(_edge(1e-4, 100.0)), 4)}}}
+    try:  # a toy model on a big part: planner/perf/pipeline.balance_layers enumerates ~memory/layer counts
+        m = model_from_config(cfg, "edge")
+        assume(gpu["memory_gib"] * 2**30 / ((m.layer_shared_params + m.layer_expert_params) * 0.5) < 1e6)
+    except InputError:
+        pass  # refused at the edge: a fine answer too
+    s = Scenario(model=cfg, gpus_new=[gpu], gpus_shipped=[], isl=draw(st.sampled_from([1, 1000, 10_000_000])),
+                 osl=draw(st.sampled_from([1, 1000, 131_072])),
+                 min_tokens_per_s_user=draw(st.sampled_from([1e-3, 1.0, 100.0, 1e6])), weights=("bf16", "fp8"))
+    if draw(st.booleans()):
+        s.ttft_ms = draw(st.sampled_from([1e-3, 1e3, 1e12]))
+    if draw(st.booleans()):
+        s.output_tokens_per_s = draw(st.sampled_from([1e-3, 1e3, 1e6]))
+    if draw(st.booleans()):
+        s.max_gpus = draw(st.sampled_from([1, 1_000_000]))
     return s

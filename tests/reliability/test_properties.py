@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .properties import frontier_is_sound, never_costs_more, plan_is_sound, relaxations
-from .strategies import Scenario, scenarios
+from .properties import accepted_input_never_crashes, frontier_is_sound, never_costs_more, plan_is_sound, relaxations
+from .strategies import Scenario, boundary_scenarios, scenarios
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -58,3 +58,16 @@ def test_a_looser_request_never_costs_more_many(s: Scenario, factor: float):
     for loose, what in relaxations(s, factor):
         problems += never_costs_more(s, loose, what)
     assert problems == []
+
+
+@settings(FAST, max_examples=15)
+@given(boundary_scenarios())
+def test_inputs_at_the_validation_limits_never_crash(s: Scenario):
+    assert accepted_input_never_crashes(s) == []
+
+
+@pytest.mark.slow
+@settings(SLOW, max_examples=400)
+@given(boundary_scenarios())
+def test_inputs_at_the_validation_limits_never_crash_many(s: Scenario):
+    assert accepted_input_never_crashes(s) == []
