@@ -4,6 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 GiB = 2**30
+LIMIT_WORDS = {
+    "cost": "cost (the next batch size fits but is not cheaper)",
+    "memory": "memory (the next batch size does not fit)",
+    "tpot": "TPOT (the next batch size is too slow per user)",
+    "ttft": "TTFT (the next batch size misses it)",
+    "max_batch": "the largest batch considered",
+    "max_gpus": "the GPU limit",
+}
 
 
 def memory_bar(mem: dict[str, Any], width: int = 40) -> str:
@@ -42,7 +50,7 @@ def plan_text(d: dict[str, Any]) -> str:
         f"PP{par['pp']} EP{par['ep']} = {d['gpus_per_replica']} GPUs)",
         f"  precision          weights {d['precision']['weights']}, KV {d['precision']['kv']}",
         f"  batch              {d['batch']} sequences per replica ({d['micro_batch']} per micro-batch); "
-        f"limited by {d['batch_limited_by']}",
+        f"limited by {LIMIT_WORDS.get(d['batch_limited_by'], d['batch_limited_by'])}",
         f"  layers per stage   {d['placement']['layers_per_stage']}",
         f"  TTFT / TPOT        {m['ttft_s'] * 1000:.0f} ms / {m['tpot_s'] * 1000:.1f} ms "
         f"({m['tokens_per_s_per_user']:.1f} tok/s/user)",
