@@ -42,7 +42,10 @@ def balance_layers(num_layers: int, pp: int, layer_s: float, first_extra_s: floa
     input-side overhead). None when the layers cannot be placed within memory."""
     if pp > num_layers:
         return None
-    caps = list(max_layers) if max_layers is not None else [num_layers] * pp
+    # no stage can hold more than L − (P − 1) layers (the others hold at least one each); capping here also keeps
+    # the candidate scan below O(P·L) when memory would allow millions of (tiny) layers per stage
+    most = num_layers - pp + 1
+    caps = [min(int(c), most) for c in max_layers] if max_layers is not None else [most] * pp
     if any(c < 1 for c in caps) or sum(caps) < num_layers:
         return None
     extras = [0.0] * pp

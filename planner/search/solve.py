@@ -224,8 +224,10 @@ def frontier(req: Request, p: PerfParams, speeds: list[float], progress=None) ->
         if sol is None:
             continue
         c = _choice(sub, t, sol.row, sol.layers, lim, p, sol)
-        if not verify(sub, c):
-            points.append(c)
+        problems = verify(sub, c)
+        if problems:  # as in search(): the integer model is conservative, so this is a bug, not a user error
+            raise RuntimeError(f"frontier point at {speed:g} tok/s/user failed verification: " + "; ".join(problems))
+        points.append(c)
     if not points and timed_out:
         raise SolverLimitError(f"time limit: CP-SAT found no plan for {len(timed_out)} of the {len(speeds)} speed "
                                f"targets within --time-limit-s {req.time_limit_s:g} (none is proven impossible); "

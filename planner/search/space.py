@@ -35,8 +35,19 @@ class Request:
     time_limit_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if not self.gpus:
-            raise InputError("no GPU types to search")
+        if not isinstance(self.gpus, tuple) or not self.gpus or not all(isinstance(g, Accelerator) for g in self.gpus):
+            raise InputError("gpus must be a non-empty tuple of catalog accelerators")
+        for name, values in (("weights", self.weights), ("kv", self.kv)):
+            if not values:
+                raise InputError(f"--{name}: give at least one precision")
+        for name, values, top in (("tp", self.tp, 4096), ("pp", self.pp, 4096),
+                                  ("micro_batches", self.micro_batches, 1 << 20)):
+            if values is None:
+                continue
+            if not values or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= top for v in values):
+                raise InputError(f"--{name.replace('_', '-')}: give integers from 1 to {top}, got {values!r}")
+        if self.max_gpus is not None and not (isinstance(self.max_gpus, int) and self.max_gpus <= 1 << 20):
+            raise InputError(f"--max-gpus must be an integer up to {1 << 20}, got {self.max_gpus!r}")
         for w in self.weights:
             if w not in WEIGHT_PRECISIONS:
                 raise InputError(f"--weights: unknown precision {w!r} (choose from {', '.join(WEIGHT_PRECISIONS)})")
