@@ -46,7 +46,7 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
         j = np.flatnonzero(others)
         i = int(j[np.argmin(b.tpot[j])])
         best = NS_PER_S / b.tpot[i]
-        want = NS_PER_S / lim.tpot_ns
+        want = req.slo.min_tokens_per_s_user or NS_PER_S / lim.tpot_ns
         considered = ("no GPU in the catalog" if len(req.gpus) > 4
                       else "no configuration of " + ", ".join(g.id for g in req.gpus))
         reasons.append(f"tokens/s/user: {considered} reaches {want:.1f} tok/s/user for {req.model.name}: "

@@ -148,15 +148,23 @@ class Context:
         return int(self.catalog.perf.max_batched_tokens)
 
 
+MAX_COUNT = 1 << 20  # GPUs, replicas, batch: beyond it a plan field is a typo or a corruption
+MAX_BYTES = 1e15  # per GPU
+
+
 def _num(d: Any, key: str, where: str, *, integer: bool = False, positive: bool = True,
-         optional: bool = False) -> Any:
+         optional: bool = False, minimum: float | None = None, maximum: float | None = None) -> Any:
     v = d.get(key) if isinstance(d, dict) else None
     if v is None and optional and isinstance(d, dict):
         return None
     ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if maximum is None and integer:
+        maximum = MAX_COUNT
     if isinstance(v, bool) or not ok or not math.isfinite(v) or (v <= 0 if positive else v < 0):
         kind = "a positive integer" if integer and positive else ("a number > 0" if positive else "a number >= 0")
         raise InputError(f"plan: {where}{key} must be {kind}, got {v!r}")
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise InputError(f"plan: {where}{key} must be between {minimum or 0:g} and {maximum:g}, got {v!r}")
     return v
 
 
@@ -207,8 +215,10 @@ def check_plan(plan: Any) -> dict[str, Any]:
     _num(slo, "tpot_s", "slo.", optional=True)
     mem = _obj(plan, "memory_per_gpu_bytes")
     for k in ("weights", "kv_cache", "activations", "reserve", "total"):
-        _num(mem, k, "memory_per_gpu_bytes.", positive=False)
-    _num(mem, "capacity", "memory_per_gpu_bytes.")
+        _num(mem, k, "memory_per_gpu_bytes.", positive=False, maximum=MAX_BYTES)
+    _num(mem, "capacity", "memory_per_gpu_bytes.", minimum=2**20, maximum=MAX_BYTES)
+    if mem["reserve"] >= mem["capacity"]:
+        raise InputError("plan: memory_per_gpu_bytes.reserve must be below its capacity")
     cost = _obj(plan, "cost")
     _num(cost, "usd_per_hour_per_gpu", "cost.")
     _num(cost, "usd_per_million_output_tokens", "cost.", positive=False)

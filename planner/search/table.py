@@ -142,7 +142,7 @@ class Limits:
     def of(cls, req: Request, max_batch: int) -> "Limits":
         tpot = req.slo.tpot_s if req.slo.tpot_s is not None else MAX_TPOT_NS / NS_PER_S
         demand = req.workload.demand_output_tokens_per_s
-        tpot_ns = min(MAX_TPOT_NS, int(math.floor(tpot * NS_PER_S)))
+        tpot_ns = max(1, min(MAX_TPOT_NS, int(math.floor(tpot * NS_PER_S))))  # >= 1 ns: no row meets less
         d = None if demand is None else int(math.ceil(demand - 1e-9))
         if d is None:
             max_replicas = 1

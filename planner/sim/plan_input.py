@@ -80,10 +80,14 @@ def _get(doc: Mapping[str, Any], dotted: str, where: str, default: Any = _MISSIN
     return cur
 
 
+MAX_COUNT = 1 << 20  # replicas, batch, lengths: beyond it a plan field is a typo or a corruption
+
+
 def _int(doc: Mapping[str, Any], dotted: str, where: str, default: Any = _MISSING) -> int:
     v = _get(doc, dotted, where, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) or v < 1:
-        raise InputError(f"{where}: field '{dotted}' must be a positive integer, got {v!r}")
+    if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) or v < 1
+            or v > MAX_COUNT):
+        raise InputError(f"{where}: field '{dotted}' must be an integer from 1 to {MAX_COUNT}, got {v!r}")
     return int(v)
 
 
