@@ -14,7 +14,7 @@ A pool is one replica configuration (GPU type, precision, TP/PP/EP, batch, layer
 
 Every quantity comes from the optimizer's integer table (`table.build_table`, `table.evaluate`) with its
 conservative rounding, for a placement found by the optimizer's greedy (`solve.greedy_placement`, or the same
-`perf.pipeline.balance_layers` on prefill terms for prefill pools) and verified by `table.evaluate`.
+`greedy_placement(..., "pf")` on prefill terms for prefill pools) and verified by `table.evaluate`.
 
 Pruning keeps, per GPU type (and KV precision, for the disaggregated roles, whose prefill and decode halves must
 agree on it), the non-dominated configurations: B is dropped when m = ⌊g_B / g_A⌋ ≥ 1 replicas of a kept A use
@@ -30,7 +30,6 @@ import numpy as np
 
 from ..perf.comm import p2p_time_s
 from ..perf.params import PerfParams
-from ..perf.pipeline import balance_layers
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import SLO, Workload
@@ -99,18 +98,6 @@ def kv_transfer_ns(model: ModelSpec, kv_bytes_per_element, scale_out_bytes_per_s
 def capacity_units(requests, time_ns) -> np.ndarray:
     """⌊requests · CAP_UNITS_PER_RPS · 1e9 / time_ns⌋ in exact integers (vectorized)."""
     return (np.asarray(requests, np.int64) * _CAP_NUM) // np.asarray(time_ns, np.int64)
-
-
-def prefill_placement(t: Table, i: int) -> tuple[int, ...] | None:
-    """Memory-capped min-max placement on prefill time (perf.pipeline.balance_layers on the integer terms)."""
-    pp = int(t.pp[i])
-    caps = [max(0, (int(t.cap[i]) - fs) // int(t.m_layer[i])) for fs in t.extras(i, "mem")]
-    e = t.extras(i, "pf")
-    base = int(t.e_pf[i, 1])  # the per-step overhead every stage pays
-    first = e[0] - base if pp > 1 else 0
-    last = e[-1] - base if pp > 1 else 0
-    lay = balance_layers(t.num_layers, pp, float(t.a_pf[i]), float(first), float(last), caps)
-    return None if lay is None else tuple(lay)
 
 
 @dataclass(frozen=True)
@@ -205,7 +192,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         cap_ub = capacity_units(1, b.t_pf + t.hop_pf)
 
         def pre(i: int) -> _Exact | None:
-            lay = prefill_placement(t, i)
+            lay = greedy_placement(t, i, "pf")
             if lay is None:
                 return None
             ev = evaluate(t, i, lay, lim)

@@ -64,16 +64,18 @@ class SearchResult:
     limits: Limits | None = None
 
 
-def greedy_placement(t: Table, i: int) -> tuple[int, ...] | None:
-    """Memory-capped min-max placement on decode time (perf.pipeline.balance_layers, on the integer terms)."""
+def greedy_placement(t: Table, i: int, phase: str = "dec") -> tuple[int, ...] | None:
+    """Memory-capped min-max placement on decode ("dec") or prefill ("pf") time (perf.pipeline.balance_layers, on
+    the integer terms)."""
     pp = int(t.pp[i])
     f = t.extras(i, "mem")
     caps = [max(0, (int(t.cap[i]) - fs) // int(t.m_layer[i])) for fs in f]
-    e = t.extras(i, "dec")
-    base = int(t.e_dec[i, 1])  # the per-step overhead every stage pays
+    e = t.extras(i, phase)
+    per_layer, middle = (t.a_dec, t.e_dec) if phase == "dec" else (t.a_pf, t.e_pf)
+    base = int(middle[i, 1])  # the per-step overhead every stage pays
     first = e[0] - base if pp > 1 else 0
     last = e[-1] - base if pp > 1 else 0
-    lay = balance_layers(t.num_layers, pp, float(t.a_dec[i]), float(first), float(last), caps)
+    lay = balance_layers(t.num_layers, pp, float(per_layer[i]), float(first), float(last), caps)
     return None if lay is None else tuple(lay)
 
 

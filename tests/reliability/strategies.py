@@ -8,11 +8,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hypothesis import assume
 from hypothesis import strategies as st
 
 from planner.catalog import load_catalog, load_model
-from planner.errors import InputError
 
 from .checker import Ask
 
@@ -200,7 +198,7 @@ def _edge(lo: float, hi: float):
 def boundary_scenarios(draw) -> Scenario:
     """Requests at the limits the edge validation accepts (planner/specs: FIELD_RANGES, MAX_CONFIG_FIELD,
     MAX_TOKENS): whatever passes validation must be planned, found infeasible, or refused in one line."""
-    from planner.specs.model import MAX_CONFIG_FIELD, model_from_config
+    from planner.specs.model import MAX_CONFIG_FIELD
 
     heads = draw(st.sampled_from([1, 64, MAX_CONFIG_FIELD["num_attention_heads"]]))
     cfg: dict[str, Any] = {
@@ -219,11 +217,6 @@ def boundary_scenarios(draw) -> Scenario:
            "scale_up": {"domain_size": draw(st.sampled_from([1, 8, 100_000])), "gb_s": draw(_edge(0.01, 1e6))},
            "scale_out": {"gbit_s": draw(_edge(0.01, 1e7))},
            "prices": {"market": {"usd_per_hour": round(draw(_edge(1e-4, 100.0)), 4)}}}
-    try:  # a toy model on a big part: planner/perf/pipeline.balance_layers enumerates ~memory/layer counts
-        m = model_from_config(cfg, "edge")
-        assume(gpu["memory_gib"] * 2**30 / ((m.layer_shared_params + m.layer_expert_params) * 0.5) < 1e6)
-    except InputError:
-        pass  # refused at the edge: a fine answer too
     s = Scenario(model=cfg, gpus_new=[gpu], gpus_shipped=[], isl=draw(st.sampled_from([1, 1000, 10_000_000])),
                  osl=draw(st.sampled_from([1, 1000, 131_072])),
                  min_tokens_per_s_user=draw(st.sampled_from([1e-3, 1.0, 100.0, 1e6])), weights=("bf16", "fp8"))
