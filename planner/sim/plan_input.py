@@ -87,7 +87,7 @@ def _int(doc: Mapping[str, Any], dotted: str, where: str, default: Any = _MISSIN
     v = _get(doc, dotted, where, default)
     if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) or v < 1
             or v > MAX_COUNT):
-        raise InputError(f"{where}: field '{dotted}' must be an integer from 1 to {MAX_COUNT}, got {v!r}")
+        raise InputError(f"{where}: field '{dotted}' must be a positive integer (at most {MAX_COUNT}), got {v!r}")
     return int(v)
 
 

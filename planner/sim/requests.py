@@ -41,12 +41,17 @@ class Requests:
         return int(self.arrival_s.size)
 
 
+MIN_RATE_RPS, MAX_RATE_RPS = 1e-6, 1e9
+
 def arrival_times_s(rng: np.random.Generator, rate_rps: float, *, count: int | None = None,
                     duration_s: float | None = None, burstiness: float = 1.0) -> np.ndarray:
     """`count` arrivals, or every arrival in [0, duration_s), of a gamma renewal process (first one at its first
     inter-arrival time)."""
     if not rate_rps > 0 or not math.isfinite(rate_rps):
         raise InputError(f"--rate-rps must be a finite number > 0, got {rate_rps!r}")
+    if not MIN_RATE_RPS <= rate_rps <= MAX_RATE_RPS:  # arrival times would underflow or overflow float seconds
+        raise InputError(f"--rate-rps (or the plan's rate) must be within {MIN_RATE_RPS:g}..{MAX_RATE_RPS:g} "
+                         f"requests/s, got {rate_rps!r}")
     if not burstiness > 0 or not math.isfinite(burstiness):
         raise InputError(f"--burstiness must be a finite number > 0, got {burstiness!r}")
     scale = 1.0 / (rate_rps * burstiness)  # gamma(k, θ) has mean kθ = 1/rate
