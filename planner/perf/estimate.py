@@ -130,8 +130,8 @@ def check_config(model: ModelSpec, c: Config) -> None:
     if c.pp > model.num_layers:
         raise InputError(f"--pp {c.pp} exceeds the model's {model.num_layers} layers")
     if c.ep > 1 and (not model.is_moe or c.tp % c.ep):
-        raise InputError(f"--ep {c.ep} needs an MoE model and must divide --tp {c.tp}"
-                         if model.is_moe else f"--ep {c.ep}: {model.name} is not a mixture-of-experts model")
+        raise InputError(f"--ep {c.ep} must divide --tp {c.tp}" if model.is_moe
+                         else f"--ep {c.ep}: {model.name} is not a mixture-of-experts model")
     if c.layers_per_stage is not None:
         if len(c.layers_per_stage) != c.pp or sum(c.layers_per_stage) != model.num_layers or min(c.layers_per_stage) < 1:
             raise InputError(f"layers per stage {list(c.layers_per_stage)} must be {c.pp} positive counts "

@@ -61,8 +61,6 @@ class Request:
                 raise InputError(f"--max-gpus-per-type {g}: must be >= 0, got {n}")
         if not self.time_limit_s > 0:
             raise InputError(f"--time-limit-s must be > 0, got {self.time_limit_s}")
-        if self.workload.context_tokens > 4 * self.model.max_context:
-            pass  # long contexts beyond the trained window are the user's call; KV is sized from isl + osl
 
     def gpu_limit(self, gpu: Accelerator) -> int | None:
         limits = [x for x in (self.max_gpus, self.max_gpus_per_type.get(gpu.id)) if x is not None]
