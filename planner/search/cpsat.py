@@ -137,6 +137,22 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
         again = solver.Solve(m)
         if again not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # cannot happen: the first solution still holds
             raise RuntimeError("CP-SAT lost the optimal plan in its tie-break stage")
+        row = next(i for i in rows if solver.BooleanValue(x[i]))
+        p = int(t.pp[row])
+        if again == cp_model.OPTIMAL and p > 1:
+            # Third stage, on the chosen row: at that cost and speed, the most even layer split (slack stages
+            # would otherwise take arbitrary counts, e.g. (1, 13, 13, 5) where (3, 13, 13, 3) is as good).
+            m.Add(tpot <= int(solver.Value(tpot)))
+            m.Add(x[row] == 1)
+            hi, lo = m.NewIntVar(1, L, "hi"), m.NewIntVar(1, L, "lo")
+            for v in layers[p]:
+                m.Add(hi >= v)
+                m.Add(lo <= v)
+            m.Minimize(hi - lo)
+            left = settings.time_limit_s - (time.perf_counter() - start)
+            solver.parameters.max_time_in_seconds = max(left, 0.1)
+            if solver.Solve(m) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                raise RuntimeError("CP-SAT lost the optimal plan in its placement tie-break stage")
     wall = time.perf_counter() - start
     # ---- read
     chosen = next(i for i in rows if solver.BooleanValue(x[i]))
