@@ -1,6 +1,7 @@
 """`planner` command line: parse flags, call the public API, format. No logic lives only here."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -90,6 +91,17 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 @click.version_option(package_name="inference-planner")
 def main() -> None:
     """Plan LLM inference deployments at the lowest cost per token."""
+
+
+@contextlib.contextmanager
+def _naming(path: str):
+    """Input errors found past parsing (an unknown GPU in a plan or fleet file, a bad TP) name the file too."""
+    try:
+        yield
+    except InputError as e:
+        if str(path) in str(e):
+            raise
+        raise InputError(f"{path}: {e}") from None
 
 
 def emit_json(obj: Any) -> None:
@@ -454,8 +466,9 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
     from . import api
     from .export import load_plan
 
-    ex = api.export(load_plan(plan_file), engine, model=model, model_path=model_path, catalog=catalog_file,
-                    price_tier=price_tier, k8s_engine=k8s_engine)
+    with _naming(plan_file):
+        ex = api.export(load_plan(plan_file), engine, model=model, model_path=model_path, catalog=catalog_file,
+                        price_tier=price_tier, k8s_engine=k8s_engine)
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -484,8 +497,9 @@ def fleet(request_file: str, catalog_file: str | None, time_limit_s: float | Non
     [available], [prices.TYPE], budget): pools per GPU type, reserved and on-demand replicas per hour."""
     from . import api
 
-    result = api.fleet(request_file, catalog=catalog_file, time_limit_s=time_limit_s,
-                       compare=False if no_compare else None, timings=timings or not as_json)
+    with _naming(request_file):
+        result = api.fleet(request_file, catalog=catalog_file, time_limit_s=time_limit_s,
+                           compare=False if no_compare else None, timings=timings or not as_json)
     d = result.to_dict()
     if as_json:
         emit_json(d)
