@@ -23,13 +23,15 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 HERE = Path(__file__).resolve().parent
 REQUEST = HERE / "request.toml"
@@ -129,19 +131,7 @@ def in_process(path: Path) -> dict:
 
 
 def machine() -> str:
-    import numpy
-    import ortools
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()}, Python {platform.python_version()}, "
-            f"OR-Tools {ortools.__version__}, numpy {numpy.__version__}; load average {os.getloadavg()[0]:.1f}")
+    return describe() + f"; load average {os.getloadavg()[0]:.1f}"
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import re
 import resource
@@ -33,9 +32,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 MODEL = "gpt4-moe-rumored"
 HEADLINE = ["--model", MODEL, "--isl", "2000", "--osl", "500", "--min-tokens-per-s-user", "8"]
@@ -239,24 +240,12 @@ def phase_profile() -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import numpy
-    import ortools
-
-    return (f"{os.cpu_count()} cores ({cpu}, {platform.machine()}), {platform.system()}, Python "
-            f"{platform.python_version()}, OR-Tools {ortools.__version__}, numpy {numpy.__version__}")
+    return describe()
 
 
 def markdown(r: dict) -> str:
     h = r["headline"]
-    lines = [f"# Solve speed: `planner plan`, start-up included", "",
+    lines = ["# Solve speed: `planner plan`, start-up included", "",
              f"Command: `python benchmarks/solve_speed/run.py{' --quick' if r['quick'] else ''}`  ",
              f"Machine: {r['machine']}; 1-minute load average {r['load_average_start']:.1f} at the start, "
              f"{r['load_average_end']:.1f} at the end  ", f"Date: {r['date']}  ", f"Planner invoked as: `{r['planner']}`", "",
