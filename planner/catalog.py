@@ -16,8 +16,8 @@ from .perf.params import PerfParams
 from .specs.accelerator import PRICE_TIERS, Accelerator, accelerator_from_entry
 from .specs.model import ModelSpec, model_from_config, model_from_path
 
-try:  # installed: the wheel ships catalog/ as the package planner.catalog
-    CATALOG = resources.files("planner.catalog")
+try:  # installed: the wheel ships catalog/ as the data package planner.data (planner.catalog is this module)
+    CATALOG = resources.files("planner.data")
 except (ModuleNotFoundError, TypeError):  # a source checkout on sys.path without installing
     CATALOG = Path(__file__).resolve().parent.parent / "catalog"
 
