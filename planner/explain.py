@@ -8,7 +8,7 @@ import numpy as np
 from .perf.estimate import Config, estimate
 from .perf.params import PerfParams
 from .search.space import Request
-from .search.table import NS_PER_S, Bounds, Limits, Table
+from .search.table import NS_PER_S, Bounds, Limits, Table, stage_sum
 
 TIGHT = 0.05  # a constraint within 5 % of its limit is reported as binding
 
@@ -35,8 +35,7 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
     mem, ttft, tpot, gpus = b.memory_ok, b.ttft_ok, b.tpot_ok, b.gpus_ok
     if not mem.any():
         L = t.num_layers
-        sum_f = np.where(t.pp > 1, t.f_mem[:, 0] + t.f_mem[:, 2] + (t.pp - 2).clip(0) * t.f_mem[:, 1], t.f_mem_single)
-        need = (L * t.m_layer + sum_f) / (t.pp * t.cap)
+        need = (L * t.m_layer + stage_sum(t.f_mem, t.f_mem_single, t.pp)) / (t.pp * t.cap)
         i = int(np.argmin(need))
         reasons.append(f"memory: no configuration fits {req.model.name} with {req.workload.context_tokens} tokens of "
                        f"context; the closest, {_describe(t, i)}, needs {need[i]:.2f}x its "

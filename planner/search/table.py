@@ -33,6 +33,16 @@ MAX_TPOT_NS = NS_PER_S
 INT_LIMIT = 2**62
 
 
+def stage_sum(e: np.ndarray, single: np.ndarray, pp: np.ndarray) -> np.ndarray:
+    """Σ over a row's stages of a per-stage extra kept as [first, middle, last] (`single` when pp = 1)."""
+    return np.where(pp > 1, e[:, 0] + e[:, 2] + (pp - 2).clip(0) * e[:, 1], single)
+
+
+def stage_max(e: np.ndarray, single: np.ndarray, pp: np.ndarray) -> np.ndarray:
+    """max over a row's stages of a per-stage extra (see stage_sum)."""
+    return np.where(pp > 1, e.max(axis=1), single)
+
+
 def _ceil(x) -> np.ndarray:
     return np.ceil(np.asarray(x, float) - 1e-9).astype(np.int64)
 
@@ -105,8 +115,7 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     hop_dec = np.where(multi, _ceil(np.asarray(t.decode_p2p_s) * S), 0)
     hop_pf = np.where(multi, _ceil(np.asarray(t.prefill_p2p_s) * S), 0)
     L = m.num_layers
-    extras_pf = np.where(multi, e_pf[:, 0] + e_pf[:, 2] + (pp - 2).clip(0) * e_pf[:, 1], e_pf_single)
-    ttft = L * a_pf + extras_pf + (pp - 1) * hop_pf
+    ttft = L * a_pf + stage_sum(e_pf, e_pf_single, pp) + (pp - 1) * hop_pf
 
     batch = pp * mb.astype(np.int64)
     U = BYTES_PER_MEM_UNIT
@@ -237,18 +246,14 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
     """Valid lower bounds on each row's integer TPOT and objective over all placements, and necessary conditions
     for memory: every stage holds >= 1 layer and the layers' total memory fits in pp devices."""
     L, pp = t.num_layers, t.pp
-    multi = pp > 1
-    sum_e_dec = np.where(multi, t.e_dec[:, 0] + t.e_dec[:, 2] + (pp - 2).clip(0) * t.e_dec[:, 1], t.e_dec_single)
-    max_e_dec = np.where(multi, t.e_dec.max(axis=1), t.e_dec_single)
-    sum_e_pf = np.where(multi, t.e_pf[:, 0] + t.e_pf[:, 2] + (pp - 2).clip(0) * t.e_pf[:, 1], t.e_pf_single)
-    max_e_pf = np.where(multi, t.e_pf.max(axis=1), t.e_pf_single)
-    t_dec = np.maximum(-(-(L * t.a_dec + sum_e_dec) // pp), max_e_dec + t.a_dec)
-    t_pf = np.maximum(-(-(L * t.a_pf + sum_e_pf) // pp), max_e_pf + t.a_pf)
+    t_dec = np.maximum(-(-(L * t.a_dec + stage_sum(t.e_dec, t.e_dec_single, pp)) // pp),
+                       stage_max(t.e_dec, t.e_dec_single, pp) + t.a_dec)
+    t_pf = np.maximum(-(-(L * t.a_pf + stage_sum(t.e_pf, t.e_pf_single, pp)) // pp),
+                      stage_max(t.e_pf, t.e_pf_single, pp) + t.a_pf)
     num = pp * t.osl * (t_dec + t.hop_dec) + t.batch * t_pf
     tpot = -(-num // t.osl)
-    sum_f = np.where(multi, t.f_mem[:, 0] + t.f_mem[:, 2] + (pp - 2).clip(0) * t.f_mem[:, 1], t.f_mem_single)
-    max_f = np.where(multi, t.f_mem.max(axis=1), t.f_mem_single)
-    memory_ok = (L * t.m_layer + sum_f <= pp * t.cap) & (max_f + t.m_layer <= t.cap)
+    memory_ok = ((L * t.m_layer + stage_sum(t.f_mem, t.f_mem_single, pp) <= pp * t.cap)
+                 & (stage_max(t.f_mem, t.f_mem_single, pp) + t.m_layer <= t.cap))
     ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
     tpot_ok = tpot <= lim.tpot_ns
     if lim.demand_tokens_per_s is None:
