@@ -3,12 +3,12 @@
 Public API (see README "Python API"): `load_model`, `load_catalog`, `estimate`, `plan`, `frontier`, `fleet`,
 `export`.
 """
-# The submodules planner/plan.py, planner/fleet.py and planner/export/ share their names with the API functions
+# The submodules planner/plan.py, planner/fleet/ and planner/export/ share their names with the API functions
 # `plan`, `fleet` and `export`. Importing the submodules first, then binding the functions, keeps those package
 # attributes the functions for good: a later `from planner.plan import Plan` finds the module in sys.modules and
 # does not rebind the package attribute.
 from . import export as _export_package  # noqa: F401  (these three must precede the api import below)
-from . import fleet as _fleet_module  # noqa: F401
+from . import fleet as _fleet_package  # noqa: F401
 from . import plan as _plan_module  # noqa: F401
 from .api import estimate, export, fleet, frontier, plan
 from .catalog import load_catalog, load_model

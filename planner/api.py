@@ -175,11 +175,11 @@ def fleet(request, *, catalog: Catalog | str | Path | None = None, time_limit_s:
     """The cheapest fleet for a mix of request classes over an hourly demand profile: replica pools (aggregated or
     prefill/decode disaggregated, any GPU type) and their counts per hour, reserved or on demand, within per-type
     availability and an optional budget. `request` is a fleet request TOML path, a dict with the same keys, or a
-    `planner.search.fleet.FleetRequest`. Returns a `planner.fleet.FleetResult` (`.to_dict()` for JSON)."""
+    `planner.fleet.FleetRequest`. Returns a `planner.fleet.FleetResult` (`.to_dict()` for JSON)."""
     from dataclasses import replace
 
     from .fleet import load_request, plan_fleet, request_from_dict
-    from .search.fleet import FleetRequest
+    from .fleet.request import FleetRequest
 
     if isinstance(request, FleetRequest):
         req, cat = request, _catalog(catalog)

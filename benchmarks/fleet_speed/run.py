@@ -99,9 +99,11 @@ def cli(path: Path, *extra: str) -> tuple[float, dict]:
 def in_process(path: Path) -> dict:
     """Phase split of one solve, in process (no start-up)."""
     from planner.fleet import load_request
-    from planner.search.fleet import (FULL_MODEL_MAX_VARIABLES, WARM_START_SHARE, _settings, candidate_pools,
-                                      fleet_table, solve)
-    from planner.search.fleet_lp import relax, round_relaxation, warm_start
+    from planner.fleet.lp import relax, round_relaxation, warm_start
+    from planner.fleet.model import _settings, solve
+    from planner.fleet.pools import candidate_pools
+    from planner.fleet.search import FULL_MODEL_MAX_VARIABLES, WARM_START_SHARE
+    from planner.fleet.table import fleet_table
 
     req, cat = load_request(path)
     t0 = time.perf_counter()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from planner.catalog import load_catalog
-from planner.search.fleet import FleetTable
-from planner.search.pools import Pool
+from planner.fleet.table import FleetTable
+from planner.fleet.pools import Pool
 from planner.search.space import Row
 
 TYPES = ("h100-sxm", "a100-80gb")

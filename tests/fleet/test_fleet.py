@@ -1,4 +1,4 @@
-"""planner/fleet.py and `planner.api.fleet`: request parsing and its errors, the typed result and its JSON, the
+"""planner/fleet/ (request, verify, result) and `planner.api.fleet`: request parsing and its errors, the typed result and its JSON, the
 floating-point verification, and the comparison with single-type fleets (a mixed fleet is never dearer)."""
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from planner import api
 from planner.errors import InputError
 from planner.fleet import request_from_dict, verify
-from planner.search.fleet import FleetSolution, search
+from planner.fleet.search import search
+from planner.fleet.table import FleetSolution
 from planner.units import HOURS_PER_MONTH
 
 from .conftest import CHAT, LONG, small_request

@@ -1,12 +1,13 @@
-"""planner/search/fleet_lp.py: the LP relaxation bounds the integer optimum from below, the warm start is a
+"""planner/fleet/lp.py: the LP relaxation bounds the integer optimum from below, the warm start is a
 feasible fleet no cheaper than that bound, and reserved levels follow the H·ρ < π·(hours in use) rule."""
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
 from planner.search.cpsat import SolverSettings
-from planner.search.fleet import check, solve
-from planner.search.fleet_lp import relax, reserve_levels, warm_start
+from planner.fleet.model import solve
+from planner.fleet.table import check
+from planner.fleet.lp import relax, reserve_levels, warm_start
 
 from .conftest import pool, table
 from .test_fleet_model import _capped, small_tables

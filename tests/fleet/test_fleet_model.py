@@ -1,4 +1,4 @@
-"""planner/search/fleet.py: the CP-SAT fleet model against its exhaustive oracle, and the integer semantics
+"""planner/fleet/ (table, model, oracle): the CP-SAT fleet model against its exhaustive oracle, and the integer semantics
 (`check`) of demand, reserved replicas, availability, budgets and prefill/decode pairing."""
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from planner import api
 from planner.errors import InfeasibleError
 from planner.fleet import request_from_dict
 from planner.search.cpsat import SolverSettings
-from planner.search.fleet import candidate_pools, check, exhaustive, fleet_table, optimize, solve
+from planner.fleet.model import solve
+from planner.fleet.oracle import exhaustive
+from planner.fleet.pools import candidate_pools
+from planner.fleet.search import optimize
+from planner.fleet.table import check, fleet_table
 
 from .conftest import CHAT, LONG, pool, small_request, table
 

@@ -1,11 +1,11 @@
-"""planner/search/pools.py: candidate pools are sound (their integer capacity and latencies are conservative against
+"""planner/fleet/pools.py: candidate pools are sound (their integer capacity and latencies are conservative against
 the floating-point `perf.estimate`), non-dominated within their group, and pair only when the KV transfer fits."""
 from __future__ import annotations
 
 import pytest
 
 from planner.catalog import load_model
-from planner.search.pools import (CAP_UNITS_PER_RPS, class_pools, compatible, estimate_pool, kv_transfer_ns,
+from planner.fleet.pools import (CAP_UNITS_PER_RPS, class_pools, compatible, estimate_pool, kv_transfer_ns,
                                   kv_transfer_s, prefill_period_s)
 from planner.specs.workload import SLO, Workload
 

@@ -1,5 +1,5 @@
 """Candidate replica configurations ("pools") of one request class, the building blocks of the fleet model
-(planner/search/fleet.py).
+(planner/fleet/).
 
 A pool is one replica configuration (GPU type, precision, TP/PP/EP, batch, layers per stage) in one role:
 
@@ -34,15 +34,15 @@ from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import SLO, Workload
 from ..units import BYTES_PER_ELEMENT
-from .solve import greedy_placement
-from .space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS, Request, Row, enumerate_rows
-from .table import NS_PER_S, Limits, Table, build_table, evaluate, lower_bounds
+from .request import ROLES, FleetRequest, roles_of
+from ..search.solve import greedy_placement
+from ..search.space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS, Request, Row, enumerate_rows
+from ..search.table import NS_PER_S, Limits, Table, build_table, evaluate, lower_bounds
 
 # Capacity and demand unit: micro-requests per second. Capacities are rounded down, demands up.
 CAP_UNITS_PER_RPS = 10**6
 _CAP_NUM = CAP_UNITS_PER_RPS * NS_PER_S  # capacity = _CAP_NUM · requests / time_ns
 
-ROLES = ("aggregated", "prefill", "decode")
 
 
 @dataclass(frozen=True)
@@ -268,3 +268,15 @@ def kv_transfer_s(model: ModelSpec, kv: str, scale_out_bytes_per_s: float, isl: 
     """`kv_transfer_ns` in floating point seconds."""
     bytes_ = isl * model.kv_bytes_per_token(BYTES_PER_ELEMENT[kv])
     return float(p2p_time_s(bytes_, scale_out_bytes_per_s, p.link_efficiency, p.p2p_latency_s))
+
+
+def candidate_pools(req: FleetRequest, p: PerfParams) -> list[Pool]:
+    """Every class's non-dominated pools (dominance within a GPU type only, so any subset of types stays exact)."""
+    gpus = [o.gpu for o in req.offers]
+    limits = {o.gpu.id: o.available for o in req.offers if o.available is not None}
+    out: list[Pool] = []
+    for c, cl in enumerate(req.classes):
+        out += class_pools(c, req.model, cl.workload, cl.slo, gpus, p, roles=roles_of(req.disaggregation),
+                           weights=req.weights, kv=req.kv, pp=req.pp, micro_batches=req.micro_batches, tp=req.tp,
+                           max_gpus_per_type=limits)
+    return out

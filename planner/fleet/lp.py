@@ -1,4 +1,4 @@
-"""Lower bound and warm start for the fleet model (planner/search/fleet.py).
+"""Lower bound and warm start for the fleet model (planner/fleet/model.py).
 
 CP-SAT alone proves small fleets optimal (tests check it against the exhaustive oracle) but, over 168 hours and
 hundreds of candidate pools, it spends its time looking for a first good fleet. So it starts from one:
@@ -15,7 +15,7 @@ hundreds of candidate pools, it spends its time looking for a first good fleet. 
 4. Reserved replicas re-chosen for the hourly counts: level j of pool k is reserved when it is in use in more
    than H·ρ/π hours (ρ reserved, π on-demand price), as availability allows; 3 and 4 repeat while they pay.
 
-The warm start is checked with `fleet.check` and then handed to CP-SAT on the full model as hint and cap."""
+The warm start is checked with `table.check` and then handed to CP-SAT on the full model as hint and cap."""
 from __future__ import annotations
 
 import math
@@ -26,9 +26,10 @@ from typing import Sequence
 from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
-from .cpsat import SolverSettings
-from .fleet import FleetSolution, FleetTable, _solver, build_model, check
+from ..search.cpsat import SolverSettings
+from .model import _solver, build_model
 from .pools import ROLES
+from .table import FleetSolution, FleetTable, check
 
 EPS = 1e-6  # LP values within EPS of an integer count as that integer
 IMPROVE_ROUNDS = 3

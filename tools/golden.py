@@ -1,0 +1,91 @@
+"""Byte-identity check for behaviour-preserving refactors (issue #11).
+
+    python tools/golden.py capture DIR     # run every golden command, write DIR/<name>.out
+    python tools/golden.py compare A B     # list the goldens whose output differs between A and B
+
+Goldens: `planner plan --json` on every plan example, `planner fleet --json` on every fleet example,
+`planner estimate --json` on every model preset at one fixed configuration (and once with a draft model),
+`planner simulate --json` at a fixed seed on a plan and on a speculative-decoding estimate, `planner frontier
+--json` on one example and `planner export --json` for each engine. Each output is stdout, stderr and the exit
+code, so a changed error message shows too. These are not permanent test fixtures: other changes move the
+numbers on purpose; capture from the base you start from, then compare after the refactor.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLANNER = [sys.executable, "-c", "from planner.cli import main; main()"]
+
+
+def _run(args: list[str]) -> str:
+    r = subprocess.run(PLANNER + args, capture_output=True, text=True, cwd=ROOT)
+    return f"$ planner {' '.join(args)}\nrc={r.returncode}\n--- stdout\n{r.stdout}--- stderr\n{r.stderr}"
+
+
+def commands(tmp: Path) -> dict[str, list[str]]:
+    cmds: dict[str, list[str]] = {}
+    for ex in sorted((ROOT / "examples").glob("*.toml")):
+        rel = str(ex.relative_to(ROOT))
+        if ex.name.startswith("fleet"):
+            cmds[f"fleet-{ex.stem}"] = ["fleet", rel, "--json"]
+        else:
+            cmds[f"plan-{ex.stem}"] = ["plan", rel, "--json"]
+    for m in sorted((ROOT / "catalog" / "models").glob("*.json")):
+        cmds[f"estimate-{m.stem}"] = ["estimate", "--model", m.stem, "--gpu", "h200", "--tp", "8", "--pp", "2",
+                                      "--batch", "16", "--isl", "1000", "--osl", "200", "--weights", "fp8",
+                                      "--kv", "fp8", "--json"]
+    cmds["estimate-spec"] = ["estimate", "--model", "llama-3.1-70b", "--gpu", "h100", "--tp", "4", "--batch", "8",
+                             "--isl", "1000", "--osl", "300", "--spec-draft", "llama-3.1-8b", "--json"]
+    cmds["frontier-chat-70b"] = ["frontier", "examples/chat-70b.toml", "--json"]
+    return cmds
+
+
+def second_stage(out: Path) -> dict[str, list[str]]:
+    """Commands that read a first-stage output (a plan JSON) from a file."""
+    cmds: dict[str, list[str]] = {}
+    for name in ("plan-chat-70b", "estimate-spec"):
+        text = (out / f"{name}.out").read_text()
+        body = text.split("--- stdout\n", 1)[1].split("--- stderr\n", 1)[0]
+        f = out / f"{name}.json"
+        f.write_text(body)
+        cmds[f"simulate-{name}"] = ["simulate", str(f), "--requests", "400", "--seed", "7",
+                                    "--lengths", "exponential", "--rate-rps", "1.5", "--json"]
+        cmds[f"simulate-static-{name}"] = ["simulate", str(f), "--requests", "200", "--seed", "3",
+                                           "--batching", "static", "--balancer", "round-robin", "--rate-rps", "1", "--json"]
+    for engine in ("vllm", "sglang", "trtllm", "k8s"):
+        cmds[f"export-{engine}"] = ["export", str(out / "plan-chat-70b.json"), "--engine", engine, "--json"]
+    return cmds
+
+
+def capture(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for stage in (commands, second_stage):
+        cmds = stage(out)
+        with ThreadPoolExecutor(2) as ex:
+            for name, text in zip(cmds, ex.map(_run, cmds.values())):
+                # the plan file's path differs between capture folders: keep only its name
+                (out / f"{name}.out").write_text(text.replace(str(out), "<DIR>"))
+                print(name, text.split("\n")[1], flush=True)
+
+
+def compare(a: Path, b: Path) -> int:
+    names = sorted({p.name for p in a.glob("*.out")} | {p.name for p in b.glob("*.out")})
+    bad = [n for n in names if not (a / n).exists() or not (b / n).exists()
+           or (a / n).read_bytes() != (b / n).read_bytes()]
+    for n in bad:
+        print("DIFFERS", n)
+    print(f"{len(names) - len(bad)} of {len(names)} identical")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "capture":
+        capture(Path(sys.argv[2]).resolve())
+    elif len(sys.argv) == 4 and sys.argv[1] == "compare":
+        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
+    else:
+        sys.exit(__doc__)
