@@ -7,11 +7,13 @@ Goldens: `planner plan --json` on every plan example, `planner fleet --json` on 
 `planner estimate --json` on every model preset at one fixed configuration (and once with a draft model),
 `planner simulate --json` at a fixed seed on a plan and on a speculative-decoding estimate, `planner frontier
 --json` on one example and `planner export --json` for each engine. Each output is stdout, stderr and the exit
-code, so a changed error message shows too. These are not permanent test fixtures: other changes move the
+code, so a changed error message shows too. (A fleet whose CP-SAT search stops at its wall-clock backstop rather
+than its deterministic budget, on a loaded machine, can differ between two runs of the same code: rerun it.) These are not permanent test fixtures: other changes move the
 numbers on purpose; capture from the base you start from, then compare after the refactor.
 """
 from __future__ import annotations
 
+import difflib
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +80,9 @@ def compare(a: Path, b: Path) -> int:
            or (a / n).read_bytes() != (b / n).read_bytes()]
     for n in bad:
         print("DIFFERS", n)
+        if (a / n).exists() and (b / n).exists():
+            diff = difflib.unified_diff((a / n).read_text().splitlines(), (b / n).read_text().splitlines(), lineterm="", n=0)
+            print("\n".join(list(diff)[2:22]))
     print(f"{len(names) - len(bad)} of {len(names)} identical")
     return 1 if bad else 0
 

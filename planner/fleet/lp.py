@@ -28,7 +28,7 @@ from ortools.sat.python import cp_model
 
 from ..search.cpsat import SolverSettings
 from .model import _solver, build_model
-from .pools import ROLES
+from .pools import capacity_by_role, served
 from .table import FleetSolution, FleetTable, check
 
 EPS = 1e-6  # LP values within EPS of an integer count as that integer
@@ -141,15 +141,10 @@ class _Hour:
         self.used[self.ft.pool_type[k]] += x * self.ft.gpus(k)
 
     def capacity(self, c: int) -> dict[str, int]:
-        cap = dict.fromkeys(ROLES, 0)
-        for k, p in enumerate(self.ft.pools):
-            if p.cls == c:
-                cap[p.role] += p.capacity * self.n[k]
-        return cap
+        return capacity_by_role(((p, p.capacity, self.n[k]) for k, p in enumerate(self.ft.pools)), c)
 
     def shortfall(self, c: int) -> int:
-        cap = self.capacity(c)
-        return self.demand[c] - cap["aggregated"] - min(cap["prefill"], cap["decode"])
+        return self.demand[c] - served(self.capacity(c))
 
     def price(self, k: int) -> int:
         return self.ft.gpus(k) * self.ft.on_demand_price[self.ft.pool_type[k]]

@@ -6,7 +6,6 @@ import itertools
 import math
 from typing import Iterator, Sequence
 
-from .pools import ROLES
 from .table import FleetTable
 
 
@@ -40,7 +39,7 @@ def exhaustive(ft: FleetTable, max_states: int = 2_000_000) -> tuple[int, tuple[
                 for v in vectors:
                     if any(v[k] < reserved[k] for k in range(K)):
                         continue
-                    cost = _hour_cost(ft, reserved, v, h)
+                    cost = ft.hour_cost(reserved, v)
                     if hour_best is not None and cost >= hour_best[0]:
                         continue
                     if _hour_ok(ft, v, h) and (ft.budget_hour is None or cost <= ft.budget_hour):
@@ -57,23 +56,6 @@ def exhaustive(ft: FleetTable, max_states: int = 2_000_000) -> tuple[int, tuple[
     return best
 
 
-def _hour_cost(ft: FleetTable, reserved: Sequence[int], v: Sequence[int], h: int) -> int:
-    cost = 0
-    for k in range(len(ft.pools)):
-        t = ft.pool_type[k]
-        cost += ft.gpus(k) * ((ft.reserved_price[t] or 0) * reserved[k] + ft.on_demand_price[t] * (v[k] - reserved[k]))
-    return cost
-
-
 def _hour_ok(ft: FleetTable, v: Sequence[int], h: int) -> bool:
-    for c in range(ft.classes):
-        cap = dict.fromkeys(ROLES, 0)
-        for k, p in enumerate(ft.pools):
-            if p.cls == c:
-                cap[p.role] += p.capacity * v[k]
-        if cap["aggregated"] + min(cap["prefill"], cap["decode"]) < ft.demand[c][h]:
-            return False
-    for t, a in enumerate(ft.available):
-        if a is not None and sum(ft.gpus(k) * v[k] for k in range(len(ft.pools)) if ft.pool_type[k] == t) > a:
-            return False
-    return True
+    return (all(ft.serves(v, c, h) for c in range(ft.classes))
+            and all(ft.within_availability(v, t) for t in range(len(ft.types))))

@@ -24,7 +24,7 @@ availability, budget, prefill/decode pairing) and does not raise its cost, so th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -69,6 +69,29 @@ class Pool:
     @property
     def kv(self) -> str:
         return self.row.kv
+
+
+def capacity_by_role(items: Iterable[tuple[Pool, Any, int]], cls: int) -> dict[str, Any]:
+    """Per role, Σ capacity of one replica × replicas over the pools of class `cls`; `items` are (pool, capacity of
+    one replica, replicas): integer capacity units in the integer model, requests/s in floating point."""
+    cap = dict.fromkeys(ROLES, 0)
+    for pool, capacity, replicas in items:
+        if pool.cls == cls:
+            cap[pool.role] += capacity * replicas
+    return cap
+
+
+def served(capacity: Mapping[str, Any]) -> Any:
+    """What a class's pools serve (`capacity_by_role`): the aggregated capacity plus the disaggregated capacity at
+    the pace of its slower half (every prompt is prefilled once and decoded once)."""
+    return capacity["aggregated"] + min(capacity["prefill"], capacity["decode"])
+
+
+def replica_cost(gpus: int, reserved_price, on_demand_price, reserved: int, replicas: int):
+    """One hour of a pool of `replicas` replicas, `reserved` of them reserved: g · (ρ·r + π·(n − r)), with ρ the
+    reserved and π the on-demand price per GPU-hour (ρ = None: nothing can be reserved). Integer price units in
+    the integer model, USD in floating point."""
+    return gpus * ((reserved_price or 0) * reserved + on_demand_price * (replicas - reserved))
 
 
 def compatible(p: Pool, d: Pool, ttft_ns: int | None) -> bool:
@@ -262,6 +285,16 @@ def prefill_period_s(model: ModelSpec, pool: Pool, workload: Workload, p: PerfPa
     stages = stage_times_s(pool.layers, float(t.prefill_layer.time_s), float(t.prefill_first.time_s),
                            float(t.prefill_last.time_s), p.step_overhead_s)
     return float(np.max(stages)) + (float(t.prefill_p2p_s) if r.pp > 1 else 0.0)
+
+
+def replica_requests_per_s(model: ModelSpec, pool: Pool, workload: Workload, e, p: PerfParams) -> float:
+    """Requests/s one replica of the pool serves, in floating point, from its estimate `e` (`estimate_pool`):
+    aggregated output tokens/s / OSL; decode B / (decode cycle · OSL); prefill 1 / `prefill_period_s`."""
+    if pool.role == "aggregated":
+        return e.output_tokens_per_s / workload.osl
+    if pool.role == "decode":
+        return pool.row.batch / (e.decode_cycle_s * workload.osl)
+    return 1.0 / prefill_period_s(model, pool, workload, p)
 
 
 def kv_transfer_s(model: ModelSpec, kv: str, scale_out_bytes_per_s: float, isl: int, p: PerfParams) -> float:

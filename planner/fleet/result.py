@@ -8,10 +8,10 @@ from ..perf.estimate import _r
 from ..perf.params import PerfParams
 from ..search.table import PRICE_UNITS_PER_USD
 from ..units import HOURS_PER_MONTH, SECONDS_PER_HOUR
-from .pools import estimate_pool, prefill_period_s
+from .pools import capacity_by_role, estimate_pool, replica_requests_per_s, served
 from .request import FleetRequest
 from .search import Fleet, FleetSearch, search
-from .verify import hourly_usd, verify
+from .verify import hourly_usd, pool_usd, usd_per_month, verify
 
 SCHEMA_VERSION = 1
 
@@ -99,7 +99,7 @@ class FleetResult:
 
     @property
     def usd_per_month(self) -> float:
-        return self.usd_per_hour_mean * HOURS_PER_MONTH
+        return usd_per_month(self.usd_per_hour)
 
     def to_dict(self) -> dict[str, Any]:
         solver = dict(self.solver)
@@ -136,9 +136,8 @@ def _split(req: FleetRequest, fleet: Fleet, cap: dict[int, float], h: int, c: in
     """Busy share of each role's capacity for class c in hour h: demand spread in proportion to capacity
     (aggregated, and disaggregated at the pace of its slower half)."""
     ft, sol = fleet.table, fleet.solution
-    by = {r: sum(cap[k] * sol.counts[k][h] for k in cap if ft.pools[k].cls == c and ft.pools[k].role == r)
-          for r in ("aggregated", "prefill", "decode")}
-    eff = by["aggregated"] + min(by["prefill"], by["decode"])
+    by = capacity_by_role(((ft.pools[k], cap[k], sol.counts[k][h]) for k in cap), c)
+    eff = served(by)
     f = 0.0 if eff <= 0 else min(1.0, req.classes[c].rate_rps[h] / eff)
     y = f * min(by["prefill"], by["decode"])
     return {"aggregated": f, "prefill": 0.0 if by["prefill"] <= 0 else y / by["prefill"],
@@ -146,7 +145,7 @@ def _split(req: FleetRequest, fleet: Fleet, cap: dict[int, float], h: int, c: in
 
 
 def _fleet_usd_per_month(req: FleetRequest, fleet: Fleet | None) -> float | None:
-    return None if fleet is None else sum(hourly_usd(req, fleet)) / fleet.table.hours * HOURS_PER_MONTH
+    return None if fleet is None else usd_per_month(hourly_usd(req, fleet))
 
 
 def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
@@ -164,9 +163,7 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
         wl = req.classes[pool.cls].workload
         e = estimate_pool(req.model, pool, wl, p)
         est[k] = e
-        cap[k] = (e.output_tokens_per_s / wl.osl if pool.role == "aggregated"
-                  else pool.row.batch / (e.decode_cycle_s * wl.osl) if pool.role == "decode"
-                  else 1.0 / prefill_period_s(req.model, pool, wl, p))
+        cap[k] = replica_requests_per_s(req.model, pool, wl, e, p)
     share = {(h, c): _split(req, fleet, cap, h, c) for h in range(H) for c in range(len(req.classes))}
     pools = []
     for k in used:
@@ -188,14 +185,9 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
     util = tuple(0.0 if total[h] == 0 else 1 - sum(idle[t][h] for t in types) / total[h] for h in range(H))
     usd_h = hourly_usd(req, fleet)
 
-    def pool_usd(k: int, h: int) -> float:
-        pool, o = ft.pools[k], req.offer(ft.pools[k].gpu)
-        r = sol.reserved[k]
-        return pool.gpus * ((o.reserved_usd_per_hour or 0.0) * r + o.on_demand_usd_per_hour * (sol.counts[k][h] - r))
-
     classes = []
     for c, cl in enumerate(req.classes):
-        usd = tuple(sum(pool_usd(k, h) for k in used if ft.pools[k].cls == c) for h in range(H))
+        usd = tuple(sum(pool_usd(req, fleet, k, h) for k in used if ft.pools[k].cls == c) for h in range(H))
         reqs = sum(cl.rate_rps) * SECONDS_PER_HOUR
         out = reqs * cl.workload.osl
         dis = sum(share[h, c]["disaggregated_rps"] for h in range(H)) * SECONDS_PER_HOUR
@@ -207,7 +199,7 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
     prices = {o.gpu.id: {"on_demand_usd_per_hour": o.on_demand_usd_per_hour, "on_demand_tier": o.on_demand_tier,
                          "reserved_usd_per_hour": o.reserved_usd_per_hour, "reserved_tier": o.reserved_tier,
                          "available": o.available} for o in req.offers}
-    month = sum(usd_h) / H * HOURS_PER_MONTH
+    month = usd_per_month(usd_h)
     comparison: dict[str, Any] = {}
     if req.compare:
         singles = {t: _fleet_usd_per_month(req, f) for t, f in s.single_type.items()}

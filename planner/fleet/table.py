@@ -9,7 +9,7 @@ from typing import Sequence
 
 from ..search.table import NS_PER_S, PRICE_UNITS_PER_USD
 from ..units import HOURS_PER_MONTH
-from .pools import CAP_UNITS_PER_RPS, ROLES, Pool, compatible
+from .pools import CAP_UNITS_PER_RPS, ROLES, Pool, capacity_by_role, compatible, replica_cost, served
 from .request import FleetRequest
 
 
@@ -37,6 +37,22 @@ class FleetTable:
 
     def gpus(self, k: int) -> int:
         return self.pools[k].gpus
+
+    def hour_cost(self, reserved: Sequence[int], replicas: Sequence[int]) -> int:
+        """Price units of one hour with `replicas[k]` replicas of pool k, `reserved[k]` of them reserved."""
+        return sum(replica_cost(self.gpus(k), self.reserved_price[self.pool_type[k]],
+                                self.on_demand_price[self.pool_type[k]], reserved[k], replicas[k])
+                   for k in range(len(self.pools)))
+
+    def serves(self, replicas: Sequence[int], c: int, h: int) -> bool:
+        """Do `replicas[k]` replicas of each pool serve class c's demand in hour h?"""
+        cap = capacity_by_role(((p, p.capacity, replicas[k]) for k, p in enumerate(self.pools)), c)
+        return served(cap) >= self.demand[c][h]
+
+    def within_availability(self, replicas: Sequence[int], t: int) -> bool:
+        """Do `replicas[k]` replicas of each pool use at most the GPUs of type t available?"""
+        a = self.available[t]
+        return a is None or sum(self.gpus(k) * replicas[k] for k in range(len(self.pools)) if self.pool_type[k] == t) <= a
 
     def hour_groups(self) -> list[tuple[tuple[int, ...], list[int]]]:
         """Hours with equal demand vectors, in first-seen order: [(demand per class, hours)]."""
@@ -186,19 +202,14 @@ def check(ft: FleetTable, reserved: Sequence[int], counts: Sequence[Sequence[int
             violated.append(f"pools {i} and {j} cannot pair")
     hourly = []
     for h in range(H):
+        replicas = [counts[k][h] for k in range(K)]
         for c in range(ft.classes):
-            cap = {r: sum(p.capacity * counts[k][h] for k, p in enumerate(ft.pools) if p.cls == c and p.role == r)
-                   for r in ROLES}
-            if cap["aggregated"] + min(cap["prefill"], cap["decode"]) < ft.demand[c][h]:
+            if not ft.serves(replicas, c, h):
                 violated.append(f"hour {h}: class {c} demand")
         for t in range(len(ft.types)):
-            a = ft.available[t]
-            if a is not None and sum(ft.gpus(k) * counts[k][h] for k in range(K) if ft.pool_type[k] == t) > a:
+            if not ft.within_availability(replicas, t):
                 violated.append(f"hour {h}: {ft.types[t]} availability")
-        cost = 0
-        for k in range(K):
-            t = ft.pool_type[k]
-            cost += ft.gpus(k) * ((ft.reserved_price[t] or 0) * reserved[k] + ft.on_demand_price[t] * (counts[k][h] - reserved[k]))
+        cost = ft.hour_cost(reserved, replicas)
         if ft.budget_hour is not None and cost > ft.budget_hour:
             violated.append(f"hour {h}: budget")
         hourly.append(cost)

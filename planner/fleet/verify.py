@@ -1,9 +1,12 @@
 """Independent floating-point check of a chosen fleet (`verify`) and its hourly cost at the request's prices."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from ..perf.params import PerfParams
 from ..units import HOURS_PER_MONTH
-from .pools import CAP_UNITS_PER_RPS, estimate_pool, kv_transfer_s, prefill_period_s
+from .pools import (CAP_UNITS_PER_RPS, capacity_by_role, estimate_pool, kv_transfer_s, replica_cost,
+                    replica_requests_per_s, served)
 from .request import FleetRequest
 from .search import Fleet
 
@@ -21,18 +24,16 @@ def verify(req: FleetRequest, fleet: Fleet, p: PerfParams) -> list[str]:
         name = f"{cl.name}/{pool.role} {pool.gpu} TP{pool.row.tp} PP{pool.row.pp}"
         if not e.fits:
             problems.append(f"{name}: does not fit in memory")
+        cap[k] = replica_requests_per_s(req.model, pool, cl.workload, e, p)
         if pool.role == "aggregated":
-            cap[k] = e.output_tokens_per_s / cl.workload.osl
             if cl.slo.tpot_s is not None and e.tpot_s > cl.slo.tpot_s * (1 + 1e-9):
                 problems.append(f"{name}: TPOT {e.tpot_s:.6g} s > {cl.slo.tpot_s:.6g} s")
             if cl.slo.ttft_s is not None and e.ttft_s > cl.slo.ttft_s * (1 + 1e-9):
                 problems.append(f"{name}: TTFT {e.ttft_s:.6g} s > {cl.slo.ttft_s:.6g} s")
         elif pool.role == "decode":
-            cap[k] = pool.row.batch / (e.decode_cycle_s * cl.workload.osl)
             if cl.slo.tpot_s is not None and e.decode_cycle_s > cl.slo.tpot_s * (1 + 1e-9):
                 problems.append(f"{name}: decode cycle {e.decode_cycle_s:.6g} s > TPOT {cl.slo.tpot_s:.6g} s")
         else:
-            cap[k] = 1.0 / prefill_period_s(req.model, pool, cl.workload, p)
             if cl.slo.ttft_s is not None:
                 for d in used:
                     dp = ft.pools[d]
@@ -47,11 +48,9 @@ def verify(req: FleetRequest, fleet: Fleet, p: PerfParams) -> list[str]:
             problems.append(f"{name}: capacity {cap[k]:.6g} req/s < the table's {pool.capacity / CAP_UNITS_PER_RPS:.6g}")
     for h in range(ft.hours):
         for c, cl in enumerate(req.classes):
-            by = {r: sum(cap[k] * sol.counts[k][h] for k in used if ft.pools[k].cls == c and ft.pools[k].role == r)
-                  for r in ("aggregated", "prefill", "decode")}
-            served = by["aggregated"] + min(by["prefill"], by["decode"])
-            if served < cl.rate_rps[h] * (1 - 1e-9):
-                problems.append(f"hour {h}: class {cl.name!r} served {served:.6g} < demand {cl.rate_rps[h]:.6g} req/s")
+            rps = served(capacity_by_role(((ft.pools[k], cap[k], sol.counts[k][h]) for k in used), c))
+            if rps < cl.rate_rps[h] * (1 - 1e-9):
+                problems.append(f"hour {h}: class {cl.name!r} served {rps:.6g} < demand {cl.rate_rps[h]:.6g} req/s")
         for o in req.offers:
             n = sum(ft.pools[k].gpus * sol.counts[k][h] for k in used if ft.pools[k].gpu == o.gpu.id)
             if o.available is not None and n > o.available:
@@ -59,7 +58,7 @@ def verify(req: FleetRequest, fleet: Fleet, p: PerfParams) -> list[str]:
         if req.budget_usd_per_hour is not None and hourly_usd(req, fleet)[h] > req.budget_usd_per_hour * (1 + 1e-9):
             problems.append(f"hour {h}: over the hourly budget")
     if req.budget_usd_per_month is not None:
-        month = sum(hourly_usd(req, fleet)) / ft.hours * HOURS_PER_MONTH
+        month = usd_per_month(hourly_usd(req, fleet))
         if month > req.budget_usd_per_month * (1 + 1e-9):
             problems.append(f"${month:,.2f}/month > budget ${req.budget_usd_per_month:,.2f}")
     return problems
@@ -71,9 +70,19 @@ def hourly_usd(req: FleetRequest, fleet: Fleet) -> list[float]:
     out = []
     for h in range(ft.hours):
         usd = 0.0
-        for k, pool in enumerate(ft.pools):
-            o = req.offer(pool.gpu)
-            r = sol.reserved[k]
-            usd += pool.gpus * ((o.reserved_usd_per_hour or 0.0) * r + o.on_demand_usd_per_hour * (sol.counts[k][h] - r))
+        for k in range(len(ft.pools)):
+            usd += pool_usd(req, fleet, k, h)
         out.append(usd)
     return out
+
+
+def pool_usd(req: FleetRequest, fleet: Fleet, k: int, h: int) -> float:
+    """$ of pool k of the fleet in hour h, at the request's prices."""
+    pool, sol = fleet.table.pools[k], fleet.solution
+    o = req.offer(pool.gpu)
+    return replica_cost(pool.gpus, o.reserved_usd_per_hour, o.on_demand_usd_per_hour, sol.reserved[k], sol.counts[k][h])
+
+
+def usd_per_month(hourly: Sequence[float]) -> float:
+    """The mean of an hourly cost profile over a month of HOURS_PER_MONTH hours."""
+    return sum(hourly) / len(hourly) * HOURS_PER_MONTH
