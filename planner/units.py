@@ -19,11 +19,14 @@ BYTES_PER_ELEMENT = {
     "int8": 1.0,
     "int4": 0.5 + 2.0 / 128,
     "fp4": 0.5 + 1.0 / 16,  # NVFP4: one fp8 scale per 16 values
+    "mxfp4": 0.5 + 1.0 / 32,  # OCP MXFP4 (gpt-oss): one 8-bit power-of-two scale per 32 values
 }
 
-WEIGHT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4")
+WEIGHT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4")
 KV_PRECISIONS = ("bf16", "fp16", "fp8", "int8")
 
 # The tensor-core dtype a weight precision computes in: fp8/int8 as W8A8, int4 as weight-only (W4A16),
-# fp4 as W4A4 (NVFP4 on Blackwell).
-COMPUTE_DTYPE = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8", "int4": "bf16", "fp4": "fp4"}
+# fp4 as W4A4 (NVFP4 on Blackwell), mxfp4 as weight-only (W4A16: dequantized to bf16 in the matmul, as the
+# MXFP4 MoE kernels that serve gpt-oss on Hopper do; the OCP MX v1.0 spec defines the format).
+COMPUTE_DTYPE = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int8": "int8", "int4": "bf16", "fp4": "fp4",
+                 "mxfp4": "bf16"}
