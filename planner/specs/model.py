@@ -284,7 +284,8 @@ def _get(cfg: Mapping[str, Any], where: str, *keys: str, default: Any = None, re
 MAX_CONFIG_INT = 10**9
 MAX_CONFIG_FIELD = {"num_hidden_layers": 1024, "hidden_size": 262_144, "num_attention_heads": 4096,
                     "num_key_value_heads": 4096, "head_dim": 2048, "vocab_size": 4_194_304,
-                    "intermediate_size": 4_194_304, "intermediate_size_mlp": 4_194_304, "moe_intermediate_size": 4_194_304, "num_local_experts": 16_384,
+                    "intermediate_size": 4_194_304, "intermediate_size_mlp": 4_194_304,
+                    "moe_intermediate_size": 4_194_304, "num_local_experts": 16_384,
                     "num_experts_per_tok": 16_384, "max_position_embeddings": 100_000_000}
 MAX_TOTAL_PARAMS = 1e14  # 50x the largest model discussed publicly (~2T)
 MAX_KV_BYTES_PER_TOKEN = 1e8  # at 16-bit; GPT-3 175B (MHA, 96 layers) holds 4.7 MB per token

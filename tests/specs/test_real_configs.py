@@ -157,7 +157,8 @@ def test_native_quantization_methods(qc, expected):
 
 
 @pytest.mark.parametrize("change, phrase", [
-    ({"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}}, "quantization method 'bitsandbytes'"),
+    ({"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}},
+     "quantization method 'bitsandbytes'"),
     ({"layer_types": ["linear_attention"] * 32}, "layer type 'linear_attention'"),
     ({"hybrid_override_pattern": "M-M-"}, "state-space (Mamba) layers"),
     ({"is_encoder_decoder": True}, "encoder-decoder"),
