@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from . import plan_request
 from .catalog import Catalog, load_catalog, load_model
 from .perf.estimate import Config, Estimate, SpecDecode
 from .perf.estimate import estimate as _estimate
@@ -63,10 +65,13 @@ def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list
     return req, cat
 
 
-def plan(model: ModelSpec | str, *, isl: int, osl: int, timings: bool = False, ttft_p99_ms: float | None = None,
-         tpot_p99_ms: float | None = None, **kwargs):
+def plan(request: Any = None, /, *, timings: bool = False, **options):
     """The cheapest deployment meeting the SLOs and demand. Returns a `planner.plan.Plan` (`.to_dict()` for JSON).
     Raises `InfeasibleError` with one reason per blocking constraint.
+
+    `request` is a TOML request file (keys = the `planner plan` flag names with underscores), a dict of the same
+    keys, or the model (preset id, config.json, folder, ModelSpec); `options` are the same keys and override it:
+    `plan("examples/chat-70b.toml", rate_rps=3)` or `plan("llama-3.1-8b", isl=1000, osl=200, rate_rps=3)`.
 
     Percentile targets (`ttft_p99_ms`, `tpot_p99_ms`) need a demand: the plan found on steady averages is simulated
     at that demand (planner.sim) and given more replicas until the simulated p99 meets the target; the plan then
@@ -76,6 +81,9 @@ def plan(model: ModelSpec | str, *, isl: int, osl: int, timings: bool = False, t
     from .search.solve import search
     from .specs.workload import _check_positive
 
+    kwargs = plan_request.resolve(request, options)
+    model, isl, osl = kwargs.pop("model"), kwargs.pop("isl"), kwargs.pop("osl")
+    ttft_p99_ms, tpot_p99_ms = kwargs.pop("ttft_p99_ms", None), kwargs.pop("tpot_p99_ms", None)
     _check_positive("--ttft-p99-ms", ttft_p99_ms)
     _check_positive("--tpot-p99-ms", tpot_p99_ms)
     target = PercentileTarget(None if ttft_p99_ms is None else ttft_p99_ms / 1000.0,
@@ -101,13 +109,16 @@ def plan(model: ModelSpec | str, *, isl: int, osl: int, timings: bool = False, t
 DEFAULT_FRONTIER_SPEEDS = (5.0, 8.0, 12.0, 16.0, 20.0, 25.0, 33.3, 40.0, 50.0, 65.0, 80.0, 100.0, 130.0, 170.0, 220.0)
 
 
-def frontier(model: ModelSpec | str, *, isl: int, osl: int, speeds: tuple[float, ...] = DEFAULT_FRONTIER_SPEEDS,
-             progress=None, **kwargs) -> dict:
+def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRONTIER_SPEEDS, progress=None,
+             **options) -> dict:
     """Pareto frontier of $ per million output tokens against tokens/s/user (each point an optimal plan for a
-    per-user speed target; TTFT reported, and bounded by `ttft_ms` if given). Returns a JSON-ready dict."""
+    per-user speed target; TTFT reported, and bounded by `ttft_ms` if given). `request` and `options` as for
+    `plan`. Returns a JSON-ready dict."""
     from .perf.estimate import _r
     from .search.solve import frontier as _frontier
 
+    kwargs = plan_request.resolve(request, options)
+    model, isl, osl = kwargs.pop("model"), kwargs.pop("isl"), kwargs.pop("osl")
     kwargs.pop("min_tokens_per_s_user", None)
     kwargs.pop("tpot_ms", None)
     kwargs.pop("tpot_p99_ms", None)  # the sweep sets the speed target itself
@@ -157,15 +168,15 @@ def export(plan, engine: str, **kwargs):
     return _export(plan, engine, **kwargs)
 
 
-def report(plan, path: str | Path, *, frontier: dict | None = None, **request) -> None:
+def report(plan, path: str | Path, *, frontier: dict | None = None, request: Any = None, **options) -> None:
     """Write the self-contained HTML report of a plan (a `Plan` or its JSON dict) to `path`. The frontier plot uses
-    `frontier` if given, else is computed with `frontier(**request)` when request arguments (model, isl, osl, ...)
-    are given, else left out."""
+    `frontier` if given, else is computed with `frontier(request, **options)` when a request or request options
+    (model, isl, osl, ...) are given, else left out."""
     from .report_html import write_report
 
     d = plan.to_dict() if hasattr(plan, "to_dict") else plan
-    if frontier is None and request:
-        frontier = globals()["frontier"](**request)
+    if frontier is None and (request is not None or options):
+        frontier = globals()["frontier"](request, **options)
     write_report(str(path), d, frontier)
 
 

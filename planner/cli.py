@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sys
 import traceback
 from typing import Any, Callable
@@ -11,13 +10,11 @@ from typing import Any, Callable
 import click
 
 from .errors import InfeasibleError, InputError, PlannerError, did_you_mean  # noqa: F401
-from .specs.workload import MAX_TOKENS
+from .plan_request import MAX_DEGREE, MAX_GPUS
 
 DEBUG = {"on": False}
 # Bounds on counts typed as flags: far beyond any real deployment, well inside the integer ranges the search uses.
-MAX_DEGREE = 100_000  # --tp, --pp, --ep
 MAX_BATCH = 10_000_000  # --batch
-MAX_GPUS = 1_000_000  # --max-gpus, --max-gpus-per-type
 MAX_USD_PER_GPU_HOUR = 100_000.0  # --price
 
 
@@ -161,105 +158,6 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, batch: int, isl: i
             click.echo(m, err=True)
 
 
-# Request-file keys (the flag names with underscores) and what each must hold.
-_REQUEST_KEYS = {
-    "model": "text", "gpus": "names", "isl": "count", "osl": "count", "ttft_ms": "number", "tpot_ms": "number",
-    "min_tokens_per_s_user": "number", "rate_rps": "number", "output_tokens_per_s": "number", "weights": "names",
-    "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
-    "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
-    "tpot_p99_ms": "number",
-}
-_COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS}
-_NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
-
-
-def _check_request_value(path: str, key: str, v: Any) -> None:
-    """Type and range of one request-file value, so that the error names the file and the key."""
-    kind, where = _REQUEST_KEYS[key], f"{path}: {key}"
-
-    def is_int(x: Any) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool)
-
-    if kind == "text" and not (isinstance(v, str) and v.strip()):
-        raise InputError(f"{where} must be a non-empty string, got {v!r}")
-    if kind == "names":
-        items = v.split(",") if isinstance(v, str) else v
-        if not (isinstance(items, list) and all(isinstance(x, str) for x in items) and any(x.strip() for x in items)):
-            raise InputError(f"{where} must be a name or a non-empty list of names, got {v!r}")
-    if kind == "count" and not (is_int(v) and 1 <= v <= _COUNT_MAX[key]):
-        raise InputError(f"{where} must be an integer from 1 to {_COUNT_MAX[key]}, got {v!r}")
-    if kind == "number" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                                 and 0 < v <= _NUMBER_MAX):
-        raise InputError(f"{where} must be a number > 0 (and <= {_NUMBER_MAX:g}), got {v!r}")
-    if kind == "degrees" and not (isinstance(v, list) and v and all(is_int(x) and 1 <= x <= MAX_DEGREE for x in v)):
-        raise InputError(f"{where} must be a non-empty list of integers from 1 to {MAX_DEGREE}, got {v!r}")
-    if kind == "limits" and not (isinstance(v, dict) and all(is_int(x) and 0 <= x <= MAX_GPUS for x in v.values())):
-        raise InputError(f"{where} must be a table of GPU = count (0 to {MAX_GPUS}), e.g. {{ h100-sxm = 64 }}, "
-                         f"got {v!r}")
-    from .specs.accelerator import PRICE_TIERS
-    from .units import KV_PRECISIONS, WEIGHT_PRECISIONS
-
-    choices = {"weights": WEIGHT_PRECISIONS, "kv": KV_PRECISIONS, "price_tier": PRICE_TIERS}.get(key)
-    for name in ([] if choices is None else v.split(",") if isinstance(v, str) else v):
-        if name.strip() and name.strip() not in choices:
-            raise InputError(f"{where}: unknown {'price tier' if key == 'price_tier' else 'precision'} "
-                             f"{name.strip()!r}{did_you_mean(name.strip(), choices)} (choose from {', '.join(choices)})")
-
-
-class _RequestDoc(dict):
-    """A request file's keys, remembering the file for error messages."""
-
-    path: str | None = None
-
-
-def _check_file_names(path: str, file_doc: dict[str, Any], args: dict[str, Any], flags: dict[str, Any]) -> None:
-    """Resolve the names the request file gives (model, GPUs) now, so that an unknown one names the file and key."""
-    from .catalog import load_catalog, load_model
-
-    keys = [k for k in ("model", "gpus", "max_gpus_per_type") if k in file_doc and flags.get(k) in (None, ())]
-    if not keys:
-        return
-    try:
-        cat = load_catalog(args.get("catalog"), price_tier=args.get("price_tier"))
-    except InputError:
-        return  # the API call reports it, naming the catalog file
-    for key in keys:
-        try:
-            if key == "model":
-                load_model(args["model"])
-            elif key == "gpus":
-                cat.gpus(args["gpus"])
-            else:
-                for name in args["max_gpus_per_type"]:
-                    cat.gpu(name)
-        except InputError as e:
-            raise InputError(f"{path}: {key}: {e}") from None
-
-
-def _request_file(path: str | None) -> dict[str, Any]:
-    """Flags may come from a TOML request file; keys are the flag names with underscores."""
-    if path is None:
-        return {}
-    from pathlib import Path
-
-    from .catalog import read_toml
-
-    doc = _RequestDoc(read_toml(Path(path)))
-    doc.path = path
-    for key in sorted(doc):
-        if key not in _REQUEST_KEYS:
-            raise InputError(f"{path}: unknown key {key!r}{did_you_mean(key, _REQUEST_KEYS)} "
-                             f"(allowed: {', '.join(sorted(_REQUEST_KEYS))})")
-        _check_request_value(path, key, doc[key])
-    if "catalog" in doc and not Path(doc["catalog"]).is_absolute():
-        doc["catalog"] = str(Path(path).parent / doc["catalog"])
-    m = doc.get("model")
-    if isinstance(m, str) and (m.endswith(".json") or "/" in m) and not Path(m).is_absolute():
-        doc["model"] = str(Path(path).parent / m)
-    doc.pop("description", None)
-    return doc
-
-
 def plan_options(f: Callable) -> Callable:
     opts = [
         click.option("--model", default=None, help="Preset id, config.json, or model folder."),
@@ -284,44 +182,10 @@ def plan_options(f: Callable) -> Callable:
     return common_model_options(f)
 
 
-# A flag overrides the request file's value of the same quantity given in its other unit.
-_SAME_QUANTITY = {"tpot_ms": "min_tokens_per_s_user", "min_tokens_per_s_user": "tpot_ms",
-                  "rate_rps": "output_tokens_per_s", "output_tokens_per_s": "rate_rps"}
-
-
-def _merge(file_doc: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
-    out = dict(file_doc)
-    for k, v in flags.items():
-        if v is not None and v != ():
-            out[k] = v
-            if k in _SAME_QUANTITY and flags.get(_SAME_QUANTITY[k]) is None:
-                out.pop(_SAME_QUANTITY[k], None)
-    for key in ("gpus", "weights", "kv"):
-        if isinstance(flags.get(key), str) and not any(x.strip() for x in flags[key].split(",")):
-            raise InputError(f"--{key} is empty")
-    per = out.get("max_gpus_per_type")
-    if isinstance(per, (tuple, list)):
-        parsed = {}
-        for item in per:
-            name, sep, n = str(item).partition("=")
-            if not sep:
-                raise InputError(f"--max-gpus-per-type expects TYPE=N, got {item!r}")
-            try:
-                parsed[name] = int(n)
-            except ValueError:
-                raise InputError(f"--max-gpus-per-type {name}: {n!r} is not an integer") from None
-            if not 0 <= parsed[name] <= MAX_GPUS:
-                raise InputError(f"--max-gpus-per-type {name}: must be from 0 to {MAX_GPUS}, got {n}")
-        out["max_gpus_per_type"] = parsed
-    path = getattr(file_doc, "path", None)
-    for req_key in ("model", "isl", "osl"):
-        if out.get(req_key) is None:
-            where = f"flag, or key '{req_key}' in {path}" if path else f"flag or request-file key '{req_key}'"
-            raise InputError(f"missing --{req_key.replace('_', '-')} ({where})")
-    if "catalog_file" in out:
-        out["catalog"] = out.pop("catalog_file")
-    if path:
-        _check_file_names(path, file_doc, out, flags)
+def _options(flags: dict[str, Any]) -> dict[str, Any]:
+    """The plan flags as the API's request options (the catalog flag is the request key `catalog`)."""
+    out = dict(flags)
+    out["catalog"] = out.pop("catalog_file", None)
     return out
 
 
@@ -340,12 +204,12 @@ def plan(request_file: str | None, as_json: bool, timings: bool, report_path: st
     """Cheapest deployment meeting the SLOs (flags, or a TOML REQUEST_FILE whose keys are flag names)."""
     from . import api
 
-    args = _merge(_request_file(request_file), flags)
-    result = api.plan(timings=timings or not as_json, **args)
+    options = _options(flags)
+    result = api.plan(request_file, timings=timings or not as_json, **options)
     d = result.to_dict()
     if report_path:
-        frontier_args = {k: v for k, v in args.items() if k not in ("ttft_p99_ms", "tpot_p99_ms")}
-        api.report(d, report_path, progress=_progress_printer(), **frontier_args)
+        frontier_options = {k: v for k, v in options.items() if k not in ("ttft_p99_ms", "tpot_p99_ms")}
+        api.report(d, report_path, progress=_progress_printer(), request=request_file, **frontier_options)
     if as_json:
         emit_json(d)
     else:
@@ -376,7 +240,7 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
     """Pareto frontier of $ per million tokens against per-user tokens/s."""
     from . import api
 
-    args = _merge(_request_file(request_file), flags)
+    args = _options(flags)
     if speeds:
         try:
             args["speeds"] = tuple(float(s) for s in speeds.split(","))
@@ -385,7 +249,7 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
         # tok/s/user: below 1e-3 (one token per 17 minutes) or above 1e6 no plan is meaningful
         if any(not 1e-3 <= s <= 1e6 for s in args["speeds"]):
             raise InputError(f"--speeds must be tok/s/user values from 0.001 to 1e6, got {speeds!r}")
-    d = api.frontier(progress=_progress_printer(), **args)
+    d = api.frontier(request_file, progress=_progress_printer(), **args)
     if plot_path:
         from .report import plot_frontier
         plot_frontier(d, plot_path)

@@ -12,9 +12,8 @@ EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").
 
 def plan_example(path: Path) -> dict:
     from planner import api
-    from planner.cli import _merge, _request_file
 
-    return api.plan(**_merge(_request_file(str(path)), {})).to_dict()
+    return api.plan(path).to_dict()
 
 
 _PLANS: dict[str, dict] = {}

@@ -1,0 +1,184 @@
+"""A plan request: the TOML request file (keys = the `planner plan` flag names with underscores), a dict of the
+same keys, or keyword options, read, validated and merged here so that `planner.plan("examples/chat-70b.toml",
+rate_rps=3)` takes what `planner plan examples/chat-70b.toml --rate-rps 3` takes.
+
+`resolve(request, options)` returns the keyword arguments of the search (`api.make_request`): the file's values,
+overridden by every option that is not None. Errors name the file and key (a file value) or the flag."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import InputError, did_you_mean
+from .specs.workload import MAX_TOKENS
+
+# Bounds on counts: far beyond any real deployment, well inside the integer ranges the search uses.
+MAX_DEGREE = 100_000  # tp, pp, ep
+MAX_GPUS = 1_000_000  # max_gpus, max_gpus_per_type
+
+# Request-file keys (the flag names with underscores) and what each must hold.
+REQUEST_KEYS = {
+    "model": "text", "gpus": "names", "isl": "count", "osl": "count", "ttft_ms": "number", "tpot_ms": "number",
+    "min_tokens_per_s_user": "number", "rate_rps": "number", "output_tokens_per_s": "number", "weights": "names",
+    "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
+    "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
+    "tpot_p99_ms": "number",
+}
+_COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS}
+_NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
+# An option overrides the request file's value of the same quantity given in its other unit.
+_SAME_QUANTITY = {"tpot_ms": "min_tokens_per_s_user", "min_tokens_per_s_user": "tpot_ms",
+                  "rate_rps": "output_tokens_per_s", "output_tokens_per_s": "rate_rps"}
+
+
+def check_value(path: str, key: str, v: Any) -> None:
+    """Type and range of one request-file value, so that the error names the file and the key."""
+    kind, where = REQUEST_KEYS[key], f"{path}: {key}"
+
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if kind == "text" and not (isinstance(v, str) and v.strip()):
+        raise InputError(f"{where} must be a non-empty string, got {v!r}")
+    if kind == "names":
+        items = v.split(",") if isinstance(v, str) else v
+        if not (isinstance(items, list) and all(isinstance(x, str) for x in items) and any(x.strip() for x in items)):
+            raise InputError(f"{where} must be a name or a non-empty list of names, got {v!r}")
+    if kind == "count" and not (is_int(v) and 1 <= v <= _COUNT_MAX[key]):
+        raise InputError(f"{where} must be an integer from 1 to {_COUNT_MAX[key]}, got {v!r}")
+    if kind == "number" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                 and 0 < v <= _NUMBER_MAX):
+        raise InputError(f"{where} must be a number > 0 (and <= {_NUMBER_MAX:g}), got {v!r}")
+    if kind == "degrees" and not (isinstance(v, list) and v and all(is_int(x) and 1 <= x <= MAX_DEGREE for x in v)):
+        raise InputError(f"{where} must be a non-empty list of integers from 1 to {MAX_DEGREE}, got {v!r}")
+    if kind == "limits" and not (isinstance(v, dict) and all(is_int(x) and 0 <= x <= MAX_GPUS for x in v.values())):
+        raise InputError(f"{where} must be a table of GPU = count (0 to {MAX_GPUS}), e.g. {{ h100-sxm = 64 }}, "
+                         f"got {v!r}")
+    from .specs.accelerator import PRICE_TIERS
+    from .units import KV_PRECISIONS, WEIGHT_PRECISIONS
+
+    choices = {"weights": WEIGHT_PRECISIONS, "kv": KV_PRECISIONS, "price_tier": PRICE_TIERS}.get(key)
+    for name in ([] if choices is None else v.split(",") if isinstance(v, str) else v):
+        if name.strip() and name.strip() not in choices:
+            raise InputError(f"{where}: unknown {'price tier' if key == 'price_tier' else 'precision'} "
+                             f"{name.strip()!r}{did_you_mean(name.strip(), choices)} (choose from {', '.join(choices)})")
+
+
+class RequestDoc(dict):
+    """A request file's keys, remembering the file for error messages."""
+
+    path: str | None = None
+
+
+def read(doc: Mapping[str, Any], path: str | None = None, base_dir: Path | None = None) -> RequestDoc:
+    """Validate a request document (a request file's content, or a dict of the same keys); relative `catalog` and
+    model paths are resolved against `base_dir`. Errors name `path` (default: "request")."""
+    where = path if path is not None else "request"
+    out = RequestDoc(doc)
+    out.path = path
+    for key in sorted(out):
+        if key not in REQUEST_KEYS:
+            raise InputError(f"{where}: unknown key {key!r}{did_you_mean(key, REQUEST_KEYS)} "
+                             f"(allowed: {', '.join(sorted(REQUEST_KEYS))})")
+        check_value(where, key, out[key])
+    if base_dir is not None:
+        if "catalog" in out and not Path(out["catalog"]).is_absolute():
+            out["catalog"] = str(base_dir / out["catalog"])
+        m = out.get("model")
+        if isinstance(m, str) and (m.endswith(".json") or "/" in m) and not Path(m).is_absolute():
+            out["model"] = str(base_dir / m)
+    out.pop("description", None)
+    return out
+
+
+def read_file(path: str | Path) -> RequestDoc:
+    """Read and validate a TOML request file."""
+    from .catalog import read_toml
+
+    return read(read_toml(Path(path)), str(path), Path(path).parent)
+
+
+def _check_file_names(path: str, file_doc: Mapping[str, Any], args: dict[str, Any],
+                      options: Mapping[str, Any]) -> None:
+    """Resolve the names the request file gives (model, GPUs) now, so that an unknown one names the file and key."""
+    from .catalog import load_catalog, load_model
+
+    keys = [k for k in ("model", "gpus", "max_gpus_per_type") if k in file_doc and options.get(k) in (None, ())]
+    if not keys:
+        return
+    try:
+        cat = load_catalog(args.get("catalog"), price_tier=args.get("price_tier"))
+    except InputError:
+        return  # the search reports it, naming the catalog file
+    for key in keys:
+        try:
+            if key == "model":
+                load_model(args["model"])
+            elif key == "gpus":
+                cat.gpus(args["gpus"])
+            else:
+                for name in args["max_gpus_per_type"]:
+                    cat.gpu(name)
+        except InputError as e:
+            raise InputError(f"{path}: {key}: {e}") from None
+
+
+def _gpu_limits(items: Any) -> dict[str, int]:
+    """`max_gpus_per_type` given as TYPE=N strings (the repeatable flag)."""
+    parsed = {}
+    for item in items:
+        name, sep, n = str(item).partition("=")
+        if not sep:
+            raise InputError(f"--max-gpus-per-type expects TYPE=N, got {item!r}")
+        try:
+            parsed[name] = int(n)
+        except ValueError:
+            raise InputError(f"--max-gpus-per-type {name}: {n!r} is not an integer") from None
+        if not 0 <= parsed[name] <= MAX_GPUS:
+            raise InputError(f"--max-gpus-per-type {name}: must be from 0 to {MAX_GPUS}, got {n}")
+    return parsed
+
+
+def merge(file_doc: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The request file's values overridden by every option that is not None (or empty), checked for the keys
+    every plan needs (model, isl, osl)."""
+    out = dict(file_doc)
+    for k, v in options.items():
+        if v is not None and v != ():
+            out[k] = v
+            if k in _SAME_QUANTITY and options.get(_SAME_QUANTITY[k]) is None:
+                out.pop(_SAME_QUANTITY[k], None)
+    for key in ("gpus", "weights", "kv"):
+        if isinstance(options.get(key), str) and not any(x.strip() for x in options[key].split(",")):
+            raise InputError(f"--{key} is empty")
+    per = out.get("max_gpus_per_type")
+    if isinstance(per, (tuple, list)):
+        out["max_gpus_per_type"] = _gpu_limits(per)
+    path = getattr(file_doc, "path", None)
+    for req_key in ("model", "isl", "osl"):
+        if out.get(req_key) is None:
+            where = f"flag, or key '{req_key}' in {path}" if path else f"flag or request-file key '{req_key}'"
+            raise InputError(f"missing --{req_key.replace('_', '-')} ({where})")
+    if path:
+        _check_file_names(path, file_doc, out, options)
+    return out
+
+
+def is_request(x: Any) -> bool:
+    """Is `x` a request (a TOML request file or a dict of request keys) rather than a model?"""
+    return isinstance(x, Mapping) or (isinstance(x, (str, Path)) and str(x).endswith(".toml"))
+
+
+def resolve(request: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The search's keyword arguments: `request` is a TOML request file, a dict of request keys, the model
+    (preset id, config.json, folder or ModelSpec) or None; `options` override it."""
+    if request is None:
+        doc: Mapping[str, Any] = {}
+    elif isinstance(request, Mapping):
+        doc = read(request)
+    elif is_request(request):
+        doc = read_file(request)
+    else:
+        doc, options = {}, {**options, "model": request}
+    return merge(doc, options)
