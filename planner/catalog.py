@@ -15,6 +15,7 @@ from .files import read_toml  # noqa: F401  (re-exported: planner.catalog.read_t
 from .perf.params import PerfParams
 from .specs.accelerator import PRICE_TIERS, Accelerator, accelerator_from_entry
 from .specs.model import ModelSpec, model_from_config, model_from_path
+from .text import check_text
 
 try:  # installed: the wheel ships catalog/ as the data package planner.data (planner.catalog is this module)
     CATALOG = resources.files("planner.data")
@@ -143,7 +144,7 @@ def model_presets() -> list[str]:
 
 def load_model(name_or_path: str | Path) -> ModelSpec:
     """A preset id (`llama-3.1-70b`), a local `config.json`, or a local model folder holding one."""
-    text = str(name_or_path)
+    text = check_text(str(name_or_path), "model")
     path = Path(text)
     if path.suffix == ".json" or path.is_dir() or "/" in text or path.exists():
         if not path.exists():

@@ -11,6 +11,7 @@ import click
 
 from .errors import InfeasibleError, InputError, PlannerError, did_you_mean  # noqa: F401
 from .plan_request import MAX_DEGREE, MAX_GPUS
+from .text import one_line
 
 DEBUG = {"on": False}
 # Bounds on counts typed as flags: far beyond any real deployment, well inside the integer ranges the search uses.
@@ -28,7 +29,7 @@ class _FloatRange(click.FloatRange):
 
 def _usage_line(e: click.ClickException) -> str:
     """A click usage error (bad flag value, missing option, unknown command) as one line."""
-    msg = " ".join(line.strip() for line in e.format_message().splitlines() if line.strip())
+    msg = one_line(" ".join(line.strip() for line in e.format_message().splitlines() if line.strip()))
     ctx = getattr(e, "ctx", None)
     hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
     return f"error: {msg}{hint}"
@@ -55,12 +56,12 @@ class _Group(click.Group):
             if DEBUG["on"]:
                 traceback.print_exc()
             for reason in e.reasons:
-                click.echo(f"infeasible: {reason}", err=True)
+                click.echo(f"infeasible: {one_line(reason)}", err=True)
             ctx.exit(e.exit_code)
         except PlannerError as e:
             if DEBUG["on"]:
                 traceback.print_exc()
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {one_line(str(e))}", err=True)
             ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.NoArgsIsHelpError):
             raise
@@ -73,7 +74,7 @@ class _Group(click.Group):
         except Exception as e:  # a bug: still one line unless --debug
             if DEBUG["on"]:
                 traceback.print_exc()
-            click.echo(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", err=True)
+            click.echo(f"internal error: {type(e).__name__}: {one_line(str(e))} (rerun with --debug for the traceback)", err=True)
             ctx.exit(3)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from .errors import InputError, did_you_mean
 from .specs.workload import MAX_TOKENS
+from .text import check_text
 
 # Bounds on counts: far beyond any real deployment, well inside the integer ranges the search uses.
 MAX_DEGREE = 100_000  # tp, pp, ep
@@ -45,6 +46,8 @@ def check_value(path: str, key: str, v: Any) -> None:
         items = v.split(",") if isinstance(v, str) else v
         if not (isinstance(items, list) and all(isinstance(x, str) for x in items) and any(x.strip() for x in items)):
             raise InputError(f"{where} must be a name or a non-empty list of names, got {v!r}")
+    for text in ([v] if kind == "text" else items if kind == "names" else []):
+        check_text(text, where)  # names and descriptions land in scripts and terminals (planner/text.py)
     if kind == "count" and not (is_int(v) and 1 <= v <= _COUNT_MAX[key]):
         raise InputError(f"{where} must be an integer from 1 to {_COUNT_MAX[key]}, got {v!r}")
     if kind == "number" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

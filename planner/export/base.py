@@ -8,7 +8,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..catalog import CATALOG, Catalog, load_catalog, load_model, normalize_name
 from ..errors import InputError
@@ -16,6 +16,7 @@ from ..perf.estimate import Config, _r, estimate
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
+from ..text import check_text, one_line
 from .layout import Layout, Resolved, replicas_for_demand, resolve
 from .spec import EngineSpec
 
@@ -55,32 +56,52 @@ class Export:
                 "reestimate": self.reestimate}
 
     def script(self) -> str:
-        """A POSIX shell script (or, for k8s, the manifest) that a person reads and runs."""
-        out = [f"# {line}" for line in self.header]
-        out += [f"# NOTE: {n}" for n in self.notes]
+        """A POSIX shell script (or, for k8s, the manifest) that a person reads and runs. Comment text goes through
+        `one_line`, so a line break in a name cannot end the comment (in YAML, NEL/LS/PS break lines too)."""
+        out = [_comment(line) for line in self.header]
+        out += [_comment(f"NOTE: {n}") for n in self.notes]
         if self.reestimate:
-            out.append(f"# {reestimate_line(self.reestimate)}")
+            out.append(_comment(reestimate_line(self.reestimate)))
         if self.engine == "k8s":
             return "\n".join(out) + "\n" + self.files["manifest.yaml"]
         out = ["#!/bin/sh", "set -e"] + out
         for name, text in self.files.items():
-            out += [f"cat > {shlex.quote(name)} <<'EOF'", text.rstrip("\n"), "EOF"]
+            end = _heredoc_end(text)
+            out += [f"cat > {shlex.quote(name)} <<'{end}'", text.rstrip("\n"), end]
         if self.other_nodes:
             out.append("# node 0 (head):")
         out += _command_lines(self.env, self.argv)
         for node in self.other_nodes:
-            out.append(f"# node {node['node_rank']}: "
-                       + " ".join(f"{k}={_quote(v)}" for k, v in node["env"].items())
-                       + (" " if node["env"] else "") + " ".join(_quote(a) for a in node["argv"]))
+            out.append(_comment(f"node {node['node_rank']}: "
+                                + " ".join(f"{k}={_quote(v)}" for k, v in node["env"].items())
+                                + (" " if node["env"] else "") + " ".join(_quote(a) for a in node["argv"])))
         return "\n".join(out) + "\n"
+
+
+def _comment(text: str) -> str:
+    return f"# {one_line(text)}"
+
+
+def _heredoc_end(text: str) -> str:
+    """A here-document delimiter that no line of `text` equals."""
+    lines, end = set(text.splitlines()), "EOF"
+    while end in lines:
+        end += "_"
+    return end
+
+
+class ShellRef(str):
+    """An argument the launch script leaves to the shell to expand (`${HEAD_ADDR}:20000`): double-quoted where every
+    other argument is single-quoted. Only exporters make one; user text never becomes one."""
 
 
 _SHELL_REF = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*\}[A-Za-z0-9_.:/-]*$")
 
 
 def _quote(arg: str) -> str:
-    """shlex quoting, except that a value starting with a ${VAR} reference is double-quoted so the shell expands it."""
-    return f'"{arg}"' if _SHELL_REF.match(arg) else shlex.quote(arg)
+    """shlex quoting, except that a ShellRef (a ${VAR} reference the exporter wrote) is double-quoted so the shell
+    expands it."""
+    return f'"{arg}"' if isinstance(arg, ShellRef) and _SHELL_REF.match(arg) else shlex.quote(arg)
 
 
 def reestimate_line(r: dict[str, Any]) -> str:
@@ -133,10 +154,16 @@ class Context:
     model_ref: str
     model_spec: ModelSpec | None
     notes: list[str]
+    # the user's text as it appears in the engine's argv; k8s escapes `$` there (planner/export/k8s.py)
+    literal: Callable[[str], str] = str
 
     @property
     def served_name(self) -> str:
-        return self.plan["model"]
+        return self.literal(self.plan["model"])
+
+    @property
+    def model_arg(self) -> str:
+        return self.literal(self.model_ref)
 
     @property
     def max_model_len(self) -> int:
@@ -190,6 +217,10 @@ def check_plan(plan: Any) -> dict[str, Any]:
     for key in ("model", "gpu"):
         if not isinstance(plan[key], str) or not plan[key].strip():
             raise InputError(f"plan: {key!r} must be a non-empty string, got {plan[key]!r}"[:200])
+        check_text(plan[key], f"plan: {key!r}")
+    if plan["model"].startswith("-"):  # it becomes --served-model-name's value
+        raise InputError(f"plan: 'model' must not start with '-' (an engine would read it as a flag), got "
+                         f"{plan['model']!r}"[:200])
     par = _obj(plan, "parallelism")
     for k in ("tp", "pp", "ep", "replicas"):
         _num(par, k, "parallelism.", integer=True)
@@ -248,6 +279,12 @@ def check_layout(plan: dict[str, Any], gpu: Accelerator, model: ModelSpec | None
 
 def make_context(plan: dict[str, Any], spec: EngineSpec, *, model: ModelSpec | str | None,
                  catalog: Catalog | str | None, price_tier: str | None, model_path: str | None) -> Context:
+    check_text(model_path, "model_path (--model-path)")
+    if model_path and model_path.startswith("-"):
+        raise InputError(f"model_path (--model-path) must not start with '-' (an engine would read it as a flag; "
+                         f"write ./{model_path} for a relative path), got {model_path!r}"[:200])
+    if isinstance(model, str):
+        check_text(model, "model (--model)")
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog, price_tier=price_tier)
     gpu = cat.gpu(plan["gpu"])
     notes: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import yaml
-from .base import SERVE_PORT, Context, Export, floor2, header, layout_record, memory, resolve_layout
+from .base import SERVE_PORT, Context, ShellRef, Export, floor2, header, layout_record, memory, resolve_layout
 from .layout import Resolved
 
 TRTLLM_OPTIONS_FILE = "extra-llm-api-options.yaml"
@@ -49,7 +49,7 @@ def _fraction(mem: dict[str, float], *parts: str) -> float:
 def vllm_command(ctx: Context, res: Resolved, nodes: int = 1) -> tuple[list[str], dict[str, str], list[str]]:
     s, lay, mem = ctx.spec, res.emitted, memory(ctx, res)
     w_args, notes = weights_args(ctx, res)
-    argv = list(s.command) + [ctx.model_ref]
+    argv = list(s.command) + [ctx.model_arg]
     argv += s.arg("--served-model-name", ctx.served_name) + s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT)
     argv += s.arg("--tensor-parallel-size", lay.tp) + s.arg("--pipeline-parallel-size", lay.pp)
     if lay.ep > 1:
@@ -79,7 +79,7 @@ def sglang_command(ctx: Context, res: Resolved, nodes: int = 1, node_rank: Any =
                    dist_init_addr: str | None = None) -> tuple[list[str], dict[str, str], list[str]]:
     s, lay, mem = ctx.spec, res.emitted, memory(ctx, res)
     w_args, notes = weights_args(ctx, res)
-    argv = list(s.command) + s.arg("--model-path", ctx.model_ref) + s.arg("--served-model-name", ctx.served_name)
+    argv = list(s.command) + s.arg("--model-path", ctx.model_arg) + s.arg("--served-model-name", ctx.served_name)
     argv += s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT)
     argv += s.arg("--tp-size", lay.tp) + s.arg("--pp-size", lay.pp)
     if lay.ep > 1:
@@ -92,7 +92,7 @@ def sglang_command(ctx: Context, res: Resolved, nodes: int = 1, node_rank: Any =
     # SGLang's static pool holds weights and KV; activations live outside it, the reserve is left free
     argv += s.arg("--mem-fraction-static", floor2(_fraction(mem, "reserve", "activations")))
     if nodes > 1:
-        argv += s.arg("--dist-init-addr", dist_init_addr or "${HEAD_ADDR}:20000")
+        argv += s.arg("--dist-init-addr", dist_init_addr or ShellRef("${HEAD_ADDR}:20000"))
         argv += s.arg("--nnodes", nodes) + s.arg("--node-rank", node_rank)
     return argv, pp_env(ctx, res), notes
 
@@ -124,7 +124,7 @@ def export_trtllm(ctx: Context) -> Export:
     # the fraction of memory free after weights and activations that the KV cache may take, leaving the reserve
     free = mem["capacity"] - mem["weights"] - mem["activations"]
     kv_fraction = floor2((free - mem["reserve"]) / free) if free > 0 else 0.0
-    argv = list(s.command) + [ctx.model_ref]
+    argv = list(s.command) + [ctx.model_arg]
     argv += s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT) + s.arg("--backend", "pytorch")
     argv += s.arg("--tp_size", lay.tp) + s.arg("--pp_size", lay.pp)
     if lay.ep > 1:

@@ -26,6 +26,12 @@ def dns_name(text: str) -> str:
     return s[:50].rstrip("-")
 
 
+def k8s_literal(text: str) -> str:
+    """`text` as a literal in a container's command: Kubernetes expands $(VAR) there and reads `$$` as `$`, so every
+    `$` of user text is doubled (a model named `$(HF_TOKEN)` stays that name)."""
+    return text.replace("$", "$$")
+
+
 def _container(name: str, image: str, command: list[str], env: dict[str, str], resource: str, gpus: int,
                leader: bool) -> dict[str, Any]:
     c: dict[str, Any] = {"name": name, "image": image, "command": command}
@@ -56,7 +62,7 @@ def export_k8s(ctx: Context, engine: str = "vllm") -> Export:
 
         raise InputError(f"k8s: the engine inside the pods must be one of {', '.join(K8S_ENGINES)}, got {engine!r}")
     k8s = ctx.spec
-    inner = dataclasses.replace(ctx, spec=engine_spec(engine), notes=list(ctx.notes))
+    inner = dataclasses.replace(ctx, spec=engine_spec(engine), notes=list(ctx.notes), literal=k8s_literal)
     res = resolve_layout(inner)
     lay = res.emitted
     nodes = ctx_nodes(inner, res)

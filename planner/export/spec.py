@@ -75,6 +75,8 @@ class EngineSpec:
 
 
 def format_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value  # as given: a ShellRef (planner/export/base.py) stays one
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import InputError, did_you_mean
+from ..text import check_text
 from ..units import COMPUTE_DTYPE, GiB, Gbit, GB, TB, TFLOP
 
 PRICE_TIERS = ("market", "list", "reserved", "spot")
@@ -84,7 +85,7 @@ def _text(entry: Mapping[str, Any], key: str, where: str, default: str) -> str:
     value = entry.get(key, default)
     if not isinstance(value, str):
         raise InputError(f"{where}: field {key!r} must be a string, got {value!r}")
-    return value
+    return check_text(value, f"{where}: field {key!r}")
 
 
 def _table(entry: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -165,7 +166,7 @@ def accelerator_from_entry(entry: Mapping[str, Any], where: str, tier: str,
     raw_aliases = entry.get("aliases", list(base.aliases) if base else [])
     if not isinstance(raw_aliases, list) or not all(isinstance(a, str) for a in raw_aliases):
         raise InputError(f"{where}: field 'aliases' must be a list of strings, got {raw_aliases!r}")
-    aliases = tuple(a.lower() for a in raw_aliases)
+    aliases = tuple(check_text(a, f"{where}: field 'aliases'").lower() for a in raw_aliases)
     return Accelerator(
         id=aid.strip().lower(), name=_text(entry, "name", where, base.name if base else aid), memory_bytes=memory,
         hbm_bytes_per_s=hbm, flops_per_s=flops, scale_up_domain=int(domain), scale_up_bytes_per_s=up_bw,

@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 from ..errors import InputError
 from ..files import read_json
+from ..text import check_text
 
 GATED_ACTIVATIONS = {"silu", "swish", "swiglu", "geglu", "gelu_pytorch_tanh_gated"}
 ATTENTION_KINDS = ("mha", "gqa", "mqa", "mla")
@@ -559,4 +560,6 @@ def model_from_path(path: Path) -> ModelSpec:
         if not path.exists():
             raise InputError(f"{path.parent}: model folder has no config.json")
     name = path.parent.name if path.name == "config.json" else path.stem
+    # the name lands in launch scripts, manifests and reports (planner/text.py)
+    check_text(str(path), "model path")
     return model_from_config(read_json(path), name=name, where=str(path))

@@ -38,7 +38,7 @@ def test_cli_json_and_out_dir(plan_file, tmp_path):
     assert (out / "extra-llm-api-options.yaml").read_text() == d["files"]["extra-llm-api-options.yaml"]
     res = CliRunner().invoke(main, ["export", str(plan_file), "--engine", "k8s", "--k8s-engine", "sglang",
                                     "--out", str(out)])
-    assert res.exit_code == 0 and "kind: \"Deployment\"" in (out / "manifest.yaml").read_text()
+    assert res.exit_code == 0 and "\nkind: Deployment\n" in (out / "manifest.yaml").read_text()
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="no POSIX shell")
