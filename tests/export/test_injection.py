@@ -95,3 +95,22 @@ def test_manifest_comments_and_values_cannot_add_documents(small_plan, k8s_engin
     command = docs[0]["spec"]["template"]["spec"]["containers"][0]["command"]
     expanded = [k8s_expand(a, {"HF_TOKEN": "secret", "HOME": "/root"}) for a in command]
     assert path in expanded and "secret" not in " ".join(expanded)
+
+
+@pytest.mark.parametrize("text", ["description = \"a\\nb\"", "model = \"llama-3.1-8b\\u202e\"",
+                                  "gpus = [\"h100\\u0085\"]"])
+def test_request_file_text_with_control_characters_is_one_line_exit_2(tmp_path, text):
+    req = tmp_path / "r.toml"
+    req.write_text(f"model = \"llama-3.1-8b\"\nisl = 100\nosl = 10\n{text}\n".replace(
+        "model = \"llama-3.1-8b\"\n", "", 1 if text.startswith("model") else 0))
+    res = CliRunner().invoke(main, ["plan", str(req)])
+    _one_line_exit_2(res)
+    assert "control character" in res.stderr
+
+
+def test_user_catalog_name_with_a_line_break_is_one_line_exit_2(tmp_path):
+    cat = tmp_path / "c.toml"
+    cat.write_text('[[accelerator]]\nid = "h100-sxm"\nname = "H100\\ntouch PWNED"\n')
+    res = CliRunner().invoke(main, ["estimate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--batch", "1",
+                                    "--isl", "10", "--osl", "10", "--catalog", str(cat)])
+    _one_line_exit_2(res)
