@@ -3,8 +3,9 @@
 
 A pool is one replica configuration (GPU type, precision, TP/PP/EP, batch, layers per stage) in one role:
 
-- aggregated: each replica runs prefill and decode under continuous batching (`table.tpot_ns`):
-  capacity = B / (TPOT · OSL) requests/s, subject to the class's TTFT, TPOT and memory;
+- aggregated: each replica runs prefill and decode under continuous batching (`table.round_ns`, the time per
+  round of B tokens with every prefill stall): capacity = B / (round · OSL) requests/s, subject to the class's
+  TTFT, TPOT (`table.tpot_ns`) and memory;
 - prefill: a replica only runs prompts, one per pipeline micro-batch (rows with micro-batch 1), pipelined:
   capacity = 1 / (slowest prefill stage + stage hop) prompts/s; its prompt's KV cache is then sent to a decode
   replica over the scale-out network (`kv_transfer_ns`; a prefill and a decode pool pair when the prefill
@@ -191,7 +192,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
 
     if "aggregated" in roles:
         cand = np.flatnonzero(b.memory_ok & b.ttft_ok & b.tpot_ok)
-        cap_ub = capacity_units(t.batch, b.tpot * osl)
+        cap_ub = capacity_units(t.batch, b.round * osl)
 
         def agg(i: int) -> _Exact | None:
             lay = greedy_placement(t, i)
@@ -200,7 +201,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             ev = evaluate(t, i, lay, lim)
             if {"memory", "tpot", "ttft"} & set(ev.violated):
                 return None
-            cap = int(capacity_units(int(t.batch[i]), ev.tpot_ns * osl))
+            cap = int(capacity_units(int(t.batch[i]), ev.round_ns * osl))
             return _Exact(cap, 0, lay, ev.ttft_ns, ev.tpot_ns, 0)
 
         pools += [pool(i, "aggregated", x) for i, x in _sweep(t, cand, cap_ub, zero, by_type, agg)]

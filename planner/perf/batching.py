@@ -1,21 +1,34 @@
 """Continuous batching in steady state.
 
 With B sequences in flight, each decode cycle gives every one of them a token, and new requests are admitted as
-others finish. Each finished request must be replaced by a prefill, which occupies the bottleneck stage for its
-share of the prompt's compute. Per cycle B/OSL requests finish (each lasts OSL cycles), so per output token a user
-waits
+others finish. Each finished request is replaced by a prefill whose chunks ride on decode steps (chunked prefill,
+vLLM's and SGLang's default: one forward pass per step, weights read once); each prompt makes the steps it shares
+longer by its stall s (perf.estimate.prefill_stall_s). Per cycle B/OSL requests finish (each lasts OSL cycles).
 
-    TPOT = t_cycle + (B / OSL) · t_prefill_bottleneck
+A request's own prefill comes before its first token (it is TTFT's), so while it decodes it waits only for the
+prefills of the B − 1 others:
 
-(prefills interleave with decode steps, as under chunked prefill). Throughput per replica is B / TPOT."""
+    TPOT = t_cycle + ((B − 1) / OSL) · s
+
+while the replica as a whole spends t_cycle + (B / OSL) · s per round of B tokens, so its throughput is
+
+    B / (t_cycle + (B / OSL) · s)."""
 from __future__ import annotations
 
 import numpy as np
 
 
-def steady_state_tpot_s(cycle_s, batch, prefill_bottleneck_s, osl):
-    return np.asarray(cycle_s, float) + np.asarray(batch, float) / float(osl) * np.asarray(prefill_bottleneck_s, float)
+def steady_state_tpot_s(cycle_s, batch, prefill_stall_s, osl):
+    """Per-user time per output token: the cycle plus the other B − 1 requests' prefill stalls."""
+    others = np.maximum(np.asarray(batch, float) - 1.0, 0.0)
+    return np.asarray(cycle_s, float) + others / float(osl) * np.asarray(prefill_stall_s, float)
 
 
-def output_tokens_per_s(batch, tpot_s):
-    return np.asarray(batch, float) / np.asarray(tpot_s, float)
+def replica_time_per_round_s(cycle_s, batch, prefill_stall_s, osl):
+    """Time the replica takes to give each of its B sequences one token, every prefill included."""
+    return np.asarray(cycle_s, float) + np.asarray(batch, float) / float(osl) * np.asarray(prefill_stall_s, float)
+
+
+def output_tokens_per_s(batch, round_s):
+    """Replica throughput: B tokens per `replica_time_per_round_s`."""
+    return np.asarray(batch, float) / np.asarray(round_s, float)

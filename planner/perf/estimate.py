@@ -16,10 +16,10 @@ from ..specs.model import ModelSpec
 from ..specs.workload import Workload
 from ..units import BYTES_PER_ELEMENT, KV_PRECISIONS, SECONDS_PER_HOUR, WEIGHT_PRECISIONS
 from . import memory as mem
-from .batching import output_tokens_per_s, steady_state_tpot_s
+from .batching import output_tokens_per_s, replica_time_per_round_s, steady_state_tpot_s
 from .comm import p2p_time_s
 from .params import PerfParams
-from .pipeline import balance_layers, decode_cycle_s, prefill_latency_s, stage_times_s
+from .pipeline import balance_layers, chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
 from .specdec import expected_tokens_per_step
 from .step import ACTIVATION_BYTES_PER_ELEMENT, Hardware, StepTime, embedding_step, layer_step, lm_head_step
 
@@ -85,6 +85,50 @@ class StepTerms:
     prefill_p2p_s: Any
     layer_weight_bytes: Any  # per GPU, per layer
     kv_bytes_per_seq_layer: Any  # per GPU, per layer, per sequence at full context (isl + osl)
+    # chunked prefill of one prompt riding on the decode micro-batch (`prefill_chunk_terms`): the prompt takes
+    # `prefill_chunks` steps, each longer by these increments
+    chunk: "ChunkTerms" = None
+    prefill_chunks: Any = 1
+
+
+@dataclass(frozen=True)
+class ChunkTerms:
+    """How much longer (s, per GPU) a decode step gets when a prefill chunk rides in the same forward pass: per
+    layer, on the first stage (embedding), on the last (LM head) and per stage-to-stage hop."""
+
+    layer_s: Any
+    first_s: Any
+    last_s: Any
+    p2p_s: Any
+
+
+def prefill_chunk_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes,
+                        decode_tokens, chunk_tokens, chunk_attended_tokens, chunk_kv_read_tokens, logit_tokens=0.0,
+                        pipeline_link_bytes_per_s=np.inf) -> ChunkTerms:
+    """Mixed step − decode step, both from `layer_step` (the decode attention is its own kernel group, so it
+    cancels: the increment does not depend on the decoders' context). `logit_tokens`: prompts the chunk
+    completes (each needs one row of logits)."""
+    kw = dict(tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=decode_tokens, sequences=0.0,
+              kv_read_tokens=0.0, attended_tokens=0.0)
+    mixed = layer_step(model, hw, p, chunk_tokens=chunk_tokens, chunk_attended_tokens=chunk_attended_tokens,
+                       chunk_kv_read_tokens=chunk_kv_read_tokens, **kw)
+    alone = layer_step(model, hw, p, **kw)
+    dec = np.asarray(decode_tokens, float)
+    both = dec + np.asarray(chunk_tokens, float)
+    first = embedding_step(model, hw, p, tokens=both).time_s - embedding_step(model, hw, p, tokens=dec).time_s
+    last = (lm_head_step(model, hw, p, tp=tp, logit_tokens=dec + logit_tokens).time_s
+            - lm_head_step(model, hw, p, tp=tp, logit_tokens=dec).time_s)
+    msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
+    hop = (p2p_time_s(both * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
+           - p2p_time_s(dec * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s))
+    return ChunkTerms(np.asarray(mixed.time_s) - np.asarray(alone.time_s), first, last, hop)
+
+
+def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):
+    """Steps a prompt of `isl` tokens takes when each step's token budget (max_batched_tokens) is shared with
+    `decode_tokens` decode tokens: ⌈isl / (budget − decode tokens)⌉ (at least one prompt token per step)."""
+    room = np.maximum(1.0, float(max_batched_tokens) - np.asarray(decode_tokens, float))
+    return np.ceil(np.asarray(isl, float) / room - 1e-9)
 
 
 def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
@@ -98,6 +142,14 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     pre = layer_step(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=isl,
                      sequences=1, kv_read_tokens=0.0, attended_tokens=isl / 2.0)
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
+    # one prompt in c equal chunks of k = isl/c tokens; chunk j (offset j·k) attends j·k + k/2 keys per token and
+    # reads its j·k cached tokens: on average isl/2 keys and (isl − k)/2 cached tokens
+    chunks = prefill_chunks(isl, dec_tokens, p.max_batched_tokens)
+    k = np.asarray(isl, float) / chunks
+    chunk = prefill_chunk_terms(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes,
+                                decode_tokens=dec_tokens, chunk_tokens=k, chunk_attended_tokens=np.asarray(isl, float) / 2.0,
+                                chunk_kv_read_tokens=(np.asarray(isl, float) - k) / 2.0, logit_tokens=1.0 / chunks,
+                                pipeline_link_bytes_per_s=pipeline_link_bytes_per_s)
     return StepTerms(
         decode_layer=dec,
         decode_first=embedding_step(model, hw, p, tokens=dec_tokens),
@@ -109,6 +161,7 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         prefill_p2p_s=p2p_time_s(isl * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
         layer_weight_bytes=mem.layer_weight_bytes(model, weight_bytes) / np.asarray(tp, float),
         kv_bytes_per_seq_layer=(isl + osl) * mem.kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp),
+        chunk=chunk, prefill_chunks=chunks,
     )
 
 
@@ -158,6 +211,7 @@ class Estimate:
     bottleneck: str
     usd_per_hour: float
     messages: tuple[str, ...] = field(default=())
+    prefill_stall_s: float = 0.0  # how much one prompt's (chunked) prefill lengthens the decode steps it shares
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -275,8 +329,15 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         cycle += c.spec.draft_length * draft_step
         tokens_per_cycle = float(expected_tokens_per_step(c.spec.acceptance, c.spec.draft_length))
         ttft += d.num_layers * float(dt.prefill_layer.time_s) + float(dt.prefill_first.time_s + dt.prefill_last.time_s)
-    tpot = float(steady_state_tpot_s(cycle / tokens_per_cycle, c.batch, float(np.max(pre_stage)), workload.osl))
-    thr = float(output_tokens_per_s(c.batch, tpot))
+    # chunked prefill: each prompt's chunks ride on decode steps; what they add to the cycle is the stall that the
+    # other sequences wait for (perf/batching.py)
+    ch = t.chunk
+    chunk_stage = stage_times_s(layers, float(ch.layer_s), float(ch.first_s), float(ch.last_s), 0.0)
+    stall = float(t.prefill_chunks) * chunk_stall_s(dec_stage, chunk_stage, float(t.decode_p2p_s), float(ch.p2p_s),
+                                                    c.pp)
+    tpot = float(steady_state_tpot_s(cycle / tokens_per_cycle, c.batch, stall, workload.osl))
+    thr = float(output_tokens_per_s(c.batch, replica_time_per_round_s(cycle / tokens_per_cycle, c.batch, stall,
+                                                                      workload.osl)))
 
     # utilization: useful model FLOPs and decode bytes against the replica's peaks
     ctx = workload.isl + workload.osl / 2.0
@@ -311,4 +372,5 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         model=model.name, config=c, workload=workload, layers_per_stage=tuple(layers), ttft_s=ttft, tpot_s=tpot,
         decode_cycle_s=cycle, output_tokens_per_s=thr, mfu=float(mfu), mbu=float(mbu), memory=memory, fits=bool(fits),
         max_batch=max_batch, bottleneck=bottleneck, usd_per_hour=c.gpus * c.price_per_gpu, messages=tuple(messages),
+        prefill_stall_s=stall,
     )

@@ -29,6 +29,25 @@ def decode_cycle_s(stage_s: np.ndarray, p2p_s: float, micro_batches: int) -> flo
     return float(max(micro_batches * np.max(stage_s + hop), np.sum(stage_s + hop)))
 
 
+def chunk_stall_s(stage_s: np.ndarray, chunk_stage_s: np.ndarray, p2p_s: float, chunk_p2p_s: float,
+                  micro_batches: int) -> float:
+    """How much longer a decode cycle gets when one micro-batch also carries a prefill chunk that adds
+    `chunk_stage_s[s]` to its step on stage s (and `chunk_p2p_s` to each hop):
+
+        stall = max(max_s(m·(t_s + p2p) + Δ_s + Δp2p), Σ_s (t_s + Δ_s + p2p + Δp2p)) − cycle
+
+    (decode_cycle_s with the chunk's work added once per stage: once on the busiest stage, and once on every
+    stage of the chunk's own path)."""
+    t = np.asarray(stage_s, float)
+    d = np.asarray(chunk_stage_s, float)
+    if len(t) == 1:
+        return float(d[0])
+    hop, dhop = p2p_s, chunk_p2p_s
+    busy = float(np.max(micro_batches * (t + hop) + d + dhop))
+    path = float(np.sum(t + d + hop + dhop))
+    return max(busy, path) - decode_cycle_s(t, p2p_s, micro_batches)
+
+
 def prefill_latency_s(stage_s: np.ndarray, p2p_s: float) -> float:
     """A prompt crosses every stage once: Σ_s t_s + (P − 1) · p2p."""
     return float(np.sum(stage_s) + (len(stage_s) - 1) * p2p_s)

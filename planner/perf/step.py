@@ -5,6 +5,10 @@ one roofline over the layer, keeps a memory-bound attention from hiding behind a
   1. shared weights (attention projections, dense MLP, shared experts, router): 2·P·T FLOP, P·b_w bytes;
   2. routed experts: 2·k·P_e·T FLOP, E[touched](T)·P_e·b_w bytes (moe.expected_experts_touched);
   3. attention core: a·C·T FLOP (a = attention_flops_per_token_per_context), KV read S·C·kv bytes + KV write;
+  4. in a mixed step (continuous batching with chunked prefill), the attention of a prefill chunk of K tokens that
+     rides on the decode batch: a·A·K FLOP (A keys per chunk token), KV read R·kv + write K·kv bytes. It is its own
+     kernel group (engines run decode and prefill attention as separate kernels), while groups 1–2 and the
+     collectives see all T + K tokens at once: the weights are read once for the whole step;
 plus communication: per layer one TP all-reduce after attention and one after the MLP, or on MoE layers with
 EP > 1, a dispatch and a combine all-to-all (and an all-reduce over the TP/EP ranks sharing an expert).
 All quantities are per GPU (divided over TP) and broadcast over numpy arrays of candidates."""
@@ -62,16 +66,20 @@ def _group(flops, bytes_moved, peak, hbm, p: PerfParams) -> StepTime:
 
 
 def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, tokens,
-               sequences, kv_read_tokens, attended_tokens) -> StepTime:
+               sequences, kv_read_tokens, attended_tokens, chunk_tokens=0.0, chunk_attended_tokens=0.0,
+               chunk_kv_read_tokens=0.0) -> StepTime:
     """One average layer's forward step on one GPU.
 
     tokens          tokens processed in the step (decode: sequences × tokens per sequence; prefill: prompt)
     sequences       sequences in the step (KV reads are per sequence)
     kv_read_tokens  cached tokens each sequence reads from HBM (decode: its context; prefill: 0)
-    attended_tokens keys each query token attends to on average (decode: context; causal prefill: ~prompt/2)"""
+    attended_tokens keys each query token attends to on average (decode: context; causal prefill: ~prompt/2)
+    chunk_*         a prefill chunk in the same step (group 4): its tokens K, keys per token A (a chunk at offset
+                    o of k tokens: o + k/2), cached prefix tokens R it reads (o). 0: a plain step."""
     tp = np.asarray(tp, float)
     ep = np.asarray(ep, float)
-    tokens = np.asarray(tokens, float)
+    chunk = np.asarray(chunk_tokens, float)
+    tokens = np.asarray(tokens, float) + chunk  # tokens through the weights and collectives
     shared = _group(2.0 * model.layer_shared_params * tokens / tp,
                     model.layer_shared_params * np.asarray(weight_bytes, float) / tp,
                     hw.peak_flops_per_s, hw.hbm_bytes_per_s, p)
@@ -84,10 +92,15 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
                          hw.peak_flops_per_s, hw.hbm_bytes_per_s, p)
         step = step + experts
     kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
-    attn = _group(model.attention_flops_per_token_per_context * np.asarray(attended_tokens, float) * tokens / tp,
-                  (np.asarray(sequences, float) * np.asarray(kv_read_tokens, float) + tokens) * kv_token,
+    own = tokens - chunk  # the decode (or whole-prompt) tokens of group 3
+    attn = _group(model.attention_flops_per_token_per_context * np.asarray(attended_tokens, float) * own / tp,
+                  (np.asarray(sequences, float) * np.asarray(kv_read_tokens, float) + own) * kv_token,
                   hw.attention_flops_per_s, hw.hbm_bytes_per_s, p)
     step = step + attn
+    if np.any(chunk > 0):
+        step = step + _group(model.attention_flops_per_token_per_context * np.asarray(chunk_attended_tokens, float)
+                             * chunk / tp, (np.asarray(chunk_kv_read_tokens, float) + chunk) * kv_token,
+                             hw.attention_flops_per_s, hw.hbm_bytes_per_s, p)
     comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens)
     return step + StepTime(comm, 0.0, 0.0, comm, 0.0, 0.0)
 

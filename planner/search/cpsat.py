@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ortools.sat.python import cp_model
 
-from .table import INT_LIMIT, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, Table, lower_bounds
+from .table import INT_LIMIT, MAX_ROUND_NS, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, Table, lower_bounds
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,21 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     start = time.perf_counter()
     m = cp_model.CpModel()
     L = t.num_layers
-    rows = list(rows)
+    lb = bounds if bounds is not None else lower_bounds(t, lim)
+    # rows the bounds rule out get no constraints (their stall coefficients may be out of the int64 range)
+    rows = [i for i in rows if bool(lb.tpot_ok[i])]
+    if not rows:
+        return None
     # ---- variables
     x = {i: m.NewBoolVar(f"x{i}") for i in rows}
     pps = sorted({int(t.pp[i]) for i in rows})
     layers = {p: [m.NewIntVar(1, L - p + 1, f"l{p}_{s}") for s in range(p)] for p in pps}
     t_dec_max = max(int(t.a_dec[i]) * L + max(t.extras(i, "dec")) for i in rows)
-    t_pf_max = max(int(t.a_pf[i]) * L + max(t.extras(i, "pf")) for i in rows)
+    t_ch_max = max(int(t.a_ch[i]) * L + max(t.extras(i, "ch")) for i in rows)
     t_dec = m.NewIntVar(0, t_dec_max, "t_dec")
-    t_pf = m.NewIntVar(0, t_pf_max, "t_pf")
+    t_ch = m.NewIntVar(0, t_ch_max, "t_ch")  # slowest stage's prefill-chunk increment
     tpot = m.NewIntVar(0, lim.tpot_ns, "tpot")
+    round_t = m.NewIntVar(0, MAX_ROUND_NS, "round")  # replica time per token per sequence, prefills included
     obj_max = min(lim.max_objective, objective_ub) if objective_ub is not None else lim.max_objective
     obj = m.NewIntVar(0, obj_max, "objective")
     demand = lim.demand_tokens_per_s
@@ -62,21 +67,24 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     for i in rows:
         p, xi = int(t.pp[i]), x[i]
         l = layers[p]
-        a, a_pf, mlay, cap = int(t.a_dec[i]), int(t.a_pf[i]), int(t.m_layer[i]), int(t.cap[i])
-        for s, (e_d, e_p, f) in enumerate(zip(t.extras(i, "dec"), t.extras(i, "pf"), t.extras(i, "mem"))):
+        a, a_ch, mlay, cap = int(t.a_dec[i]), int(t.a_ch[i]), int(t.m_layer[i]), int(t.cap[i])
+        for s, (e_d, e_c, f) in enumerate(zip(t.extras(i, "dec"), t.extras(i, "ch"), t.extras(i, "mem"))):
             m.Add(t_dec >= a * l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
-            m.Add(t_pf >= a_pf * l[s] + e_p).OnlyEnforceIf(xi)  # slowest prefill stage
+            m.Add(t_ch >= a_ch * l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
             m.Add(mlay * l[s] + f <= cap).OnlyEnforceIf(xi)  # stage memory
-        osl, b = t.osl, int(t.batch[i])
-        # TPOT·OSL ≥ pp·OSL·(T_dec + hop) + B·T_pf
-        m.Add(tpot * osl >= p * osl * t_dec + p * osl * int(t.hop_dec[i]) + b * t_pf).OnlyEnforceIf(xi)
+        osl, b, k, hop_ch = t.osl, int(t.batch[i]), int(t.stall_coef[i]), int(t.hop_ch[i])
+        cycle = p * osl * t_dec + p * osl * int(t.hop_dec[i])
+        # TPOT·OSL ≥ pp·OSL·(T_dec + hop) + (B − 1)·k·(T_ch + hop_ch): the other requests' prefill stalls
+        m.Add(tpot * osl >= cycle + (b - 1) * k * t_ch + (b - 1) * k * hop_ch).OnlyEnforceIf(xi)
+        # round·OSL ≥ pp·OSL·(T_dec + hop) + B·k·(T_ch + hop_ch): every prefill (throughput basis)
+        m.Add(round_t * osl >= cycle + b * k * t_ch + b * k * hop_ch).OnlyEnforceIf(xi)
         gpus, price, limit = int(t.gpus[i]), int(t.price[i]), int(t.gpu_limit[i])
         if demand is None:
-            m.Add(obj * (OBJ_DIVISOR * b) >= price * gpus * tpot).OnlyEnforceIf(xi)
+            m.Add(obj * (OBJ_DIVISOR * b) >= price * gpus * round_t).OnlyEnforceIf(xi)
             if limit >= 0 and gpus > limit:
                 m.Add(xi == 0)
         else:
-            m.Add(replicas * (b * NS_PER_S) >= demand * tpot).OnlyEnforceIf(xi)
+            m.Add(replicas * (b * NS_PER_S) >= demand * round_t).OnlyEnforceIf(xi)
             m.Add(obj >= price * gpus * replicas).OnlyEnforceIf(xi)
             if limit >= 0:
                 m.Add(replicas * gpus <= limit).OnlyEnforceIf(xi)
@@ -86,7 +94,6 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
                 m.Add(x[i] == 0)
     # Valid per-row lower bounds (table.lower_bounds) as redundant constraints: the enforced inequalities above
     # give the LP relaxation nothing until a row is fixed, so without these the proven bound stays 0.
-    lb = bounds if bounds is not None else lower_bounds(t, lim)
     for i in rows:
         if int(lb.objective[i]) > obj_max or int(lb.tpot[i]) > lim.tpot_ns:
             m.Add(x[i] == 0)
@@ -94,6 +101,7 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     if sum(obj_lb.values()) < INT_LIMIT:  # CP-SAT rejects linear expressions that could overflow int64
         m.Add(obj >= sum(obj_lb[i] * x[i] for i in rows))
     m.Add(tpot >= sum(min(int(lb.tpot[i]), lim.tpot_ns) * x[i] for i in rows))
+    m.Add(round_t >= sum(min(int(lb.round[i]), MAX_ROUND_NS) * x[i] for i in rows))
     if hint is not None and hint[0] in x:
         hi, hl = hint
         for i in rows:

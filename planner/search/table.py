@@ -30,6 +30,12 @@ OBJ_DIVISOR = 36000
 # No plan may be slower than 1 s per output token per user, with or without an SLO: it bounds the integer domains
 # (products of these stay below 2^62) and a sub-1-token/s stream is not a serving plan.
 MAX_TPOT_NS = NS_PER_S
+# Likewise a replica may spend at most this long per round of its batch's tokens, prefill stalls included (the
+# throughput basis, `round_ns`): it keeps price · GPUs · round inside int64 in the objective.
+MAX_ROUND_NS = 4 * NS_PER_S
+# Rows whose prefill-stall coefficient (B · prefill chunks · pp) exceeds this are left out of the model (their
+# prompts would take more steps than any useful plan; the bound keeps the coefficients inside int64).
+MAX_STALL_COEF = 2**24
 INT_LIMIT = 2**62
 
 
@@ -61,6 +67,15 @@ class Table:
     e_pf_single: np.ndarray
     hop_pf: np.ndarray
     ttft_ns: np.ndarray  # placement-independent prefill latency
+    # chunked prefill (perf.estimate.prefill_chunk_terms): how much one chunk lengthens a decode micro-batch step,
+    # per layer (ns) and per stage (first, middle, last; single when pp = 1), and per hop. A prompt takes
+    # `chunks` such steps; its stall on the decode cycle is at most pp · chunks · (slowest stage increment + hop)
+    # (perf.pipeline.chunk_stall_s; exact when pp = 1): `stall_coef` = pp · chunks.
+    a_ch: np.ndarray
+    e_ch: np.ndarray
+    e_ch_single: np.ndarray
+    hop_ch: np.ndarray
+    stall_coef: np.ndarray
     m_layer: np.ndarray  # memory per layer per GPU incl. the batch's KV (KiB)
     f_mem: np.ndarray  # [n, 3] fixed memory per stage (embedding/head + activations + reserve) (KiB)
     f_mem_single: np.ndarray
@@ -75,10 +90,10 @@ class Table:
         return len(self.rows)
 
     def extras(self, i: int, which: str) -> list[int]:
-        """Per-stage extras of row i for 'dec', 'pf' or 'mem'."""
+        """Per-stage extras of row i for 'dec', 'pf', 'ch' (prefill chunk increment) or 'mem'."""
         pp = int(self.pp[i])
         e, single = {"dec": (self.e_dec, self.e_dec_single), "pf": (self.e_pf, self.e_pf_single),
-                     "mem": (self.f_mem, self.f_mem_single)}[which]
+                     "ch": (self.e_ch, self.e_ch_single), "mem": (self.f_mem, self.f_mem_single)}[which]
         if pp == 1:
             return [int(single[i])]
         return [int(e[i, 0])] + [int(e[i, 1])] * (pp - 2) + [int(e[i, 2])]
@@ -116,6 +131,13 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     hop_pf = np.where(multi, _ceil(np.asarray(t.prefill_p2p_s) * S), 0)
     L = m.num_layers
     ttft = L * a_pf + stage_sum(e_pf, e_pf_single, pp) + (pp - 1) * hop_pf
+    ch = t.chunk
+    a_ch = _ceil(np.asarray(ch.layer_s) * S + 0 * tp)
+    first_c, last_c = np.asarray(ch.first_s) + 0 * tp, np.asarray(ch.last_s) + 0 * tp
+    e_ch = np.stack([_ceil(first_c * S), np.zeros(n, np.int64), _ceil(last_c * S)], axis=1)
+    e_ch_single = _ceil((first_c + last_c) * S)
+    hop_ch = np.where(multi, _ceil(np.asarray(ch.p2p_s) * S + 0 * tp), 0)
+    stall_coef = (pp * (np.asarray(t.prefill_chunks) + 0 * tp)).astype(np.int64)
 
     batch = pp * mb.astype(np.int64)
     U = BYTES_PER_MEM_UNIT
@@ -134,7 +156,7 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
     limit = np.array([limit_of[r.gpu.id] for r in rows], dtype=np.int64)
     return Table(list(rows), L, w.osl, a_dec, e_dec, e_dec_single, hop_dec, a_pf, e_pf, e_pf_single, hop_pf, ttft,
-                 m_layer, f_mem, f_mem_single, cap, price, batch, pp, (tp * pp).astype(np.int64), limit)
+                 a_ch, e_ch, e_ch_single, hop_ch, stall_coef, m_layer, f_mem, f_mem_single, cap, price, batch, pp, (tp * pp).astype(np.int64), limit)
 
 
 @dataclass(frozen=True)
@@ -157,7 +179,7 @@ class Limits:
             max_replicas = 1
             max_obj = INT_LIMIT // (OBJ_DIVISOR * max_batch)
         else:
-            max_replicas = max(1, -(-(d * tpot_ns) // NS_PER_S))  # enough even at batch 1
+            max_replicas = max(1, -(-(d * MAX_ROUND_NS) // NS_PER_S))  # enough even at batch 1
             if max_replicas * max_batch * NS_PER_S > INT_LIMIT:
                 raise InputError(f"demand of {demand:.3g} output tokens/s is beyond what one plan can model")
             max_obj = INT_LIMIT // 4
@@ -175,20 +197,32 @@ class Evaluation:
     t_dec_ns: int
     t_pf_ns: int
     replicas: int
+    t_ch_ns: int = 0  # slowest stage's prefill-chunk increment
+    round_ns: int = 0  # replica time per token of each sequence, every prefill stall included (throughput basis)
     violated: tuple[str, ...] = ()
 
 
-def tpot_ns(table: Table, i: int, t_dec: int, t_pf: int) -> int:
-    """TPOT = pp·(T_dec + hop) + (B / OSL)·T_pf, rounded up (batching.steady_state_tpot_s on the slowest stage)."""
-    pp, osl, b = int(table.pp[i]), table.osl, int(table.batch[i])
-    num = pp * osl * (t_dec + int(table.hop_dec[i])) + b * t_pf
+def tpot_ns(table: Table, i: int, t_dec: int, t_ch: int) -> int:
+    """A user's TPOT = pp·(T_dec + hop) + ((B − 1)/OSL)·stall, stall = stall_coef·(T_ch + hop_ch), rounded up
+    (batching.steady_state_tpot_s: the other B − 1 requests' prefills)."""
+    return _per_token_ns(table, i, t_dec, t_ch, int(table.batch[i]) - 1)
+
+
+def round_ns(table: Table, i: int, t_dec: int, t_ch: int) -> int:
+    """The replica's time per round of B tokens, every prefill included (batching.replica_time_per_round_s)."""
+    return _per_token_ns(table, i, t_dec, t_ch, int(table.batch[i]))
+
+
+def _per_token_ns(table: Table, i: int, t_dec: int, t_ch: int, prompts: int) -> int:
+    pp, osl = int(table.pp[i]), table.osl
+    num = pp * osl * (t_dec + int(table.hop_dec[i])) + prompts * int(table.stall_coef[i]) * (t_ch + int(table.hop_ch[i]))
     return -(-num // osl)
 
 
-def replicas_needed(table: Table, i: int, tpot: int, demand: int) -> int:
-    """Smallest r with r · B / TPOT ≥ demand, i.e. r·B·1e9 ≥ demand·TPOT_ns."""
+def replicas_needed(table: Table, i: int, round_t: int, demand: int) -> int:
+    """Smallest r with r · B / round ≥ demand, i.e. r·B·1e9 ≥ demand·round_ns."""
     b = int(table.batch[i])
-    return max(1, -(-(demand * tpot) // (b * NS_PER_S)))
+    return max(1, -(-(demand * round_t) // (b * NS_PER_S)))
 
 
 def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evaluation:
@@ -199,28 +233,33 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
     a, a_pf, mlay, cap = int(table.a_dec[i]), int(table.a_pf[i]), int(table.m_layer[i]), int(table.cap[i])
     t_dec = max(l * a + e for l, e in zip(layers, e_dec))
     t_pf = max(l * a_pf + e for l, e in zip(layers, e_pf))
-    tp_ns = tpot_ns(table, i, t_dec, t_pf)
+    t_ch = max(l * int(table.a_ch[i]) + e for l, e in zip(layers, table.extras(i, "ch")))
+    tp_ns = tpot_ns(table, i, t_dec, t_ch)
+    rd_ns = round_ns(table, i, t_dec, t_ch)
     ttft = int(table.ttft_ns[i])
     violated = []
     if any(l * mlay + f > cap for l, f in zip(layers, f_mem)):
         violated.append("memory")
     if tp_ns > lim.tpot_ns:
         violated.append("tpot")
+    if rd_ns > MAX_ROUND_NS or int(table.batch[i]) * int(table.stall_coef[i]) > MAX_STALL_COEF:
+        violated.append("round")
     if lim.ttft_ns is not None and ttft > lim.ttft_ns:
         violated.append("ttft")
     gpus, price = int(table.gpus[i]), int(table.price[i])
     if lim.demand_tokens_per_s is None:
         replicas = 1
-        objective = -(-(price * gpus * tp_ns) // (OBJ_DIVISOR * int(table.batch[i])))
+        objective = -(-(price * gpus * rd_ns) // (OBJ_DIVISOR * int(table.batch[i])))
     else:
-        replicas = replicas_needed(table, i, tp_ns, lim.demand_tokens_per_s)
+        replicas = replicas_needed(table, i, rd_ns, lim.demand_tokens_per_s)
         objective = replicas * gpus * price
     limit = int(table.gpu_limit[i])
     if limit >= 0 and replicas * gpus > limit:
         violated.append("max_gpus")
     if objective > lim.max_objective:
         violated.append("objective_cap")
-    return Evaluation(not violated, objective, tp_ns, ttft, t_dec, t_pf, replicas, tuple(violated))
+    return Evaluation(not violated, objective, tp_ns, ttft, t_dec, t_pf, replicas, t_ch_ns=t_ch, round_ns=rd_ns,
+                      violated=tuple(violated))
 
 
 @dataclass
@@ -229,7 +268,9 @@ class Bounds:
 
     t_dec: np.ndarray
     t_pf: np.ndarray
+    t_ch: np.ndarray
     tpot: np.ndarray
+    round: np.ndarray
     objective: np.ndarray
     replicas: np.ndarray
     memory_ok: np.ndarray
@@ -250,18 +291,24 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
                        stage_max(t.e_dec, t.e_dec_single, pp) + t.a_dec)
     t_pf = np.maximum(-(-(L * t.a_pf + stage_sum(t.e_pf, t.e_pf_single, pp)) // pp),
                       stage_max(t.e_pf, t.e_pf_single, pp) + t.a_pf)
-    num = pp * t.osl * (t_dec + t.hop_dec) + t.batch * t_pf
-    tpot = -(-num // t.osl)
+    t_ch = np.maximum(-(-(L * t.a_ch + stage_sum(t.e_ch, t.e_ch_single, pp)) // pp),
+                      stage_max(t.e_ch, t.e_ch_single, pp) + t.a_ch)
+    cycle = pp * t.osl * (t_dec + t.hop_dec)
+    # coefficients clamped just past MAX_STALL_COEF (such rows are infeasible) so the products stay inside int64
+    users = np.minimum((t.batch - 1) * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
+    prompts = np.minimum(t.batch * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
+    tpot = -(-(cycle + users * (t_ch + t.hop_ch)) // t.osl)
+    rnd = -(-(cycle + prompts * (t_ch + t.hop_ch)) // t.osl)
     memory_ok = ((L * t.m_layer + stage_sum(t.f_mem, t.f_mem_single, pp) <= pp * t.cap)
                  & (stage_max(t.f_mem, t.f_mem_single, pp) + t.m_layer <= t.cap))
     ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
-    tpot_ok = tpot <= lim.tpot_ns
+    tpot_ok = (tpot <= lim.tpot_ns) & (rnd <= MAX_ROUND_NS) & (t.batch * t.stall_coef <= MAX_STALL_COEF)
     if lim.demand_tokens_per_s is None:
         replicas = np.ones(len(t), np.int64)
-        objective = -(-(t.price * t.gpus * tpot) // (OBJ_DIVISOR * t.batch))
+        objective = -(-(t.price * t.gpus * rnd) // (OBJ_DIVISOR * t.batch))
     else:
-        replicas = np.maximum(1, -(-(lim.demand_tokens_per_s * tpot) // (t.batch * NS_PER_S)))
+        replicas = np.maximum(1, -(-(lim.demand_tokens_per_s * rnd) // (t.batch * NS_PER_S)))
         objective = replicas * t.gpus * t.price
     gpus_ok = (t.gpu_limit < 0) | (replicas * t.gpus <= t.gpu_limit)
     gpus_ok &= objective <= lim.max_objective
-    return Bounds(t_dec, t_pf, tpot, objective, replicas, memory_ok, ttft_ok, tpot_ok, gpus_ok)
+    return Bounds(t_dec, t_pf, t_ch, tpot, rnd, objective, replicas, memory_ok, ttft_ok, tpot_ok, gpus_ok)

@@ -13,8 +13,8 @@ Continuous batching (vLLM/SGLang/TensorRT-LLM in-flight batching), per step:
     recompute preemption);
  3. chunked prefill: every decoding sequence takes its token(s) out of the step's token budget
     (`max_batched_tokens`), prompts being prefilled take the rest in admission order. A step with prefill work
-    costs the decode cycle of the running sequences plus k/L of the prefill time of each prompt of L tokens it
-    advances by k tokens — the same additive cost `perf/batching.py` assumes for steady state;
+    is one forward pass: the decode cycle of the running sequences plus what the chunks add to it
+    (`StepTables.mixed_extra_s`, the mixed step `perf/batching.py` charges in steady state);
  4. steps with no prefill work and nothing to admit are identical up to context growth, so they are taken in one
     vectorized stretch up to the next event (a sequence finishing, the KV cache filling, or the next arrival when
     a slot is free).
@@ -140,16 +140,21 @@ class ContinuousReplica:
         # 3. chunked prefill within the step's token budget
         if self.prefilling:
             budget = self.budget - n * self.q
-            cost = 0.0
+            chunk = keys = cached = done = 0
             for item in self.prefilling:
                 if budget <= 0:
                     break
                 k = min(item[1] - item[2], budget)
                 budget -= k
+                keys += k * (item[2] + k / 2.0)  # causal: each chunk token attends its prefix
+                cached += item[2]
                 item[2] += k
-                cost += item[3] * k / item[1]
-            if cost > 0.0:
-                dt = cost + (self.tb.decode_step_s(n, self.ctx_sum / n) if n else 0.0)
+                chunk += k
+                done += item[2] == item[1]
+            if chunk > 0:
+                # one forward pass: the decode step plus what the chunks add to it (weights read once)
+                dt = self.tb.mixed_extra_s(n, chunk, keys, cached, done) + (
+                    self.tb.decode_step_s(n, self.ctx_sum / n) if n else 0.0)
                 if n:
                     self._advance_decoders(self._tokens_one_step(), dt)
                 else:

@@ -13,6 +13,10 @@ checks that the tables reproduce `estimate()`'s decode cycle and TTFT exactly at
   stage, the whole prefill). A chunk of k of its L tokens costs k/L of it.
 - `prefill_latency_s[j]`: from the start of that prefill to its first token (every stage plus the hops); the
   part above `prefill_busy_s` is pipeline fill, which delays the first token but not the replica.
+- `mixed_extra_s(n, chunk)`: how much longer a decode step of n running sequences gets when prefill chunks ride
+  in it (one forward pass, weights read once: `perf.estimate.prefill_chunk_terms` composed over the plan's
+  stages by `perf.pipeline.chunk_stall_s`, as `estimate()` charges a prompt's prefill); with n = 0 the whole
+  prefill-only step, which for a whole prompt is exactly `prefill_busy_s`.
 - `kv_capacity_tokens`: KV-cache tokens one replica holds: `estimate()`'s `max_batch` sequences of the plan's
   isl + osl each (the memory left after weights, activations and reserve, as `estimate()` computes it)."""
 from __future__ import annotations
@@ -24,9 +28,9 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import InputError
-from ..perf.estimate import Config, Estimate, estimate, hardware, step_terms
+from ..perf.estimate import Config, Estimate, estimate, hardware, prefill_chunk_terms, step_terms
 from ..perf.params import PerfParams
-from ..perf.pipeline import decode_cycle_s, prefill_latency_s, stage_times_s
+from ..perf.pipeline import chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
@@ -50,6 +54,15 @@ class StepTables:
     draft_length: int  # γ; 0 without speculative decoding
     acceptance: float  # α
     estimate: Estimate  # the plan's own steady-state estimate (mean isl/osl, full batch)
+    chunk_cost: "ChunkCost | None" = None
+
+    def mixed_extra_s(self, running: int, chunk_tokens: int, attended_key_tokens: float, kv_read_tokens: int,
+                      prompts_done: int) -> float:
+        """Extra time of a step whose prefill chunks total `chunk_tokens` tokens attending `attended_key_tokens`
+        keys in all (Σ k·(offset + k/2)), reading `kv_read_tokens` cached prompt tokens, completing
+        `prompts_done` prompts, on top of the decode step of `running` sequences; with running = 0, the whole
+        step's time on the replica (its slowest stage)."""
+        return self.chunk_cost(running, chunk_tokens, attended_key_tokens, kv_read_tokens, prompts_done)
 
     @property
     def tokens_per_step(self) -> int:
@@ -90,6 +103,69 @@ class StepTables:
     @cached_property
     def _fill_row(self) -> list[float]:
         return (self.prefill_latency_s - self.prefill_busy_s).tolist()
+
+
+class ChunkCost:
+    """`StepTables.mixed_extra_s`, memoized: the event loop meets the same (running, chunk) steps many times."""
+
+    def __init__(self, model: ModelSpec, config: Config, params: PerfParams, layers: tuple[int, ...],
+                 workload: Workload):
+        c, p = config, params
+        self.model, self.config, self.params, self.layers = model, c, p, layers
+        self.hw = hardware(c.gpu, c.weights)
+        self.wb, self.kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
+        self.link = pipeline_link_bytes_per_s(c.gpu, c.tp, c.pp)
+        self.q = 1 if c.spec is None else c.spec.draft_length + 1
+        self.ctx = workload.isl + workload.osl / 2.0  # decoders' context for the stage times (pp > 1 only)
+        self.memo: dict[tuple, float] = {}
+
+    def __call__(self, running: int, chunk_tokens: int, attended_key_tokens: float, kv_read_tokens: int,
+                 prompts_done: int) -> float:
+        key = (running, chunk_tokens, round(attended_key_tokens), kv_read_tokens, prompts_done)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        c, p = self.config, self.params
+        mb = running / c.pp  # the chunk rides in one micro-batch
+        dec_tokens = mb * self.q
+        ch = prefill_chunk_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb,
+                                 kv_bytes=self.kvb, decode_tokens=dec_tokens, chunk_tokens=chunk_tokens,
+                                 chunk_attended_tokens=attended_key_tokens / max(1, chunk_tokens),
+                                 chunk_kv_read_tokens=kv_read_tokens, logit_tokens=prompts_done,
+                                 pipeline_link_bytes_per_s=self.link)
+        chunk_stage = stage_times_s(self.layers, float(ch.layer_s), float(ch.first_s), float(ch.last_s), 0.0)
+        draft = 0.0
+        if c.spec is not None:  # the draft prefills the same chunk (at the full batch, on every GPU of stage 0)
+            d = c.spec.draft
+            dch = prefill_chunk_terms(d, self.hw, p, tp=c.tp, ep=1, weight_bytes=self.wb, kv_bytes=self.kvb,
+                                      decode_tokens=running, chunk_tokens=chunk_tokens,
+                                      chunk_attended_tokens=attended_key_tokens / max(1, chunk_tokens),
+                                      chunk_kv_read_tokens=kv_read_tokens, logit_tokens=prompts_done)
+            draft = d.num_layers * float(dch.layer_s) + float(dch.first_s) + float(dch.last_s)
+        if running == 0:  # a prefill-only step: its slowest stage (the rest of a chunk's path is pipeline fill)
+            t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
+                           micro_batch=0.0, isl=1, osl=0, pipeline_link_bytes_per_s=self.link)
+            empty = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
+                                  float(t.decode_last.time_s), p.step_overhead_s)
+            out = float(np.max(empty + chunk_stage))
+            if c.spec is not None:
+                d = c.spec.draft
+                dt = step_terms(d, self.hw, p, tp=c.tp, ep=1, weight_bytes=self.wb, kv_bytes=self.kvb,
+                                micro_batch=0.0, isl=1, osl=0)
+                out += d.num_layers * float(dt.decode_layer.time_s) + float(dt.decode_first.time_s) \
+                    + float(dt.decode_last.time_s)
+        elif c.pp == 1:
+            out = float(chunk_stage[0])
+        else:
+            t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
+                           micro_batch=mb, isl=self.ctx, osl=0, tokens_per_seq=self.q,
+                           pipeline_link_bytes_per_s=self.link)
+            dec_stage = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
+                                      float(t.decode_last.time_s), p.step_overhead_s)
+            out = chunk_stall_s(dec_stage, chunk_stage, float(t.decode_p2p_s), float(ch.p2p_s), c.pp)
+        out += draft
+        self.memo[key] = out
+        return out
 
 
 def _interp1(xs: list[float], ys: list[float], x: float) -> float:
@@ -188,4 +264,5 @@ def build_tables(model: ModelSpec, config: Config, workload: Workload, params: P
         kv_capacity_tokens=int(est.max_batch * workload.context_tokens), max_running=config.batch,
         max_batched_tokens=int(params.max_batched_tokens),
         draft_length=0 if spec is None else spec.draft_length,
-        acceptance=0.0 if spec is None else spec.acceptance, estimate=est)
+        acceptance=0.0 if spec is None else spec.acceptance, estimate=est,
+        chunk_cost=ChunkCost(model, config, params, layers, workload))
