@@ -23,13 +23,16 @@ def _model(model: ModelSpec | str | Path) -> ModelSpec:
 
 
 def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int, tp: int = 1, pp: int = 1,
-             ep: int = 1, weights: str = "bf16", kv: str = "bf16", layers_per_stage: tuple[int, ...] | None = None,
+             ep: int = 1, weights: str | None = None, kv: str = "bf16", layers_per_stage: tuple[int, ...] | None = None,
              price: float | None = None, spec_draft: ModelSpec | str | None = None, spec_gamma: int = 4,
              spec_alpha: float = 0.7, catalog: Catalog | str | Path | None = None,
              price_tier: str | None = None) -> Estimate:
-    """Latency, throughput, memory and cost of one fixed configuration."""
+    """Latency, throughput, memory and cost of one fixed configuration. `weights` defaults to the checkpoint's
+    own quantization (`ModelSpec.native_weights`), else bf16."""
     cat = _catalog(catalog, price_tier)
     m = _model(model)
+    if weights is None:
+        weights = m.native_weights or "bf16"
     spec = None if spec_draft is None else SpecDecode(_model(spec_draft), spec_gamma, spec_alpha)
     cfg = Config(gpu=cat.gpu(gpu), tp=tp, pp=pp, ep=ep, batch=batch, weights=weights, kv=kv,
                  layers_per_stage=layers_per_stage, spec=spec, usd_per_hour_per_gpu=price)
@@ -58,7 +61,9 @@ def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list
     req = Request(
         model=m, workload=Workload(isl=isl, osl=osl, rate_rps=rate_rps, output_tokens_per_s=output_tokens_per_s),
         slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_tokens_per_s_user),
-        gpus=tuple(cat.gpus(gpus)), weights=split(weights, DEFAULT_WEIGHTS), kv=split(kv, DEFAULT_KV),
+        gpus=tuple(cat.gpus(gpus)), kv=split(kv, DEFAULT_KV),
+        # a quantized checkpoint is served at its own precision unless the user asks for others
+        weights=split(weights, (m.native_weights,) if m.native_weights else DEFAULT_WEIGHTS),
         pp=tuple(pp) if pp else DEFAULT_PP, tp=tuple(tp) if tp else None, max_gpus=max_gpus,
         max_gpus_per_type=per_type, time_limit_s=time_limit_s,
     )

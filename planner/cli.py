@@ -123,7 +123,8 @@ def common_model_options(f: Callable) -> Callable:
 @click.option("--batch", type=_IntRange(1, MAX_BATCH), required=True, help="Concurrent sequences per replica.")
 @click.option("--isl", type=int, required=True, help="Mean input (prompt) tokens.")
 @click.option("--osl", type=int, required=True, help="Mean output tokens.")
-@click.option("--weights", default="bf16", show_default=True, help="bf16|fp16|fp8|int8|int4|fp4")
+@click.option("--weights", default=None,
+              help="bf16|fp16|fp8|int8|int4|fp4|mxfp4 (default: the checkpoint's own quantization, else bf16)")
 @click.option("--kv", default="bf16", show_default=True, help="bf16|fp16|fp8|int8")
 @click.option("--layers-per-stage", default=None, help="Comma-separated layers per pipeline stage (default: balanced).")
 @click.option("--price", "price", type=_FloatRange(0, MAX_USD_PER_GPU_HOUR, min_open=True), default=None,
@@ -133,9 +134,9 @@ def common_model_options(f: Callable) -> Callable:
 @click.option("--spec-alpha", type=float, default=0.7, show_default=True, help="Per-token acceptance rate.")
 @common_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, batch: int, isl: int, osl: int, weights: str, kv: str,
-             layers_per_stage: str | None, price: float | None, spec_draft: str | None, spec_gamma: int,
-             spec_alpha: float, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
+def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, batch: int, isl: int, osl: int, weights: str | None,
+             kv: str, layers_per_stage: str | None, price: float | None, spec_draft: str | None,
+             spec_gamma: int, spec_alpha: float, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
     """Metrics of one fixed configuration."""
     from . import api
 
@@ -171,7 +172,8 @@ def plan_options(f: Callable) -> Callable:
                      help="Per-user decode speed (default 33.33 = a fast reader)."),
         click.option("--rate-rps", type=float, default=None, help="Demand in requests/s."),
         click.option("--output-tokens-per-s", type=float, default=None, help="Demand in output tokens/s."),
-        click.option("--weights", default=None, help="Weight precisions to consider (default bf16,fp8,int8)."),
+        click.option("--weights", default=None, help="Weight precisions to consider (default: the checkpoint's own "
+                     "quantization if its config.json has one, else bf16,fp8,int8)."),
         click.option("--kv", default=None, help="KV-cache precisions to consider (default bf16,fp8)."),
         click.option("--max-gpus", type=_IntRange(1, MAX_GPUS), default=None, help="Most GPUs in total."),
         click.option("--max-gpus-per-type", multiple=True, help="TYPE=N, repeatable."),

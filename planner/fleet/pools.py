@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..perf.comm import p2p_time_s
+from ..perf.memory import kv_bytes_per_sequence
 from ..perf.params import PerfParams
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
@@ -107,14 +108,15 @@ def compatible(p: Pool, d: Pool, ttft_ns: int | None) -> bool:
 
 def kv_transfer_ns(model: ModelSpec, kv_bytes_per_element, scale_out_bytes_per_s, isl: int,
                    p: PerfParams) -> np.ndarray:
-    """Time to move one prompt's KV cache (isl · kv_bytes_per_token) through one scale-out NIC:
+    """Time to move one prompt's KV cache (`memory.kv_bytes_per_sequence` at isl: windowed layers hold at most their
+    window) through one scale-out NIC:
     t = α + M / (BW_out · η) (`comm.p2p_time_s`), rounded up to ns (vectorized over rows).
 
     Conservative on two counts: the cache moves after the prefill completes (no layer-by-layer overlap), and over
     one NIC, although TP and PP shards move in parallel over min(g_prefill, g_decode) NICs in practice. It then
     depends on the GPU type alone, so a prefill pool p and a decode pool d pair when
     latency_p + max(t_p, t_d) ≤ TTFT (the slower NIC sets the pace)."""
-    bytes_ = isl * model.kv_bytes_per_token(np.asarray(kv_bytes_per_element, float))
+    bytes_ = kv_bytes_per_sequence(model, np.asarray(kv_bytes_per_element, float), isl)
     t = p2p_time_s(bytes_, np.asarray(scale_out_bytes_per_s, float), p.link_efficiency, p.p2p_latency_s)
     return np.ceil(np.asarray(t) * NS_PER_S - 1e-9).astype(np.int64)
 
@@ -300,7 +302,7 @@ def replica_requests_per_s(model: ModelSpec, pool: Pool, workload: Workload, e, 
 
 def kv_transfer_s(model: ModelSpec, kv: str, scale_out_bytes_per_s: float, isl: int, p: PerfParams) -> float:
     """`kv_transfer_ns` in floating point seconds."""
-    bytes_ = isl * model.kv_bytes_per_token(BYTES_PER_ELEMENT[kv])
+    bytes_ = float(kv_bytes_per_sequence(model, BYTES_PER_ELEMENT[kv], isl))
     return float(p2p_time_s(bytes_, scale_out_bytes_per_s, p.link_efficiency, p.p2p_latency_s))
 
 

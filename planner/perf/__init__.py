@@ -3,7 +3,8 @@
 - roofline.py   time of one kernel group = max(FLOPs / peak·eff, bytes / HBM·eff)
 - moe.py        routing statistics: distinct experts touched per step, tokens per expert
 - comm.py       TP ring all-reduce, EP all-to-all, PP send/recv
-- memory.py     per-GPU memory: weights, KV cache, activations, reserve; max batch
+- window.py     attention spans of full, sliding-window and chunked layers: keys attended, tokens held
+- memory.py     per-GPU memory: weights, KV cache (windows capped), activations, reserve; max batch
 - step.py       one layer / one pipeline stage forward step (prefill or decode), composed from the above
 - pipeline.py   micro-batched pipeline: decode cycle time, prefill latency
 - batching.py   continuous-batching steady state for a workload

@@ -22,6 +22,7 @@ from .params import PerfParams
 from .pipeline import balance_layers, chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
 from .specdec import expected_tokens_per_step
 from .step import ACTIVATION_BYTES_PER_ELEMENT, Hardware, StepTime, embedding_step, layer_step, lm_head_step
+from .window import attended_tokens_over_layers
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class StepTerms:
     decode_p2p_s: Any
     prefill_p2p_s: Any
     layer_weight_bytes: Any  # per GPU, per layer
-    kv_bytes_per_seq_layer: Any  # per GPU, per layer, per sequence at full context (isl + osl)
+    kv_bytes_per_seq_layer: Any  # per GPU, per average layer, per sequence at full context (isl + osl), windowed
     # chunked prefill of one prompt riding on the decode micro-batch (`prefill_chunk_terms`): the prompt takes
     # `prefill_chunks` steps, each longer by these increments
     chunk: "ChunkTerms" = None
@@ -109,7 +110,7 @@ def prefill_chunk_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep
     cancels: the increment does not depend on the decoders' context). `logit_tokens`: prompts the chunk
     completes (each needs one row of logits)."""
     kw = dict(tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=decode_tokens, sequences=0.0,
-              kv_read_tokens=0.0, attended_tokens=0.0)
+              context_from=0.0, context_to=0.0, reads_cache=False)
     mixed = layer_step(model, hw, p, chunk_tokens=chunk_tokens, chunk_attended_tokens=chunk_attended_tokens,
                        chunk_kv_read_tokens=chunk_kv_read_tokens, **kw)
     alone = layer_step(model, hw, p, **kw)
@@ -133,14 +134,14 @@ def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):
 
 def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
                isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf) -> StepTerms:
-    """Decode at `micro_batch` sequences (each attending its mean context isl + osl/2) and prefill of one prompt
-    of `isl` tokens (causal: ~isl/2 keys per query)."""
-    mean_ctx = isl + osl / 2.0
+    """Decode at `micro_batch` sequences spread over contexts isl … isl + osl (full attention: isl + osl/2 keys per
+    query on average) and prefill of one prompt of `isl` tokens (causal: isl/2 keys per query); sliding and
+    chunked layers attend at most their window (perf/window.py)."""
     dec_tokens = np.asarray(micro_batch, float) * tokens_per_seq
     dec = layer_step(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=dec_tokens,
-                     sequences=micro_batch, kv_read_tokens=mean_ctx, attended_tokens=mean_ctx)
+                     sequences=micro_batch, context_from=isl, context_to=np.add(isl, osl), reads_cache=True)
     pre = layer_step(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=isl,
-                     sequences=1, kv_read_tokens=0.0, attended_tokens=isl / 2.0)
+                     sequences=1, context_from=0.0, context_to=isl, reads_cache=False)
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     # one prompt in c equal chunks of k = isl/c tokens; chunk j (offset j·k) attends j·k + k/2 keys per token and
     # reads its j·k cached tokens: on average isl/2 keys and (isl − k)/2 cached tokens
@@ -160,7 +161,7 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         decode_p2p_s=p2p_time_s(dec_tokens * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
         prefill_p2p_s=p2p_time_s(isl * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
         layer_weight_bytes=mem.layer_weight_bytes(model, weight_bytes) / np.asarray(tp, float),
-        kv_bytes_per_seq_layer=(isl + osl) * mem.kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp),
+        kv_bytes_per_seq_layer=mem.kv_bytes_per_sequence_per_layer_per_gpu(model, kv_bytes, tp, np.add(isl, osl)),
         chunk=chunk, prefill_chunks=chunks,
     )
 
@@ -340,10 +341,11 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
                                                                       workload.osl)))
 
     # utilization: useful model FLOPs and decode bytes against the replica's peaks
-    ctx = workload.isl + workload.osl / 2.0
-    flops_per_out = model.matmul_flops_per_token + model.num_layers * model.attention_flops_per_token_per_context * ctx
+    ctx_end = workload.isl + workload.osl
+    a = model.attention_flops_per_token_per_context
+    flops_per_out = model.matmul_flops_per_token + a * float(attended_tokens_over_layers(model, workload.isl, ctx_end))
     prefill_flops = workload.isl * (model.matmul_flops_per_token
-                                    + model.num_layers * model.attention_flops_per_token_per_context * workload.isl / 2)
+                                    + a * float(attended_tokens_over_layers(model, 0.0, workload.isl)))
     mfu = thr * (flops_per_out + prefill_flops / workload.osl) / (c.gpus * hw.peak_flops_per_s)
     bottleneck_stage = int(np.argmax(dec_stage))
     # the embedding is read on the first stage only, the LM head on the last only

@@ -3,21 +3,39 @@
 Conventions: weights are sharded evenly over TP (experts over EP x TP/EP — same bytes per GPU); embeddings and the
 LM head stay in 16-bit (FP8/INT4 checkpoints such as NVIDIA ModelOpt and AWQ keep them unquantized) and are
 vocabulary-parallel over TP. KV heads are split over TP down to one head per GPU; beyond that each GPU keeps a
-replica (MQA on TP8 holds the whole KV on every GPU). MLA's latent is replicated on every TP rank."""
+replica (MQA on TP8 holds the whole KV on every GPU). MLA's latent is replicated on every TP rank.
+A sliding-window or chunked layer holds at most its window of tokens per sequence (perf/window.py); per-layer
+figures here are exact averages over the model's layers (Σ over layers / L).
+A checkpoint quantized only in its routed experts (gpt-oss MXFP4) keeps attention, norms and router in 16-bit
+when served at its native precision."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..specs.model import ModelSpec
 from ..units import BYTES_PER_ELEMENT
+from .window import mean_held_tokens_per_layer
 
 EMBEDDING_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["bf16"]
 LOGIT_BYTES_PER_ELEMENT = BYTES_PER_ELEMENT["fp32"]
 
 
+def shared_weight_bytes_per_element(model: ModelSpec, weight_bytes_per_element):
+    """Bytes per element of the weights every token uses (attention, dense MLP, shared experts, router): the
+    weight precision, except 16-bit for a checkpoint whose native quantization covers only the routed experts
+    when it is served at that native precision."""
+    wb = np.asarray(weight_bytes_per_element, float)
+    if model.native_quant_scope != "experts" or not model.native_weights:
+        return wb
+    native = BYTES_PER_ELEMENT[model.native_weights]
+    return np.where(np.isclose(wb, native), EMBEDDING_BYTES_PER_ELEMENT, wb)
+
+
 def layer_weight_bytes(model: ModelSpec, weight_bytes_per_element):
-    """Bytes of one (average) transformer layer: shared + routed-expert weights × bytes per element."""
-    return (model.layer_shared_params + model.layer_expert_params) * np.asarray(weight_bytes_per_element, float)
+    """Bytes of one (average) transformer layer: shared weights × their bytes per element (above) + routed-expert
+    weights × bytes per element."""
+    wb = np.asarray(weight_bytes_per_element, float)
+    return model.layer_shared_params * shared_weight_bytes_per_element(model, wb) + model.layer_expert_params * wb
 
 
 def kv_fraction_per_gpu(model: ModelSpec, tp):
@@ -30,7 +48,8 @@ def kv_fraction_per_gpu(model: ModelSpec, tp):
 
 
 def kv_bytes_per_token_per_layer_per_gpu(model: ModelSpec, kv_bytes_per_element, tp):
-    return model.kv_elements_per_token_per_layer * np.asarray(kv_bytes_per_element, float) * kv_fraction_per_gpu(model, tp)
+    share = kv_fraction_per_gpu(model, tp)
+    return model.kv_elements_per_token_per_layer * np.asarray(kv_bytes_per_element, float) * share
 
 
 def stage_weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_element, tp, layers, first, last):
@@ -45,11 +64,25 @@ def stage_weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_element, tp, l
     return w + np.where(first, emb, 0.0) + np.where(last & ~tied_single, head, 0.0)
 
 
+def kv_bytes_per_sequence_per_layer_per_gpu(model: ModelSpec, kv_bytes_per_element, tp, context_tokens):
+    """KV bytes one sequence at `context_tokens` keeps per (average) layer on one GPU:
+    (Σ over layers of min(C, window) / L) · kv_elements · bytes · share_per_gpu."""
+    held = mean_held_tokens_per_layer(model, context_tokens)
+    return held * kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes_per_element, tp)
+
+
+def kv_bytes_per_sequence(model: ModelSpec, kv_bytes_per_element, context_tokens):
+    """KV bytes of one sequence at `context_tokens` over all layers (unsharded; what a prefill hands to decode):
+    Σ over layers of min(C, window) · kv_elements · bytes."""
+    held = mean_held_tokens_per_layer(model, context_tokens) * model.num_layers
+    return held * model.kv_elements_per_token_per_layer * np.asarray(kv_bytes_per_element, float)
+
+
 def kv_cache_bytes_per_gpu(model: ModelSpec, kv_bytes_per_element, tp, layers, sequences, context_tokens):
     """KV bytes one GPU of a stage holds for `sequences` sequences of `context_tokens` each:
-    S · C · layers · kv_elements · bytes · share_per_gpu."""
-    per_token_layer = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes_per_element, tp)
-    return np.asarray(sequences, float) * np.asarray(context_tokens, float) * layers * per_token_layer
+    S · layers · (per-sequence, per-layer KV above)."""
+    per_seq_layer = kv_bytes_per_sequence_per_layer_per_gpu(model, kv_bytes_per_element, tp, context_tokens)
+    return np.asarray(sequences, float) * layers * per_seq_layer
 
 
 def activation_bytes_per_gpu(model: ModelSpec, tp, max_batched_tokens, decode_sequences):

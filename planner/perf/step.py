@@ -1,10 +1,12 @@
 """One forward step through one (average) layer and through a pipeline stage, per GPU.
 
-A layer is three kernel groups, each timed by its own roofline (summing per-group rooflines, rather than taking
+The average layer is exact: Σ over the model's layers (dense/MoE, full/sliding/chunked) / L. A layer is three
+kernel groups, each timed by its own roofline (summing per-group rooflines, rather than taking
 one roofline over the layer, keeps a memory-bound attention from hiding behind a compute-bound MLP):
   1. shared weights (attention projections, dense MLP, shared experts, router): 2·P·T FLOP, P·b_w bytes;
   2. routed experts: 2·k·P_e·T FLOP, E[touched](T)·P_e·b_w bytes (moe.expected_experts_touched);
-  3. attention core: a·C·T FLOP (a = attention_flops_per_token_per_context), KV read S·C·kv bytes + KV write;
+  3. attention core: a·C·T FLOP (a = attention_flops_per_token_per_context, C the keys a query attends: its
+     context, capped by a sliding window or chunk), KV read S·C·kv bytes + KV write;
   4. in a mixed step (continuous batching with chunked prefill), the attention of a prefill chunk of K tokens that
      rides on the decode batch: a·A·K FLOP (A keys per chunk token), KV read R·kv + write K·kv bytes. It is its own
      kernel group (engines run decode and prefill attention as separate kernels), while groups 1–2 and the
@@ -18,12 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..specs.model import ModelSpec
+from ..specs.model import LayerKind, ModelSpec
 from .comm import alltoall_time_s, ring_allreduce_time_s
-from .memory import EMBEDDING_BYTES_PER_ELEMENT, kv_bytes_per_token_per_layer_per_gpu
+from .memory import EMBEDDING_BYTES_PER_ELEMENT, kv_bytes_per_token_per_layer_per_gpu, shared_weight_bytes_per_element
 from .moe import expected_experts_touched
 from .params import PerfParams
 from .roofline import compute_time_s, memory_time_s
+from .window import attention_spans, mean_span, span_at
 
 ACTIVATION_BYTES_PER_ELEMENT = 2.0  # activations travel in 16-bit between GPUs
 
@@ -66,41 +69,59 @@ def _group(flops, bytes_moved, peak, hbm, p: PerfParams) -> StepTime:
 
 
 def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, tokens,
-               sequences, kv_read_tokens, attended_tokens, chunk_tokens=0.0, chunk_attended_tokens=0.0,
+               sequences, context_from, context_to, reads_cache, chunk_tokens=0.0, chunk_attended_tokens=0.0,
                chunk_kv_read_tokens=0.0) -> StepTime:
-    """One average layer's forward step on one GPU.
+    """One average layer's forward step on one GPU: Σ over the model's layers / L, each layer the sum of its own
+    kernel groups' rooflines (dense and MoE layers differ in their shared-weight group, full, sliding and chunked
+    layers in their attention groups; the experts group and communication scale with the MoE layers' share).
 
     tokens          tokens processed in the step (decode: sequences × tokens per sequence; prefill: prompt)
     sequences       sequences in the step (KV reads are per sequence)
-    kv_read_tokens  cached tokens each sequence reads from HBM (decode: its context; prefill: 0)
-    attended_tokens keys each query token attends to on average (decode: context; causal prefill: ~prompt/2)
-    chunk_*         a prefill chunk in the same step (group 4): its tokens K, keys per token A (a chunk at offset
-                    o of k tokens: o + k/2), cached prefix tokens R it reads (o). 0: a plain step."""
+    context_from/to the contexts the step's queries sit at, spread evenly (decode: isl … isl + osl; a prefill:
+                    0 … prompt): each attends its layer's span there (perf/window.py mean_span)
+    reads_cache     decode reads each sequence's attended KV from HBM; a prefill computes its own in the step
+    chunk_*         a prefill chunk in the same step (group 4): its tokens K, keys per token A for full attention
+                    (a chunk at offset o of k tokens: o + k/2; its queries spread over A ± K/2) and the cached
+                    prefix R it reads for full attention (o). Windowed layers attend and read within their window
+                    there. 0: a plain step."""
     tp = np.asarray(tp, float)
     ep = np.asarray(ep, float)
     chunk = np.asarray(chunk_tokens, float)
-    tokens = np.asarray(tokens, float) + chunk  # tokens through the weights and collectives
-    shared = _group(2.0 * model.layer_shared_params * tokens / tp,
-                    model.layer_shared_params * np.asarray(weight_bytes, float) / tp,
-                    hw.peak_flops_per_s, hw.hbm_bytes_per_s, p)
-    step = shared
+    own = np.asarray(tokens, float)  # the decode (or whole-prompt) tokens of group 3
+    tokens = own + chunk  # tokens through the weights and collectives
+    wb = np.asarray(weight_bytes, float)
+    shared_wb = shared_weight_bytes_per_element(model, wb)
+    L = model.num_layers
+    step = None
+    for mlp in ("dense", "moe"):
+        n = sum(k.mlp == mlp for k in model.layer_kinds)
+        if n:
+            shared = model.shared_params_of(LayerKind(mlp))
+            g = _group(2.0 * shared * tokens / tp, shared * shared_wb / tp, hw.peak_flops_per_s, hw.hbm_bytes_per_s, p)
+            step = g.scaled(n / L) if step is None else step + g.scaled(n / L)
     if model.is_moe:
         f = model.moe_layer_fraction
         touched = expected_experts_touched(model.num_experts, model.experts_per_token, tokens)
         experts = _group(f * 2.0 * model.experts_per_token * model.expert_params * tokens / tp,
-                         f * touched * model.expert_params * np.asarray(weight_bytes, float) / tp,
+                         f * touched * model.expert_params * wb / tp,
                          hw.peak_flops_per_s, hw.hbm_bytes_per_s, p)
         step = step + experts
     kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
-    own = tokens - chunk  # the decode (or whole-prompt) tokens of group 3
-    attn = _group(model.attention_flops_per_token_per_context * np.asarray(attended_tokens, float) * own / tp,
-                  (np.asarray(sequences, float) * np.asarray(kv_read_tokens, float) + own) * kv_token,
-                  hw.attention_flops_per_s, hw.hbm_bytes_per_s, p)
-    step = step + attn
-    if np.any(chunk > 0):
-        step = step + _group(model.attention_flops_per_token_per_context * np.asarray(chunk_attended_tokens, float)
-                             * chunk / tp, (np.asarray(chunk_kv_read_tokens, float) + chunk) * kv_token,
-                             hw.attention_flops_per_s, hw.hbm_bytes_per_s, p)
+    a = model.attention_flops_per_token_per_context
+    has_chunk = np.any(chunk > 0)
+    center = np.asarray(chunk_attended_tokens, float)
+    for kind, n in attention_spans(model).items():
+        span = mean_span(kind, context_from, context_to)
+        read = np.asarray(sequences, float) * span if reads_cache else 0.0
+        attn = _group(a * span * own / tp, (read + own) * kv_token, hw.attention_flops_per_s, hw.hbm_bytes_per_s, p)
+        step = step + attn.scaled(n / L)
+        if has_chunk:
+            # never more than A: queries of several prompts' chunks need not be contiguous (A − K/2 may be < 0)
+            keys = np.minimum(center, mean_span(kind, np.maximum(center - chunk / 2.0, 0.0), center + chunk / 2.0))
+            prefix = span_at(kind, chunk_kv_read_tokens)
+            g = _group(a * keys * chunk / tp, (prefix + chunk) * kv_token, hw.attention_flops_per_s,
+                       hw.hbm_bytes_per_s, p)
+            step = step + g.scaled(n / L)
     comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens)
     return step + StepTime(comm, 0.0, 0.0, comm, 0.0, 0.0)
 

@@ -92,3 +92,37 @@ def test_activations_positive_and_growing_with_tokens(preset):
         assert np.all(a > 0)
         assert np.all(np.diff(a) > 0)
         assert mem.activation_bytes_per_gpu(m, 8, 512, 64) > mem.activation_bytes_per_gpu(m, 8, 512, 1)
+
+
+# ---- windows, native quantization scope -----------------------------------------------------------------------
+def _real(name):
+    from pathlib import Path
+
+    from planner.specs.model import model_from_path
+    return model_from_path(Path(__file__).resolve().parent.parent / "data" / "configs" / f"{name}.json")
+
+
+def test_sliding_window_layers_cap_the_kv_cache():
+    m = _real("gpt-oss-120b")  # 18 layers of a 128-token window, 18 full; 8 KV heads of 64
+    per_token_layer = 2 * 8 * 64 * 2  # K and V, bf16: 2,048 B
+    # one 10,000-token sequence: (18·10,000 + 18·128) token-layers × 2,048 B = 373,358,592 B (not 36·10,000·2,048)
+    assert mem.kv_bytes_per_sequence(m, 2.0, 10_000) == (18 * 10_000 + 18 * 128) * per_token_layer == 373_358_592
+    # per average layer on one GPU of TP8 (one KV head each)
+    assert mem.kv_bytes_per_sequence_per_layer_per_gpu(m, 2.0, 8, 10_000) == \
+        pytest.approx((18 * 10_000 + 18 * 128) / 36 * per_token_layer / 8)
+    assert mem.kv_cache_bytes_per_gpu(m, 2.0, 8, 36, 4, 10_000) == pytest.approx(4 * 373_358_592 / 8)
+    g = _real("gemma-2-27b")  # 23 sliding (4096) + 23 full; 16 KV heads of 128: 8,192 B per token-layer
+    assert mem.kv_bytes_per_sequence(g, 2.0, 8192) == (23 * 4096 + 23 * 8192) * 8192
+
+
+def test_experts_only_native_quantization_keeps_attention_in_16_bit():
+    m = _real("gpt-oss-120b")
+    mx = 0.5 + 1 / 32  # MXFP4: 4-bit values, one 8-bit scale per 32
+    shared, experts = m.layer_shared_params, m.layer_expert_params
+    assert mem.layer_weight_bytes(m, mx) == pytest.approx(shared * 2.0 + experts * mx)
+    # served at another precision, every matrix takes that precision
+    assert mem.layer_weight_bytes(m, 1.0) == pytest.approx((shared + experts) * 1.0)
+    # whole model at its native precision: 36 layers + 16-bit embedding and head ≈ 65.5 GB (the checkpoint is 65 GB)
+    total = mem.stage_weight_bytes_per_gpu(m, mx, 1, 36, True, True)
+    assert total == pytest.approx(36 * (shared * 2.0 + experts * mx) + 2 * 201088 * 2880 * 2)
+    assert 60e9 < total < 66e9

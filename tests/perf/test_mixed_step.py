@@ -66,8 +66,8 @@ def test_chunk_group_by_hand(preset, h100, round_params):
     tokens (compute bound), the chunk's attention is its own group, the all-reduces carry 520 tokens."""
     m, p = preset("llama-3.1-70b"), round_params
     hw = hardware(h100, "bf16")
-    s = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=8, sequences=8, kv_read_tokens=1000,
-                   attended_tokens=1000, chunk_tokens=512, chunk_attended_tokens=1024 + 256,
+    s = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=8, sequences=8, context_from=1000,
+                   context_to=1000, reads_cache=True, chunk_tokens=512, chunk_attended_tokens=1024 + 256,
                    chunk_kv_read_tokens=1024)
     peak, hbm = 989.4e12 * 0.5, 3.35e12 * 0.8
     shared = max(2 * 855_654_400 * 520 / 8 / peak, 855_654_400 * 2 / 8 / hbm)
@@ -77,9 +77,9 @@ def test_chunk_group_by_hand(preset, h100, round_params):
     assert s.time_s == pytest.approx(shared + decode_attn + chunk_attn + 2 * ar, rel=1e-9)
     # no chunk: exactly the plain decode step
     plain = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=8, sequences=8,
-                       kv_read_tokens=1000, attended_tokens=1000)
+                       context_from=1000, context_to=1000, reads_cache=True)
     zero = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=8, sequences=8,
-                      kv_read_tokens=1000, attended_tokens=1000, chunk_tokens=0)
+                      context_from=1000, context_to=1000, reads_cache=True, chunk_tokens=0)
     assert zero.time_s == plain.time_s
 
 

@@ -15,7 +15,7 @@ def test_dense_decode_layer_by_hand(preset, h100, round_params):
     hw = hardware(h100, "bf16")
     ctx = 1100
     s = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=1, sequences=1,
-                   kv_read_tokens=ctx, attended_tokens=ctx)
+                   context_from=ctx, context_to=ctx, reads_cache=True)
     hbm = 3.35e12 * 0.8
     # shared weights: (attention 150,994,944 + norms 16,384 + MLP 704,643,072) × 2 B / 8 GPUs, memory bound
     shared_params = 8192 * 64 * 128 * 2 + 2 * 8192 * 8 * 128 + 2 * 8192 + 3 * 8192 * 28672
@@ -37,7 +37,7 @@ def test_dense_prefill_layer_is_compute_bound(preset, h100, round_params):
     m, p = preset("llama-3.1-70b"), round_params
     hw = hardware(h100, "bf16")
     s = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=4096, sequences=1,
-                   kv_read_tokens=0, attended_tokens=2048)
+                   context_from=0, context_to=4096, reads_cache=False)
     peak = 989.4e12 * 0.5
     matmul = 2 * 855_654_400 * 4096 / 8 / peak
     attention = 4 * 64 * 128 * 2048 * 4096 / 8 / peak
@@ -53,7 +53,7 @@ def test_moe_decode_expert_bytes_follow_expected_experts(preset, h100, round_par
     kv_token = 2 * 8 * 128 * 2 / 2  # 8 KV heads over TP2
     for tokens, touched in ((1, 2.0), (4, 8 * (1 - 0.75 ** 4))):
         s = layer_step(m, hw, p, tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=tokens, sequences=tokens,
-                       kv_read_tokens=100, attended_tokens=100)
+                       context_from=100, context_to=100, reads_cache=True)
         expected = (m.layer_shared_params + touched * expert) * 2 / 2 + (tokens * 100 + tokens) * kv_token
         assert s.bytes == pytest.approx(expected, rel=1e-12)
 
@@ -79,3 +79,25 @@ def test_lm_head_and_embedding_by_hand(preset, h100, round_params):
     assert emb.time_s == pytest.approx(4 * 8192 * 2 / (3.35e12 * 0.8))
     emb_loaded = embedding_step(m, hw, replace(p, head_stage_overhead_s=1e-3), tokens=4)
     assert emb_loaded.time_s == pytest.approx(4 * 8192 * 2 / (3.35e12 * 0.8) + 1e-3)
+
+
+def test_average_layer_sums_each_attention_span_by_hand(h100, round_params):
+    """gpt-oss-120b decoding one token at context 4096 on one H100, MXFP4 experts: every group memory bound.
+    The average layer is half a full-attention layer and half a 128-token sliding-window layer."""
+    from pathlib import Path
+
+    from planner.specs.model import model_from_path
+    m = model_from_path(Path(__file__).resolve().parent.parent / "data" / "configs" / "gpt-oss-120b.json")
+    p = round_params
+    hw = hardware(h100, "mxfp4")
+    s = layer_step(m, hw, p, tp=1, ep=1, weight_bytes=0.5 + 1 / 32, kv_bytes=2.0, tokens=1, sequences=1,
+                   context_from=4096, context_to=4096, reads_cache=True)
+    h = 2880
+    shared = (h * 4096 + 2 * h * 512 + 4096 * h + (4096 + 2 * 512 + h) + 64) + 2 * h + (h * 128 + 128)
+    expert = 3 * h * 2880 + 2 * 2880 + h
+    kv_token = 2 * 8 * 64 * 2
+    weights = shared * 2.0 + 4 * expert * (0.5 + 1 / 32)  # attention/router 16-bit; 4 experts touched
+    kv = ((4096 + 1) + (128 + 1)) / 2 * kv_token  # KV read + written, averaged over the two kinds of layer
+    assert s.bytes == pytest.approx(weights + kv, rel=1e-12)
+    assert s.time_s == pytest.approx((weights + kv) / (3.35e12 * 0.8), rel=1e-9)
+    assert s.flops == pytest.approx(2 * shared + 2 * 4 * expert + 4 * 64 * 64 * (4096 + 128) / 2)

@@ -184,3 +184,16 @@ def test_cli_refuses_an_unmodelled_architecture_in_one_line(tmp_path):
                                   "--osl", "10"])
     assert r.exit_code == 2
     assert len(r.output.strip().splitlines()) == 1 and "cannot model layer type 'linear_attention'" in r.output
+
+
+def test_native_precision_is_the_default_weight_precision():
+    from planner import api
+    path = CONFIGS / "gpt-oss-120b.json"
+    e = api.estimate(path, "h100", batch=1, isl=1000, osl=1000)
+    assert e.config.weights == "mxfp4" and e.fits  # gpt-oss-120b on one 80 GB GPU, as OpenAI ships it
+    assert api.estimate(path, "h100", batch=1, isl=1000, osl=1000, weights="fp8").config.weights == "fp8"
+    assert api.estimate(CONFIGS / "llama-3.1-8b.json", "h100", batch=1, isl=10, osl=10).config.weights == "bf16"
+    req, _ = api.make_request(CONFIGS / "deepseek-v3.json", isl=1000, osl=100, gpus="h200")
+    assert req.weights == ("fp8",)  # the FP8 checkpoint, not bf16,fp8,int8
+    req, _ = api.make_request(CONFIGS / "mistral-nemo-base-2407.json", isl=1000, osl=100, gpus="h200")
+    assert req.weights == ("bf16", "fp8", "int8")
