@@ -207,3 +207,31 @@ def fleet(request, *, catalog: Catalog | str | Path | None = None, time_limit_s:
         req = replace(req, time_limit_s=req.time_limit_s if time_limit_s is None else time_limit_s,
                       compare=req.compare if compare is None else compare)
     return plan_fleet(req, cat.perf, timings=timings)
+
+
+# ---- training-run planning -----------------------------------------------------------------------------------------
+def train(model: ModelSpec | str | Path | None = None, *, tokens=None, request: str | Path | None = None,
+          timings: bool = False, **kwargs):
+    """The cheapest training layout meeting a deadline (or at a GPU count), or the fastest within a budget:
+    GPU type and count, TP/PP/DP/EP/CP, ZeRO stage, recomputation and micro-batch (planner.train). `request` is a
+    training request TOML whose keys are the flag names; keyword arguments (`gpus`, `seq_len`,
+    `global_batch_tokens`, `num_gpus`, `max_gpus`, `deadline_days`, `budget_usd`, `price`, `price_tier`, `catalog`,
+    `goodput`, `flops_efficiency`, `time_limit_s`) override it. Returns a `planner.train.result.TrainPlan`
+    (`.to_dict()` for JSON); raises `InfeasibleError` with one reason per blocking constraint."""
+    from .errors import InputError
+    from .train.request import make_request, named, read_request
+    from .train.result import make_plan
+    from .train.search import search
+
+    args: dict = {}
+    if request is not None:
+        args.update(read_request(request))
+    overrides = {k: v for k, v in {**kwargs, "model": model, "tokens": tokens}.items() if v is not None}
+    args.update(overrides)
+    if "model" not in args:
+        raise InputError(f"missing --model{f' (or key model in {request})' if request else ''}")
+    # an error in a value the file gave names the file (flags overriding it are named as flags)
+    where = str(request) if request is not None and not overrides else None
+    build = lambda: make_request(**args)  # noqa: E731
+    req, cat = named(where, build) if where else build()
+    return make_plan(search(req, cat.perf), cat.perf, timings=timings)

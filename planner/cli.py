@@ -373,3 +373,39 @@ def fleet(request_file: str, catalog_file: str | None, time_limit_s: float | Non
     else:
         from .fleet import fleet_text
         click.echo(fleet_text(d))
+
+
+@main.command()
+@click.argument("request_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--model", default=None, help="Preset id, config.json, or model folder.")
+@click.option("--tokens", default=None, help="Training tokens, e.g. 13e12 or 13T.")
+@click.option("--seq-len", default=None, help="Sequence length in tokens (default: the model's context, at most 8192).")
+@click.option("--global-batch-tokens", default=None, help="Tokens per optimizer step (default ~4M, whole sequences).")
+@click.option("--gpus", default=None, help="Comma-separated GPU types to consider (default: whole catalog).")
+@click.option("--num-gpus", default=None, help="Use exactly this many GPUs.")
+@click.option("--max-gpus", default=None, help="Use at most this many GPUs.")
+@click.option("--deadline-days", type=float, default=None, help="Finish within this many days (cheapest layout).")
+@click.option("--budget-usd", type=float, default=None,
+              help="Spend at most this much (fastest layout, unless a deadline is also given).")
+@click.option("--price", type=float, default=None, help="Override $/GPU-hour.")
+@click.option("--goodput", type=float, default=None,
+              help="Share of wall-clock time that trains (default 0.90, Llama 3 paper).")
+@click.option("--flops-efficiency", type=float, default=None,
+              help="Fraction of bf16 peak the kernels reach (default: fitted per accelerator family).")
+@click.option("--time-limit-s", type=float, default=None, help="Solver time limit (default 30).")
+@common_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--timings", is_flag=True, help="Include solver wall time in the JSON (makes output non-repeatable).")
+def train(request_file: str | None, as_json: bool, timings: bool, catalog_file: str | None,
+          **flags: Any) -> None:
+    """Cheapest training layout meeting a deadline (or at a GPU count), or fastest within a budget: GPU type and
+    count, TP/PP/DP/EP/CP, ZeRO stage, recomputation, micro-batch (flags, or a TOML REQUEST_FILE of flag names)."""
+    from . import api
+    from .train.result import train_text
+
+    result = api.train(request=request_file, timings=timings or not as_json, catalog=catalog_file, **flags)
+    d = result.to_dict()
+    if as_json:
+        emit_json(d)
+    else:
+        click.echo(train_text(d))

@@ -22,9 +22,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# fleet-*.toml are `planner fleet` requests, run by tests/fleet/test_examples_fleet.py
+# fleet-*.toml are `planner fleet` requests, run by tests/fleet/test_examples_fleet.py; train-*.toml are
+# `planner train` requests, run by tests/train/test_examples_train.py
 EXAMPLES = sorted(p for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.toml")
-                  if not p.name.startswith("fleet-"))
+                  if not p.name.startswith(("fleet-", "train-")))
 
 
 def test_there_are_examples():
