@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-# fleet-*.toml are `planner fleet` requests (many pools, no single plan to export)
+# fleet-*.toml are `planner fleet` requests (many pools, no single plan to export); train-*.toml are training runs
 EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.toml")
-                  if not p.name.startswith("fleet-"))
+                  if not p.name.startswith(("fleet-", "train-")))
 
 
 def plan_example(path: Path) -> dict:
