@@ -9,14 +9,15 @@ H, L, V, S = 12288, 96, 50257, 2048
 
 
 def _n_matmul():
-    # per layer: Q, K, V, O (4h²) + MLP up and down (2·h·4h = 8h²) + two norms (2h); plus the LM head V·h
-    return L * (12 * H * H + 2 * H) + V * H
+    # per layer: Q, K, V, O (4h²) + MLP up and down (2·h·4h = 8h²) + two norms (2h) + the linear layers' biases
+    # (GPT-3 has them: Q, K, V, O 4h + MLP 4h + h = 9h); plus the LM head V·h
+    return L * (12 * H * H + 2 * H + 9 * H) + V * H
 
 
 def test_gpt3_model_flops_per_token_by_hand():
     m = load_model("gpt3-175b")
     n = _n_matmul()
-    assert n == 174_566_092_800
+    assert n == 174_576_709_632
     attention = 12 * L * H * S  # 12·L·(a·d_head)·s, not halved for the causal mask (PaLM appendix B)
     assert model_flops_per_token(m, S) == pytest.approx(6 * n + attention, rel=1e-12)
     assert attention_flops_per_token(m, S) == 4 * L * H * S  # forward only
