@@ -119,7 +119,7 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
     """Pareto frontier of $ per million output tokens against tokens/s/user (each point an optimal plan for a
     per-user speed target; TTFT reported, and bounded by `ttft_ms` if given). `request` and `options` as for
     `plan`. Returns a JSON-ready dict."""
-    from .perf.estimate import _r
+    from .numbers import round6
     from .search.solve import frontier as _frontier
 
     kwargs = plan_request.resolve(request, options)
@@ -137,8 +137,8 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
         "workload": {"isl": isl, "osl": osl}, "ttft_limit_s": req.slo.ttft_s,
         "speeds_tried": list(speeds),
         "points": [{
-            "tokens_per_s_per_user": _r(c.estimate.tokens_per_s_per_user), "ttft_s": _r(c.estimate.ttft_s),
-            "usd_per_million_output_tokens": _r(c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)),
+            "tokens_per_s_per_user": round6(c.estimate.tokens_per_s_per_user), "ttft_s": round6(c.estimate.ttft_s),
+            "usd_per_million_output_tokens": round6(c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)),
             "replicas": c.replicas,
             "gpu": c.row.gpu.id, "tp": c.row.tp, "pp": c.row.pp, "ep": c.row.ep, "batch": c.row.batch,
             "weights": c.row.weights, "kv": c.row.kv, "gpus_per_replica": c.row.gpus,

@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any
 
 from .explain import batch_limited_by, binding_constraints
-from .perf.estimate import _r
+from .numbers import round6
 from .search.solve import Choice, SearchResult
 from .search.table import OBJ_DIVISOR, PRICE_UNITS_PER_USD
 from .units import SECONDS_PER_HOUR
@@ -23,9 +23,9 @@ def _summary(req: Any, c: Choice) -> dict[str, Any]:
     e, r = c.estimate, c.row
     return {
         "gpu": r.gpu.id, "tp": r.tp, "pp": r.pp, "ep": r.ep, "replicas": c.replicas, "batch": r.batch,
-        "weights": r.weights, "kv": r.kv, "total_gpus": c.replicas * r.gpus, "usd_per_hour": _r(c.usd_per_hour),
-        "usd_per_million_output_tokens": _r(c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)),
-        "tokens_per_s_per_user": _r(e.tokens_per_s_per_user), "ttft_s": _r(e.ttft_s),
+        "weights": r.weights, "kv": r.kv, "total_gpus": c.replicas * r.gpus, "usd_per_hour": round6(c.usd_per_hour),
+        "usd_per_million_output_tokens": round6(c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)),
+        "tokens_per_s_per_user": round6(e.tokens_per_s_per_user), "ttft_s": round6(e.ttft_s),
     }
 
 
@@ -50,7 +50,7 @@ class Plan:
                           else f"{1 / PRICE_UNITS_PER_USD:g} USD per hour")
         solver: dict[str, Any] = {
             "engine": "ortools-cp-sat", "status": c.solution.status if c.solution else "HEURISTIC",
-            "gap": _r(c.solution.gap) if c.solution else None,
+            "gap": round6(c.solution.gap) if c.solution else None,
             "objective": c.objective, "objective_unit": objective_unit,
             "candidates": {"rows": res.stats.rows, "placements": res.stats.placements,
                            "rows_after_bounds": res.stats.rows_after_bounds},
@@ -77,11 +77,11 @@ class Plan:
             "memory_per_gpu_bytes": d["memory_per_gpu_bytes"],
             "metrics": d["metrics"],
             "cost": {
-                "usd_per_hour": _r(usd_h),
-                "usd_per_hour_per_gpu": _r(r.gpu.usd_per_hour),
+                "usd_per_hour": round6(usd_h),
+                "usd_per_hour_per_gpu": round6(r.gpu.usd_per_hour),
                 "price_tier": r.gpu.price.tier, "price_source": r.gpu.price.source, "price_date": r.gpu.price.date,
-                "usd_per_million_output_tokens": _r(c.usd_per_million_output_tokens(demand)),
-                "usd_per_million_tokens": _r(usd_h / SECONDS_PER_HOUR / (served * (req.workload.isl + req.workload.osl)
+                "usd_per_million_output_tokens": round6(c.usd_per_million_output_tokens(demand)),
+                "usd_per_million_tokens": round6(usd_h / SECONDS_PER_HOUR / (served * (req.workload.isl + req.workload.osl)
                                                                         / req.workload.osl) * 1e6),
             },
             "bottleneck": e.bottleneck,

@@ -6,11 +6,11 @@ rate_rps=3)` takes what `planner plan examples/chat-70b.toml --rate-rps 3` takes
 overridden by every option that is not None. Errors name the file and key (a file value) or the flag."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import InputError, did_you_mean
+from .numbers import is_real, is_whole
 from .specs.workload import MAX_TOKENS
 from .text import check_text
 
@@ -37,9 +37,6 @@ def check_value(path: str, key: str, v: Any) -> None:
     """Type and range of one request-file value, so that the error names the file and the key."""
     kind, where = REQUEST_KEYS[key], f"{path}: {key}"
 
-    def is_int(x: Any) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool)
-
     if kind == "text" and not (isinstance(v, str) and v.strip()):
         raise InputError(f"{where} must be a non-empty string, got {v!r}")
     if kind == "names":
@@ -48,14 +45,13 @@ def check_value(path: str, key: str, v: Any) -> None:
             raise InputError(f"{where} must be a name or a non-empty list of names, got {v!r}")
     for text in ([v] if kind == "text" else items if kind == "names" else []):
         check_text(text, where)  # names and descriptions land in scripts and terminals (planner/text.py)
-    if kind == "count" and not (is_int(v) and 1 <= v <= _COUNT_MAX[key]):
+    if kind == "count" and not (is_whole(v) and 1 <= v <= _COUNT_MAX[key]):
         raise InputError(f"{where} must be an integer from 1 to {_COUNT_MAX[key]}, got {v!r}")
-    if kind == "number" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                                 and 0 < v <= _NUMBER_MAX):
+    if kind == "number" and not (is_real(v) and 0 < v <= _NUMBER_MAX):
         raise InputError(f"{where} must be a number > 0 (and <= {_NUMBER_MAX:g}), got {v!r}")
-    if kind == "degrees" and not (isinstance(v, list) and v and all(is_int(x) and 1 <= x <= MAX_DEGREE for x in v)):
+    if kind == "degrees" and not (isinstance(v, list) and v and all(is_whole(x) and 1 <= x <= MAX_DEGREE for x in v)):
         raise InputError(f"{where} must be a non-empty list of integers from 1 to {MAX_DEGREE}, got {v!r}")
-    if kind == "limits" and not (isinstance(v, dict) and all(is_int(x) and 0 <= x <= MAX_GPUS for x in v.values())):
+    if kind == "limits" and not (isinstance(v, dict) and all(is_whole(x) and 0 <= x <= MAX_GPUS for x in v.values())):
         raise InputError(f"{where} must be a table of GPU = count (0 to {MAX_GPUS}), e.g. {{ h100-sxm = 64 }}, "
                          f"got {v!r}")
     from .specs.accelerator import PRICE_TIERS

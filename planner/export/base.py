@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from ..catalog import CATALOG, Catalog, load_catalog, load_model, normalize_name
 from ..errors import InputError
-from ..perf.estimate import Config, _r, estimate
+from ..numbers import is_real, is_whole, round6
+from ..perf.estimate import Config, estimate
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
@@ -184,10 +185,9 @@ def _num(d: Any, key: str, where: str, *, integer: bool = False, positive: bool 
     v = d.get(key) if isinstance(d, dict) else None
     if v is None and optional and isinstance(d, dict):
         return None
-    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
     if maximum is None and integer:
         maximum = MAX_COUNT
-    if isinstance(v, bool) or not ok or not math.isfinite(v) or (v <= 0 if positive else v < 0):
+    if not (is_whole(v) if integer else is_real(v)) or (v <= 0 if positive else v < 0):
         kind = "a positive integer" if integer and positive else ("a number > 0" if positive else "a number >= 0")
         raise InputError(f"plan: {where}{key} must be {kind}, got {v!r}")
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
@@ -233,7 +233,7 @@ def check_plan(plan: Any) -> dict[str, Any]:
                          f"{list(KV_PRECISIONS)}, got {prec!r}"[:300])
     layers = _obj(plan, "placement").get("layers_per_stage")
     if (not isinstance(layers, list) or len(layers) != par["pp"]
-            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in layers)):
+            or any(not is_whole(n) or n < 1 for n in layers)):
         raise InputError(f"plan: placement.layers_per_stage must be {par['pp']} positive layer counts, "
                          f"got {layers!r}"[:200])
     w = _obj(plan, "workload")
@@ -345,10 +345,10 @@ def reestimator(ctx: Context):
         return {
             "layers_per_stage": list(e.layers_per_stage), "ep": lay.ep, "kv": lay.kv, "fits": e.fits,
             "metrics": d["metrics"], "memory_per_gpu_bytes": d["memory_per_gpu_bytes"], "replicas": replicas,
-            "usd_per_hour": _r(usd_h), "usd_per_million_output_tokens": _r(cost),
-            "cost_change": _r(cost / planned - 1.0) if planned else None,
-            "tpot_change": _r(e.tpot_s / plan["metrics"]["tpot_s"] - 1.0),
-            "ttft_change": _r(e.ttft_s / plan["metrics"]["ttft_s"] - 1.0),
+            "usd_per_hour": round6(usd_h), "usd_per_million_output_tokens": round6(cost),
+            "cost_change": round6(cost / planned - 1.0) if planned else None,
+            "tpot_change": round6(e.tpot_s / plan["metrics"]["tpot_s"] - 1.0),
+            "ttft_change": round6(e.ttft_s / plan["metrics"]["ttft_s"] - 1.0),
             "violations": violations, "messages": list(e.messages), "bottleneck": e.bottleneck,
         }
 

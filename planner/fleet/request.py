@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from ..catalog import Catalog, load_catalog, load_model, read_toml
 from ..errors import InputError
+from ..numbers import is_real, is_whole
 from ..search.space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS
 from ..specs.accelerator import PRICE_TIERS, Accelerator
 from ..specs.model import ModelSpec
@@ -33,7 +34,7 @@ class FleetClass:
         if not self.rate_rps or len(self.rate_rps) > MAX_HOURS:
             raise InputError(f"class {self.name!r}: give 1 to {MAX_HOURS} hourly rates, got {len(self.rate_rps)}")
         for r in self.rate_rps:
-            if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or not 0 <= r <= 1e7:
+            if not is_real(r) or not 0 <= r <= 1e7:
                 raise InputError(f"class {self.name!r}: rate_rps values must be numbers in [0, 1e7], got {r!r}")
 
 
@@ -124,7 +125,7 @@ def _hourly(value: Any, where: str) -> list[float]:
     else:
         vals = [value]
     for v in vals:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        if not is_real(v) or v < 0:
             raise InputError(f"{where}: values must be numbers >= 0, got {v!r}")
     return [float(v) for v in vals]
 
@@ -150,7 +151,7 @@ def _number(doc: Mapping[str, Any], key: str, where: str, positive: bool = True)
     v = doc.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (v <= 0 if positive else v < 0):
+    if not is_real(v) or (v <= 0 if positive else v < 0):
         raise InputError(f"{where}: {key} must be a number {'> 0' if positive else '>= 0'}, got {v!r}")
     return float(v)
 
@@ -183,7 +184,7 @@ def request_from_dict(doc: Mapping[str, Any], catalog: Catalog | str | Path | No
         raise InputError(f"{where}: [available] must be a table of GPU type = count")
     available: dict[str, int] = {}
     for name, n in available_doc.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        if not is_whole(n) or n < 0:
             raise InputError(f"{where}: available.{name} must be an integer >= 0, got {n!r}")
         available[cat.gpu(name).id] = n
     if doc.get("gpus") is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..perf.estimate import _r
+from ..numbers import round6
 from ..perf.params import PerfParams
 from ..search.table import PRICE_UNITS_PER_USD
 from ..units import HOURS_PER_MONTH, SECONDS_PER_HOUR
@@ -43,11 +43,11 @@ class PoolPlan:
             "class": self.cls, "role": self.role, "gpu": self.gpu, "tp": self.tp, "pp": self.pp, "ep": self.ep,
             "batch": self.batch, "weights": self.weights, "kv": self.kv,
             "layers_per_stage": list(self.layers_per_stage), "gpus_per_replica": self.gpus_per_replica,
-            "requests_per_s_per_replica": _r(self.requests_per_s_per_replica),
-            "tokens_per_s_per_user": None if self.tokens_per_s_per_user is None else _r(self.tokens_per_s_per_user),
-            "ttft_s": None if self.ttft_s is None else _r(self.ttft_s),
+            "requests_per_s_per_replica": round6(self.requests_per_s_per_replica),
+            "tokens_per_s_per_user": None if self.tokens_per_s_per_user is None else round6(self.tokens_per_s_per_user),
+            "ttft_s": None if self.ttft_s is None else round6(self.ttft_s),
             "reserved_replicas": self.reserved, "replicas_per_hour": list(self.replicas),
-            "utilization_per_hour": [_r(u) for u in self.utilization],
+            "utilization_per_hour": [round6(u) for u in self.utilization],
         }
 
 
@@ -67,12 +67,12 @@ class ClassCost:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "isl": self.isl, "osl": self.osl, "ttft_s": self.ttft_s, "tpot_s": self.tpot_s,
-            "rate_rps_per_hour": [_r(x) for x in self.rate_rps],
-            "usd_per_hour": [_r(x) for x in self.usd_per_hour],
+            "rate_rps_per_hour": [round6(x) for x in self.rate_rps],
+            "usd_per_hour": [round6(x) for x in self.usd_per_hour],
             "usd_per_million_output_tokens": None if self.usd_per_million_output_tokens is None
-            else _r(self.usd_per_million_output_tokens),
-            "usd_per_million_tokens": None if self.usd_per_million_tokens is None else _r(self.usd_per_million_tokens),
-            "disaggregated_share": _r(self.disaggregated_share),
+            else round6(self.usd_per_million_output_tokens),
+            "usd_per_million_tokens": None if self.usd_per_million_tokens is None else round6(self.usd_per_million_tokens),
+            "disaggregated_share": round6(self.disaggregated_share),
         }
 
 
@@ -111,18 +111,18 @@ class FleetResult:
             "model": self.model,
             "hours": self.hours,
             "cost": {
-                "usd_per_hour_mean": _r(self.usd_per_hour_mean),
-                "usd_per_month": _r(self.usd_per_month),
-                "usd_per_hour": [_r(x) for x in self.usd_per_hour],
+                "usd_per_hour_mean": round6(self.usd_per_hour_mean),
+                "usd_per_month": round6(self.usd_per_month),
+                "usd_per_hour": [round6(x) for x in self.usd_per_hour],
                 "hours_per_month": HOURS_PER_MONTH,
             },
             "gpus": {
                 "per_hour": {t: list(v) for t, v in self.gpus_per_hour.items()},
                 "peak": {t: max(v) for t, v in self.gpus_per_hour.items()},
                 "reserved": dict(self.reserved_gpus),
-                "idle_per_hour": {t: [_r(x) for x in v] for t, v in self.idle_gpus_per_hour.items()},
+                "idle_per_hour": {t: [round6(x) for x in v] for t, v in self.idle_gpus_per_hour.items()},
             },
-            "utilization_per_hour": [_r(u) for u in self.utilization],
+            "utilization_per_hour": [round6(u) for u in self.utilization],
             "classes": [c.to_dict() for c in self.classes],
             "pools": [p.to_dict() for p in self.pools],
             "prices": self.prices,
@@ -206,26 +206,26 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
         feasible = {t: v for t, v in singles.items() if v is not None}
         best_t = min(feasible, key=lambda t: (feasible[t], t)) if feasible else None
         comparison = {
-            "single_type_usd_per_month": {t: None if v is None else _r(v) for t, v in singles.items()},
+            "single_type_usd_per_month": {t: None if v is None else round6(v) for t, v in singles.items()},
             "best_single_type": best_t,
-            "best_single_type_usd_per_month": None if best_t is None else _r(feasible[best_t]),
-            "mixed_saving_usd_per_month": None if best_t is None else _r(feasible[best_t] - month),
+            "best_single_type_usd_per_month": None if best_t is None else round6(feasible[best_t]),
+            "mixed_saving_usd_per_month": None if best_t is None else round6(feasible[best_t] - month),
             "mixed_saving_fraction": None if best_t is None or feasible[best_t] == 0
-            else _r((feasible[best_t] - month) / feasible[best_t]),
+            else round6((feasible[best_t] - month) / feasible[best_t]),
         }
         if req.disaggregation == "auto":
             agg = _fleet_usd_per_month(req, s.aggregated_only)
             comparison.update({
-                "aggregated_only_usd_per_month": None if agg is None else _r(agg),
-                "disaggregation_saving_usd_per_month": None if agg is None else _r(agg - month),
+                "aggregated_only_usd_per_month": None if agg is None else round6(agg),
+                "disaggregation_saving_usd_per_month": None if agg is None else round6(agg - month),
             })
     bound = fleet.lower_bound / PRICE_UNITS_PER_USD / H * HOURS_PER_MONTH
     solver = {
         "engine": "ortools-cp-sat (+ GLOP LP bound and warm start)",
         "status": sol.status, "source": sol.source,
-        "gap": _r((sol.objective - fleet.lower_bound) / sol.objective) if sol.objective else 0.0,
+        "gap": round6((sol.objective - fleet.lower_bound) / sol.objective) if sol.objective else 0.0,
         "objective": sol.objective, "objective_unit": f"{1 / PRICE_UNITS_PER_USD:g} USD over the profile's hours",
-        "lower_bound_usd_per_month": _r(bound),
+        "lower_bound_usd_per_month": round6(bound),
         "candidate_pools": s.candidates, "pools_in_model": len(ft.pools), "pools_pruned": ft.pruned,
         "hours": H, "distinct_hours": len(ft.hour_groups()),
         "time_limit_s": req.time_limit_s, "workers": req.workers, "seed": 0,

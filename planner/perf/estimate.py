@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..numbers import is_whole, round6
 from ..specs.accelerator import Accelerator
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..specs.model import ModelSpec
@@ -169,7 +170,7 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
 def check_config(model: ModelSpec, c: Config) -> None:
     """Reject configurations that cannot be built (as opposed to ones that do not fit or are slow)."""
     for name, v in (("--tp", c.tp), ("--pp", c.pp), ("--ep", c.ep), ("--batch", c.batch)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if not is_whole(v) or v < 1:
             raise InputError(f"{name} must be a positive integer, got {v!r}")
     if c.weights not in WEIGHT_PRECISIONS:
         raise InputError(f"--weights must be one of {', '.join(WEIGHT_PRECISIONS)}, got {c.weights!r}")
@@ -239,26 +240,21 @@ class Estimate:
                            "draft": c.spec.draft.name, "gamma": c.spec.draft_length, "alpha": c.spec.acceptance}},
             "placement": {"layers_per_stage": list(self.layers_per_stage)},
             "metrics": {
-                "ttft_s": _r(self.ttft_s), "tpot_s": _r(self.tpot_s),
-                "tokens_per_s_per_user": _r(self.tokens_per_s_per_user),
-                "output_tokens_per_s": _r(self.output_tokens_per_s),
-                "output_tokens_per_s_per_gpu": _r(self.output_tokens_per_s / c.gpus),
-                "mfu": _r(self.mfu), "mbu": _r(self.mbu),
+                "ttft_s": round6(self.ttft_s), "tpot_s": round6(self.tpot_s),
+                "tokens_per_s_per_user": round6(self.tokens_per_s_per_user),
+                "output_tokens_per_s": round6(self.output_tokens_per_s),
+                "output_tokens_per_s_per_gpu": round6(self.output_tokens_per_s / c.gpus),
+                "mfu": round6(self.mfu), "mbu": round6(self.mbu),
             },
             "memory_per_gpu_bytes": {k: int(round(v)) for k, v in self.memory.items()},
             "fits": self.fits,
             "max_batch": self.max_batch,
-            "cost": {"usd_per_hour": _r(self.usd_per_hour),
-                     "usd_per_million_output_tokens": _r(self.usd_per_million_output_tokens),
-                     "usd_per_million_tokens": _r(self.usd_per_million_tokens)},
+            "cost": {"usd_per_hour": round6(self.usd_per_hour),
+                     "usd_per_million_output_tokens": round6(self.usd_per_million_output_tokens),
+                     "usd_per_million_tokens": round6(self.usd_per_million_tokens)},
             "bottleneck": self.bottleneck,
             "messages": list(self.messages),
         }
-
-
-def _r(x: float) -> float:
-    """Round to 6 significant digits so JSON is stable across platforms' last-bit float differences."""
-    return float(f"{float(x):.6g}")
 
 
 def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfParams | None = None) -> Estimate:

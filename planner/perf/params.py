@@ -1,11 +1,11 @@
 """`PerfParams`: every named assumption of the performance model, with defaults from catalog/perf.toml."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 from ..errors import InputError
+from ..numbers import is_real
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class PerfParams:
         for key, value in values.items():
             if key not in known:
                 raise InputError(f"{where}: unknown perf parameter {key!r} (known: {', '.join(sorted(known))})")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if not is_real(value) or value < 0:
                 raise InputError(f"{where}: perf parameter {key!r} must be a number >= 0, got {value!r}")
             if key.endswith("_efficiency") and not 0 < value <= 1:
                 raise InputError(f"{where}: perf parameter {key!r} must be in (0, 1], got {value!r}")

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
+from ..numbers import is_whole
 from .replica import Book, ContinuousReplica, StaticReplica
 from .requests import Requests
 from .tables import StepTables
@@ -29,7 +30,7 @@ def run_fleet(requests: Requests, tables: StepTables, *, replicas: int, batching
         raise InputError(f"--balancer must be one of {', '.join(BALANCERS)}, got {balancer!r}")
     if batching not in BATCHING:
         raise InputError(f"--batching must be one of {', '.join(BATCHING)}, got {batching!r}")
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+    if not is_whole(replicas) or replicas < 1:
         raise InputError(f"replicas must be a positive integer, got {replicas!r}")
     book = Book(requests.arrival_s, requests.input_tokens, requests.output_tokens)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 1]).spawn(replicas)]

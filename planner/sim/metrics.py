@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..numbers import round6
 from .replica import Book
 
 PERCENTILES = (50, 90, 99)
@@ -24,7 +25,7 @@ PERCENTILES = (50, 90, 99)
 def r6(x: float) -> float | None:
     """Round to 6 significant digits (stable JSON across platforms), None for NaN."""
     x = float(x)
-    return None if not np.isfinite(x) else float(f"{x:.6g}")
+    return None if not np.isfinite(x) else round6(x)
 
 
 def percentiles(values: np.ndarray) -> dict[str, float | None]:

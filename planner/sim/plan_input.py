@@ -9,13 +9,13 @@ Estimate form:  model, gpu, inputs {tp, pp, ep, batch, isl, osl, weights, kv, sp
 Either may carry `speculative` {draft, gamma, alpha} (the estimate form inside `inputs`)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError
 from ..files import read_json_object
+from ..numbers import is_real, is_whole
 
 _MISSING = object()
 # The plan JSON schema versions this reader understands (planner/plan.py SCHEMA_VERSION; a test keeps them equal).
@@ -85,8 +85,7 @@ MAX_COUNT = 1 << 20  # replicas, batch, lengths: beyond it a plan field is a typ
 
 def _int(doc: Mapping[str, Any], dotted: str, where: str, default: Any = _MISSING) -> int:
     v = _get(doc, dotted, where, default)
-    if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) or v < 1
-            or v > MAX_COUNT):
+    if not is_real(v) or v != int(v) or v < 1 or v > MAX_COUNT:
         raise InputError(f"{where}: field '{dotted}' must be a positive integer (at most {MAX_COUNT}), got {v!r}")
     return int(v)
 
@@ -102,7 +101,7 @@ def _positive(doc: Mapping[str, Any], dotted: str, where: str) -> float | None:
     v = _get(doc, dotted, where, None)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+    if not is_real(v) or v <= 0:
         raise InputError(f"{where}: field '{dotted}' must be a number > 0 or null, got {v!r}")
     return float(v)
 
@@ -111,7 +110,7 @@ def _layers(doc: Mapping[str, Any], where: str) -> tuple[int, ...] | None:
     v = _get(doc, "placement.layers_per_stage", where, None)
     if v is None:
         return None
-    if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v):
+    if not isinstance(v, list) or not v or any(not is_whole(x) or x < 1 for x in v):
         raise InputError(f"{where}: field 'placement.layers_per_stage' must be a list of positive integers, got {v!r}")
     return tuple(v)
 
@@ -124,7 +123,7 @@ def _speculative(v: Any, field: str, where: str) -> Speculative | None:
     draft = _str(v, "draft", f"{where}: {field}")
     gamma = _int(v, "gamma", f"{where}: {field}")
     alpha = _get(v, "alpha", f"{where}: {field}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < 1:
+    if not is_real(alpha) or not 0 <= alpha < 1:
         raise InputError(f"{where}: field '{field}.alpha' must be a number in [0, 1), got {alpha!r}")
     return Speculative(draft, gamma, float(alpha))
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..numbers import is_real
 from ..files import read_text
 
 LENGTH_DISTRIBUTIONS = ("fixed", "uniform", "exponential")
@@ -121,7 +122,7 @@ def _row(values: dict, names: dict[str, str], where: str) -> tuple[float, int, i
                 v = float(v)
             except ValueError:
                 raise InputError(f"{where}: {key} must be a number, got {values.get(key)!r}") from None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_real(v):
             raise InputError(f"{where}: {key} must be a finite number, got {values.get(key)!r}")
         if field == "arrival_s":
             if v < 0:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..catalog import Catalog, load_catalog, load_model
 from ..errors import InputError
+from ..numbers import is_whole
 from ..perf.estimate import Config, SpecDecode
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
@@ -57,13 +58,13 @@ def simulate_plan(plan: Mapping[str, Any] | PlanSpec, *, rate_rps: float | None 
     override the plan's. Returns the JSON-ready summary described in planner/sim/metrics.py."""
     spec = plan if isinstance(plan, PlanSpec) else plan_from_dict(plan)
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_whole(seed) or seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
     if duration_s is not None and requests is not None:
         raise InputError("give either --duration-s or --requests, not both")
     if duration_s is not None and not duration_s > 0:
         raise InputError(f"--duration-s must be > 0, got {duration_s!r}")
-    if requests is not None and (isinstance(requests, bool) or not isinstance(requests, int) or requests < 1):
+    if requests is not None and (not is_whole(requests) or requests < 1):
         raise InputError(f"--requests must be a positive integer, got {requests!r}")
     rng = np.random.default_rng(seed)
     if trace is not None:

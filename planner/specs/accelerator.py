@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import InputError, did_you_mean
+from ..numbers import is_number
 from ..text import check_text
 from ..units import COMPUTE_DTYPE, GiB, Gbit, GB, TB, TFLOP
 
@@ -70,7 +71,7 @@ def _num(entry: Mapping[str, Any], key: str, where: str, positive: bool = True, 
     value = entry.get(key)
     if value is None:
         raise InputError(f"{where}: missing field {key!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise InputError(f"{where}: field {key!r} must be a number, got {value!r}")
     if not math.isfinite(value) or (positive and value <= 0) or value < 0:
         raise InputError(f"{where}: field {key!r} must be a finite number {'> 0' if positive else '>= 0'}, "

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..numbers import is_real, is_whole
 
 DEFAULT_MIN_TOKENS_PER_S_USER = 100.0 / 3.0  # 33.3 tok/s: a fast reader; 8 tok/s is a slow one
 # Longest prompt and answer (tokens) the planner accepts. Prompts: 10M, the longest context a released model
@@ -18,7 +19,7 @@ def _check_positive(name: str, value: float | None, allow_none: bool = True, lim
         if allow_none:
             return
         raise InputError(f"{name} is required")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_real(value):
         raise InputError(f"{name} must be a finite number, got {value!r}")
     if value <= 0:
         raise InputError(f"{name} must be > 0, got {value!r}")
@@ -38,7 +39,7 @@ class Workload:
     def __post_init__(self) -> None:
         for name in ("isl", "osl"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
+            if not is_whole(v):
                 raise InputError(f"--{name} must be an integer, got {v!r}")
             _check_positive(f"--{name}", v, allow_none=False, limit=MAX_TOKENS[name])
         _check_positive("--rate-rps", self.rate_rps)
