@@ -101,3 +101,29 @@ def test_average_layer_sums_each_attention_span_by_hand(h100, round_params):
     assert s.bytes == pytest.approx(weights + kv, rel=1e-12)
     assert s.time_s == pytest.approx((weights + kv) / (3.35e12 * 0.8), rel=1e-9)
     assert s.flops == pytest.approx(2 * shared + 2 * 4 * expert + 4 * 64 * 64 * (4096 + 128) / 2)
+
+
+def test_prefill_chunk_attends_within_each_window_by_hand(h100, round_params):
+    """A 512-token chunk at offset 1024 riding on 8 decoders of gpt-oss-120b (TP1): in full layers its queries
+    attend 1024 + 256 keys and read the 1024 cached ones; in the 128-token sliding layers they attend 128 keys
+    and read the last 128 cached tokens. The chunk's attention is its own group per kind of layer."""
+    from pathlib import Path
+
+    from planner.specs.model import model_from_path
+    m = model_from_path(Path(__file__).resolve().parent.parent / "data" / "configs" / "gpt-oss-120b.json")
+    p = round_params
+    hw = hardware(h100, "bf16")
+    kw = dict(tp=1, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=8, sequences=8, context_from=1000,
+              context_to=1000, reads_cache=True)
+    mixed = layer_step(m, hw, p, chunk_tokens=512, chunk_attended_tokens=1024 + 256, chunk_kv_read_tokens=1024, **kw)
+    plain = layer_step(m, hw, p, **kw)
+    a = 4 * 64 * 64  # attention FLOPs per query per key
+    # the weights see 512 more tokens (2 FLOP per weight, 4 experts per token); the chunk's attention adds, per
+    # kind of layer (half the layers each), a · keys · 512
+    weight_flops = 2 * 512 * (m.layer_shared_params + 4 * m.expert_params)
+    chunk_attention = (a * 1280 * 512 + a * 128 * 512) / 2
+    assert mixed.flops - plain.flops == pytest.approx(weight_flops + chunk_attention, rel=1e-12)
+    # chunk KV traffic: full layers read 1024 cached tokens, sliding ones 128, both write 512 (2,048 B per token)
+    shared_bytes = mixed.bytes - plain.bytes - ((1024 + 512) + (128 + 512)) / 2 * 2 * 8 * 64 * 2
+    assert shared_bytes == pytest.approx(
+        m.expert_params * 2.0 * (128 * (1 - (1 - 4 / 128) ** 520) - 128 * (1 - (1 - 4 / 128) ** 8)), rel=1e-9)
