@@ -3,7 +3,7 @@
     python tools/golden.py capture DIR     # run every golden command, write DIR/<name>.out
     python tools/golden.py compare A B     # list the goldens whose output differs between A and B
 
-Goldens: `planner plan --json` on every plan example, `planner fleet --json` on every fleet example,
+Goldens: `planner plan --json` on every plan example, `planner fleet --json` on every fleet example, `planner train --json` on every training example,
 `planner estimate --json` on every model preset at one fixed configuration (and once with a draft model),
 `planner simulate --json` at a fixed seed on a plan and on a speculative-decoding estimate, `planner frontier
 --json` on one example and `planner export --json` for each engine. Each output is stdout, stderr and the exit
@@ -34,6 +34,8 @@ def commands(tmp: Path) -> dict[str, list[str]]:
         rel = str(ex.relative_to(ROOT))
         if ex.name.startswith("fleet"):
             cmds[f"fleet-{ex.stem}"] = ["fleet", rel, "--json"]
+        elif ex.name.startswith("train"):
+            cmds[f"train-{ex.stem}"] = ["train", rel, "--json"]
         else:
             cmds[f"plan-{ex.stem}"] = ["plan", rel, "--json"]
     for m in sorted((ROOT / "catalog" / "models").glob("*.json")):

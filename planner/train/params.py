@@ -2,13 +2,13 @@
 FLOP efficiency per accelerator family with the published runs it was fitted on."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Mapping
 
 from ..errors import InputError
 from ..files import read_toml
+from ..numbers import is_real
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ class TrainParams:
 
     def with_overrides(self, goodput: float | None = None, flops_efficiency: float | None = None) -> "TrainParams":
         for name, v in (("--goodput", goodput), ("--flops-efficiency", flops_efficiency)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                                  or not 0 < v <= 1):
+            if v is not None and (not is_real(v) or not 0 < v <= 1):
                 raise InputError(f"{name} must be a number in (0, 1], got {v!r}")
         return replace(self, goodput=self.goodput if goodput is None else float(goodput),
                        flops_efficiency_override=flops_efficiency)
@@ -52,7 +51,7 @@ class TrainParams:
 
 def _fraction(table: Mapping[str, Any], key: str, where: str) -> float:
     v = table.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 < v <= 1:
+    if not is_real(v) or not 0 < v <= 1:
         raise InputError(f"{where}: {key} must be a number in (0, 1], got {v!r}")
     return float(v)
 

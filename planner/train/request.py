@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from ..catalog import Catalog, load_catalog, load_model
 from ..errors import InputError, did_you_mean
 from ..files import read_toml
+from ..numbers import is_real
 from ..specs.accelerator import PRICE_TIERS, Accelerator
 from ..specs.model import ModelSpec
 from .params import TrainParams, shipped_params
@@ -77,15 +78,13 @@ def parse_count(value: Any, name: str, maximum: float) -> float:
 
 def _int(value: Any, name: str, maximum: float, minimum: int = 1) -> int:
     v = parse_count(value, name, maximum) if isinstance(value, str) else value
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) \
-            or not minimum <= v <= maximum:
+    if not is_real(v) or v != int(v) or not minimum <= v <= maximum:
         raise InputError(f"{name} must be an integer from {minimum} to {maximum:g}, got {value!r}")
     return int(v)
 
 
 def _positive(value: Any, name: str, maximum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 < value <= maximum:
+    if not is_real(value) or not 0 < value <= maximum:
         raise InputError(f"{name} must be a number > 0 and <= {maximum:g}, got {value!r}")
     return float(value)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..numbers import round6
 from ..perf.params import PerfParams
 from .flops import flops_total, hardware_flops_per_token, model_flops_per_token
 from .request import TrainRequest
@@ -21,11 +22,6 @@ TIGHT = 0.05  # a constraint within 5 % of its limit is binding (as planner.expl
 
 def train_schema() -> dict[str, Any]:
     return json.loads(resources.files("planner").joinpath("schema/train.schema.json").read_text(encoding="utf-8"))
-
-
-def _r(x: float) -> float:
-    """6 significant digits: stable JSON across platforms' last-bit float differences."""
-    return float(f"{float(x):.6g}")
 
 
 @dataclass(frozen=True)
@@ -79,8 +75,8 @@ def _summary(e: TrainEstimate) -> dict[str, Any]:
     return {"gpu": lay.gpu.id, "total_gpus": lay.gpus,
             "parallelism": {"tp": lay.tp, "pp": lay.pp, "dp": lay.dp, "ep": lay.ep, "cp": lay.cp,
                             "zero_stage": lay.zero, "recompute": lay.recompute, "micro_batch": lay.micro_batch},
-            "mfu": _r(e.metrics["mfu"]), "days": _r(e.metrics["days"]), "gpu_hours": _r(e.metrics["gpu_hours"]),
-            "cost": {"usd_per_hour": _r(e.metrics["usd_per_hour"]), "usd_total": _r(e.metrics["usd_total"])}}
+            "mfu": round6(e.metrics["mfu"]), "days": round6(e.metrics["days"]), "gpu_hours": round6(e.metrics["gpu_hours"]),
+            "cost": {"usd_per_hour": round6(e.metrics["usd_per_hour"]), "usd_total": round6(e.metrics["usd_total"])}}
 
 
 @dataclass(frozen=True)
@@ -99,7 +95,7 @@ class TrainPlan:
         def add(name: str, value: float, limit: float, unit: str, relax_key: str | None) -> None:
             slack = (limit - value) / limit
             helps = None if relax_key is None else self.result.relaxed.get(relax_key) is not None
-            out.append({"name": name, "value": _r(value), "limit": _r(limit), "unit": unit, "slack": round(slack, 4),
+            out.append({"name": name, "value": round6(value), "limit": round6(limit), "unit": unit, "slack": round(slack, 4),
                         "binding": bool(slack < TIGHT or bool(helps)), "relaxing_helps": helps})
 
         if req.deadline_days is not None:
@@ -119,7 +115,7 @@ class TrainPlan:
         g, m = lay.gpu, req.model
         sol = res.solution
         solver: dict[str, Any] = {
-            "engine": "ortools-cp-sat", "status": sol.status, "gap": _r(sol.gap), "objective": sol.objective,
+            "engine": "ortools-cp-sat", "status": sol.status, "gap": round6(sol.gap), "objective": sol.objective,
             "objective_unit": res.objective_unit, "minimize": req.objective,
             "candidates": {"rows": res.rows, "rows_after_pruning": len(res.table)},
             "time_limit_s": req.time_limit_s, "workers": 1, "seed": 0,
@@ -139,27 +135,27 @@ class TrainPlan:
             "workload": {"tokens": req.tokens, "seq_len": req.seq_len,
                          "global_batch_tokens": req.global_batch_tokens,
                          "global_batch_sequences": req.global_batch_seqs,
-                         "steps": _r(req.tokens / req.global_batch_tokens)},
-            "model_params": {"total": _r(m.total_params), "active": _r(m.active_params)},
-            "flops_per_token": _r(model_flops_per_token(m, req.seq_len)),
-            "hardware_flops_per_token": _r(hardware_flops_per_token(m, req.seq_len, lay.recompute)),
-            "flops_total": _r(flops_total(m, req.seq_len, req.tokens)),
-            "mfu": _r(mt["mfu"]),
-            "hfu": _r(mt["hfu"]),
-            "tokens_per_s": _r(mt["tokens_per_s"]),
-            "step_time_s": _r(t["step_s"]),
-            "step": {k: _r(t[k]) for k in ("compute_s", "tp_comm_s", "ep_comm_s", "cp_comm_s", "pp_p2p_s",
+                         "steps": round6(req.tokens / req.global_batch_tokens)},
+            "model_params": {"total": round6(m.total_params), "active": round6(m.active_params)},
+            "flops_per_token": round6(model_flops_per_token(m, req.seq_len)),
+            "hardware_flops_per_token": round6(hardware_flops_per_token(m, req.seq_len, lay.recompute)),
+            "flops_total": round6(flops_total(m, req.seq_len, req.tokens)),
+            "mfu": round6(mt["mfu"]),
+            "hfu": round6(mt["hfu"]),
+            "tokens_per_s": round6(mt["tokens_per_s"]),
+            "step_time_s": round6(t["step_s"]),
+            "step": {k: round6(t[k]) for k in ("compute_s", "tp_comm_s", "ep_comm_s", "cp_comm_s", "pp_p2p_s",
                                            "micro_batch_s", "pipeline_s", "bubble_fraction", "dp_comm_s",
                                            "dp_exposed_s")},
-            "days": _r(mt["days"]),
-            "gpu_hours": _r(mt["gpu_hours"]),
-            "cost": {"usd_per_hour": _r(mt["usd_per_hour"]), "usd_total": _r(mt["usd_total"]),
-                     "usd_per_hour_per_gpu": _r(g.usd_per_hour), "price_tier": g.price.tier,
+            "days": round6(mt["days"]),
+            "gpu_hours": round6(mt["gpu_hours"]),
+            "cost": {"usd_per_hour": round6(mt["usd_per_hour"]), "usd_total": round6(mt["usd_total"]),
+                     "usd_per_hour_per_gpu": round6(g.usd_per_hour), "price_tier": g.price.tier,
                      "price_source": g.price.source, "price_date": g.price.date},
-            "memory_per_gpu_bytes": {"weights": _r(t["weights_bytes"]), "gradients": _r(t["gradients_bytes"]),
-                                     "optimizer": _r(t["optimizer_bytes"]), "activations": _r(t["activations_bytes"]),
-                                     "total": _r(t["memory_bytes"]), "capacity": _r(e.capacity_bytes)},
-            "assumptions": {"goodput": req.params.goodput, "flops_efficiency": _r(req.params.flops_efficiency(g.id)),
+            "memory_per_gpu_bytes": {"weights": round6(t["weights_bytes"]), "gradients": round6(t["gradients_bytes"]),
+                                     "optimizer": round6(t["optimizer_bytes"]), "activations": round6(t["activations_bytes"]),
+                                     "total": round6(t["memory_bytes"]), "capacity": round6(e.capacity_bytes)},
+            "assumptions": {"goodput": req.params.goodput, "flops_efficiency": round6(req.params.flops_efficiency(g.id)),
                             "flops_efficiency_family": fam.id,
                             "flops_efficiency_basis": ("--flops-efficiency" if req.params.flops_efficiency_override
                                                        is not None else
