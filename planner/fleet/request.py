@@ -288,7 +288,9 @@ def request_from_dict(doc: Mapping[str, Any], catalog: Catalog | str | Path | No
         raise InputError(f"{where}: compare must be true or false, got {compare!r}")
     limit = _number(doc, "time_limit_s", where)
     req = FleetRequest(
-        model=model, classes=tuple(classes), offers=tuple(offers), weights=split(doc.get("weights"), DEFAULT_WEIGHTS),
+        model=model, classes=tuple(classes), offers=tuple(offers),
+        # a quantized checkpoint is served at its own precision unless the request names others (as in `plan`)
+        weights=split(doc.get("weights"), (model.native_weights,) if model.native_weights else DEFAULT_WEIGHTS),
         kv=split(doc.get("kv"), DEFAULT_KV), pp=ints(doc.get("pp")) or DEFAULT_PP, tp=ints(doc.get("tp")),
         disaggregation=dis, budget_usd_per_hour=_number(doc, "budget_usd_per_hour", where),
         budget_usd_per_month=_number(doc, "budget_usd_per_month", where),

@@ -349,7 +349,7 @@ def _unsupported(cfg: Mapping[str, Any], top: Mapping[str, Any], model_type: str
         return "layers with per-layer head sizes or KV shared across layers (Gemma-3n/4)"
     types = cfg.get("layer_types")
     if isinstance(types, list):
-        other = sorted({t for t in types if t not in ATTENTION_LAYER_TYPES}, key=str)
+        other = sorted({str(t) for t in types if not isinstance(t, str) or t not in ATTENTION_LAYER_TYPES})
         if other:
             return (f"layer type {other[0]!r} (the planner models "
                     f"{', '.join(sorted(ATTENTION_LAYER_TYPES))} softmax attention)")

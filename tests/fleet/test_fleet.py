@@ -35,6 +35,12 @@ def test_profiles_scalars_and_a_day_tiled_over_a_week():
     assert chat.slo.ttft_s == 0.5 and chat.slo.tpot_s == pytest.approx(1 / 50)
 
 
+def test_a_quantized_checkpoint_defaults_to_its_own_precision():
+    doc = {k: v for k, v in small_request([{**CHAT, "rate_rps": 1}]).items() if k != "weights"}
+    assert request_from_dict({**doc, "model": "gpt-oss-120b"})[0].weights == ("mxfp4",)
+    assert request_from_dict(doc)[0].weights == ("bf16", "fp8", "int8")  # a 16-bit checkpoint: the usual set
+
+
 def test_prices_availability_and_tiers(catalog):
     doc = small_request([{**CHAT, "rate_rps": 1}], gpus=None, available={"H100": 8, "a100-80gb": 16},
                         on_demand_tier="list", prices={"a100-80gb": {"reserved": 1.5, "on_demand": 2.5}})

@@ -160,6 +160,7 @@ def test_native_quantization_methods(qc, expected):
     ({"quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": True}},
      "quantization method 'bitsandbytes'"),
     ({"layer_types": ["linear_attention"] * 32}, "layer type 'linear_attention'"),
+    ({"layer_types": [["full_attention"]] * 32}, "layer type \"['full_attention']\""),
     ({"hybrid_override_pattern": "M-M-"}, "state-space (Mamba) layers"),
     ({"is_encoder_decoder": True}, "encoder-decoder"),
     ({"index_topk": 2048}, "DeepSeek sparse attention"),
