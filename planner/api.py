@@ -26,9 +26,10 @@ def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int
              ep: int = 1, weights: str | None = None, kv: str = "bf16", layers_per_stage: tuple[int, ...] | None = None,
              price: float | None = None, spec_draft: ModelSpec | str | None = None, spec_gamma: int = 4,
              spec_alpha: float = 0.7, catalog: Catalog | str | Path | None = None,
-             price_tier: str | None = None) -> Estimate:
+             price_tier: str | None = None, max_model_len: int | None = None) -> Estimate:
     """Latency, throughput, memory and cost of one fixed configuration. `weights` defaults to the checkpoint's
-    own quantization (`ModelSpec.native_weights`), else bf16."""
+    own quantization (`ModelSpec.native_weights`), else bf16. `max_model_len`: the engine's maximum sequence
+    length (default: the model's context); one sequence of it must fit."""
     cat = _catalog(catalog, price_tier)
     m = _model(model)
     if weights is None:
@@ -36,7 +37,7 @@ def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int
     spec = None if spec_draft is None else SpecDecode(_model(spec_draft), spec_gamma, spec_alpha)
     cfg = Config(gpu=cat.gpu(gpu), tp=tp, pp=pp, ep=ep, batch=batch, weights=weights, kv=kv,
                  layers_per_stage=layers_per_stage, spec=spec, usd_per_hour_per_gpu=price)
-    return _estimate(m, cfg, Workload(isl=isl, osl=osl), cat.perf)
+    return _estimate(m, cfg, Workload(isl=isl, osl=osl, max_model_len=max_model_len), cat.perf)
 
 
 # ---- the optimizer ------------------------------------------------------------------------------------------------
@@ -47,19 +48,21 @@ def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list
                  output_tokens_per_s: float | None = None, weights: str | list[str] | None = None,
                  kv: str | list[str] | None = None, max_gpus: int | None = None,
                  max_gpus_per_type: dict[str, int] | None = None, time_limit_s: float = 30.0,
-                 tp: list[int] | None = None, pp: list[int] | None = None):
+                 tp: list[int] | None = None, pp: list[int] | None = None, max_model_len: int | None = None):
     """Build a validated search `Request` (and return it with its catalog)."""
     from .search.space import DEFAULT_KV, DEFAULT_PP, DEFAULT_WEIGHTS, Request
     from .specs.workload import SLO
 
     cat = _catalog(catalog, price_tier)
     m = _model(model)
+    Workload(isl=isl, osl=osl, max_model_len=max_model_len).engine_max_len(m)  # ISL + OSL within the context
     split = lambda v, d: tuple(d) if v is None else tuple(x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip())  # noqa: E731
     per_type = {}
     for name, n in (max_gpus_per_type or {}).items():
         per_type[cat.gpu(name).id] = int(n)
     req = Request(
-        model=m, workload=Workload(isl=isl, osl=osl, rate_rps=rate_rps, output_tokens_per_s=output_tokens_per_s),
+        model=m, workload=Workload(isl=isl, osl=osl, rate_rps=rate_rps, output_tokens_per_s=output_tokens_per_s,
+                                   max_model_len=max_model_len),
         slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_tokens_per_s_user),
         gpus=tuple(cat.gpus(gpus)), kv=split(kv, DEFAULT_KV),
         # a quantized checkpoint is served at its own precision unless the user asks for others

@@ -179,6 +179,9 @@ def plan_options(f: Callable) -> Callable:
         click.option("--max-gpus-per-type", multiple=True, help="TYPE=N, repeatable."),
         click.option("--time-limit-s", type=_FloatRange(0, min_open=True), default=None,
                      help="Solver time limit (default 30)."),
+        click.option("--max-model-len", type=int, default=None,
+                     help="Longest prompt + output the engine must accept (default: the model's context); one "
+                          "sequence of it must fit in memory."),
     ]
     for o in reversed(opts):
         f = o(f)

@@ -16,7 +16,7 @@ from ..numbers import is_real, is_whole, round6
 from ..perf.estimate import Config, estimate
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
-from ..specs.workload import Workload
+from ..specs.workload import MAX_TOKENS, Workload
 from ..text import check_text, one_line
 from .layout import Layout, Resolved, replicas_for_demand, resolve
 from .spec import EngineSpec
@@ -168,8 +168,11 @@ class Context:
 
     @property
     def max_model_len(self) -> int:
+        """The engine's maximum sequence length: the plan's workload.max_model_len (the user's --max-model-len or
+        the model's context), else the model's context (plans written before it was recorded)."""
         w = self.plan["workload"]
-        return int(w["isl"] + w["osl"])
+        return Workload(isl=w["isl"], osl=w["osl"], max_model_len=w.get("max_model_len")).engine_max_len(
+            self.model_spec)
 
     @property
     def max_batched_tokens(self) -> int:
@@ -241,6 +244,7 @@ def check_plan(plan: Any) -> dict[str, Any]:
     _num(w, "osl", "workload.", integer=True)
     _num(w, "rate_rps", "workload.", positive=False, optional=True)
     _num(w, "output_tokens_per_s", "workload.", positive=False, optional=True)
+    _num(w, "max_model_len", "workload.", integer=True, optional=True, maximum=MAX_TOKENS["isl"] + MAX_TOKENS["osl"])
     slo = _obj(plan, "slo")
     _num(slo, "ttft_s", "slo.", optional=True)
     _num(slo, "tpot_s", "slo.", optional=True)
@@ -302,6 +306,11 @@ def make_context(plan: dict[str, Any], spec: EngineSpec, *, model: ModelSpec | s
             raise InputError(f"plan: {e}; pass the plan's model with model= (CLI --model: a preset, config.json "
                              "or model folder)") from None
     check_layout(plan, gpu, model_spec)
+    w = plan["workload"]
+    try:  # ISL + OSL within the engine's maximum length, and that within the model's context
+        Workload(isl=w["isl"], osl=w["osl"], max_model_len=w.get("max_model_len")).engine_max_len(model_spec)
+    except InputError as e:
+        raise InputError(f"plan: {e}") from None
     local = None
     if isinstance(model, str) and ("/" in model or model.endswith(".json")):
         local = str(Path(model).parent) if model.endswith(".json") else model  # serve the folder holding config.json

@@ -141,8 +141,10 @@ def export_trtllm(ctx: Context) -> Export:
     options.update({
         "max_batch_size": lay.batch, "max_num_tokens": ctx.max_batched_tokens, "max_seq_len": ctx.max_model_len,
         "kv_cache_config": {"free_gpu_memory_fraction": kv_fraction,
-                            # every sequence's KV at full context on each stage (the plan's sizing)
-                            "max_tokens": lay.batch * ctx.max_model_len,
+                            # every sequence's KV at full context (the plan's sizing), and at least one sequence
+                            # of the maximum length
+                            "max_tokens": max(lay.batch * (ctx.plan["workload"]["isl"] + ctx.plan["workload"]["osl"]),
+                                              ctx.max_model_len),
                             "dtype": s.kv[lay.kv]},
     })
     for key in _dotted(options):

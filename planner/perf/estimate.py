@@ -301,7 +301,16 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     stage_kv = [layers[s] * c.batch * kv_per_seq_layer + (draft_kv if s == 0 else 0.0) for s in range(c.pp)]
     totals = [stage_w[s] + stage_kv[s] + act + reserve for s in range(c.pp)]
     worst = int(np.argmax(totals))
-    fits = totals[worst] <= c.gpu.memory_bytes
+    # Engines size their KV pool from the memory left and refuse to start when one sequence of their maximum length
+    # does not fit in it (vLLM: "max seq len ... is larger than the maximum number of tokens that can be stored in
+    # KV cache"), whatever the batch: each stage must also hold max_len tokens of KV for its layers.
+    max_len = workload.engine_max_len(model)
+    long_kv_per_layer = kv_per_seq_layer * max_len / workload.context_tokens
+    long_totals = [stage_w[s] + layers[s] * long_kv_per_layer + (draft_kv if s == 0 else 0.0) + act + reserve
+                   for s in range(c.pp)]
+    long_worst = int(np.argmax(long_totals))
+    long_fits = long_totals[long_worst] <= c.gpu.memory_bytes
+    fits = totals[worst] <= c.gpu.memory_bytes and long_fits
     draft_kv_per_seq = draft_kv / c.batch
     room = c.gpu.memory_bytes - reserve - (act - c.batch * logits_per_seq)  # all but batch-dependent memory
     max_batch = max(0, min(int((room - stage_w[s])
@@ -356,15 +365,22 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         "communication": layers[bottleneck_stage] * float(t.decode_layer.comm_s) + (float(t.decode_p2p_s) if c.pp > 1 else 0.0),
     }
     messages = []
+    if not long_fits and totals[worst] <= c.gpu.memory_bytes:  # (when the batch does not fit, that says it)
+        messages.append(
+            f"does not fit one sequence of the maximum length {max_len} tokens: stage {long_worst} needs "
+            f"{long_totals[long_worst] / 2**30:.1f} GiB per GPU (KV {layers[long_worst] * long_kv_per_layer / 2**30:.1f}"
+            f" GiB) but {c.gpu.id} has {c.gpu.memory_bytes / 2**30:.1f} GiB; the engine would refuse to start: "
+            "lower --max-model-len or use more GPUs")
     if not fits:
         bottleneck = "memory_capacity"
+    if totals[worst] > c.gpu.memory_bytes:
         over = totals[worst] - c.gpu.memory_bytes
         messages.append(
             f"does not fit: stage {worst} needs {totals[worst] / 2**30:.1f} GiB per GPU "
             f"(weights {stage_w[worst] / 2**30:.1f}, KV {stage_kv[worst] / 2**30:.1f}, activations "
             f"{act / 2**30:.1f}, reserve {reserve / 2**30:.1f}) but {c.gpu.id} has {c.gpu.memory_bytes / 2**30:.1f} GiB "
             f"({over / 2**30:.1f} GiB over); max batch here is {max_batch}")
-    else:
+    if fits:
         bottleneck = max(parts, key=lambda k: parts[k])
     return Estimate(
         model=model.name, config=c, workload=workload, layers_per_stage=tuple(layers), ttft_s=ttft, tpot_s=tpot,

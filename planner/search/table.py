@@ -141,7 +141,11 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
 
     batch = pp * mb.astype(np.int64)
     U = BYTES_PER_MEM_UNIT
-    m_layer = _ceil((np.asarray(t.layer_weight_bytes) + batch * np.asarray(t.kv_bytes_per_seq_layer)) / U)
+    # KV per layer: the batch's at full context, and at least one sequence of the engine's maximum length
+    # (perf.estimate: engines refuse to start otherwise)
+    kv_seq_layer = np.asarray(t.kv_bytes_per_seq_layer)
+    long_kv_layer = kv_seq_layer * (w.engine_max_len(m) / w.context_tokens)
+    m_layer = _ceil((np.asarray(t.layer_weight_bytes) + np.maximum(batch * kv_seq_layer, long_kv_layer)) / U)
     cap_bytes = np.array([r.gpu.memory_bytes for r in rows])
     act = mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, mb)  # as perf.estimate sizes it
     reserve = mem.reserve_bytes(cap_bytes, p.memory_reserve_fraction)

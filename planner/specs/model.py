@@ -450,6 +450,31 @@ def _attention_kinds(cfg: Mapping[str, Any], where: str, model_type: str, layers
     return [sized("sliding")] * layers  # Mistral-7B, Phi-3: every layer
 
 
+# RoPE scaling types whose max_position_embeddings already is the extended context (vLLM leaves them unscaled)
+_ROPE_ALREADY_EXTENDED = ("su", "longrope", "llama3")
+
+
+def rope_scaled_context(cfg: Mapping[str, Any], where: str, max_position_embeddings: int, model_type: str) -> int:
+    """The longest sequence the model serves: max_position_embeddings, times `rope_scaling.factor` for the scaling
+    types that stretch it (linear, dynamic, yarn; for yarn the base is original_max_position_embeddings), as vLLM's
+    ModelConfig derives its default max_model_len (vllm/config `_get_and_verify_max_len`, v0.11). Llama-3.1's
+    "llama3" type and LongRoPE already state the extended length; Gemma-3's max_position_embeddings is already
+    scaled, so its factor is not applied again."""
+    rope = cfg.get("rope_scaling")
+    if not isinstance(rope, Mapping) or "gemma3" in model_type:
+        return max_position_embeddings
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind in _ROPE_ALREADY_EXTENDED:
+        return max_position_embeddings
+    factor = rope.get("factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1.0 <= factor <= 1024:
+        raise InputError(f"{where}: rope_scaling.factor must be a number from 1 to 1024, got {factor!r}")
+    base = max_position_embeddings
+    if kind == "yarn" and "original_max_position_embeddings" in rope:
+        base = _int(rope, where, "original_max_position_embeddings", minimum=1)
+    return int(base * factor)
+
+
 def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = None) -> ModelSpec:
     """Build a `ModelSpec` from a parsed Hugging Face config dict. `where` names the file in error messages."""
     where = where or name
@@ -536,7 +561,7 @@ def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = Non
         kwargs.update(native_weights=native, native_quant_scope=scope)
     spec = ModelSpec(
         name=name, num_layers=layers, hidden_size=h, vocab_size=vocab, num_heads=heads, num_kv_heads=kv_heads,
-        head_dim=head_dim, max_context=ctx, mlp_gated=gated, dense_intermediate_size=dense_ff,
+        head_dim=head_dim, max_context=rope_scaled_context(cfg, where, ctx, model_type), mlp_gated=gated, dense_intermediate_size=dense_ff,
         num_dense_layers=mlp_kinds.count("dense"), tie_word_embeddings=tie, layer_kinds=kinds,
         norms_per_layer=4 if model_type in FOUR_NORM_MODEL_TYPES else 2, norm_bias=gpt2_style,
         qk_norm=model_type in QK_NORM_MODEL_TYPES, attention_bias_params=attention_bias,

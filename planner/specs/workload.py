@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import InputError
 from ..numbers import is_real, is_whole
@@ -35,6 +36,8 @@ class Workload:
     osl: int
     rate_rps: float | None = None
     output_tokens_per_s: float | None = None
+    # The engine's maximum sequence length (prompt + output) the deployment must accept; None: the model's context.
+    max_model_len: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("isl", "osl"):
@@ -42,6 +45,10 @@ class Workload:
             if not is_whole(v):
                 raise InputError(f"--{name} must be an integer, got {v!r}")
             _check_positive(f"--{name}", v, allow_none=False, limit=MAX_TOKENS[name])
+        if self.max_model_len is not None:
+            if isinstance(self.max_model_len, bool) or not isinstance(self.max_model_len, int):
+                raise InputError(f"--max-model-len must be an integer, got {self.max_model_len!r}")
+            _check_positive("--max-model-len", self.max_model_len, limit=MAX_TOKENS["isl"] + MAX_TOKENS["osl"])
         _check_positive("--rate-rps", self.rate_rps)
         _check_positive("--output-tokens-per-s", self.output_tokens_per_s)
         if self.rate_rps is not None and self.output_tokens_per_s is not None:
@@ -50,6 +57,21 @@ class Workload:
     @property
     def context_tokens(self) -> int:
         return self.isl + self.osl
+
+    def engine_max_len(self, model: Any) -> int:
+        """The longest sequence the engine must accept: `max_model_len` if set, else the model's context
+        (max_position_embeddings with RoPE scaling). Engines reject prompts beyond it and refuse to start with it
+        above the model's context, so both are input errors here."""
+        context = model.max_context
+        if self.max_model_len is not None and self.max_model_len > context:
+            raise InputError(f"--max-model-len {self.max_model_len} exceeds {model.name}'s context of {context} "
+                             "tokens (max_position_embeddings with RoPE scaling)")
+        limit = self.max_model_len or context
+        if self.isl + self.osl > limit:
+            what = (f"--max-model-len {limit}" if self.max_model_len is not None
+                    else f"{model.name}'s context of {context} tokens")
+            raise InputError(f"ISL + OSL = {self.isl} + {self.osl} = {self.isl + self.osl} tokens exceeds {what}")
+        return limit
 
     @property
     def demand_output_tokens_per_s(self) -> float | None:

@@ -37,8 +37,15 @@ def test_example_exports_engine_command(path, engine, example_plan):
         keys = {k["name"] for k in engine_doc("trtllm")["yaml_key"]}
         assert set(yaml_keys(options)) <= keys
         assert options["tensor_parallel_size"] == lay["tp"] and options["max_batch_size"] == lay["batch"]
-        assert options["kv_cache_config"]["max_tokens"] == lay["batch"] * (plan["workload"]["isl"]
-                                                                           + plan["workload"]["osl"])
+        w = plan["workload"]
+        assert options["kv_cache_config"]["max_tokens"] == max(lay["batch"] * (w["isl"] + w["osl"]),
+                                                               w["max_model_len"])
+        assert options["max_seq_len"] == w["max_model_len"]
+    # the engine accepts any prompt up to the model's context (or the user's max_model_len), not just the mean
+    len_flag = {"vllm": "--max-model-len", "sglang": "--context-length", "trtllm": "--max_seq_len"}[engine]
+    assert int(args[len_flag]) == plan["workload"]["max_model_len"] >= plan["workload"]["isl"] + plan["workload"]["osl"]
+    batch_flag = {"vllm": "--max-num-seqs", "sglang": "--max-running-requests", "trtllm": "--max_batch_size"}[engine]
+    assert int(args[batch_flag]) == lay["batch"]
     if lay["pp"] > 1 and engine in ("vllm", "sglang"):
         assert [int(n) for n in next(iter(ex.env.values())).split(",")] == lay["layers_per_stage"]
 
@@ -111,3 +118,23 @@ def test_gpt4_moe_example_is_a_leaderworkerset(example_plan):
     (lws,) = [d for d in _k8s_docs(export(plan, "k8s")) if d["kind"] == "LeaderWorkerSet"]
     assert lws["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
     assert lws["spec"]["leaderWorkerTemplate"]["size"] == plan["gpus_per_replica"] // 8
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_chat_70b_export_accepts_the_models_whole_context(engine, example_plan):
+    """Issue #10: the engine's maximum length was mean ISL + OSL (1300); Llama-3.1-70B's context is 131072."""
+    plan = example_plan(next(p for p in EXAMPLES if p.name == "chat-70b.toml"))
+    argv = export(plan, engine).argv
+    flag = {"vllm": "--max-model-len", "sglang": "--context-length", "trtllm": "--max_seq_len"}[engine]
+    assert argv[argv.index(flag) + 1] == "131072"
+    old = {**plan, "workload": {k: v for k, v in plan["workload"].items() if k != "max_model_len"}}
+    assert export(old, engine).argv == argv  # a plan file from before the field: the model's context
+
+
+def test_max_model_len_from_the_request_reaches_the_export():
+    from planner import api
+
+    p = api.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", max_model_len=8192, time_limit_s=20).to_dict()
+    assert p["workload"]["max_model_len"] == 8192
+    argv = export(p, "vllm").argv
+    assert argv[argv.index("--max-model-len") + 1] == "8192"
