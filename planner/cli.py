@@ -324,12 +324,17 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
               help="The plan's model (preset, config.json or folder) if it is not a preset; used to re-estimate a "
                    "layout the engine changes.")
 @click.option("--model-path", default=None, help="Weights to serve (default: the preset's Hugging Face repo).")
+@click.option("--gpu-product", default=None,
+              help="With --engine k8s: the node label value that pins pods to the GPU (default: the catalog's, e.g. "
+                   "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3).")
+@click.option("--hf-token-secret", default=None,
+              help="With --engine k8s: the Secret whose key 'token' becomes HF_TOKEN (default hf-token; optional).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Write the launch script (or manifest) and config files into this folder.")
 @common_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (argv, env, files, notes, layout, re-estimate).")
 def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, model_path: str | None,
-           out_dir: str | None, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
+           gpu_product: str | None, hf_token_secret: str | None, out_dir: str | None, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
     """Launch command or config for the plan in PLAN_FILE (`planner plan --json` output)."""
     from pathlib import Path
 
@@ -338,7 +343,8 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
 
     with _naming(plan_file):
         ex = api.export(load_plan(plan_file), engine, model=model, model_path=model_path, catalog=catalog_file,
-                        price_tier=price_tier, k8s_engine=k8s_engine)
+                        price_tier=price_tier, k8s_engine=k8s_engine, gpu_product=gpu_product,
+                        hf_token_secret=hf_token_secret)
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -24,13 +24,16 @@ if TYPE_CHECKING:
 
 
 def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any = None,
-           price_tier: str | None = None, model_path: str | None = None, k8s_engine: str = "vllm") -> "Export":
+           price_tier: str | None = None, model_path: str | None = None, k8s_engine: str = "vllm",
+           gpu_product: str | None = None, hf_token_secret: str | None = None) -> "Export":
     """The launch configuration of `plan` for `engine` (vllm | sglang | trtllm | k8s).
 
     model: ModelSpec, preset id or config.json path, needed only when the plan's model is not a preset and the
     engine's layout differs from the plan (to re-estimate it). catalog / price_tier: the catalog the plan was made
     with (the GPU's specs; the plan's own price is kept). model_path: the weights to serve (default: the preset's
-    Hugging Face repo). k8s_engine: the engine inside the pods for "k8s"."""
+    Hugging Face repo). k8s_engine: the engine inside the pods for "k8s"; gpu_product: the node label value that
+    pins its pods to the GPU (default: catalog/engines/k8s.toml [gpu_product]); hf_token_secret: the Secret holding
+    HF_TOKEN (default "hf-token", optional)."""
     from .base import check_plan, make_context
     from .engines import export_sglang, export_trtllm, export_vllm
     from .k8s import export_k8s
@@ -46,7 +49,7 @@ def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any
         return export_sglang(ctx)
     if engine == "trtllm":
         return export_trtllm(ctx)
-    return export_k8s(ctx, k8s_engine)
+    return export_k8s(ctx, k8s_engine, gpu_product=gpu_product, hf_token_secret=hf_token_secret)
 
 
 def load_plan(path: str | Path) -> dict[str, Any]:

@@ -107,8 +107,21 @@ def test_example_exports_k8s_manifest(path, inner, example_plan):
         if argv is not None:
             assert check_argv(inner, argv) == [], c["name"]
         for e in c.get("env", []):
+            if e["name"] == "HF_TOKEN":  # from an optional Secret, never a literal
+                assert e["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token", "optional": True}
+                continue
             assert e["name"] in {x["name"] for x in engine_doc(inner).get("env", [])}
+        assert c["resources"]["requests"] == c["resources"]["limits"]
     assert gpus == lay["tp"] * lay["pp"], "the pods of a group hold exactly one replica's GPUs"
+    pod_specs = ([w["spec"]["template"]["spec"]] if w["kind"] == "Deployment" else
+                 [w["spec"]["leaderWorkerTemplate"][t]["spec"] for t in ("leaderTemplate", "workerTemplate")])
+    for spec in pod_specs:  # pinned to the planned GPU, with a memory-backed /dev/shm
+        if plan["gpu"] in k8s["gpu_product"]:
+            assert spec["nodeSelector"] == {"nvidia.com/gpu.product": k8s["gpu_product"][plan["gpu"]]}
+        assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in spec["volumes"]
+    (leader,) = [c for c in _containers(w) if "readinessProbe" in c]
+    assert leader["readinessProbe"]["httpGet"] == {"path": "/health", "port": 8000}
+    assert any("nvidia.com/gpu.product" in n or "no node selector" in n for n in ex.notes)
 
 
 def test_gpt4_moe_example_is_a_leaderworkerset(example_plan):

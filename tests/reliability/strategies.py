@@ -169,8 +169,14 @@ def scenarios(draw, demand: bool | None = None) -> Scenario:
     n_new = draw(st.integers(0, 2))
     new = [draw(accelerators(i)) for i in range(n_new)]
     shipped = draw(st.lists(st.sampled_from(SHIPPED_GPUS), min_size=0 if n_new else 1, max_size=2, unique=True))
-    s = Scenario(model=model, gpus_new=new, gpus_shipped=shipped, isl=draw(_log_int(1, 32_000)),
-                 osl=draw(_log_int(1, 4_000)), min_tokens_per_s_user=draw(_log_float(2.0, 150.0)))
+    isl, osl = draw(_log_int(1, 32_000)), draw(_log_int(1, 4_000))
+    # ISL + OSL within the model's context (beyond it is an input error, tested in tests/specs/test_context.py)
+    if isinstance(model, dict):
+        model = {**model, "max_position_embeddings": max(model.get("max_position_embeddings", 4096), isl + osl)}
+    else:
+        isl = max(1, min(isl, load_model(model).max_context - osl))
+    s = Scenario(model=model, gpus_new=new, gpus_shipped=shipped, isl=isl, osl=osl,
+                 min_tokens_per_s_user=draw(_log_float(2.0, 150.0)))
     if draw(st.booleans()):
         s.ttft_ms = draw(_log_float(20.0, 60_000.0))
     with_demand = draw(st.booleans()) if demand is None else demand
