@@ -305,7 +305,7 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     # does not fit in it (vLLM: "max seq len ... is larger than the maximum number of tokens that can be stored in
     # KV cache"), whatever the batch: each stage must also hold max_len tokens of KV for its layers.
     max_len = workload.engine_max_len(model)
-    long_kv_per_layer = kv_per_seq_layer * max_len / workload.context_tokens
+    long_kv_per_layer = float(mem.kv_bytes_per_sequence_per_layer_per_gpu(model, kvb, c.tp, max_len))
     long_totals = [stage_w[s] + layers[s] * long_kv_per_layer + (draft_kv if s == 0 else 0.0) + act + reserve
                    for s in range(c.pp)]
     long_worst = int(np.argmax(long_totals))

@@ -144,7 +144,7 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     # KV per layer: the batch's at full context, and at least one sequence of the engine's maximum length
     # (perf.estimate: engines refuse to start otherwise)
     kv_seq_layer = np.asarray(t.kv_bytes_per_seq_layer)
-    long_kv_layer = kv_seq_layer * (w.engine_max_len(m) / w.context_tokens)
+    long_kv_layer = mem.kv_bytes_per_sequence_per_layer_per_gpu(m, kvb, tp, w.engine_max_len(m))
     m_layer = _ceil((np.asarray(t.layer_weight_bytes) + np.maximum(batch * kv_seq_layer, long_kv_layer)) / U)
     cap_bytes = np.array([r.gpu.memory_bytes for r in rows])
     act = mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, mb)  # as perf.estimate sizes it
