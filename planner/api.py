@@ -87,13 +87,15 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     from .plan import Plan
     from .search.percentile import PercentileTarget, confirm
     from .search.solve import search
-    from .specs.workload import _check_positive
+    from .specs.workload import _check_positive, check_range
 
     kwargs = plan_request.resolve(request, options)
     model, isl, osl = kwargs.pop("model"), kwargs.pop("isl"), kwargs.pop("osl")
     ttft_p99_ms, tpot_p99_ms = kwargs.pop("ttft_p99_ms", None), kwargs.pop("tpot_p99_ms", None)
     _check_positive("--ttft-p99-ms", ttft_p99_ms)
     _check_positive("--tpot-p99-ms", tpot_p99_ms)
+    check_range("--ttft-p99-ms", ttft_p99_ms)
+    check_range("--tpot-p99-ms", tpot_p99_ms)
     target = PercentileTarget(None if ttft_p99_ms is None else ttft_p99_ms / 1000.0,
                               None if tpot_p99_ms is None else tpot_p99_ms / 1000.0)
     if ttft_p99_ms is not None and (kwargs.get("ttft_ms") is None or kwargs["ttft_ms"] > ttft_p99_ms):

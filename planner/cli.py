@@ -11,6 +11,7 @@ import click
 
 from .errors import InfeasibleError, InputError, PlannerError, did_you_mean  # noqa: F401
 from .plan_request import MAX_DEGREE, MAX_GPUS
+from .files import check_output_path
 from .text import one_line
 
 DEBUG = {"on": False}
@@ -211,16 +212,18 @@ def plan(request_file: str | None, as_json: bool, timings: bool, report_path: st
     from . import api
 
     options = _options(flags)
+    if report_path is not None:
+        check_output_path(report_path, "--report")
     result = api.plan(request_file, timings=timings or not as_json, **options)
     d = result.to_dict()
-    if report_path:
-        frontier_options = {k: v for k, v in options.items() if k not in ("ttft_p99_ms", "tpot_p99_ms")}
-        api.report(d, report_path, progress=_progress_printer(), request=request_file, **frontier_options)
-    if as_json:
+    if as_json:  # printed before the report is written: a report that cannot be written loses nothing
         emit_json(d)
     else:
         from .report import plan_text
         click.echo(plan_text(d))
+    if report_path is not None:
+        frontier_options = {k: v for k, v in options.items() if k not in ("ttft_p99_ms", "tpot_p99_ms")}
+        api.report(d, report_path, progress=_progress_printer(), request=request_file, **frontier_options)
 
 
 def _progress_printer():
@@ -256,7 +259,8 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
         if any(not 1e-3 <= s <= 1e6 for s in args["speeds"]):
             raise InputError(f"--speeds must be tok/s/user values from 0.001 to 1e6, got {speeds!r}")
     d = api.frontier(request_file, progress=_progress_printer(), **args)
-    if plot_path:
+    if plot_path is not None:
+        check_output_path(plot_path, "--plot")
         from .report import plot_frontier
         plot_frontier(d, plot_path)
     if as_json:
@@ -345,13 +349,20 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
         ex = api.export(load_plan(plan_file), engine, model=model, model_path=model_path, catalog=catalog_file,
                         price_tier=price_tier, k8s_engine=k8s_engine, gpu_product=gpu_product,
                         hf_token_secret=hf_token_secret)
-    if out_dir:
+    if out_dir is not None:
+        from .files import write_text
+
+        if not out_dir.strip():
+            raise InputError("--out: the path is empty")
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ("manifest.yaml" if engine == "k8s" else "launch.sh")).write_text(ex.script(), encoding="utf-8")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"--out {out_dir}: cannot create the folder ({e.strerror or e})") from None
+        write_text(out / ("manifest.yaml" if engine == "k8s" else "launch.sh"), ex.script(), "--out")
         for name, text in ex.files.items():
             if engine != "k8s":
-                (out / name).write_text(text, encoding="utf-8")
+                write_text(out / name, text, "--out")
     if as_json:
         emit_json(ex.to_dict())
     else:

@@ -22,10 +22,41 @@ def read_text(path: Path | Any, where: str | None = None, encoding: str = "utf-8
         raw = path.read_bytes()
     except OSError as e:
         raise InputError(f"{where}: cannot read ({e.strerror or e})") from None
+    if encoding == "utf-8" and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors write one): not part of the text
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
         raise InputError(f"{where}: not UTF-8 (byte {e.start})") from None
+
+
+def _plain(e: ValueError) -> str:
+    """Python's message for a too-long integer names an interpreter setting; say what is wrong with the file."""
+    if "digits" in str(e) and "int" in str(e):
+        return "a number with more than 4300 digits (far beyond any plausible value)"
+    return str(e)
+
+
+def check_output_path(path: str | Path, what: str) -> Path:
+    """An output file's path, refused in one line when it is empty, a folder, or in a folder that does not exist
+    (checked before the work that produces the file, so nothing is computed for nothing)."""
+    if not str(path).strip():
+        raise InputError(f"{what}: the path is empty")
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {path}: is a folder, not a file")
+    if not p.parent.is_dir():
+        raise InputError(f"{what} {path}: folder {p.parent} does not exist")
+    return p
+
+
+def write_text(path: str | Path, text: str, what: str) -> None:
+    """Write an output file; an empty path, a missing folder, a folder, or no permission is one InputError line."""
+    p = check_output_path(path, what)
+    try:
+        p.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot write ({e.strerror or e})") from None
 
 
 def _no_constant(name: str) -> Any:
@@ -42,7 +73,7 @@ def read_json(path: Path | Any, where: str | None = None, allow_nan: bool = True
     except json.JSONDecodeError as e:
         raise InputError(f"{where}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except ValueError as e:
-        raise InputError(f"{where}: invalid JSON: {e}") from None
+        raise InputError(f"{where}: invalid JSON: {_plain(e)}") from None
     except RecursionError:
         raise InputError(f"{where}: invalid JSON: arrays or objects nested too deeply") from None
 
@@ -62,5 +93,7 @@ def read_toml(path: Path | Any, where: str | None = None) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{where}: invalid TOML: {e}") from None
+    except ValueError as e:  # an integer too long to convert
+        raise InputError(f"{where}: invalid TOML: {_plain(e)}") from None
     except RecursionError:
         raise InputError(f"{where}: invalid TOML: arrays or tables nested too deeply") from None

@@ -104,5 +104,11 @@ def plot_frontier(d: dict[str, Any], path: str) -> None:
     ax.set_title(f"{d['model']}  ISL {d['workload']['isl']} / OSL {d['workload']['osl']}: cost vs speed frontier")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.savefig(path)
+    except OSError as e:
+        from .errors import InputError
+
+        raise InputError(f"--plot {path}: cannot write ({e.strerror or e})") from None
+    finally:
+        plt.close(fig)

@@ -209,6 +209,6 @@ def report_html(plan: dict[str, Any], frontier: dict[str, Any] | None = None) ->
 
 
 def write_report(path: str, plan: dict[str, Any], frontier: dict[str, Any] | None = None) -> None:
-    from pathlib import Path
+    from .files import write_text
 
-    Path(path).write_text(report_html(plan, frontier), encoding="utf-8")
+    write_text(path, report_html(plan, frontier), "report")

@@ -4,8 +4,18 @@ from __future__ import annotations
 from typing import Any
 
 
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x * 1000:.1f}"
+def duration(x: float | None) -> str:
+    """Seconds as a person reads them: 6.0 ms, 423 ms, 1.24 s, 7.7 min, 12.9 h, 3.2 days."""
+    if x is None:
+        return "-"
+    for unit, size, fmt in (("days", 86400.0, ".3g"), ("h", 3600.0, ".3g"), ("min", 60.0, ".3g"),
+                            ("s", 1.0, ".3g")):
+        if abs(x) >= size:
+            return f"{x / size:{fmt}} {unit}"
+    return f"{x * 1000:.3g} ms" if abs(x) >= 1e-3 else f"{x * 1e6:.3g} µs"
+
+
+_ms = duration
 
 
 def _pct(x: float | None) -> str:
@@ -35,15 +45,15 @@ def simulation_text(d: dict[str, Any]) -> str:
         f"  load               {load}; {r['simulated']} requests simulated"
         + (f", {r['rejected']} rejected (longer than the KV cache)" if r["rejected"] else "")
         + (f", {r['preemptions']} preemptions" if r["preemptions"] else ""),
-        f"  TTFT ms            p50 {_ms(ttft['p50'])}  p90 {_ms(ttft['p90'])}  p99 {_ms(ttft['p99'])}"
+        f"  TTFT               p50 {_ms(ttft['p50'])}  p90 {_ms(ttft['p90'])}  p99 {_ms(ttft['p99'])}"
         f"   (estimate {_ms(est['ttft_s'])})",
-        f"  TPOT ms            p50 {_ms(tpot['p50'])}  p90 {_ms(tpot['p90'])}  p99 {_ms(tpot['p99'])}"
+        f"  TPOT               p50 {_ms(tpot['p50'])}  p90 {_ms(tpot['p90'])}  p99 {_ms(tpot['p99'])}"
         f"   (estimate at full batch {_ms(est['tpot_s'])})",
         f"  throughput         {thr['output_tokens_per_s']:.0f} output tok/s, {thr['requests_per_s']:.3g} req/s "
         f"(utilization {_pct(d['utilization'])})",
         f"  queue length       mean {q['mean']:.3g}  max {q['max']}   {_spark(q['series']['value'])}",
         f"  KV occupancy       mean {_pct(kv['mean'])}  max {_pct(kv['max'])}   {_spark(kv['series']['value'])}",
-        f"  SLO attainment     TTFT {_pct(att['ttft'])} (≤ {_ms(slo['ttft_s'])} ms)  TPOT {_pct(att['tpot'])} "
-        f"(≤ {_ms(slo['tpot_s'])} ms)  both {_pct(att['both'])}",
+        f"  SLO attainment     TTFT {_pct(att['ttft'])} (≤ {_ms(slo['ttft_s'])})  TPOT {_pct(att['tpot'])} "
+        f"(≤ {_ms(slo['tpot_s'])})  both {_pct(att['both'])}",
     ]
     return "\n".join(lines)

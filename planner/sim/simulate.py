@@ -93,6 +93,11 @@ def simulate_plan(plan: Mapping[str, Any] | PlanSpec, *, rate_rps: float | None 
     n_replicas = spec.replicas if replicas is None else replicas
     max_ctx = int((reqs.input_tokens + reqs.output_tokens).max())
     tables = plan_tables(spec, cat, max(max_ctx, spec.isl + spec.osl))
+    too_long = reqs.input_tokens + reqs.output_tokens > tables.kv_capacity_tokens
+    if too_long.all():
+        where = source.get("trace", "every drawn request")
+        raise InputError(f"{where}: all {len(reqs)} requests are longer than the plan's KV cache "
+                         f"({tables.kv_capacity_tokens} tokens per replica): nothing to simulate")
     book, reps, rejected = run_fleet(reqs, tables, replicas=n_replicas, batching=batching, balancer=balancer,
                                      seed=seed, static_timeout_s=static_timeout_s)
     ttft_slo = ttft_slo_s if ttft_slo_s is not None else spec.ttft_slo_s

@@ -15,6 +15,26 @@ DEFAULT_MIN_TOKENS_PER_S_USER = 100.0 / 3.0  # 33.3 tok/s: a fast reader; 8 tok/
 MAX_TOKENS = {"isl": 10_000_000, "osl": 131_072}
 
 
+# Human-scale ranges of the SLO and demand inputs (flag name -> (low, high, unit)): outside them a value is a unit
+# slip or a typo (a TPOT of 1e-300 ms, a TTFT of a year), and printing it would print a 300-digit number.
+HUMAN_RANGES: dict[str, tuple[float, float, str]] = {
+    "--ttft-ms": (1e-3, 3.6e6, "ms (1 µs to 1 hour)"), "--tpot-ms": (1e-3, 3.6e6, "ms (1 µs to 1 hour)"),
+    "--ttft-p99-ms": (1e-3, 3.6e6, "ms (1 µs to 1 hour)"), "--tpot-p99-ms": (1e-3, 3.6e6, "ms (1 µs to 1 hour)"),
+    "--min-tokens-per-s-user": (1e-3, 1e6, "tokens/s"), "--rate-rps": (1e-6, 1e9, "requests/s"),
+    "--output-tokens-per-s": (1e-6, 1e12, "tokens/s"),
+}
+
+
+def check_range(name: str, value: float | None) -> None:
+    """`value` (a flag or request-file value, in the flag's unit) within HUMAN_RANGES[name], else one line."""
+    if value is None or name not in HUMAN_RANGES:
+        return
+    lo, hi, unit = HUMAN_RANGES[name]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and not lo <= value <= hi:
+        raise InputError(f"{name} must be from {lo:g} to {hi:g} {unit}, got {value:.3g}")
+
+
 def _check_positive(name: str, value: float | None, allow_none: bool = True, limit: float = 1e12) -> None:
     if value is None:
         if allow_none:
@@ -51,6 +71,8 @@ class Workload:
             _check_positive("--max-model-len", self.max_model_len, limit=MAX_TOKENS["isl"] + MAX_TOKENS["osl"])
         _check_positive("--rate-rps", self.rate_rps)
         _check_positive("--output-tokens-per-s", self.output_tokens_per_s)
+        check_range("--rate-rps", self.rate_rps)
+        check_range("--output-tokens-per-s", self.output_tokens_per_s)
         if self.rate_rps is not None and self.output_tokens_per_s is not None:
             raise InputError("give either --rate-rps or --output-tokens-per-s, not both")
 
@@ -108,6 +130,9 @@ class SLO:
         _check_positive("--ttft-ms", ttft_ms)
         _check_positive("--tpot-ms", tpot_ms)
         _check_positive("--min-tokens-per-s-user", min_tokens_per_s_user)
+        for name, v in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms), ("--min-tokens-per-s-user",
+                                                                        min_tokens_per_s_user)):
+            check_range(name, v)
         if tpot_ms is not None:
             tpot = tpot_ms / 1000.0
         elif min_tokens_per_s_user is not None:

@@ -47,8 +47,8 @@ def test_text_output_and_overrides(run, plan_file):
     r = run("simulate", str(plan_file), "--rate-rps", "3", "--duration-s", "30", "--replicas", "1",
             "--balancer", "round-robin", "--tpot-ms", "20")
     assert r.exit_code == 0, r.output
-    for text in ("llama-3.1-8b on h100-sxm", "x1 replicas (round-robin)", "TTFT ms", "TPOT ms", "queue length",
-                 "KV occupancy", "SLO attainment", "≤ 20.0 ms"):
+    for text in ("llama-3.1-8b on h100-sxm", "x1 replicas (round-robin)", "TTFT  ", "TPOT  ", "queue length",
+                 "KV occupancy", "SLO attainment", "≤ 20 ms"):
         assert text in r.stdout
 
 
