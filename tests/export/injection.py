@@ -90,10 +90,13 @@ def _check_k8s(ex, plan: dict[str, Any], name: str, path: str) -> str | None:
     return None
 
 
-def check(engine: str, plan: dict[str, Any], name: str, path: str, work: Path) -> str | None:
+def check(engine: str, plan: dict[str, Any], name: str, path: str, work: Path, refused: Any = None) -> str | None:
+    """None when the property holds for these strings; `refused` (a Counter) counts edge refusals."""
     try:
         ex = planner.export({**plan, "model": name}, engine, model=_model(), model_path=path or None)
     except InputError as e:
+        if refused is not None:
+            refused["refused"] += 1
         msg = str(e)
         if "\n" in msg or "\r" in msg or not msg:
             return f"error is not one line: {msg!r}"

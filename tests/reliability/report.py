@@ -131,6 +131,33 @@ def reruns() -> tuple[int, int]:
     return len(DETERMINISM_COMMANDS), differ
 
 
+def injection_strings(n: int) -> tuple[int, int, int, int]:
+    """(string pairs tried, refused at the edge, crashes, injections or wrong commands) of the export injection
+    property (tests/export/injection.py): `n` random (model name, weights path) pairs per engine."""
+    from planner import api
+
+    from tests.export.injection import ENGINES, check, texts
+
+    plan = api.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", time_limit_s=20).to_dict()
+    counts = Counter()
+
+    def for_engine(engine: str):
+        @_settings(n)
+        @given(name=texts, path=texts)
+        def run(name, path):
+            with tempfile.TemporaryDirectory() as d:
+                problem = check(engine, plan, name, path, Path(d), refused=counts)
+            counts["tried"] += 1
+            if problem is not None:
+                counts["crash" if problem.startswith("crash") else "problem"] += 1
+
+        return run
+
+    for engine in ENGINES:
+        for_engine(engine)()
+    return counts["tried"], counts["refused"], counts["crash"], counts["problem"]
+
+
 def peak_memory() -> tuple[float, float]:
     """(peak RSS in bytes, wall seconds) of the biggest supported request, in a fresh process."""
     start = time.perf_counter()
@@ -142,7 +169,14 @@ def peak_memory() -> tuple[float, float]:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024.0, wall
 
 
-def table(tried, crashes, unclear, violations, prop_crashes, outcomes, stats, rerun, peak) -> str:
+def injection_row(inj: tuple[int, int, int, int]) -> str:
+    tried, refused, crashes, problems = inj
+    return (f"| random Unicode model names and paths x 4 engines, scripts run with stand-in engines, manifests parsed "
+            f"(refused at the edge; violations = injections executed or wrong commands) | {tried} ({refused} refused) "
+            f"| {crashes} | {problems} |")
+
+
+def table(tried, crashes, unclear, violations, prop_crashes, outcomes, stats, rerun, peak, inj=None) -> str:
     def viol(*prefixes: str) -> int:
         return sum(1 for v in violations if v.startswith(prefixes))
 
@@ -166,6 +200,8 @@ def table(tried, crashes, unclear, violations, prop_crashes, outcomes, stats, re
     rows.append(f"| monotonicity pairs (looser SLO, cheaper price, more GPUs, less demand) | "
                 f"{outcomes['monotonicity pairs']} | {prop_crashes['monotonicity']} | {mono} |")
     rows.append(f"| byte-identical JSON across processes (plan, frontier, estimate) | {rerun[0]} | 0 | {rerun[1]} |")
+    if inj is not None:
+        rows.append(injection_row(inj))
     rss, wall = peak
     return "\n".join(rows) + (
         "\n\nViolations: for bad inputs, an answer that is not exit 2 (or 1) with one line naming the problem; for "
@@ -179,20 +215,27 @@ def main_report(argv: list[str] | None = None) -> int:
     ap.add_argument("--examples", type=int, default=300, help="random requests for the checker (default 300)")
     ap.add_argument("--mutations", type=int, default=100, help="random mutations per file kind and command")
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    ap.add_argument("--strings", type=int, default=500, help="random string pairs per engine for the injection row")
+    ap.add_argument("--only-strings", action="store_true", help="measure only the injection row")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    inj = injection_strings(args.strings)
+    if args.only_strings:
+        print(injection_row(inj))
+        return 1 if inj[2] or inj[3] else 0
     tried, crashes, unclear, notes = bad_inputs(args.mutations)
     violations, prop_crashes = random_requests(args.examples)
     rerun = reruns()
     peak = peak_memory()
-    text = table(tried, crashes, unclear, violations, prop_crashes, properties.OUTCOMES, checker.STATS, rerun, peak)
+    text = table(tried, crashes, unclear, violations, prop_crashes, properties.OUTCOMES, checker.STATS, rerun, peak,
+                 inj)
     print(text)
     for line in notes[:20] + violations[:20]:
         print("  " + line, file=sys.stderr)
     print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
-    return 1 if sum(crashes.values()) or violations or prop_crashes or rerun[1] else 0
+    return 1 if sum(crashes.values()) or violations or prop_crashes or rerun[1] or inj[2] or inj[3] else 0
 
 
 if __name__ == "__main__":
