@@ -23,3 +23,18 @@ def is_whole(x: Any) -> bool:
 def round6(x: float) -> float:
     """Round to 6 significant digits so JSON is stable across platforms' last-bit float differences."""
     return float(f"{float(x):.6g}")
+
+
+# A floating-point re-estimate meets a limit it passes by at most this share: the last-bit differences between the
+# search's conservatively rounded integers and the float model. One constant for every SLO, demand and budget check.
+TOLERANCE = 1e-9
+
+
+def within(value: float, limit: float) -> bool:
+    """value ≤ limit up to TOLERANCE (a latency SLO, a budget)."""
+    return value <= limit * (1 + TOLERANCE)
+
+
+def covers(supply: float, demand: float) -> bool:
+    """supply ≥ demand up to TOLERANCE (capacity against demand)."""
+    return supply >= demand * (1 - TOLERANCE)

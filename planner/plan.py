@@ -8,9 +8,9 @@ from typing import Any
 
 from .explain import batch_limited_by, binding_constraints
 from .numbers import round6
+from .perf.cost import all_tokens_basis, usd_per_million_at
 from .search.solve import Choice, SearchResult
 from .search.table import OBJ_DIVISOR, PRICE_UNITS_PER_USD
-from .units import SECONDS_PER_HOUR
 
 SCHEMA_VERSION = 1
 
@@ -82,8 +82,8 @@ class Plan:
                 "usd_per_hour_per_gpu": round6(r.gpu.usd_per_hour),
                 "price_tier": r.gpu.price.tier, "price_source": r.gpu.price.source, "price_date": r.gpu.price.date,
                 "usd_per_million_output_tokens": round6(c.usd_per_million_output_tokens(demand)),
-                "usd_per_million_tokens": round6(usd_h / SECONDS_PER_HOUR / (served * (req.workload.isl + req.workload.osl)
-                                                                        / req.workload.osl) * 1e6),
+                "usd_per_million_tokens": round6(all_tokens_basis(usd_per_million_at(usd_h, served), req.workload.isl,
+                                                                  req.workload.osl)),
             },
             "bottleneck": e.bottleneck,
             "binding_constraints": binding_constraints(req, e, c.replicas),

@@ -24,3 +24,11 @@ def test_round6_keeps_six_significant_digits():
     assert round6(1234567.89) == 1234570.0
     assert round6(0.000123456789) == 0.000123457
     assert round6(2) == 2.0 and isinstance(round6(2), float)
+
+
+def test_one_tolerance_for_limits_and_demand():
+    from planner.numbers import TOLERANCE, covers, within
+
+    assert within(1.0, 1.0) and within(1.0 + TOLERANCE / 2, 1.0) and not within(1.0 + 2 * TOLERANCE, 1.0)
+    assert covers(1.0, 1.0) and covers(1.0 - TOLERANCE / 2, 1.0) and not covers(1.0 - 2 * TOLERANCE, 1.0)
+    assert not within(math.nan, 1.0) and not covers(math.nan, 1.0)  # NaN meets nothing

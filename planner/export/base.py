@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from ..catalog import CATALOG, Catalog, load_catalog, load_model, normalize_name
 from ..errors import InputError
-from ..numbers import is_real, is_whole, round6
+from ..numbers import is_real, is_whole, round6, within
+from ..perf.cost import usd_per_million_at
 from ..perf.estimate import Config, estimate
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
@@ -342,14 +343,14 @@ def reestimator(ctx: Context):
         d = e.to_dict()
         slo = plan["slo"]
         violations = []
-        if slo.get("ttft_s") is not None and e.ttft_s > slo["ttft_s"] * (1 + 1e-9):
+        if slo.get("ttft_s") is not None and not within(e.ttft_s, slo["ttft_s"]):
             violations.append(f"TTFT {e.ttft_s * 1000:.0f} ms > {slo['ttft_s'] * 1000:.0f} ms")
-        if slo.get("tpot_s") is not None and e.tpot_s > slo["tpot_s"] * (1 + 1e-9):
+        if slo.get("tpot_s") is not None and not within(e.tpot_s, slo["tpot_s"]):
             violations.append(f"TPOT {e.tpot_s * 1000:.1f} ms > {slo['tpot_s'] * 1000:.1f} ms")
         replicas = replicas_for_demand(plan, e.output_tokens_per_s)
         usd_h = replicas * e.usd_per_hour
         demand = plan["workload"].get("output_tokens_per_s") or e.output_tokens_per_s * replicas
-        cost = usd_h / 3600.0 / demand * 1e6
+        cost = usd_per_million_at(usd_h, demand)
         planned = plan["cost"]["usd_per_million_output_tokens"]
         return {
             "layers_per_stage": list(e.layers_per_stage), "ep": lay.ep, "kv": lay.kv, "fits": e.fits,

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..numbers import round6
+from ..perf.cost import usd_per_million
 from ..perf.params import PerfParams
 from ..search.table import PRICE_UNITS_PER_USD
 from ..units import HOURS_PER_MONTH, SECONDS_PER_HOUR
@@ -193,8 +194,8 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
         dis = sum(share[h, c]["disaggregated_rps"] for h in range(H)) * SECONDS_PER_HOUR
         classes.append(ClassCost(
             cl.name, cl.workload.isl, cl.workload.osl, cl.slo.ttft_s, cl.slo.tpot_s, cl.rate_rps, usd,
-            None if out == 0 else sum(usd) / out * 1e6,
-            None if out == 0 else sum(usd) / (reqs * (cl.workload.isl + cl.workload.osl)) * 1e6,
+            None if out == 0 else usd_per_million(sum(usd), out),
+            None if out == 0 else usd_per_million(sum(usd), reqs * (cl.workload.isl + cl.workload.osl)),
             0.0 if reqs == 0 else min(1.0, dis / reqs)))
     prices = {o.gpu.id: {"on_demand_usd_per_hour": o.on_demand_usd_per_hour, "on_demand_tier": o.on_demand_tier,
                          "reserved_usd_per_hour": o.reserved_usd_per_hour, "reserved_tier": o.reserved_tier,

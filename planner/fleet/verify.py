@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..numbers import covers, within
 from ..perf.params import PerfParams
 from ..units import HOURS_PER_MONTH
 from .pools import (CAP_UNITS_PER_RPS, capacity_by_role, estimate_pool, kv_transfer_s, replica_cost,
@@ -26,12 +27,12 @@ def verify(req: FleetRequest, fleet: Fleet, p: PerfParams) -> list[str]:
             problems.append(f"{name}: does not fit in memory")
         cap[k] = replica_requests_per_s(req.model, pool, cl.workload, e, p)
         if pool.role == "aggregated":
-            if cl.slo.tpot_s is not None and e.tpot_s > cl.slo.tpot_s * (1 + 1e-9):
+            if cl.slo.tpot_s is not None and not within(e.tpot_s, cl.slo.tpot_s):
                 problems.append(f"{name}: TPOT {e.tpot_s:.6g} s > {cl.slo.tpot_s:.6g} s")
-            if cl.slo.ttft_s is not None and e.ttft_s > cl.slo.ttft_s * (1 + 1e-9):
+            if cl.slo.ttft_s is not None and not within(e.ttft_s, cl.slo.ttft_s):
                 problems.append(f"{name}: TTFT {e.ttft_s:.6g} s > {cl.slo.ttft_s:.6g} s")
         elif pool.role == "decode":
-            if cl.slo.tpot_s is not None and e.decode_cycle_s > cl.slo.tpot_s * (1 + 1e-9):
+            if cl.slo.tpot_s is not None and not within(e.decode_cycle_s, cl.slo.tpot_s):
                 problems.append(f"{name}: decode cycle {e.decode_cycle_s:.6g} s > TPOT {cl.slo.tpot_s:.6g} s")
         else:
             if cl.slo.ttft_s is not None:
@@ -41,25 +42,25 @@ def verify(req: FleetRequest, fleet: Fleet, p: PerfParams) -> list[str]:
                         continue
                     bw = min(pool.row.gpu.scale_out_bytes_per_s, dp.row.gpu.scale_out_bytes_per_s)
                     ttft = e.ttft_s + kv_transfer_s(req.model, pool.kv, bw, cl.workload.isl, p)
-                    if pool.kv != dp.kv or ttft > cl.slo.ttft_s * (1 + 1e-9):
+                    if pool.kv != dp.kv or not within(ttft, cl.slo.ttft_s):
                         problems.append(f"{name} -> {dp.gpu} decode: TTFT with KV transfer {ttft:.6g} s > "
                                         f"{cl.slo.ttft_s:.6g} s or KV precision differs")
-        if cap[k] * CAP_UNITS_PER_RPS < pool.capacity * (1 - 1e-9):
+        if not covers(cap[k] * CAP_UNITS_PER_RPS, pool.capacity):
             problems.append(f"{name}: capacity {cap[k]:.6g} req/s < the table's {pool.capacity / CAP_UNITS_PER_RPS:.6g}")
     for h in range(ft.hours):
         for c, cl in enumerate(req.classes):
             rps = served(capacity_by_role(((ft.pools[k], cap[k], sol.counts[k][h]) for k in used), c))
-            if rps < cl.rate_rps[h] * (1 - 1e-9):
+            if not covers(rps, cl.rate_rps[h]):
                 problems.append(f"hour {h}: class {cl.name!r} served {rps:.6g} < demand {cl.rate_rps[h]:.6g} req/s")
         for o in req.offers:
             n = sum(ft.pools[k].gpus * sol.counts[k][h] for k in used if ft.pools[k].gpu == o.gpu.id)
             if o.available is not None and n > o.available:
                 problems.append(f"hour {h}: {n} {o.gpu.id} > {o.available} available")
-        if req.budget_usd_per_hour is not None and hourly_usd(req, fleet)[h] > req.budget_usd_per_hour * (1 + 1e-9):
+        if req.budget_usd_per_hour is not None and not within(hourly_usd(req, fleet)[h], req.budget_usd_per_hour):
             problems.append(f"hour {h}: over the hourly budget")
     if req.budget_usd_per_month is not None:
         month = usd_per_month(hourly_usd(req, fleet))
-        if month > req.budget_usd_per_month * (1 + 1e-9):
+        if not within(month, req.budget_usd_per_month):
             problems.append(f"${month:,.2f}/month > budget ${req.budget_usd_per_month:,.2f}")
     return problems
 

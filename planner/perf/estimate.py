@@ -15,10 +15,11 @@ from ..specs.accelerator import Accelerator
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
-from ..units import BYTES_PER_ELEMENT, KV_PRECISIONS, SECONDS_PER_HOUR, WEIGHT_PRECISIONS
+from ..units import BYTES_PER_ELEMENT, KV_PRECISIONS, WEIGHT_PRECISIONS
 from . import memory as mem
 from .batching import output_tokens_per_s, replica_time_per_round_s, steady_state_tpot_s
 from .comm import p2p_time_s
+from .cost import all_tokens_basis, usd_per_million_at
 from .params import PerfParams
 from .pipeline import balance_layers, chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
 from .specdec import expected_tokens_per_step
@@ -221,12 +222,12 @@ class Estimate:
 
     @property
     def usd_per_million_output_tokens(self) -> float:
-        return self.usd_per_hour / SECONDS_PER_HOUR / self.output_tokens_per_s * 1e6
+        return usd_per_million_at(self.usd_per_hour, self.output_tokens_per_s)
 
     @property
     def usd_per_million_tokens(self) -> float:
         w = self.workload
-        return self.usd_per_million_output_tokens * w.osl / (w.isl + w.osl)
+        return all_tokens_basis(self.usd_per_million_output_tokens, w.isl, w.osl)
 
     def to_dict(self) -> dict[str, Any]:
         c, w = self.config, self.workload

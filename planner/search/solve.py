@@ -8,9 +8,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import InfeasibleError, SolverLimitError
+from ..numbers import covers, within
+from ..perf.cost import usd_per_million_at
 from ..perf.estimate import Config, Estimate, estimate
 from ..perf.params import PerfParams
-from ..units import SECONDS_PER_HOUR
 from ..perf.pipeline import balance_layers
 from .cpsat import Solution, SolverSettings, solve
 from .oracle import count_placements
@@ -49,7 +50,7 @@ class Choice:
         """What a served token costs: the fleet's $/hour over the demand it serves (all it can serve when no
         demand is given; then this is one replica's figure at full load)."""
         served = demand_tokens_per_s or self.estimate.output_tokens_per_s * self.replicas
-        return self.usd_per_hour / SECONDS_PER_HOUR / served * 1e6
+        return usd_per_million_at(self.usd_per_hour, served)
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,12 @@ def verify(req: Request, c: Choice) -> list[str]:
     e, problems = c.estimate, []
     if not e.fits:
         problems.append("memory: " + "; ".join(e.messages))
-    if req.slo.tpot_s is not None and e.tpot_s > req.slo.tpot_s * (1 + 1e-9):
+    if req.slo.tpot_s is not None and not within(e.tpot_s, req.slo.tpot_s):
         problems.append(f"tpot {e.tpot_s:.6g} s > {req.slo.tpot_s:.6g} s")
-    if req.slo.ttft_s is not None and e.ttft_s > req.slo.ttft_s * (1 + 1e-9):
+    if req.slo.ttft_s is not None and not within(e.ttft_s, req.slo.ttft_s):
         problems.append(f"ttft {e.ttft_s:.6g} s > {req.slo.ttft_s:.6g} s")
     demand = req.workload.demand_output_tokens_per_s
-    if demand is not None and c.replicas * e.output_tokens_per_s < demand * (1 - 1e-9):
+    if demand is not None and not covers(c.replicas * e.output_tokens_per_s, demand):
         problems.append(f"throughput {c.replicas * e.output_tokens_per_s:.6g} < demand {demand:.6g} tok/s")
     limit = req.gpu_limit(c.row.gpu)
     if limit is not None and c.replicas * c.row.gpus > limit:
