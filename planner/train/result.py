@@ -179,14 +179,17 @@ def train_text(d: dict[str, Any]) -> str:
         f"  plan        {d['total_gpus']:,} x {d['gpu']}  TP{p['tp']} PP{p['pp']} DP{p['dp']} EP{p['ep']} CP{p['cp']}"
         f"  ZeRO-{p['zero_stage']}  recompute {p['recompute']}  micro-batch {p['micro_batch']} "
         f"x{p['micro_batches_per_step']}",
-        f"  time        {d['days']:.1f} days (goodput {d['assumptions']['goodput']:.0%}), step {d['step_time_s']:.2f} s, "
+        f"  time        {d['days']:.1f} days (goodput {d['assumptions']['goodput']:.0%}), "
+        f"step {d['step_time_s']:.2f} s, "
         f"{d['tokens_per_s']:,.0f} tokens/s",
         f"  efficiency  MFU {d['mfu']:.1%}  HFU {d['hfu']:.1%}  (pipeline bubble {d['step']['bubble_fraction']:.1%}; "
         f"flop efficiency {d['assumptions']['flops_efficiency']:.2f}, {d['assumptions']['flops_efficiency_basis']})",
         f"  compute     {d['flops_total']:.3g} FLOPs ({d['flops_per_token']:.3g} per token)",
-        f"  cost        ${c['usd_total']:,.0f}  ({d['gpu_hours']:,.0f} GPU-hours at ${c['usd_per_hour_per_gpu']:.2f}/GPU-h "
+        f"  cost        ${c['usd_total']:,.0f}  ({d['gpu_hours']:,.0f} GPU-hours at "
+        f"${c['usd_per_hour_per_gpu']:.2f}/GPU-h "
         f"{c['price_tier']}, ${c['usd_per_hour']:,.0f}/h)",
-        f"  memory/GPU  {mem['total'] / gib:.1f} of {mem['capacity'] / gib:.1f} GiB (weights {mem['weights'] / gib:.1f}, "
+        f"  memory/GPU  {mem['total'] / gib:.1f} of {mem['capacity'] / gib:.1f} GiB "
+        f"(weights {mem['weights'] / gib:.1f}, "
         f"grads {mem['gradients'] / gib:.1f}, optimizer {mem['optimizer'] / gib:.1f}, activations "
         f"{mem['activations'] / gib:.1f})",
     ]
@@ -194,7 +197,8 @@ def train_text(d: dict[str, Any]) -> str:
     lines.append(f"  binding     {', '.join(binding) if binding else 'none'}")
     for a in d["alternatives"]:
         ap = a["parallelism"]
-        lines.append(f"  vs {a['gpu']:<10s} {a['total_gpus']:,} GPUs TP{ap['tp']} PP{ap['pp']} DP{ap['dp']} EP{ap['ep']}"
+        lines.append(f"  vs {a['gpu']:<10s} {a['total_gpus']:,} GPUs "
+                     f"TP{ap['tp']} PP{ap['pp']} DP{ap['dp']} EP{ap['ep']}"
                      f": {a['days']:.1f} days, ${a['cost']['usd_total']:,.0f}, MFU {a['mfu']:.1%}")
     for a in d["fewest_gpus"]:
         ap = a["parallelism"]

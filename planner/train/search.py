@@ -9,7 +9,8 @@ none / selective / full. GPUs = t·p·d·c.
 CP-SAT model (the samples' order: variables, constraints, objective, solve, read):
     chosen_row[i] ∈ {0, 1}, exactly one chosen;
     Σ days_s[i]·chosen_row[i] ≤ deadline_s;  Σ cost_cents[i]·chosen_row[i] ≤ budget_cents;
-    Σ gpus[i]·chosen_row[i] ≤ max_gpus (or = num_gpus);  Σ (memory_kib[i] − capacity_kib[i])·chosen_row[i] ≤ 0;
+    Σ gpus[i]·chosen_row[i] ≤ max_gpus (or = num_gpus);
+    Σ (memory_kib[i] − capacity_kib[i])·chosen_row[i] ≤ 0;
     minimize cost (deadline / GPU count given) or time (budget only), then the other, then the row's preference
     rank (fewest GPUs, lowest ZeRO stage, least recomputation) so that the answer is unique.
 Integer units round conservatively: times and costs up, limits and capacities down; the chosen row is then
@@ -292,15 +293,14 @@ def search(req: TrainRequest, perf: PerfParams) -> SearchResult:
                     others &= v
             if others.any():
                 relax_best[name] = min(relax_best.get(name, math.inf), float(obj[others].min()))
-        tables.append(t.take(np.flatnonzero(ok["memory"])))
+        fits = t.take(np.flatnonzero(ok["memory"]))
+        tables.append(fits.take(pareto(fits)) if len(fits) else fits)  # per GPU type: groups never span types
         all_rows.append(_summary_for_infeasible(req, t, ok))
     if totals == 0:
         raise InfeasibleError([_no_layout_reason(req)])
     if not full_ok_any:
         raise InfeasibleError(_infeasibility(req, all_rows))
     table = _concat(tables)
-    keep = pareto(table)
-    table = table.take(keep)
     settings = SolverSettings(time_limit_s=req.time_limit_s)
     sol = solve(req, table, settings)
     if sol is None:

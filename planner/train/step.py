@@ -181,7 +181,8 @@ def step_terms(m: ModelSpec, seq_len: int, global_batch_seqs: int, *, tp, pp, dp
     return {
         "gpus": gpus, "micro_batches": mbs, "compute_s": compute, "tp_comm_s": tp_s, "ep_comm_s": ep_s,
         "cp_comm_s": cp_s, "pp_p2p_s": pp_s, "micro_batch_s": t_mb, "pipeline_s": pipeline_s,
-        "bubble_fraction": bubble, "virtual_stages": v, "dp_comm_s": grad_sync + np.where(zero >= 3, mbs * gather_mb, 0.0),
+        "bubble_fraction": bubble, "virtual_stages": v,
+        "dp_comm_s": grad_sync + np.where(zero >= 3, mbs * gather_mb, 0.0),
         "dp_exposed_s": dp_exposed, "step_s": step,
         "weights_bytes": w_d + w_e, "gradients_bytes": g_d + g_e, "optimizer_bytes": o_d + o_e,
         "activations_bytes": acts, "memory_bytes": w_d + w_e + g_d + g_e + o_d + o_e + acts,
