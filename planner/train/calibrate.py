@@ -96,16 +96,18 @@ def table(params: TrainParams | None = None) -> list[dict[str, Any]]:
         rows.append({"id": r.id, "fit": r.fit, "gpus": pred["gpus"], "gpu": r.doc["gpu"], "metric": r.metric,
                      "reported": r.reported, "predicted": pred[r.metric],
                      "error": pred[r.metric] / r.reported - 1.0, "source": r.doc["source"],
+                     "memory_fraction": pred["memory_fraction"],
                      "reported_text": r.doc["reported_text"]})
     return rows
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    out = ["| run | GPUs | reported | predicted | error | role |", "|---|---:|---|---|---:|---|"]
+    out = ["| run | GPUs | reported | predicted | error | role | modelled memory / usable |",
+           "|---|---:|---|---|---:|---|---:|"]
     for x in rows:
         out.append(f"| {x['id']} | {x['gpus']:,} {x['gpu']} | {x['metric'].upper()} {x['reported']:.1%} | "
                    f"{x['metric'].upper()} {x['predicted']:.1%} | {x['error']:+.1%} | "
-                   f"{'fit' if x['fit'] else 'check'} |")
+                   f"{'fit' if x['fit'] else 'check'} | {x['memory_fraction']:.2f} |")
     return "\n".join(out)
 
 

@@ -51,6 +51,8 @@ def activation_bytes_per_token_per_layer(m: ModelSpec, seq_len, recompute):
     """Stored activation bytes per token per layer before TP/CP sharding (Korthikanti et al. 2022,
     arXiv:2205.05198, section 4): with no recomputation s·b·h·(34 + 5·a·s/h) per layer, i.e. per token
     h·(34 + 5·a·s/h): attention 11h + 5·a·s (scores, softmax, dropout), two layer norms 4h, MLP 19h.
+    With grouped-query or multi-query attention the K and V tensors (2h each in the paper, which assumes MHA)
+    shrink to 2h·(kv heads / heads) each.
     Generalized here for gated and MoE MLPs: MLP = 2h (input) + h (dropout mask) + c·f bytes, f the active MLP
     width (top-k experts + shared + dense, averaged over layers), c = 4 (two f-wide bf16 tensors around the
     activation) or 6 for gated MLPs (gate, up and product); GPT-3's f = 4h gives Korthikanti's 19h.
@@ -58,11 +60,13 @@ def activation_bytes_per_token_per_layer(m: ModelSpec, seq_len, recompute):
     full: only each layer's input is kept, 2h per token (plus one layer's full set while it is recomputed,
     added by `activation_bytes`)."""
     h = m.hidden_size
+    # K and V are each 2·h·(kv heads / heads) bytes per token under GQA / MQA (Korthikanti's 2h each assume MHA)
+    kv_saving = 4.0 * h * (1.0 - m.num_kv_heads / m.num_heads) if not m.kv_lora_rank else 0.0
     f_active = (m.num_dense_layers * m.dense_intermediate_size
                 + m.num_moe_layers * (m.experts_per_token * m.expert_intermediate_size
                                       + m.num_shared_experts * m.shared_expert_intermediate_size)) / m.num_layers
     c = 6.0 if m.mlp_gated else 4.0
-    linear = 11.0 * h + 4.0 * h + 3.0 * h + c * f_active
+    linear = 11.0 * h - kv_saving + 4.0 * h + 3.0 * h + c * f_active
     scores = 5.0 * m.num_heads * np.asarray(seq_len, float)
     rc = np.asarray(recompute)
     return np.where(rc == "full", ACT_BYTES * h, np.where(rc == "selective", linear, linear + scores))

@@ -89,7 +89,7 @@ def _positive(value: Any, name: str, maximum: float) -> float:
     return float(value)
 
 
-def make_request(model: ModelSpec | str | Path, *, tokens: Any, gpus: str | list[str] | None = None,
+def make_request(model: ModelSpec | str | Path, *, tokens: Any = None, gpus: str | list[str] | None = None,
                  seq_len: Any = None, global_batch_tokens: Any = None, num_gpus: Any = None,
                  max_gpus: Any = None, deadline_days: Any = None, budget_usd: Any = None, price: Any = None,
                  price_tier: str | None = None, catalog: Catalog | str | Path | None = None,
@@ -97,7 +97,7 @@ def make_request(model: ModelSpec | str | Path, *, tokens: Any, gpus: str | list
                  time_limit_s: Any = None) -> tuple[TrainRequest, Catalog]:
     """Validate a training request (flags, request-file keys and API arguments alike) and resolve its names."""
     if price_tier is not None and price_tier not in PRICE_TIERS:
-        raise InputError(f"unknown price tier {price_tier!r}{did_you_mean(str(price_tier), PRICE_TIERS)} "
+        raise InputError(f"--price-tier: unknown price tier {price_tier!r}{did_you_mean(str(price_tier), PRICE_TIERS)} "
                          f"(tiers: {', '.join(PRICE_TIERS)})")
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog, price_tier=price_tier)
     m = model if isinstance(model, ModelSpec) else load_model(model)

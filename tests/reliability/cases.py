@@ -498,6 +498,8 @@ def all_cases(plan_commands: dict[str, Callable[[str], list[str]]] | None = None
     existing = set(plan_commands or {}) | set(extra_commands)
     if "fleet" in existing:
         cs += fleet_cases()
+    if "train" in existing:
+        cs += train_cases()
     for c in export_flag_cases():
         if c.argv[0] in existing:
             c.files = c.files or {"plan.json": valid_plan or b"{}"}
@@ -598,6 +600,88 @@ def export_flag_cases() -> list[Case]:
         Case("flag", "fleet --catalog broken", ["fleet", "{d}/fleet.toml", "--catalog", "{d}/cat.toml"],
              {"fleet.toml": FLEET_OK.encode(), "cat.toml": b"[[accelerator]"}, expect=("cat.toml",)),
     ]
+
+
+# ---- training requests (`planner train`: flags and TOML) -------------------------------------------------------------
+TRAIN = ["train", "--model", "llama-3.1-8b", "--tokens", "1e10", "--gpus", "h100-sxm", "--max-gpus", "16",
+         "--seq-len", "2048", "--global-batch-tokens", "65536", "--deadline-days", "30"]
+TRAIN_OK = """\
+model = "llama-3.1-8b"
+tokens = 1e10
+gpus = ["h100-sxm"]
+max_gpus = 16
+seq_len = 2048
+global_batch_tokens = 65536
+deadline_days = 30
+"""
+
+
+def train_cases() -> list[Case]:
+    cs: list[Case] = []
+    for flag, bads in {
+        "--tokens": [("zero", "0"), ("negative", "-1"), ("text", "lots"), ("suffix only", "T"), ("nan", "nan"),
+                     ("inf", "inf"), ("huge", "1e30"), ("empty", "")],
+        "--seq-len": [("zero", "0"), ("float", "1.5"), ("text", "long"), ("huge", "1e12")],
+        "--global-batch-tokens": [("not a multiple", "1000"), ("zero", "0"), ("over tokens", "2e10")],
+        "--num-gpus": [("zero", "0"), ("negative", "-8"), ("float", "7.5")],
+        "--max-gpus": [("zero", "0"), ("text", "many")],
+        "--deadline-days": [("zero", "0"), ("negative", "-3"), ("nan", "nan"), ("inf", "inf"), ("text", "soon")],
+        "--budget-usd": [("zero", "0"), ("nan", "nan")],
+        "--price": [("zero", "0"), ("negative", "-2"), ("huge", "1e9")],
+        "--goodput": [("zero", "0"), ("above one", "1.5"), ("nan", "nan")],
+        "--flops-efficiency": [("zero", "0"), ("above one", "2")],
+        "--price-tier": [("unknown", "cheap")],
+        "--time-limit-s": [("zero", "0"), ("negative", "-1")],
+        "--gpus": [("unknown", "h1000"), ("empty", ","), ("no bf16", "l4,h100-sxm,tpu-v4")],
+        "--model": [("unknown", "llama-9"), ("missing file", "{d}/none.json")],
+        "--catalog": [("missing", "{d}/none.toml")],
+    }.items():
+        for label, value in bads:
+            codes = (0, 2) if label == "no bf16" else (2,)
+            expect = () if flag in ("--gpus", "--model", "--catalog", "--price-tier") else (flag,)
+            cs.append(Case("train", f"train {flag} {label}", _with(TRAIN, flag, value), codes=codes, expect=expect))
+    cs += [
+        Case("train", "train no limit", _with(TRAIN, "--deadline-days", None), expect=("--deadline-days",)),
+        Case("train", "train num and max", TRAIN + ["--num-gpus", "8"], expect=("--num-gpus",)),
+        Case("train", "train no model", [a for a in TRAIN if a not in ("--model", "llama-3.1-8b")],
+             expect=("--model",)),
+        Case("train", "train no tokens", _with(TRAIN, "--tokens", None), expect=("--tokens",)),
+        Case("train", "train deadline unreachable", _with(TRAIN, "--deadline-days", "0.001"), codes=(1,)),
+        Case("train", "train budget unreachable", _with(_with(TRAIN, "--deadline-days", None), "--budget-usd", "1"),
+             codes=(1,)),
+        Case("train", "train no such gpu count", _with(_with(TRAIN, "--max-gpus", None), "--num-gpus", "7"),
+             codes=(1,)),
+        Case("train", "train 405b on one gpu", _with(_with(_with(TRAIN, "--max-gpus", None), "--num-gpus", "1"),
+                                                      "--model", "llama-3.1-405b"), codes=(1,)),
+        Case("train", "train request missing", ["train", "{d}/none.toml"], expect=("none.toml",)),
+    ]
+    for key, bads in {
+        "tokens": [("zero", "0"), ("text", '"lots"'), ("bool", "true"), ("table", "{ a = 1 }")],
+        "seq_len": [("zero", "0"), ("text", '"2k"'), ("float", "2048.5")],
+        "model": [("number", "5"), ("empty", '""'), ("unknown", '"llama-9"')],
+        "gpus": [("number", "5"), ("empty", "[]"), ("unknown", '["h1000"]')],
+        "deadline_days": [("negative", "-1"), ("text", '"soon"')],
+        "max_gpus": [("zero", "0"), ("list", "[8]")],
+        "price_tier": [("unknown", '"cheap"'), ("number", "3")],
+        "catalog": [("missing", '"none.toml"')],
+    }.items():
+        for label, value in bads:
+            named = key not in ("model", "gpus", "catalog") or label in ("number", "empty")
+            cs.append(Case("train", f"train file {key} {label}", ["train", "{d}/t.toml"],
+                           {"t.toml": _b(_set_toml(TRAIN_OK, key, value))},
+                           expect=("t.toml",) + ((key,) if named else ())))
+    cs += [
+        Case("train", "train file unknown key", ["train", "{d}/t.toml"], {"t.toml": _b(TRAIN_OK + "tokns = 5\n")},
+             expect=("t.toml", "tokns")),
+        Case("train", "train file truncated", ["train", "{d}/t.toml"], {"t.toml": _b(TRAIN_OK[:40])},
+             expect=("t.toml",)),
+        Case("train", "train file not UTF-8", ["train", "{d}/t.toml"], {"t.toml": TRAIN_OK.encode("utf-16")},
+             expect=("t.toml",)),
+        Case("train", "train file binary", ["train", "{d}/t.toml"], {"t.toml": bytes(range(256))},
+             expect=("t.toml",)),
+        Case("train", "train file empty", ["train", "{d}/t.toml"], {"t.toml": b""}, expect=("--model",)),
+    ]
+    return cs
 
 
 # ---- commands that read a plan file --------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from typing import Callable
 
 from hypothesis import strategies as st
 
-from .cases import CATALOG_OK, CONFIG_OK, ESTIMATE, FRONTIER, MOE_CONFIG_OK, PLAN, REQUEST_OK, Case, _with
+from .cases import CATALOG_OK, CONFIG_OK, ESTIMATE, FRONTIER, MOE_CONFIG_OK, PLAN, REQUEST_OK, TRAIN_OK, Case, \
+    _with
 
 EXTREMES = ["0", "-1", "1e308", "-1e308", "nan", "inf", "1e-308", "99999999999999999999", "0.5", '"x"', "[]", "{}",
             "true", "-0", "3.14159", "1e9", "2147483648"]
@@ -38,6 +39,7 @@ TARGETS = [
            lambda p: _with(PLAN, "--model", p) + ["--time-limit-s", "5"]),
     Target("config.json (frontier)", "config.json", json.dumps(CONFIG_OK, indent=1).encode(),
            lambda p: _with(FRONTIER, "--model", p) + ["--time-limit-s", "5"]),
+    Target("training request TOML (train)", "t.toml", TRAIN_OK.encode(), lambda p: ["train", p, "--time-limit-s", "5"]),
 ]
 
 

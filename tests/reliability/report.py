@@ -34,6 +34,7 @@ KIND_NAMES = {
     "flag": "bad flags and flag combinations", "name": "unknown GPU / model names (did you mean)",
     "catalog": "malformed catalog TOML", "request": "malformed request TOML", "config": "malformed config.json",
     "plan-json": "malformed plan JSON (simulate, export)", "fleet": "malformed fleet request TOML",
+    "train": "malformed training requests (flags, TOML)",
     "fuzz": "random mutations of valid files (all commands)",
 }
 
@@ -48,7 +49,7 @@ def bad_inputs(mutations_per_target: int) -> tuple[Counter, Counter, Counter, li
     runner = CliRunner()
     valid = runner.invoke(main, VALID_PLAN_ARGV).stdout.encode()
     commands = plan_file_commands(main)
-    optional = tuple(c for c in ("fleet",) if c in main.commands)
+    optional = tuple(c for c in ("fleet", "train") if c in main.commands)
     tried, crashes, unclear, notes = Counter(), Counter(), Counter(), []
 
     def run(case) -> None:

@@ -25,7 +25,7 @@ def _valid_plan() -> bytes:
     return res.stdout.encode("utf-8")
 
 
-OPTIONAL = tuple(c for c in ("fleet",) if c in main.commands)
+OPTIONAL = tuple(c for c in ("fleet", "train") if c in main.commands)
 CASES = all_cases(plan_file_commands(main), _valid_plan() if plan_file_commands(main) else None, OPTIONAL)
 
 

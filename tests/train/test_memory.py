@@ -50,3 +50,11 @@ def test_params_per_gpu_shards_over_tp_pp_and_experts_over_ep():
     dense, expert = params_per_gpu(m, 2, 4, 8)
     assert float(expert) == pytest.approx(float(expert1) / (2 * 4 * 8))
     assert np.isclose(float(dense), (8 * m.layer_shared_params + m.embedding_params) / 2)
+
+
+def test_gqa_shrinks_k_and_v_activations():
+    m = load_model("llama-3.1-405b")  # h 16384, 128 heads, 8 KV heads, SwiGLU f 53248
+    h, f = 16384, 53248
+    # Korthikanti's 34h generalized: attention 11h less K and V's 2h·(1 − 8/128) each, norms 4h, MLP 3h + 6f
+    expected = 11 * h - 4 * h * (1 - 8 / 128) + 4 * h + 3 * h + 6 * f
+    assert float(activation_bytes_per_token_per_layer(m, 8192, "selective")) == pytest.approx(expected)
