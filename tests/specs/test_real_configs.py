@@ -198,3 +198,16 @@ def test_native_precision_is_the_default_weight_precision():
     assert req.weights == ("fp8",)  # the FP8 checkpoint, not bf16,fp8,int8
     req, _ = api.make_request(CONFIGS / "mistral-nemo-base-2407.json", isl=1000, osl=100, gpus="h200")
     assert req.weights == ("bf16", "fp8", "int8")
+
+
+def test_a_plan_at_a_native_precision_matches_the_plan_schema():
+    import jsonschema
+
+    from planner import api
+    from planner.plan import plan_schema
+    from planner.units import WEIGHT_PRECISIONS
+    schema = plan_schema()
+    assert schema["properties"]["precision"]["properties"]["weights"]["enum"] == list(WEIGHT_PRECISIONS)
+    d = api.plan(CONFIGS / "gpt-oss-120b.json", isl=1000, osl=200, gpus="h100", tpot_ms=50, time_limit_s=5).to_dict()
+    assert d["precision"]["weights"] == "mxfp4"
+    jsonschema.validate(d, schema)
