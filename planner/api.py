@@ -26,7 +26,8 @@ def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int
              ep: int = 1, weights: str | None = None, kv: str = "bf16", layers_per_stage: tuple[int, ...] | None = None,
              price: float | None = None, spec_draft: ModelSpec | str | None = None, spec_gamma: int = 4,
              spec_alpha: float = 0.7, catalog: Catalog | str | Path | None = None,
-             price_tier: str | None = None, max_model_len: int | None = None) -> Estimate:
+             price_tier: str | None = None, max_model_len: int | None = None, dp: int = 1,
+             redundant_experts: int = 0) -> Estimate:
     """Latency, throughput, memory and cost of one fixed configuration. `weights` defaults to the checkpoint's
     own quantization (`ModelSpec.native_weights`), else bf16. `max_model_len`: the engine's maximum sequence
     length (default: the model's context); one sequence of it must fit."""
@@ -36,7 +37,8 @@ def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int
         weights = m.native_weights or "bf16"
     spec = None if spec_draft is None else SpecDecode(_model(spec_draft), spec_gamma, spec_alpha)
     cfg = Config(gpu=cat.gpu(gpu), tp=tp, pp=pp, ep=ep, batch=batch, weights=weights, kv=kv,
-                 layers_per_stage=layers_per_stage, spec=spec, usd_per_hour_per_gpu=price)
+                 layers_per_stage=layers_per_stage, spec=spec, usd_per_hour_per_gpu=price, dp=dp,
+                 redundant_experts=redundant_experts)
     return _estimate(m, cfg, Workload(isl=isl, osl=osl, max_model_len=max_model_len), cat.perf)
 
 
@@ -145,7 +147,7 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
             "tokens_per_s_per_user": round6(c.estimate.tokens_per_s_per_user), "ttft_s": round6(c.estimate.ttft_s),
             "usd_per_million_output_tokens": round6(c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)),
             "replicas": c.replicas,
-            "gpu": c.row.gpu.id, "tp": c.row.tp, "pp": c.row.pp, "ep": c.row.ep, "batch": c.row.batch,
+            "gpu": c.row.gpu.id, "tp": c.row.tp, "dp": c.row.dp, "pp": c.row.pp, "ep": c.row.ep, "batch": c.row.batch,
             "weights": c.row.weights, "kv": c.row.kv, "gpus_per_replica": c.row.gpus,
             "layers_per_stage": list(c.layers),
         } for c in pts],

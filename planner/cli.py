@@ -120,7 +120,12 @@ def common_model_options(f: Callable) -> Callable:
 @click.option("--gpu", required=True, help="Accelerator id or common spelling (h100, H100-SXM-80GB, ...).")
 @click.option("--tp", type=_IntRange(1, MAX_DEGREE), default=1, show_default=True)
 @click.option("--pp", type=_IntRange(1, MAX_DEGREE), default=1, show_default=True)
-@click.option("--ep", type=_IntRange(1, MAX_DEGREE), default=1, show_default=True)
+@click.option("--ep", type=_IntRange(1, MAX_DEGREE), default=1, show_default=True,
+              help="Expert-parallel ranks per stage (divides TP x DP).")
+@click.option("--dp", type=_IntRange(1, MAX_DEGREE), default=1, show_default=True,
+              help="Attention data-parallel groups per stage, each TP-way with its own sequences and KV.")
+@click.option("--redundant-experts", type=_IntRange(0, MAX_DEGREE), default=0, show_default=True,
+              help="Extra expert copies spread over the EP ranks (EPLB) to even out their load.")
 @click.option("--batch", type=_IntRange(1, MAX_BATCH), required=True, help="Concurrent sequences per replica.")
 @click.option("--isl", type=int, required=True, help="Mean input (prompt) tokens.")
 @click.option("--osl", type=int, required=True, help="Mean output tokens.")
@@ -135,9 +140,10 @@ def common_model_options(f: Callable) -> Callable:
 @click.option("--spec-alpha", type=float, default=0.7, show_default=True, help="Per-token acceptance rate.")
 @common_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, batch: int, isl: int, osl: int, weights: str | None,
-             kv: str, layers_per_stage: str | None, price: float | None, spec_draft: str | None,
-             spec_gamma: int, spec_alpha: float, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
+def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant_experts: int, batch: int, isl: int,
+             osl: int, weights: str | None, kv: str, layers_per_stage: str | None, price: float | None,
+             spec_draft: str | None, spec_gamma: int, spec_alpha: float, catalog_file: str | None,
+             price_tier: str | None, as_json: bool) -> None:
     """Metrics of one fixed configuration."""
     from . import api
 
@@ -147,7 +153,8 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, batch: int, isl: i
             layers = tuple(int(x) for x in layers_per_stage.split(","))
         except ValueError:
             raise InputError(f"--layers-per-stage must be comma-separated integers, got {layers_per_stage!r}") from None
-    result = api.estimate(model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, batch=batch, isl=isl, osl=osl,
+    result = api.estimate(model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, dp=dp, redundant_experts=redundant_experts,
+                          batch=batch, isl=isl, osl=osl,
                           weights=weights, kv=kv, layers_per_stage=layers, price=price, spec_draft=spec_draft,
                           spec_gamma=spec_gamma, spec_alpha=spec_alpha, catalog=catalog_file, price_tier=price_tier)
     d = result.to_dict()

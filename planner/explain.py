@@ -16,14 +16,15 @@ TIGHT = 0.05  # a constraint within 5 % of its limit is reported as binding
 def _describe(t: Table, i: int) -> str:
     r = t.rows[i]
     ep = f" EP{r.ep}" if r.ep > 1 else ""
-    return f"{r.gpu.id} TP{r.tp} PP{r.pp}{ep} {r.weights}/{r.kv}-KV batch {r.batch}"
+    dp = f" DP{r.dp}" if r.dp > 1 else ""
+    return f"{r.gpu.id} TP{r.tp}{dp} PP{r.pp}{ep} {r.weights}/{r.kv}-KV batch {r.batch}"
 
 
 def _bottleneck(req: Request, t: Table, i: int, p: PerfParams) -> str:
     r = t.rows[i]
     from dataclasses import replace
 
-    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv)
+    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv, dp=r.dp)
     e = estimate(req.model, cfg, replace(req.workload, rate_rps=None, output_tokens_per_s=None), p)
     return e.bottleneck.replace("_", " ")
 
@@ -110,7 +111,7 @@ def batch_limited_by(t: Table, b: Bounds, i: int, lim: Limits | None = None) -> 
         return "max_batch"
     j = i + 1
     q = t.rows[j]
-    if (q.gpu.id, q.weights, q.kv, q.tp, q.pp, q.ep) != (r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep):
+    if (q.gpu.id, q.weights, q.kv, q.tp, q.dp, q.pp, q.ep) != (r.gpu.id, r.weights, r.kv, r.tp, r.dp, r.pp, r.ep):
         return "max_batch"
     for name, ok in (("memory", b.memory_ok), ("tpot", b.tpot_ok), ("ttft", b.ttft_ok), ("max_gpus", b.gpus_ok)):
         if not ok[j]:

@@ -22,7 +22,7 @@ def plan_schema() -> dict[str, Any]:
 def _summary(req: Any, c: Choice) -> dict[str, Any]:
     e, r = c.estimate, c.row
     return {
-        "gpu": r.gpu.id, "tp": r.tp, "pp": r.pp, "ep": r.ep, "replicas": c.replicas, "batch": r.batch,
+        "gpu": r.gpu.id, "tp": r.tp, "dp": r.dp, "pp": r.pp, "ep": r.ep, "replicas": c.replicas, "batch": r.batch,
         "weights": r.weights, "kv": r.kv, "total_gpus": c.replicas * r.gpus, "usd_per_hour": round6(c.usd_per_hour),
         "usd_per_million_output_tokens": round6(c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)),
         "tokens_per_s_per_user": round6(e.tokens_per_s_per_user), "ttft_s": round6(e.ttft_s),
@@ -64,7 +64,7 @@ class Plan:
             "model": req.model.name,
             "gpu": r.gpu.id,
             "gpu_name": r.gpu.name,
-            "parallelism": {"tp": r.tp, "pp": r.pp, "ep": r.ep, "replicas": c.replicas},
+            "parallelism": {"tp": r.tp, "dp": r.dp, "pp": r.pp, "ep": r.ep, "replicas": c.replicas},
             "gpus_per_replica": r.gpus,
             "total_gpus": c.replicas * r.gpus,
             "batch": r.batch,

@@ -24,12 +24,18 @@ def memory_bar(mem: dict[str, Any], width: int = 40) -> str:
     return f"[{bar}] {mem['total'] / GiB:.1f}/{cap / GiB:.1f} GiB (W weights, K KV cache, A activations, R reserve)"
 
 
+def _dp(par: dict[str, Any]) -> str:
+    """' DP<n>' when attention is data-parallel (absent from plans written before DP existed)."""
+    return f" DP{par['dp']}" if par.get("dp", 1) > 1 else ""
+
+
 def estimate_text(d: dict[str, Any]) -> str:
     i, m, c = d["inputs"], d["metrics"], d["cost"]
     lines = [
-        f"{d['model']} on {d['gpu']}  TP{i['tp']} PP{i['pp']} EP{i['ep']}  batch {i['batch']}  "
+        f"{d['model']} on {d['gpu']}  TP{i['tp']}{_dp(i)} PP{i['pp']} EP{i['ep']}  batch {i['batch']}  "
         f"weights {i['weights']} kv {i['kv']}  ISL {i['isl']} OSL {i['osl']}",
-        f"  layers per stage   {d['placement']['layers_per_stage']}",
+        f"  layers per stage   {d['placement']['layers_per_stage']}"
+        + (f"   (TP over {d['tp_link'].replace('_', '-')})" if d.get("tp_link") == "pcie" else ""),
         f"  TTFT               {m['ttft_s'] * 1000:.1f} ms",
         f"  TPOT               {m['tpot_s'] * 1000:.2f} ms  ({m['tokens_per_s_per_user']:.1f} tok/s/user)",
         f"  throughput         {m['output_tokens_per_s']:.0f} output tok/s per replica "
@@ -46,12 +52,13 @@ def estimate_text(d: dict[str, Any]) -> str:
 def plan_text(d: dict[str, Any]) -> str:
     par, m, c, s = d["parallelism"], d["metrics"], d["cost"], d["solver"]
     lines = [
-        f"plan  {d['model']} on {d['total_gpus']} x {d['gpu']}  ({par['replicas']} replica(s) of TP{par['tp']} "
-        f"PP{par['pp']} EP{par['ep']} = {d['gpus_per_replica']} GPUs)",
+        f"plan  {d['model']} on {d['total_gpus']} x {d['gpu']}  ({par['replicas']} replica(s) of TP{par['tp']}"
+        f"{_dp(par)} PP{par['pp']} EP{par['ep']} = {d['gpus_per_replica']} GPUs)",
         f"  precision          weights {d['precision']['weights']}, KV {d['precision']['kv']}",
         f"  batch              {d['batch']} sequences per replica ({d['micro_batch']} per micro-batch); "
         f"limited by {LIMIT_WORDS.get(d['batch_limited_by'], d['batch_limited_by'])}",
-        f"  layers per stage   {d['placement']['layers_per_stage']}",
+        f"  layers per stage   {d['placement']['layers_per_stage']}"
+        + (f"   (TP over {d['tp_link'].replace('_', '-')})" if d.get("tp_link") == "pcie" else ""),
         f"  TTFT / TPOT        {m['ttft_s'] * 1000:.0f} ms / {m['tpot_s'] * 1000:.1f} ms "
         f"({m['tokens_per_s_per_user']:.1f} tok/s/user)",
         f"  throughput         {m['output_tokens_per_s']:.0f} output tok/s per replica",
@@ -69,7 +76,7 @@ def plan_text(d: dict[str, Any]) -> str:
         "  best per GPU type:",
     ]
     for a in d["alternatives"]:
-        lines.append(f"    {a['gpu']:10s} {a['total_gpus']:4d} GPUs TP{a['tp']} PP{a['pp']} EP{a['ep']} x{a['replicas']} "
+        lines.append(f"    {a['gpu']:10s} {a['total_gpus']:4d} GPUs TP{a['tp']}{_dp(a)} PP{a['pp']} EP{a['ep']} x{a['replicas']} "
                      f"batch {a['batch']:5d} {a['weights']}/{a['kv']}  ${a['usd_per_million_output_tokens']:.3f}/M out  "
                      f"{a['tokens_per_s_per_user']:.1f} tok/s/user")
     return "\n".join(lines)

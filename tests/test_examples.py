@@ -59,8 +59,9 @@ def test_example_plans(path, schema):
     gpu = cat.gpu(d["gpu"])
     assert sum(d["placement"]["layers_per_stage"]) == model.num_layers
     assert len(d["placement"]["layers_per_stage"]) == d["parallelism"]["pp"]
-    assert d["parallelism"]["tp"] <= gpu.scale_up_domain
-    assert d["gpus_per_replica"] == d["parallelism"]["tp"] * d["parallelism"]["pp"]
+    assert gpu.intra_node_link(d["parallelism"]["tp"]) is not None  # TP inside one domain or PCIe host
+    par = d["parallelism"]
+    assert d["gpus_per_replica"] == par["tp"] * par["dp"] * par["pp"]
     assert d["total_gpus"] == d["gpus_per_replica"] * d["parallelism"]["replicas"]
     assert d["batch"] == d["micro_batch"] * d["parallelism"]["pp"]
     assert d["cost"]["usd_per_hour_per_gpu"] == pytest.approx(gpu.usd_per_hour)

@@ -228,8 +228,9 @@ def check_plan(plan: Any) -> dict[str, Any]:
     par = _obj(plan, "parallelism")
     for k in ("tp", "pp", "ep", "replicas"):
         _num(par, k, "parallelism.", integer=True)
-    if par["tp"] % par["ep"]:
-        raise InputError(f"plan: parallelism.ep {par['ep']} must divide tp {par['tp']}")
+    _num(par, "dp", "parallelism.", integer=True, optional=True)  # absent in plans written before DP existed
+    if (par["tp"] * par.get("dp", 1)) % par["ep"]:
+        raise InputError(f"plan: parallelism.ep {par['ep']} must divide tp x dp = {par['tp'] * par.get('dp', 1)}")
     _num(plan, "batch", "", integer=True)
     prec = _obj(plan, "precision")
     if prec.get("weights") not in WEIGHT_PRECISIONS or prec.get("kv") not in KV_PRECISIONS:
@@ -271,10 +272,11 @@ def check_layout(plan: dict[str, Any], gpu: Accelerator, model: ModelSpec | None
     par = plan["parallelism"]
     cfg = Config(gpu=gpu, tp=par["tp"], pp=par["pp"], ep=par["ep"], batch=plan["batch"],
                  weights=plan["precision"]["weights"], kv=plan["precision"]["kv"],
-                 layers_per_stage=tuple(plan["placement"]["layers_per_stage"]))
+                 layers_per_stage=tuple(plan["placement"]["layers_per_stage"]), dp=par.get("dp", 1))
     if model is None:
-        if cfg.tp > gpu.scale_up_domain:
-            raise InputError(f"plan: tp {cfg.tp} exceeds {gpu.id}'s scale-up domain of {gpu.scale_up_domain} GPUs")
+        if gpu.intra_node_link(cfg.tp) is None:
+            raise InputError(f"plan: tp {cfg.tp} exceeds {gpu.id}'s {gpu.node_gpus} GPUs on one scale-up domain "
+                             "or PCIe host")
         return
     try:
         check_config(model, cfg)
@@ -336,7 +338,7 @@ def reestimator(ctx: Context):
                                  f"needs the model: {plan['model']!r} is not a preset, pass model= (CLI --model) "
                                  "with its config.json or folder") from None
         cfg = Config(gpu=ctx.gpu, tp=lay.tp, pp=lay.pp, ep=lay.ep, batch=lay.batch, weights=lay.weights, kv=lay.kv,
-                     layers_per_stage=lay.layers_per_stage,
+                     layers_per_stage=lay.layers_per_stage, dp=lay.dp,
                      usd_per_hour_per_gpu=plan["cost"]["usd_per_hour_per_gpu"])
         w = plan["workload"]
         e = estimate(ctx.model_spec, cfg, Workload(isl=w["isl"], osl=w["osl"]), ctx.catalog.perf)
@@ -386,7 +388,8 @@ def layout_record(res: Resolved) -> dict[str, Any]:
 
 def header(ctx: Context, lay: Layout, what: str) -> list[str]:
     p = ctx.plan
-    return [f"{what} for {p['model']} on {ctx.gpu.id}: TP{lay.tp} PP{lay.pp} EP{lay.ep}, batch {lay.batch}, "
+    return [f"{what} for {p['model']} on {ctx.gpu.id}: TP{lay.tp}{f' DP{lay.dp}' if lay.dp > 1 else ''} PP{lay.pp} "
+            f"EP{lay.ep}, batch {lay.batch}, "
             f"weights {lay.weights}, KV {lay.kv}, layers per stage {list(lay.layers_per_stage)}, "
             f"{lay.replicas} replica(s) of {lay.gpus} GPU(s)",
             f"{ctx.spec.engine} {ctx.spec.version}; flags checked against catalog/engines/{ctx.spec.engine}.toml "

@@ -52,6 +52,8 @@ def vllm_command(ctx: Context, res: Resolved, nodes: int = 1) -> tuple[list[str]
     argv = list(s.command) + [ctx.model_arg]
     argv += s.arg("--served-model-name", ctx.served_name) + s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT)
     argv += s.arg("--tensor-parallel-size", lay.tp) + s.arg("--pipeline-parallel-size", lay.pp)
+    if lay.dp > 1:
+        argv += s.arg("--data-parallel-size", lay.dp)
     if lay.ep > 1:
         argv += s.arg("--enable-expert-parallel")
     argv += w_args + s.arg("--kv-cache-dtype", s.kv[lay.kv])
@@ -81,7 +83,10 @@ def sglang_command(ctx: Context, res: Resolved, nodes: int = 1, node_rank: Any =
     w_args, notes = weights_args(ctx, res)
     argv = list(s.command) + s.arg("--model-path", ctx.model_arg) + s.arg("--served-model-name", ctx.served_name)
     argv += s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT)
-    argv += s.arg("--tp-size", lay.tp) + s.arg("--pp-size", lay.pp)
+    # with DP attention SGLang's --tp-size counts every GPU of a stage and --dp-size splits it into groups
+    argv += s.arg("--tp-size", lay.tp * lay.dp) + s.arg("--pp-size", lay.pp)
+    if lay.dp > 1:
+        argv += s.arg("--dp-size", lay.dp) + s.arg("--enable-dp-attention")
     if lay.ep > 1:
         argv += s.arg("--ep-size", lay.ep)
     argv += w_args + s.arg("--kv-cache-dtype", s.kv[lay.kv])
@@ -126,18 +131,21 @@ def export_trtllm(ctx: Context) -> Export:
     kv_fraction = floor2((free - mem["reserve"]) / free) if free > 0 else 0.0
     argv = list(s.command) + [ctx.model_arg]
     argv += s.arg("--host", "0.0.0.0") + s.arg("--port", SERVE_PORT) + s.arg("--backend", "pytorch")
-    argv += s.arg("--tp_size", lay.tp) + s.arg("--pp_size", lay.pp)
+    # attention DP (TP 1 per group, layout rule "tp1"): tp_size counts every GPU of a stage
+    argv += s.arg("--tp_size", lay.tp * lay.dp) + s.arg("--pp_size", lay.pp)
     if lay.ep > 1:
         argv += s.arg("--ep_size", lay.ep)
     argv += s.arg("--max_batch_size", lay.batch) + s.arg("--max_num_tokens", ctx.max_batched_tokens)
     argv += s.arg("--max_seq_len", ctx.max_model_len) + s.arg("--kv_cache_free_gpu_memory_fraction", kv_fraction)
     argv += s.arg("--extra_llm_api_options", TRTLLM_OPTIONS_FILE)
     options: dict[str, Any] = {
-        "tensor_parallel_size": lay.tp, "pipeline_parallel_size": lay.pp,
+        "tensor_parallel_size": lay.tp * lay.dp, "pipeline_parallel_size": lay.pp,
     }
+    if lay.dp > 1:
+        options["enable_attention_dp"] = True
     if lay.ep > 1:
         options["moe_expert_parallel_size"] = lay.ep
-        options["moe_tensor_parallel_size"] = lay.tp // lay.ep
+        options["moe_tensor_parallel_size"] = lay.tp * lay.dp // lay.ep
     options.update({
         "max_batch_size": lay.batch, "max_num_tokens": ctx.max_batched_tokens, "max_seq_len": ctx.max_model_len,
         "kv_cache_config": {"free_gpu_memory_fraction": kv_fraction,
@@ -189,7 +197,7 @@ def nodes_for(gpus: int, per_node: int, pp: int, tp: int) -> int:
 
 def ctx_nodes(ctx: Context, res: Resolved) -> int:
     lay = res.emitted
-    return nodes_for(lay.gpus, gpus_per_node(ctx), lay.pp, lay.tp)
+    return nodes_for(lay.gpus, gpus_per_node(ctx), lay.pp, lay.tp * lay.dp)
 
 
 def _finish(ctx: Context, res: Resolved, argv: list[str], env: dict[str, str], files: dict[str, str],

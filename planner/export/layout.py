@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from ..errors import InputError
 from .spec import EngineSpec
 
 
@@ -25,13 +26,15 @@ class Layout:
     kv: str
     layers_per_stage: tuple[int, ...]
     replicas: int
+    dp: int = 1  # attention data-parallel groups per stage
 
     @classmethod
     def from_plan(cls, plan: dict[str, Any]) -> "Layout":
         par = plan["parallelism"]
         return cls(tp=par["tp"], pp=par["pp"], ep=par["ep"], batch=plan["batch"],
                    weights=plan["precision"]["weights"], kv=plan["precision"]["kv"],
-                   layers_per_stage=tuple(plan["placement"]["layers_per_stage"]), replicas=par["replicas"])
+                   layers_per_stage=tuple(plan["placement"]["layers_per_stage"]), replicas=par["replicas"],
+                   dp=par.get("dp", 1))
 
     @property
     def micro_batch(self) -> int:
@@ -39,10 +42,10 @@ class Layout:
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.dp * self.pp
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tp": self.tp, "pp": self.pp, "ep": self.ep, "batch": self.batch, "micro_batch": self.micro_batch,
+        return {"tp": self.tp, "dp": self.dp, "pp": self.pp, "ep": self.ep, "batch": self.batch, "micro_batch": self.micro_batch,
                 "weights": self.weights, "kv": self.kv, "layers_per_stage": list(self.layers_per_stage),
                 "replicas": self.replicas}
 
@@ -64,7 +67,7 @@ def engine_layer_split(spec: EngineSpec, layers: tuple[int, ...]) -> tuple[int, 
 
 
 def ep_candidates(spec: EngineSpec, tp: int, ep: int) -> list[int]:
-    """EP degrees the engine can run for a planned EP, nearest first."""
+    """EP degrees the engine can run for a planned EP, nearest first (`tp`: the GPUs of one stage, TP × DP)."""
     rule = spec.layout.get("ep", "divides_tp")
     if ep == 1 or rule == "divides_tp":
         return [ep]
@@ -104,13 +107,25 @@ def resolve(plan: dict[str, Any], spec: EngineSpec,
                      f"element), re-estimated below")
         lay = replace(lay, kv=near)
 
-    options = ep_candidates(spec, lay.tp, lay.ep)
+    if lay.dp > 1 and lay.tp > 1 and spec.layout.get("dp", "any") == "tp1":
+        notes.append(f"{spec.engine} {spec.version} runs attention data parallelism with one GPU per attention "
+                     f"group only; the plan has {lay.dp} groups of TP {lay.tp}: emitting TP 1 x DP {lay.tp * lay.dp} "
+                     "(the same GPUs), re-estimated below")
+        lay = replace(lay, tp=1, dp=lay.tp * lay.dp)
+
+    options = ep_candidates(spec, lay.tp * lay.dp, lay.ep)
     if options != [lay.ep]:
-        trials = [(reestimate(replace(lay, ep=e)), e) for e in options]
+        trials = []
+        for e in options:
+            try:
+                trials.append((reestimate(replace(lay, ep=e)), e))
+            except InputError:  # e.g. EP = TP x DP beyond the model's expert count: not a layout at all
+                continue
         fitting = [(t, e) for t, e in trials if t["fits"]] or trials
         best, best_ep = min(fitting, key=lambda te: te[0]["usd_per_million_output_tokens"])
-        notes.append(f"{spec.engine} {spec.version} runs expert parallelism only across the whole TP group "
-                     f"(EP = TP = {lay.tp}) or not at all; the plan has EP {lay.ep} inside TP {lay.tp}: emitting "
+        n = lay.tp * lay.dp
+        notes.append(f"{spec.engine} {spec.version} runs expert parallelism only across the whole TP x DP group "
+                     f"(EP = {n}) or not at all; the plan has EP {lay.ep} inside {n} GPUs: emitting "
                      f"EP {best_ep}, the cheaper of {options} when re-estimated")
         lay = replace(lay, ep=best_ep)
 

@@ -49,16 +49,18 @@ class Config:
     tp: int = 1
     pp: int = 1
     ep: int = 1
-    batch: int = 1  # concurrent sequences per replica (split into pp micro-batches)
+    batch: int = 1  # concurrent sequences per replica (split into pp micro-batches, each over dp groups)
     weights: str = "bf16"
     kv: str = "bf16"
     layers_per_stage: tuple[int, ...] | None = None
     spec: SpecDecode | None = None
     usd_per_hour_per_gpu: float | None = None  # price override
+    dp: int = 1  # attention data-parallel groups per stage (each TP-way, with its own sequences and KV)
+    redundant_experts: int = 0  # extra expert copies over the EP ranks (EPLB), 0 = none
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.dp * self.pp
 
     @property
     def micro_batch(self) -> float:
@@ -69,9 +71,16 @@ class Config:
         return self.gpu.usd_per_hour if self.usd_per_hour_per_gpu is None else self.usd_per_hour_per_gpu
 
 
-def hardware(gpu: Accelerator, weights: str) -> Hardware:
+def hardware(gpu: Accelerator, weights: str, tp: int = 1, dp: int = 1) -> Hardware:
+    """The rates one GPU of a TP × DP stage sees: its tensor FLOP/s, HBM, the link TP collectives use
+    (Accelerator.intra_node_link), the link EP all-to-alls use inside one node (over min(TP·DP, node) GPUs) and
+    the scale-out NIC beyond it."""
     attn = gpu.flops_per_s.get("bf16") or gpu.flops_per_s.get("fp16") or max(gpu.flops_per_s.values())
-    return Hardware(gpu.peak_flops(weights), attn, gpu.hbm_bytes_per_s, gpu.scale_up_bytes_per_s)
+    tp_link = gpu.intra_node_link(tp) or gpu.intra_node_link(1)
+    a2a_link = gpu.intra_node_link(min(tp * dp, gpu.node_gpus))
+    return Hardware(gpu.peak_flops(weights), attn, gpu.hbm_bytes_per_s, tp_link.bytes_per_s,
+                    tp_link.efficiency, tp_link.latency_s, a2a_link.bytes_per_s, a2a_link.efficiency,
+                    a2a_link.latency_s, gpu.node_gpus, gpu.scale_out_bytes_per_s)
 
 
 @dataclass(frozen=True)
@@ -107,17 +116,19 @@ class ChunkTerms:
 
 def prefill_chunk_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes,
                         decode_tokens, chunk_tokens, chunk_attended_tokens, chunk_kv_read_tokens, logit_tokens=0.0,
-                        pipeline_link_bytes_per_s=np.inf) -> ChunkTerms:
+                        pipeline_link_bytes_per_s=np.inf, dp=1, redundant_experts=0) -> ChunkTerms:
     """Mixed step − decode step, both from `layer_step` (the decode attention is its own kernel group, so it
     cancels: the increment does not depend on the decoders' context). `logit_tokens`: prompts the chunk
-    completes (each needs one row of logits)."""
-    kw = dict(tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=decode_tokens, sequences=0.0,
-              context_from=0.0, context_to=0.0, reads_cache=False)
+    completes (each needs one row of logits). With DP groups, `decode_tokens` and `chunk_tokens` are the whole
+    stage's (one chunk per group); the embedding, LM head and stage-to-stage hop see one group's share."""
+    kw = dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=decode_tokens,
+              sequences=0.0, context_from=0.0, context_to=0.0, reads_cache=False, redundant_experts=redundant_experts)
     mixed = layer_step(model, hw, p, chunk_tokens=chunk_tokens, chunk_attended_tokens=chunk_attended_tokens,
                        chunk_kv_read_tokens=chunk_kv_read_tokens, **kw)
     alone = layer_step(model, hw, p, **kw)
-    dec = np.asarray(decode_tokens, float)
-    both = dec + np.asarray(chunk_tokens, float)
+    dpf = np.asarray(dp, float)
+    dec = np.asarray(decode_tokens, float) / dpf
+    both = dec + np.asarray(chunk_tokens, float) / dpf
     first = embedding_step(model, hw, p, tokens=both).time_s - embedding_step(model, hw, p, tokens=dec).time_s
     last = (lm_head_step(model, hw, p, tp=tp, logit_tokens=dec + logit_tokens).time_s
             - lm_head_step(model, hw, p, tp=tp, logit_tokens=dec).time_s)
@@ -129,65 +140,85 @@ def prefill_chunk_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep
 
 def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):
     """Steps a prompt of `isl` tokens takes when each step's token budget (max_batched_tokens) is shared with
-    `decode_tokens` decode tokens: ⌈isl / (budget − decode tokens)⌉ (at least one prompt token per step)."""
+    `decode_tokens` decode tokens: ⌈isl / (budget − decode tokens)⌉ (at least one prompt token per step). With
+    DP groups each group has its own budget and its own decode tokens (pass one group's)."""
     room = np.maximum(1.0, float(max_batched_tokens) - np.asarray(decode_tokens, float))
     return np.ceil(np.asarray(isl, float) / room - 1e-9)
 
 
 def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
-               isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf) -> StepTerms:
-    """Decode at `micro_batch` sequences spread over contexts isl … isl + osl (full attention: isl + osl/2 keys per
-    query on average) and prefill of one prompt of `isl` tokens (causal: isl/2 keys per query); sliding and
-    chunked layers attend at most their window (perf/window.py)."""
+               isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf, dp=1,
+               redundant_experts=0) -> StepTerms:
+    """Decode at `micro_batch` sequences over the stage's DP groups, spread over contexts isl … isl + osl (full
+    attention: isl + osl/2 keys per query on average), and prefill of one prompt of `isl` tokens in each DP group
+    at once (causal: isl/2 keys per query; TTFT is that step's latency); sliding and chunked layers attend at most
+    their window (perf/window.py). Chunked prefill puts one chunk per DP group into a decode step, so the chunk
+    terms (the stall one prompt adds) are that mixed step's increment over DP: per prompt."""
+    dpf = np.asarray(dp, float)
     dec_tokens = np.asarray(micro_batch, float) * tokens_per_seq
-    dec = layer_step(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=dec_tokens,
-                     sequences=micro_batch, context_from=isl, context_to=np.add(isl, osl), reads_cache=True)
-    pre = layer_step(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=isl,
-                     sequences=1, context_from=0.0, context_to=isl, reads_cache=False)
+    kw = dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, redundant_experts=redundant_experts)
+    dec = layer_step(model, hw, p, tokens=dec_tokens, sequences=micro_batch, context_from=isl,
+                     context_to=np.add(isl, osl), reads_cache=True, **kw)
+    pre = layer_step(model, hw, p, tokens=np.asarray(isl, float) * dpf, sequences=dpf, context_from=0.0,
+                     context_to=isl, reads_cache=False, **kw)
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     # one prompt in c equal chunks of k = isl/c tokens; chunk j (offset j·k) attends j·k + k/2 keys per token and
     # reads its j·k cached tokens: on average isl/2 keys and (isl − k)/2 cached tokens
-    chunks = prefill_chunks(isl, dec_tokens, p.max_batched_tokens)
+    chunks = prefill_chunks(isl, dec_tokens / dpf, p.max_batched_tokens)
     k = np.asarray(isl, float) / chunks
-    chunk = prefill_chunk_terms(model, hw, p, tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes,
-                                decode_tokens=dec_tokens, chunk_tokens=k, chunk_attended_tokens=np.asarray(isl, float) / 2.0,
+    chunk = prefill_chunk_terms(model, hw, p, decode_tokens=dec_tokens, chunk_tokens=k * dpf,
+                                chunk_attended_tokens=np.asarray(isl, float) / 2.0,
                                 chunk_kv_read_tokens=(np.asarray(isl, float) - k) / 2.0, logit_tokens=1.0 / chunks,
-                                pipeline_link_bytes_per_s=pipeline_link_bytes_per_s)
+                                pipeline_link_bytes_per_s=pipeline_link_bytes_per_s, **kw)
+    chunk = ChunkTerms(*(np.asarray(getattr(chunk, f)) / dpf for f in ChunkTerms.__dataclass_fields__))
     return StepTerms(
         decode_layer=dec,
-        decode_first=embedding_step(model, hw, p, tokens=dec_tokens),
-        decode_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=dec_tokens),
+        decode_first=embedding_step(model, hw, p, tokens=dec_tokens / dpf),
+        decode_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=dec_tokens / dpf),
         prefill_layer=pre,
         prefill_first=embedding_step(model, hw, p, tokens=isl),
         prefill_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=1),
-        decode_p2p_s=p2p_time_s(dec_tokens * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
+        decode_p2p_s=p2p_time_s(dec_tokens / dpf * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
         prefill_p2p_s=p2p_time_s(isl * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
-        layer_weight_bytes=mem.layer_weight_bytes(model, weight_bytes) / np.asarray(tp, float),
-        kv_bytes_per_seq_layer=mem.kv_bytes_per_sequence_per_layer_per_gpu(model, kv_bytes, tp, np.add(isl, osl)),
+        layer_weight_bytes=mem.layer_weight_bytes_per_gpu(model, weight_bytes, tp, dp, redundant_experts),
+        kv_bytes_per_seq_layer=mem.kv_bytes_per_sequence_per_layer_per_gpu(model, kv_bytes, tp, np.add(isl, osl)) / dpf,
         chunk=chunk, prefill_chunks=chunks,
     )
 
 
 def check_config(model: ModelSpec, c: Config) -> None:
     """Reject configurations that cannot be built (as opposed to ones that do not fit or are slow)."""
-    for name, v in (("--tp", c.tp), ("--pp", c.pp), ("--ep", c.ep), ("--batch", c.batch)):
+    for name, v in (("--tp", c.tp), ("--pp", c.pp), ("--ep", c.ep), ("--dp", c.dp), ("--batch", c.batch)):
         if not is_whole(v) or v < 1:
             raise InputError(f"{name} must be a positive integer, got {v!r}")
+    if not is_whole(c.redundant_experts) or c.redundant_experts < 0:
+        raise InputError(f"--redundant-experts must be an integer >= 0, got {c.redundant_experts!r}")
     if c.weights not in WEIGHT_PRECISIONS:
         raise InputError(f"--weights must be one of {', '.join(WEIGHT_PRECISIONS)}, got {c.weights!r}")
     if c.kv not in KV_PRECISIONS:
         raise InputError(f"--kv must be one of {', '.join(KV_PRECISIONS)}, got {c.kv!r}")
     if not c.gpu.supports_weights(c.weights):
         raise InputError(f"{c.gpu.id} has no {c.weights} tensor cores (has: {', '.join(sorted(c.gpu.flops_per_s))})")
-    if c.tp > c.gpu.scale_up_domain:
-        raise InputError(f"--tp {c.tp} exceeds {c.gpu.id}'s scale-up domain of {c.gpu.scale_up_domain} GPUs")
+    if c.gpu.intra_node_link(c.tp) is None:
+        raise InputError(f"--tp {c.tp} exceeds {c.gpu.id}'s {c.gpu.node_gpus} GPUs on one scale-up domain or PCIe "
+                         "host (TP does not cross the scale-out network; use --dp or --pp)")
     if model.num_heads % c.tp:
         raise InputError(f"--tp {c.tp} must divide the model's {model.num_heads} attention heads")
     if c.pp > model.num_layers:
         raise InputError(f"--pp {c.pp} exceeds the model's {model.num_layers} layers")
-    if c.ep > 1 and (not model.is_moe or c.tp % c.ep):
-        raise InputError(f"--ep {c.ep} must divide --tp {c.tp}" if model.is_moe
-                         else f"--ep {c.ep}: {model.name} is not a mixture-of-experts model")
+    if c.ep > 1 and not model.is_moe:
+        raise InputError(f"--ep {c.ep}: {model.name} is not a mixture-of-experts model")
+    if (c.tp * c.dp) % c.ep:
+        raise InputError(f"--ep {c.ep} must divide --tp x --dp = {c.tp * c.dp} (the GPUs of one pipeline stage)")
+    if c.redundant_experts and (c.ep == 1 or not model.is_moe):
+        raise InputError("--redundant-experts needs expert parallelism (--ep > 1) on a mixture-of-experts model")
+    if model.is_moe and (model.num_experts + c.redundant_experts) % c.ep:
+        raise InputError(f"--ep {c.ep} must divide the {model.num_experts} experts"
+                         + (f" plus {c.redundant_experts} redundant copies" if c.redundant_experts else "")
+                         + " (each rank holds the same number)")
+    if c.batch % c.dp:
+        raise InputError(f"--batch {c.batch} must be a multiple of --dp {c.dp} (each attention group serves "
+                         "batch/dp sequences)")
     if c.layers_per_stage is not None:
         if len(c.layers_per_stage) != c.pp or sum(c.layers_per_stage) != model.num_layers or min(c.layers_per_stage) < 1:
             raise InputError(f"layers per stage {list(c.layers_per_stage)} must be {c.pp} positive counts "
@@ -234,12 +265,14 @@ class Estimate:
         return {
             "model": self.model,
             "gpu": c.gpu.id,
-            "inputs": {"tp": c.tp, "pp": c.pp, "ep": c.ep, "batch": c.batch, "isl": w.isl, "osl": w.osl,
+            "inputs": {"tp": c.tp, "dp": c.dp, "pp": c.pp, "ep": c.ep, "redundant_experts": c.redundant_experts,
+                       "batch": c.batch, "isl": w.isl, "osl": w.osl,
                        "weights": c.weights, "kv": c.kv, "usd_per_hour_per_gpu": round(c.price_per_gpu, 6),
                        "price_tier": c.gpu.price.tier if c.usd_per_hour_per_gpu is None else "user",
                        "speculative": None if c.spec is None else {
                            "draft": c.spec.draft.name, "gamma": c.spec.draft_length, "alpha": c.spec.acceptance}},
             "placement": {"layers_per_stage": list(self.layers_per_stage)},
+            "tp_link": c.gpu.intra_node_link(c.tp).kind,
             "metrics": {
                 "ttft_s": round6(self.ttft_s), "tpot_s": round6(self.tpot_s),
                 "tokens_per_s_per_user": round6(self.tokens_per_s_per_user),
@@ -263,11 +296,12 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     c = config
     check_config(model, c)
     wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
-    hw = hardware(c.gpu, c.weights)
+    hw = hardware(c.gpu, c.weights, c.tp, c.dp)
     q = 1 if c.spec is None else c.spec.draft_length + 1
-    link = pipeline_link_bytes_per_s(c.gpu, c.tp, c.pp)
+    link = pipeline_link_bytes_per_s(c.gpu, c.tp * c.dp, c.pp)
     t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=c.micro_batch,
-                   isl=workload.isl, osl=workload.osl, tokens_per_seq=q, pipeline_link_bytes_per_s=link)
+                   isl=workload.isl, osl=workload.osl, tokens_per_seq=q, pipeline_link_bytes_per_s=link, dp=c.dp,
+                   redundant_experts=c.redundant_experts)
     layer_s = float(t.decode_layer.time_s)
     first_s, last_s = float(t.decode_first.time_s), float(t.decode_last.time_s)
 
@@ -275,13 +309,14 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     reserve = float(mem.reserve_bytes(c.gpu.memory_bytes, p.memory_reserve_fraction))
     # Under continuous batching a step packs several prompts up to the token budget, so the workspace is sized by
     # max_batched_tokens whatever the prompt length; the decode logits grow with the batch (per sequence below).
-    act = float(mem.activation_bytes_per_gpu(model, c.tp, p.max_batched_tokens, c.micro_batch))
-    logits_per_seq = float(mem.activation_bytes_per_gpu(model, c.tp, 0, 1)) / c.pp
+    act = float(mem.activation_bytes_per_gpu(model, c.tp, p.max_batched_tokens, c.micro_batch / c.dp))
+    logits_per_seq = float(mem.activation_bytes_per_gpu(model, c.tp, 0, 1)) / (c.pp * c.dp)
     draft_w = draft_kv = 0.0
     if c.spec is not None:
         d = c.spec.draft
         draft_w = float(mem.stage_weight_bytes_per_gpu(d, wb, c.tp, d.num_layers, True, True))
-        draft_kv = float(mem.kv_cache_bytes_per_gpu(d, kvb, c.tp, d.num_layers, c.batch, workload.context_tokens))
+        draft_kv = float(mem.kv_cache_bytes_per_gpu(d, kvb, c.tp, d.num_layers, c.batch, workload.context_tokens,
+                                                    c.dp))
     free = c.gpu.memory_bytes - reserve - act
     kv_per_seq_layer = float(t.kv_bytes_per_seq_layer)
 
@@ -297,7 +332,8 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         layers = balance_layers(model.num_layers, c.pp, layer_s, first_s, last_s, caps)
         if layers is None:  # does not fit: place by time alone and report the overflow
             layers = balance_layers(model.num_layers, c.pp, layer_s, first_s, last_s)
-    stage_w = [float(mem.stage_weight_bytes_per_gpu(model, wb, c.tp, layers[s], s == 0, s == c.pp - 1))
+    stage_w = [float(mem.stage_weight_bytes_per_gpu(model, wb, c.tp, layers[s], s == 0, s == c.pp - 1, c.dp,
+                                                    c.redundant_experts))
                + (draft_w if s == 0 else 0.0) for s in range(c.pp)]
     stage_kv = [layers[s] * c.batch * kv_per_seq_layer + (draft_kv if s == 0 else 0.0) for s in range(c.pp)]
     totals = [stage_w[s] + stage_kv[s] + act + reserve for s in range(c.pp)]
@@ -331,7 +367,7 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     if c.spec is not None:
         d = c.spec.draft
         dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=c.batch,
-                        isl=workload.isl, osl=workload.osl)
+                        isl=workload.isl, osl=workload.osl, dp=c.dp)
         draft_step = d.num_layers * float(dt.decode_layer.time_s) + float(dt.decode_first.time_s + dt.decode_last.time_s) + p.step_overhead_s
         cycle += c.spec.draft_length * draft_step
         tokens_per_cycle = float(expected_tokens_per_step(c.spec.acceptance, c.spec.draft_length))

@@ -1,9 +1,12 @@
 """Per-GPU memory: weights, KV cache, activations, runtime reserve; and the largest batch that fits.
 
-Conventions: weights are sharded evenly over TP (experts over EP x TP/EP — same bytes per GPU); embeddings and the
-LM head stay in 16-bit (FP8/INT4 checkpoints such as NVIDIA ModelOpt and AWQ keep them unquantized) and are
-vocabulary-parallel over TP. KV heads are split over TP down to one head per GPU; beyond that each GPU keeps a
-replica (MQA on TP8 holds the whole KV on every GPU). MLA's latent is replicated on every TP rank.
+Conventions: a stage has TP × DP GPUs. Non-expert weights are sharded over TP and replicated in each of the DP
+attention groups; routed experts are spread over all TP·DP GPUs (EP ranks × expert-TP — the same bytes per GPU
+for any EP), plus any redundant expert copies. Embeddings and the LM head stay in 16-bit (FP8/INT4 checkpoints
+such as NVIDIA ModelOpt and AWQ keep them unquantized) and are vocabulary-parallel over TP. KV heads are split
+over TP down to one head per GPU; beyond that each GPU of a group keeps a replica (MQA on TP8 holds the whole KV
+on every GPU; MLA's latent is replicated on every TP rank) — but each DP group holds only its own sequences'
+KV, so DP·TP GPUs with TP = 1 store MQA/MLA KV once.
 A sliding-window or chunked layer holds at most its window of tokens per sequence (perf/window.py); per-layer
 figures here are exact averages over the model's layers (Σ over layers / L).
 A checkpoint quantized only in its routed experts (gpt-oss MXFP4) keeps attention, norms and router in 16-bit
@@ -38,6 +41,18 @@ def layer_weight_bytes(model: ModelSpec, weight_bytes_per_element):
     return model.layer_shared_params * shared_weight_bytes_per_element(model, wb) + model.layer_expert_params * wb
 
 
+def layer_weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_element, tp, dp=1, redundant_experts=0):
+    """Bytes of one (average) layer on one GPU: shared weights (at their bytes per element, above) / TP + routed
+    experts · (E + R)/E / (TP·DP)."""
+    wb = np.asarray(weight_bytes_per_element, float)
+    tp = np.asarray(tp, float)
+    experts = model.layer_expert_params
+    if model.is_moe and redundant_experts:
+        experts = experts * (model.num_experts + redundant_experts) / model.num_experts
+    return (model.layer_shared_params * shared_weight_bytes_per_element(model, wb) / tp
+            + experts * wb / (tp * np.asarray(dp, float)))
+
+
 def kv_fraction_per_gpu(model: ModelSpec, tp):
     """Share of a layer's KV cache one TP rank stores: ceil(n_kv / tp) / n_kv, or 1 for MLA."""
     tp = np.asarray(tp)
@@ -52,10 +67,12 @@ def kv_bytes_per_token_per_layer_per_gpu(model: ModelSpec, kv_bytes_per_element,
     return model.kv_elements_per_token_per_layer * np.asarray(kv_bytes_per_element, float) * share
 
 
-def stage_weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_element, tp, layers, first, last):
-    """Weights one GPU of a pipeline stage holds: its layers / tp, plus the embedding on the first stage and the
-    LM head on the last (a tied head is stored once when one stage is both, else on both ends)."""
-    w = layers * layer_weight_bytes(model, weight_bytes_per_element) / tp
+def stage_weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_element, tp, layers, first, last, dp=1,
+                               redundant_experts=0):
+    """Weights one GPU of a pipeline stage holds: its layers (layer_weight_bytes_per_gpu), plus the embedding on
+    the first stage and the LM head on the last (a tied head is stored once when one stage is both, else on both
+    ends)."""
+    w = layers * layer_weight_bytes_per_gpu(model, weight_bytes_per_element, tp, dp, redundant_experts)
     emb = model.embedding_params * EMBEDDING_BYTES_PER_ELEMENT / tp
     head = model.lm_head_params * EMBEDDING_BYTES_PER_ELEMENT / tp
     first = np.asarray(first, bool)
@@ -78,11 +95,11 @@ def kv_bytes_per_sequence(model: ModelSpec, kv_bytes_per_element, context_tokens
     return held * model.kv_elements_per_token_per_layer * np.asarray(kv_bytes_per_element, float)
 
 
-def kv_cache_bytes_per_gpu(model: ModelSpec, kv_bytes_per_element, tp, layers, sequences, context_tokens):
-    """KV bytes one GPU of a stage holds for `sequences` sequences of `context_tokens` each:
-    S · layers · (per-sequence, per-layer KV above)."""
+def kv_cache_bytes_per_gpu(model: ModelSpec, kv_bytes_per_element, tp, layers, sequences, context_tokens, dp=1):
+    """KV bytes one GPU of a stage holds for a replica's `sequences` sequences of `context_tokens` each, split
+    over DP attention groups: (S / DP) · layers · (per-sequence, per-layer KV above)."""
     per_seq_layer = kv_bytes_per_sequence_per_layer_per_gpu(model, kv_bytes_per_element, tp, context_tokens)
-    return np.asarray(sequences, float) * layers * per_seq_layer
+    return np.asarray(sequences, float) / np.asarray(dp, float) * layers * per_seq_layer
 
 
 def activation_bytes_per_gpu(model: ModelSpec, tp, max_batched_tokens, decode_sequences):

@@ -1,19 +1,25 @@
 """One forward step through one (average) layer and through a pipeline stage, per GPU.
 
-The average layer is exact: Σ over the model's layers (dense/MoE, full/sliding/chunked) / L. A layer is three
-kernel groups, each timed by its own roofline (summing per-group rooflines, rather than taking
-one roofline over the layer, keeps a memory-bound attention from hiding behind a compute-bound MLP):
-  1. shared weights (attention projections, dense MLP, shared experts, router): 2·P·T FLOP, P·b_w bytes;
-  2. routed experts: 2·k·P_e·T FLOP, E[touched](T)·P_e·b_w bytes (moe.expected_experts_touched);
-  3. attention core: a·C·T FLOP (a = attention_flops_per_token_per_context, C the keys a query attends: its
-     context, capped by a sliding window or chunk), KV read S·C·kv bytes + KV write;
+A stage of a replica has TP × DP GPUs: attention (and every non-expert weight) runs TP-way inside each of DP
+attention groups, each group with its own sequences and KV cache; the routed experts of MoE layers are spread
+over EP ranks of expert-TP = TP·DP/EP GPUs each. The average layer is exact: Σ over the model's layers
+(dense/MoE, full/sliding/chunked) / L. A layer is kernel groups, each timed by its own roofline (summing
+per-group rooflines, rather than taking one roofline over the layer, keeps a memory-bound attention from hiding
+behind a compute-bound MLP):
+  1. shared weights (attention projections, dense MLP, shared experts, router): 2·P·(T/DP)/TP FLOP,
+     P·b_w/TP bytes;
+  2. routed experts on the busiest EP rank: 2·P_e·ρ·T·k/EP / eTP FLOP (ρ = moe.busiest_rank_load_ratio), and
+     its touched experts' weights (moe.expected_experts_touched_on_rank) · P_e·b_w / eTP bytes;
+  3. attention core: a·C·(T/DP)/TP FLOP (a = attention_flops_per_token_per_context, C the keys a query
+     attends: its context, capped by a sliding window or chunk), KV read (S/DP)·C·kv bytes + KV write;
   4. in a mixed step (continuous batching with chunked prefill), the attention of a prefill chunk of K tokens that
-     rides on the decode batch: a·A·K FLOP (A keys per chunk token), KV read R·kv + write K·kv bytes. It is its own
-     kernel group (engines run decode and prefill attention as separate kernels), while groups 1–2 and the
-     collectives see all T + K tokens at once: the weights are read once for the whole step;
+     rides on the decode batch: a·A·(K/DP) FLOP (A keys per chunk token), KV read R·kv + write (K/DP)·kv bytes.
+     It is its own kernel group (engines run decode and prefill attention as separate kernels), while groups 1–2
+     and the collectives see all T + K tokens at once: the weights are read once for the whole step;
 plus communication: per layer one TP all-reduce after attention and one after the MLP, or on MoE layers with
-EP > 1, a dispatch and a combine all-to-all (and an all-reduce over the TP/EP ranks sharing an expert).
-All quantities are per GPU (divided over TP) and broadcast over numpy arrays of candidates."""
+EP > 1, a dispatch and a combine all-to-all over the EP ranks (two-level across scale-up domains) and an
+all-reduce over the eTP GPUs sharing an expert.
+All quantities are per GPU and broadcast over numpy arrays of candidates; DP = 1 and EP = 1 are plain TP."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..specs.model import LayerKind, ModelSpec
-from .comm import alltoall_time_s, ring_allreduce_time_s
+from .comm import ring_allreduce_time_s, two_level_alltoall_time_s
 from .memory import EMBEDDING_BYTES_PER_ELEMENT, kv_bytes_per_token_per_layer_per_gpu, shared_weight_bytes_per_element
-from .moe import expected_experts_touched
+from .moe import busiest_rank_load_ratio, expected_experts_touched_on_rank
 from .params import PerfParams
 from .roofline import compute_time_s, memory_time_s
 from .window import attention_spans, mean_span, span_at
@@ -38,7 +44,14 @@ class Hardware:
     peak_flops_per_s: object  # tensor FLOP/s in the weights' compute dtype
     attention_flops_per_s: object  # 16-bit FLOP/s for the attention core
     hbm_bytes_per_s: object
-    scale_up_bytes_per_s: object
+    scale_up_bytes_per_s: object  # the link TP collectives use (scale-up fabric, or PCIe), per GPU per direction
+    tp_link_efficiency: object = None  # share of it collectives reach; None: PerfParams.link_efficiency
+    tp_latency_s: object = None  # per-collective latency on it; None: PerfParams.allreduce_latency_s
+    a2a_bytes_per_s: object = None  # the link EP all-to-alls use inside a domain/host; None: the TP link
+    a2a_efficiency: object = None
+    a2a_latency_s: object = None
+    domain_gpus: object = np.inf  # GPUs one all-to-all reaches without the scale-out NIC
+    scale_out_bytes_per_s: object = np.inf  # NIC bandwidth per GPU per direction
 
 
 @dataclass(frozen=True)
@@ -70,25 +83,30 @@ def _group(flops, bytes_moved, peak, hbm, p: PerfParams) -> StepTime:
 
 def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, tokens,
                sequences, context_from, context_to, reads_cache, chunk_tokens=0.0, chunk_attended_tokens=0.0,
-               chunk_kv_read_tokens=0.0) -> StepTime:
+               chunk_kv_read_tokens=0.0, dp=1, redundant_experts=0) -> StepTime:
     """One average layer's forward step on one GPU: Σ over the model's layers / L, each layer the sum of its own
     kernel groups' rooflines (dense and MoE layers differ in their shared-weight group, full, sliding and chunked
     layers in their attention groups; the experts group and communication scale with the MoE layers' share).
 
-    tokens          tokens processed in the step (decode: sequences × tokens per sequence; prefill: prompt)
-    sequences       sequences in the step (KV reads are per sequence)
+    tokens          tokens processed in the step by the whole stage (all DP groups; decode: sequences × tokens
+                    per sequence; prefill: the prompts' tokens)
+    sequences       sequences in the step over all DP groups (KV reads are per sequence)
     context_from/to the contexts the step's queries sit at, spread evenly (decode: isl … isl + osl; a prefill:
                     0 … prompt): each attends its layer's span there (perf/window.py mean_span)
     reads_cache     decode reads each sequence's attended KV from HBM; a prefill computes its own in the step
     chunk_*         a prefill chunk in the same step (group 4): its tokens K, keys per token A for full attention
                     (a chunk at offset o of k tokens: o + k/2; its queries spread over A ± K/2) and the cached
                     prefix R it reads for full attention (o). Windowed layers attend and read within their window
-                    there. 0: a plain step."""
+                    there. 0: a plain step. Over all DP groups (one chunk per group: K/DP each).
+    dp              attention data-parallel groups; each holds tokens/dp, sequences/dp and chunk/dp
+    redundant_experts  extra expert copies spread over the EP ranks (EPLB); see moe.busiest_rank_load_ratio"""
     tp = np.asarray(tp, float)
     ep = np.asarray(ep, float)
+    dp = np.asarray(dp, float)
     chunk = np.asarray(chunk_tokens, float)
     own = np.asarray(tokens, float)  # the decode (or whole-prompt) tokens of group 3
     tokens = own + chunk  # tokens through the weights and collectives
+    group_tokens = tokens / dp  # tokens one attention group puts through its (TP-sharded) shared weights
     wb = np.asarray(weight_bytes, float)
     shared_wb = shared_weight_bytes_per_element(model, wb)
     L = model.num_layers
@@ -97,13 +115,18 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         n = sum(k.mlp == mlp for k in model.layer_kinds)
         if n:
             shared = model.shared_params_of(LayerKind(mlp))
-            g = _group(2.0 * shared * tokens / tp, shared * shared_wb / tp, hw.peak_flops_per_s, hw.hbm_bytes_per_s, p)
+            g = _group(2.0 * shared * group_tokens / tp, shared * shared_wb / tp, hw.peak_flops_per_s,
+                       hw.hbm_bytes_per_s, p)
             step = g.scaled(n / L) if step is None else step + g.scaled(n / L)
     if model.is_moe:
         f = model.moe_layer_fraction
-        touched = expected_experts_touched(model.num_experts, model.experts_per_token, tokens)
-        experts = _group(f * 2.0 * model.experts_per_token * model.expert_params * tokens / tp,
-                         f * touched * model.expert_params * wb / tp,
+        etp = tp * dp / ep  # GPUs sharing each expert
+        rho = busiest_rank_load_ratio(model.num_experts, model.experts_per_token, tokens, ep, redundant_experts)
+        busiest_assignments = rho * tokens * model.experts_per_token / ep
+        touched = expected_experts_touched_on_rank(model.num_experts, model.experts_per_token, tokens, ep,
+                                                   redundant_experts, rho)
+        experts = _group(f * 2.0 * model.expert_params * busiest_assignments / etp,
+                         f * touched * model.expert_params * wb / etp,
                          hw.peak_flops_per_s, hw.hbm_bytes_per_s, p)
         step = step + experts
     kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
@@ -112,32 +135,55 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     center = np.asarray(chunk_attended_tokens, float)
     for kind, n in attention_spans(model).items():
         span = mean_span(kind, context_from, context_to)
-        read = np.asarray(sequences, float) * span if reads_cache else 0.0
-        attn = _group(a * span * own / tp, (read + own) * kv_token, hw.attention_flops_per_s, hw.hbm_bytes_per_s, p)
+        read = np.asarray(sequences, float) / dp * span if reads_cache else 0.0
+        attn = _group(a * span * own / dp / tp, (read + own / dp) * kv_token, hw.attention_flops_per_s,
+                      hw.hbm_bytes_per_s, p)
         step = step + attn.scaled(n / L)
         if has_chunk:
             # never more than A: queries of several prompts' chunks need not be contiguous (A − K/2 may be < 0)
             keys = np.minimum(center, mean_span(kind, np.maximum(center - chunk / 2.0, 0.0), center + chunk / 2.0))
             prefix = span_at(kind, chunk_kv_read_tokens)
-            g = _group(a * keys * chunk / tp, (prefix + chunk) * kv_token, hw.attention_flops_per_s,
+            g = _group(a * keys * chunk / dp / tp, (prefix + chunk / dp) * kv_token, hw.attention_flops_per_s,
                        hw.hbm_bytes_per_s, p)
             step = step + g.scaled(n / L)
-    comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens)
+    comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens, dp=dp, redundant_experts=redundant_experts)
     return step + StepTime(comm, 0.0, 0.0, comm, 0.0, 0.0)
 
 
-def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, tokens):
-    """Per-layer communication inside a stage (scale-up link): see module docstring."""
-    msg = np.asarray(tokens, float) * model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
-    allreduce = ring_allreduce_time_s(tp, msg, hw.scale_up_bytes_per_s, p.link_efficiency, p.allreduce_latency_s)
+def _or(value, default):
+    return default if value is None else value
+
+
+def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, tokens, dp=1, redundant_experts=0):
+    """Per-layer communication inside a stage (see module docstring). With M = (T/DP)·h·2 bytes (one group's
+    activations) and M_a2a = ρ·T·k/EP·h·2 (what the busiest EP rank's GPUs receive):
+
+        dense layer:           2 · allreduce(TP, M)
+        MoE layer, EP = 1:     2 · allreduce(TP, M)
+        MoE layer, EP > 1:     allreduce(TP, M) + 2 · all-to-all(EP, M_a2a) + allreduce(eTP, T·h·2)
+
+    averaged over layers by the MoE-layer fraction; the all-to-all is two-level (comm.two_level_alltoall_time_s)
+    once the EP ranks span more GPUs than one domain holds."""
+    tp = np.asarray(tp, float)
+    dp = np.asarray(dp, float)
+    tokens = np.asarray(tokens, float)
+    tp_eff = _or(hw.tp_link_efficiency, p.link_efficiency)
+    tp_lat = _or(hw.tp_latency_s, p.allreduce_latency_s)
+    msg = tokens * model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
+    allreduce = ring_allreduce_time_s(tp, msg / dp, hw.scale_up_bytes_per_s, tp_eff, tp_lat)
     if not model.is_moe:
         return 2.0 * allreduce
     f = model.moe_layer_fraction
     ep = np.asarray(ep, float)
-    # dispatch + combine: each GPU holds tokens/ep of the step and sends each token to k experts
-    a2a = alltoall_time_s(ep, msg / ep * model.experts_per_token, hw.scale_up_bytes_per_s, p.link_efficiency,
-                          p.allreduce_latency_s)
-    inner = ring_allreduce_time_s(tp / ep, msg, hw.scale_up_bytes_per_s, p.link_efficiency, p.allreduce_latency_s)
+    etp = tp * dp / ep
+    rho = busiest_rank_load_ratio(model.num_experts, model.experts_per_token, tokens, ep, redundant_experts)
+    a2a_msg = rho * msg / ep * model.experts_per_token
+    ranks_per_domain = np.maximum(1.0, np.floor(np.asarray(hw.domain_gpus, float) / etp))
+    a2a = two_level_alltoall_time_s(ep, ranks_per_domain, a2a_msg, _or(hw.a2a_bytes_per_s, hw.scale_up_bytes_per_s),
+                                    _or(hw.a2a_efficiency, tp_eff), _or(hw.a2a_latency_s, tp_lat),
+                                    hw.scale_out_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
+    inner = ring_allreduce_time_s(etp, msg, _or(hw.a2a_bytes_per_s, hw.scale_up_bytes_per_s),
+                                  _or(hw.a2a_efficiency, tp_eff), _or(hw.a2a_latency_s, tp_lat))
     moe_layer = allreduce + np.where(ep > 1, 2.0 * a2a + inner, allreduce)
     return (1.0 - f) * 2.0 * allreduce + f * moe_layer
 

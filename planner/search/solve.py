@@ -26,7 +26,7 @@ MIN_SOLVER_SLICE_S = 0.01
 
 @dataclass(frozen=True)
 class SearchStats:
-    rows: int  # structural choices (GPU, precision, TP, PP, EP, micro-batch)
+    rows: int  # structural choices (GPU, precision, TP, DP, PP, EP, micro-batch)
     placements: int  # rows × layer placements: the full discrete space
     rows_after_bounds: int  # rows CP-SAT receives after valid lower-bound pruning
     table_s: float
@@ -132,7 +132,7 @@ def _choice(req: Request, t: Table, i: int, layers: tuple[int, ...], lim: Limits
     r = t.rows[i]
     ev = evaluate(t, i, layers, lim)
     cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv,
-                 layers_per_stage=layers)
+                 layers_per_stage=layers, dp=r.dp)
     est = estimate(req.model, cfg, replace(req.workload, rate_rps=None, output_tokens_per_s=None), p)
     return Choice(r, layers, ev.replicas, ev.objective, est, sol)
 
@@ -154,8 +154,8 @@ def verify(req: Request, c: Choice) -> list[str]:
         problems.append(f"{c.replicas * c.row.gpus} GPUs > limit {limit}")
     if sum(c.layers) != req.model.num_layers:
         problems.append("layers do not sum to the model's")
-    if c.row.tp > c.row.gpu.scale_up_domain:
-        problems.append("TP exceeds the scale-up domain")
+    if c.row.gpu.intra_node_link(c.row.tp) is None:
+        problems.append("TP exceeds the scale-up domain / PCIe host")
     return problems
 
 

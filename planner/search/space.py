@@ -1,4 +1,4 @@
-"""The decision space: which (GPU, precision, TP, PP, EP, micro-batch) rows a request may choose from."""
+"""The decision space: which (GPU, precision, TP, DP, PP, EP, micro-batch) rows a request may choose from."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,6 +15,8 @@ from ..units import KV_PRECISIONS, WEIGHT_PRECISIONS
 DEFAULT_WEIGHTS = ("bf16", "fp8", "int8")
 DEFAULT_KV = ("bf16", "fp8")
 DEFAULT_PP = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)
+# Attention data-parallel groups per stage (MoE models only: for a dense model DP groups are just replicas).
+DEFAULT_DP = (1, 2, 4, 8, 16, 32)
 # Micro-batch sizes (sequences per pipeline micro-batch); the replica batch is pp × micro-batch.
 DEFAULT_MICRO_BATCHES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 
@@ -29,7 +31,8 @@ class Request:
     kv: tuple[str, ...] = DEFAULT_KV
     pp: tuple[int, ...] = DEFAULT_PP
     micro_batches: tuple[int, ...] = DEFAULT_MICRO_BATCHES
-    tp: tuple[int, ...] | None = None  # None: every power of two up to the scale-up domain
+    tp: tuple[int, ...] | None = None  # None: every power of two up to the scale-up domain (or PCIe host)
+    dp: tuple[int, ...] = DEFAULT_DP
     max_gpus: int | None = None
     max_gpus_per_type: dict[str, int] = field(default_factory=dict)
     time_limit_s: float = 30.0
@@ -40,7 +43,7 @@ class Request:
         for name, values in (("weights", self.weights), ("kv", self.kv)):
             if not values:
                 raise InputError(f"--{name}: give at least one precision")
-        for name, values, top in (("tp", self.tp, 4096), ("pp", self.pp, 4096),
+        for name, values, top in (("tp", self.tp, 4096), ("pp", self.pp, 4096), ("dp", self.dp, 4096),
                                   ("micro_batches", self.micro_batches, 1 << 20)):
             if values is None:
                 continue
@@ -68,17 +71,30 @@ class Request:
 
 
 def tp_options(model: ModelSpec, gpu: Accelerator, tp: Sequence[int] | None) -> list[int]:
-    """TP degrees within the scale-up domain that divide the attention heads."""
+    """TP degrees that divide the attention heads and that one scale-up domain, or one PCIe host where the part
+    has no fabric, can hold (Accelerator.intra_node_link)."""
     if tp is None:
-        tp = [1 << i for i in range(0, 8) if (1 << i) <= gpu.scale_up_domain]
-    return [t for t in tp if t <= gpu.scale_up_domain and model.num_heads % t == 0]
+        tp = [1 << i for i in range(0, 8) if (1 << i) <= gpu.node_gpus]
+    return [t for t in tp if gpu.intra_node_link(t) is not None and model.num_heads % t == 0]
 
 
-def ep_options(model: ModelSpec, tp: int) -> list[int]:
-    """EP degrees: 1, or a power of two dividing both TP and the expert count (experts split evenly)."""
+def dp_options(model: ModelSpec, dp: Sequence[int]) -> list[int]:
+    """Attention DP degrees: only MoE models gain from DP groups inside one replica (they share the experts)."""
+    return list(dp) if model.is_moe else [1]
+
+
+def ep_options(model: ModelSpec, tp: int, dp: int = 1) -> list[int]:
+    """EP degrees: with DP = 1, 1 or a power of two dividing both TP and the expert count (experts split evenly).
+    With DP > 1 the groups exist to share the experts, and the search gives them the widest EP the experts allow:
+    the largest power of two dividing both TP × DP and E (every GPU its own expert rank when E allows, as DeepSeek,
+    SGLang and TensorRT-LLM run attention DP; `estimate --ep` takes any EP dividing TP × DP)."""
     if not model.is_moe:
         return [1]
-    return [e for e in (1 << i for i in range(0, 8)) if e <= tp and tp % e == 0 and (e == 1 or model.num_experts % e == 0)]
+    n = tp * dp
+    fits = [e for e in (1 << i for i in range(0, 13)) if e <= n and n % e == 0 and model.num_experts % e == 0]
+    if dp > 1:
+        return [max(fits)] if max(fits) >= dp else []
+    return fits
 
 
 @dataclass(frozen=True)
@@ -92,10 +108,11 @@ class Row:
     pp: int
     ep: int
     micro_batch: int
+    dp: int = 1
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.dp * self.pp
 
     @property
     def batch(self) -> int:
@@ -103,7 +120,8 @@ class Row:
 
 
 def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
-    """Every structurally valid row, in a fixed order (GPU id, weights, kv, tp, pp, ep, micro-batch)."""
+    """Every structurally valid row, in a fixed order (GPU id, weights, kv, tp, dp, pp, ep, micro-batch). A
+    micro-batch splits evenly over the DP groups."""
     rows: list[Row] = []
     L = req.model.num_layers
     for gpu in req.gpus:
@@ -116,11 +134,12 @@ def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
                 continue  # same bytes as fp8 and no faster: int8 rows would only duplicate fp8 rows
             for kv in req.kv:
                 for tp in tp_options(req.model, gpu, req.tp):
-                    for pp in req.pp:
-                        if pp > L or (limit is not None and tp * pp > limit):
-                            continue
-                        for ep in ep_options(req.model, tp):
-                            for mb in req.micro_batches:
-                                if pp * mb <= max_batch:
-                                    rows.append(Row(gpu, w, kv, tp, pp, ep, mb))
+                    for dp in dp_options(req.model, req.dp):
+                        for pp in req.pp:
+                            if pp > L or (limit is not None and tp * dp * pp > limit):
+                                continue
+                            for ep in ep_options(req.model, tp, dp):
+                                for mb in req.micro_batches:
+                                    if pp * mb <= max_batch and mb % dp == 0:
+                                        rows.append(Row(gpu, w, kv, tp, pp, ep, mb, dp))
     return rows

@@ -102,20 +102,26 @@ class Table:
 def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     m, w = req.model, req.workload
     n = len(rows)
-    ints = np.array([(r.tp, r.pp, r.ep, r.micro_batch) for r in rows], dtype=np.int64).reshape(n, 4)
+    ints = np.array([(r.tp, r.pp, r.ep, r.micro_batch, r.dp) for r in rows], dtype=np.int64).reshape(n, 5)
     tp, ep, mb = ints[:, 0].astype(float), ints[:, 2].astype(float), ints[:, 3].astype(float)
-    pp = ints[:, 1]
+    pp, dp = ints[:, 1], ints[:, 4]
     wb = np.array([BYTES_PER_ELEMENT[r.weights] for r in rows])
     kvb = np.array([BYTES_PER_ELEMENT[r.kv] for r in rows])
-    # per (GPU, weights) hardware, per (GPU, tp, pp) pipeline link: computed once, broadcast to rows
-    hw_of = {(r.gpu.id, r.weights): r for r in rows}
-    hw_of = {key: hardware(r.gpu, r.weights) for key, r in hw_of.items()}
-    hws = [hw_of[(r.gpu.id, r.weights)] for r in rows]
-    hw = Hardware(np.array([h.peak_flops_per_s for h in hws]), np.array([h.attention_flops_per_s for h in hws]),
-                  np.array([h.hbm_bytes_per_s for h in hws]), np.array([h.scale_up_bytes_per_s for h in hws]))
-    link = np.array([pipeline_link_bytes_per_s(r.gpu, r.tp, r.pp) for r in rows])
+    # per (GPU, weights, tp, dp) hardware, per (GPU, tp·dp, pp) pipeline link: computed once, broadcast to rows
+    keys: dict[tuple, int] = {}
+    key_of_row = np.array([keys.setdefault((r.gpu.id, r.weights, r.tp, r.dp), len(keys)) for r in rows], np.int64)
+    first = {}
+    for r in rows:
+        first.setdefault((r.gpu.id, r.weights, r.tp, r.dp), r)
+    hws = [hardware(r.gpu, r.weights, r.tp, r.dp) for r in first.values()]  # in key order
+    p_default = {"tp_link_efficiency": p.link_efficiency, "tp_latency_s": p.allreduce_latency_s}
+    hw = Hardware(**{f: np.array([_field(h, f, p_default) for h in hws], float)[key_of_row]
+                     for f in Hardware.__dataclass_fields__})
+    links: dict[tuple, float] = {}
+    link = np.array([links[k] if (k := (r.gpu.id, r.tp * r.dp, r.pp)) in links
+                     else links.setdefault(k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp)) for r in rows])
     t = step_terms(m, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
-                   pipeline_link_bytes_per_s=link)
+                   pipeline_link_bytes_per_s=link, dp=dp)
     ovh = p.step_overhead_s
     S = NS_PER_S
     first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
@@ -147,7 +153,7 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     long_kv_layer = mem.kv_bytes_per_sequence_per_layer_per_gpu(m, kvb, tp, w.engine_max_len(m))
     m_layer = _ceil((np.asarray(t.layer_weight_bytes) + np.maximum(batch * kv_seq_layer, long_kv_layer)) / U)
     cap_bytes = np.array([r.gpu.memory_bytes for r in rows])
-    act = mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, mb)  # as perf.estimate sizes it
+    act = mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, mb / dp)  # as perf.estimate sizes it
     reserve = mem.reserve_bytes(cap_bytes, p.memory_reserve_fraction)
     base = act + reserve
     emb = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, False)
@@ -160,7 +166,20 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
     limit = np.array([limit_of[r.gpu.id] for r in rows], dtype=np.int64)
     return Table(list(rows), L, w.osl, a_dec, e_dec, e_dec_single, hop_dec, a_pf, e_pf, e_pf_single, hop_pf, ttft,
-                 a_ch, e_ch, e_ch_single, hop_ch, stall_coef, m_layer, f_mem, f_mem_single, cap, price, batch, pp, (tp * pp).astype(np.int64), limit)
+                 a_ch, e_ch, e_ch_single, hop_ch, stall_coef, m_layer, f_mem, f_mem_single, cap, price, batch, pp,
+                 (tp * dp * pp).astype(np.int64), limit)
+
+
+def _field(h: Hardware, name: str, defaults: dict[str, float]) -> float:
+    """One Hardware field as a number (a None link parameter is the perf default it stands for; the a2a link
+    defaults to the TP link)."""
+    v = getattr(h, name)
+    if v is None and name.startswith("a2a_"):
+        v = getattr(h, {"a2a_bytes_per_s": "scale_up_bytes_per_s", "a2a_efficiency": "tp_link_efficiency",
+                        "a2a_latency_s": "tp_latency_s"}[name])
+    if v is None:
+        v = defaults[name.replace("a2a_efficiency", "tp_link_efficiency").replace("a2a_latency_s", "tp_latency_s")]
+    return float(v)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class PlanSpec:
     isl: int
     osl: int
     layers_per_stage: tuple[int, ...] | None = None
+    dp: int = 1
     rate_rps: float | None = None
     ttft_slo_s: float | None = None
     tpot_slo_s: float | None = None
@@ -50,7 +51,7 @@ class PlanSpec:
     base_dir: str | None = None  # folder of the plan file: a relative model path resolves against it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "gpu": self.gpu, "tp": self.tp, "pp": self.pp, "ep": self.ep,
+        return {"model": self.model, "gpu": self.gpu, "tp": self.tp, "dp": self.dp, "pp": self.pp, "ep": self.ep,
                 "replicas": self.replicas, "batch": self.batch, "weights": self.weights, "kv": self.kv,
                 "isl": self.isl, "osl": self.osl,
                 "layers_per_stage": None if self.layers_per_stage is None else list(self.layers_per_stage),
@@ -142,7 +143,7 @@ def plan_from_dict(doc: Mapping[str, Any], where: str = "plan", base_dir: str | 
             ep=_int(doc, "inputs.ep", where, 1), replicas=1, batch=_int(doc, "inputs.batch", where),
             weights=_str(doc, "inputs.weights", where), kv=_str(doc, "inputs.kv", where),
             isl=_int(doc, "inputs.isl", where), osl=_int(doc, "inputs.osl", where),
-            layers_per_stage=_layers(doc, where),
+            layers_per_stage=_layers(doc, where), dp=_int(doc, "inputs.dp", where, 1),
             speculative=_speculative(_get(doc, "inputs.speculative", where, None), "inputs.speculative", where),
             base_dir=base_dir)
     tp, pp = _int(doc, "parallelism.tp", where), _int(doc, "parallelism.pp", where)
@@ -156,7 +157,8 @@ def plan_from_dict(doc: Mapping[str, Any], where: str = "plan", base_dir: str | 
         rate = demand / osl
     return PlanSpec(
         model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, replicas=replicas, batch=batch, weights=weights, kv=kv, isl=isl,
-        osl=osl, layers_per_stage=_layers(doc, where), rate_rps=rate, ttft_slo_s=_positive(doc, "slo.ttft_s", where),
+        osl=osl, layers_per_stage=_layers(doc, where), dp=_int(doc, "parallelism.dp", where, 1), rate_rps=rate,
+        ttft_slo_s=_positive(doc, "slo.ttft_s", where),
         tpot_slo_s=_positive(doc, "slo.tpot_s", where),
         speculative=_speculative(_get(doc, "speculative", where, None), "speculative", where),
         base_dir=base_dir)

@@ -38,7 +38,7 @@ def plan_tables(plan: PlanSpec, catalog: Catalog, max_ctx: int) -> StepTables:
         s = plan.speculative
         spec = SpecDecode(_resolve_model(s.draft, plan.base_dir), s.gamma, s.alpha)
     cfg = Config(gpu=catalog.gpu(plan.gpu), tp=plan.tp, pp=plan.pp, ep=plan.ep, batch=plan.batch,
-                 weights=plan.weights, kv=plan.kv, layers_per_stage=plan.layers_per_stage, spec=spec)
+                 weights=plan.weights, kv=plan.kv, layers_per_stage=plan.layers_per_stage, spec=spec, dp=plan.dp)
     return build_tables(model, cfg, Workload(isl=plan.isl, osl=plan.osl), catalog.perf, max_ctx)
 
 

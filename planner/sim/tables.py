@@ -112,9 +112,12 @@ class ChunkCost:
                  workload: Workload):
         c, p = config, params
         self.model, self.config, self.params, self.layers = model, c, p, layers
-        self.hw = hardware(c.gpu, c.weights)
+        self.hw = hardware(c.gpu, c.weights, c.tp, c.dp)
         self.wb, self.kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
-        self.link = pipeline_link_bytes_per_s(c.gpu, c.tp, c.pp)
+        self.link = pipeline_link_bytes_per_s(c.gpu, c.tp * c.dp, c.pp)
+        # With DP attention groups the simulator keeps one queue per replica and spreads a chunk's tokens over
+        # the groups (as `estimate()` charges one chunk per group over DP).
+        self.dp_kw = dict(dp=c.dp, redundant_experts=c.redundant_experts)
         self.q = 1 if c.spec is None else c.spec.draft_length + 1
         self.ctx = workload.isl + workload.osl / 2.0  # decoders' context for the stage times (pp > 1 only)
         self.memo: dict[tuple, float] = {}
@@ -132,7 +135,7 @@ class ChunkCost:
                                  kv_bytes=self.kvb, decode_tokens=dec_tokens, chunk_tokens=chunk_tokens,
                                  chunk_attended_tokens=attended_key_tokens / max(1, chunk_tokens),
                                  chunk_kv_read_tokens=kv_read_tokens, logit_tokens=prompts_done,
-                                 pipeline_link_bytes_per_s=self.link)
+                                 pipeline_link_bytes_per_s=self.link, **self.dp_kw)
         chunk_stage = stage_times_s(self.layers, float(ch.layer_s), float(ch.first_s), float(ch.last_s), 0.0)
         draft = 0.0
         if c.spec is not None:  # the draft prefills the same chunk (at the full batch, on every GPU of stage 0)
@@ -144,7 +147,7 @@ class ChunkCost:
             draft = d.num_layers * float(dch.layer_s) + float(dch.first_s) + float(dch.last_s)
         if running == 0:  # a prefill-only step: its slowest stage (the rest of a chunk's path is pipeline fill)
             t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
-                           micro_batch=0.0, isl=1, osl=0, pipeline_link_bytes_per_s=self.link)
+                           micro_batch=0.0, isl=1, osl=0, pipeline_link_bytes_per_s=self.link, **self.dp_kw)
             empty = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
                                   float(t.decode_last.time_s), p.step_overhead_s)
             out = float(np.max(empty + chunk_stage))
@@ -159,7 +162,7 @@ class ChunkCost:
         else:
             t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
                            micro_batch=mb, isl=self.ctx, osl=0, tokens_per_seq=self.q,
-                           pipeline_link_bytes_per_s=self.link)
+                           pipeline_link_bytes_per_s=self.link, **self.dp_kw)
             dec_stage = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
                                       float(t.decode_last.time_s), p.step_overhead_s)
             out = chunk_stall_s(dec_stage, chunk_stage, float(t.decode_p2p_s), float(ch.p2p_s), c.pp)
@@ -193,15 +196,16 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     γ draft steps at the full batch."""
     c, p = config, params
     wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
-    hw = hardware(c.gpu, c.weights)
+    hw = hardware(c.gpu, c.weights, c.tp, c.dp)
     q = 1 if c.spec is None else c.spec.draft_length + 1
-    link = pipeline_link_bytes_per_s(c.gpu, c.tp, c.pp)
+    link = pipeline_link_bytes_per_s(c.gpu, c.tp * c.dp, c.pp)
     n = np.asarray(running, float)[:, None]
     cx = np.asarray(ctx, float)[None, :]
     shape = (n.shape[0], cx.shape[1])
     # step_terms decodes at context isl + osl/2: pass isl = ctx, osl = 0
     t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=n / c.pp,
-                   isl=cx, osl=0, tokens_per_seq=q, pipeline_link_bytes_per_s=link)
+                   isl=cx, osl=0, tokens_per_seq=q, pipeline_link_bytes_per_s=link, dp=c.dp,
+                   redundant_experts=c.redundant_experts)
     flat = [np.broadcast_to(np.asarray(x, float), shape).ravel() for x in
             (t.decode_layer.time_s, t.decode_first.time_s, t.decode_last.time_s, t.decode_p2p_s)]
     stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
@@ -213,7 +217,8 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     cycle = cycle.reshape(shape)
     if c.spec is not None:
         d = c.spec.draft
-        dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=n, isl=cx, osl=0)
+        dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=n, isl=cx, osl=0,
+                        dp=c.dp)
         draft_step = d.num_layers * dt.decode_layer.time_s + dt.decode_first.time_s + dt.decode_last.time_s \
             + p.step_overhead_s
         cycle = cycle + c.spec.draft_length * np.broadcast_to(draft_step, shape)
@@ -223,22 +228,25 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
 def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layers: tuple[int, ...],
                      prompt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(busy, latency) of one prompt of each length in `prompt`, as `estimate()` computes TTFT: per-stage prefill
-    times, `prefill_latency_s` across stages (+ the draft's prefill); busy is the slowest stage (+ the draft)."""
+    times, `prefill_latency_s` across stages (+ the draft's prefill); busy is the slowest stage (+ the draft).
+    With DP attention groups a prefill step carries one prompt per group: busy is that step's share per prompt
+    (as in perf.batching), latency the whole step."""
     c, p = config, params
     wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
-    hw = hardware(c.gpu, c.weights)
-    link = pipeline_link_bytes_per_s(c.gpu, c.tp, c.pp)
+    hw = hardware(c.gpu, c.weights, c.tp, c.dp)
+    link = pipeline_link_bytes_per_s(c.gpu, c.tp * c.dp, c.pp)
     L = np.asarray(prompt, float)
     t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
-                   pipeline_link_bytes_per_s=link)
+                   pipeline_link_bytes_per_s=link, dp=c.dp, redundant_experts=c.redundant_experts)
     flat = [np.broadcast_to(np.asarray(x, float), L.shape) for x in
             (t.prefill_layer.time_s, t.prefill_first.time_s, t.prefill_last.time_s, t.prefill_p2p_s)]
     stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
     latency = np.fromiter((prefill_latency_s(stage[:, k], flat[3][k]) for k in range(L.size)), float, L.size)
-    busy = np.max(stage, axis=0)
+    busy = np.max(stage, axis=0) / c.dp
     if c.spec is not None:
         d = c.spec.draft
-        dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0)
+        dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
+                        dp=c.dp)
         draft = d.num_layers * dt.prefill_layer.time_s + dt.prefill_first.time_s + dt.prefill_last.time_s
         draft = np.broadcast_to(np.asarray(draft, float), L.shape)
         latency, busy = latency + draft, busy + draft

@@ -24,6 +24,26 @@ class Price:
 
 
 @dataclass(frozen=True)
+class PcieLink:
+    """GPU-to-GPU traffic over PCIe inside one host, for parts without a scale-up fabric (or beyond it)."""
+
+    gpus_per_node: int  # GPUs one host holds on PCIe
+    allreduce_bytes_per_s: float  # measured NCCL all-reduce bus bandwidth across the host's GPUs, per GPU
+    latency_s: float  # one small all-reduce over PCIe
+
+
+@dataclass(frozen=True)
+class Link:
+    """The link a collective over some GPUs uses. `efficiency` None: PerfParams.link_efficiency applies (a peak
+    rate); 1.0: `bytes_per_s` is already a measured collective bandwidth. `latency_s` None: the perf default."""
+
+    kind: str  # "single" (one GPU), "scale_up" (NVLink/ICI/Infinity Fabric), "pcie"
+    bytes_per_s: float
+    efficiency: float | None = None
+    latency_s: float | None = None
+
+
+@dataclass(frozen=True)
 class Accelerator:
     id: str
     name: str
@@ -38,10 +58,28 @@ class Accelerator:
     scale_up_topology: str = "switch"
     vendor: str = ""
     aliases: tuple[str, ...] = ()
+    pcie: PcieLink | None = None
 
     @property
     def usd_per_hour(self) -> float:
         return self.price.usd_per_hour
+
+    @property
+    def node_gpus(self) -> int:
+        """GPUs that reach each other without the scale-out NIC: the scale-up domain, or a PCIe host when that
+        is larger. TP cannot span more; an all-to-all over more crosses the NIC."""
+        return max(self.scale_up_domain, self.pcie.gpus_per_node if self.pcie else 1)
+
+    def intra_node_link(self, gpus: int) -> Link | None:
+        """The link collectives over `gpus` GPUs of one replica use: the scale-up fabric when they fit its
+        domain, else PCIe inside one host (where the catalog gives one), else None (they would need the NIC)."""
+        if gpus <= 1:
+            return Link("single", self.scale_up_bytes_per_s)
+        if gpus <= self.scale_up_domain:
+            return Link("scale_up", self.scale_up_bytes_per_s)
+        if self.pcie is not None and gpus <= self.pcie.gpus_per_node:
+            return Link("pcie", self.pcie.allreduce_bytes_per_s, 1.0, self.pcie.latency_s)
+        return None
 
     def supports_weights(self, precision: str) -> bool:
         return COMPUTE_DTYPE[precision] in self.flops_per_s
@@ -60,6 +98,7 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "domain_size": (1, 100_000),  # TPU v5p pods: 8960
     "gb_s": (0.01, 1_000_000.0),
     "gbit_s": (0.01, 10_000_000.0),
+    "latency_us": (0.01, 100_000.0),
     # 1e-4 USD is the search's price unit; $100 is ~7x the dearest part listed (and keeps price x GPUs x TPOT in
     # the CP-SAT objective inside int64)
     "usd_per_hour": (1e-4, 100.0),
@@ -147,6 +186,15 @@ def accelerator_from_entry(entry: Mapping[str, Any], where: str, tier: str,
     else:
         out_bw = base.scale_out_bytes_per_s
 
+    pcie = base.pcie if base else None
+    if "pcie" in entry:
+        pc = _table(entry, "pcie", where)
+        per_node = _num(pc, "gpus_per_node", f"{where} pcie", kind="domain_size")
+        if per_node != int(per_node):
+            raise InputError(f"{where} pcie: field 'gpus_per_node' must be an integer, got {per_node!r}")
+        pcie = PcieLink(int(per_node), _num(pc, "allreduce_gb_s", f"{where} pcie", kind="gb_s") * GB,
+                        _num(pc, "latency_us", f"{where} pcie", kind="latency_us") * 1e-6)
+
     prices: dict[str, Price] = dict(base.prices) if base else {}
     raw_prices = entry.get("prices", {})
     if not isinstance(raw_prices, Mapping):
@@ -172,5 +220,5 @@ def accelerator_from_entry(entry: Mapping[str, Any], where: str, tier: str,
         id=aid.strip().lower(), name=_text(entry, "name", where, base.name if base else aid), memory_bytes=memory,
         hbm_bytes_per_s=hbm, flops_per_s=flops, scale_up_domain=int(domain), scale_up_bytes_per_s=up_bw,
         scale_out_bytes_per_s=out_bw, price=price, prices=prices, scale_up_topology=topo,
-        vendor=_text(entry, "vendor", where, base.vendor if base else ""), aliases=aliases,
+        vendor=_text(entry, "vendor", where, base.vendor if base else ""), aliases=aliases, pcie=pcie,
     )

@@ -15,11 +15,12 @@ from .accelerator import Accelerator
 
 class Cluster:
     def __init__(self, scale_up_domain: int, scale_up_bytes_per_s: float, scale_out_bytes_per_s: float,
-                 num_gpus: int):
+                 num_gpus: int, only: "set[int] | None" = None):
+        """`only`: add just these of the `num_gpus` GPUs (with their domains), for queries about a few of them."""
         self.domain = scale_up_domain
         self.graph = nx.Graph()
         self.graph.add_node("fabric", kind="scale_out")
-        for g in range(num_gpus):
+        for g in (range(num_gpus) if only is None else sorted(only)):
             d = g // scale_up_domain
             self.graph.add_node(("gpu", g), kind="gpu", domain=d)
             self.graph.add_node(("domain", d), kind="scale_up")
@@ -59,10 +60,10 @@ class Cluster:
 def _stage_link(domain: int, up: float, out: float, tp: int, pp: int) -> float:
     if pp <= 1:
         return float("inf")
-    c = Cluster(domain, up, out, tp * pp)
     # Stage s sends from GPU s·tp to GPU (s+1)·tp. Hops within one domain are all alike and so are hops across
-    # domains: query the graph once per kind present.
-    hops = {c.same_domain(s * tp, (s + 1) * tp): s for s in range(pp - 1)}
+    # domains: query the graph once per kind present (built with just those hops' GPUs).
+    hops = {(s * tp) // domain == ((s + 1) * tp) // domain: s for s in range(pp - 1)}
+    c = Cluster(domain, up, out, tp * pp, only={g for s in hops.values() for g in (s * tp, (s + 1) * tp)})
     return min(c.p2p_bytes_per_s(s * tp, (s + 1) * tp) for s in hops.values())
 
 

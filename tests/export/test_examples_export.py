@@ -31,12 +31,18 @@ def test_example_exports_engine_command(path, engine, example_plan):
     args = dict(zip(ex.argv, ex.argv[1:]))
     tp_flag, pp_flag = {"vllm": ("--tensor-parallel-size", "--pipeline-parallel-size"),
                         "sglang": ("--tp-size", "--pp-size"), "trtllm": ("--tp_size", "--pp_size")}[engine]
-    assert int(args[tp_flag]) == lay["tp"] and int(args[pp_flag]) == lay["pp"]
+    # SGLang and TensorRT-LLM count every GPU of a stage in their TP size when attention runs data parallel
+    tp_size = lay["tp"] * lay["dp"] if engine in ("sglang", "trtllm") else lay["tp"]
+    assert int(args[tp_flag]) == tp_size and int(args[pp_flag]) == lay["pp"]
+    if lay["dp"] > 1:
+        dp_flag = {"vllm": "--data-parallel-size", "sglang": "--dp-size"}.get(engine)
+        assert dp_flag is None or int(args[dp_flag]) == lay["dp"]
     if engine == "trtllm":
         options = yaml.safe_load(files["extra-llm-api-options.yaml"])
         keys = {k["name"] for k in engine_doc("trtllm")["yaml_key"]}
         assert set(yaml_keys(options)) <= keys
-        assert options["tensor_parallel_size"] == lay["tp"] and options["max_batch_size"] == lay["batch"]
+        assert options["tensor_parallel_size"] == tp_size and options["max_batch_size"] == lay["batch"]
+        assert options.get("enable_attention_dp", False) == (lay["dp"] > 1)
         w = plan["workload"]
         assert options["kv_cache_config"]["max_tokens"] == max(lay["batch"] * (w["isl"] + w["osl"]),
                                                                w["max_model_len"])
@@ -87,7 +93,7 @@ def test_example_exports_k8s_manifest(path, inner, example_plan):
     w = workloads[0]
     resource = k8s["gpu_resource"]["AMD" if plan["gpu"].startswith("mi") else "NVIDIA"]
     pods = 1
-    if lay["tp"] * lay["pp"] > per_node:
+    if lay["tp"] * lay["dp"] * lay["pp"] > per_node:
         assert w["kind"] == "LeaderWorkerSet", "a replica spanning nodes is one LWS group"
         fields = {f["name"] for f in k8s["field"]}
         assert {"spec." + k for k in yaml_keys(w["spec"]) if k.count(".") < 2 and not k.startswith(
@@ -112,7 +118,7 @@ def test_example_exports_k8s_manifest(path, inner, example_plan):
                 continue
             assert e["name"] in {x["name"] for x in engine_doc(inner).get("env", [])}
         assert c["resources"]["requests"] == c["resources"]["limits"]
-    assert gpus == lay["tp"] * lay["pp"], "the pods of a group hold exactly one replica's GPUs"
+    assert gpus == lay["tp"] * lay["dp"] * lay["pp"], "the pods of a group hold exactly one replica's GPUs"
     pod_specs = ([w["spec"]["template"]["spec"]] if w["kind"] == "Deployment" else
                  [w["spec"]["leaderWorkerTemplate"][t]["spec"] for t in ("leaderTemplate", "workerTemplate")])
     for spec in pod_specs:  # pinned to the planned GPU, with a memory-backed /dev/shm

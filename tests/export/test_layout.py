@@ -54,7 +54,7 @@ def test_vllm_expert_parallelism_is_all_or_nothing(moe_plan):
     assert export(plan, "sglang").exact and export(plan, "trtllm").exact
     ex = export(plan, "vllm")
     assert not ex.exact and ex.layout["emitted"]["ep"] in (1, 8)
-    assert any("expert parallelism only across the whole TP group" in n for n in ex.notes)
+    assert any("expert parallelism only across the whole TP x DP group" in n for n in ex.notes)
     costs = {}
     for ep in (1, 8):
         e = api.estimate("mixtral-8x7b", "h100-sxm", tp=8, ep=ep, batch=plan["batch"], isl=1000, osl=300,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.perf.comm import alltoall_time_s, p2p_time_s, ring_allreduce_time_s
+from planner.perf.comm import alltoall_time_s, p2p_time_s, ring_allreduce_time_s, two_level_alltoall_time_s
 
 MiB = 2 ** 20
 
@@ -38,3 +38,22 @@ def test_p2p_by_hand():
     t = p2p_time_s(8192 * 2 * 64, 50e9, 0.8, 15e-6)
     assert t == pytest.approx(15e-6 + 1_048_576 / 40e9, rel=1e-12)
     assert p2p_time_s(0, 50e9, 0.8, 15e-6) == pytest.approx(15e-6)
+
+
+def test_two_level_alltoall_inside_one_domain_is_the_plain_alltoall():
+    # 8 ranks, 8 per domain: 8 µs + 7/8 · 2 MiB / (450e9 · 0.8), nothing over the NIC
+    t = two_level_alltoall_time_s(8, 8, 2 * MiB, 450e9, 0.8, 8e-6, 50e9, 0.8, 15e-6)
+    assert t == pytest.approx(8e-6 + 7 / 8 * 2 * MiB / 360e9, rel=1e-12)
+    assert t == pytest.approx(alltoall_time_s(8, 2 * MiB, 450e9, 0.8, 8e-6), rel=1e-12)
+
+
+def test_two_level_alltoall_across_four_nodes_by_hand():
+    # 32 ranks, 8 per node: 7/32 of 1 MiB over NVLink (8 µs + 7/32 · 1,048,576 / 360e9 = 8.637 µs) while 24/32
+    # leaves over a 400 Gbit/s NIC (15 µs + 24/32 · 1,048,576 / (50e9 · 0.8) = 34.66 µs): the NIC sets it
+    t = two_level_alltoall_time_s(32, 8, MiB, 450e9, 0.8, 8e-6, 50e9, 0.8, 15e-6)
+    assert t == pytest.approx(15e-6 + 0.75 * 1_048_576 / 40e9, rel=1e-12)
+    assert t == pytest.approx(34.66e-6, rel=1e-4)
+
+
+def test_two_level_alltoall_single_rank_is_free():
+    assert two_level_alltoall_time_s(1, 8, MiB, 450e9, 0.8, 8e-6, 50e9, 0.8, 15e-6) == 0.0

@@ -244,7 +244,7 @@ def test_explicit_layers_per_stage(catalog):
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"tp": 9}, "scale-up domain"),
+    ({"tp": 9}, "scale-up domain or PCIe"),
     ({"tp": 3}, "divide"),
     ({"ep": 2}, "mixture-of-experts"),
     ({"tp": 4, "pp": 2, "layers_per_stage": (40, 41)}, "summing to 80"),
@@ -256,6 +256,74 @@ def test_explicit_layers_per_stage(catalog):
 def test_invalid_configs_raise_input_error(catalog, kw, match):
     with pytest.raises(InputError, match=match):
         _llama70b(catalog, **kw)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"tp": 1, "dp": 8, "ep": 3}, "divide --tp x --dp = 8"),
+    ({"tp": 2, "dp": 2, "ep": 8}, "divide --tp x --dp = 4"),
+    ({"tp": 1, "dp": 8, "ep": 8, "batch": 12}, "multiple of --dp 8"),
+    ({"tp": 1, "dp": 8, "ep": 8, "redundant_experts": 3}, "plus 3 redundant"),
+    ({"tp": 8, "dp": 1, "ep": 1, "redundant_experts": 8}, "needs expert parallelism"),
+    ({"tp": 1, "dp": 0, "ep": 1}, "--dp"),
+])
+def test_invalid_dp_ep_configs(catalog, kw, match):
+    args = {"batch": 64, "isl": 1000, "osl": 100, "weights": "fp8", "catalog": catalog, **kw}
+    with pytest.raises(InputError, match=match):
+        api.estimate("deepseek-v3", "h200", **args)
+
+
+def test_attention_dp_stores_mla_kv_once(catalog):
+    """DeepSeek-V3, 8 H200s, 256 sequences: TP8 keeps every sequence's MLA latent on all 8 GPUs, TP1 × DP8 keeps
+    each sequence on one GPU, so its KV per GPU is 1/8 and the replica holds 8x the batch."""
+    args = {"batch": 256, "isl": 4000, "osl": 500, "weights": "fp8", "kv": "fp8", "catalog": catalog}
+    tp8 = api.estimate("deepseek-v3", "h200", tp=8, ep=8, **args)
+    dp8 = api.estimate("deepseek-v3", "h200", tp=1, dp=8, ep=8, **args)
+    assert dp8.config.gpus == tp8.config.gpus == 8
+    # 256 sequences × 4,500 tokens × 61 layers × 576 latent+rope bytes, over 8 groups
+    assert dp8.memory["kv_cache"] == pytest.approx(256 * 4500 * 61 * 576 / 8, rel=1e-12)
+    assert tp8.memory["kv_cache"] == pytest.approx(8 * dp8.memory["kv_cache"], rel=1e-12)
+    assert dp8.max_batch > 5 * tp8.max_batch
+    # the same weights per GPU: experts over all 8 either way; attention replicated per group with DP8
+    d = dp8.to_dict()
+    assert d["inputs"]["dp"] == 8 and d["metrics"]["output_tokens_per_s_per_gpu"] == pytest.approx(
+        d["metrics"]["output_tokens_per_s"] / 8, rel=1e-5)
+
+
+def test_dp_prefill_stall_is_one_chunk_per_group_over_dp(catalog):
+    """Chunked prefill with DP groups: a decode step carries one chunk in each of the 8 groups, so one prompt's
+    stall is that mixed step's increment / 8, and TPOT = cycle + (B − 1)/OSL · stall (perf/batching.py)."""
+    from planner.catalog import load_model
+    from planner.perf.estimate import prefill_chunk_terms
+    e = api.estimate("deepseek-v3", "h200", tp=1, dp=8, ep=8, batch=64, isl=2000, osl=400, weights="fp8", kv="fp8",
+                     catalog=catalog)
+    m, p = load_model("deepseek-v3"), catalog.perf
+    # one chunk: a group's budget of max_batched_tokens minus its 8 decode tokens holds the 2,000-token prompt
+    assert p.max_batched_tokens - 8 >= 2000
+    ch = prefill_chunk_terms(m, hardware(catalog.gpu("h200"), "fp8", 1, 8), p, tp=1, ep=8, dp=8, weight_bytes=1.0,
+                             kv_bytes=1.0, decode_tokens=64, chunk_tokens=8 * 2000, chunk_attended_tokens=1000,
+                             chunk_kv_read_tokens=0, logit_tokens=1)
+    stall = (61 * ch.layer_s + ch.first_s + ch.last_s) / 8
+    assert e.prefill_stall_s == pytest.approx(stall, rel=1e-9)
+    assert e.tpot_s == pytest.approx(e.decode_cycle_s + 63 / 400 * stall, rel=1e-9)
+
+
+def test_redundant_experts_cost_memory_and_even_the_load(catalog):
+    args = {"tp": 1, "dp": 8, "ep": 8, "batch": 64, "isl": 2000, "osl": 400, "weights": "fp8", "kv": "fp8",
+            "catalog": catalog}
+    plain = api.estimate("deepseek-v3", "h200", **args)
+    eplb = api.estimate("deepseek-v3", "h200", redundant_experts=32, **args)
+    from planner.catalog import load_model
+    m = load_model("deepseek-v3")
+    # 32 more experts over 8 ranks: 4 more per GPU in each of the 58 MoE layers, FP8
+    extra = 58 * 4 * m.expert_params
+    assert eplb.memory["weights"] - plain.memory["weights"] == pytest.approx(extra, rel=1e-9)
+    assert eplb.tpot_s != plain.tpot_s
+
+
+def test_70b_on_l40s_runs_tp_over_pcie(catalog):
+    e = api.estimate("llama-3.1-70b", "l40s", tp=4, batch=8, isl=1000, osl=500, weights="fp8", kv="fp8",
+                     catalog=catalog)
+    assert e.fits and e.to_dict()["tp_link"] == "pcie"
 
 
 def test_spec_decode_validation(preset):

@@ -126,3 +126,16 @@ def test_experts_only_native_quantization_keeps_attention_in_16_bit():
     total = mem.stage_weight_bytes_per_gpu(m, mx, 1, 36, True, True)
     assert total == pytest.approx(36 * (shared * 2.0 + experts * mx) + 2 * 201088 * 2880 * 2)
     assert 60e9 < total < 66e9
+
+
+def test_layer_weights_per_gpu_with_dp_and_ep_by_hand(preset):
+    """Mixtral-8x7B, FP8: shared weights over TP, experts over all TP·DP GPUs (+ redundant copies)."""
+    m = preset("mixtral-8x7b")
+    shared = m.layer_shared_params
+    experts = 8 * 3 * 4096 * 14336  # every layer is MoE
+    assert mem.layer_weight_bytes_per_gpu(m, 1.0, 2, 4) == pytest.approx(shared / 2 + experts / 8)
+    assert mem.layer_weight_bytes_per_gpu(m, 1.0, 8, 1) == pytest.approx((shared + experts) / 8)
+    # 8 redundant copies on 8 GPUs: 16 expert slots, one more expert per GPU
+    assert mem.layer_weight_bytes_per_gpu(m, 1.0, 1, 8, 8) == pytest.approx(shared + 2 * experts / 8)
+    # KV: a replica's sequences split over DP groups
+    assert mem.kv_cache_bytes_per_gpu(m, 2.0, 1, 32, 64, 1000, 8) == pytest.approx(8 * 1000 * 32 * 2 * 8 * 128 * 2)

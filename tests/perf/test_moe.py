@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planner.perf.moe import expected_experts_touched, tokens_per_touched_expert
+from planner.perf.moe import (busiest_rank_load_ratio, expected_experts_touched, expected_experts_touched_on_rank,
+                              expected_max_binomial, tokens_per_touched_expert)
 
 
 @pytest.mark.parametrize("e, k, t, expected", [
@@ -61,3 +62,87 @@ def test_tokens_per_touched_expert():
     assert tokens_per_touched_expert(8, 2, 4) == pytest.approx(4 * 2 / 5.46875)
     assert tokens_per_touched_expert(8, 2, 4096) == pytest.approx(4096 * 2 / 8)
     assert tokens_per_touched_expert(0, 0, 10) == 0.0
+
+
+# ---- the busiest expert-parallel rank -----------------------------------------------------------------------------
+def binomial_max_by_hand(n: int, q: float, bins: int, floor: float = 0.0) -> float:
+    """E[max(M, floor)], M the largest of `bins` iid Binomial(n, q), by summing over the exact distribution of M
+    (P(M <= x) = F(x)^bins) with math.comb: an independent implementation of moe.expected_max_binomial."""
+    from math import comb
+    cdf, acc = [], 0.0
+    for x in range(n + 1):
+        acc += comb(n, x) * q ** x * (1 - q) ** (n - x)
+        cdf.append(min(1.0, acc))
+    total, prev = 0.0, 0.0
+    for x in range(n + 1):
+        p_max_le = cdf[x] ** bins
+        total += (p_max_le - prev) * max(x, floor)
+        prev = p_max_le
+    return total
+
+
+def test_expected_max_binomial_by_hand():
+    # two bins of Binomial(2, 1/2): F(0) = 1/4, F(1) = 3/4, so P(M = 0) = 1/16, P(M = 1) = 9/16 − 1/16 = 1/2,
+    # P(M = 2) = 7/16 and E[M] = 1/2 + 14/16 = 1.375; E[max(M, 1.5)] = 9/16 · 1.5 + 7/16 · 2 = 1.71875
+    assert expected_max_binomial(2, 0.5, 2) == pytest.approx(1.375, rel=1e-12)
+    assert expected_max_binomial(2, 0.5, 2, floor=1.5) == pytest.approx(1.71875, rel=1e-12)
+    for n, q, bins, floor in ((128, 1 / 8, 8, 0.0), (600, 1 / 8, 8, 0.0), (512, 1 / 64, 64, 0.0),
+                              (400, 0.9 / 8, 8, 50.0), (16, 1 / 16, 16, 0.0)):
+        assert expected_max_binomial(n, q, bins, floor) == pytest.approx(binomial_max_by_hand(n, q, bins, floor),
+                                                                         rel=1e-9)
+
+
+def monte_carlo_busiest(tokens, k, experts, ep, redundant=0, trials=600, seed=0):
+    """Mean busiest-rank load over `trials` steps of uniform top-k routing (k distinct experts per token), experts
+    0..R−1 replicated and their assignments placed to even the ranks out (water-filling), the rest on rank
+    expert // (E−R)/ep."""
+    rng = np.random.default_rng(seed)
+    per_rank = (experts - redundant) / ep
+    out = []
+    for _ in range(trials):
+        chosen = np.argsort(rng.random((tokens, experts)), axis=1)[:, :k].ravel()
+        fixed = chosen[chosen >= redundant] - redundant
+        loads = np.bincount((fixed // per_rank).astype(int), minlength=ep).astype(float)
+        free = np.count_nonzero(chosen < redundant)
+        out.append(max(loads.max(), (loads.sum() + free) / ep))
+    return float(np.mean(out))
+
+
+@pytest.mark.parametrize("tokens, k, experts, ep", [
+    (1, 8, 256, 8), (8, 8, 256, 8), (64, 8, 256, 8), (256, 8, 256, 8), (32, 8, 256, 32), (128, 2, 16, 16),
+    (16, 2, 8, 2), (256, 8, 256, 64),
+])
+def test_busiest_rank_against_monte_carlo(tokens, k, experts, ep):
+    ratio = float(busiest_rank_load_ratio(experts, k, tokens, ep))
+    mean = tokens * k / ep
+    simulated = monte_carlo_busiest(tokens, k, experts, ep)
+    # the model takes ranks as independent; their loads sum to T·k, which raises the true max a little when
+    # ranks get few assignments: within 7 % always, 2.5 % from 8 assignments per rank
+    assert ratio * mean == pytest.approx(simulated, rel=0.025 if mean >= 8 else 0.07)
+    assert ratio >= 1.0
+
+
+@pytest.mark.parametrize("tokens, ep, redundant", [(64, 8, 32), (256, 32, 32), (16, 8, 64)])
+def test_redundant_experts_against_monte_carlo(tokens, ep, redundant):
+    ratio = float(busiest_rank_load_ratio(256, 8, tokens, ep, redundant))
+    simulated = monte_carlo_busiest(tokens, 8, 256, ep, redundant)
+    assert ratio * tokens * 8 / ep == pytest.approx(simulated, rel=0.02)
+    assert ratio < float(busiest_rank_load_ratio(256, 8, tokens, ep))  # copies even the ranks out
+
+
+def test_busiest_rank_limits():
+    assert busiest_rank_load_ratio(256, 8, 64, 1) == 1.0  # one rank carries everything: no imbalance
+    assert busiest_rank_load_ratio(0, 0, 64, 8) == 1.0  # dense
+    big = float(busiest_rank_load_ratio(256, 8, 100_000, 8))
+    assert 1.0 < big < 1.01  # the law of large numbers evens the ranks out
+    np.testing.assert_allclose(busiest_rank_load_ratio(256, 8, np.array([8, 8, 64]), np.array([8, 1, 8])),
+                               [busiest_rank_load_ratio(256, 8, 8, 8), 1.0, busiest_rank_load_ratio(256, 8, 64, 8)])
+
+
+def test_experts_touched_on_busiest_rank_by_hand():
+    # ep = 1: the whole-model count E·(1 − (1 − k/E)^T)
+    assert expected_experts_touched_on_rank(256, 8, 32, 1) == pytest.approx(expected_experts_touched(256, 8, 32))
+    # ep = 8, load ratio 1.5: 32 experts on the rank, hit as by 1.5·T tokens: 32·(1 − (31/32)^48)
+    assert expected_experts_touched_on_rank(256, 8, 32, 8, 0, 1.5) == pytest.approx(32 * (1 - (31 / 32) ** 48))
+    # 32 redundant copies over 8 ranks: 36 slots per rank
+    assert expected_experts_touched_on_rank(256, 8, 32, 8, 32, 1.0) == pytest.approx(36 * (1 - (31 / 32) ** 32))

@@ -8,6 +8,7 @@ import pytest
 from planner.perf.comm import ring_allreduce_time_s
 from planner.perf.estimate import hardware
 from planner.perf.step import embedding_step, layer_comm_time_s, layer_step, lm_head_step
+from tests.perf.test_moe import binomial_max_by_hand
 
 
 def test_dense_decode_layer_by_hand(preset, h100, round_params):
@@ -65,9 +66,12 @@ def test_moe_comm_with_expert_parallelism(preset, h100, round_params):
     ar8 = float(ring_allreduce_time_s(8, msg, 450e9, 0.8, 8e-6))
     # EP1: attention all-reduce + MoE all-reduce, every layer MoE
     assert layer_comm_time_s(m, hw, p, tp=8, ep=1, tokens=64) == pytest.approx(2 * ar8)
-    # EP8: attention all-reduce + dispatch and combine all-to-all of k·msg/8 per GPU; no expert-group all-reduce
-    a2a = 8e-6 + 7 / 8 * (msg / 8 * 2) / (450e9 * 0.8)
-    assert layer_comm_time_s(m, hw, p, tp=8, ep=8, tokens=64) == pytest.approx(ar8 + 2 * a2a)
+    # EP8: attention all-reduce + dispatch and combine all-to-all of what the busiest rank receives, ρ·k·msg/8
+    # per GPU (ρ = E[max(16, max of 8 Binomial(128, 1/8))] / 16); no expert-group all-reduce
+    rho = binomial_max_by_hand(64 * 2, 1 / 8, 8, floor=16) / 16
+    assert 1.3 < rho < 1.6
+    a2a = 8e-6 + 7 / 8 * (rho * msg / 8 * 2) / (450e9 * 0.8)
+    assert layer_comm_time_s(m, hw, p, tp=8, ep=8, tokens=64) == pytest.approx(ar8 + 2 * a2a, rel=1e-9)
 
 
 def test_lm_head_and_embedding_by_hand(preset, h100, round_params):
@@ -127,3 +131,65 @@ def test_prefill_chunk_attends_within_each_window_by_hand(h100, round_params):
     shared_bytes = mixed.bytes - plain.bytes - ((1024 + 512) + (128 + 512)) / 2 * 2 * 8 * 64 * 2
     assert shared_bytes == pytest.approx(
         m.expert_params * 2.0 * (128 * (1 - (1 - 4 / 128) ** 520) - 128 * (1 - (1 - 4 / 128) ** 8)), rel=1e-9)
+
+
+def test_attention_data_parallel_decode_by_hand(preset, catalog, round_params):
+    """DeepSeek-V3 on 8 H200s, TP1 × DP8, EP8, 64 sequences, FP8 weights and KV: each GPU runs attention for its
+    own 8 sequences over their unreplicated MLA latent, and its 32 experts for the whole step's tokens."""
+    m, p = preset("deepseek-v3"), round_params
+    h200 = catalog.gpu("h200")
+    hw = hardware(h200, "fp8", 1, 8)
+    ctx = 4250
+    s = layer_step(m, hw, p, tp=1, dp=8, ep=8, weight_bytes=1.0, kv_bytes=1.0, tokens=64, sequences=64,
+                   context_from=ctx, context_to=ctx, reads_cache=True)
+    rho = binomial_max_by_hand(64 * 8, 1 / 8, 8, floor=64) / 64  # busiest of 8 ranks, 512 assignments
+    f = 58 / 61  # MoE layers
+    expert = 3 * 7168 * 2048
+    touched = 32 * (1 - (1 - 8 / 256) ** (64 * rho))  # the busiest rank's 32 experts
+    kv = 512 + 64  # latent + rope key, 1 B each, not replicated (TP1)
+    expected_bytes = m.layer_shared_params + f * touched * expert + (8 * ctx + 8) * kv
+    assert s.bytes == pytest.approx(expected_bytes, rel=1e-9)
+    # FLOPs: shared weights for this group's 8 tokens, experts for the busiest rank's ρ·64 assignments, attention
+    # for 8 tokens over 4,250 keys
+    expected_flops = (2 * m.layer_shared_params * 8 + f * 2 * expert * rho * 64
+                      + m.attention_flops_per_token_per_context * ctx * 8)
+    assert s.flops == pytest.approx(expected_flops, rel=1e-9)
+    # TP8 × DP1 holds every sequence's latent on every GPU: 8x the KV bytes of TP1 × DP8
+    t8 = layer_step(m, hardware(h200, "fp8", 8, 1), p, tp=8, dp=1, ep=8, weight_bytes=1.0, kv_bytes=1.0, tokens=64,
+                    sequences=64, context_from=ctx, context_to=ctx, reads_cache=True)
+    kv8 = t8.bytes - (m.layer_shared_params / 8 + f * touched * expert)
+    assert kv8 == pytest.approx(8 * (8 * ctx + 8) * kv, rel=1e-9)
+
+
+def test_expert_parallelism_across_nodes_comm_by_hand(preset, h100, round_params):
+    """The rumored 1.8T MoE (16 experts, top-2) on four H100 nodes: TP8 × DP4, EP16 (expert-TP 2). Each rank's
+    2 GPUs sit in one node: 4 ranks per node, so 12/16 of the all-to-all leaves over the 400 Gbit/s NIC."""
+    m, p = preset("gpt4-moe-rumored"), round_params
+    hw = hardware(h100, "bf16", 8, 4)
+    tokens = 128
+    msg = tokens * m.hidden_size * 2
+    ar = 8e-6 + 2 * 7 / 8 * (msg / 4) / (450e9 * 0.8)  # attention all-reduce over TP8, one group's 32 tokens
+    rho = binomial_max_by_hand(tokens * 2, 1 / 16, 16, floor=16) / 16
+    m_a2a = rho * msg * 2 / 16
+    a2a = max(8e-6 + 3 / 16 * m_a2a / (450e9 * 0.8), 15e-6 + 12 / 16 * m_a2a / (50e9 * 0.8))
+    inner = 8e-6 + 2 * 1 / 2 * msg / (450e9 * 0.8)  # the 2 GPUs sharing an expert reduce the step's outputs
+    f = m.moe_layer_fraction
+    expected = (1 - f) * 2 * ar + f * (ar + 2 * a2a + inner)
+    assert layer_comm_time_s(m, hw, p, tp=8, dp=4, ep=16, tokens=tokens) == pytest.approx(expected, rel=1e-9)
+
+
+def test_tp_over_pcie_uses_the_measured_pcie_all_reduce(preset, catalog, round_params):
+    """L40S has no scale-up fabric: TP4 all-reduces over PCIe at the catalog's measured 14 GB/s bus bandwidth
+    (no link efficiency on a measured figure) with its 42 µs latency."""
+    m, p = preset("llama-3.1-70b"), round_params
+    l40s = catalog.gpu("l40s")
+    assert l40s.intra_node_link(4).kind == "pcie" and l40s.intra_node_link(16) is None
+    hw = hardware(l40s, "fp8", 4)
+    msg = 16 * 8192 * 2
+    ar = 42e-6 + 2 * 3 / 4 * msg / 14e9
+    assert layer_comm_time_s(m, hw, p, tp=4, ep=1, tokens=16) == pytest.approx(2 * ar, rel=1e-12)
+    # H100 PCIe: TP2 over the NVLink bridge (300 GB/s, link efficiency), TP4 over PCIe (40 GB/s measured)
+    h100p = catalog.gpu("h100-pcie")
+    assert h100p.intra_node_link(2).kind == "scale_up" and h100p.intra_node_link(4).kind == "pcie"
+    ar2 = 8e-6 + 2 * 1 / 2 * msg / (300e9 * 0.8)
+    assert layer_comm_time_s(m, hardware(h100p, "fp8", 2), p, tp=2, ep=1, tokens=16) == pytest.approx(2 * ar2)

@@ -139,8 +139,11 @@ def flag_cases() -> list[Case]:
                        _with(ESTIMATE, "--spec-draft", "llama-3.1-8b") + ["--spec-alpha", v], expect=("alpha",)))
     cs += [
         Case("flag", "estimate tp above scale-up domain", _with(ESTIMATE, "--tp", "16"), expect=("scale-up", "16")),
-        Case("flag", "estimate tp above l4 domain", _with(_with(ESTIMATE, "--gpu", "l4"), "--tp", "2"),
-             expect=("scale-up",)),
+        # L4 has no scale-up fabric: TP runs over PCIe inside one 8-GPU host, and no further
+        Case("flag", "estimate tp above l4 host", _with(_with(ESTIMATE, "--gpu", "l4"), "--tp", "16"),
+             expect=("PCIe", "16")),
+        Case("flag", "estimate ep not dividing tp x dp", _with(ESTIMATE, "--ep", "3"), expect=("--ep",)),
+        Case("flag", "estimate batch not a multiple of dp", _with(ESTIMATE, "--dp", "3"), expect=("--dp",)),
         Case("flag", "estimate tp not dividing heads", _with(ESTIMATE, "--tp", "3"), expect=("heads",)),
         Case("flag", "estimate pp above layers", _with(ESTIMATE, "--pp", "33"), expect=("--pp",)),
         Case("flag", "estimate ep on dense", _with(_with(ESTIMATE, "--tp", "2"), "--ep", "2"), expect=("--ep",)),

@@ -3,8 +3,8 @@
 It does not use planner.search (neither `verify` nor the integer tables): memory is recomputed per pipeline stage
 from the named formulas of planner.perf.memory, latency and throughput come from planner.perf.estimate (the
 floating-point model the plan claims to satisfy), and the structural rules (layers sum to the model's, TP inside
-the scale-up domain and dividing the heads, EP dividing TP and the experts, GPU limits, cost = GPUs × price) are
-restated here from the README. Each check returns a list of violations; empty means sound."""
+the scale-up domain or PCIe host and dividing the heads, DP only for MoE models, EP dividing TP × DP and the
+experts, GPU limits, cost = GPUs × price with GPUs = TP × DP × PP per replica) are restated here from the README. Each check returns a list of violations; empty means sound."""
 from __future__ import annotations
 
 import math
@@ -49,7 +49,7 @@ def _close(a: float, b: float, rtol: float = ECHO_RTOL) -> bool:
 
 
 def _structure(ask: Ask, cat: Catalog, gpu_id: str, tp: int, pp: int, ep: int, weights: str, kv: str,
-               layers: list[int] | None, where: str) -> list[str]:
+               layers: list[int] | None, where: str, dp: int = 1) -> list[str]:
     v: list[str] = []
     m = ask.model
     if gpu_id not in cat.accelerators:
@@ -63,12 +63,15 @@ def _structure(ask: Ask, cat: Catalog, gpu_id: str, tp: int, pp: int, ep: int, w
         v.append(f"{where}: kv {kv} not among {ask.kv}")
     if COMPUTE_DTYPE[weights] not in g.flops_per_s:
         v.append(f"{where}: {gpu_id} has no {COMPUTE_DTYPE[weights]} tensor cores")
-    if not 1 <= tp <= g.scale_up_domain:
-        v.append(f"{where}: TP {tp} outside 1..{g.scale_up_domain} (scale-up domain)")
+    host = max(g.scale_up_domain, g.pcie.gpus_per_node if g.pcie else 1)
+    if not 1 <= tp <= host:
+        v.append(f"{where}: TP {tp} outside 1..{host} (scale-up domain or PCIe host)")
+    if dp != 1 and not (m.is_moe and dp >= 1):
+        v.append(f"{where}: DP {dp} on a dense model (DP groups of a dense model are replicas)")
     if m.num_heads % tp:
         v.append(f"{where}: TP {tp} does not divide {m.num_heads} heads")
-    if ep != 1 and not (m.is_moe and tp % ep == 0 and m.num_experts % ep == 0):
-        v.append(f"{where}: EP {ep} invalid (MoE {m.is_moe}, TP {tp}, experts {m.num_experts})")
+    if ep != 1 and not (m.is_moe and (tp * dp) % ep == 0 and m.num_experts % ep == 0):
+        v.append(f"{where}: EP {ep} invalid (MoE {m.is_moe}, TP {tp} x DP {dp}, experts {m.num_experts})")
     if not 1 <= pp <= m.num_layers:
         v.append(f"{where}: PP {pp} outside 1..{m.num_layers}")
     if layers is not None:
@@ -78,26 +81,27 @@ def _structure(ask: Ask, cat: Catalog, gpu_id: str, tp: int, pp: int, ep: int, w
 
 
 def stage_memory_bytes(ask: Ask, cat: Catalog, gpu_id: str, tp: int, pp: int, batch: int, weights: str, kv: str,
-                       layers: list[int]) -> list[float]:
+                       layers: list[int], dp: int = 1) -> list[float]:
     """Bytes one GPU of each stage holds: weights of its layers (+ embedding on the first stage, LM head on the
-    last), the KV cache of the replica's `batch` sequences at full context for its layers, the activation
-    workspace of one step (the token budget and the micro-batch's logits), and the runtime reserve."""
+    last), the KV cache of its DP group's share of the replica's `batch` sequences at full context for its
+    layers, the activation workspace of one step (the token budget and the group's share of the micro-batch's
+    logits), and the runtime reserve."""
     m, p, g = ask.model, cat.perf, cat.accelerators[gpu_id]
     wb, kvb = BYTES_PER_ELEMENT[weights], BYTES_PER_ELEMENT[kv]
-    act = float(mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, batch / pp))
+    act = float(mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, batch / pp / dp))
     reserve = float(mem.reserve_bytes(g.memory_bytes, p.memory_reserve_fraction))
     out = []
     for s, n in enumerate(layers):
-        w = float(mem.stage_weight_bytes_per_gpu(m, wb, tp, n, s == 0, s == pp - 1))
-        k = float(mem.kv_cache_bytes_per_gpu(m, kvb, tp, n, batch, ask.isl + ask.osl))
+        w = float(mem.stage_weight_bytes_per_gpu(m, wb, tp, n, s == 0, s == pp - 1, dp))
+        k = float(mem.kv_cache_bytes_per_gpu(m, kvb, tp, n, batch, ask.isl + ask.osl, dp))
         out.append(w + k + act + reserve)
     return out
 
 
 def _estimate(ask: Ask, cat: Catalog, gpu_id: str, tp: int, pp: int, ep: int, batch: int, weights: str, kv: str,
-              layers: list[int] | None):
+              layers: list[int] | None, dp: int = 1):
     cfg = Config(gpu=cat.accelerators[gpu_id], tp=tp, pp=pp, ep=ep, batch=batch, weights=weights, kv=kv,
-                 layers_per_stage=None if layers is None else tuple(layers))
+                 layers_per_stage=None if layers is None else tuple(layers), dp=dp)
     return estimate(ask.model, cfg, Workload(isl=ask.isl, osl=ask.osl), cat.perf)
 
 
@@ -125,36 +129,40 @@ def check_plan(d: dict[str, Any], ask: Ask, cat: Catalog) -> list[str]:
     v: list[str] = []
     par, prec = d["parallelism"], d["precision"]
     gpu_id, tp, pp, ep, replicas = d["gpu"], par["tp"], par["pp"], par["ep"], par["replicas"]
+    dp = par["dp"]
     batch, weights, kv, layers = d["batch"], prec["weights"], prec["kv"], d["placement"]["layers_per_stage"]
-    v += _structure(ask, cat, gpu_id, tp, pp, ep, weights, kv, layers, "plan")
+    v += _structure(ask, cat, gpu_id, tp, pp, ep, weights, kv, layers, "plan", dp)
     if v:
         return _count(v)
     g = cat.accelerators[gpu_id]
-    if d["gpus_per_replica"] != tp * pp or d["total_gpus"] != replicas * tp * pp:
-        v.append(f"plan: GPU counts inconsistent ({d['gpus_per_replica']}, {d['total_gpus']}, TP{tp} PP{pp} x{replicas})")
-    if batch != pp * d["micro_batch"] or replicas < 1 or batch < 1:
-        v.append(f"plan: batch {batch} != PP {pp} x micro-batch {d['micro_batch']} (replicas {replicas})")
+    n = tp * dp * pp  # GPUs per replica
+    if d["gpus_per_replica"] != n or d["total_gpus"] != replicas * n:
+        v.append(f"plan: GPU counts inconsistent ({d['gpus_per_replica']}, {d['total_gpus']}, TP{tp} DP{dp} PP{pp} "
+                 f"x{replicas})")
+    if batch != pp * d["micro_batch"] or replicas < 1 or batch < 1 or d["micro_batch"] % dp:
+        v.append(f"plan: batch {batch} != PP {pp} x micro-batch {d['micro_batch']} (a multiple of DP {dp}; "
+                 f"replicas {replicas})")
     # memory per stage, recomputed
-    for s, total in enumerate(stage_memory_bytes(ask, cat, gpu_id, tp, pp, batch, weights, kv, layers)):
+    for s, total in enumerate(stage_memory_bytes(ask, cat, gpu_id, tp, pp, batch, weights, kv, layers, dp)):
         if total > g.memory_bytes * (1 + LIMIT_RTOL):
             v.append(f"plan: stage {s} needs {total / 2**30:.3f} GiB per GPU > {g.memory_bytes / 2**30:.3f} GiB")
     # SLOs and demand, per perf.estimate at the plan's own placement
-    e = _estimate(ask, cat, gpu_id, tp, pp, ep, batch, weights, kv, layers)
+    e = _estimate(ask, cat, gpu_id, tp, pp, ep, batch, weights, kv, layers, dp)
     if not e.fits:
         v.append(f"plan: estimate() says it does not fit: {e.messages}")
     v += _latency(ask, e.tpot_s, e.ttft_s, "plan")
     served = replicas * e.output_tokens_per_s
     if ask.demand_tokens_per_s is not None and served < ask.demand_tokens_per_s * (1 - LIMIT_RTOL):
         v.append(f"plan: serves {served:.6g} tok/s < demand {ask.demand_tokens_per_s:.6g}")
-    v += _gpu_limits(ask, gpu_id, replicas * tp * pp, "plan")
+    v += _gpu_limits(ask, gpu_id, replicas * n, "plan")
     # what the JSON reports is what the model says
     if not _close(d["metrics"]["tpot_s"], e.tpot_s) or not _close(d["metrics"]["ttft_s"], e.ttft_s):
         v.append(f"plan: reported TPOT/TTFT {d['metrics']['tpot_s']}/{d['metrics']['ttft_s']} != "
                  f"estimate {e.tpot_s:.6g}/{e.ttft_s:.6g}")
     # cost = GPUs x price
-    usd_h = replicas * tp * pp * g.usd_per_hour
+    usd_h = replicas * n * g.usd_per_hour
     if not _close(d["cost"]["usd_per_hour"], usd_h) or not _close(d["cost"]["usd_per_hour_per_gpu"], g.usd_per_hour):
-        v.append(f"plan: cost {d['cost']['usd_per_hour']} $/h != {replicas * tp * pp} GPUs x {g.usd_per_hour} $/h")
+        v.append(f"plan: cost {d['cost']['usd_per_hour']} $/h != {replicas * n} GPUs x {g.usd_per_hour} $/h")
     out_rate = ask.demand_tokens_per_s if ask.demand_tokens_per_s is not None else served
     per_m = usd_h / SECONDS_PER_HOUR / out_rate * 1e6
     if not _close(d["cost"]["usd_per_million_output_tokens"], per_m):
@@ -188,12 +196,12 @@ def check_alternative(a: dict[str, Any], ask: Ask, cat: Catalog) -> list[str]:
     """An alternative is listed without its layer placement: check what it does list."""
     STATS["alternatives"] += 1
     where = f"alternative {a['gpu']}"
-    v = _structure(ask, cat, a["gpu"], a["tp"], a["pp"], a["ep"], a["weights"], a["kv"], None, where)
+    v = _structure(ask, cat, a["gpu"], a["tp"], a["pp"], a["ep"], a["weights"], a["kv"], None, where, a["dp"])
     if v:
         return v
     g = cat.accelerators[a["gpu"]]
-    if a["total_gpus"] != a["replicas"] * a["tp"] * a["pp"]:
-        v.append(f"{where}: total_gpus {a['total_gpus']} != replicas x TP x PP")
+    if a["total_gpus"] != a["replicas"] * a["tp"] * a["dp"] * a["pp"]:
+        v.append(f"{where}: total_gpus {a['total_gpus']} != replicas x TP x DP x PP")
     if not _close(a["usd_per_hour"], a["total_gpus"] * g.usd_per_hour):
         v.append(f"{where}: {a['usd_per_hour']} $/h != {a['total_gpus']} x {g.usd_per_hour}")
     if ask.tpot_s is not None and a["tokens_per_s_per_user"] < (1 / ask.tpot_s) * (1 - ECHO_RTOL):
@@ -212,27 +220,27 @@ def check_frontier(d: dict[str, Any], ask: Ask, cat: Catalog) -> list[str]:
         STATS["frontier_points"] += 1
         where = f"frontier point {k}"
         s = _structure(ask, cat, pt["gpu"], pt["tp"], pt["pp"], pt["ep"], pt["weights"], pt["kv"],
-                       pt["layers_per_stage"], where)
+                       pt["layers_per_stage"], where, pt["dp"])
         if s:
             v += s
             continue
         g = cat.accelerators[pt["gpu"]]
-        tp, pp = pt["tp"], pt["pp"]
+        tp, pp, dp = pt["tp"], pt["pp"], pt["dp"]
         for st, total in enumerate(stage_memory_bytes(ask, cat, pt["gpu"], tp, pp, pt["batch"], pt["weights"],
-                                                      pt["kv"], pt["layers_per_stage"])):
+                                                      pt["kv"], pt["layers_per_stage"], dp)):
             if total > g.memory_bytes * (1 + LIMIT_RTOL):
                 v.append(f"{where}: stage {st} needs {total / 2**30:.3f} GiB > {g.memory_bytes / 2**30:.3f} GiB")
         e = _estimate(ask, cat, pt["gpu"], tp, pp, pt["ep"], pt["batch"], pt["weights"], pt["kv"],
-                      pt["layers_per_stage"])
+                      pt["layers_per_stage"], dp)
         v += _latency(Ask(ask.model, ask.isl, ask.osl, None, ask.ttft_s), e.tpot_s, e.ttft_s, where)
         if e.tokens_per_s_per_user < min(d["speeds_tried"]) * (1 - LIMIT_RTOL):
             v.append(f"{where}: {e.tokens_per_s_per_user:.6g} tok/s/user is below every target")
         if not _close(pt["tokens_per_s_per_user"], e.tokens_per_s_per_user):
             v.append(f"{where}: reports {pt['tokens_per_s_per_user']} tok/s/user, estimate {e.tokens_per_s_per_user:.6g}")
-        per_m = tp * pp * g.usd_per_hour / SECONDS_PER_HOUR / e.output_tokens_per_s * 1e6
+        per_m = tp * dp * pp * g.usd_per_hour / SECONDS_PER_HOUR / e.output_tokens_per_s * 1e6
         if not _close(pt["usd_per_million_output_tokens"], per_m):
             v.append(f"{where}: {pt['usd_per_million_output_tokens']} $/M != GPUs x price / throughput {per_m:.6g}")
-        v += _gpu_limits(ask, pt["gpu"], tp * pp, where)
+        v += _gpu_limits(ask, pt["gpu"], tp * dp * pp, where)
     for a, b in zip(pts, pts[1:]):  # sorted by speed; a faster point must cost strictly more, else it dominates
         if not (b["tokens_per_s_per_user"] > a["tokens_per_s_per_user"]
                 and b["usd_per_million_output_tokens"] > a["usd_per_million_output_tokens"]):

@@ -62,7 +62,7 @@ def test_integer_evaluation_is_conservative(req, data):
     r = t.rows[i]
     lay = _random_placement(data, t.num_layers, r.pp)
     ev = evaluate(t, i, lay, lim)
-    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv,
+    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv, dp=r.dp,
                  layers_per_stage=lay)
     e = estimate(req.model, cfg, replace(req.workload, rate_rps=None, output_tokens_per_s=None), CATALOG.perf)
     assert e.tpot_s * NS_PER_S <= ev.tpot_ns * (1 + 1e-12)
