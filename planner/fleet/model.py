@@ -11,6 +11,10 @@ from ortools.sat.python import cp_model
 from ..search.cpsat import SolverSettings
 from .table import FleetSolution, FleetTable
 
+# the wall-clock backstop of a solve: WALL_BACKSTOP_FACTOR × its deterministic budget + WALL_BACKSTOP_S
+WALL_BACKSTOP_FACTOR = 20
+WALL_BACKSTOP_S = 10.0
+
 
 @dataclass
 class _Model:
@@ -120,9 +124,10 @@ def _solver(settings: SolverSettings, deterministic_s: float) -> cp_model.CpSolv
     solver = cp_model.CpSolver()
     # The budget is CP-SAT's deterministic time (about a second of work per unit on a modern core), so a search
     # stopped by its budget stops at the same point, with the same fleet, on every machine; the wall-clock limit
-    # is only a backstop for slow or loaded machines.
+    # is only a backstop for a stuck solve. It must not bind on a loaded machine (2 cores shared by several test
+    # runs gave a solve a fifth of a core, and 3x + 1 s made the comparison fleets differ between runs).
     solver.parameters.max_deterministic_time = deterministic_s
-    solver.parameters.max_time_in_seconds = 3 * deterministic_s + 1
+    solver.parameters.max_time_in_seconds = WALL_BACKSTOP_FACTOR * deterministic_s + WALL_BACKSTOP_S
     solver.parameters.num_workers = settings.workers
     solver.parameters.random_seed = settings.seed
     # The full LP relaxation (level 2) is what proves these covering models: at the default level one worker
