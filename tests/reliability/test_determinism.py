@@ -25,6 +25,9 @@ COMMANDS = {
                  "--speeds", "10,30,60", "--json"],
     "estimate": ["estimate", "--model", "deepseek-v3", "--gpu", "h200", "--tp", "8", "--pp", "2", "--ep", "8",
                  "--batch", "64", "--isl", "2000", "--osl", "500", "--weights", "fp8", "--json"],
+    "train": ["train", "--model", "mixtral-8x7b", "--tokens", "2T", "--gpus", "h100,a100-80gb,mi300x",
+              "--max-gpus", "512", "--seq-len", "4096", "--global-batch-tokens", "4194304", "--deadline-days", "60",
+              "--json"],
 }
 
 
