@@ -75,6 +75,7 @@ class ModelSpec:
     expert_intermediate_size: int = 0
     num_shared_experts: int = 0
     shared_expert_intermediate_size: int = 0
+    shared_expert_gate: bool = False  # Qwen2-MoE: a sigmoid gate (h -> 1) scales the shared expert's output
     # MLA (DeepSeek); kv_lora_rank == 0 for standard attention
     kv_lora_rank: int = 0
     q_lora_rank: int = 0
@@ -178,8 +179,10 @@ class ModelSpec:
 
     @property
     def shared_expert_params_per_layer(self) -> int:
-        return self.num_shared_experts * self._mlp_params(self.shared_expert_intermediate_size) \
-            if self.num_shared_experts else 0
+        if not self.num_shared_experts:
+            return 0
+        gate = self.hidden_size if self.shared_expert_gate else 0
+        return self.num_shared_experts * self._mlp_params(self.shared_expert_intermediate_size) + gate
 
     @property
     def router_params_per_layer(self) -> int:
@@ -523,8 +526,9 @@ def model_from_config(cfg: Mapping[str, Any], name: str, where: str | None = Non
         expert_ff = _int(cfg, where, "moe_intermediate_size", "intermediate_size", minimum=1)
         shared_n = _int(cfg, where, "n_shared_experts", default=0)
         shared_ff = expert_ff if shared_n else 0
-        if cfg.get("shared_expert_intermediate_size"):  # Qwen2-MoE: one shared expert of its own width
+        if cfg.get("shared_expert_intermediate_size"):  # Qwen2-MoE: one gated shared expert of its own width
             shared_n, shared_ff = 1, _int(cfg, where, "shared_expert_intermediate_size", minimum=1)
+            kwargs["shared_expert_gate"] = True
         if model_type == "llama4_text" or "intermediate_size_mlp" in cfg:
             # Llama-4: routed experts and one shared expert of intermediate_size; dense layers intermediate_size_mlp
             shared_n, shared_ff = 1, expert_ff

@@ -138,12 +138,12 @@ def test_qwen_moe_dense_layers_and_shared_expert():
     norms = 2 * 64
     dense_mlp = 3 * 64 * 256  # 49,152
     expert = 3 * 64 * 32  # 6,144
-    shared = 3 * 64 * 48  # 9,216
+    shared = 3 * 64 * 48 + 64  # 9,216 and the shared expert's sigmoid gate (64 -> 1)
     router = 64 * 8
     outside = 2 * 100 * 64 + 64  # embedding, untied head, final norm
     total = 6 * (attention + norms) + 4 * dense_mlp + 2 * (8 * expert + shared + router) + outside
     active = 6 * (attention + norms) + 4 * dense_mlp + 2 * (2 * expert + shared + router) + outside
-    assert (total, active) == (401_728, 328_000)
+    assert (total, active) == (401_856, 328_128)
     assert m.total_params == pytest.approx(total, rel=1e-12)
     assert m.active_params == pytest.approx(active, rel=1e-12)
 
