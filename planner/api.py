@@ -83,23 +83,26 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     keys, or the model (preset id, config.json, folder, ModelSpec); `options` are the same keys and override it:
     `plan("examples/chat-70b.toml", rate_rps=3)` or `plan("llama-3.1-8b", isl=1000, osl=200, rate_rps=3)`.
 
-    Percentile targets (`ttft_p99_ms`, `tpot_p99_ms`) need a demand: the plan found on steady averages is simulated
-    at that demand (planner.sim) and given more replicas until the simulated p99 meets the target; the plan then
-    records the simulation. A p99 target also bounds the steady-state value (TTFT/TPOT ≤ its p99 target)."""
+    Latency targets (`ttft_ms`, `tpot_ms`) hold at `slo_percentile` (default 99; 50 = medians). With a demand the
+    optimizer bounds queueing (search/queueing.py), raises the engine concurrency to the largest batch meeting
+    the TPOT target, and confirms the plan by simulating it at the demand as `planner simulate` would, tightening
+    and re-solving on a miss (search/percentile.py); the plan records that simulation. `ttft_p99_ms` and
+    `tpot_p99_ms` (older names) tighten `ttft_ms` / `tpot_ms`."""
     from .plan import Plan
-    from .search.percentile import PercentileTarget, confirm
+    from .search.percentile import DEFAULT_SLO_PERCENTILE, check_percentile, plan_at_percentile
     from .search.solve import search
     from .specs.workload import _check_positive, check_range
 
     kwargs = plan_request.resolve(request, options)
     model, isl, osl = kwargs.pop("model"), kwargs.pop("isl"), kwargs.pop("osl")
     ttft_p99_ms, tpot_p99_ms = kwargs.pop("ttft_p99_ms", None), kwargs.pop("tpot_p99_ms", None)
+    pct = kwargs.pop("slo_percentile", None)
+    percentile = DEFAULT_SLO_PERCENTILE if pct is None else check_percentile(pct)
+    seed = kwargs.pop("seed", None)
     _check_positive("--ttft-p99-ms", ttft_p99_ms)
     _check_positive("--tpot-p99-ms", tpot_p99_ms)
     check_range("--ttft-p99-ms", ttft_p99_ms)
     check_range("--tpot-p99-ms", tpot_p99_ms)
-    target = PercentileTarget(None if ttft_p99_ms is None else ttft_p99_ms / 1000.0,
-                              None if tpot_p99_ms is None else tpot_p99_ms / 1000.0)
     if ttft_p99_ms is not None and (kwargs.get("ttft_ms") is None or kwargs["ttft_ms"] > ttft_p99_ms):
         kwargs["ttft_ms"] = ttft_p99_ms
     if tpot_p99_ms is not None:
@@ -108,14 +111,27 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
         if flat is None or flat > tpot_p99_ms:
             kwargs["tpot_ms"], kwargs["min_tokens_per_s_user"] = tpot_p99_ms, None
     req, cat = make_request(model, isl=isl, osl=osl, **kwargs)
-    result = search(req, cat.perf)
-    if not target.any:
-        return Plan(result, timings=timings)
-    draft = Plan(result).to_dict()
-    if isinstance(model, (str, Path)):
-        draft["model"] = str(model)
-    result, record = confirm(result, draft, target, cat)
-    return Plan(result, timings=timings, simulation=record)
+    if req.workload.demand_output_tokens_per_s is None:  # nothing to queue for: the steady state at full batch
+        return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile)
+
+    def plan_dict(result) -> dict:
+        d = Plan(result, slo_percentile=percentile).to_dict()
+        if isinstance(model, (str, Path)):
+            d["model"] = str(model)
+        return d
+
+    conf = plan_at_percentile(req, cat.perf, percentile, plan_dict, cat,
+                              **({} if seed is None else {"seed": _seed(seed)}))
+    return Plan(conf.result, timings=timings, simulation=conf.simulation, slo_percentile=percentile,
+                mean_batch=conf.mean_batch)
+
+
+def _seed(seed) -> int:
+    from .errors import InputError
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
+    return seed
 
 
 DEFAULT_FRONTIER_SPEEDS = (5.0, 8.0, 12.0, 16.0, 20.0, 25.0, 33.3, 40.0, 50.0, 65.0, 80.0, 100.0, 130.0, 170.0, 220.0)
@@ -134,6 +150,8 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
     kwargs.pop("min_tokens_per_s_user", None)
     kwargs.pop("tpot_ms", None)
     kwargs.pop("tpot_p99_ms", None)  # the sweep sets the speed target itself
+    kwargs.pop("slo_percentile", None)  # a frontier is steady-state (no demand to simulate against)
+    kwargs.pop("seed", None)
     p99 = kwargs.pop("ttft_p99_ms", None)  # a frontier is steady-state: a p99 TTFT target bounds the mean TTFT
     if p99 is not None and (kwargs.get("ttft_ms") is None or kwargs["ttft_ms"] > p99):
         kwargs["ttft_ms"] = p99

@@ -214,6 +214,10 @@ def _options(flags: dict[str, Any]) -> dict[str, Any]:
               help="p99 TTFT target: the plan is simulated at the demand and given replicas until it holds.")
 @click.option("--tpot-p99-ms", type=_FloatRange(0, min_open=True), default=None,
               help="p99 TPOT target, confirmed by simulation like --ttft-p99-ms.")
+@click.option("--slo-percentile", type=float, default=None,
+              help="Percentile the --ttft-ms/--tpot-ms targets hold at (default 99; 50 = medians). With a demand the "
+                   "plan is confirmed by simulating it at the demand.")
+@click.option("--seed", type=int, default=None, help="Seed of the confirming simulation (default 0, as simulate's).")
 def plan(request_file: str | None, as_json: bool, timings: bool, report_path: str | None, **flags: Any) -> None:
     """Cheapest deployment meeting the SLOs (flags, or a TOML REQUEST_FILE whose keys are flag names)."""
     from . import api
@@ -229,7 +233,8 @@ def plan(request_file: str | None, as_json: bool, timings: bool, report_path: st
         from .report import plan_text
         click.echo(plan_text(d))
     if report_path is not None:
-        frontier_options = {k: v for k, v in options.items() if k not in ("ttft_p99_ms", "tpot_p99_ms")}
+        frontier_options = {k: v for k, v in options.items()
+                            if k not in ("ttft_p99_ms", "tpot_p99_ms", "slo_percentile", "seed")}
         api.report(d, report_path, progress=_progress_printer(), request=request_file, **frontier_options)
 
 

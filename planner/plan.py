@@ -34,10 +34,23 @@ class Plan:
     result: SearchResult
     timings: bool = False
     simulation: dict[str, Any] | None = None  # percentile-SLO confirmation (planner.search.percentile)
+    slo_percentile: float | None = None  # the percentile the SLOs hold at
+    mean_batch: float | None = None  # expected sequences in flight per replica at the demand
 
     @property
     def best(self) -> Choice:
         return self.result.best
+
+    def _batch_limited_by(self) -> str:
+        res, c = self.result, self.result.best
+        if self.mean_batch is None:  # the optimizer's batch
+            return batch_limited_by(res.table, res.bounds, res.index, res.limits)
+        # raised to the engine's maximum concurrency (search/percentile.max_concurrency): memory or TPOT stops it
+        from .search.percentile import MAX_CONCURRENCY
+
+        if c.row.batch + c.row.pp > c.estimate.max_batch:
+            return "memory"
+        return "max_batch" if c.row.batch + c.row.pp > MAX_CONCURRENCY else "tpot"
 
     def to_dict(self) -> dict[str, Any]:
         res, c = self.result, self.result.best
@@ -74,7 +87,8 @@ class Plan:
             "workload": {"isl": req.workload.isl, "osl": req.workload.osl, "rate_rps": req.workload.rate_rps,
                          "output_tokens_per_s": req.workload.demand_output_tokens_per_s,
                          "max_model_len": req.workload.engine_max_len(req.model)},
-            "slo": {"ttft_s": req.slo.ttft_s, "tpot_s": req.slo.tpot_s},
+            "slo": {"ttft_s": req.slo.ttft_s, "tpot_s": req.slo.tpot_s, "percentile": self.slo_percentile},
+            "mean_batch": None if self.mean_batch is None else round(self.mean_batch, 2),
             "memory_per_gpu_bytes": d["memory_per_gpu_bytes"],
             "metrics": d["metrics"],
             "cost": {
@@ -87,7 +101,7 @@ class Plan:
             },
             "bottleneck": e.bottleneck,
             "binding_constraints": binding_constraints(req, e, c.replicas),
-            "batch_limited_by": batch_limited_by(res.table, res.bounds, res.index, res.limits),
+            "batch_limited_by": self._batch_limited_by(),
             "alternatives": [_summary(req, a) for a in res.alternatives],
             "solver": solver,
             **({"simulation": self.simulation} if self.simulation is not None else {}),

@@ -24,7 +24,7 @@ REQUEST_KEYS = {
     "min_tokens_per_s_user": "number", "rate_rps": "number", "output_tokens_per_s": "number", "weights": "names",
     "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
     "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
-    "tpot_p99_ms": "number", "max_model_len": "count",
+    "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed",
 }
 _COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS, "max_model_len": MAX_TOKENS["isl"] + MAX_TOKENS["osl"]}
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
@@ -49,6 +49,10 @@ def check_value(path: str, key: str, v: Any) -> None:
         raise InputError(f"{where} must be an integer from 1 to {_COUNT_MAX[key]}, got {v!r}")
     if kind == "number" and not (is_real(v) and 0 < v <= _NUMBER_MAX):
         raise InputError(f"{where} must be a number > 0 (and <= {_NUMBER_MAX:g}), got {v!r}")
+    if kind == "percentile" and not (is_real(v) and 50 <= v < 100):
+        raise InputError(f"{where} must be a number from 50 to below 100 (99 = p99, 50 = medians), got {v!r}")
+    if kind == "seed" and not (is_whole(v) and 0 <= v < 2**63):
+        raise InputError(f"{where} must be a non-negative integer, got {v!r}")
     if kind == "degrees" and not (isinstance(v, list) and v and all(is_whole(x) and 1 <= x <= MAX_DEGREE for x in v)):
         raise InputError(f"{where} must be a non-empty list of integers from 1 to {MAX_DEGREE}, got {v!r}")
     if kind == "limits" and not (isinstance(v, dict) and all(is_whole(x) and 0 <= x <= MAX_GPUS for x in v.values())):

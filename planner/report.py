@@ -49,19 +49,34 @@ def estimate_text(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _simulated(d: dict[str, Any]) -> list[str]:
+    """The confirming simulation's percentiles (plans with a demand)."""
+    sim = d.get("simulation")
+    if not sim:
+        return []
+    key = f"p{sim['percentile']:g}"
+    t, p = sim["ttft_s"], sim["tpot_s"]
+    ms = lambda v: "n/a" if v is None else f"{v * 1000:.1f}"  # noqa: E731
+    return [f"  simulated          TTFT p50 {ms(t['p50'])} / {key} {ms(t[key])} ms, TPOT p50 {ms(p['p50'])} / {key} "
+            f"{ms(p[key])} ms at {sim['rate_rps']:g} req/s ({sim['requests']} Poisson requests, seed {sim['seed']})"]
+
+
 def plan_text(d: dict[str, Any]) -> str:
     par, m, c, s = d["parallelism"], d["metrics"], d["cost"], d["solver"]
     lines = [
         f"plan  {d['model']} on {d['total_gpus']} x {d['gpu']}  ({par['replicas']} replica(s) of TP{par['tp']}"
         f"{_dp(par)} PP{par['pp']} EP{par['ep']} = {d['gpus_per_replica']} GPUs)",
         f"  precision          weights {d['precision']['weights']}, KV {d['precision']['kv']}",
-        f"  batch              {d['batch']} sequences per replica ({d['micro_batch']} per micro-batch); "
-        f"limited by {LIMIT_WORDS.get(d['batch_limited_by'], d['batch_limited_by'])}",
+        f"  batch              {d['batch']} {'max concurrent ' if d.get('mean_batch') is not None else ''}"
+        f"sequences per replica ({d['micro_batch']} per micro-batch); "
+        f"limited by {LIMIT_WORDS.get(d['batch_limited_by'], d['batch_limited_by'])}"
+        + (f"; mean {d['mean_batch']:.1f} at the demand" if d.get("mean_batch") is not None else ""),
         f"  layers per stage   {d['placement']['layers_per_stage']}"
         + (f"   (TP over {d['tp_link'].replace('_', '-')})" if d.get("tp_link") == "pcie" else ""),
         f"  TTFT / TPOT        {m['ttft_s'] * 1000:.0f} ms / {m['tpot_s'] * 1000:.1f} ms "
         f"({m['tokens_per_s_per_user']:.1f} tok/s/user)",
         f"  throughput         {m['output_tokens_per_s']:.0f} output tok/s per replica",
+        *_simulated(d),
         f"  memory per GPU     {memory_bar(d['memory_per_gpu_bytes'])}",
         f"  cost               ${c['usd_per_hour']:.2f}/h  ${c['usd_per_million_output_tokens']:.3f}/M output tokens  "
         f"${c['usd_per_million_tokens']:.3f}/M tokens  ({c['price_tier']} price ${c['usd_per_hour_per_gpu']}/GPU-h, "

@@ -1,4 +1,5 @@
-"""Issue 7 part 3: a p99 target is confirmed by simulating the plan at its demand, backing off with replicas."""
+"""Issue 12: latency SLOs hold at a percentile (default p99). With a demand, the returned plan, replayed by
+`planner simulate` at that demand (Poisson, the request's lengths, its seed), meets every SLO at that percentile."""
 import json
 from pathlib import Path
 
@@ -8,43 +9,119 @@ from click.testing import CliRunner
 
 from planner import api
 from planner.cli import main
-from planner.errors import InputError
+from planner.errors import InfeasibleError
 from planner.plan import plan_schema
-from planner.sim import simulate_plan
+from planner.search import percentile as pct
+from planner.search import queueing
+from planner.sim import load_plan, simulate_plan
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAT = dict(isl=1000, osl=300, gpus="h100-sxm,h200", rate_rps=2.0, ttft_ms=1000, min_tokens_per_s_user=33.3)
 
 
-def test_mean_value_plan_misses_p99_and_backoff_meets_it():
-    flat = api.plan("llama-3.1-70b", **CHAT).to_dict()
-    sim = simulate_plan(flat, rate_rps=2.0, requests=4000, seed=0, ttft_slo_s=1.0)
-    assert sim["ttft_s"]["p99"] > 1.0  # planned at ~90 % utilization, the queue's tail misses a 1 s p99
+def _cli(*args):
+    return CliRunner().invoke(main, list(args))
 
-    d = api.plan("llama-3.1-70b", ttft_p99_ms=1000, **CHAT).to_dict()
-    s = d["simulation"]
-    assert s["replicas_planned"] == flat["parallelism"]["replicas"]
-    assert s["replicas"] == d["parallelism"]["replicas"] > s["replicas_planned"]
-    assert s["ttft_s"]["p99"] <= 1.0
-    assert d["cost"]["usd_per_hour"] == pytest.approx(d["total_gpus"] * d["cost"]["usd_per_hour_per_gpu"], rel=1e-5)
+
+def test_chat_70b_plan_holds_at_p99_when_simulated(tmp_path):
+    """Done-when of issue 12: `planner plan examples/chat-70b.toml --json > p.json && planner simulate p.json`
+    meets TTFT <= 1 s and the TPOT target at p99."""
+    r = _cli("plan", str(ROOT / "examples/chat-70b.toml"), "--json")
+    assert r.exit_code == 0, r.output
+    (tmp_path / "p.json").write_text(r.stdout, encoding="utf-8")
+    d = json.loads(r.stdout)
     jsonschema.validate(d, plan_schema())
-    # the fewest replicas that pass: one fewer misses
-    fewer = simulate_plan(d, rate_rps=2.0, requests=4000, seed=0, replicas=s["replicas"] - 1, ttft_slo_s=1.0)
-    assert fewer["ttft_s"]["p99"] > 1.0
+    assert d["slo"]["percentile"] == 99.0
+    s = _cli("simulate", str(tmp_path / "p.json"), "--json")
+    assert s.exit_code == 0, s.output
+    sim = json.loads(s.stdout)
+    assert sim["ttft_s"]["p99"] <= 1.0
+    assert sim["tpot_s"]["p99"] <= d["slo"]["tpot_s"]
+    # the plan's own record is that very simulation
+    assert d["simulation"]["ttft_s"] == sim["ttft_s"] and d["simulation"]["tpot_s"] == sim["tpot_s"]
+    # the engine runs more sequences than the demand keeps in flight on average
+    assert d["mean_batch"] < d["batch"]
+    # the simulated percentiles are printed in the text output
+    text = _cli("plan", str(ROOT / "examples/chat-70b.toml"))
+    assert f"p99 {sim['ttft_s']['p99'] * 1000:.1f} ms" in text.output.replace(" / p99", " p99")
 
 
-def test_percentile_target_is_deterministic_and_in_the_cli():
-    args = ["plan", str(ROOT / "examples/chat-70b.toml"), "--ttft-p99-ms", "1000", "--json"]
-    a = CliRunner().invoke(main, args)
-    b = CliRunner().invoke(main, args)
+def test_max_concurrency_is_the_largest_batch_meeting_tpot():
+    d = api.plan(str(ROOT / "examples/chat-70b.toml")).to_dict()
+    tpot = d["slo"]["tpot_s"]
+    kw = dict(gpu=d["gpu"], tp=d["parallelism"]["tp"], pp=d["parallelism"]["pp"], isl=1000, osl=300,
+              weights=d["precision"]["weights"], kv=d["precision"]["kv"])
+    pp = d["parallelism"]["pp"]
+    at = api.estimate("llama-3.1-70b", batch=d["batch"], **kw)
+    above = api.estimate("llama-3.1-70b", batch=d["batch"] + pp, **kw)
+    assert at.tpot_s <= tpot < above.tpot_s or not above.fits
+    assert d["metrics"]["tpot_s"] == pytest.approx(at.tpot_s, rel=1e-5)
+
+
+def test_median_slos_cost_no_more_than_p99():
+    base = dict(isl=1000, osl=300, gpus="h100-sxm", rate_rps=6.0, ttft_ms=400, min_tokens_per_s_user=33.3)
+    p99 = api.plan("llama-3.1-70b", **base).to_dict()
+    p50 = api.plan("llama-3.1-70b", slo_percentile=50, **base).to_dict()
+    assert p50["cost"]["usd_per_hour"] <= p99["cost"]["usd_per_hour"]
+    assert p50["simulation"]["ttft_s"]["p50"] <= 0.4 and p50["slo"]["percentile"] == 50
+
+
+def test_other_percentiles_are_reported_and_met():
+    d = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="h100-sxm", rate_rps=20, ttft_ms=300,
+                 slo_percentile=95).to_dict()
+    assert d["simulation"]["ttft_s"]["p95"] <= 0.3
+    assert simulate_plan(d)["ttft_s"]["p95"] == d["simulation"]["ttft_s"]["p95"]
+
+
+def test_without_demand_there_is_nothing_to_simulate():
+    d = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="h100-sxm").to_dict()
+    assert "simulation" not in d and d["mean_batch"] is None and d["slo"]["percentile"] == 99.0
+
+
+def test_a_miss_tightens_and_resolves(monkeypatch):
+    """With the queueing bound switched off the first plan is the steady-state one, which misses at p99 (the
+    issue's 51 % TTFT attainment); the loop asks that row for more replicas and solves again until it holds."""
+    monkeypatch.setattr(pct, "max_concurrency", lambda model, c, tpot, p: c)  # the optimizer's batch as is
+    monkeypatch.setattr(queueing, "min_replicas",
+                        lambda t, b, target, cap: __import__("numpy").maximum(
+                            1, [target.extra_replicas.get(i, 1) for i in range(len(t))]))
+    import planner.search.solve as solve_mod
+    monkeypatch.setattr(solve_mod, "min_replicas", queueing.min_replicas)
+    d = api.plan(str(ROOT / "examples/chat-70b.toml")).to_dict()
+    assert d["simulation"]["rounds"] > 1
+    assert d["simulation"]["ttft_s"]["p99"] <= 1.0
+
+
+def test_never_returns_a_plan_whose_percentile_misses(monkeypatch):
+    monkeypatch.setattr(pct, "MAX_ROUNDS", 1)
+    monkeypatch.setattr(pct, "max_concurrency", lambda model, c, tpot, p: c)
+    import planner.search.solve as solve_mod
+    monkeypatch.setattr(solve_mod, "min_replicas", lambda t, b, target, cap: __import__("numpy").ones(len(t), int))
+    with pytest.raises(InfeasibleError, match="still misses"):
+        api.plan(str(ROOT / "examples/chat-70b.toml"))
+
+
+def test_deterministic_and_old_p99_flags_still_work():
+    args = ["plan", str(ROOT / "examples/chat-70b.toml"), "--ttft-p99-ms", "800", "--json"]
+    a, b = _cli(*args), _cli(*args)
     assert a.exit_code == 0, a.output
     assert a.output == b.output
-    assert json.loads(a.output)["simulation"]["ttft_s"]["p99"] <= 1.0
+    d = json.loads(a.output)
+    assert d["slo"]["ttft_s"] == 0.8 and d["simulation"]["ttft_s"]["p99"] <= 0.8
 
 
-def test_percentile_target_needs_a_demand():
-    with pytest.raises(InputError, match="need a demand"):
-        api.plan("llama-3.1-8b", isl=500, osl=100, gpus="h100-sxm", ttft_p99_ms=500)
-    r = CliRunner().invoke(main, ["plan", "--model", "llama-3.1-8b", "--isl", "500", "--osl", "100",
-                                  "--gpus", "h100-sxm", "--ttft-p99-ms", "500"])
-    assert r.exit_code == 2 and "need a demand" in r.output and "Traceback" not in r.output
+@pytest.mark.parametrize("value", ["49", "100", "abc"])
+def test_bad_percentile_is_one_line_exit_2(value):
+    r = _cli("plan", str(ROOT / "examples/chat-70b.toml"), "--slo-percentile", value)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_request_file_keys(tmp_path):
+    f = tmp_path / "r.toml"
+    f.write_text((ROOT / "examples/chat-70b.toml").read_text() + "slo_percentile = 90\nseed = 3\n")
+    d = api.plan(str(f)).to_dict()
+    assert d["slo"]["percentile"] == 90 and d["simulation"]["seed"] == 3
+    assert load_plan  # the plan file form is what simulate reads (tests/sim/test_plan_input.py)
+    f.write_text((ROOT / "examples/chat-70b.toml").read_text() + "slo_percentile = 120\n")
+    r = _cli("plan", str(f))
+    assert r.exit_code == 2 and "slo_percentile" in r.output

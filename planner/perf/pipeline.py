@@ -24,9 +24,10 @@ def decode_cycle_s(stage_s: np.ndarray, p2p_s: float, micro_batches: int) -> flo
 
     A token crosses every stage (the sum); throughput is set by the slowest stage (the max), which also serves the
     other m − 1 micro-batches in each cycle. With one stage there is no send/recv."""
-    pp = len(stage_s)
-    hop = p2p_s if pp > 1 else 0.0
-    return float(max(micro_batches * np.max(stage_s + hop), np.sum(stage_s + hop)))
+    t = np.asarray(stage_s, float)  # stages along axis 0; further axes: candidates (then an array comes back)
+    hop = np.asarray(p2p_s, float) if t.shape[0] > 1 else 0.0
+    out = np.maximum(micro_batches * np.max(t + hop, axis=0), np.sum(t + hop, axis=0))
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def chunk_stall_s(stage_s: np.ndarray, chunk_stage_s: np.ndarray, p2p_s: float, chunk_p2p_s: float,

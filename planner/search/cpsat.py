@@ -85,6 +85,8 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
                 m.Add(xi == 0)
         else:
             m.Add(replicas * (b * NS_PER_S) >= demand * round_t).OnlyEnforceIf(xi)
+            if t.min_replicas is not None:  # the TTFT percentile under queueing (search/queueing.py)
+                m.Add(replicas >= int(t.min_replicas[i])).OnlyEnforceIf(xi)
             m.Add(obj >= price * gpus * replicas).OnlyEnforceIf(xi)
             if limit >= 0:
                 m.Add(replicas * gpus <= limit).OnlyEnforceIf(xi)

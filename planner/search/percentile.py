@@ -1,84 +1,159 @@
-"""Percentile SLOs: the optimizer plans on steady averages; a tail target (p99 TTFT or TPOT) is confirmed by
-simulating the chosen plan at its planned load (planner.sim) and backing off with more replicas until the
-simulated percentile meets the target."""
+"""Percentile SLOs: a plan with a demand holds its TTFT and TPOT targets at a percentile (default the p99) when
+`planner simulate` replays it at that demand (Poisson arrivals, the request's lengths, its seed).
+
+1. The optimizer solves with the queueing bound (search/queueing.py: replicas per row meeting the TTFT
+   percentile under an M/M/c-style wait).
+2. The plan's engine concurrency is raised to the largest batch whose steady-state TPOT still meets the target
+   on the same layout (`max_concurrency`): more slots shorten the queue at no cost.
+3. The plan is simulated exactly as `planner simulate PLAN.json` would (same requests, seed, lengths). If a
+   percentile misses, the bound is tightened — a TTFT miss demands more replicas of that row, a TPOT miss a
+   stricter TPOT for the optimizer and the concurrency — and the request is solved again, up to MAX_ROUNDS.
+   A plan whose simulated percentile misses is never returned."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import InfeasibleError, InputError
-from .solve import SearchResult
+from ..errors import InfeasibleError
+from ..perf.estimate import Config, Estimate, estimate
+from ..perf.params import PerfParams
+from ..specs.workload import SLO
+from .queueing import QueueTarget
+from .solve import Choice, SearchResult, search, verify
 
-CONFIRM_REQUESTS = 4000  # simulated requests per check: p99 rests on ~40 tail samples
-CONFIRM_SEED = 0
-MAX_BACKOFF_FACTOR = 8  # give up past 8x the planned replicas
+DEFAULT_SLO_PERCENTILE = 99.0
+CONFIRM_SEED = 0  # `planner simulate`'s default seed, so that it reproduces the confirmation
+MAX_ROUNDS = 6  # solve-simulate rounds before giving up
+REPLICA_STEP = 1.25  # a TTFT miss asks the row for at least this factor more replicas (and at least one more)
+TPOT_STEP = 0.95  # a TPOT miss tightens the optimizer's TPOT target by this factor
+MEAN_BATCH_ITERATIONS = 20
+# The engine concurrency is raised at most to this many sequences per replica (never below the optimizer's batch):
+# serving engines default far lower (vLLM's max_num_seqs 256–1024), and past it the simulator's per-concurrency
+# tables grow without changing the answer (the demand keeps far fewer in flight).
+MAX_CONCURRENCY = 2048
 
 
-@dataclass(frozen=True)
-class PercentileTarget:
-    ttft_p99_s: float | None = None
-    tpot_p99_s: float | None = None
+def check_percentile(p: Any) -> float:
+    from ..errors import InputError
 
-    @property
-    def any(self) -> bool:
-        return self.ttft_p99_s is not None or self.tpot_p99_s is not None
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or not 50 <= p < 100:
+        raise InputError(f"--slo-percentile must be a number from 50 to below 100, got {p!r}")
+    return float(p)
 
 
-def _misses(sim: dict[str, Any], target: PercentileTarget) -> list[str]:
-    out = []
-    for name, want in (("ttft_s", target.ttft_p99_s), ("tpot_s", target.tpot_p99_s)):
-        got = sim[name]["p99"]
+def _workload(c: Choice) -> Any:
+    return c.estimate.workload
+
+
+def _estimate_at(model, c: Choice, batch: int, p: PerfParams) -> Estimate:
+    r = c.row
+    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=batch, weights=r.weights, kv=r.kv,
+                 layers_per_stage=c.layers)
+    return estimate(model, cfg, _workload(c), p)
+
+
+def max_concurrency(model, c: Choice, tpot_s: float | None, p: PerfParams) -> Choice:
+    """The same row and layers with the largest batch (a multiple of pp, within memory) whose TPOT meets
+    `tpot_s`: the engine's maximum concurrent sequences. TPOT grows with the batch, so bisect."""
+    pp = c.row.pp
+    lo = c.row.micro_batch  # meets the target (the optimizer chose it)
+    hi = max(lo, min(c.estimate.max_batch, MAX_CONCURRENCY) // pp)  # memory bound, in micro-batches
+
+    def ok(k: int) -> bool:
+        e = _estimate_at(model, c, pp * k, p)
+        return e.fits and (tpot_s is None or e.tpot_s <= tpot_s)
+
+    if ok(hi):
+        lo = hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    if lo == c.row.micro_batch:
+        return c
+    est = _estimate_at(model, c, pp * lo, p)
+    return replace(c, row=replace(c.row, micro_batch=lo), estimate=est)
+
+
+def mean_batch(model, c: Choice, rate_rps: float, p: PerfParams) -> float:
+    """Expected sequences in flight per replica at the demand (Little's law): N = λ/r · (TTFT + (OSL − 1)·TPOT(N)),
+    iterated from the full batch (TPOT grows with N, so the iteration descends to the fixed point)."""
+    lam = rate_rps / c.replicas
+    osl = _workload(c).osl
+    n = float(c.row.batch)
+    for _ in range(MEAN_BATCH_ITERATIONS):
+        e = _estimate_at(model, c, max(1, min(c.row.batch, math.ceil(n))), p)
+        new = min(float(c.row.batch), lam * (e.ttft_s + (osl - 1) * e.tpot_s))
+        if abs(new - n) < 1e-3:
+            break
+        n = new
+    return n
+
+
+def _misses(sim: dict[str, Any], slo: SLO, percentile: float) -> dict[str, str]:
+    key = f"p{percentile:g}"
+    out = {}
+    for name, want in (("ttft", slo.ttft_s), ("tpot", slo.tpot_s)):
+        got = sim[f"{name}_s"][key]
         if want is not None and (got is None or got > want):
-            out.append(f"{name[:4]} p99 {got if got is None else round(got * 1000, 1)} ms > {want * 1000:g} ms")
+            out[name] = (f"{name.upper()} {key} {'n/a' if got is None else f'{got * 1000:.1f} ms'} > "
+                         f"{want * 1000:g} ms")
     return out
 
 
-def confirm(result: SearchResult, plan_dict: dict[str, Any], target: PercentileTarget, catalog,
-            requests: int = CONFIRM_REQUESTS, seed: int = CONFIRM_SEED) -> tuple[SearchResult, dict[str, Any]]:
-    """Simulate at the plan's demand; add replicas (geometrically, then back down to the fewest that pass) until
-    the p99 targets hold. Returns the (possibly) re-sized result and the record of the simulation."""
+@dataclass(frozen=True)
+class Confirmed:
+    result: SearchResult
+    mean_batch: float
+    simulation: dict[str, Any]
+
+
+def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, catalog,
+                       seed: int = CONFIRM_SEED) -> Confirmed:
+    """Solve `req` (which has a demand) so that its SLOs hold at `percentile` in simulation. `plan_dict(result)`
+    turns a search result into the plan JSON the simulator reads."""
     from ..sim import simulate_plan
+    from ..sim.simulate import DEFAULT_REQUESTS
 
-    req = result.request
-    demand = req.workload.demand_output_tokens_per_s
-    if demand is None:
-        raise InputError("percentile SLOs (--ttft-p99-ms, --tpot-p99-ms) need a demand to simulate against: "
-                         "give --rate-rps or --output-tokens-per-s")
-    rate = demand / req.workload.osl
-    base = result.best.replicas
-    limit = req.gpu_limit(result.best.row.gpu)
-    cap = base * MAX_BACKOFF_FACTOR
-    if limit is not None:
-        cap = min(cap, limit // result.best.row.gpus)
-
-    def run(replicas: int) -> dict[str, Any]:
-        return simulate_plan(plan_dict, rate_rps=rate, requests=requests, seed=seed, replicas=replicas,
-                             ttft_slo_s=target.ttft_p99_s, tpot_slo_s=target.tpot_p99_s, catalog=catalog)
-
-    tried: dict[int, dict[str, Any]] = {}
-    r = base
-    while True:
-        tried[r] = run(r)
-        if not _misses(tried[r], target):
-            break
-        if r >= cap:
-            raise InfeasibleError([f"percentile SLO: simulated at {rate:.3g} req/s, {result.best.row.gpu.id} "
-                                   f"with {r} replicas still misses: " + "; ".join(_misses(tried[r], target))
-                                   + (f" (limit {limit} GPUs)" if limit is not None else "")])
-        r = min(cap, max(r + 1, math.ceil(r * 1.25)))
-    # the geometric step may overshoot: walk back to the fewest replicas that pass
-    lo = max((k for k in tried if _misses(tried[k], target)), default=base - 1)
-    for k in range(lo + 1, r):
-        tried[k] = tried.get(k) or run(k)
-        if not _misses(tried[k], target):
-            r = k
-            break
-    sim = tried[r]
-    best = replace(result.best, replicas=r)
-    record = {
-        "requests": requests, "seed": seed, "rate_rps": round(rate, 6), "replicas_planned": base, "replicas": r,
-        "target": {"ttft_p99_s": target.ttft_p99_s, "tpot_p99_s": target.tpot_p99_s},
-        "ttft_s": sim["ttft_s"], "tpot_s": sim["tpot_s"], "slo_attainment": sim["slo_attainment"],
-    }
-    return replace(result, best=best), record
+    w = req.workload
+    rate = w.demand_output_tokens_per_s / w.osl
+    extra: dict[int, int] = {}
+    tpot_scale = 1.0
+    history = []
+    for round_ in range(1, MAX_ROUNDS + 1):
+        tpot = None if req.slo.tpot_s is None else req.slo.tpot_s * tpot_scale
+        sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=tpot))
+        queue = None if req.slo.ttft_s is None else QueueTarget(percentile, req.slo.ttft_s, rate, dict(extra))
+        res = search(sub, perf, queue=queue)
+        best = max_concurrency(req.model, res.best, tpot, perf)
+        problems = verify(req, best)
+        if problems:  # the concurrency search keeps every constraint, so this is a bug
+            raise RuntimeError("plan at its maximum concurrency failed verification: " + "; ".join(problems))
+        res = replace(res, request=req, best=best,
+                      alternatives=tuple(best if a is res.best else a for a in res.alternatives))
+        sim = simulate_plan(plan_dict(res), rate_rps=rate, requests=DEFAULT_REQUESTS, seed=seed, catalog=catalog)
+        misses = _misses(sim, req.slo, percentile)
+        history.append({"round": round_, "gpu": best.row.gpu.id, "tp": best.row.tp, "pp": best.row.pp,
+                        "batch": best.row.batch, "replicas": best.replicas,
+                        "ttft_s": sim["ttft_s"], "tpot_s": sim["tpot_s"], "misses": sorted(misses.values())})
+        if not misses:
+            record = {
+                "percentile": percentile, "seed": seed, "requests": DEFAULT_REQUESTS, "rate_rps": round(rate, 6),
+                "arrivals": "poisson", "lengths": "fixed", "replicas": best.replicas, "batch": best.row.batch,
+                "ttft_s": sim["ttft_s"], "tpot_s": sim["tpot_s"], "slo_attainment": sim["slo_attainment"],
+                "rounds": round_,
+            }
+            return Confirmed(res, mean_batch(req.model, best, rate, perf), record)
+        if "ttft" in misses:
+            extra[res.index] = max(extra.get(res.index, 0), best.replicas + 1,
+                                   math.ceil(best.replicas * REPLICA_STEP))
+        if "tpot" in misses:
+            tpot_scale *= TPOT_STEP
+    last = history[-1]
+    raise InfeasibleError([
+        f"percentile SLO: after {MAX_ROUNDS} rounds of tightening, the best plan found ({last['gpu']} TP{last['tp']} "
+        f"PP{last['pp']} batch {last['batch']} x{last['replicas']}) still misses at {rate:.3g} req/s in "
+        f"simulation: " + "; ".join(last["misses"])])

@@ -15,6 +15,7 @@ from ..perf.params import PerfParams
 from ..perf.pipeline import balance_layers
 from .cpsat import Solution, SolverSettings, solve
 from .oracle import count_placements
+from .queueing import QueueTarget, min_replicas
 from .space import Request, Row, enumerate_rows
 from .table import Bounds, Limits, Table, build_table, evaluate, lower_bounds
 
@@ -159,7 +160,9 @@ def verify(req: Request, c: Choice) -> list[str]:
     return problems
 
 
-def search(req: Request, p: PerfParams, alternatives: bool = True) -> SearchResult:
+def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "QueueTarget | None" = None) -> SearchResult:
+    """The cheapest plan for `req`. With `queue` (and a demand), each row's replicas also meet the TTFT
+    percentile's queueing bound (search/queueing.py)."""
     from ..explain import infeasibility_reasons
 
     start = time.perf_counter()
@@ -170,6 +173,8 @@ def search(req: Request, p: PerfParams, alternatives: bool = True) -> SearchResu
     t = build_table(req, rows, p)
     table_s = time.perf_counter() - start
     lim = Limits.of(req, p.max_batch)
+    if queue is not None and lim.demand_tokens_per_s is not None:
+        t.min_replicas = min_replicas(t, lower_bounds(t, lim), queue, lim.max_replicas)
     b = lower_bounds(t, lim)
     deadline = time.perf_counter() + req.time_limit_s
     everything = np.arange(len(t))

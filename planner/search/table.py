@@ -85,6 +85,9 @@ class Table:
     pp: np.ndarray
     gpus: np.ndarray
     gpu_limit: np.ndarray  # most GPUs of this row's type the plan may use (-1: no limit)
+    # fewest replicas meeting the TTFT percentile under queueing (search/queueing.py; -1: none does); None: no
+    # queueing bound (no demand, or none asked for)
+    min_replicas: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -275,6 +278,10 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
         objective = -(-(price * gpus * rd_ns) // (OBJ_DIVISOR * int(table.batch[i])))
     else:
         replicas = replicas_needed(table, i, rd_ns, lim.demand_tokens_per_s)
+        if table.min_replicas is not None:
+            if int(table.min_replicas[i]) < 0:
+                violated.append("ttft_queue")
+            replicas = max(replicas, int(table.min_replicas[i]))
         objective = replicas * gpus * price
     limit = int(table.gpu_limit[i])
     if limit >= 0 and replicas * gpus > limit:
@@ -331,6 +338,9 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
         objective = -(-(t.price * t.gpus * rnd) // (OBJ_DIVISOR * t.batch))
     else:
         replicas = np.maximum(1, -(-(lim.demand_tokens_per_s * rnd) // (t.batch * NS_PER_S)))
+        if t.min_replicas is not None:
+            replicas = np.maximum(replicas, t.min_replicas)
+            ttft_ok = ttft_ok & (t.min_replicas >= 0)
         objective = replicas * t.gpus * t.price
     gpus_ok = (t.gpu_limit < 0) | (replicas * t.gpus <= t.gpu_limit)
     gpus_ok &= objective <= lim.max_objective

@@ -47,6 +47,7 @@ class PlanSpec:
     rate_rps: float | None = None
     ttft_slo_s: float | None = None
     tpot_slo_s: float | None = None
+    slo_percentile: float | None = None  # the percentile the plan's SLOs hold at (plan form: slo.percentile)
     speculative: Speculative | None = None
     base_dir: str | None = None  # folder of the plan file: a relative model path resolves against it
 
@@ -159,6 +160,13 @@ def plan_from_dict(doc: Mapping[str, Any], where: str = "plan", base_dir: str | 
         model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, replicas=replicas, batch=batch, weights=weights, kv=kv, isl=isl,
         osl=osl, layers_per_stage=_layers(doc, where), dp=_int(doc, "parallelism.dp", where, 1), rate_rps=rate,
         ttft_slo_s=_positive(doc, "slo.ttft_s", where),
-        tpot_slo_s=_positive(doc, "slo.tpot_s", where),
+        tpot_slo_s=_positive(doc, "slo.tpot_s", where), slo_percentile=_slo_percentile(doc, where),
         speculative=_speculative(_get(doc, "speculative", where, None), "speculative", where),
         base_dir=base_dir)
+
+
+def _slo_percentile(doc: Mapping[str, Any], where: str) -> float | None:
+    p = _positive(doc, "slo.percentile", where)
+    if p is not None and not 50 <= p < 100:
+        raise InputError(f"{where}: field 'slo.percentile' must be from 50 to below 100, got {p!r}")
+    return p

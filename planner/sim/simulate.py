@@ -103,7 +103,7 @@ def simulate_plan(plan: Mapping[str, Any] | PlanSpec, *, rate_rps: float | None 
     ttft_slo = ttft_slo_s if ttft_slo_s is not None else spec.ttft_slo_s
     tpot_slo = tpot_slo_s if tpot_slo_s is not None else spec.tpot_slo_s
     out = summarize(book, reps, rejected, kv_capacity_tokens=tables.kv_capacity_tokens, ttft_slo_s=ttft_slo,
-                    tpot_slo_s=tpot_slo, series_points=series_points)
+                    tpot_slo_s=tpot_slo, series_points=series_points, slo_percentile=spec.slo_percentile)
     est = tables.estimate
     result = {
         "plan": {**spec.to_dict(), "replicas": n_replicas},

@@ -212,8 +212,7 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     if c.pp == 1:
         cycle = stage[0]  # decode_cycle_s of a single stage is that stage's time (no hop, one micro-batch)
     else:
-        cycle = np.fromiter((decode_cycle_s(stage[:, k], flat[3][k], c.pp) for k in range(stage.shape[1])),
-                            float, stage.shape[1])
+        cycle = decode_cycle_s(stage, flat[3], c.pp)
     cycle = cycle.reshape(shape)
     if c.spec is not None:
         d = c.spec.draft
