@@ -1,7 +1,7 @@
 """A queueing bound on TTFT at a percentile, per row and replica count, for the optimizer.
 
 A replica is a birth–death queue with c slots (the engine admits a request while fewer than c run), c being the
-engine's maximum concurrency on the row's structure (GPU, precisions, TP, PP, EP): the largest batch among the
+engine's maximum concurrency on the row's structure (GPU, precisions, TP, DP, PP, EP): the largest batch among the
 structure's rows that meets the TPOT and memory bounds (the plan is raised to it, search/percentile.py), with
 that row's times. Requests arrive as a Poisson process split evenly over r replicas (λ = rate / r each; a
 least-loaded balancer does better than an even random split). With n requests in flight each progresses one token
@@ -145,7 +145,7 @@ def concurrency_rows(t: Table, b: Bounds) -> np.ndarray:
     (itself when none does)."""
     ok = b.tpot_ok & b.memory_ok
     best: dict[tuple, int] = {}
-    keys = [(r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep) for r in t.rows]
+    keys = [(r.gpu.id, r.weights, r.kv, r.tp, r.dp, r.pp, r.ep) for r in t.rows]
     for i, k in enumerate(keys):
         if ok[i] and (k not in best or t.batch[i] > t.batch[best[k]]):
             best[k] = i
