@@ -54,16 +54,20 @@ def _estimate_at(model, c: Choice, batch: int, p: PerfParams) -> Estimate:
 
 
 def max_concurrency(model, c: Choice, tpot_s: float | None, p: PerfParams) -> Choice:
-    """The same row and layers with the largest batch (a multiple of pp, within memory) whose TPOT meets
-    `tpot_s`: the engine's maximum concurrent sequences. TPOT grows with the batch, so bisect."""
-    pp = c.row.pp
-    lo = c.row.micro_batch  # meets the target (the optimizer chose it)
-    hi = max(lo, min(c.estimate.max_batch, MAX_CONCURRENCY) // pp)  # memory bound, in micro-batches
+    """The same row and layers with the largest batch (a multiple of pp and of the attention-DP degree, within
+    memory and MAX_CONCURRENCY) whose TPOT meets `tpot_s`: the engine's maximum concurrent sequences. TPOT grows
+    with the batch, so bisect."""
+    pp, dp = c.row.pp, c.row.dp
+    step = dp // math.gcd(pp, dp)  # micro-batches per unit: pp·k must be a multiple of dp
+    lo = c.row.micro_batch // step  # meets the target (the optimizer chose it), in units of `step` micro-batches
+    hi = max(lo, min(c.estimate.max_batch, MAX_CONCURRENCY) // (pp * step))
 
-    def ok(k: int) -> bool:
-        e = _estimate_at(model, c, pp * k, p)
+    def ok(j: int) -> bool:
+        e = _estimate_at(model, c, pp * step * j, p)
         return e.fits and (tpot_s is None or e.tpot_s <= tpot_s)
 
+    if c.row.micro_batch % step or lo < 1:
+        return c  # not on the lattice (cannot happen for a valid row): keep the optimizer's batch
     if ok(hi):
         lo = hi
     while hi - lo > 1:
@@ -72,10 +76,10 @@ def max_concurrency(model, c: Choice, tpot_s: float | None, p: PerfParams) -> Ch
             lo = mid
         else:
             hi = mid
-    if lo == c.row.micro_batch:
+    if lo * step == c.row.micro_batch:
         return c
-    est = _estimate_at(model, c, pp * lo, p)
-    return replace(c, row=replace(c.row, micro_batch=lo), estimate=est)
+    est = _estimate_at(model, c, pp * step * lo, p)
+    return replace(c, row=replace(c.row, micro_batch=step * lo), estimate=est)
 
 
 def mean_batch(model, c: Choice, rate_rps: float, p: PerfParams) -> float:
@@ -85,7 +89,8 @@ def mean_batch(model, c: Choice, rate_rps: float, p: PerfParams) -> float:
     osl = _workload(c).osl
     n = float(c.row.batch)
     for _ in range(MEAN_BATCH_ITERATIONS):
-        e = _estimate_at(model, c, max(1, min(c.row.batch, math.ceil(n))), p)
+        unit = math.lcm(c.row.pp, c.row.dp)  # valid batches are multiples of pp and of the attention-DP degree
+        e = _estimate_at(model, c, min(c.row.batch, unit * max(1, math.ceil(n / unit))), p)
         new = min(float(c.row.batch), lam * (e.ttft_s + (osl - 1) * e.tpot_s))
         if abs(new - n) < 1e-3:
             break
