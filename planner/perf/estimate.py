@@ -22,7 +22,7 @@ from .comm import p2p_time_s
 from .cost import all_tokens_basis, usd_per_million_at
 from .params import PerfParams
 from .pipeline import balance_layers, chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
-from .specdec import expected_tokens_per_step
+from .specdec import draft_pass_s, expected_tokens_per_step
 from .step import ACTIVATION_BYTES_PER_ELEMENT, Hardware, StepTime, embedding_step, layer_step, lm_head_step
 from .window import attended_tokens_over_layers
 
@@ -368,10 +368,12 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         d = c.spec.draft
         dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=c.batch,
                         isl=workload.isl, osl=workload.osl, dp=c.dp)
-        draft_step = d.num_layers * float(dt.decode_layer.time_s) + float(dt.decode_first.time_s + dt.decode_last.time_s) + p.step_overhead_s
+        draft_step = draft_pass_s(d.num_layers, float(dt.decode_layer.time_s), float(dt.decode_first.time_s),
+                                  float(dt.decode_last.time_s), p.step_overhead_s)
         cycle += c.spec.draft_length * draft_step
         tokens_per_cycle = float(expected_tokens_per_step(c.spec.acceptance, c.spec.draft_length))
-        ttft += d.num_layers * float(dt.prefill_layer.time_s) + float(dt.prefill_first.time_s + dt.prefill_last.time_s)
+        ttft += draft_pass_s(d.num_layers, float(dt.prefill_layer.time_s), float(dt.prefill_first.time_s),
+                             float(dt.prefill_last.time_s))
     # chunked prefill: each prompt's chunks ride on decode steps; what they add to the cycle is the stall that the
     # other sequences wait for (perf/batching.py)
     ch = t.chunk

@@ -19,3 +19,9 @@ def expected_tokens_per_step(acceptance, draft_length):
 def speculative_tpot_s(draft_step_s, verify_step_s, acceptance, draft_length):
     """Time per output token with speculation: (γ · t_draft + t_verify(γ+1 tokens)) / E[tokens per step]."""
     return (np.asarray(draft_length, float) * draft_step_s + verify_step_s) / expected_tokens_per_step(acceptance, draft_length)
+
+
+def draft_pass_s(num_layers, layer_s, first_s, last_s, overhead_s=0.0):
+    """One pass (a decode step, a prefill, a prefill chunk) of the draft model, which runs whole on the first
+    pipeline stage's GPUs (no pipelining): L_draft · t_layer + t_first + t_last (+ the per-step overhead)."""
+    return num_layers * layer_s + first_s + last_s + overhead_s

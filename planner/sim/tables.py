@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..perf.estimate import Config, Estimate, estimate, hardware, prefill_chunk_terms, step_terms
 from ..perf.params import PerfParams
 from ..perf.pipeline import chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
+from ..perf.specdec import draft_pass_s
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
@@ -144,7 +145,7 @@ class ChunkCost:
                                       decode_tokens=running, chunk_tokens=chunk_tokens,
                                       chunk_attended_tokens=attended_key_tokens / max(1, chunk_tokens),
                                       chunk_kv_read_tokens=kv_read_tokens, logit_tokens=prompts_done)
-            draft = d.num_layers * float(dch.layer_s) + float(dch.first_s) + float(dch.last_s)
+            draft = draft_pass_s(d.num_layers, float(dch.layer_s), float(dch.first_s), float(dch.last_s))
         if running == 0:  # a prefill-only step: its slowest stage (the rest of a chunk's path is pipeline fill)
             t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
                            micro_batch=0.0, isl=1, osl=0, pipeline_link_bytes_per_s=self.link, **self.dp_kw)
@@ -155,8 +156,8 @@ class ChunkCost:
                 d = c.spec.draft
                 dt = step_terms(d, self.hw, p, tp=c.tp, ep=1, weight_bytes=self.wb, kv_bytes=self.kvb,
                                 micro_batch=0.0, isl=1, osl=0)
-                out += d.num_layers * float(dt.decode_layer.time_s) + float(dt.decode_first.time_s) \
-                    + float(dt.decode_last.time_s)
+                out += draft_pass_s(d.num_layers, float(dt.decode_layer.time_s), float(dt.decode_first.time_s),
+                                    float(dt.decode_last.time_s))
         elif c.pp == 1:
             out = float(chunk_stage[0])
         else:
@@ -218,8 +219,8 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
         d = c.spec.draft
         dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=n, isl=cx, osl=0,
                         dp=c.dp)
-        draft_step = d.num_layers * dt.decode_layer.time_s + dt.decode_first.time_s + dt.decode_last.time_s \
-            + p.step_overhead_s
+        draft_step = draft_pass_s(d.num_layers, dt.decode_layer.time_s, dt.decode_first.time_s, dt.decode_last.time_s,
+                                  p.step_overhead_s)
         cycle = cycle + c.spec.draft_length * np.broadcast_to(draft_step, shape)
     return cycle
 
@@ -246,7 +247,7 @@ def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layer
         d = c.spec.draft
         dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
                         dp=c.dp)
-        draft = d.num_layers * dt.prefill_layer.time_s + dt.prefill_first.time_s + dt.prefill_last.time_s
+        draft = draft_pass_s(d.num_layers, dt.prefill_layer.time_s, dt.prefill_first.time_s, dt.prefill_last.time_s)
         draft = np.broadcast_to(np.asarray(draft, float), L.shape)
         latency, busy = latency + draft, busy + draft
     return busy, latency

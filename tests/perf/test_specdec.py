@@ -37,3 +37,11 @@ def test_monotone_in_alpha_and_gamma():
 def test_speculative_tpot_by_hand():
     # (γ · t_draft + t_verify) / E[tokens] = (4 · 1 ms + 10 ms) / 3.3616
     assert speculative_tpot_s(1e-3, 10e-3, 0.8, 4) == pytest.approx(14e-3 / 3.3616)
+
+
+def test_draft_pass_runs_every_draft_layer_unpipelined():
+    from planner.perf.specdec import draft_pass_s
+
+    # 32 layers of 0.5 ms, 0.2 ms embedding, 1.0 ms LM head, 0.3 ms step overhead: 16 + 0.2 + 1.0 + 0.3 = 17.5 ms
+    assert draft_pass_s(32, 0.5e-3, 0.2e-3, 1.0e-3, 0.3e-3) == pytest.approx(17.5e-3)
+    assert draft_pass_s(32, 0.5e-3, 0.2e-3, 1.0e-3) == pytest.approx(17.2e-3)
