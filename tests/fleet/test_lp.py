@@ -10,7 +10,7 @@ from planner.fleet.table import check
 from planner.fleet.lp import relax, reserve_levels, warm_start
 
 from .conftest import pool, table
-from .test_fleet_model import _capped, small_tables
+from .test_model import _capped, small_tables
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
