@@ -66,10 +66,12 @@ class Export:
             out.append(_comment(reestimate_line(self.reestimate)))
         if self.engine == "k8s":
             return "\n".join(out) + "\n" + self.files["manifest.yaml"]
-        out = ["#!/bin/sh", "set -e"] + out
+        out = ["#!/bin/sh", "set -eu"] + out
         for name, text in self.files.items():
             end = _heredoc_end(text)
             out += [f"cat > {shlex.quote(name)} <<'{end}'", text.rstrip("\n"), end]
+        for var in _shell_vars(self.argv):  # with set -u an unset one stops the script; say what it must hold
+            out.append(f': "${{{var}:?set {var} to the address of node 0, the head of this replica}}"')
         if self.other_nodes:
             out.append("# node 0 (head):")
         out += _command_lines(self.env, self.argv)
@@ -78,6 +80,16 @@ class Export:
                                 + " ".join(f"{k}={_quote(v)}" for k, v in node["env"].items())
                                 + (" " if node["env"] else "") + " ".join(_quote(a) for a in node["argv"])))
         return "\n".join(out) + "\n"
+
+
+def _shell_vars(argv: list[str]) -> list[str]:
+    """The variables the exporter's ShellRef arguments expand, in order."""
+    names: list[str] = []
+    for a in argv:
+        m = _SHELL_REF.match(a) if isinstance(a, ShellRef) else None
+        if m and m.group(1) not in names:
+            names.append(m.group(1))
+    return names
 
 
 def _comment(text: str) -> str:
@@ -97,7 +109,7 @@ class ShellRef(str):
     other argument is single-quoted. Only exporters make one; user text never becomes one."""
 
 
-_SHELL_REF = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*\}[A-Za-z0-9_.:/-]*$")
+_SHELL_REF = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}[A-Za-z0-9_.:/-]*$")
 
 
 def _quote(arg: str) -> str:

@@ -135,7 +135,10 @@ def export_trtllm(ctx: Context) -> Export:
     argv += s.arg("--tp_size", lay.tp * lay.dp) + s.arg("--pp_size", lay.pp)
     if lay.ep > 1:
         argv += s.arg("--ep_size", lay.ep)
-    argv += s.arg("--max_batch_size", lay.batch) + s.arg("--max_num_tokens", ctx.max_batched_tokens)
+    # With PP the executor keeps one batch of up to max_batch_size in flight per stage (pipeline micro-batches):
+    # the plan's batch is pp micro-batches, so each gets its share (issue #17).
+    max_batch = lay.micro_batch if lay.pp > 1 else lay.batch
+    argv += s.arg("--max_batch_size", max_batch) + s.arg("--max_num_tokens", ctx.max_batched_tokens)
     argv += s.arg("--max_seq_len", ctx.max_model_len) + s.arg("--kv_cache_free_gpu_memory_fraction", kv_fraction)
     argv += s.arg("--extra_llm_api_options", TRTLLM_OPTIONS_FILE)
     options: dict[str, Any] = {
@@ -147,7 +150,7 @@ def export_trtllm(ctx: Context) -> Export:
         options["moe_expert_parallel_size"] = lay.ep
         options["moe_tensor_parallel_size"] = lay.tp * lay.dp // lay.ep
     options.update({
-        "max_batch_size": lay.batch, "max_num_tokens": ctx.max_batched_tokens, "max_seq_len": ctx.max_model_len,
+        "max_batch_size": max_batch, "max_num_tokens": ctx.max_batched_tokens, "max_seq_len": ctx.max_model_len,
         "kv_cache_config": {"free_gpu_memory_fraction": kv_fraction,
                             # every sequence's KV at full context (the plan's sizing), and at least one sequence
                             # of the maximum length
@@ -155,6 +158,9 @@ def export_trtllm(ctx: Context) -> Export:
                                               ctx.max_model_len),
                             "dtype": s.kv[lay.kv]},
     })
+    if ctx.max_model_len > ctx.max_batched_tokens:
+        # without it TensorRT-LLM refuses every prompt longer than max_num_tokens (one step's token budget)
+        options["enable_chunked_prefill"] = True
     for key in _dotted(options):
         if key not in s.yaml_keys:
             raise KeyError(f"trtllm: YAML key {key} is not in catalog/engines/trtllm.toml")

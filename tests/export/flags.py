@@ -71,7 +71,7 @@ def script_commands(script: str) -> tuple[list[list[str]], dict[str, str], dict[
     i = 0
     while i < len(lines):
         line = lines[i]
-        if not line.strip() or line.startswith("#") or line.startswith("set "):
+        if not line.strip() or line.startswith(("#", "set ", ": ")):
             i += 1
             continue
         if line.startswith("cat > ") and "<<'EOF'" in line:

@@ -60,14 +60,15 @@ def syntax_ok(script: str, work: Path, shell: str = "bash") -> bool:
     return subprocess.run([shell, "-n", str(path)], capture_output=True).returncode == 0
 
 
-def run_script(script: str, work: Path, shell: str = "sh") -> Run:
-    """Run `script` in a fresh folder under `work` with only the stand-ins on PATH."""
+def run_script(script: str, work: Path, shell: str = "sh", extra_env: dict[str, str] | None = None) -> Run:
+    """Run `script` in a fresh folder under `work` with only the stand-ins on PATH (and `extra_env`)."""
     bin_dir = stand_ins(work)
     cwd = work / f"run-{len(list(work.glob('run-*')))}"
     cwd.mkdir()
     (cwd / "launch.sh").write_bytes(script.encode("utf-8"))
     log = work / f"{cwd.name}.log"
-    env = {"PATH": str(bin_dir), "PLANNER_TEST_LOG": str(log), "HOME": str(cwd), "LC_ALL": "C.UTF-8"}
+    env = {"PATH": str(bin_dir), "PLANNER_TEST_LOG": str(log), "HOME": str(cwd), "LC_ALL": "C.UTF-8",
+           **(extra_env or {})}
     res = subprocess.run([shutil.which(shell) or shell, "launch.sh"], cwd=cwd, env=env, capture_output=True,
                          timeout=30)
     new = sorted(str(p.relative_to(cwd)) for p in cwd.rglob("*") if p.name != "launch.sh")

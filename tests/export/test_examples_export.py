@@ -41,8 +41,10 @@ def test_example_exports_engine_command(path, engine, example_plan):
         options = yaml.safe_load(files["extra-llm-api-options.yaml"])
         keys = {k["name"] for k in engine_doc("trtllm")["yaml_key"]}
         assert set(yaml_keys(options)) <= keys
-        assert options["tensor_parallel_size"] == tp_size and options["max_batch_size"] == lay["batch"]
+        per_step = lay["micro_batch"] if lay["pp"] > 1 else lay["batch"]  # TRT-LLM counts it per micro-batch
+        assert options["tensor_parallel_size"] == tp_size and options["max_batch_size"] == per_step
         assert options.get("enable_attention_dp", False) == (lay["dp"] > 1)
+        assert options.get("enable_chunked_prefill") is (True if w_len(plan) > options["max_num_tokens"] else None)
         w = plan["workload"]
         assert options["kv_cache_config"]["max_tokens"] == max(lay["batch"] * (w["isl"] + w["osl"]),
                                                                w["max_model_len"])
@@ -51,9 +53,13 @@ def test_example_exports_engine_command(path, engine, example_plan):
     len_flag = {"vllm": "--max-model-len", "sglang": "--context-length", "trtllm": "--max_seq_len"}[engine]
     assert int(args[len_flag]) == plan["workload"]["max_model_len"] >= plan["workload"]["isl"] + plan["workload"]["osl"]
     batch_flag = {"vllm": "--max-num-seqs", "sglang": "--max-running-requests", "trtllm": "--max_batch_size"}[engine]
-    assert int(args[batch_flag]) == lay["batch"]
+    assert int(args[batch_flag]) == (lay["micro_batch"] if engine == "trtllm" and lay["pp"] > 1 else lay["batch"])
     if lay["pp"] > 1 and engine in ("vllm", "sglang"):
         assert [int(n) for n in next(iter(ex.env.values())).split(",")] == lay["layers_per_stage"]
+
+
+def w_len(plan):
+    return plan["workload"]["max_model_len"]
 
 
 def _k8s_docs(ex):

@@ -1,0 +1,60 @@
+"""Issue #17 (export side): scripts start as printed. `set -u` with a clear message when the multi-node head address
+is missing; TensorRT-LLM gets chunked prefill when prompts may exceed a step's token budget and its batch limit per
+pipeline micro-batch."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import planner
+
+from .shell import SHELLS, run_script
+
+pytestmark = pytest.mark.skipif(not SHELLS, reason="needs bash or dash")
+
+
+@pytest.fixture(scope="module")
+def multi_node_plan():
+    """Llama-3.1-405B in bf16 on H100s: more GPUs per replica than a node holds."""
+    p = planner.plan("llama-3.1-405b", isl=1000, osl=200, gpus="h100-sxm", weights="bf16", kv="bf16", pp=[2, 4],
+                     min_tokens_per_s_user=10, time_limit_s=20).to_dict()
+    assert p["gpus_per_replica"] > 8
+    return p
+
+
+def test_sglang_multi_node_script_needs_the_head_address(multi_node_plan, tmp_path):
+    ex = planner.export(multi_node_plan, "sglang")
+    script = ex.script()
+    assert "set -eu" in script and ': "${HEAD_ADDR:?' in script
+    run = run_script(script, tmp_path)  # HEAD_ADDR unset: stops before the engine, saying why
+    assert run.returncode != 0 and run.calls == [] and "HEAD_ADDR" in run.stderr and "node 0" in run.stderr
+    run = run_script(script, tmp_path, extra_env={"HEAD_ADDR": "10.0.0.1"})
+    assert run.returncode == 0 and len(run.calls) == 1
+    argv = run.calls[0]
+    assert argv[argv.index("--dist-init-addr") + 1] == "10.0.0.1:20000"
+
+
+def test_single_node_scripts_reference_no_variable(multi_node_plan):
+    plan = planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", time_limit_s=20).to_dict()
+    for engine in ("vllm", "sglang", "trtllm"):
+        script = planner.export(plan, engine).script()
+        assert "set -eu" in script and ":?" not in script
+
+
+def test_trtllm_chunked_prefill_and_per_micro_batch_limit(multi_node_plan):
+    ex = planner.export(multi_node_plan, "trtllm")
+    options = yaml.safe_load(ex.files["extra-llm-api-options.yaml"])
+    lay = ex.layout["emitted"]
+    assert lay["pp"] > 1
+    assert options["max_batch_size"] == lay["micro_batch"] == lay["batch"] // lay["pp"]
+    assert ex.argv[ex.argv.index("--max_batch_size") + 1] == str(lay["micro_batch"])
+    # max_seq_len (the model's 131072) is above the 8192-token step budget: prompts longer than it need chunking
+    assert options["max_seq_len"] == 131072 > options["max_num_tokens"]
+    assert options["enable_chunked_prefill"] is True
+
+
+def test_trtllm_without_long_prompts_needs_no_chunking():
+    plan = planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", max_model_len=4096,
+                        time_limit_s=20).to_dict()
+    options = yaml.safe_load(planner.export(plan, "trtllm").files["extra-llm-api-options.yaml"])
+    assert options["max_seq_len"] == 4096 and "enable_chunked_prefill" not in options
