@@ -6,7 +6,7 @@ import json
 import math
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -381,7 +381,38 @@ def reestimator(ctx: Context):
 
 def resolve_layout(ctx: Context) -> Resolved:
     res = resolve(ctx.plan, ctx.spec, reestimator(ctx))
+    check_support(ctx, res.emitted)
     return res
+
+
+def unsupported_rule(engine: str, gpu_id: str, lay: Layout) -> dict[str, Any] | None:
+    """The rule of catalog/engines/support.toml that forbids running `lay` with `engine` on `gpu_id`, if any."""
+    from .spec import support_matrix
+
+    doc = support_matrix()
+    arch = doc.get("architecture", {}).get(gpu_id)
+    for rule in doc.get("unsupported", []):
+        if (rule["engine"] == engine and arch in rule.get("architectures", [])
+                and lay.kv in rule.get("kv", [lay.kv]) and lay.weights in rule.get("weights", [lay.weights])):
+            return rule
+    return None
+
+
+def check_support(ctx: Context, lay: Layout) -> None:
+    """Refuse, in one line, a layout the engine cannot run on this GPU, naming the nearest one it can."""
+    rule = unsupported_rule(ctx.spec.engine, ctx.gpu.id, lay)
+    if rule is None:
+        return
+    near = replace(lay, kv="bf16")
+    hint = ""
+    if unsupported_rule(ctx.spec.engine, ctx.gpu.id, near) is None:
+        r = reestimator(ctx)(near)
+        m = r["metrics"]
+        hint = (f"; nearest it runs: the same layout with a bf16 KV cache ({'fits' if r['fits'] else 'does NOT fit'}"
+                f", TPOT {m['tpot_s'] * 1000:.1f} ms, ${r['usd_per_million_output_tokens']:.4g}/M output tokens, "
+                f"{r['replicas']} replica(s)); re-plan with --kv bf16 for the cheapest one")
+    raise InputError(f"{ctx.spec.engine} {ctx.spec.version} cannot run this plan on {ctx.gpu.id} ({lay.kv} KV cache, "
+                     f"{lay.weights} weights): {rule['reason']} [{rule['source']}]{hint}")
 
 
 def memory(ctx: Context, res: Resolved) -> dict[str, float]:

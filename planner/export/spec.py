@@ -99,3 +99,10 @@ def engine_spec(engine: str) -> EngineSpec:
         env={e["name"]: e.get("source", "") for e in doc.get("env", [])},
         yaml_keys={k["name"]: k.get("source", "") for k in doc.get("yaml_key", [])}, doc=doc,
     )
+
+
+@lru_cache(maxsize=1)
+def support_matrix() -> Mapping[str, Any]:
+    """catalog/engines/support.toml: GPU architectures and the engine x architecture x precision combinations the
+    pinned engines cannot run."""
+    return read_toml(CATALOG / "engines" / "support.toml", "catalog/engines/support.toml")
