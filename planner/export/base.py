@@ -45,6 +45,7 @@ class Export:
     layout: dict[str, Any]
     reestimate: dict[str, Any] | None = None
     other_nodes: list[dict[str, Any]] = field(default_factory=list)  # {"node_rank", "argv", "env"} per extra node
+    pre_argv: list[list[str]] = field(default_factory=list)  # commands this node runs before argv (a Ray head)
     header: list[str] = field(default_factory=list)
 
     @property
@@ -54,7 +55,7 @@ class Export:
     def to_dict(self) -> dict[str, Any]:
         return {"engine": self.engine, "version": self.version, "docs": self.docs, "argv": self.argv,
                 "command": shlex.join(self.argv) if self.argv else None, "env": self.env, "files": self.files,
-                "other_nodes": self.other_nodes, "notes": self.notes, "layout": self.layout,
+                "other_nodes": self.other_nodes, "pre_commands": self.pre_argv, "notes": self.notes, "layout": self.layout,
                 "reestimate": self.reestimate}
 
     def script(self) -> str:
@@ -74,6 +75,7 @@ class Export:
             out.append(f': "${{{var}:?set {var} to the address of node 0, the head of this replica}}"')
         if self.other_nodes:
             out.append("# node 0 (head):")
+        out += [" ".join(_quote(a) for a in pre) for pre in self.pre_argv]
         out += _command_lines(self.env, self.argv)
         for node in self.other_nodes:
             out.append(_comment(f"node {node['node_rank']}: "

@@ -70,10 +70,16 @@ def export_vllm(ctx: Context) -> Export:
     res = resolve_layout(ctx)
     nodes = ctx_nodes(ctx, res)
     argv, env, notes = vllm_command(ctx, res, nodes)
+    ex = _finish(ctx, res, argv, env, {}, notes, "vLLM launch")
     if nodes > 1:
-        notes.append(f"one replica spans {nodes} nodes: start a Ray cluster over them first (`ray start --head` on "
-                     f"this node, `ray start --address=<head>:6379` on the others), then run this on the head")
-    return _finish(ctx, res, argv, env, {}, notes, "vLLM launch")
+        ray = ctx.spec.doc["ray"]
+        ex.notes.append(f"one replica spans {nodes} nodes over a Ray cluster: run the node-N command on each other "
+                        "node (HEAD_ADDR = this node's address), then this script on this node, which starts the "
+                        "Ray head and vLLM")
+        ex.pre_argv = [list(ray["head"])]
+        worker = [ShellRef(a) if a.startswith("${") else a for a in ray["worker"]]
+        ex.other_nodes = [{"node_rank": r, "argv": worker, "env": {}} for r in range(1, nodes)]
+    return ex
 
 
 # ---- SGLang ----------------------------------------------------------------------------------------------------

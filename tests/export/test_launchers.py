@@ -58,3 +58,16 @@ def test_trtllm_without_long_prompts_needs_no_chunking():
                         time_limit_s=20).to_dict()
     options = yaml.safe_load(planner.export(plan, "trtllm").files["extra-llm-api-options.yaml"])
     assert options["max_seq_len"] == 4096 and "enable_chunked_prefill" not in options
+
+
+def test_vllm_multi_node_script_starts_the_ray_head_then_vllm(multi_node_plan, tmp_path):
+    ex = planner.export(multi_node_plan, "vllm")
+    assert ex.pre_argv == [["ray", "start", "--head", "--port=6379"]]
+    run = run_script(ex.script(), tmp_path)
+    assert run.returncode == 0 and run.calls == [ex.pre_argv[0], ex.argv]
+    assert "--distributed-executor-backend" in ex.argv
+    nodes = ex.other_nodes
+    assert nodes and all(n["argv"][:3] == ["ray", "start", "--address"] for n in nodes)
+    # the other nodes' command, copied from the script's comment, expands HEAD_ADDR
+    line = next(ln for ln in ex.script().splitlines() if ln.startswith("# node 1:"))
+    assert '"${HEAD_ADDR}:6379"' in line and "--block" in line
