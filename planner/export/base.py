@@ -46,6 +46,7 @@ class Export:
     reestimate: dict[str, Any] | None = None
     other_nodes: list[dict[str, Any]] = field(default_factory=list)  # {"node_rank", "argv", "env"} per extra node
     pre_argv: list[list[str]] = field(default_factory=list)  # commands this node runs before argv (a Ray head)
+    launcher: list[str] = field(default_factory=list)  # what runs argv across nodes (srun ... trtllm-llmapi-launch)
     header: list[str] = field(default_factory=list)
 
     @property
@@ -55,7 +56,8 @@ class Export:
     def to_dict(self) -> dict[str, Any]:
         return {"engine": self.engine, "version": self.version, "docs": self.docs, "argv": self.argv,
                 "command": shlex.join(self.argv) if self.argv else None, "env": self.env, "files": self.files,
-                "other_nodes": self.other_nodes, "pre_commands": self.pre_argv, "notes": self.notes, "layout": self.layout,
+                "other_nodes": self.other_nodes, "pre_commands": self.pre_argv, "launcher": self.launcher,
+                "notes": self.notes, "layout": self.layout,
                 "reestimate": self.reestimate}
 
     def script(self) -> str:
@@ -76,7 +78,7 @@ class Export:
         if self.other_nodes:
             out.append("# node 0 (head):")
         out += [" ".join(_quote(a) for a in pre) for pre in self.pre_argv]
-        out += _command_lines(self.env, self.argv)
+        out += _command_lines(self.env, self.launcher + self.argv, positional=len(self.launcher))
         for node in self.other_nodes:
             out.append(_comment(f"node {node['node_rank']}: "
                                 + " ".join(f"{k}={_quote(v)}" for k, v in node["env"].items())
@@ -130,10 +132,11 @@ def reestimate_line(r: dict[str, Any]) -> str:
             + (f", misses: {'; '.join(r['violations'])}" if r["violations"] else ""))
 
 
-def _command_lines(env: dict[str, str], argv: list[str]) -> list[str]:
+def _command_lines(env: dict[str, str], argv: list[str], positional: int = 0) -> list[str]:
     lines = [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
-    # the command and its positional arguments, then one flag (with its value) per continued line
-    i = 1
+    # the command (after `positional` launcher words) and its positional arguments, then one flag (with its value)
+    # per continued line
+    i = positional + 1
     while i < len(argv) and not argv[i].startswith("--"):
         i += 1
     parts = [" ".join(_quote(a) for a in argv[:i])]

@@ -172,9 +172,13 @@ def export_trtllm(ctx: Context) -> Export:
             raise KeyError(f"trtllm: YAML key {key} is not in catalog/engines/trtllm.toml")
     nodes = ctx_nodes(ctx, res)
     if nodes > 1:
-        notes.append(f"one replica spans {nodes} nodes ({lay.gpus} ranks): launch it under MPI/Slurm with one rank "
-                     "per GPU across the nodes, as the TensorRT-LLM multi-node serving docs describe")
-    return _finish(ctx, res, argv, {}, {TRTLLM_OPTIONS_FILE: yaml.dump(options)}, notes, "TensorRT-LLM launch")
+        notes.append(f"one replica spans {nodes} nodes ({lay.gpus} ranks): run this script inside a Slurm "
+                     f"allocation of those {nodes} nodes; srun starts one rank per GPU")
+    ex = _finish(ctx, res, argv, {}, {TRTLLM_OPTIONS_FILE: yaml.dump(options)}, notes, "TensorRT-LLM launch")
+    if nodes > 1:
+        fill = {"nodes": nodes, "ranks": lay.gpus, "per_node": lay.gpus // nodes}
+        ex.launcher = [a.format(**fill) for a in s.doc["multinode"]["launcher"]]
+    return ex
 
 
 def _dotted(d: dict[str, Any], prefix: str = "") -> list[str]:

@@ -109,7 +109,7 @@ def check(engine: str, plan: dict[str, Any], name: str, path: str, work: Path, r
     if any(a.startswith("-") for a in user_args):
         return f"a user string starts with '-' (a flag to the engine): {user_args}"
     script = ex.script()
-    expected = [["cat"]] * len(ex.files) + [list(a) for a in ex.pre_argv] + [list(ex.argv)]
+    expected = [["cat"]] * len(ex.files) + [list(a) for a in ex.pre_argv] + [list(ex.launcher) + list(ex.argv)]
     if (engine != "trtllm" and name not in ex.argv) or (path and path not in ex.argv):
         return f"the name or path is not an argument of its own: {ex.argv}"
     for shell in SHELLS:

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-STAND_INS = ("vllm", "python3", "trtllm-serve", "cat", "ray")
+STAND_INS = ("vllm", "python3", "trtllm-serve", "cat", "ray", "srun")
 SHELLS = [s for s in ("dash", "bash") if shutil.which(s)]
 
 _RECORD = '#!/bin/sh\nprintf \'%s\\0\' "$#" "{name}" "$@" >> "$PLANNER_TEST_LOG"\n'

@@ -20,7 +20,7 @@ def test_example_exports_engine_command(path, engine, example_plan):
     plan = example_plan(path)
     ex = export(plan, engine)
     commands, env, files = script_commands(ex.script())
-    assert commands == ex.pre_argv + [ex.argv], "the script runs exactly the exported commands"
+    assert commands == ex.pre_argv + [ex.launcher + ex.argv], "the script runs exactly the exported commands"
     assert env == ex.env and files == ex.files
     assert check_argv(engine, ex.argv) == []
     for node in ex.other_nodes:  # the other nodes of a multi-node replica, as printed in the script's comments

@@ -71,3 +71,14 @@ def test_vllm_multi_node_script_starts_the_ray_head_then_vllm(multi_node_plan, t
     # the other nodes' command, copied from the script's comment, expands HEAD_ADDR
     line = next(ln for ln in ex.script().splitlines() if ln.startswith("# node 1:"))
     assert '"${HEAD_ADDR}:6379"' in line and "--block" in line
+
+
+def test_trtllm_multi_node_runs_under_srun_with_the_llmapi_launcher(multi_node_plan, tmp_path):
+    ex = planner.export(multi_node_plan, "trtllm")
+    lay = ex.layout["emitted"]
+    nodes = int(ex.launcher[ex.launcher.index("--nodes") + 1])
+    assert nodes > 1 and ex.launcher[-1] == "trtllm-llmapi-launch"
+    assert ex.launcher[ex.launcher.index("--ntasks") + 1] == str(lay["tp"] * lay["pp"])
+    assert int(ex.launcher[ex.launcher.index("--ntasks-per-node") + 1]) * nodes == lay["tp"] * lay["pp"]
+    run = run_script(ex.script(), tmp_path)
+    assert run.returncode == 0 and run.calls == [["cat"], ex.launcher + ex.argv]
