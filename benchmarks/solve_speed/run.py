@@ -76,7 +76,9 @@ def run_plan(args: list[str], repeats: int) -> dict:
         row.update(status=s["status"], gap=s["gap"], rows=s["candidates"]["rows"],
                    placements=s["candidates"]["placements"], rows_after_bounds=s["candidates"]["rows_after_bounds"],
                    search_wall_s=s.get("wall_s"), cp_sat_wall_s=s.get("cp_sat_wall_s"),
-                   plan=f"{d['total_gpus']} x {d['gpu']} TP{d['parallelism']['tp']} PP{d['parallelism']['pp']} "
+                   plan=f"{d['total_gpus']} x {d['gpu']} TP{d['parallelism']['tp']}"
+                        f"{' DP%d' % d['parallelism']['dp'] if d['parallelism'].get('dp', 1) > 1 else ''} "
+                        f"PP{d['parallelism']['pp']} "
                         f"EP{d['parallelism']['ep']} batch {d['batch']} {d['precision']['weights']}/"
                         f"{d['precision']['kv']}",
                    usd_per_million_output_tokens=d["cost"]["usd_per_million_output_tokens"])

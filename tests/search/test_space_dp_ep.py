@@ -1,0 +1,75 @@
+"""planner/search/space.py with issue #13's dimensions: attention DP (MoE only, the widest EP the experts allow),
+EP across nodes, and TP over PCIe; and what the search makes of them on the issue's cases."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from planner.api import make_request
+from planner.search.solve import search, verify
+from planner.search.space import dp_options, enumerate_rows, ep_options, tp_options
+
+from .instances import CATALOG
+
+
+def test_dp_only_for_moe_and_ep_is_the_widest_the_experts_allow(preset):
+    dense, ds, gpt4 = preset("llama-3.1-70b"), preset("deepseek-v3"), preset("gpt4-moe-rumored")
+    assert dp_options(dense, (1, 2, 4)) == [1]
+    assert dp_options(ds, (1, 2, 4)) == [1, 2, 4]
+    assert ep_options(ds, 8, 1) == [1, 2, 4, 8]  # DP 1: any power of two dividing TP and the 256 experts
+    assert ep_options(ds, 1, 8) == [8] and ep_options(ds, 8, 4) == [32]  # DP > 1: every GPU its own rank
+    assert ep_options(gpt4, 8, 4) == [16]  # 16 experts: 16 ranks of expert-TP 2 over 32 GPUs
+    assert ep_options(gpt4, 1, 16) == [16] and ep_options(gpt4, 1, 32) == []  # EP 16 < DP 32: no row
+
+
+def test_tp_over_pcie_is_in_the_space():
+    l40s, h100p, h100 = CATALOG.gpu("l40s"), CATALOG.gpu("h100-pcie"), CATALOG.gpu("h100-sxm")
+    from planner.catalog import load_model
+    llama = load_model("llama-3.1-70b")
+    assert tp_options(llama, l40s, None) == [1, 2, 4, 8]  # one 8-GPU PCIe host
+    assert tp_options(llama, h100p, None) == [1, 2, 4, 8]  # NVLink pair, then PCIe
+    assert tp_options(llama, h100, None) == [1, 2, 4, 8]
+
+
+def test_rows_split_micro_batches_evenly_over_dp_groups():
+    req, _ = make_request("deepseek-v3", isl=1000, osl=200, gpus="h200", max_gpus=16, min_tokens_per_s_user=10)
+    rows = enumerate_rows(req, 2048)
+    assert {r.dp for r in rows} == {1, 2, 4, 8, 16}
+    assert all(r.micro_batch % r.dp == 0 and r.tp * r.dp * r.pp <= 16 for r in rows)
+    assert all(r.ep == r.tp * r.dp for r in rows if r.dp > 1)
+
+
+def test_1_8t_moe_on_h100_runs_ep_across_nodes():
+    """The seed's case: the rumored 1.8T MoE on H100 at reading pace. The search prices EP over several 8-GPU
+    nodes, and it wins: attention DP groups sharing 16 expert ranks across nodes."""
+    req, cat = make_request("gpt4-moe-rumored", isl=2000, osl=500, gpus="h100-sxm", max_gpus=1024,
+                            min_tokens_per_s_user=8)
+    rows = enumerate_rows(req, cat.perf.max_batch)
+    assert any(r.tp * r.dp > 8 and r.ep > 1 for r in rows)
+    res = search(req, cat.perf, alternatives=False)
+    r = res.best.row
+    assert r.tp * r.dp > 8 and r.ep == 16, r  # experts spread over more than one node
+    assert verify(req, res.best) == []
+    no_dp, _ = make_request("gpt4-moe-rumored", isl=2000, osl=500, gpus="h100-sxm", max_gpus=1024,
+                            min_tokens_per_s_user=8)
+    plain = search(replace(no_dp, dp=(1,)), cat.perf, alternatives=False)
+    assert res.best.objective < plain.best.objective
+
+
+def test_deepseek_v3_on_h200_is_cheaper_with_attention_dp():
+    """Issue #13's DeepSeek-V3 case (ISL 4000, OSL 500, TTFT 2 s, TPOT 50 ms, <= 16 H200): MLA's latent is no
+    longer replicated on every TP rank, so DP groups hold more sequences and the plan is cheaper than TP-only."""
+    args = dict(isl=4000, osl=500, gpus="h200", max_gpus=16, ttft_ms=2000, tpot_ms=50)
+    req, cat = make_request("deepseek-v3", **args)
+    res = search(req, cat.perf, alternatives=False)
+    plain = search(replace(req, dp=(1,)), cat.perf, alternatives=False)
+    assert res.best.row.dp > 1
+    assert res.best.objective < plain.best.objective
+    assert verify(req, res.best) == []
+
+
+def test_70b_on_l40s_at_20_tokens_per_s_uses_tp_over_pcie():
+    req, cat = make_request("llama-3.1-70b", isl=2000, osl=500, gpus="l40s", min_tokens_per_s_user=20)
+    res = search(req, cat.perf, alternatives=False)
+    assert res.best.row.tp > 1 and res.best.estimate.tokens_per_s_per_user >= 20
+    assert res.best.row.gpu.intra_node_link(res.best.row.tp).kind == "pcie"
+    assert verify(req, res.best) == []
