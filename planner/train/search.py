@@ -11,8 +11,9 @@ CP-SAT model (the samples' order: variables, constraints, objective, solve, read
     Σ days_s[i]·chosen_row[i] ≤ deadline_s;  Σ cost_cents[i]·chosen_row[i] ≤ budget_cents;
     Σ gpus[i]·chosen_row[i] ≤ max_gpus (or = num_gpus);
     Σ (memory_kib[i] − capacity_kib[i])·chosen_row[i] ≤ 0;
-    minimize cost (deadline / GPU count given) or time (budget only), then the other, then the row's preference
-    rank (fewest GPUs, lowest ZeRO stage, least recomputation) so that the answer is unique.
+    minimize cost (deadline / GPU count given) or time (budget only); among rows within TIE_FRACTION (0.5 %) of
+    that proven optimum, the fewest GPUs, then the objective again, then the other measure, then the row's
+    preference rank (lowest ZeRO stage, least recomputation) so that the answer is unique.
 Integer units round conservatively: times and costs up, limits and capacities down; the chosen row is then
 re-estimated in floating point (`verify`).
 """
@@ -39,6 +40,12 @@ RECOMPUTE = ("none", "selective", "full")
 CP_FROM_SEQ_LEN = 16_384  # context parallelism considered from this sequence length (Llama 3 used CP from 128k;
 #   Megatron-Core recommends it for long sequences where activations dominate)
 MAX_TP = 64
+# Plans whose objective (cost or time) is within this fraction of the proven optimum count as equally good, and
+# among them the one with the fewest GPUs is chosen: the model cannot tell such plans apart (held-out runs differ
+# from it by up to ~20 %, README), and fewer GPUs are easier to obtain. The run's cost barely depends on the GPU
+# count once the batch keeps every GPU busy, so without it the choice between 9,000 and 15,000 GPUs would rest on
+# differences of a few dollars in millions.
+TIE_FRACTION = 0.005
 
 
 @dataclass(frozen=True)
@@ -235,8 +242,11 @@ def solve(req: TrainRequest, t: Table, settings: SolverSettings) -> Solution | N
     solver.parameters.num_workers = settings.workers
     solver.parameters.random_seed = settings.seed
     solver.parameters.max_time_in_seconds = settings.time_limit_s
-    status, value, bound = None, 0, 0.0
-    for stage, coef in enumerate((first, second, rank)):
+    status, bound = None, 0.0
+    # stages: the objective (optimum proven, then widened by TIE_FRACTION), the fewest GPUs within it, the objective
+    # again among those, the other measure, the preference rank
+    stages = ((first, TIE_FRACTION), (gpus, 0.0), (first, 0.0), (second, 0.0), (rank, 0.0))
+    for stage, (coef, slack) in enumerate(stages):
         expr = sum(int(coef[i]) * chosen_row[i] for i in range(n))
         m.Minimize(expr)
         solver.parameters.max_time_in_seconds = max(settings.time_limit_s - (time.perf_counter() - start), 0.1)
@@ -249,12 +259,13 @@ def solve(req: TrainRequest, t: Table, settings: SolverSettings) -> Solution | N
             raise RuntimeError("CP-SAT lost the optimal layout in a tie-break stage")
         if stage == 0:
             status = "OPTIMAL" if st == cp_model.OPTIMAL else "FEASIBLE"
-            value, bound = int(solver.Value(expr)), float(solver.BestObjectiveBound())
+            bound = float(solver.BestObjectiveBound())
         if st != cp_model.OPTIMAL:
             break
-        m.Add(expr <= int(solver.Value(expr)))
+        m.Add(expr <= math.floor(int(solver.Value(expr)) * (1.0 + slack)))
     # ---- read
     row = next(i for i in range(n) if solver.BooleanValue(chosen_row[i]))
+    value = int(first[row])
     gap = 0.0 if value == 0 else max(0.0, (value - bound) / value)
     return Solution(row, status, value, bound, gap, time.perf_counter() - start)
 
