@@ -40,7 +40,8 @@ def simulation_text(d: dict[str, Any]) -> str:
     load = f"trace {a['trace']}" if "trace" in a else (
         f"{a['rate_rps']:g} req/s (burstiness {a['burstiness']:g}, {a['lengths']} lengths)")
     lines = [
-        f"{p['model']} on {p['gpu']}  TP{p['tp']} PP{p['pp']} EP{p['ep']}  batch {p['batch']}  x{p['replicas']} "
+        f"{p['model']} on {p['gpu']}  TP{p['tp']}{f' DP{dp}' if (dp := p.get('dp', 1)) > 1 else ''} PP{p['pp']} "
+        f"EP{p['ep']}  batch {p['batch']}  x{p['replicas']} "
         f"replicas ({d['balancer']})  {d['batching']} batching  seed {d['seed']}",
         f"  load               {load}; {r['simulated']} requests simulated"
         + (f", {r['rejected']} rejected (longer than the KV cache)" if r["rejected"] else "")

@@ -79,3 +79,21 @@ def test_errors_are_one_line_exit_2(run, plan_file, tmp_path, content, extra, ma
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0]
     assert "Traceback" not in r.output
+
+
+def test_attention_dp_plan_simulates_and_says_dp(run, tmp_path):
+    """A DeepSeek-V3 plan with TP4 × DP2 attention groups (EP8 over the 8 GPUs) replays and is labelled as such;
+    its steady-state estimate is the DP estimate (8 GPUs)."""
+    p = tmp_path / "dp.json"
+    p.write_text(json.dumps({
+        "model": "deepseek-v3", "gpu": "h200", "parallelism": {"tp": 4, "dp": 2, "pp": 1, "ep": 8, "replicas": 1},
+        "batch": 64, "precision": {"weights": "fp8", "kv": "fp8"}, "placement": {"layers_per_stage": [61]},
+        "workload": {"isl": 2000, "osl": 200, "rate_rps": 2.0}, "slo": {"ttft_s": 2.0, "tpot_s": 0.05},
+    }), encoding="utf-8")
+    r = run("simulate", str(p), "--requests", "60")
+    assert r.exit_code == 0, r.output
+    assert "deepseek-v3 on h200  TP4 DP2 PP1 EP8" in r.stdout
+    d = json.loads(run("simulate", str(p), "--requests", "60", "--json").stdout)
+    assert d["plan"]["dp"] == 2
+    e = api.estimate("deepseek-v3", "h200", tp=4, dp=2, ep=8, batch=64, isl=2000, osl=200, weights="fp8", kv="fp8")
+    assert d["estimate"]["ttft_s"] == pytest.approx(e.ttft_s, rel=1e-5)
