@@ -85,3 +85,27 @@ def test_run_metrics_by_hand():
     assert r["gpu_hours"] == pytest.approx(1000 * days * 24)
     assert r["usd_total"] == pytest.approx(2.0 * 1000 * days * 24)
     assert r["usd_per_hour"] == 2000.0
+
+
+def test_dp_latency_is_logarithmic_across_domains():
+    link = Link(1.0, 8e-6, 15e-6)
+    from planner.train.step import dp_latency_s
+
+    # 64 ranks, 8 per domain: one in-domain collective + 2·log2(8) steps across domains
+    assert float(dp_latency_s(64, 8, link)) == pytest.approx(8e-6 + 2 * 3 * 15e-6)
+    assert float(dp_latency_s(8, 8, link)) == pytest.approx(8e-6)
+
+
+def test_ep_all_to_all_and_cp_exchange_by_hand():
+    cat = load_catalog()
+    m, g = load_model("mixtral-8x7b"), cat.gpu("h100-sxm")  # 32 layers, all MoE, top-2, h 4096, 8 KV heads
+    h, s = 4096, 4096
+    t = _terms(m, g, seq=s, seqs=64, pp=32, dp=8, ep=4, micro_batch=1)  # one layer per stage
+    act = s * h * 2  # b·s·h bf16 bytes of one micro-batch
+    # 4 all-to-alls per MoE layer, each moving top-2 copies of the tokens, keeping 1/e: (e−1)/e · 2·act / B_up
+    assert t["ep_comm_s"] == pytest.approx(4 * 3 / 4 * 2 * act / g.scale_up_bytes_per_s)
+    # CP 2: each layer exchanges the other rank's K and V (2 · 8 heads · 128 · s/2 tokens · 2 bytes), forward and
+    # backward: 2 · (c − 1) transfers per layer
+    t = _terms(m, g, seq=s, seqs=64, pp=32, dp=2, cp=2, micro_batch=1)
+    kv = s / 2 * (2 * 8 * 128) * 2
+    assert t["cp_comm_s"] == pytest.approx(2 * 1 * kv / g.scale_up_bytes_per_s)
