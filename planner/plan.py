@@ -95,7 +95,15 @@ class Plan:
                 "usd_per_hour": round6(usd_h),
                 "usd_per_hour_per_gpu": round6(r.gpu.usd_per_hour),
                 "price_tier": r.gpu.price.tier, "price_source": r.gpu.price.source, "price_date": r.gpu.price.date,
+                # what usd_per_million_output_tokens and usd_per_million_tokens are priced at: the planned demand
+                # (the fleet's $/h over the tokens it is asked for) or, without one, full capacity
+                "basis": "demand" if demand else "capacity",
                 "usd_per_million_output_tokens": round6(c.usd_per_million_output_tokens(demand)),
+                "usd_per_million_output_tokens_at_demand": None if not demand else round6(
+                    c.usd_per_million_output_tokens(demand)),
+                "usd_per_million_output_tokens_at_capacity": round6(c.usd_per_million_output_tokens(None)),
+                **{f"usd_per_million_{k}_tokens_marginal": round6(v)
+                   for k, v in zip(("input", "output"), e.marginal_usd_per_million)},
                 "usd_per_million_tokens": round6(all_tokens_basis(usd_per_million_at(usd_h, served), req.workload.isl,
                                                                   req.workload.osl)),
             },

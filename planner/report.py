@@ -43,7 +43,9 @@ def estimate_text(d: dict[str, Any]) -> str:
         f"  memory per GPU     {memory_bar(d['memory_per_gpu_bytes'])}",
         f"  fits               {'yes' if d['fits'] else 'NO'} (max batch {d['max_batch']})",
         f"  cost               ${c['usd_per_hour']:.2f}/h   ${c['usd_per_million_output_tokens']:.3f} per M output "
-        f"tokens   ${c['usd_per_million_tokens']:.3f} per M tokens",
+        f"tokens   ${c['usd_per_million_tokens']:.3f} per M tokens (at full capacity)",
+        f"  marginal           ${c['usd_per_million_input_tokens_marginal']:.3f}/M input tokens, "
+        f"${c['usd_per_million_output_tokens_marginal']:.3f}/M output tokens",
         f"  bottleneck         {d['bottleneck']}",
     ]
     return "\n".join(lines)
@@ -79,8 +81,12 @@ def plan_text(d: dict[str, Any]) -> str:
         *_simulated(d),
         f"  memory per GPU     {memory_bar(d['memory_per_gpu_bytes'])}",
         f"  cost               ${c['usd_per_hour']:.2f}/h  ${c['usd_per_million_output_tokens']:.3f}/M output tokens  "
-        f"${c['usd_per_million_tokens']:.3f}/M tokens  ({c['price_tier']} price ${c['usd_per_hour_per_gpu']}/GPU-h, "
-        f"{c['price_date']})",
+        f"${c['usd_per_million_tokens']:.3f}/M tokens at {'the planned demand' if c.get('basis') == 'demand' else 'full capacity'}"
+        f"  ({c['price_tier']} price ${c['usd_per_hour_per_gpu']}/GPU-h, {c['price_date']})",
+        *([f"  at full capacity   ${c['usd_per_million_output_tokens_at_capacity']:.3f}/M output tokens"]
+          if c.get("basis") == "demand" else []),
+        f"  marginal           ${c['usd_per_million_input_tokens_marginal']:.3f}/M input tokens, "
+        f"${c['usd_per_million_output_tokens_marginal']:.3f}/M output tokens (full load)",
         f"  bottleneck         {d['bottleneck']}",
         "  constraints        " + ("; ".join(
             f"{b['name']} {'BINDING' if b['binding'] else 'slack'} {b['slack']:+.1%}" for b in d["binding_constraints"])

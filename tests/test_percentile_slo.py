@@ -125,3 +125,24 @@ def test_request_file_keys(tmp_path):
     f.write_text((ROOT / "examples/chat-70b.toml").read_text() + "slo_percentile = 120\n")
     r = _cli("plan", str(f))
     assert r.exit_code == 2 and "slo_percentile" in r.output
+
+
+def test_cost_is_labelled_with_its_basis():
+    """Issue 12 item 7: $/M output tokens at the planned demand and at full capacity, and the marginal split."""
+    d = api.plan(str(ROOT / "examples/chat-70b.toml")).to_dict()
+    c = d["cost"]
+    assert c["basis"] == "demand" and c["usd_per_million_output_tokens"] == c["usd_per_million_output_tokens_at_demand"]
+    served = d["workload"]["output_tokens_per_s"]
+    assert c["usd_per_million_output_tokens_at_demand"] == pytest.approx(c["usd_per_hour"] / 3600 / served * 1e6,
+                                                                         rel=1e-5)
+    capacity = d["metrics"]["output_tokens_per_s"] * d["parallelism"]["replicas"]
+    assert c["usd_per_million_output_tokens_at_capacity"] == pytest.approx(c["usd_per_hour"] / 3600 / capacity * 1e6,
+                                                                           rel=1e-5)
+    assert c["usd_per_million_output_tokens_at_capacity"] < c["usd_per_million_output_tokens_at_demand"]
+    isl, osl = d["workload"]["isl"], d["workload"]["osl"]
+    assert isl * c["usd_per_million_input_tokens_marginal"] + osl * c["usd_per_million_output_tokens_marginal"] == \
+        pytest.approx(osl * c["usd_per_million_output_tokens_at_capacity"], rel=1e-4)
+    text = _cli("plan", str(ROOT / "examples/chat-70b.toml")).output
+    assert "at the planned demand" in text and "at full capacity" in text and "/M input tokens" in text
+    free = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="h100-sxm").to_dict()["cost"]
+    assert free["basis"] == "capacity" and free["usd_per_million_output_tokens_at_demand"] is None

@@ -19,7 +19,7 @@ from ..units import BYTES_PER_ELEMENT, KV_PRECISIONS, WEIGHT_PRECISIONS
 from . import memory as mem
 from .batching import output_tokens_per_s, replica_time_per_round_s, steady_state_tpot_s
 from .comm import p2p_time_s
-from .cost import all_tokens_basis, usd_per_million_at
+from .cost import all_tokens_basis, marginal_usd_per_million, usd_per_million_at
 from .params import PerfParams
 from .pipeline import balance_layers, chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
 from .specdec import draft_pass_s, expected_tokens_per_step
@@ -260,6 +260,13 @@ class Estimate:
         w = self.workload
         return all_tokens_basis(self.usd_per_million_output_tokens, w.isl, w.osl)
 
+    @property
+    def marginal_usd_per_million(self) -> tuple[float, float]:
+        """($/M input tokens, $/M output tokens) at full load: perf.cost.marginal_usd_per_million."""
+        w = self.workload
+        per_token = self.tpot_s - max(self.config.batch - 1, 0) / w.osl * self.prefill_stall_s  # cycle per token
+        return marginal_usd_per_million(self.usd_per_hour, per_token, self.config.batch, self.prefill_stall_s, w.isl)
+
     def to_dict(self) -> dict[str, Any]:
         c, w = self.config, self.workload
         return {
@@ -283,9 +290,11 @@ class Estimate:
             "memory_per_gpu_bytes": {k: int(round(v)) for k, v in self.memory.items()},
             "fits": self.fits,
             "max_batch": self.max_batch,
-            "cost": {"usd_per_hour": round6(self.usd_per_hour),
+            "cost": {"usd_per_hour": round6(self.usd_per_hour), "basis": "capacity",
                      "usd_per_million_output_tokens": round6(self.usd_per_million_output_tokens),
-                     "usd_per_million_tokens": round6(self.usd_per_million_tokens)},
+                     "usd_per_million_tokens": round6(self.usd_per_million_tokens),
+                     **{f"usd_per_million_{k}_tokens_marginal": round6(v)
+                        for k, v in zip(("input", "output"), self.marginal_usd_per_million)}},
             "bottleneck": self.bottleneck,
             "messages": list(self.messages),
         }

@@ -172,7 +172,9 @@ def test_json_has_the_keys_issue_2_requires(catalog):
     assert set(d["metrics"]) == {"ttft_s", "tpot_s", "tokens_per_s_per_user", "output_tokens_per_s",
                                  "output_tokens_per_s_per_gpu", "mfu", "mbu"}
     assert set(d["memory_per_gpu_bytes"]) == {"weights", "kv_cache", "activations", "reserve", "total", "capacity"}
-    assert set(d["cost"]) == {"usd_per_hour", "usd_per_million_output_tokens", "usd_per_million_tokens"}
+    assert set(d["cost"]) == {"usd_per_hour", "basis", "usd_per_million_output_tokens", "usd_per_million_tokens",
+                              "usd_per_million_input_tokens_marginal", "usd_per_million_output_tokens_marginal"}
+    assert d["cost"]["basis"] == "capacity"
     assert d["fits"] is True
     assert d["bottleneck"] in {"compute", "memory_bandwidth", "communication", "memory_capacity"}
     assert d["model"] == "llama-3.1-70b" and d["gpu"] == "h100-sxm"
