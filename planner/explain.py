@@ -41,9 +41,21 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
         reasons.append(f"memory: no configuration fits {req.model.name} with {req.workload.context_tokens} tokens of "
                        f"context; the closest, {_describe(t, i)}, needs {need[i]:.2f}x its "
                        f"{t.rows[i].gpus} GPUs' memory ({t.rows[i].gpus * t.cap[i] * 1024 / 2**30:.0f} GiB)")
-    others = mem & ttft & gpus
-    if not (others & tpot).any() and others.any():
-        j = np.flatnonzero(others)
+    # Each latency or GPU constraint is reported when no row meets it together with the others; when the others
+    # already rule every row out (e.g. nothing fits in memory), it is still reported if no row meets it even on
+    # its own, with the best value over every row, so that a request learns all it must change at once.
+    def blocking(ok: np.ndarray, others: np.ndarray) -> np.ndarray | None:
+        if (others & ok).any():
+            return None
+        if others.any():
+            return np.flatnonzero(others)
+        return None if ok.any() else np.arange(len(t))
+
+    def ignoring(others: np.ndarray, names: str) -> str:
+        return "" if others.any() else f" (even ignoring {names})"
+
+    j = blocking(tpot, mem & ttft & gpus)
+    if j is not None:
         i = int(j[np.argmin(b.tpot[j])])
         best = NS_PER_S / b.tpot[i]
         want = req.slo.min_tokens_per_s_user or NS_PER_S / lim.tpot_ns
@@ -51,17 +63,23 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
                       else "no configuration of " + ", ".join(g.id for g in req.gpus))
         reasons.append(f"tokens/s/user: {considered} reaches {want:.1f} tok/s/user for {req.model.name}: "
                        f"best is {_describe(t, i)} at {best:.1f} tok/s/user ({_bottleneck(req, t, i, p)} bound; "
-                       f"{want / best:.2f}x short)")
-    others = mem & tpot & gpus
-    if lim.ttft_ns is not None and not (others & ttft).any() and others.any():
-        j = np.flatnonzero(others)
+                       f"{want / best:.2f}x short){ignoring(mem & ttft & gpus, 'memory and the other limits')}")
+    alone = t.ttft_ns <= lim.ttft_ns if lim.ttft_ns is not None else np.ones(len(t), bool)
+    j = None if lim.ttft_ns is None else blocking(alone, mem & tpot & gpus)
+    if j is not None:
         i = int(j[np.argmin(t.ttft_ns[j])])
         reasons.append(f"ttft: no configuration reaches TTFT {lim.ttft_ns / 1e6:.0f} ms for {req.workload.isl} input "
                        f"tokens: best is {_describe(t, i)} at {t.ttft_ns[i] / 1e6:.0f} ms "
-                       f"({t.ttft_ns[i] / lim.ttft_ns:.2f}x over)")
-    others = mem & tpot & ttft
-    if not (others & gpus).any() and others.any():
-        j = np.flatnonzero(others)
+                       f"({t.ttft_ns[i] / lim.ttft_ns:.2f}x over){ignoring(mem & tpot & gpus, 'memory and TPOT')}")
+    elif lim.ttft_ns is not None and t.min_replicas is not None:
+        others = mem & tpot & gpus & alone
+        if others.any() and not (others & (t.min_replicas >= 0)).any():
+            reasons.append(f"ttft under queueing: at {req.workload.demand_output_tokens_per_s / req.workload.osl:.3g} "
+                           f"requests/s no replica count (up to {lim.max_replicas}) keeps the TTFT percentile within "
+                           f"{lim.ttft_ns / 1e6:.0f} ms (search/queueing.py): a prompt waits for the step in progress "
+                           f"and the prefills arriving with it; loosen --ttft-ms or --slo-percentile")
+    j = blocking(gpus, mem & tpot & ttft)
+    if j is not None and (mem & tpot & ttft).any():
         need = b.replicas[j] * t.gpus[j]
         i = int(j[np.argmin(need)])
         reasons.append(f"gpu limit: the smallest plan meeting the SLOs, {_describe(t, i)} x{b.replicas[i]} "

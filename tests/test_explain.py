@@ -43,3 +43,21 @@ def test_an_impossible_request_says_why_in_one_line_per_reason():
         planner.plan("llama-3.1-70b", isl=1000, osl=200, gpus="l4", max_gpus=1, time_limit_s=5)
     assert e.value.reasons and e.value.reasons[0].startswith("memory: no configuration fits")
     assert all("\n" not in r for r in e.value.reasons)
+
+
+def test_every_blocking_constraint_is_listed_with_its_best_value(dense_1t_path):
+    """Issue 12 item 6: a dense 1T model on 8 H100s at 100 tok/s/user is blocked by memory (nothing fits) and,
+    independently, by the per-user speed (no row reaches it even ignoring memory): both are reported, each with
+    the best value reachable."""
+    with pytest.raises(InfeasibleError) as err:
+        planner.plan(str(dense_1t_path), isl=1000, osl=300, gpus="h100-sxm", max_gpus=8,
+                     min_tokens_per_s_user=100)
+    reasons = err.value.reasons
+    assert any(r.startswith("memory:") and "needs" in r for r in reasons)
+    speed = [r for r in reasons if r.startswith("tokens/s/user:")]
+    assert len(speed) == 1 and "best is" in speed[0] and "even ignoring memory" in speed[0]
+    # a speed within reach once memory is ignored is not reported as blocking
+    with pytest.raises(InfeasibleError) as err:
+        planner.plan(str(dense_1t_path), isl=1000, osl=300, gpus="h100-sxm", max_gpus=8,
+                     min_tokens_per_s_user=1)
+    assert not any(r.startswith("tokens/s/user:") for r in err.value.reasons)
