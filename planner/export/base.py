@@ -392,25 +392,24 @@ def resolve_layout(ctx: Context) -> Resolved:
 
 def unsupported_rule(engine: str, gpu_id: str, lay: Layout) -> dict[str, Any] | None:
     """The rule of catalog/engines/support.toml that forbids running `lay` with `engine` on `gpu_id`, if any."""
-    from .spec import support_matrix
+    from .support import unsupported_rule as rule
 
-    doc = support_matrix()
-    arch = doc.get("architecture", {}).get(gpu_id)
-    for rule in doc.get("unsupported", []):
-        if (rule["engine"] == engine and arch in rule.get("architectures", [])
-                and lay.kv in rule.get("kv", [lay.kv]) and lay.weights in rule.get("weights", [lay.weights])):
-            return rule
-    return None
+    return rule(engine, gpu_id, lay.weights, lay.kv)
 
 
 def check_support(ctx: Context, lay: Layout) -> None:
     """Refuse, in one line, a layout the engine cannot run on this GPU, naming the nearest one it can."""
+    from .support import ENGINES_SERVING, runs_on
+
     rule = unsupported_rule(ctx.spec.engine, ctx.gpu.id, lay)
     if rule is None:
         return
     near = replace(lay, kv="bf16")
     hint = ""
-    if unsupported_rule(ctx.spec.engine, ctx.gpu.id, near) is None:
+    if "kv" not in rule and "weights" not in rule:  # the whole architecture: name the engines that run the layout
+        others = [e for e in ENGINES_SERVING if e != ctx.spec.engine and runs_on(e, ctx.gpu.id, lay.weights, lay.kv)]
+        hint = f"; export it with --engine {' or '.join(others)}" if others else "; no pinned engine runs it"
+    elif unsupported_rule(ctx.spec.engine, ctx.gpu.id, near) is None:
         r = reestimator(ctx)(near)
         m = r["metrics"]
         hint = (f"; nearest it runs: the same layout with a bf16 KV cache ({'fits' if r['fits'] else 'does NOT fit'}"

@@ -100,7 +100,7 @@ def export_k8s(ctx: Context, engine: str = "vllm", gpu_product: str | None = Non
     per_pod = lay.gpus // nodes
     api = k8s.doc["api_version"]
     resource = k8s.doc["gpu_resource"].get(ctx.gpu.vendor, "nvidia.com/gpu")
-    image = inner.spec.image
+    image = inner.spec.image_for(ctx.gpu.vendor)
     name = dns_name(f"{ctx.plan['model']}-{ctx.gpu.id}-{engine}")
     notes: list[str] = []
     selector, selector_notes = node_selector(k8s, ctx.gpu, gpu_product)
@@ -155,6 +155,8 @@ def export_k8s(ctx: Context, engine: str = "vllm", gpu_product: str | None = Non
         if lay.tp > per_pod:
             notes.append(f"TP {lay.tp} spans {-(-lay.tp // per_pod)} pods: it needs a scale-up fabric across nodes "
                          f"(e.g. multi-node NVLink), which the plan assumed for {ctx.gpu.id}")
+    if ctx.gpu.vendor in inner.spec.doc.get("images_note", {}):
+        notes.append(f"image {image}: {inner.spec.doc['images_note'][ctx.gpu.vendor]}")
     notes += selector_notes + [
         f"HF_TOKEN comes from the Secret {token['name']!r} (key {token['key']!r}) if it exists, for gated weights: "
         f"kubectl create secret generic {token['name']} --from-literal={token['key']}=hf_..."]

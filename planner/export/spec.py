@@ -52,6 +52,10 @@ class EngineSpec:
     def kv_nearest(self) -> Mapping[str, str]:
         return self.doc.get("kv_nearest", {})
 
+    def image_for(self, vendor: str) -> str:
+        """The container image for an accelerator vendor: the vendor's build ([images]), else the default one."""
+        return self.doc.get("images", {}).get(vendor, self.image)
+
     def flag(self, name: str) -> Flag:
         for f in self.flags.values():
             if name == f.name or name in f.aliases:

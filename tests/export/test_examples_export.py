@@ -6,7 +6,8 @@ import shlex
 
 import pytest
 
-from planner.export import export
+from planner.errors import InputError
+from planner.export import export, support
 
 from .conftest import EXAMPLES
 from .flags import check_argv, engine_doc, script_commands, yaml_keys
@@ -18,6 +19,12 @@ yaml = pytest.importorskip("yaml")
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_exports_engine_command(path, engine, example_plan):
     plan = example_plan(path)
+    refused = support.check(plan, engine)  # the support matrix (catalog/engines/support.toml)
+    if refused:
+        with pytest.raises(InputError) as e:
+            export(plan, engine)
+        assert refused[0].split(": ", 1)[1] in str(e.value) and "\n" not in str(e.value)
+        return
     ex = export(plan, engine)
     commands, env, files = script_commands(ex.script())
     assert commands == ex.pre_argv + [ex.launcher + ex.argv], "the script runs exactly the exported commands"

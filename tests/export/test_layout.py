@@ -97,12 +97,15 @@ def test_prequantized_weights_get_a_note_not_a_flag():
     assert any("already quantized to int8" in n for n in ex.notes)
 
 
-def test_engine_that_cannot_run_on_the_vendor_says_so(example_plan):
+def test_engine_that_cannot_run_on_the_vendor_refuses(example_plan):
+    from planner.errors import InputError
+
     from .conftest import EXAMPLES
 
     plan = example_plan(next(p for p in EXAMPLES if p.stem == "moe-mixtral"))
     assert plan["gpu"].startswith("mi")
-    assert any("does not run on AMD" in n for n in export(plan, "trtllm").notes)
+    with pytest.raises(InputError, match="NVIDIA GPUs only.*export it with --engine vllm or sglang"):
+        export(plan, "trtllm")
     assert not any("does not run" in n for n in export(plan, "vllm").notes)
 
 

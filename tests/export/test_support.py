@@ -50,3 +50,59 @@ def test_every_accelerator_has_an_architecture():
     assert set(load_catalog().accelerators) <= set(arch)
     for rule in support_matrix()["unsupported"]:
         assert rule["source"] and rule["reason"] and set(rule["architectures"]) <= set(arch.values())
+
+
+# ---- AMD images and whole-architecture refusals (issue #17) ------------------------------------------------------
+@pytest.fixture(scope="module")
+def mi300x_plan():
+    return planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="mi300x", time_limit_s=20).to_dict()
+
+
+@pytest.mark.parametrize("engine, image", [("vllm", "rocm/vllm:rocm7.0.0_vllm_0.11.1_"),
+                                           ("sglang", "lmsysorg/sglang:v0.5.4-rocm700-mi30x")])
+def test_amd_plans_get_rocm_images_and_amd_devices(mi300x_plan, engine, image):
+    import yaml
+
+    ex = planner.export(mi300x_plan, "k8s", k8s_engine=engine)
+    docs = list(yaml.safe_load_all(ex.files["manifest.yaml"]))
+    containers = [c for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]]
+    assert containers and all(c["image"].startswith(image) for c in containers)
+    assert all(set(c["resources"]["limits"]) == {"amd.com/gpu"} for c in containers)
+    assert any(n.startswith(f"image {containers[0]['image']}: ") for n in ex.notes)  # why this tag
+    h100 = planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", time_limit_s=20).to_dict()
+    nv = planner.export(h100, "k8s", k8s_engine=engine).files["manifest.yaml"]
+    assert "rocm" not in nv and "nvidia.com/gpu" in nv and "amd.com/gpu" not in nv
+
+
+def test_every_vendor_image_has_a_source_and_a_note():
+    from planner.export.spec import engine_spec
+
+    for engine in ("vllm", "sglang"):
+        doc = engine_spec(engine).doc
+        assert set(doc["images"]) == set(doc["images_source"]) == set(doc["images_note"]) == {"AMD"}
+
+
+def test_trtllm_refuses_amd_in_one_line_naming_engines_that_run_it(mi300x_plan, tmp_path):
+    import json
+
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(mi300x_plan))
+    res = CliRunner().invoke(main, ["export", str(p), "--engine", "trtllm"])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "NVIDIA GPUs only" in res.stderr and "--engine vllm or sglang" in res.stderr
+
+
+def test_support_check_library_function(a100_fp8_kv_plan, mi300x_plan):
+    from planner.export import support
+
+    assert support.check(mi300x_plan, "vllm") == [] and support.check(mi300x_plan, "sglang") == []
+    [why] = support.check(mi300x_plan, "trtllm")
+    assert "mi300x" in why and "NVIDIA GPUs only" in why and "[" in why
+    assert support.check(a100_fp8_kv_plan, "sglang") == []
+    assert len(support.check(a100_fp8_kv_plan, "vllm")) == 1
+    # a bare layout: gpu, weights, kv
+    assert support.check({"gpu": "tpu-v5e", "weights": "bf16", "kv": "bf16"}, "sglang")
+    assert support.check({"gpu": "tpu-v5e", "weights": "bf16", "kv": "bf16"}, "trtllm")
+    assert support.check({"gpu": "h100-sxm", "weights": "fp8", "kv": "fp8"}, "trtllm") == []
+    with pytest.raises(InputError):
+        support.check(mi300x_plan, "tgi")
