@@ -172,20 +172,16 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
     }
 
 
-def simulate(plan, *, rate_rps: float | None = None, duration_s: float | None = None, requests: int | None = None,
-             trace: str | Path | None = None, seed: int = 0, lengths: str = "fixed", burstiness: float = 1.0,
-             batching: str = "continuous", balancer: str = "least-loaded", replicas: int | None = None,
-             ttft_slo_s: float | None = None, tpot_slo_s: float | None = None,
-             catalog: Catalog | str | Path | None = None) -> dict:
+def simulate(plan, settings=None, *, catalog: Catalog | str | Path | None = None, **options) -> dict:
     """Simulate a plan under stochastic load (planner.sim): `plan` is a plan / estimate JSON file, or the dict
-    `planner plan --json` / `planner estimate --json` emit. Returns TTFT/TPOT percentiles, throughput, queue
-    length and KV occupancy over time, and SLO attainment; deterministic for a seed."""
+    `planner plan --json` / `planner estimate --json` emit; `settings` a `planner.sim.SimulationSettings`, any of
+    whose fields `options` override by name (`simulate(plan, seed=3, requests=500)`). Returns TTFT/TPOT
+    percentiles, throughput, queue length and KV occupancy over time, and SLO attainment; deterministic for a
+    seed."""
     from .sim import load_plan, simulate_plan
 
     spec = load_plan(plan) if isinstance(plan, (str, Path)) else plan
-    return simulate_plan(spec, rate_rps=rate_rps, duration_s=duration_s, requests=requests, trace=trace, seed=seed,
-                         lengths=lengths, burstiness=burstiness, batching=batching, balancer=balancer,
-                         replicas=replicas, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s, catalog=_catalog(catalog))
+    return simulate_plan(spec, settings, catalog=_catalog(catalog), **options)
 
 
 # ---- launch configs and reports ------------------------------------------------------------------------------------

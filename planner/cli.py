@@ -319,10 +319,14 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
     for name, v in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
         if v is not None and not v > 0:
             raise InputError(f"{name} must be > 0, got {v!r}")
-    result = api.simulate(plan_file, rate_rps=rate_rps, duration_s=duration_s, requests=num_requests, trace=trace,
-                          seed=seed, lengths=lengths, burstiness=burstiness, batching=batching, balancer=balancer,
-                          replicas=replicas, ttft_slo_s=None if ttft_ms is None else ttft_ms / 1000.0,
-                          tpot_slo_s=None if tpot_ms is None else tpot_ms / 1000.0, catalog=catalog_file)
+    from .sim import SimulationSettings
+
+    settings = SimulationSettings(rate_rps=rate_rps, duration_s=duration_s, requests=num_requests, trace=trace,
+                                  seed=seed, lengths=lengths, burstiness=burstiness, batching=batching,
+                                  balancer=balancer, replicas=replicas,
+                                  ttft_slo_s=None if ttft_ms is None else ttft_ms / 1000.0,
+                                  tpot_slo_s=None if tpot_ms is None else tpot_ms / 1000.0)
+    result = api.simulate(plan_file, settings, catalog=catalog_file)
     if as_json:
         emit_json(result)
     else:

@@ -12,6 +12,6 @@ decoding; step times come from the planner's perf model (tables.py).
 - report.py      the text summary `planner simulate` prints
 """
 from .plan_input import PlanSpec, load_plan, plan_from_dict
-from .simulate import simulate_plan
+from .simulate import SimulationSettings, simulate_plan
 
-__all__ = ["PlanSpec", "load_plan", "plan_from_dict", "simulate_plan"]
+__all__ = ["PlanSpec", "SimulationSettings", "load_plan", "plan_from_dict", "simulate_plan"]

@@ -1,6 +1,7 @@
 """`simulate_plan()`: a plan in, simulated latency / throughput / queue / KV / SLO figures out."""
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,20 +43,44 @@ def plan_tables(plan: PlanSpec, catalog: Catalog, max_ctx: int) -> StepTables:
     return build_tables(model, cfg, Workload(isl=plan.isl, osl=plan.osl), catalog.perf, max_ctx)
 
 
-def simulate_plan(plan: Mapping[str, Any] | PlanSpec, *, rate_rps: float | None = None,
-                  duration_s: float | None = None, requests: int | None = None,
-                  trace: str | Path | Requests | None = None, seed: int = 0, lengths: str = "fixed",
-                  burstiness: float = 1.0, batching: str = "continuous", balancer: str = "least-loaded",
-                  replicas: int | None = None, ttft_slo_s: float | None = None, tpot_slo_s: float | None = None,
-                  static_timeout_s: float = DEFAULT_STATIC_TIMEOUT_S, catalog: Catalog | str | Path | None = None,
-                  series_points: int = 60) -> dict[str, Any]:
-    """Simulate `plan` (a plan/estimate dict as `planner plan --json` / `planner estimate --json` emit, or a
-    PlanSpec) under stochastic load. Deterministic for a seed.
+@dataclass(frozen=True)
+class SimulationSettings:
+    """How a plan is simulated (the `planner simulate` flags).
 
     Arrivals: a `trace` (file path or Requests), or a gamma process at `rate_rps` (default: the plan's
-    workload.rate_rps) for `duration_s` seconds or `requests` requests (default 2000), with token lengths drawn
-    around the plan's isl/osl (`lengths`: fixed | uniform | exponential). `replicas`, `ttft_slo_s`, `tpot_slo_s`
-    override the plan's. Returns the JSON-ready summary described in planner/sim/metrics.py."""
+    workload.rate_rps; `burstiness` is its shape, 1 = Poisson) for `duration_s` seconds or `requests` requests
+    (default 2000), with token lengths drawn around the plan's isl/osl (`lengths`: fixed | uniform | exponential),
+    from `seed`. Serving: `batching` (continuous | static, a static batch starting after `static_timeout_s` when not
+    full), `balancer` (least-loaded | round-robin), `replicas` (default: the plan's). Targets: `ttft_slo_s`,
+    `tpot_slo_s` (default: the plan's). `series_points`: samples of the queue and KV series."""
+
+    rate_rps: float | None = None
+    duration_s: float | None = None
+    requests: int | None = None
+    trace: str | Path | Requests | None = None
+    seed: int = 0
+    lengths: str = "fixed"
+    burstiness: float = 1.0
+    batching: str = "continuous"
+    balancer: str = "least-loaded"
+    replicas: int | None = None
+    ttft_slo_s: float | None = None
+    tpot_slo_s: float | None = None
+    static_timeout_s: float = DEFAULT_STATIC_TIMEOUT_S
+    series_points: int = 60
+
+
+def simulate_plan(plan: Mapping[str, Any] | PlanSpec, settings: SimulationSettings | None = None, *,
+                  catalog: Catalog | str | Path | None = None, **options: Any) -> dict[str, Any]:
+    """Simulate `plan` (a plan/estimate dict as `planner plan --json` / `planner estimate --json` emit, or a
+    PlanSpec) under stochastic load with `settings`, any of whose fields `options` override by name
+    (`simulate_plan(plan, seed=3, requests=500)`). Deterministic for a seed. Returns the JSON-ready summary
+    described in planner/sim/metrics.py."""
+    s = replace(settings or SimulationSettings(), **options)
+    rate_rps, duration_s, requests, trace, seed = s.rate_rps, s.duration_s, s.requests, s.trace, s.seed
+    lengths, burstiness, batching, balancer, replicas = s.lengths, s.burstiness, s.batching, s.balancer, s.replicas
+    ttft_slo_s, tpot_slo_s, static_timeout_s, series_points = s.ttft_slo_s, s.tpot_slo_s, s.static_timeout_s, \
+        s.series_points
     spec = plan if isinstance(plan, PlanSpec) else plan_from_dict(plan)
     cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
     if not is_whole(seed) or seed < 0:

@@ -228,3 +228,13 @@ def test_model_config_path_resolves_against_the_plan_file(tmp_path, monkeypatch)
     r = simulate_plan(load_plan(plan_path), rate_rps=1.0, requests=20)
     same = simulate_plan(plan(batch=8), rate_rps=1.0, requests=20)
     assert r["ttft_s"] == same["ttft_s"] and r["tpot_s"] == same["tpot_s"]
+
+
+def test_settings_object_and_keywords_are_the_same_simulation():
+    from planner.sim import SimulationSettings
+
+    s = SimulationSettings(rate_rps=2.0, requests=200, seed=9, lengths="uniform")
+    assert simulate_plan(plan(), s) == simulate_plan(plan(), rate_rps=2.0, requests=200, seed=9, lengths="uniform")
+    # keywords override the settings' fields
+    assert simulate_plan(plan(), s, seed=10) == simulate_plan(plan(), rate_rps=2.0, requests=200, seed=10,
+                                                               lengths="uniform")
