@@ -389,6 +389,8 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     chunk_stage = stage_times_s(layers, float(ch.layer_s), float(ch.first_s), float(ch.last_s), 0.0)
     stall = float(t.prefill_chunks) * chunk_stall_s(dec_stage, chunk_stage, float(t.decode_p2p_s), float(ch.p2p_s),
                                                     c.pp)
+    if p.prefill_first:  # the prompt runs alone and the decoders wait for its slowest stage
+        stall = float(np.max(pre_stage))
     tpot = float(steady_state_tpot_s(cycle / tokens_per_cycle, c.batch, stall, workload.osl))
     thr = float(output_tokens_per_s(c.batch, replica_time_per_round_s(cycle / tokens_per_cycle, c.batch, stall,
                                                                       workload.osl)))

@@ -20,6 +20,7 @@ class PerfParams:
     max_batched_tokens: int = 8192
     head_stage_overhead_s: float = 0.0
     max_batch: int = 2048
+    prefill_first: bool = False
 
     def updated(self, values: Mapping[str, Any], where: str) -> "PerfParams":
         known = {f.name: f for f in fields(self)}
@@ -27,6 +28,11 @@ class PerfParams:
         for key, value in values.items():
             if key not in known:
                 raise InputError(f"{where}: unknown perf parameter {key!r} (known: {', '.join(sorted(known))})")
+            if known[key].type in ("bool", bool):
+                if not isinstance(value, bool):
+                    raise InputError(f"{where}: perf parameter {key!r} must be true or false, got {value!r}")
+                changes[key] = value
+                continue
             if not is_real(value) or value < 0:
                 raise InputError(f"{where}: perf parameter {key!r} must be a number >= 0, got {value!r}")
             if key.endswith("_efficiency") and not 0 < value <= 1:

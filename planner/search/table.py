@@ -147,6 +147,9 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     e_ch_single = _ceil((first_c + last_c) * S)
     hop_ch = np.where(multi, _ceil(np.asarray(ch.p2p_s) * S + 0 * tp), 0)
     stall_coef = (pp * (np.asarray(t.prefill_chunks) + 0 * tp)).astype(np.int64)
+    if p.prefill_first:  # a prompt's whole prefill on the slowest stage stalls the decoders (perf.estimate)
+        a_ch, e_ch, e_ch_single = a_pf, e_pf, e_pf_single
+        hop_ch, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
 
     batch = pp * mb.astype(np.int64)
     U = BYTES_PER_MEM_UNIT

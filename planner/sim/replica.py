@@ -14,7 +14,9 @@ Continuous batching (vLLM/SGLang/TensorRT-LLM in-flight batching), per step:
  3. chunked prefill: every decoding sequence takes its token(s) out of the step's token budget
     (`max_batched_tokens`), prompts being prefilled take the rest in admission order. A step with prefill work
     is one forward pass: the decode cycle of the running sequences plus what the chunks add to it
-    (`StepTables.mixed_extra_s`, the mixed step `perf/batching.py` charges in steady state);
+    (`StepTables.mixed_extra_s`, the mixed step `perf/batching.py` charges in steady state). With
+    `prefill_first` (PerfParams) a step with prompts runs only them, each costing its share of its prefill time,
+    and the decoders wait;
  4. steps with no prefill work and nothing to admit are identical up to context growth, so they are taken in one
     vectorized stretch up to the next event (a sequence finishing, the KV cache filling, or the next arrival when
     a slot is free).
@@ -138,6 +140,20 @@ class ContinuousReplica:
                 n = self.ids.size
                 need = n if self.q == 1 else int(np.minimum(self.q, self.rem).sum())
         # 3. chunked prefill within the step's token budget
+        if self.prefilling and self.tb.prefill_first:
+            # prefill-first: the step runs prompts only (up to the token budget) and the decoders wait for it
+            budget, cost = self.budget, 0.0
+            for item in self.prefilling:
+                if budget <= 0:
+                    break
+                k = min(item[1] - item[2], budget)
+                budget -= k
+                item[2] += k
+                cost += item[3] * k / item[1]
+            self._tick(cost)
+            self._finish_prefills()
+            self._record()
+            return True
         if self.prefilling:
             budget = self.budget - n * self.q
             chunk = keys = cached = done = 0

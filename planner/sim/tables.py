@@ -56,6 +56,7 @@ class StepTables:
     acceptance: float  # α
     estimate: Estimate  # the plan's own steady-state estimate (mean isl/osl, full batch)
     chunk_cost: "ChunkCost | None" = None
+    prefill_first: bool = False  # PerfParams.prefill_first: prompts run in steps of their own
 
     def mixed_extra_s(self, running: int, chunk_tokens: int, attended_key_tokens: float, kv_read_tokens: int,
                       prompts_done: int) -> float:
@@ -273,4 +274,4 @@ def build_tables(model: ModelSpec, config: Config, workload: Workload, params: P
         max_batched_tokens=int(params.max_batched_tokens),
         draft_length=0 if spec is None else spec.draft_length,
         acceptance=0.0 if spec is None else spec.acceptance, estimate=est,
-        chunk_cost=ChunkCost(model, config, params, layers, workload))
+        chunk_cost=ChunkCost(model, config, params, layers, workload), prefill_first=bool(params.prefill_first))
