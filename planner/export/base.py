@@ -401,10 +401,21 @@ def check_support(ctx: Context, lay: Layout) -> None:
     """Refuse, in one line, a layout the engine cannot run on this GPU, naming the nearest one it can."""
     from .support import ENGINES_SERVING, runs_on
 
+    from .support import features, unsupported_feature
+
+    for feat in features(ctx.plan):
+        frule = unsupported_feature(ctx.spec.engine, feat)
+        if frule is not None:
+            others = [e for e in ENGINES_SERVING if e != ctx.spec.engine and unsupported_feature(e, feat) is None]
+            raise InputError(f"{ctx.spec.engine} {ctx.spec.version} cannot run this plan ({feat.replace('_', ' ')})"
+                             f": {frule['reason']} [{frule['source']}]"
+                             + (f"; export it with --engine {' or '.join(others)}" if others else ""))
     rule = unsupported_rule(ctx.spec.engine, ctx.gpu.id, lay)
     if rule is None:
         return
-    near = replace(lay, kv="bf16")
+    nearest = rule.get("nearest", {"kv": "bf16"})
+    near = replace(lay, **nearest)
+    what = " and ".join(f"{v} weights" if k == "weights" else f"a {v} KV cache" for k, v in nearest.items())
     hint = ""
     if "kv" not in rule and "weights" not in rule:  # the whole architecture: name the engines that run the layout
         others = [e for e in ENGINES_SERVING if e != ctx.spec.engine and runs_on(e, ctx.gpu.id, lay.weights, lay.kv)]
@@ -412,9 +423,10 @@ def check_support(ctx: Context, lay: Layout) -> None:
     elif unsupported_rule(ctx.spec.engine, ctx.gpu.id, near) is None:
         r = reestimator(ctx)(near)
         m = r["metrics"]
-        hint = (f"; nearest it runs: the same layout with a bf16 KV cache ({'fits' if r['fits'] else 'does NOT fit'}"
+        hint = (f"; nearest it runs: the same layout with {what} ({'fits' if r['fits'] else 'does NOT fit'}"
                 f", TPOT {m['tpot_s'] * 1000:.1f} ms, ${r['usd_per_million_output_tokens']:.4g}/M output tokens, "
-                f"{r['replicas']} replica(s)); re-plan with --kv bf16 for the cheapest one")
+                f"{r['replicas']} replica(s)); re-plan with "
+                + " ".join(f"--{k} {v}" for k, v in nearest.items()) + " for the cheapest one")
     raise InputError(f"{ctx.spec.engine} {ctx.spec.version} cannot run this plan on {ctx.gpu.id} ({lay.kv} KV cache, "
                      f"{lay.weights} weights): {rule['reason']} [{rule['source']}]{hint}")
 

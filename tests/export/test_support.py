@@ -106,3 +106,61 @@ def test_support_check_library_function(a100_fp8_kv_plan, mi300x_plan):
     assert support.check({"gpu": "h100-sxm", "weights": "fp8", "kv": "fp8"}, "trtllm") == []
     with pytest.raises(InputError):
         support.check(mi300x_plan, "tgi")
+
+
+# ---- weight precisions and features (issue #17) ------------------------------------------------------------------
+def test_int8_weights_refused_by_trtllm_with_bf16_as_nearest():
+    plan = planner.plan("llama-3.1-70b", isl=1000, osl=300, gpus="a100-80gb", kv="bf16", min_tokens_per_s_user=10,
+                        time_limit_s=20).to_dict()
+    assert plan["precision"]["weights"] == "int8"
+    with pytest.raises(InputError) as e:
+        planner.export(plan, "trtllm")
+    msg = str(e.value)
+    assert "no INT8 weights" in msg and "nearest it runs: the same layout with bf16 weights" in msg
+    assert "--weights bf16" in msg and "\n" not in msg
+    assert planner.export(plan, "vllm").argv and planner.export(plan, "sglang").argv
+
+
+@pytest.mark.parametrize("gpu, weights, engine, refused", [
+    ("h100-sxm", "fp4", "vllm", True), ("h100-sxm", "fp4", "trtllm", True), ("mi300x", "fp4", "sglang", True),
+    ("b200", "fp4", "trtllm", False), ("b200", "fp4", "vllm", False),
+    ("a100-80gb", "fp8", "trtllm", True), ("a100-80gb", "fp8", "vllm", True), ("l40s", "fp8", "vllm", False),
+    ("h100-sxm", "int8", "trtllm", True), ("h100-sxm", "int8", "vllm", False), ("h100-sxm", "int4", "trtllm", False),
+])
+def test_weight_precision_rules(gpu, weights, engine, refused):
+    from planner.export import support
+
+    assert bool(support.check({"gpu": gpu, "weights": weights, "kv": "bf16"}, engine)) == refused
+
+
+def test_every_rule_names_known_engines_precisions_and_a_nearest_the_engine_runs():
+    from planner.export import support
+    from planner.units import KV_PRECISIONS, WEIGHT_PRECISIONS
+
+    doc = support_matrix()
+    for rule in doc["unsupported"]:
+        engines = [rule["engine"]] if isinstance(rule["engine"], str) else rule["engine"]
+        assert set(engines) <= set(support.ENGINES_SERVING)
+        assert set(rule.get("weights", [])) <= set(WEIGHT_PRECISIONS) and set(rule.get("kv", [])) <= set(KV_PRECISIONS)
+        assert set(rule.get("nearest", {})) <= {"weights", "kv"}
+    for rule in doc["unsupported_feature"]:
+        assert rule["reason"] and rule["source"] and rule["engine"] in support.ENGINES_SERVING
+        assert rule["feature"] in ("pp", "ep", "chunked_prefill", "draft_model", "draft_model_dp")
+    assert set(doc["features"]) == set(support.ENGINES_SERVING)
+    assert all(f["supported"] and f["source"] for f in doc["features"].values())
+
+
+def test_draft_model_features():
+    from planner.export import support
+
+    plan = {"gpu": "h100-sxm", "precision": {"weights": "bf16", "kv": "bf16"},
+            "parallelism": {"tp": 2, "pp": 1, "ep": 1, "dp": 1},
+            "speculative": {"draft": "llama-3.1-8b", "gamma": 4, "alpha": 0.7}}
+    assert support.features(plan) == ["draft_model"]
+    [why] = support.check(plan, "vllm")
+    assert "draft model" in why and "#26547" in why
+    assert support.check(plan, "sglang") == [] and support.check(plan, "trtllm") == []
+    dp = {**plan, "parallelism": {**plan["parallelism"], "dp": 2}}
+    assert support.features(dp) == ["draft_model", "draft_model_dp"]
+    assert support.check(dp, "sglang") and support.check(dp, "trtllm") == []
+    assert support.features({**plan, "speculative": None}) == []
