@@ -110,7 +110,7 @@ def test_support_check_library_function(a100_fp8_kv_plan, mi300x_plan):
 
 # ---- weight precisions and features (issue #17) ------------------------------------------------------------------
 def test_int8_weights_refused_by_trtllm_with_bf16_as_nearest():
-    plan = planner.plan("llama-3.1-70b", isl=1000, osl=300, gpus="a100-80gb", kv="bf16", min_tokens_per_s_user=10,
+    plan = planner.plan("llama-3.1-8b", isl=1000, osl=300, gpus="a100-80gb", weights="int8", kv="bf16",
                         time_limit_s=20).to_dict()
     assert plan["precision"]["weights"] == "int8"
     with pytest.raises(InputError) as e:
