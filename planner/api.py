@@ -1,6 +1,7 @@
 """The public Python API. Every CLI command is a thin wrapper over one of these functions."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,13 @@ from .specs.model import ModelSpec
 from .specs.workload import Workload
 
 
-def _catalog(catalog: Catalog | str | Path | None, price_tier: str | None = None) -> Catalog:
-    if isinstance(catalog, Catalog):
-        return catalog
-    return load_catalog(catalog, price_tier=price_tier)
+def _catalog(catalog: Catalog | str | Path | None, price_tier: str | None = None,
+             engine: str | None = None) -> Catalog:
+    """The catalog, its perf parameters resolved for `engine` (default vLLM: PerfParams.with_engine)."""
+    cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog, price_tier=price_tier)
+    if engine is None and isinstance(catalog, Catalog):
+        return cat  # keep the engine a caller's catalog was resolved for
+    return replace(cat, perf=cat.perf.with_engine(engine))
 
 
 def _model(model: ModelSpec | str | Path) -> ModelSpec:
@@ -27,11 +31,11 @@ def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int
              price: float | None = None, spec_draft: ModelSpec | str | None = None, spec_gamma: int = 4,
              spec_alpha: float = 0.7, catalog: Catalog | str | Path | None = None,
              price_tier: str | None = None, max_model_len: int | None = None, dp: int = 1,
-             redundant_experts: int = 0) -> Estimate:
-    """Latency, throughput, memory and cost of one fixed configuration. `weights` defaults to the checkpoint's
+             redundant_experts: int = 0, engine: str | None = None) -> Estimate:
+    """Latency, throughput, memory and cost of one fixed configuration, under `engine`'s perf profile (default vLLM). `weights` defaults to the checkpoint's
     own quantization (`ModelSpec.native_weights`), else bf16. `max_model_len`: the engine's maximum sequence
     length (default: the model's context); one sequence of it must fit."""
-    cat = _catalog(catalog, price_tier)
+    cat = _catalog(catalog, price_tier, engine)
     m = _model(model)
     if weights is None:
         weights = m.native_weights or "bf16"
@@ -50,12 +54,13 @@ def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list
                  output_tokens_per_s: float | None = None, weights: str | list[str] | None = None,
                  kv: str | list[str] | None = None, max_gpus: int | None = None,
                  max_gpus_per_type: dict[str, int] | None = None, time_limit_s: float = 30.0,
-                 tp: list[int] | None = None, pp: list[int] | None = None, max_model_len: int | None = None):
-    """Build a validated search `Request` (and return it with its catalog)."""
+                 tp: list[int] | None = None, pp: list[int] | None = None, max_model_len: int | None = None,
+                 engine: str | None = None):
+    """Build a validated search `Request` (and return it with its catalog, perf resolved for `engine`)."""
     from .search.space import DEFAULT_KV, DEFAULT_PP, DEFAULT_WEIGHTS, Request
     from .specs.workload import SLO
 
-    cat = _catalog(catalog, price_tier)
+    cat = _catalog(catalog, price_tier, engine)
     m = _model(model)
     Workload(isl=isl, osl=osl, max_model_len=max_model_len).engine_max_len(m)  # ISL + OSL within the context
     split = lambda v, d: tuple(d) if v is None else tuple(x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip())  # noqa: E731

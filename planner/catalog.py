@@ -104,11 +104,13 @@ def load_catalog(user_file: str | Path | None = None, price_tier: str | None = N
         a = accelerator_from_entry(e, "catalog/accelerators.toml", tier)
         accs[a.id] = a
     perf = PerfParams().updated(shipped[1].get("perf", {}), "catalog/perf.toml")
+    perf = perf.with_profiles(shipped[1].get("profile", {}), "catalog/perf.toml")
     perf = perf.updated(shipped[2].get("fitted", {}), "catalog/calibration/fit.toml")
+    perf = perf.with_profiles(shipped[2].get("profile", {}), "catalog/calibration/fit.toml")
     sources = ["catalog/accelerators.toml", "catalog/perf.toml", "catalog/calibration/fit.toml"]
     if user_file is not None:
         where = str(user_file)
-        top = ("accelerator", "perf", "default_price_tier", "schema_version", "compiled")
+        top = ("accelerator", "perf", "profile", "default_price_tier", "schema_version", "compiled", "measured")
         for key in sorted(set(user_doc) - set(top)):
             raise InputError(f"{where}: unknown top-level key {key!r}{did_you_mean(key, top)} "
                              f"(known: {', '.join(top)})")
@@ -125,6 +127,11 @@ def load_catalog(user_file: str | Path | None = None, price_tier: str | None = N
                 a = accelerator_from_entry({**e, "id": base.id}, where, tier, base=base)
             accs[a.id] = a
         perf = perf.updated(_check_perf(user_doc.get("perf", {}), where), where)
+        profiles = user_doc.get("profile", {})
+        if isinstance(profiles, Mapping):
+            for name, table in profiles.items():
+                _check_perf(table, f"{where} [profile.{name}]")
+        perf = perf.with_profiles(profiles, where)
         sources.append(where)
     return Catalog(accs, perf, tier, tuple(sources))
 

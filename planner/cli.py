@@ -115,6 +115,11 @@ def common_model_options(f: Callable) -> Callable:
     return f
 
 
+def engine_option(f: Callable) -> Callable:
+    return click.option("--engine", default=None,
+                        help="Serving engine whose perf profile to use: vllm (default), sglang or trtllm.")(f)
+
+
 @main.command()
 @click.option("--model", required=True, help="Preset id (e.g. llama-3.1-70b), a config.json, or a model folder.")
 @click.option("--gpu", required=True, help="Accelerator id or common spelling (h100, H100-SXM-80GB, ...).")
@@ -139,11 +144,12 @@ def common_model_options(f: Callable) -> Callable:
 @click.option("--spec-gamma", type=int, default=4, show_default=True, help="Draft tokens per step.")
 @click.option("--spec-alpha", type=float, default=0.7, show_default=True, help="Per-token acceptance rate.")
 @common_model_options
+@engine_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant_experts: int, batch: int, isl: int,
              osl: int, weights: str | None, kv: str, layers_per_stage: str | None, price: float | None,
              spec_draft: str | None, spec_gamma: int, spec_alpha: float, catalog_file: str | None,
-             price_tier: str | None, as_json: bool) -> None:
+             price_tier: str | None, engine: str | None, as_json: bool) -> None:
     """Metrics of one fixed configuration."""
     from . import api
 
@@ -156,7 +162,8 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant
     result = api.estimate(model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, dp=dp, redundant_experts=redundant_experts,
                           batch=batch, isl=isl, osl=osl,
                           weights=weights, kv=kv, layers_per_stage=layers, price=price, spec_draft=spec_draft,
-                          spec_gamma=spec_gamma, spec_alpha=spec_alpha, catalog=catalog_file, price_tier=price_tier)
+                          spec_gamma=spec_gamma, spec_alpha=spec_alpha, catalog=catalog_file, price_tier=price_tier,
+                          engine=engine)
     d = result.to_dict()
     if as_json:
         emit_json(d)
@@ -193,7 +200,7 @@ def plan_options(f: Callable) -> Callable:
     ]
     for o in reversed(opts):
         f = o(f)
-    return common_model_options(f)
+    return engine_option(common_model_options(f))
 
 
 def _options(flags: dict[str, Any]) -> dict[str, Any]:
@@ -336,8 +343,9 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
 
 @main.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
-@click.option("--engine", default="vllm", show_default=True, type=click.Choice(["vllm", "sglang", "trtllm", "k8s"]),
-              help="Serving engine (or k8s: a Kubernetes manifest, one pod group per replica).")
+@click.option("--engine", default=None, type=click.Choice(["vllm", "sglang", "trtllm", "k8s"]),
+              help="Serving engine (or k8s: a Kubernetes manifest, one pod group per replica); default: the engine "
+                   "the plan was made for (its perf_profile), else vllm.")
 @click.option("--k8s-engine", type=click.Choice(["vllm", "sglang"]), default="vllm", show_default=True,
               help="With --engine k8s: the engine the pods run.")
 @click.option("--model", default=None,
@@ -362,7 +370,11 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
     from .export import load_plan
 
     with _naming(plan_file):
-        ex = api.export(load_plan(plan_file), engine, model=model, model_path=model_path, catalog=catalog_file,
+        plan = load_plan(plan_file)
+        if engine is None:
+            planned = (plan.get("perf_profile") or {}).get("engine") if isinstance(plan, dict) else None
+            engine = planned if planned in ("vllm", "sglang", "trtllm") else "vllm"
+        ex = api.export(plan, engine, model=model, model_path=model_path, catalog=catalog_file,
                         price_tier=price_tier, k8s_engine=k8s_engine, gpu_product=gpu_product,
                         hf_token_secret=hf_token_secret)
     if out_dir is not None:
@@ -409,6 +421,33 @@ def fleet(request_file: str, catalog_file: str | None, time_limit_s: float | Non
     else:
         from .fleet import fleet_text
         click.echo(fleet_text(d))
+
+
+@main.command()
+@click.option("--measure", is_flag=True, help="Measure this machine's GPU with PyTorch (extra [measure]), then fit.")
+@click.option("--record", "record_file", default=None, type=click.Path(dir_okay=False),
+              help="Fit a recorded run instead of measuring (JSON in the format --measure writes).")
+@click.option("--gpu", required=True, help="Catalog id of the GPU measured (its profile is what gets written).")
+@click.option("--model", default="llama-3.1-8b", show_default=True,
+              help="Model whose layer dimensions the synthetic layer stack uses.")
+@click.option("--out", "out_file", default="measured-catalog.toml", show_default=True,
+              type=click.Path(dir_okay=False), help="The catalog TOML to write (pass it back with --catalog).")
+@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), default=None,
+              help="A catalog TOML that adds GPUs or overrides perf parameters.")
+def calibrate(measure: bool, record_file: str | None, gpu: str, model: str, out_file: str,
+              catalog_file: str | None) -> None:
+    """Fit the perf model's kernel terms to your own GPU: --measure times HBM bandwidth, GEMMs, decode attention
+    and a synthetic layer stack (decode and prefill, CUDA graphs) in about two minutes; --record fits a saved run.
+    Writes a catalog with a [profile."<gpu>"] table and prints the fit error."""
+    from pathlib import Path
+
+    from .catalog import load_catalog
+    from .perf.measure import run
+
+    if measure == (record_file is not None):
+        raise InputError("give exactly one of --measure or --record FILE")
+    run(gpu, Path(out_file), load_catalog(catalog_file), model_name=model,
+        record_path=None if measure else Path(record_file), echo=click.echo)
 
 
 @main.command()

@@ -108,6 +108,7 @@ class Plan:
                                                                   req.workload.osl)),
             },
             "bottleneck": e.bottleneck,
+            "perf_profile": d["perf_profile"],
             "binding_constraints": binding_constraints(req, e, c.replicas),
             "batch_limited_by": self._batch_limited_by(),
             "alternatives": [_summary(req, a) for a in res.alternatives],

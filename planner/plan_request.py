@@ -24,7 +24,7 @@ REQUEST_KEYS = {
     "min_tokens_per_s_user": "number", "rate_rps": "number", "output_tokens_per_s": "number", "weights": "names",
     "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
     "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
-    "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed",
+    "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed", "engine": "text",
 }
 _COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS, "max_model_len": MAX_TOKENS["isl"] + MAX_TOKENS["osl"]}
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo

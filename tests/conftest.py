@@ -33,8 +33,12 @@ def preset():
 
 @pytest.fixture
 def round_params() -> PerfParams:
-    """Perf parameters with round values, so that hand computations are easy to follow."""
-    return PerfParams(hbm_efficiency=0.8, flops_efficiency=0.5, step_overhead_s=0.002, link_efficiency=0.8,
+    """Perf parameters with round values, so that hand computations are easy to follow. The kernel-shape terms
+    (planner/perf/kernels.py) and the per-layer overhead are off here; tests/perf/test_kernels.py checks them."""
+    return PerfParams(hbm_efficiency=0.8, flops_efficiency=0.5, prefill_flops_efficiency=0.5,
+                      attention_flops_efficiency=0.5,
+                      gemm_tile_tokens=0.0, gemm_tile_cols=0.0, attention_ctas_per_sm=0.0, layer_overhead_s=0.0,
+                      step_overhead_s=0.002, link_efficiency=0.8,
                       allreduce_latency_s=8e-6, p2p_latency_s=15e-6, memory_reserve_fraction=0.10,
                       max_batched_tokens=8192, head_stage_overhead_s=0.0, max_batch=2048)
 

@@ -282,6 +282,7 @@ def prefill_period_s(model: ModelSpec, pool: Pool, workload: Workload, p: PerfPa
     from ..specs.cluster import pipeline_link_bytes_per_s
 
     r = pool.row
+    p = p.for_gpu(r.gpu.id, r.gpu.family)
     t = step_terms(model, hardware(r.gpu, r.weights), p, tp=r.tp, ep=r.ep, weight_bytes=BYTES_PER_ELEMENT[r.weights],
                    kv_bytes=BYTES_PER_ELEMENT[r.kv], micro_batch=1, isl=workload.isl, osl=workload.osl,
                    pipeline_link_bytes_per_s=pipeline_link_bytes_per_s(r.gpu, r.tp, r.pp))

@@ -1,138 +1,382 @@
-"""Fit the perf model's efficiency factors to NVIDIA's published TensorRT-LLM throughput tables.
+"""Fit the perf model's profiles (catalog/perf.toml [profile.*]) to measurements with provenance.
 
-Data: catalog/calibration/trtllm_perf_overview.toml (max-throughput runs, total output tokens/s of a TP group).
-Each row is predicted as `estimate()` at the largest batch that fits (capped by `max_batch`), with the run's
-precision, FP8 KV cache, and the page's KV memory fraction (0.95 of free memory -> 5 % reserve).
-Fitted: hbm_efficiency, flops_efficiency, step_overhead_s, minimizing the mean squared log error over the
-H100/H200 rows; B200/GB200 (FP4) rows are held out and reported separately.
+Data (catalog/calibration/, each row with its source, engine, GPU, parallelism, batch, ISL/OSL, precisions, metric):
+- h100-sxm-pytorch-bf16.json: decode steps, prefills and micro-benchmarks timed on a real H100 SXM in plain
+  PyTorch with CUDA graphs (engine "pytorch": kernels only, no serving overheads; provenance in the .md beside it);
+- trtllm_perf_overview.toml: NVIDIA's TensorRT-LLM v1.0 max-throughput tables (H100, H200, B200, GB200).
 
-    python -m planner.perf.calibrate            # print the fit
+Every dataset is split by a fixed rule (`split_of`) into fitted and held-out rows. Each profile in FIT_PLAN is
+fitted in order on its fitted rows, minimizing the mean squared log error by coordinate search; the held-out rows
+only measure the result.
+
+    python -m planner.perf.calibrate            # print the fit and the error tables
     python -m planner.perf.calibrate --write    # also write catalog/calibration/fit.toml
 """
 from __future__ import annotations
 
 import argparse
-import itertools
+import json
+import re
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..catalog import CATALOG, load_catalog, load_model, read_toml
 from ..specs.workload import Workload
-from .estimate import Config, estimate
+from ..units import BYTES_PER_ELEMENT
+from .estimate import Config, estimate, hardware, step_terms
+from .kernels import attention_occupancy, gemm_flops_efficiency
 from .params import PerfParams
+from .roofline import compute_time_s, memory_time_s
 
-FITTED = ("hbm_efficiency", "flops_efficiency", "step_overhead_s")
-FIT_GPUS = ("h100-sxm", "h200")
-# The page runs trtllm-bench with --kv_cache_free_gpu_mem_fraction 0.95 "in many cases".
+# TensorRT-LLM page: trtllm-bench with --kv_cache_free_gpu_mem_fraction 0.95 "in many cases".
 RUN_RESERVE_FRACTION = 0.05
-# The page does not state the KV-cache dtype. FP8 KV fits better (median 10 % vs 15.5 % with BF16 KV, whose fit
-# also pins hbm_efficiency at the 1.0 bound), so the fit assumes the FP8 checkpoints ran with an FP8 KV cache.
+# The page does not state the KV-cache dtype; FP8 KV fits better than BF16 (the earlier fit's finding), so the
+# FP8 checkpoints are assumed to run with an FP8 KV cache.
 RUN_KV_PRECISION = "fp8"
+# Held out (never fitted): these TensorRT-LLM ISL/OSL pairs on every GPU, and these shared-H100 cases.
+HELD_OUT_TRTLLM = {(1000, 1000), (2048, 2048), (5000, 500)}
+HELD_OUT_H100 = {("decode_step", "llama-3.1-8b", 16, 4096), ("decode_step", "llama-3.1-8b", 64, 1024),
+                 ("decode_step", "llama-3.1-70b-20layers", 64, 2048), ("prefill", "llama-3.1-8b", 1, 2048)}
 
 
-def load_rows() -> tuple[dict, list[dict]]:
-    doc = read_toml(CATALOG / "calibration" / "trtllm_perf_overview.toml", "catalog/calibration/trtllm_perf_overview.toml")
-    return doc, list(doc["row"])
+@dataclass(frozen=True)
+class Row:
+    """One measurement. `metric` is what `value` measures (SI units); `layers` overrides the model's layer count
+    (a truncated stack); `batch` None means the largest batch that fits (max-throughput runs). `split`: "fit",
+    "held-out" (never fitted) or "reference" (an upper bound such as a lone GEMM, reported only)."""
+
+    dataset: str
+    source: str
+    engine: str
+    gpu: str
+    model: str
+    metric: str
+    value: float
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    batch: int | None = 1
+    isl: int = 0
+    osl: int = 0
+    weights: str = "bf16"
+    kv: str = "bf16"
+    layers: int | None = None
+    split: str = "fit"
+
+    @property
+    def label(self) -> str:
+        shape = f"B{self.batch}" if self.batch is not None else "Bmax"
+        return f"{self.model} {self.gpu} {self.engine} TP{self.tp} {self.weights} {shape} {self.isl}/{self.osl} {self.metric}"
 
 
-def predict(rows: list[dict], params: PerfParams, catalog=None) -> np.ndarray:
-    """Predicted total output tokens/s of each row's TP group."""
-    cat = catalog or load_catalog()
-    p = replace(params, memory_reserve_fraction=RUN_RESERVE_FRACTION)
+# ---- datasets -------------------------------------------------------------------------------------------------------
+def gpu_run_rows(doc: Mapping[str, Any], *, dataset: str, source: str, gpu: str,
+                 held_out: Callable[[Mapping[str, Any]], bool] = lambda case: False) -> list[Row]:
+    """Rows of a GPU run in the format of h100-sxm-pytorch-bf16.json (also what `planner calibrate --measure`
+    records): decode steps and prefills of a (truncated) layer stack, and micro-benchmarks."""
+    rows: list[Row] = []
+    micro = doc.get("micro_benchmarks", {})
+    common = dict(dataset=dataset, source=source, engine="pytorch", gpu=gpu, model="-")
+    # A bare HBM read and a lone 8192^3 GEMM are upper bounds no layer reaches (a decode step streams at ~0.9 of the
+    # read-only rate; prefill GEMMs run at ~0.6 of peak against 0.8 in the lone GEMM): reported, not fitted.
+    if "read_only_TBps" in micro:
+        rows.append(Row(**common, metric="hbm_read_bytes_per_s", value=float(micro["read_only_TBps"]) * 1e12,
+                        split="reference"))
+    for dtype in ("bf16", "fp8"):
+        key = f"{dtype}_gemm_8192_TFLOPs"
+        if key in micro:
+            rows.append(Row(**common, metric="gemm_flops_per_s", value=float(micro[key]) * 1e12, batch=8192,
+                            weights=dtype, split="reference"))
+    for key, value in sorted(micro.items()):
+        if key.startswith("skinny_gemm_b") and key.endswith("_s"):
+            b = int(key[len("skinny_gemm_b"):-2])
+            rows.append(Row(**common, metric="skinny_gemm_s", value=float(value), batch=b))
+    for case in doc.get("cases", []):
+        model = re.sub(r"-\d+layers$", "", str(case["model"]))  # "llama-3.1-70b-20layers": a truncated stack
+        n_layers = int(case["layers"])
+        split = "held-out" if held_out(case) else "fit"
+        if case["kind"] == "decode_step":
+            rows.append(Row(dataset=dataset, source=source, engine="pytorch", gpu=gpu, model=model,
+                            metric="decode_step_s", value=float(case["step_s"]), batch=int(case["batch"]),
+                            isl=int(case["context"]), layers=n_layers, split=split))
+        elif case["kind"] == "decode_attention":  # one layer's attention kernel over its KV cache
+            rows.append(Row(dataset=dataset, source=source, engine="pytorch", gpu=gpu, model=model,
+                            metric="decode_attention_s", value=float(case["step_s"]), batch=int(case["batch"]),
+                            isl=int(case["context"]), layers=1, split=split))
+        elif case["kind"] == "prefill":
+            rows.append(Row(dataset=dataset, source=source, engine="pytorch", gpu=gpu, model=model,
+                            metric="prefill_s", value=float(case["step_s"]), batch=1, isl=int(case["seq"]),
+                            layers=n_layers, split=split))
+    return rows
+
+
+def shared_h100_rows() -> list[Row]:
+    path = CATALOG / "calibration" / "h100-sxm-pytorch-bf16.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    source = (f"catalog/calibration/h100-sxm-pytorch-bf16.json (measured {doc.get('measured')} on "
+              f"{doc.get('gpu')}, {doc.get('software')}; method in h100-sxm-pytorch-bf16.md)")
+
+    def held(case: Mapping[str, Any]) -> bool:
+        key = (case["kind"], case["model"], case["batch"], case.get("context", case.get("seq")))
+        return key in HELD_OUT_H100
+
+    return gpu_run_rows(doc, dataset="h100-pytorch", source=source, gpu="h100-sxm", held_out=held)
+
+
+def trtllm_rows() -> list[Row]:
+    doc = read_toml(CATALOG / "calibration" / "trtllm_perf_overview.toml",
+                    "catalog/calibration/trtllm_perf_overview.toml")
     out = []
-    models: dict[str, object] = {}
-    for r in rows:
-        m = models.setdefault(r["model"], load_model(r["model"]))
-        w = Workload(isl=int(r["isl"]), osl=int(r["osl"]))
-        cfg = Config(gpu=cat.gpu(r["gpu"]), tp=int(r["tp"]), pp=int(r["pp"]), batch=1, weights=r["precision"], kv=RUN_KV_PRECISION)
-        probe = estimate(m, cfg, w, p)
-        batch = max(1, min(probe.max_batch, p.max_batch))
-        out.append(estimate(m, replace(cfg, batch=batch), w, p).output_tokens_per_s)
-    return np.asarray(out)
+    for r in doc["row"]:
+        isl, osl = int(r["isl"]), int(r["osl"])
+        out.append(Row(dataset="trtllm-perf-overview", source=str(doc["source"]), engine="trtllm", gpu=r["gpu"],
+                       model=r["model"], metric="output_tokens_per_s", value=float(r["value"]), tp=int(r["tp"]),
+                       pp=int(r["pp"]), batch=None, isl=isl, osl=osl, weights=r["precision"], kv=RUN_KV_PRECISION,
+                       split="held-out" if (isl, osl) in HELD_OUT_TRTLLM else "fit"))
+    return out
 
 
-def errors(rows: list[dict], params: PerfParams) -> np.ndarray:
-    """Relative error (predicted − published) / published per row."""
-    pred = predict(rows, params)
-    obs = np.asarray([float(r["value"]) for r in rows])
+def load_rows() -> list[Row]:
+    return shared_h100_rows() + trtllm_rows()
+
+
+# ---- prediction -----------------------------------------------------------------------------------------------------
+_MODELS: dict[str, Any] = {}
+
+
+def _model(name: str):
+    if name not in _MODELS:
+        _MODELS[name] = load_model(name)
+    return _MODELS[name]
+
+
+def predict(row: Row, params: PerfParams, catalog=None) -> float:
+    """The model's value of `row.metric` for the row's configuration, under `params` with the row's engine."""
+    cat = catalog or load_catalog()
+    gpu = cat.gpu(row.gpu)
+    p = params.with_engine(row.engine).for_gpu(gpu.id, gpu.family)
+    hw = hardware(gpu, row.weights)
+    if row.metric == "hbm_read_bytes_per_s":
+        return gpu.hbm_bytes_per_s * p.hbm_efficiency
+    if row.metric in ("gemm_flops_per_s", "skinny_gemm_s"):
+        # [T, K] x [K, N]: K = 8192, N = 28672 for the skinny shapes, N = 8192 for the square one
+        t, k = float(row.batch or 1), 8192.0
+        n = 8192.0 if row.metric == "gemm_flops_per_s" else 28672.0
+        eta_max = p.prefill_flops_efficiency if row.metric == "gemm_flops_per_s" else p.flops_efficiency
+        eff = gemm_flops_efficiency(t, n, gpu.sm_count, eta_max, p.gemm_tile_tokens, p.gemm_tile_cols)
+        wb = BYTES_PER_ELEMENT[row.weights]
+        time = max(float(compute_time_s(2 * t * k * n, hw.peak_flops_per_s, eff)),
+                   float(memory_time_s(k * n * wb + 2 * t * (k + n), hw.hbm_bytes_per_s, p.hbm_efficiency)))
+        return 2 * t * k * n / time if row.metric == "gemm_flops_per_s" else time
+    m = _model(row.model)
+    if row.metric == "decode_attention_s":
+        # B sequences' K and V at `context` tokens, read at the occupancy B · KV heads allow (kernels.py)
+        b, ctx = float(row.batch or 1), float(row.isl)
+        kv_bytes = b * ctx * 2 * m.num_kv_heads * m.head_dim * BYTES_PER_ELEMENT[row.kv]
+        occ = attention_occupancy(b, m.num_kv_heads, ctx, gpu.sm_count, p.attention_ctas_per_sm,
+                                  p.attention_split_kv_tokens)
+        flops = b * m.attention_flops_per_token_per_context * ctx
+        return max(float(compute_time_s(flops, hw.attention_flops_per_s, p.attention_flops_efficiency)),
+                   float(memory_time_s(kv_bytes, hw.hbm_bytes_per_s, p.hbm_efficiency * occ)))
+    if row.metric in ("decode_step_s", "prefill_s"):
+        layers = row.layers or m.num_layers
+        t = step_terms(m, hw, p, tp=row.tp, ep=row.ep, weight_bytes=BYTES_PER_ELEMENT[row.weights],
+                       kv_bytes=BYTES_PER_ELEMENT[row.kv], micro_batch=row.batch or 1, isl=row.isl, osl=0)
+        if row.metric == "decode_step_s":
+            return float(layers * t.decode_layer.time_s + t.decode_first.time_s + t.decode_last.time_s
+                         + p.step_overhead_s)
+        return float(layers * t.prefill_layer.time_s + t.prefill_first.time_s + t.prefill_last.time_s
+                     + p.step_overhead_s)
+    if row.metric == "output_tokens_per_s":
+        run = replace(params.with_engine(row.engine), memory_reserve_fraction=RUN_RESERVE_FRACTION)
+        w = Workload(isl=row.isl, osl=row.osl)
+        cfg = Config(gpu=gpu, tp=row.tp, pp=row.pp, ep=row.ep, batch=1, weights=row.weights, kv=row.kv)
+        batch = row.batch
+        if batch is None:
+            batch = max(1, min(estimate(m, cfg, w, run).max_batch, run.max_batch))
+        return estimate(m, replace(cfg, batch=batch), w, run).output_tokens_per_s
+    raise ValueError(f"unknown metric {row.metric!r}")
+
+
+def errors(rows: Sequence[Row], params: PerfParams, catalog=None) -> np.ndarray:
+    """Signed relative error (predicted − measured) / measured per row."""
+    cat = catalog or load_catalog()
+    pred = np.array([predict(r, params, cat) for r in rows])
+    obs = np.array([r.value for r in rows])
     return (pred - obs) / obs
 
 
-def fit(rows: list[dict], base: PerfParams) -> PerfParams:
-    """Grid search then coordinate refinement of FITTED on mean squared log error."""
-    obs = np.log([float(r["value"]) for r in rows])
+# ---- fitting --------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FitStep:
+    """Fit `names` of profile `profile` ("base": the [perf] values under every profile) on the fitted rows that
+    `select` picks, from `start`."""
 
-    def loss(p: PerfParams) -> float:
-        return float(np.mean((np.log(predict(rows, p)) - obs) ** 2))
+    profile: str
+    names: tuple[str, ...]
+    select: Callable[[Row], bool]
+    start: Mapping[str, float]
+    why: str
 
-    grid = {"hbm_efficiency": np.linspace(0.55, 0.95, 9), "flops_efficiency": np.linspace(0.3, 0.9, 7),
-            "step_overhead_s": np.array([0.0, 0.001, 0.002, 0.004, 0.008])}
-    best, best_loss = base, loss(base)
-    for values in itertools.product(*grid.values()):
-        p = replace(base, **dict(zip(grid, values)))
-        l = loss(p)
-        if l < best_loss:
-            best, best_loss = p, l
-    step = {"hbm_efficiency": 0.025, "flops_efficiency": 0.05, "step_overhead_s": 0.0005}
-    for _ in range(6):
+
+FIT_PLAN = (
+    FitStep("base", ("hbm_efficiency", "flops_efficiency", "prefill_flops_efficiency", "attention_flops_efficiency",
+                       "layer_overhead_s", "attention_ctas_per_sm", "step_overhead_s"),
+            lambda r: r.dataset == "h100-pytorch",
+            {"hbm_efficiency": 0.9, "flops_efficiency": 0.8, "prefill_flops_efficiency": 0.7,
+             "attention_flops_efficiency": 0.5,
+             "layer_overhead_s": 50e-6, "attention_ctas_per_sm": 0.5, "step_overhead_s": 1e-4},
+            "Kernel fractions measured on a real H100 in PyTorch with CUDA graphs; the base [perf] values, so that\n"
+            "# families without measurements of their own (ampere, ada, cdna3, tpu) assume Hopper's fractions"),
+    FitStep("hopper.trtllm", ("hbm_efficiency", "flops_efficiency", "prefill_flops_efficiency", "layer_overhead_s",
+                              "step_overhead_s"),
+            lambda r: r.dataset == "trtllm-perf-overview" and r.gpu in ("h100-sxm", "h200"),
+            {"hbm_efficiency": 0.8, "flops_efficiency": 0.5, "prefill_flops_efficiency": 0.6, "layer_overhead_s": 2e-5,
+             "step_overhead_s": 1e-3},
+            "TensorRT-LLM v1.0 FP8 max-throughput runs on H100/H200"),
+    FitStep("blackwell.trtllm", ("hbm_efficiency", "flops_efficiency", "prefill_flops_efficiency", "layer_overhead_s",
+                              "step_overhead_s"),
+            lambda r: r.dataset == "trtllm-perf-overview" and r.gpu in ("b200", "gb200"),
+            {"hbm_efficiency": 0.8, "flops_efficiency": 0.5, "prefill_flops_efficiency": 0.6, "layer_overhead_s": 2e-5,
+             "step_overhead_s": 1e-3},
+            "TensorRT-LLM v1.0 FP4 max-throughput runs on B200/GB200"),
+)
+# Search bounds per parameter (efficiencies in (0, 1], times in s).
+BOUNDS = {"layer_overhead_s": (0.0, 1e-3), "step_overhead_s": (0.0, 0.05),
+          "attention_ctas_per_sm": (0.0, 16.0)}
+
+
+def fit_profile(rows: Sequence[Row], base: PerfParams, step: FitStep, catalog=None, rounds: int = 40) -> dict[str, float]:
+    """Coordinate search of step.names (multiplicative steps, halved when no move helps) on mean squared log
+    error over `rows`."""
+    cat = catalog or load_catalog()
+    obs = np.log([r.value for r in rows])
+
+    def loss(values: Mapping[str, float]) -> float:
+        p = with_fitted(base, {step.profile: values})
+        pred = np.array([predict(r, p, cat) for r in rows])
+        return float(np.mean((np.log(pred) - obs) ** 2))
+
+    best = dict(step.start)
+    best_loss = loss(best)
+    scale = {k: 0.4 for k in step.names}
+    for _ in range(rounds):
         improved = False
-        for k in FITTED:
-            for sign in (-1, 1):
-                v = getattr(best, k) + sign * step[k]
-                if v <= 0 or (k.endswith("efficiency") and v > 1):
-                    continue
-                p = replace(best, **{k: v})
-                l = loss(p)
-                if l < best_loss:
-                    best, best_loss, improved = p, l, True
-        if not improved:
-            step = {k: v / 2 for k, v in step.items()}
+        for k in step.names:
+            moved = True
+            while moved:  # keep stepping while it helps, then try the other direction
+                moved = False
+                for factor in (1 + scale[k], 1 / (1 + scale[k])):
+                    lo, hi = BOUNDS.get(k, (1e-3, 1.0))
+                    v = min(hi, max(lo, best[k] * factor if best[k] > 0 else hi * 1e-3))
+                    if v == best[k]:
+                        continue
+                    trial = {**best, k: v}
+                    l = loss(trial)
+                    if l < best_loss - 1e-15:
+                        best, best_loss, moved, improved = trial, l, True, True
+                        break
+            if not improved:
+                scale[k] /= 2
+        if max(scale.values()) < 1e-4:
+            break
     return best
 
 
-def summary(errs: np.ndarray) -> str:
-    a = np.abs(errs)
-    return f"median |error| {np.median(a):.1%}, worst {a.max():.1%} over {len(a)} rows"
+def fit_all(rows: Sequence[Row], base: PerfParams, catalog=None) -> dict[str, dict[str, float]]:
+    """Run FIT_PLAN in order on the fitted split; each step sees the profiles fitted before it."""
+    cat = catalog or load_catalog()
+    fitted: dict[str, dict[str, float]] = {}
+    p = base
+    for step in FIT_PLAN:
+        chosen = [r for r in rows if r.split == "fit" and step.select(r)]
+        if not chosen:
+            continue
+        values = fit_profile(chosen, p, step, cat)
+        fitted[step.profile] = values
+        p = with_fitted(p, {step.profile: values})
+    return fitted
+
+
+def with_fitted(p: PerfParams, fitted: Mapping[str, Mapping[str, float]]) -> PerfParams:
+    """`p` with fitted values: "base" updates the [perf] values, every other name its profile."""
+    base = fitted.get("base")
+    if base:
+        p = p.updated(dict(base), "fit")
+    return p.with_profiles({k: dict(v) for k, v in fitted.items() if k != "base"}, "fit")
+
+
+# ---- reporting ------------------------------------------------------------------------------------------------------
+def error_table(rows: Sequence[Row], errs: np.ndarray, catalog=None) -> list[dict[str, Any]]:
+    """Signed median, median |error| and worst |error| per (family, engine, metric, split)."""
+    cat = catalog or load_catalog()
+    groups: dict[tuple[str, str, str, str], list[float]] = {}
+    for r, e in zip(rows, errs):
+        key = (cat.gpu(r.gpu).family, r.engine, r.metric, r.split)
+        groups.setdefault(key, []).append(float(e))
+    out = []
+    for key in sorted(groups):
+        a = np.array(groups[key])
+        out.append({"family": key[0], "engine": key[1], "metric": key[2], "split": key[3], "rows": len(a),
+                    "signed_median": float(np.median(a)), "median_abs": float(np.median(np.abs(a))),
+                    "worst_abs": float(np.max(np.abs(a)))})
+    return out
+
+
+def format_table(table: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["| family | engine | metric | split | rows | signed median | median abs | worst abs |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for t in table:
+        lines.append(f"| {t['family']} | {t['engine']} | {t['metric']} | {t['split']} | {t['rows']} | "
+                     f"{t['signed_median']:+.1%} | {t['median_abs']:.1%} | {t['worst_abs']:.1%} |")
+    return "\n".join(lines)
+
+
+def fit_toml(fitted: Mapping[str, Mapping[str, float]], table: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["# Written by `python -m planner.perf.calibrate --write`; do not edit by hand.",
+             "# Data and splits: planner/perf/calibrate.py (catalog/calibration/*). [fitted] overrides catalog/perf.toml's",
+             "# [perf] values, each [profile.*] below the profile of the same name.",
+             "schema_version = 2", 'command = "python -m planner.perf.calibrate --write"', ""]
+    for step in FIT_PLAN:
+        if step.profile not in fitted:
+            continue
+        lines.append(f"# {step.why}")
+        lines.append("[fitted]" if step.profile == "base" else f'[profile."{step.profile}"]')
+        lines += [f"{k} = {v:.6g}" for k, v in fitted[step.profile].items()]
+        lines.append("")
+    for t in table:
+        lines.append("[[error]]")
+        lines += [f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}"
+                  for k, v in t.items()]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help="write catalog/calibration/fit.toml")
+    ap.add_argument("--rows", action="store_true", help="print every row's error")
     args = ap.parse_args(argv)
-    doc, rows = load_rows()
-    fit_rows = [r for r in rows if r["gpu"] in FIT_GPUS]
-    held = [r for r in rows if r["gpu"] not in FIT_GPUS]
-    base = load_catalog().perf
-    best = fit(fit_rows, base)
-    e_fit, e_held = errors(fit_rows, best), errors(held, best)
-    print("fitted:", {k: round(getattr(best, k), 6) for k in FITTED})
-    print("fit rows (H100/H200, FP8):", summary(e_fit))
-    print("held-out rows (B200/GB200, FP4):", summary(e_held))
-    for r, e in zip(fit_rows + held, np.concatenate([e_fit, e_held])):
-        print(f"  {r['model']:15s} {r['gpu']:9s} TP{r['tp']} {r['precision']} {r['isl']:>5}/{r['osl']:<5} "
-              f"published {float(r['value']):9.0f}  error {e:+.1%}")
+    cat = load_catalog()
+    rows = load_rows()
+    base = cat.perf
+    fitted = fit_all(rows, base, cat)
+    p = with_fitted(base, fitted)
+    errs = errors(rows, p, cat)
+    for name, values in fitted.items():
+        print(f"[{'fitted' if name == 'base' else 'profile.' + name}]", {k: float(f"{v:.4g}") for k, v in values.items()})
+    table = error_table(rows, errs, cat)
+    print(format_table(table))
+    if args.rows:
+        for r, e in zip(rows, errs):
+            print(f"  {r.split:8s} {r.label:80s} measured {r.value:11.5g}  error {e:+.1%}")
     if args.write:
         path = Path(str(CATALOG)) / "calibration" / "fit.toml"
-        lines = [
-            "# Written by `python -m planner.perf.calibrate --write`; do not edit by hand.",
-            f"# Data: {doc['source']}",
-            f"# Fit rows: {len(fit_rows)} (H100/H200 FP8); held out: {len(held)} (B200/GB200 FP4).",
-            "schema_version = 1",
-            'command = "python -m planner.perf.calibrate --write"',
-            "",
-            "[fitted]",
-        ] + [f"{k} = {getattr(best, k):.6g}" for k in FITTED] + [
-            "",
-            "[error]",
-            f"fit_median_abs = {float(np.median(np.abs(e_fit))):.4f}",
-            f"fit_worst_abs = {float(np.max(np.abs(e_fit))):.4f}",
-            f"held_out_median_abs = {float(np.median(np.abs(e_held))):.4f}",
-            f"held_out_worst_abs = {float(np.max(np.abs(e_held))):.4f}",
-        ]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path.write_text(fit_toml(fitted, table), encoding="utf-8")
         print(f"wrote {path}")
     return 0
 

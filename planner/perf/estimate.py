@@ -80,7 +80,7 @@ def hardware(gpu: Accelerator, weights: str, tp: int = 1, dp: int = 1) -> Hardwa
     a2a_link = gpu.intra_node_link(min(tp * dp, gpu.node_gpus))
     return Hardware(gpu.peak_flops(weights), attn, gpu.hbm_bytes_per_s, tp_link.bytes_per_s,
                     tp_link.efficiency, tp_link.latency_s, a2a_link.bytes_per_s, a2a_link.efficiency,
-                    a2a_link.latency_s, gpu.node_gpus, gpu.scale_out_bytes_per_s)
+                    a2a_link.latency_s, gpu.node_gpus, gpu.scale_out_bytes_per_s, gpu.sm_count)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     dec = layer_step(model, hw, p, tokens=dec_tokens, sequences=micro_batch, context_from=isl,
                      context_to=np.add(isl, osl), reads_cache=True, **kw)
     pre = layer_step(model, hw, p, tokens=np.asarray(isl, float) * dpf, sequences=dpf, context_from=0.0,
-                     context_to=isl, reads_cache=False, **kw)
+                     context_to=isl, reads_cache=False, prefill=True, **kw)
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     # one prompt in c equal chunks of k = isl/c tokens; chunk j (offset j·k) attends j·k + k/2 keys per token and
     # reads its j·k cached tokens: on average isl/2 keys and (isl − k)/2 cached tokens
@@ -246,6 +246,8 @@ class Estimate:
     usd_per_hour: float
     messages: tuple[str, ...] = field(default=())
     prefill_stall_s: float = 0.0  # how much one prompt's (chunked) prefill lengthens the decode steps it shares
+    engine: str = ""  # the engine profile the perf terms were taken for
+    profile: tuple[str, ...] = ()  # the catalog [profile.*] tables applied (PerfParams.for_gpu)
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -296,14 +298,15 @@ class Estimate:
                      **{f"usd_per_million_{k}_tokens_marginal": round6(v)
                         for k, v in zip(("input", "output"), self.marginal_usd_per_million)}},
             "bottleneck": self.bottleneck,
+            "perf_profile": {"engine": self.engine, "family": c.gpu.family, "tables": list(self.profile)},
             "messages": list(self.messages),
         }
 
 
 def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfParams | None = None) -> Estimate:
-    p = params or PerfParams()
     c = config
     check_config(model, c)
+    p = (params or PerfParams()).for_gpu(c.gpu.id, c.gpu.family)
     wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
     hw = hardware(c.gpu, c.weights, c.tp, c.dp)
     q = 1 if c.spec is None else c.spec.draft_length + 1
@@ -437,4 +440,5 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         decode_cycle_s=cycle, output_tokens_per_s=thr, mfu=float(mfu), mbu=float(mbu), memory=memory, fits=bool(fits),
         max_batch=max_batch, bottleneck=bottleneck, usd_per_hour=c.gpus * c.price_per_gpu, messages=tuple(messages),
         prefill_stall_s=stall,
+        engine=p.engine, profile=p.profile,
     )

@@ -19,6 +19,11 @@ behind a compute-bound MLP):
 plus communication: per layer one TP all-reduce after attention and one after the MLP, or on MoE layers with
 EP > 1, a dispatch and a combine all-to-all over the EP ranks (two-level across scale-up domains) and an
 all-reduce over the eTP GPUs sharing an expert.
+Each GEMM group's compute efficiency depends on its shape (kernels.gemm_flops_efficiency: the useful share of
+whole tiles in whole waves over the SMs; prefill and decode have their own maximum), the decode KV read's bandwidth
+on the attention work available (kernels.attention_occupancy), and routed experts compute whole kernel tiles per
+touched expert (kernels.padded_expert_tokens). Every layer also costs a fixed `layer_overhead_s` (launches, norms,
+rotary and other small kernels).
 All quantities are per GPU and broadcast over numpy arrays of candidates; DP = 1 and EP = 1 are plain TP."""
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import numpy as np
 
 from ..specs.model import LayerKind, ModelSpec
 from .comm import ring_allreduce_time_s, two_level_alltoall_time_s
+from .kernels import attention_occupancy, gemm_flops_efficiency, padded_expert_tokens
 from .memory import EMBEDDING_BYTES_PER_ELEMENT, kv_bytes_per_token_per_layer_per_gpu, shared_weight_bytes_per_element
 from .moe import busiest_rank_load_ratio, expected_experts_touched_on_rank
 from .params import PerfParams
@@ -52,6 +58,7 @@ class Hardware:
     a2a_latency_s: object = None
     domain_gpus: object = np.inf  # GPUs one all-to-all reaches without the scale-out NIC
     scale_out_bytes_per_s: object = np.inf  # NIC bandwidth per GPU per direction
+    sm_count: object = 0  # SMs / CUs / MXUs (kernels.py); 0: shape effects off
 
 
 @dataclass(frozen=True)
@@ -72,18 +79,26 @@ class StepTime:
         return StepTime(*(np.multiply(getattr(self, f), k) for f in self.__dataclass_fields__))
 
 
-def _group(flops, bytes_moved, peak, hbm, p: PerfParams) -> StepTime:
-    c = compute_time_s(flops, peak, p.flops_efficiency)
-    m = memory_time_s(bytes_moved, hbm, p.hbm_efficiency)
+def _group(flops, bytes_moved, peak, hbm, flops_efficiency, hbm_efficiency) -> StepTime:
+    return _roofline(compute_time_s(flops, peak, flops_efficiency), memory_time_s(bytes_moved, hbm, hbm_efficiency),
+                     flops, bytes_moved)
+
+
+def _roofline(c, m, flops, bytes_moved) -> StepTime:
+    """max(compute time, memory time), recorded by what bounds it."""
     t = np.maximum(c, m)
     zero = np.zeros_like(t)
     return StepTime(t, np.where(c >= m, t, 0.0), np.where(c >= m, 0.0, t), zero, np.asarray(flops, float) + zero,
                     np.asarray(bytes_moved, float) + zero)
 
 
+def _gemm_efficiency(p: PerfParams, hw: Hardware, tokens, cols, max_efficiency):
+    return gemm_flops_efficiency(tokens, cols, hw.sm_count, max_efficiency, p.gemm_tile_tokens, p.gemm_tile_cols)
+
+
 def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, tokens,
                sequences, context_from, context_to, reads_cache, chunk_tokens=0.0, chunk_attended_tokens=0.0,
-               chunk_kv_read_tokens=0.0, dp=1, redundant_experts=0) -> StepTime:
+               chunk_kv_read_tokens=0.0, dp=1, redundant_experts=0, prefill: bool = False) -> StepTime:
     """One average layer's forward step on one GPU: Σ over the model's layers / L, each layer the sum of its own
     kernel groups' rooflines (dense and MoE layers differ in their shared-weight group, full, sliding and chunked
     layers in their attention groups; the experts group and communication scale with the MoE layers' share).
@@ -99,7 +114,9 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
                     prefix R it reads for full attention (o). Windowed layers attend and read within their window
                     there. 0: a plain step. Over all DP groups (one chunk per group: K/DP each).
     dp              attention data-parallel groups; each holds tokens/dp, sequences/dp and chunk/dp
-    redundant_experts  extra expert copies spread over the EP ranks (EPLB); see moe.busiest_rank_load_ratio"""
+    redundant_experts  extra expert copies spread over the EP ranks (EPLB); see moe.busiest_rank_load_ratio
+    prefill         the GEMMs' maximum efficiency is prefill_flops_efficiency, else flops_efficiency (with a chunk:
+                    the smaller of the two)"""
     tp = np.asarray(tp, float)
     ep = np.asarray(ep, float)
     dp = np.asarray(dp, float)
@@ -110,13 +127,20 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     wb = np.asarray(weight_bytes, float)
     shared_wb = shared_weight_bytes_per_element(model, wb)
     L = model.num_layers
+    # GEMM maximum: a step that carries a prefill chunk runs its GEMMs no faster than a prefill does (measured on
+    # H100: the mixed step's increment tracks the prefill's time, not the decode GEMMs' higher efficiency); the
+    # smaller of the two maxima keeps a chunk from ever making a step cheaper
+    mixed_max = np.minimum(p.prefill_flops_efficiency, p.flops_efficiency)
+    eta_max = np.where(prefill, p.prefill_flops_efficiency, np.where(chunk > 0, mixed_max, p.flops_efficiency))
     step = None
     for mlp in ("dense", "moe"):
         n = sum(k.mlp == mlp for k in model.layer_kinds)
         if n:
             shared = model.shared_params_of(LayerKind(mlp))
+            # the shared GEMMs as one of N = P_shared / (h · TP) output columns (QKV, O, gate/up, down side by side)
+            eff = _gemm_efficiency(p, hw, group_tokens, shared / (model.hidden_size * tp), eta_max)
             g = _group(2.0 * shared * group_tokens / tp, shared * shared_wb / tp, hw.peak_flops_per_s,
-                       hw.hbm_bytes_per_s, p)
+                       hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
             step = g.scaled(n / L) if step is None else step + g.scaled(n / L)
     if model.is_moe:
         f = model.moe_layer_fraction
@@ -125,29 +149,42 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         busiest_assignments = rho * tokens * model.experts_per_token / ep
         touched = expected_experts_touched_on_rank(model.num_experts, model.experts_per_token, tokens, ep,
                                                    redundant_experts, rho)
-        experts = _group(f * 2.0 * model.expert_params * busiest_assignments / etp,
+        # the grouped GEMM computes whole tiles per touched expert, at the efficiency of its padded rows
+        rows = padded_expert_tokens(busiest_assignments, 1.0, touched, p.gemm_tile_tokens)
+        per_expert = np.where(touched > 0, rows / np.maximum(touched, 1e-9), 0.0)
+        eff = _gemm_efficiency(p, hw, per_expert, model.expert_params / (model.hidden_size * etp), eta_max)
+        experts = _group(f * 2.0 * model.expert_params * rows / etp,
                          f * touched * model.expert_params * wb / etp,
-                         hw.peak_flops_per_s, hw.hbm_bytes_per_s, p)
+                         hw.peak_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
         step = step + experts
     kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
     a = model.attention_flops_per_token_per_context
     has_chunk = np.any(chunk > 0)
     center = np.asarray(chunk_attended_tokens, float)
+    kv_heads = np.maximum(1.0, model.num_kv_heads / tp)
+    eta_attn = p.attention_flops_efficiency
     for kind, n in attention_spans(model).items():
         span = mean_span(kind, context_from, context_to)
         read = np.asarray(sequences, float) / dp * span if reads_cache else 0.0
-        attn = _group(a * span * own / dp / tp, (read + own / dp) * kv_token, hw.attention_flops_per_s,
-                      hw.hbm_bytes_per_s, p)
+        # the KV read at the bandwidth the attention work allows (kernels.attention_occupancy); the write at full
+        occupancy = attention_occupancy(np.asarray(sequences, float) / dp, kv_heads, span, hw.sm_count,
+                                        p.attention_ctas_per_sm, p.attention_split_kv_tokens)
+        attn = _roofline(compute_time_s(a * span * own / dp / tp, hw.attention_flops_per_s, eta_attn),
+                         memory_time_s(read * kv_token, hw.hbm_bytes_per_s,
+                                       p.hbm_efficiency * np.maximum(occupancy, 1e-12))  # no work: 0 s
+                         + memory_time_s(own / dp * kv_token, hw.hbm_bytes_per_s, p.hbm_efficiency),
+                         a * span * own / dp / tp, (read + own / dp) * kv_token)
         step = step + attn.scaled(n / L)
         if has_chunk:
             # never more than A: queries of several prompts' chunks need not be contiguous (A − K/2 may be < 0)
             keys = np.minimum(center, mean_span(kind, np.maximum(center - chunk / 2.0, 0.0), center + chunk / 2.0))
             prefix = span_at(kind, chunk_kv_read_tokens)
             g = _group(a * keys * chunk / dp / tp, (prefix + chunk / dp) * kv_token, hw.attention_flops_per_s,
-                       hw.hbm_bytes_per_s, p)
+                       hw.hbm_bytes_per_s, eta_attn, p.hbm_efficiency)
             step = step + g.scaled(n / L)
+    fixed = p.layer_overhead_s
     comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens, dp=dp, redundant_experts=redundant_experts)
-    return step + StepTime(comm, 0.0, 0.0, comm, 0.0, 0.0)
+    return step + StepTime(comm + fixed, 0.0, fixed, comm, 0.0, 0.0)
 
 
 def _or(value, default):
@@ -191,14 +228,15 @@ def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, 
 def lm_head_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, logit_tokens) -> StepTime:
     """The LM head on the last stage: 2·V·h FLOP per token that needs logits; V·h 16-bit weights per step."""
     tp = np.asarray(tp, float)
+    eff = _gemm_efficiency(p, hw, logit_tokens, model.vocab_size / tp, p.flops_efficiency)
     return _group(2.0 * model.lm_head_params * np.asarray(logit_tokens, float) / tp,
                   model.lm_head_params * EMBEDDING_BYTES_PER_ELEMENT / tp,
-                  hw.attention_flops_per_s, hw.hbm_bytes_per_s, p)
+                  hw.attention_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
 
 
 def embedding_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tokens) -> StepTime:
     """Embedding lookup on the first stage: reads T rows of h 16-bit values; plus `head_stage_overhead_s`."""
     g = _group(0.0, np.asarray(tokens, float) * model.hidden_size * EMBEDDING_BYTES_PER_ELEMENT,
-               hw.attention_flops_per_s, hw.hbm_bytes_per_s, p)
+               hw.attention_flops_per_s, hw.hbm_bytes_per_s, p.flops_efficiency, p.hbm_efficiency)
     extra = p.head_stage_overhead_s
     return g + StepTime(extra, 0.0, extra, 0.0, 0.0, 0.0)

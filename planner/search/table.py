@@ -120,6 +120,7 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     p_default = {"tp_link_efficiency": p.link_efficiency, "tp_latency_s": p.allreduce_latency_s}
     hw = Hardware(**{f: np.array([_field(h, f, p_default) for h in hws], float)[key_of_row]
                      for f in Hardware.__dataclass_fields__})
+    p = p.for_rows([(r.gpu.id, r.gpu.family) for r in rows])  # each row's family / engine profile
     links: dict[tuple, float] = {}
     link = np.array([links[k] if (k := (r.gpu.id, r.tp * r.dp, r.pp)) in links
                      else links.setdefault(k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp)) for r in rows])

@@ -112,7 +112,7 @@ class ChunkCost:
 
     def __init__(self, model: ModelSpec, config: Config, params: PerfParams, layers: tuple[int, ...],
                  workload: Workload):
-        c, p = config, params
+        c, p = config, params.for_gpu(config.gpu.id, config.gpu.family)
         self.model, self.config, self.params, self.layers = model, c, p, layers
         self.hw = hardware(c.gpu, c.weights, c.tp, c.dp)
         self.wb, self.kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
@@ -196,7 +196,7 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     """Decode cycle (s) for every (running, ctx) pair, composed exactly as `estimate()` composes it: the target's
     per-stage step at micro-batch running/pp with γ+1 tokens per sequence, `decode_cycle_s` over the stages, plus
     γ draft steps at the full batch."""
-    c, p = config, params
+    c, p = config, params.for_gpu(config.gpu.id, config.gpu.family)
     wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
     hw = hardware(c.gpu, c.weights, c.tp, c.dp)
     q = 1 if c.spec is None else c.spec.draft_length + 1
@@ -232,7 +232,7 @@ def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layer
     times, `prefill_latency_s` across stages (+ the draft's prefill); busy is the slowest stage (+ the draft).
     With DP attention groups a prefill step carries one prompt per group: busy is that step's share per prompt
     (as in perf.batching), latency the whole step."""
-    c, p = config, params
+    c, p = config, params.for_gpu(config.gpu.id, config.gpu.family)
     wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
     hw = hardware(c.gpu, c.weights, c.tp, c.dp)
     link = pipeline_link_bytes_per_s(c.gpu, c.tp * c.dp, c.pp)

@@ -59,6 +59,8 @@ class Accelerator:
     vendor: str = ""
     aliases: tuple[str, ...] = ()
     pcie: PcieLink | None = None
+    family: str = ""  # architecture family naming its perf profile (ampere, hopper, blackwell, cdna3, tpu, ...)
+    sm_count: int = 0  # streaming multiprocessors (CUs on CDNA, MXUs on TPU): wave quantization; 0 unknown
 
     @property
     def usd_per_hour(self) -> float:
@@ -102,7 +104,9 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     # 1e-4 USD is the search's price unit; $100 is ~7x the dearest part listed (and keeps price x GPUs x TPOT in
     # the CP-SAT objective inside int64)
     "usd_per_hour": (1e-4, 100.0),
+    "sm_count": (1, 100_000),
 }
+FAMILIES = ("ampere", "ada", "hopper", "blackwell", "cdna3", "tpu")
 TOPOLOGIES = ("switch", "mesh", "torus", "pcie")
 
 
@@ -216,9 +220,21 @@ def accelerator_from_entry(entry: Mapping[str, Any], where: str, tier: str,
     if not isinstance(raw_aliases, list) or not all(isinstance(a, str) for a in raw_aliases):
         raise InputError(f"{where}: field 'aliases' must be a list of strings, got {raw_aliases!r}")
     aliases = tuple(check_text(a, f"{where}: field 'aliases'").lower() for a in raw_aliases)
+    family = _text(entry, "family", where, base.family if base else "")
+    if family and family not in FAMILIES:
+        raise InputError(f"{where}: field 'family' must be one of {', '.join(FAMILIES)}, got {family!r}"
+                         f"{did_you_mean(family, FAMILIES)}")
+    if "sm_count" in entry:
+        sm = _num(entry, "sm_count", where)
+        if sm != int(sm):
+            raise InputError(f"{where}: field 'sm_count' must be an integer, got {sm!r}")
+        sm_count = int(sm)
+    else:
+        sm_count = base.sm_count if base else 0
     return Accelerator(
         id=aid.strip().lower(), name=_text(entry, "name", where, base.name if base else aid), memory_bytes=memory,
         hbm_bytes_per_s=hbm, flops_per_s=flops, scale_up_domain=int(domain), scale_up_bytes_per_s=up_bw,
         scale_out_bytes_per_s=out_bw, price=price, prices=prices, scale_up_topology=topo,
         vendor=_text(entry, "vendor", where, base.vendor if base else ""), aliases=aliases, pcie=pcie,
+        family=family, sm_count=sm_count,
     )

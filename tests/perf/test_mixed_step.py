@@ -2,6 +2,8 @@
 pass (perf.step.layer_step's chunk group, perf.estimate.prefill_chunk_terms, perf.pipeline.chunk_stall_s)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -20,8 +22,13 @@ INCREMENT_REL_TOL = 0.15
 TOTAL_REL_TOL = 0.25
 
 
+def _pytorch(catalog):
+    """The measurements are plain PyTorch steps replayed from CUDA graphs: the "pytorch" engine profile on H100."""
+    return catalog.perf.with_engine("pytorch").for_gpu("h100-sxm", "hopper")
+
+
 def _steps(preset, catalog, chunk):
-    m, p = preset("llama-3.1-8b"), catalog.perf
+    m, p = preset("llama-3.1-8b"), _pytorch(catalog)
     hw = hardware(catalog.gpu("h100-sxm"), "bf16")
     t = step_terms(m, hw, p, tp=1, ep=1, weight_bytes=2, kv_bytes=2, micro_batch=64, isl=1024, osl=0)
     decode = float(stage_times_s([m.num_layers], float(t.decode_layer.time_s), float(t.decode_first.time_s),
@@ -49,15 +56,24 @@ def test_mixed_step_matches_h100_measurements(preset, catalog, chunk):
 def test_mixed_saving_is_about_one_weight_read(preset, catalog):
     """Measured: the mixed step is 8–13 % under decode + separate prefill for chunks of 1024–2048 tokens, because
     the weights are streamed once. For a compute-bound chunk the model saves one read of the layers' and LM head's
-    weights less the 64 decode tokens' matmul time (which the mixed pass still computes):
-        saving = (L·P_layer + P_head)·2 B / (HBM·eff) − 2·L·P_layer·64 / (peak·eff) + step overhead."""
-    m, p = preset("llama-3.1-8b"), catalog.perf
-    read_s = (m.num_layers * m.layer_shared_params + m.lm_head_params) * 2 / (3.35e12 * p.hbm_efficiency)
-    tokens_s = 2 * m.num_layers * m.layer_shared_params * 64 / (989.4e12 * p.flops_efficiency)
+    weights, the separate prefill's fixed per-layer and per-step times, less the 64 decode tokens' extra GEMM time
+    in the mixed pass (GEMMs at the prefill maximum η_p, in whole 128x128 tiles and waves over 132 SMs):
+        saving = (L·P_layer + P_head)·2 B / (HBM·η_bw) + L·t_layer + t_step − (G(chunk + 64) − G(chunk)),
+        G(T) = 2·L·P_layer·T / (peak · η_p · wave(T))."""
+    m, p = preset("llama-3.1-8b"), _pytorch(catalog)
+    P, L = m.layer_shared_params, m.num_layers
+    read_s = (L * P + m.lm_head_params) * 2 / (3.35e12 * p.hbm_efficiency)
+
+    def gemm_s(T):
+        tiles = math.ceil(T / 128) * math.ceil(P / 4096 / 128)
+        wave = T * (P / 4096) / (math.ceil(tiles / 132) * 132 * 128 * 128)  # useful share of the tile work
+        return 2 * L * P * T / (989.4e12 * p.prefill_flops_efficiency * wave)
+
     for chunk in (1024, 2048):
         decode, inc, prefill = _steps(preset, catalog, chunk)
         saving = (decode + prefill) - (decode + inc)
-        assert saving == pytest.approx(read_s - tokens_s + p.step_overhead_s, rel=0.05)
+        expected = read_s + L * p.layer_overhead_s + p.step_overhead_s - (gemm_s(chunk + 64) - gemm_s(chunk))
+        assert saving == pytest.approx(expected, rel=0.05)
         assert 0.04 < saving / (decode + prefill) < 0.2
 
 

@@ -31,8 +31,8 @@ def test_layers_are_as_even_as_optimality_allows():
 
 
 def test_heavy_head_stage_keeps_the_rest_even():
-    # ~25 layers' decode time on the head stage (at 4 ms the prefill-chunk stalls, which want an even split of the
-    # layers whatever the head costs, outweigh it and (8, 8, 8, 8) is optimal)
-    lay = _plan(0.01).result.best.layers
+    # ~20 layers' decode time on the head stage under the calibrated model (at 10 ms the head keeps one layer and
+    # the overall spread ties between (1, 9, 11, 11) and (1, 10, 10, 11))
+    lay = _plan(0.008).result.best.layers
     assert lay[0] < min(lay[1:])
     assert max(lay[1:]) - min(lay[1:]) <= 1

@@ -35,7 +35,8 @@ def test_decode_time_grows_with_batch_and_context(catalog, preset):
     cfg = Config(gpu=catalog.gpu("h100-sxm"), batch=32)
     tb = build_tables(preset("llama-3.1-8b"), cfg, Workload(isl=512, osl=128), catalog.perf, max_ctx=2048)
     assert np.all(np.diff(tb.decode_s[1:], axis=0) >= 0)  # more sequences, longer step
-    assert np.all(np.diff(tb.decode_s[1:], axis=1) >= 0)  # longer contexts, longer step
+    # longer contexts, longer step (flat, up to float rounding, where split-KV work saturates nothing more)
+    assert np.all(np.diff(tb.decode_s[1:], axis=1) >= -1e-12 * tb.decode_s[1:, 1:])
     assert np.all(tb.prefill_latency_s >= tb.prefill_busy_s)
     # the scalar lookup the event loop uses agrees with np.interp
     for c in (1.0, 333.3, 640.0, 2048.0, 5000.0):

@@ -1,0 +1,58 @@
+"""Kernel efficiency by shape: how much of the peak a GEMM or an attention kernel reaches for the work it is given.
+
+Symbols: T tokens in the step (GEMM rows), N output columns of a GEMM on one GPU, SM the accelerator's streaming
+multiprocessors (CUs on CDNA, MXUs on TPU), t_m × t_n the kernel's output tile.
+
+- GEMM compute efficiency rises with the token count: η_F(T) = η_max · wave(T, N) (a skinny decode GEMM pads its
+  few rows to whole tiles and is bandwidth bound whatever η_F; a large prefill GEMM reaches η_max);
+- wave quantization: tiles = ⌈T/t_m⌉·⌈N/t_n⌉ run in ⌈tiles/SM⌉ waves; the useful share of that work is
+  T·N / (waves·SM·t_m·t_n) (partial tiles and idle SMs in the last wave are waste);
+- attention occupancy: a decode attention kernel gets one work item per (sequence, KV head, KV split); with fewer
+  than c·SM items (c items per SM saturate HBM) it reaches items / (c·SM) of the bandwidth. Split-KV kernels
+  (flash-decoding) cut each context into chunks of s tokens, max(1, context / s) items per (sequence, KV head)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols):
+    """Useful share of the tile work the SMs do: T·N / (⌈tiles / SM⌉ · SM · t_m · t_n), tiles = ⌈T/t_m⌉·⌈N/t_n⌉.
+    Partial tiles and the idle SMs of the last wave both count as waste, so the time 2·T·N·K / (peak · η · this)
+    = 2·K·t_m·t_n·SM·waves / (peak · η) never falls as T grows. 1 where the tile is 0 (off) or SM is 0."""
+    t = np.maximum(np.asarray(tokens, float), 1.0)
+    n = np.maximum(np.asarray(cols, float), 1.0)
+    sm = np.asarray(sm_count, float)
+    on = (np.asarray(tile_tokens, float) > 0) & (np.asarray(tile_cols, float) > 0) & (sm > 0)
+    tm = np.where(on, tile_tokens, 1.0)
+    tn = np.where(on, tile_cols, 1.0)
+    sms = np.where(on, sm, 1.0)
+    tiles = np.ceil(t / tm) * np.ceil(n / tn)
+    return np.where(on, t * n / (np.ceil(tiles / sms) * sms * tm * tn), 1.0)
+
+
+def gemm_flops_efficiency(tokens, cols, sm_count, max_efficiency, tile_tokens, tile_cols):
+    """η_F(T) = η_max · wave(T, N): the GEMM's peak fraction times the useful share of its tile work."""
+    return np.asarray(max_efficiency, float) * wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols)
+
+
+def attention_occupancy(sequences, kv_heads_per_gpu, context_tokens, sm_count, ctas_per_sm, split_kv_tokens):
+    """min(1, items / (c · SM)), items = sequences · KV heads · max(1, context / split) (one split when split = 0);
+    1 where c or SM is 0 (occupancy not modelled)."""
+    ctx = np.maximum(np.asarray(context_tokens, float), 1.0)
+    split = np.asarray(split_kv_tokens, float)
+    # fractional splits keep the time monotone in the context (a ceiling would make it a sawtooth)
+    splits = np.where(split > 0, np.maximum(1.0, ctx / np.where(split > 0, split, 1.0)), 1.0)
+    items = np.asarray(sequences, float) * np.asarray(kv_heads_per_gpu, float) * splits
+    need = np.asarray(ctas_per_sm, float) * np.asarray(sm_count, float)
+    return np.where(need > 0, np.minimum(1.0, items / np.where(need > 0, need, 1.0)), 1.0)
+
+
+def padded_expert_tokens(tokens, experts_per_token, touched, tile_tokens):
+    """Rows a grouped MoE GEMM computes: each touched expert's T·k/touched tokens rounded up to the tile,
+    touched · t_m · ⌈T·k / (touched · t_m)⌉ (T·k when the tile is 0)."""
+    t = np.asarray(tokens, float) * np.asarray(experts_per_token, float)
+    e = np.asarray(touched, float)
+    tm = np.asarray(tile_tokens, float)
+    on = (tm > 0) & (e > 0)
+    per = t / np.where(on, e, 1.0)
+    return np.where(on, e * np.where(on, tm, 1.0) * np.ceil(per / np.where(on, tm, 1.0) - 1e-9), t)

@@ -1,0 +1,112 @@
+"""planner/perf/kernels.py and the kernel-shape terms of planner/perf/step.py, by hand."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from planner.perf.estimate import hardware
+from planner.perf.kernels import attention_occupancy, gemm_flops_efficiency, padded_expert_tokens, wave_efficiency
+from planner.perf.step import layer_step
+
+
+def test_wave_efficiency_by_hand():
+    # Llama-3.1-70B shared GEMMs on one of 8 GPUs: N = 855,654,400 / (8192 · 8) = 13,056 columns -> 102 tiles of 128;
+    # one token fills 1 of each tile's 128 rows, in one wave over 132 SMs
+    assert wave_efficiency(1, 13056, 132, 128, 128) == pytest.approx(13056 / (132 * 128 * 128))
+    # 4096 tokens: 32 · 102 = 3264 full tiles in ⌈3264 / 132⌉ = 25 waves of 132
+    assert wave_efficiency(4096, 13056, 132, 128, 128) == pytest.approx(3264 / 3300)
+    # 129 tokens: a second, nearly empty row of tiles; the time (∝ waves) never falls as tokens grow
+    assert wave_efficiency(129, 13056, 132, 128, 128) == pytest.approx(129 * 13056 / (2 * 132 * 128 * 128))
+    times = [t / wave_efficiency(t, 13056, 132, 128, 128) for t in range(1, 600)]
+    assert all(b >= a - 1e-9 for a, b in zip(times, times[1:]))
+    # exactly two full waves
+    assert wave_efficiency(256, 128 * 132, 132, 128, 128) == pytest.approx(1.0)
+    # off: no tile or no SM count
+    assert wave_efficiency(1, 13056, 132, 0, 128) == 1.0 and wave_efficiency(1, 13056, 0, 128, 128) == 1.0
+
+
+def test_gemm_efficiency_rises_with_tokens():
+    # η = η_max · wave; with the tile off the wave factor is 1
+    assert gemm_flops_efficiency(64, 1e5, 132, 0.8, 0, 0) == pytest.approx(0.8)
+    # 8192 tokens, N = 8192: 64 · 64 = 4096 full tiles in 32 waves of 132 -> 4096 / 4224
+    assert gemm_flops_efficiency(8192, 8192, 132, 0.8, 128, 128) == pytest.approx(0.8 * 4096 / 4224)
+    # 64 tokens fill half of each tile's rows: 64 column tiles in one wave
+    assert gemm_flops_efficiency(64, 8192, 132, 0.8, 128, 128) == pytest.approx(0.8 * 64 * 8192 / (132 * 128 * 128))
+
+
+def test_attention_occupancy_by_hand():
+    # batch 1, 8 KV heads, no KV split: 8 work items against 0.5 · 132 = 66 needed
+    assert attention_occupancy(1, 8, 8192, 132, 0.5, 0) == pytest.approx(8 / 66)
+    # split-KV in chunks of 512: 8 · 16 = 128 items >= 66 -> saturated
+    assert attention_occupancy(1, 8, 8192, 132, 0.5, 512) == 1.0
+    # a 1000-token context gives 1000 / 512 = 1.95 chunks' worth of work per head: 8 · 1.953 / 66
+    assert attention_occupancy(1, 8, 1000, 132, 0.5, 512) == pytest.approx(8 * 1000 / 512 / 66)
+    assert attention_occupancy(1, 8, 300, 132, 0.5, 512) == pytest.approx(8 / 66)  # at least one item per head
+    assert attention_occupancy(1, 8, 8192, 132, 0.0, 0) == 1.0  # not modelled
+
+
+def test_padded_expert_tokens_by_hand():
+    # 4 tokens, top-2 of 8: 8·(1 − 0.75⁴) = 5.46875 experts touched, 8 / 5.47 = 1.46 tokens each, padded to one
+    # 128-row tile each: 5.46875 · 128 = 700 rows
+    touched = 8 * (1 - 0.75 ** 4)
+    assert padded_expert_tokens(4, 2, touched, 128) == pytest.approx(touched * 128)
+    # 4096 tokens over all 8 experts: 1024 each = exactly 8 tiles, no padding
+    assert padded_expert_tokens(4096, 2, 8.0, 128) == pytest.approx(8192)
+    # 1000 tokens · 2 / 8 = 250 each -> 2 tiles = 256 rows per expert
+    assert padded_expert_tokens(1000, 2, 8.0, 128) == pytest.approx(8 * 256)
+    assert padded_expert_tokens(4, 2, touched, 0) == pytest.approx(8)  # tile off: T·k
+
+
+def test_decode_layer_with_overhead_and_occupancy_by_hand(preset, h100, round_params):
+    """Llama-3.1-8B, batch 1 at context 8192 on one H100: weights at the HBM rate, the KV read at the occupancy
+    that 8 KV heads allow, plus the fixed per-layer time."""
+    m = preset("llama-3.1-8b")
+    p = replace(round_params, layer_overhead_s=60e-6, attention_ctas_per_sm=0.5, gemm_tile_tokens=128.0,
+                gemm_tile_cols=128.0)
+    hw = hardware(h100, "bf16")
+    s = layer_step(m, hw, p, tp=1, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=1, sequences=1,
+                   context_from=8192, context_to=8192, reads_cache=True)
+    hbm = 3.35e12 * 0.8
+    shared = 4096 * 4096 * 2 + 2 * 4096 * 1024 + 2 * 4096 + 3 * 4096 * 14336  # q, o; k, v; norms; MLP
+    assert m.layer_shared_params == shared
+    weights_s = shared * 2 / hbm
+    # compute: one token padded to 128-row tiles, 417 column tiles in 4 waves of 132 SMs -> still under the weights
+    tiles = math.ceil(shared / 4096 / 128)
+    compute_s = 2 * shared / (989.4e12 * 0.5 * (shared / 4096) / (math.ceil(tiles / 132) * 132 * 128 * 128))
+    assert tiles == 417 and compute_s < weights_s
+    kv_token = 2 * 8 * 128 * 2  # K and V, 8 heads, bf16
+    kv_s = 8192 * kv_token / (hbm * 8 / 66) + kv_token / hbm
+    assert s.time_s == pytest.approx(weights_s + kv_s + 60e-6, rel=1e-9)
+    assert s.memory_bound_s == pytest.approx(weights_s + kv_s + 60e-6, rel=1e-9) and s.comm_s == 0.0
+
+
+def test_prefill_uses_prefill_and_attention_efficiencies(preset, h100, round_params):
+    m = preset("llama-3.1-70b")
+    p = replace(round_params, prefill_flops_efficiency=0.6, attention_flops_efficiency=0.3)
+    hw = hardware(h100, "bf16")
+    s = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=4096, sequences=1,
+                   context_from=0, context_to=4096, reads_cache=False, prefill=True)
+    matmul = 2 * 855_654_400 * 4096 / 8 / (989.4e12 * 0.6)
+    attention = 4 * 64 * 128 * 2048 * 4096 / 8 / (989.4e12 * 0.3)
+    ar = 8e-6 + 2 * 7 / 8 * 4096 * 8192 * 2 / (450e9 * 0.8)
+    assert s.time_s == pytest.approx(matmul + attention + 2 * ar, rel=1e-9)
+    # the same layer as a decode-phase step uses flops_efficiency (0.5) for its GEMMs
+    d = layer_step(m, hw, p, tp=8, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=4096, sequences=1,
+                   context_from=0, context_to=4096, reads_cache=False)
+    assert d.time_s == pytest.approx(matmul * 0.6 / 0.5 + attention + 2 * ar, rel=1e-9)
+
+
+def test_moe_expert_flops_are_padded_to_the_tile(preset, h100, round_params):
+    m = preset("mixtral-8x7b")
+    p = replace(round_params, gemm_tile_tokens=128.0, gemm_tile_cols=0.0)
+    hw = hardware(h100, "bf16")
+    base = layer_step(m, hw, round_params, tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=1000, sequences=1,
+                      context_from=0, context_to=1000, reads_cache=False, prefill=True)
+    tiled = layer_step(m, hw, p, tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=1000, sequences=1,
+                       context_from=0, context_to=1000, reads_cache=False, prefill=True)
+    expert = 3 * 4096 * 14336
+    touched = 8 * (1 - 0.75 ** 1000)  # = 8 to double precision
+    # 1000 · 2 / 8 = 250 tokens per expert -> 256 rows: 8 · 256 − 2000 = 48 padded rows of 2·P_e FLOP over TP2
+    assert tiled.flops - base.flops == pytest.approx(2 * expert * (touched * 256 - 2000) / 2, rel=1e-9)
