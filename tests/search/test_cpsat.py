@@ -62,7 +62,7 @@ def test_oracle_space_dwarfs_what_cpsat_gets():
 
 
 def _medium_request():
-    m = replace(load_model("llama-3.1-8b"), num_layers=16)
+    m = replace(load_model("llama-3.1-8b"), num_layers=16, num_dense_layers=16, layer_kinds=())
     req, cat = make_request(m, isl=1000, osl=300, gpus="h100-sxm,a100-80gb", pp=[1, 2, 4, 6],
                             min_tokens_per_s_user=30)
     return replace(req, micro_batches=(1, 8, 64, 256), weights=("bf16", "fp8")), cat
