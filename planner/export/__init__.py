@@ -38,8 +38,12 @@ def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any
     from .engines import export_sglang, export_trtllm, export_vllm
     from .k8s import export_k8s
 
+    from .draft import is_estimate, plan_from_estimate
+
     if hasattr(plan, "to_dict"):  # a planner.plan.Plan
         plan = plan.to_dict()
+    if is_estimate(plan):  # `planner estimate --json` output: one replica of its layout (with its draft model)
+        plan = plan_from_estimate(plan)
     spec = engine_spec(engine)
     ctx = make_context(check_plan(plan), spec, model=model, catalog=catalog, price_tier=price_tier,
                        model_path=model_path)
@@ -56,8 +60,10 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     from ..errors import InputError
     from ..files import read_json_object
 
+    from .draft import is_estimate
+
     plan = read_json_object(Path(path), "the plan `planner plan --json` prints", allow_nan=False)
-    if plan.get("schema_version") != 1:
+    if plan.get("schema_version") != 1 and not is_estimate(plan):
         raise InputError(f"{path}: plan schema_version {plan.get('schema_version')!r} is not supported (1)")
     return plan
 

@@ -14,7 +14,7 @@ from ..catalog import CATALOG, Catalog, load_catalog, load_model, normalize_name
 from ..errors import InputError
 from ..numbers import is_real, is_whole, round6, within
 from ..perf.cost import usd_per_million_at
-from ..perf.estimate import Config, estimate
+from ..perf.estimate import Config, SpecDecode, estimate
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import MAX_TOKENS, Workload
@@ -185,6 +185,20 @@ class Context:
         return self.literal(self.model_ref)
 
     @property
+    def draft_arg(self) -> str | None:
+        """The draft model's weights (its Hugging Face repo, else a path to replace), when the plan has one."""
+        sd = self.plan.get("speculative")
+        if sd is None:
+            return None
+        ref = hf_repo(sd["draft"])
+        if ref is None:
+            ref = f"{PLACEHOLDER_MODEL_DIR}/{sd['draft']}"
+            if not any(ref in n for n in self.notes):
+                self.notes.append(f"draft model {sd['draft']} has no public checkpoint recorded: the command loads "
+                                  f"{ref}; replace it with the draft's path or Hugging Face id")
+        return self.literal(ref)
+
+    @property
     def max_model_len(self) -> int:
         """The engine's maximum sequence length: the plan's workload.max_model_len (the user's --max-model-len or
         the model's context), else the model's context (plans written before it was recorded)."""
@@ -279,6 +293,9 @@ def check_plan(plan: Any) -> dict[str, Any]:
     met = _obj(plan, "metrics")
     _num(met, "ttft_s", "metrics.")
     _num(met, "tpot_s", "metrics.")
+    from .draft import check_speculative
+
+    check_speculative(plan)
     return plan
 
 
@@ -354,8 +371,10 @@ def reestimator(ctx: Context):
                 raise InputError(f"export: the {ctx.spec.engine} layout differs from the plan and re-estimating it "
                                  f"needs the model: {plan['model']!r} is not a preset, pass model= (CLI --model) "
                                  "with its config.json or folder") from None
+        sd = plan.get("speculative")
+        spec = None if sd is None else SpecDecode(load_model(sd["draft"]), sd["gamma"], sd["alpha"])
         cfg = Config(gpu=ctx.gpu, tp=lay.tp, pp=lay.pp, ep=lay.ep, batch=lay.batch, weights=lay.weights, kv=lay.kv,
-                     layers_per_stage=lay.layers_per_stage, dp=lay.dp,
+                     layers_per_stage=lay.layers_per_stage, dp=lay.dp, spec=spec,
                      usd_per_hour_per_gpu=plan["cost"]["usd_per_hour_per_gpu"])
         w = plan["workload"]
         e = estimate(ctx.model_spec, cfg, Workload(isl=w["isl"], osl=w["osl"]), ctx.catalog.perf)

@@ -100,6 +100,13 @@ def sglang_command(ctx: Context, res: Resolved, nodes: int = 1, node_rank: Any =
     if lay.pp > 1:
         argv += s.arg("--pp-max-micro-batch-size", lay.micro_batch)
     argv += s.arg("--context-length", ctx.max_model_len) + s.arg("--chunked-prefill-size", ctx.max_batched_tokens)
+    if ctx.plan.get("speculative"):
+        # a separate draft model: STANDALONE, a chain of gamma draft tokens (top-k 1; gamma + 1 tokens verified,
+        # as SGLang's own STANDALONE default (3, 1, 4) has it)
+        gamma = ctx.plan["speculative"]["gamma"]
+        argv += s.arg("--speculative-algorithm", "STANDALONE") + s.arg("--speculative-draft-model-path", ctx.draft_arg)
+        argv += s.arg("--speculative-num-steps", gamma) + s.arg("--speculative-eagle-topk", 1)
+        argv += s.arg("--speculative-num-draft-tokens", gamma + 1)
     # SGLang's static pool holds weights and KV; activations live outside it, the reserve is left free
     argv += s.arg("--mem-fraction-static", floor2(_fraction(mem, "reserve", "activations")))
     if nodes > 1:
@@ -167,6 +174,13 @@ def export_trtllm(ctx: Context) -> Export:
     if ctx.max_model_len > ctx.max_batched_tokens:
         # without it TensorRT-LLM refuses every prompt longer than max_num_tokens (one step's token budget)
         options["enable_chunked_prefill"] = True
+    if ctx.plan.get("speculative"):  # two-model draft/target speculation (catalog/engines/trtllm.toml)
+        options["speculative_config"] = {"decoding_type": "DraftTarget",
+                                         "max_draft_len": ctx.plan["speculative"]["gamma"],
+                                         "speculative_model_dir": ctx.draft_arg}
+        options["disable_overlap_scheduler"] = True
+        notes.append(f"draft model for speculative decoding: speculative_model_dir {ctx.draft_arg} (a local folder "
+                     "of its weights if this TensorRT-LLM build does not fetch Hugging Face ids)")
     for key in _dotted(options):
         if key not in s.yaml_keys:
             raise KeyError(f"trtllm: YAML key {key} is not in catalog/engines/trtllm.toml")
