@@ -173,6 +173,11 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant
     if not result.fits:
         for m in result.messages:
             click.echo(m, err=True)
+    from .export.support import ENGINES_SERVING, check as support_check
+
+    if engine in ENGINES_SERVING:  # the named engine cannot run it (catalog/engines/support.toml): warn, not fail
+        for why in support_check(d, engine):
+            click.echo(f"warning: {why}", err=True)
 
 
 def plan_options(f: Callable) -> Callable:
