@@ -71,7 +71,10 @@ class Plan:
         }
         if self.timings:
             solver["wall_s"] = round(res.stats.wall_s, 4)
-            solver["cp_sat_wall_s"] = round(c.solution.wall_s, 4) if c.solution else None
+            # every CP-SAT call of the command (the best plan, its tie-break stages, each other GPU type's best)
+            solver["cp_sat_wall_s"] = round(res.stats.cp_sat_s, 4)
+            solver["cp_sat_solves"] = res.stats.solves
+            solver["table_s"] = round(res.stats.table_s, 4)
         return {
             "schema_version": SCHEMA_VERSION,
             "model": req.model.name,

@@ -23,6 +23,7 @@ class Solution:
     gap: float  # (objective − bound) / objective
     wall_s: float
     bound: float
+    solves: int = 1  # CpSolver.Solve calls: the cost, then the tie-break stages that ran
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,9 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
         return None
     value = int(solver.Value(obj))
     bound = float(solver.BestObjectiveBound())
+    solves = 1
     if status == cp_model.OPTIMAL:
+        solves += 1
         # Second, lexicographic stage: among plans of optimal cost, the fastest per user (ties between batch
         # sizes are common once a demand is met by whole replicas), so the answer is stable and has most slack.
         m.Add(obj <= value)
@@ -161,6 +164,7 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
             m.Minimize(hi - lo)
             left = settings.time_limit_s - (time.perf_counter() - start)
             solver.parameters.max_time_in_seconds = max(left, 0.1)
+            solves += 1
             if solver.Solve(m) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
                 raise RuntimeError("CP-SAT lost the optimal plan in its placement tie-break stage")
     wall = time.perf_counter() - start
@@ -168,4 +172,5 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     chosen = next(i for i in rows if solver.BooleanValue(x[i]))
     lay = tuple(int(solver.Value(v)) for v in layers[int(t.pp[chosen])])
     gap = 0.0 if value == 0 else max(0.0, (value - bound) / value)
-    return Solution(chosen, lay, value, "OPTIMAL" if status == cp_model.OPTIMAL else "FEASIBLE", gap, wall, bound)
+    return Solution(chosen, lay, value, "OPTIMAL" if status == cp_model.OPTIMAL else "FEASIBLE", gap, wall, bound,
+                    solves)

@@ -32,6 +32,8 @@ class SearchStats:
     rows_after_bounds: int  # rows CP-SAT receives after valid lower-bound pruning
     table_s: float
     wall_s: float
+    solves: int = 0  # CP-SAT Solve calls of the search: every stage, the best plan and every alternative
+    cp_sat_s: float = 0.0  # time in those calls (model building included), all together
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,18 @@ def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "Queue
     b = lower_bounds(t, lim)
     deadline = time.perf_counter() + req.time_limit_s
     everything = np.arange(len(t))
-    sol, kept = _search_rows(t, b, lim, everything, SolverSettings(time_limit_s=req.time_limit_s))
+    clock = [0, 0.0]  # CP-SAT solves and seconds, over every call below
+
+    def timed(*args):
+        t0 = time.perf_counter()
+        try:
+            s_, kept_ = _search_rows(*args)
+        finally:
+            clock[1] += time.perf_counter() - t0
+        clock[0] += s_.solves if s_ is not None else 1
+        return s_, kept_
+
+    sol, kept = timed(t, b, lim, everything, SolverSettings(time_limit_s=req.time_limit_s))
     if sol is None:
         raise InfeasibleError(infeasibility_reasons(req, t, b, lim, p))
     best = _choice(req, t, sol.row, sol.layers, lim, p, sol)
@@ -192,7 +205,7 @@ def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "Queue
         alts.append(best)
         for k, gid in enumerate(others):
             try:
-                s, _ = _search_rows(t, b, lim, everything[gpu_of_row == gid], _slice(deadline, len(others) - k))
+                s, _ = timed(t, b, lim, everything[gpu_of_row == gid], _slice(deadline, len(others) - k))
             except SolverLimitError:
                 continue  # out of time for this GPU type: no alternative listed for it
             if s is not None:
@@ -202,7 +215,7 @@ def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "Queue
         alts.sort(key=lambda c: (c.objective, c.row.gpu.id))
     pps, counts = np.unique(t.pp, return_counts=True)
     placements = sum(int(c) * count_placements(t.num_layers, int(pp)) for pp, c in zip(pps, counts))
-    stats = SearchStats(len(t), placements, kept, table_s, time.perf_counter() - start)
+    stats = SearchStats(len(t), placements, kept, table_s, time.perf_counter() - start, clock[0], clock[1])
     return SearchResult(req, best, tuple(alts), stats, t, b, sol.row, lim)
 
 
