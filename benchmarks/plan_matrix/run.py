@@ -71,8 +71,8 @@ def plan_case(preset: str, all_precisions: bool, isl: int, osl: int, demand: boo
         d = json.loads(r["stdout"])
         s = d["solver"]
         c = s["candidates"]
-        row.update(status=s["status"], space=s.get("space"), gap=s["gap"], shapes=c.get("shapes"), rows=c["rows"],
-                   rows_after_bounds=c["rows_after_bounds"], solves=s.get("solves"),
+        row.update(status=s["status"], gap=s["gap"], shapes=c.get("shapes"), rows=c["rows"],
+                   rows_after_bounds=c["rows_after_bounds"], solves=s.get("cp_sat_solves"),
                    cp_sat_s=s.get("cp_sat_wall_s"), bound_s=s.get("bound_s"), table_s=s.get("table_s"),
                    search_s=s.get("wall_s"),
                    plan=f"{d['total_gpus']}x {d['gpu']} TP{d['parallelism']['tp']} PP{d['parallelism']['pp']} "
@@ -140,6 +140,7 @@ def markdown(rows: list[dict], extra: list[dict], summary: dict, argv: list[str]
              "| solves | CP-SAT s | bound s | table s | plan |",
              "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
+        r = {k: ("" if v is None else v) for k, v in r.items()}
         lines.append(f"| {r['preset']} | {r['precisions']} | {r['isl']}/{r['osl']} | {r['demand']} | {r['wall_s']} "
                      f"| {r['peak_mib']} | {r['status']} | {r.get('shapes', '')} | {r.get('rows', '')} "
                      f"| {r.get('rows_after_bounds', '')} | {r.get('solves', '')} | {r.get('cp_sat_s', '')} "
