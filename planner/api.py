@@ -57,6 +57,7 @@ def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list
                  tp: list[int] | None = None, pp: list[int] | None = None, max_model_len: int | None = None,
                  engine: str | None = None):
     """Build a validated search `Request` (and return it with its catalog, perf resolved for `engine`)."""
+    from .engines import check_engine
     from .search.space import DEFAULT_KV, DEFAULT_PP, DEFAULT_WEIGHTS, Request
     from .specs.workload import SLO
 
@@ -75,7 +76,7 @@ def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list
         # a quantized checkpoint is served at its own precision unless the user asks for others
         weights=split(weights, (m.native_weights,) if m.native_weights else DEFAULT_WEIGHTS),
         pp=tuple(pp) if pp else DEFAULT_PP, tp=tuple(tp) if tp else None, max_gpus=max_gpus,
-        max_gpus_per_type=per_type, time_limit_s=time_limit_s,
+        max_gpus_per_type=per_type, time_limit_s=time_limit_s, engine=check_engine(engine),
     )
     return req, cat
 

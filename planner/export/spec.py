@@ -105,8 +105,8 @@ def engine_spec(engine: str) -> EngineSpec:
     )
 
 
-@lru_cache(maxsize=1)
 def support_matrix() -> Mapping[str, Any]:
-    """catalog/engines/support.toml: GPU architectures and the engine x architecture x precision combinations the
-    pinned engines cannot run."""
-    return read_toml(CATALOG / "engines" / "support.toml", "catalog/engines/support.toml")
+    """catalog/engines/support.toml (read by planner/engines.py, which the search shares)."""
+    from ..engines import support_matrix as matrix
+
+    return matrix()

@@ -1,33 +1,13 @@
-"""The engine x GPU support matrix (catalog/engines/support.toml): which weight/KV precisions on which GPU
-architecture the pinned engines cannot run. `check` answers for a plan (or a bare layout) and one engine; exports
+"""The engine x GPU support matrix (catalog/engines/support.toml, read by planner/engines.py) applied to a plan:
+which weight/KV precisions on which GPU architecture, and which features, the pinned engines cannot run. `check` answers for a plan (or a bare layout) and one engine; exports
 refuse what it reports (planner/export/base.py check_support)."""
 from __future__ import annotations
 
 from typing import Any
 
+from ..engines import (ENGINES_SERVING, architecture, runs_on, unsupported_feature,  # noqa: F401 (re-exported)
+                       unsupported_rule)
 from ..errors import InputError
-from .spec import support_matrix
-
-ENGINES_SERVING = ("vllm", "sglang", "trtllm")  # the serving engines (k8s runs vLLM or SGLang in pods)
-
-
-def architecture(gpu_id: str) -> str | None:
-    return support_matrix().get("architecture", {}).get(gpu_id)
-
-
-def unsupported_rule(engine: str, gpu_id: str, weights: str, kv: str) -> dict[str, Any] | None:
-    """The first rule forbidding `engine` on `gpu_id` with these precisions; a rule without `weights`/`kv` covers
-    every precision."""
-    arch = architecture(gpu_id)
-    for rule in support_matrix().get("unsupported", []):
-        if (engine in _engines(rule) and arch in rule.get("architectures", [])
-                and kv in rule.get("kv", [kv]) and weights in rule.get("weights", [weights])):
-            return rule
-    return None
-
-
-def _engines(rule: dict[str, Any]) -> list[str]:
-    return [rule["engine"]] if isinstance(rule["engine"], str) else list(rule["engine"])
 
 
 def features(plan: Any) -> list[str]:
@@ -51,17 +31,6 @@ def speculative(plan: dict[str, Any]) -> dict[str, Any] | None:
     """The draft model of a plan: `speculative` ({draft, gamma, alpha}) at the top or in estimate's `inputs`."""
     spec = plan.get("speculative") or (plan.get("inputs") or {}).get("speculative")
     return spec if isinstance(spec, dict) and spec.get("draft") else None
-
-
-def unsupported_feature(engine: str, feature: str) -> dict[str, Any] | None:
-    for rule in support_matrix().get("unsupported_feature", []):
-        if rule["engine"] == engine and rule["feature"] == feature:
-            return rule
-    return None
-
-
-def runs_on(engine: str, gpu_id: str, weights: str, kv: str) -> bool:
-    return unsupported_rule(engine, gpu_id, weights, kv) is None
 
 
 def check(plan_or_layout: Any, engine: str) -> list[str]:

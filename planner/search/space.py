@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from .. import engines
 from ..errors import InputError
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
@@ -36,6 +37,7 @@ class Request:
     max_gpus: int | None = None
     max_gpus_per_type: dict[str, int] = field(default_factory=dict)
     time_limit_s: float = 30.0
+    engine: str | None = None  # only rows this engine runs (planner/engines.py); None: rows any engine runs
 
     def __post_init__(self) -> None:
         if not isinstance(self.gpus, tuple) or not self.gpus or not all(isinstance(g, Accelerator) for g in self.gpus):
@@ -62,6 +64,8 @@ class Request:
         for g, n in self.max_gpus_per_type.items():
             if n < 0:
                 raise InputError(f"--max-gpus-per-type {g}: must be >= 0, got {n}")
+        if self.engine is not None and self.engine not in engines.ENGINES_SERVING:
+            raise InputError(f"--engine must be one of {', '.join(engines.ENGINES_SERVING)}, got {self.engine!r}")
         if not self.time_limit_s > 0:
             raise InputError(f"--time-limit-s must be > 0, got {self.time_limit_s}")
 
@@ -139,6 +143,8 @@ def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
                             if pp > L or (limit is not None and tp * dp * pp > limit):
                                 continue
                             for ep in ep_options(req.model, tp, dp):
+                                if not engines.row_supported(req.engine, gpu.id, w, kv, tp, pp, ep, dp):
+                                    continue  # the engine cannot run this shape (cached per shape)
                                 for mb in req.micro_batches:
                                     if pp * mb <= max_batch and mb % dp == 0:
                                         rows.append(Row(gpu, w, kv, tp, pp, ep, mb, dp))
