@@ -47,38 +47,35 @@ def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int
 
 
 # ---- the optimizer ------------------------------------------------------------------------------------------------
-def make_request(model: ModelSpec | str, *, isl: int, osl: int, gpus: str | list[str] | None = None,
-                 catalog: Catalog | str | Path | None = None, price_tier: str | None = None,
-                 ttft_ms: float | None = None, tpot_ms: float | None = None,
-                 min_tokens_per_s_user: float | None = None, rate_rps: float | None = None,
-                 output_tokens_per_s: float | None = None, weights: str | list[str] | None = None,
-                 kv: str | list[str] | None = None, max_gpus: int | None = None,
-                 max_gpus_per_type: dict[str, int] | None = None, time_limit_s: float = 30.0,
-                 tp: list[int] | None = None, pp: list[int] | None = None, max_model_len: int | None = None,
-                 engine: str | None = None):
-    """Build a validated search `Request` (and return it with its catalog, perf resolved for `engine`)."""
+def search_request(request: plan_request.PlanRequest):
+    """The search's validated `Request` for a `PlanRequest` (and its catalog, perf resolved for the engine)."""
     from .engines import check_engine
     from .search.space import DEFAULT_KV, DEFAULT_PP, DEFAULT_WEIGHTS, Request
-    from .specs.workload import SLO
 
-    cat = _catalog(catalog, price_tier, engine)
-    m = _model(model)
-    Workload(isl=isl, osl=osl, max_model_len=max_model_len).engine_max_len(m)  # ISL + OSL within the context
+    lim = request.limits
+    cat = _catalog(request.catalog, request.price_tier, request.engine)
+    m = _model(request.model)
+    request.workload.engine_max_len(m)  # ISL + OSL within the context
     split = lambda v, d: tuple(d) if v is None else tuple(x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip())  # noqa: E731
     per_type = {}
-    for name, n in (max_gpus_per_type or {}).items():
+    for name, n in lim.max_gpus_per_type.items():
         per_type[cat.gpu(name).id] = int(n)
     req = Request(
-        model=m, workload=Workload(isl=isl, osl=osl, rate_rps=rate_rps, output_tokens_per_s=output_tokens_per_s,
-                                   max_model_len=max_model_len),
-        slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_tokens_per_s_user),
-        gpus=tuple(cat.gpus(gpus)), kv=split(kv, DEFAULT_KV),
+        model=m, workload=request.workload, slo=request.slo,
+        gpus=tuple(cat.gpus(None if lim.gpus is None else lim.gpus if isinstance(lim.gpus, str) else list(lim.gpus))),
+        kv=split(lim.kv, DEFAULT_KV),
         # a quantized checkpoint is served at its own precision unless the user asks for others
-        weights=split(weights, (m.native_weights,) if m.native_weights else DEFAULT_WEIGHTS),
-        pp=tuple(pp) if pp else DEFAULT_PP, tp=tuple(tp) if tp else None, max_gpus=max_gpus,
-        max_gpus_per_type=per_type, time_limit_s=time_limit_s, engine=check_engine(engine),
+        weights=split(lim.weights, (m.native_weights,) if m.native_weights else DEFAULT_WEIGHTS),
+        pp=tuple(lim.pp) if lim.pp else DEFAULT_PP, tp=tuple(lim.tp) if lim.tp else None, max_gpus=lim.max_gpus,
+        max_gpus_per_type=per_type, time_limit_s=lim.time_limit_s, engine=check_engine(request.engine),
     )
     return req, cat
+
+
+def make_request(model: Any = None, /, **options):
+    """`search_request` of a request given as `plan` takes it (`make_request("llama-3.1-8b", isl=1000, osl=200,
+    gpus="h100-sxm")`): for scripts and tests that build a search `Request` without solving it."""
+    return search_request(plan_request.resolve(model, options))
 
 
 def plan(request: Any = None, /, *, timings: bool = False, **options):
@@ -86,8 +83,9 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     Raises `InfeasibleError` with one reason per blocking constraint.
 
     `request` is a TOML request file (keys = the `planner plan` flag names with underscores), a dict of the same
-    keys, or the model (preset id, config.json, folder, ModelSpec); `options` are the same keys and override it:
-    `plan("examples/chat-70b.toml", rate_rps=3)` or `plan("llama-3.1-8b", isl=1000, osl=200, rate_rps=3)`.
+    keys, the model (preset id, config.json, folder, ModelSpec) or a `planner.plan_request.PlanRequest`; `options`
+    are the same keys and override it: `plan("examples/chat-70b.toml", rate_rps=3)` or `plan("llama-3.1-8b",
+    isl=1000, osl=200, rate_rps=3)`.
 
     Latency targets (`ttft_ms`, `tpot_ms`) hold at `slo_percentile` (default 99; 50 = medians). With a demand the
     optimizer bounds queueing (search/queueing.py), raises the engine concurrency to the largest batch meeting
@@ -95,28 +93,13 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     and re-solving on a miss (search/percentile.py); the plan records that simulation. `ttft_p99_ms` and
     `tpot_p99_ms` (older names) tighten `ttft_ms` / `tpot_ms`."""
     from .plan import Plan
-    from .search.percentile import DEFAULT_SLO_PERCENTILE, check_percentile, plan_at_percentile
+    from .search.percentile import DEFAULT_SLO_PERCENTILE, plan_at_percentile
     from .search.solve import search
-    from .specs.workload import _check_positive, check_range
 
-    kwargs = plan_request.resolve(request, options)
-    model, isl, osl = kwargs.pop("model"), kwargs.pop("isl"), kwargs.pop("osl")
-    ttft_p99_ms, tpot_p99_ms = kwargs.pop("ttft_p99_ms", None), kwargs.pop("tpot_p99_ms", None)
-    pct = kwargs.pop("slo_percentile", None)
-    percentile = DEFAULT_SLO_PERCENTILE if pct is None else check_percentile(pct)
-    seed = kwargs.pop("seed", None)
-    _check_positive("--ttft-p99-ms", ttft_p99_ms)
-    _check_positive("--tpot-p99-ms", tpot_p99_ms)
-    check_range("--ttft-p99-ms", ttft_p99_ms)
-    check_range("--tpot-p99-ms", tpot_p99_ms)
-    if ttft_p99_ms is not None and (kwargs.get("ttft_ms") is None or kwargs["ttft_ms"] > ttft_p99_ms):
-        kwargs["ttft_ms"] = ttft_p99_ms
-    if tpot_p99_ms is not None:
-        flat = kwargs.get("tpot_ms") or (1000.0 / kwargs["min_tokens_per_s_user"]
-                                         if kwargs.get("min_tokens_per_s_user") else None)
-        if flat is None or flat > tpot_p99_ms:
-            kwargs["tpot_ms"], kwargs["min_tokens_per_s_user"] = tpot_p99_ms, None
-    req, cat = make_request(model, isl=isl, osl=osl, **kwargs)
+    preq = plan_request.resolve(request, options)
+    model = preq.model
+    percentile = DEFAULT_SLO_PERCENTILE if preq.slo_percentile is None else preq.slo_percentile
+    req, cat = search_request(preq)
     if req.workload.demand_output_tokens_per_s is None:  # nothing to queue for: the steady state at full batch
         return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile)
 
@@ -127,17 +110,9 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
         return d
 
     conf = plan_at_percentile(req, cat.perf, percentile, plan_dict, cat,
-                              **({} if seed is None else {"seed": _seed(seed)}))
+                              **({} if preq.seed is None else {"seed": preq.seed}))
     return Plan(conf.result, timings=timings, simulation=conf.simulation, slo_percentile=percentile,
                 mean_batch=conf.mean_batch)
-
-
-def _seed(seed) -> int:
-    from .errors import InputError
-
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
-    return seed
 
 
 DEFAULT_FRONTIER_SPEEDS = (5.0, 8.0, 12.0, 16.0, 20.0, 25.0, 33.3, 40.0, 50.0, 65.0, 80.0, 100.0, 130.0, 170.0, 220.0)
@@ -151,21 +126,12 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
     from .numbers import round6
     from .search.solve import frontier as _frontier
 
-    kwargs = plan_request.resolve(request, options)
-    model, isl, osl = kwargs.pop("model"), kwargs.pop("isl"), kwargs.pop("osl")
-    kwargs.pop("min_tokens_per_s_user", None)
-    kwargs.pop("tpot_ms", None)
-    kwargs.pop("tpot_p99_ms", None)  # the sweep sets the speed target itself
-    kwargs.pop("slo_percentile", None)  # a frontier is steady-state (no demand to simulate against)
-    kwargs.pop("seed", None)
-    p99 = kwargs.pop("ttft_p99_ms", None)  # a frontier is steady-state: a p99 TTFT target bounds the mean TTFT
-    if p99 is not None and (kwargs.get("ttft_ms") is None or kwargs["ttft_ms"] > p99):
-        kwargs["ttft_ms"] = p99
-    req, cat = make_request(model, isl=isl, osl=osl, **kwargs)
+    # the sweep sets the speed target itself; steady state: a p99 TTFT target bounds the mean TTFT
+    req, cat = search_request(plan_request.resolve(request, options, frontier=True))
     pts = _frontier(req, cat.perf, list(speeds), progress=progress)
     return {
         "schema_version": 1, "model": req.model.name,
-        "workload": {"isl": isl, "osl": osl}, "ttft_limit_s": req.slo.ttft_s,
+        "workload": {"isl": req.workload.isl, "osl": req.workload.osl}, "ttft_limit_s": req.slo.ttft_s,
         "speeds_tried": list(speeds),
         "points": [{
             "tokens_per_s_per_user": round6(c.estimate.tokens_per_s_per_user), "ttft_s": round6(c.estimate.ttft_s),

@@ -245,9 +245,7 @@ def plan(request_file: str | None, as_json: bool, timings: bool, report_path: st
         from .report import plan_text
         click.echo(plan_text(d))
     if report_path is not None:
-        frontier_options = {k: v for k, v in options.items()
-                            if k not in ("ttft_p99_ms", "tpot_p99_ms", "slo_percentile", "seed")}
-        api.report(d, report_path, progress=_progress_printer(), request=request_file, **frontier_options)
+        api.report(d, report_path, progress=_progress_printer(), request=request_file, **options)
 
 
 def _progress_printer():

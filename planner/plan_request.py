@@ -2,16 +2,19 @@
 same keys, or keyword options, read, validated and merged here so that `planner.plan("examples/chat-70b.toml",
 rate_rps=3)` takes what `planner plan examples/chat-70b.toml --rate-rps 3` takes.
 
-`resolve(request, options)` returns the keyword arguments of the search (`api.make_request`): the file's values,
-overridden by every option that is not None. Errors name the file and key (a file value) or the flag."""
+`resolve(request, options)` returns a `PlanRequest`: the file's values, overridden by every option that is not
+None, validated and grouped into small frozen dataclasses (the `Workload` and `SLO` of planner/specs, the
+`SearchLimits` of the search, the catalog choice and the confirming simulation's percentile and seed), which
+`api.search_request` turns into the search's `Request`. Errors name the file and key (a file value) or the flag."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import InputError, did_you_mean
 from .numbers import is_real, is_whole
-from .specs.workload import MAX_TOKENS
+from .specs.workload import MAX_TOKENS, SLO, Workload, _check_positive, check_range
 from .text import check_text
 
 # Bounds on counts: far beyond any real deployment, well inside the integer ranges the search uses.
@@ -173,9 +176,85 @@ def is_request(x: Any) -> bool:
     return isinstance(x, Mapping) or (isinstance(x, (str, Path)) and str(x).endswith(".toml"))
 
 
-def resolve(request: Any, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The search's keyword arguments: `request` is a TOML request file, a dict of request keys, the model
-    (preset id, config.json, folder or ModelSpec) or None; `options` override it."""
+@dataclass(frozen=True)
+class SearchLimits:
+    """What the plan search may choose from, and for how long. None: the search's default."""
+
+    gpus: str | tuple[str, ...] | None = None  # GPU ids or spellings ("h100,a100" or a tuple); None: whole catalog
+    weights: str | tuple[str, ...] | None = None  # precisions; None: the checkpoint's own, else search.DEFAULT_WEIGHTS
+    kv: str | tuple[str, ...] | None = None  # KV-cache precisions; None: search.DEFAULT_KV
+    tp: tuple[int, ...] | None = None  # TP degrees; None: powers of two within the scale-up domain
+    pp: tuple[int, ...] | None = None  # PP degrees; None: search.DEFAULT_PP
+    max_gpus: int | None = None  # GPUs in total
+    max_gpus_per_type: Mapping[str, int] = field(default_factory=dict)  # GPU name -> most GPUs of that type
+    time_limit_s: float = 30.0  # solver wall-clock limit
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """One plan (or frontier) request, validated: what `planner plan` flags and request files say, grouped."""
+
+    model: Any  # preset id, config.json, model folder or ModelSpec (loaded by api.search_request)
+    workload: Workload  # token lengths, demand, engine maximum length
+    slo: SLO  # latency targets (the p99 targets already folded in)
+    limits: SearchLimits = SearchLimits()
+    catalog: Any = None  # a Catalog, a catalog TOML path, or None (the shipped catalog)
+    price_tier: str | None = None
+    engine: str | None = None  # perf profile (PerfParams.with_engine); None: vLLM
+    slo_percentile: float | None = None  # the SLOs hold at this percentile (None: search.percentile's default, 99)
+    seed: int | None = None  # seed of the confirming simulation (None: search.percentile.CONFIRM_SEED)
+
+
+# Keys a frontier ignores: it sweeps the speed target itself and is steady-state (no demand to simulate against).
+FRONTIER_IGNORES = ("tpot_ms", "min_tokens_per_s_user", "tpot_p99_ms", "slo_percentile", "seed")
+
+
+def _tighter(limit: float | None, p99: float | None) -> float | None:
+    return p99 if p99 is not None and (limit is None or limit > p99) else limit
+
+
+def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
+    """The `PlanRequest` of merged request keys (`merge`). `ttft_p99_ms` and `tpot_p99_ms` (older names) tighten
+    `ttft_ms` / `tpot_ms`; a frontier drops the keys in FRONTIER_IGNORES (a p99 TTFT then bounds its TTFT)."""
+    from .search.percentile import check_percentile
+
+    a = {k: v for k, v in args.items() if not (frontier and k in FRONTIER_IGNORES)}
+    pct = a.get("slo_percentile")
+    percentile = None if pct is None else check_percentile(pct)
+    ttft_p99_ms, tpot_p99_ms = a.get("ttft_p99_ms"), a.get("tpot_p99_ms")
+    for name, v in (("--ttft-p99-ms", ttft_p99_ms), ("--tpot-p99-ms", tpot_p99_ms)):
+        _check_positive(name, v)
+        check_range(name, v)
+    ttft_ms, tpot_ms, min_speed = _tighter(a.get("ttft_ms"), ttft_p99_ms), a.get("tpot_ms"), a.get("min_tokens_per_s_user")
+    if tpot_p99_ms is not None:
+        flat = tpot_ms or (1000.0 / min_speed if min_speed else None)
+        if flat is None or flat > tpot_p99_ms:
+            tpot_ms, min_speed = tpot_p99_ms, None
+    seed = a.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
+    tup = lambda v: v if v is None or isinstance(v, str) else tuple(v)  # noqa: E731
+    limits = SearchLimits(
+        gpus=tup(a.get("gpus")), weights=tup(a.get("weights")), kv=tup(a.get("kv")), tp=tup(a.get("tp")),
+        pp=tup(a.get("pp")), max_gpus=a.get("max_gpus"), max_gpus_per_type=dict(a.get("max_gpus_per_type") or {}),
+        **({} if a.get("time_limit_s") is None else {"time_limit_s": a["time_limit_s"]}))
+    return PlanRequest(
+        model=a["model"],
+        workload=Workload(isl=a["isl"], osl=a["osl"], rate_rps=a.get("rate_rps"),
+                          output_tokens_per_s=a.get("output_tokens_per_s"), max_model_len=a.get("max_model_len")),
+        slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_speed),
+        limits=limits, catalog=a.get("catalog"), price_tier=a.get("price_tier"), engine=a.get("engine"),
+        slo_percentile=percentile, seed=seed)
+
+
+def resolve(request: Any, options: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
+    """The `PlanRequest`: `request` is a TOML request file, a dict of request keys, the model (preset id,
+    config.json, folder or ModelSpec), None, or a `PlanRequest` (then `options` must be empty); `options`
+    override it."""
+    if isinstance(request, PlanRequest):
+        if options:
+            raise InputError(f"give options inside the PlanRequest, not as keywords ({', '.join(sorted(options))})")
+        return request
     if request is None:
         doc: Mapping[str, Any] = {}
     elif isinstance(request, Mapping):
@@ -184,4 +263,4 @@ def resolve(request: Any, options: Mapping[str, Any]) -> dict[str, Any]:
         doc = read_file(request)
     else:
         doc, options = {}, {**options, "model": request}
-    return merge(doc, options)
+    return build(merge(doc, options), frontier)

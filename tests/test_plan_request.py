@@ -84,3 +84,52 @@ def test_is_request_tells_a_request_from_a_model():
     assert plan_request.is_request("x/chat.toml") and plan_request.is_request(Path("a.toml"))
     assert plan_request.is_request({"model": "m"})
     assert not plan_request.is_request("llama-3.1-8b") and not plan_request.is_request("config.json")
+
+
+def test_resolve_groups_the_request_into_frozen_dataclasses():
+    r = plan_request.resolve({"model": "llama-3.1-8b", "isl": 1000, "osl": 200, "rate_rps": 2.0, "ttft_ms": 500,
+                              "min_tokens_per_s_user": 20, "gpus": ["h100-sxm", "l40s"], "pp": [1, 2],
+                              "max_gpus_per_type": {"l40s": 8}, "time_limit_s": 5, "engine": "sglang"},
+                             {"max_gpus": 16, "seed": 3})
+    assert r.model == "llama-3.1-8b" and r.engine == "sglang" and r.seed == 3 and r.slo_percentile is None
+    assert (r.workload.isl, r.workload.osl, r.workload.rate_rps) == (1000, 200, 2.0)
+    assert r.workload.demand_output_tokens_per_s == 400.0  # 2 req/s x 200 output tokens
+    assert r.slo.ttft_s == 0.5 and r.slo.tpot_s == pytest.approx(1 / 20)
+    assert r.limits == plan_request.SearchLimits(gpus=("h100-sxm", "l40s"), pp=(1, 2), max_gpus=16,
+                                                 max_gpus_per_type={"l40s": 8}, time_limit_s=5)
+    with pytest.raises(AttributeError):
+        r.limits.max_gpus = 3  # frozen: built once at the edge, trusted inside
+
+
+def test_p99_targets_tighten_the_flat_targets_and_a_frontier_drops_the_speed_keys():
+    args = {"model": "m", "isl": 10, "osl": 10, "ttft_ms": 800, "ttft_p99_ms": 500, "tpot_ms": 40,
+            "tpot_p99_ms": 50, "slo_percentile": 90, "seed": 1}
+    r = plan_request.build(args)
+    assert r.slo.ttft_s == 0.5 and r.slo.tpot_s == 0.04  # the p99 TTFT is tighter; the p99 TPOT is looser
+    assert r.slo_percentile == 90.0
+    r = plan_request.build({**args, "tpot_ms": None, "min_tokens_per_s_user": 25})  # 40 ms/token > 30 ms
+    assert r.slo.tpot_s == pytest.approx(0.040)
+    r = plan_request.build({**args, "tpot_ms": None, "min_tokens_per_s_user": 10, "tpot_p99_ms": 30})
+    assert r.slo.tpot_s == pytest.approx(0.030)  # 100 ms/token loosened to the p99 target's 30 ms
+    f = plan_request.build(args, frontier=True)
+    assert f.slo.ttft_s == 0.5 and f.slo.tpot_s == pytest.approx(3 / 100)  # the default speed, 33.3 tok/s/user
+    assert f.slo_percentile is None and f.seed is None
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("seed", -1, "--seed must be a non-negative integer"),
+    ("seed", True, "--seed must be a non-negative integer"),
+    ("slo_percentile", 100, "--slo-percentile must be a number from 50"),
+    ("ttft_p99_ms", -5, "--ttft-p99-ms must be > 0"),
+    ("rate_rps", 0, "--rate-rps must be > 0"),
+])
+def test_build_refuses_bad_values_naming_the_flag(key, value, message):
+    with pytest.raises(InputError, match=message):
+        plan_request.build({"model": "m", "isl": 10, "osl": 10, key: value})
+
+
+def test_a_plan_request_is_taken_as_is_and_keywords_beside_it_are_refused():
+    r = plan_request.resolve("llama-3.1-8b", {"isl": 10, "osl": 10})
+    assert plan_request.resolve(r, {}) is r
+    with pytest.raises(InputError, match="inside the PlanRequest"):
+        plan_request.resolve(r, {"isl": 20})
