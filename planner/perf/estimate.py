@@ -186,6 +186,33 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     )
 
 
+@dataclass(frozen=True)
+class DraftTerms:
+    """What a draft model adds to a replica; it runs whole (TP-way, not pipelined) on the first stage's GPUs, over
+    the replica's whole batch. Per GPU, arrays over candidates."""
+
+    step_s: Any  # one draft decode pass (specdec.draft_pass_s, per-step overhead included)
+    prefill_s: Any  # the draft's prefill of one prompt (added to TTFT)
+    weight_bytes: Any  # the draft's weights on each first-stage GPU
+    kv_bytes: Any  # the draft's KV cache for the batch at full context (isl + osl) on each first-stage GPU
+
+
+def draft_terms(spec: "SpecDecode", hw: Hardware, p: PerfParams, *, tp, dp, weight_bytes, kv_bytes, batch, isl: int,
+                osl: int) -> DraftTerms:
+    """The draft model's step, prefill and memory terms (step_terms of the draft at the replica's whole batch, in
+    the target's precisions); `estimate()` and the search's table both use this."""
+    d = spec.draft
+    dt = step_terms(d, hw, p, tp=tp, ep=1, weight_bytes=weight_bytes, kv_bytes=kv_bytes, micro_batch=batch, isl=isl,
+                    osl=osl, dp=dp)
+    step = draft_pass_s(d.num_layers, np.asarray(dt.decode_layer.time_s), np.asarray(dt.decode_first.time_s),
+                        np.asarray(dt.decode_last.time_s), p.step_overhead_s)
+    prefill = draft_pass_s(d.num_layers, np.asarray(dt.prefill_layer.time_s), np.asarray(dt.prefill_first.time_s),
+                           np.asarray(dt.prefill_last.time_s))
+    w = mem.stage_weight_bytes_per_gpu(d, weight_bytes, tp, d.num_layers, True, True)
+    kv = mem.kv_cache_bytes_per_gpu(d, kv_bytes, tp, d.num_layers, batch, isl + osl, dp)
+    return DraftTerms(step, prefill, w, kv)
+
+
 def check_config(model: ModelSpec, c: Config) -> None:
     """Reject configurations that cannot be built (as opposed to ones that do not fit or are slow)."""
     for name, v in (("--tp", c.tp), ("--pp", c.pp), ("--ep", c.ep), ("--dp", c.dp), ("--batch", c.batch)):
@@ -204,6 +231,9 @@ def check_config(model: ModelSpec, c: Config) -> None:
                          "host (TP does not cross the scale-out network; use --dp or --pp)")
     if model.num_heads % c.tp:
         raise InputError(f"--tp {c.tp} must divide the model's {model.num_heads} attention heads")
+    if c.spec is not None and c.spec.draft.num_heads % c.tp:
+        raise InputError(f"--tp {c.tp} must divide the draft model's {c.spec.draft.num_heads} attention heads (the "
+                         "draft runs on the same TP GPUs)")
     if c.pp > model.num_layers:
         raise InputError(f"--pp {c.pp} exceeds the model's {model.num_layers} layers")
     if c.ep > 1 and not model.is_moe:
@@ -324,11 +354,11 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     act = float(mem.activation_bytes_per_gpu(model, c.tp, p.max_batched_tokens, c.micro_batch / c.dp))
     logits_per_seq = float(mem.activation_bytes_per_gpu(model, c.tp, 0, 1)) / (c.pp * c.dp)
     draft_w = draft_kv = 0.0
+    dterms = None
     if c.spec is not None:
-        d = c.spec.draft
-        draft_w = float(mem.stage_weight_bytes_per_gpu(d, wb, c.tp, d.num_layers, True, True))
-        draft_kv = float(mem.kv_cache_bytes_per_gpu(d, kvb, c.tp, d.num_layers, c.batch, workload.context_tokens,
-                                                    c.dp))
+        dterms = draft_terms(c.spec, hw, p, tp=c.tp, dp=c.dp, weight_bytes=wb, kv_bytes=kvb, batch=c.batch,
+                             isl=workload.isl, osl=workload.osl)
+        draft_w, draft_kv = float(dterms.weight_bytes), float(dterms.kv_bytes)
     free = c.gpu.memory_bytes - reserve - act
     kv_per_seq_layer = float(t.kv_bytes_per_seq_layer)
 
@@ -376,16 +406,10 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
                               p.step_overhead_s)
     ttft = prefill_latency_s(pre_stage, float(t.prefill_p2p_s))
     tokens_per_cycle = 1.0
-    if c.spec is not None:
-        d = c.spec.draft
-        dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=c.batch,
-                        isl=workload.isl, osl=workload.osl, dp=c.dp)
-        draft_step = draft_pass_s(d.num_layers, float(dt.decode_layer.time_s), float(dt.decode_first.time_s),
-                                  float(dt.decode_last.time_s), p.step_overhead_s)
-        cycle += c.spec.draft_length * draft_step
+    if dterms is not None:
+        cycle += c.spec.draft_length * float(dterms.step_s)
         tokens_per_cycle = float(expected_tokens_per_step(c.spec.acceptance, c.spec.draft_length))
-        ttft += draft_pass_s(d.num_layers, float(dt.prefill_layer.time_s), float(dt.prefill_first.time_s),
-                             float(dt.prefill_last.time_s))
+        ttft += float(dterms.prefill_s)
     # chunked prefill: each prompt's chunks ride on decode steps; what they add to the cycle is the stall that the
     # other sequences wait for (perf/batching.py)
     ch = t.chunk

@@ -49,7 +49,7 @@ def _workload(c: Choice) -> Any:
 def _estimate_at(model, c: Choice, batch: int, p: PerfParams) -> Estimate:
     r = c.row
     cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=batch, weights=r.weights, kv=r.kv,
-                 layers_per_stage=c.layers, dp=r.dp)
+                 layers_per_stage=c.layers, dp=r.dp, spec=c.estimate.config.spec)
     return estimate(model, cfg, _workload(c), p)
 
 

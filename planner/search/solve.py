@@ -135,7 +135,7 @@ def _choice(req: Request, t: Table, i: int, layers: tuple[int, ...], lim: Limits
     r = t.rows[i]
     ev = evaluate(t, i, layers, lim)
     cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv,
-                 layers_per_stage=layers, dp=r.dp)
+                 layers_per_stage=layers, dp=r.dp, spec=req.spec)
     est = estimate(req.model, cfg, replace(req.workload, rate_rps=None, output_tokens_per_s=None), p)
     return Choice(r, layers, ev.replicas, ev.objective, est, sol)
 

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from .. import engines
 from ..errors import InputError
+from ..perf.estimate import SpecDecode
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import SLO, Workload
@@ -38,6 +39,9 @@ class Request:
     max_gpus_per_type: dict[str, int] = field(default_factory=dict)
     time_limit_s: float = 30.0
     engine: str | None = None  # only rows this engine runs (planner/engines.py); None: rows any engine runs
+    # speculative decoding with this draft and γ for every row (perf.estimate.SpecDecode); None: no draft. The
+    # plan decides among drafts and γ by searching once per choice (planner/speculative.py)
+    spec: SpecDecode | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.gpus, tuple) or not self.gpus or not all(isinstance(g, Accelerator) for g in self.gpus):
@@ -138,6 +142,8 @@ def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
                 continue  # same bytes as fp8 and no faster: int8 rows would only duplicate fp8 rows
             for kv in req.kv:
                 for tp in tp_options(req.model, gpu, req.tp):
+                    if req.spec is not None and req.spec.draft.num_heads % tp:
+                        continue  # the draft runs TP-way on the same GPUs
                     for dp in dp_options(req.model, req.dp):
                         for pp in req.pp:
                             if pp > L or (limit is not None and tp * dp * pp > limit):

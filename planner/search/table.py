@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from ..perf import memory as mem
-from ..perf.estimate import hardware, step_terms
+from ..perf.estimate import draft_terms, hardware, step_terms
+from ..perf.specdec import per_token_decode_terms
 from ..perf.params import PerfParams
 from ..perf.step import Hardware
 from ..specs.cluster import pipeline_link_bytes_per_s
@@ -124,23 +125,35 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     links: dict[tuple, float] = {}
     link = np.array([links[k] if (k := (r.gpu.id, r.tp * r.dp, r.pp)) in links
                      else links.setdefault(k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp)) for r in rows])
+    spec = req.spec  # speculative decoding: the target verifies γ + 1 tokens per sequence per step
     t = step_terms(m, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
-                   pipeline_link_bytes_per_s=link, dp=dp)
+                   pipeline_link_bytes_per_s=link, dp=dp, tokens_per_seq=1 if spec is None else spec.draft_length + 1)
     ovh = p.step_overhead_s
     S = NS_PER_S
     first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
     first_p, last_p = np.asarray(t.prefill_first.time_s) + 0 * tp, np.asarray(t.prefill_last.time_s) + 0 * tp
-    e_dec = np.stack([_ceil((first_d + ovh) * S), _ceil(np.full(n, ovh) * S), _ceil((last_d + ovh) * S)], axis=1)
+    dec_layer, dec_first, dec_mid, dec_last, dec_single = (t.decode_layer.time_s, first_d + ovh, np.full(n, ovh) + 0.0,
+                                                           last_d + ovh, first_d + last_d + ovh)
+    dec_hop, draft = np.asarray(t.decode_p2p_s) + 0 * tp, None
+    if spec is not None:  # per expected emitted token, γ draft passes included (perf.specdec.per_token_decode_terms)
+        draft = draft_terms(spec, hw, p, tp=tp, dp=dp, weight_bytes=wb, kv_bytes=kvb, batch=pp * mb, isl=w.isl,
+                            osl=w.osl)
+        dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop = per_token_decode_terms(
+            dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop, pp, draft.step_s, spec.acceptance,
+            spec.draft_length)
+    e_dec = np.stack([_ceil(dec_first * S), _ceil(dec_mid * S), _ceil(dec_last * S)], axis=1)
     e_pf = np.stack([_ceil((first_p + ovh) * S), _ceil(np.full(n, ovh) * S), _ceil((last_p + ovh) * S)], axis=1)
-    e_dec_single = _ceil((first_d + last_d + ovh) * S)
+    e_dec_single = _ceil(dec_single * S)
     e_pf_single = _ceil((first_p + last_p + ovh) * S)
-    a_dec = _ceil(t.decode_layer.time_s * S)
+    a_dec = _ceil(dec_layer * S)
     a_pf = _ceil(t.prefill_layer.time_s * S)
     multi = pp > 1
-    hop_dec = np.where(multi, _ceil(np.asarray(t.decode_p2p_s) * S), 0)
+    hop_dec = np.where(multi, _ceil(dec_hop * S), 0)
     hop_pf = np.where(multi, _ceil(np.asarray(t.prefill_p2p_s) * S), 0)
     L = m.num_layers
     ttft = L * a_pf + stage_sum(e_pf, e_pf_single, pp) + (pp - 1) * hop_pf
+    if draft is not None:  # the draft prefills each prompt too
+        ttft = ttft + _ceil(np.asarray(draft.prefill_s) * S + 0 * tp)
     ch = t.chunk
     a_ch = _ceil(np.asarray(ch.layer_s) * S + 0 * tp)
     first_c, last_c = np.asarray(ch.first_s) + 0 * tp, np.asarray(ch.last_s) + 0 * tp
@@ -163,11 +176,12 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     act = mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, mb / dp)  # as perf.estimate sizes it
     reserve = mem.reserve_bytes(cap_bytes, p.memory_reserve_fraction)
     base = act + reserve
+    draft_mem = 0.0 if draft is None else draft.weight_bytes + draft.kv_bytes  # on the first stage
     emb = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, False)
     head = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, False, True)
     both = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, True)
-    f_mem = np.stack([_ceil((emb + base) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
-    f_mem_single = _ceil((both + base) / U)
+    f_mem = np.stack([_ceil((emb + base + draft_mem) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
+    f_mem_single = _ceil((both + base + draft_mem) / U)
     cap = np.floor(cap_bytes / U).astype(np.int64)
     price = _ceil(np.array([r.gpu.usd_per_hour for r in rows]) * PRICE_UNITS_PER_USD)
     limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
