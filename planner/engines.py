@@ -68,24 +68,27 @@ def runs_on(engine: str, gpu_id: str, weights: str, kv: str) -> bool:
     return unsupported_rule(engine, gpu_id, weights, kv) is None
 
 
-def layout_features(pp: int, ep: int, dp: int) -> tuple[str, ...]:
+def layout_features(pp: int, ep: int, dp: int, draft: bool = False) -> tuple[str, ...]:
     """The support.toml features a row shape uses: pp (stages > 1), ep (expert parallel > 1), attention_dp (DP
-    groups > 1 inside a replica)."""
-    return tuple(f for f, used in (("pp", pp > 1), ("ep", ep > 1), ("attention_dp", dp > 1)) if used)
+    groups > 1 inside a replica), draft_model (speculative decoding with a separate draft) and draft_model_dp
+    (that, with DP > 1)."""
+    return tuple(f for f, used in (("pp", pp > 1), ("ep", ep > 1), ("attention_dp", dp > 1),
+                                   ("draft_model", draft), ("draft_model_dp", draft and dp > 1)) if used)
 
 
 @lru_cache(maxsize=4096)
-def engines_for(gpu_id: str, weights: str, kv: str, tp: int, pp: int, ep: int, dp: int) -> tuple[str, ...]:
+def engines_for(gpu_id: str, weights: str, kv: str, tp: int, pp: int, ep: int, dp: int,
+                draft: bool = False) -> tuple[str, ...]:
     """The engines (in PREFERENCE order) that run this row shape: its GPU architecture with these precisions, and
     every feature it uses. `tp` is part of the key for rules to come; no pinned engine limits it today."""
-    feats = layout_features(pp, ep, dp)
+    feats = layout_features(pp, ep, dp, draft)
     return tuple(e for e in PREFERENCE
                  if runs_on(e, gpu_id, weights, kv) and not any(unsupported_feature(e, f) for f in feats))
 
 
 def row_supported(engine: str | None, gpu_id: str, weights: str, kv: str, tp: int, pp: int, ep: int,
-                  dp: int) -> bool:
+                  dp: int, draft: bool = False) -> bool:
     """Whether `engine` (None: any engine) runs this row shape. Cached by shape: the search asks once per shape,
     not per micro-batch."""
-    runs = engines_for(gpu_id, weights, kv, tp, pp, ep, dp)
+    runs = engines_for(gpu_id, weights, kv, tp, pp, ep, dp, draft)
     return bool(runs) if engine is None else engine in runs

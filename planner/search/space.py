@@ -149,7 +149,8 @@ def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
                             if pp > L or (limit is not None and tp * dp * pp > limit):
                                 continue
                             for ep in ep_options(req.model, tp, dp):
-                                if not engines.row_supported(req.engine, gpu.id, w, kv, tp, pp, ep, dp):
+                                if not engines.row_supported(req.engine, gpu.id, w, kv, tp, pp, ep, dp,
+                                                             req.spec is not None):
                                     continue  # the engine cannot run this shape (cached per shape)
                                 for mb in req.micro_batches:
                                     if pp * mb <= max_batch and mb % dp == 0:

@@ -106,3 +106,20 @@ def test_verification_runs_gamma_plus_one_tokens_per_sequence():
                          tokens_per_seq=4)
         per_token = float(st_.decode_layer.time_s) / float(expected_tokens_per_step(0.6, 3))
         assert t.a_dec[i] == int(np.ceil(per_token * NS_PER_S - 1e-9))
+
+
+def test_spec_rows_need_an_engine_that_runs_a_draft_model():
+    """vLLM 0.11.0 refuses a separate draft model (catalog/engines/support.toml), so a spec request pinned to it
+    has no rows; unpinned, the rows are those SGLang or TensorRT-LLM run."""
+    from planner.catalog import load_model
+    from planner.engines import engines_for
+    from planner.search.space import enumerate_rows
+
+    spec = SpecDecode(load_model("llama-3.1-8b"), 4, 0.8)
+    assert enumerate_rows(_llama_request(spec, engine="vllm"), CATALOG.perf.max_batch) == []
+    assert enumerate_rows(_llama_request(None, engine="vllm"), CATALOG.perf.max_batch)
+    rows = enumerate_rows(_llama_request(spec), CATALOG.perf.max_batch)
+    assert rows
+    for r in rows:
+        runs = engines_for(r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp, True)
+        assert runs and "vllm" not in runs
