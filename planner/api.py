@@ -1,6 +1,7 @@
 """The public Python API. Every CLI command is a thin wrapper over one of these functions."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,8 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     percentile = DEFAULT_SLO_PERCENTILE if preq.slo_percentile is None else preq.slo_percentile
     req, cat = search_request(preq)
     if req.workload.demand_output_tokens_per_s is None:  # nothing to queue for: the steady state at full batch
-        return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile)
+        with _engine_named_in_infeasibility(req, cat):
+            return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile)
 
     def plan_dict(result) -> dict:
         d = Plan(result, slo_percentile=percentile).to_dict()
@@ -109,10 +111,43 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
             d["model"] = str(model)
         return d
 
-    conf = plan_at_percentile(req, cat.perf, percentile, plan_dict, cat,
-                              **({} if preq.seed is None else {"seed": preq.seed}))
+    with _engine_named_in_infeasibility(req, cat):
+        conf = plan_at_percentile(req, cat.perf, percentile, plan_dict, cat,
+                                  **({} if preq.seed is None else {"seed": preq.seed}))
     return Plan(conf.result, timings=timings, simulation=conf.simulation, slo_percentile=percentile,
                 mean_batch=conf.mean_batch)
+
+
+@contextmanager
+def _engine_named_in_infeasibility(req, cat: Catalog):
+    """With --engine, an infeasible request says what the engine cannot run and what the planner finds without
+    --engine (a steady-state search over every engine's rows; planner/engines.py)."""
+    from .engines import ENGINE_NAMES, exclusions
+    from .errors import InfeasibleError
+    from .plan import Plan
+    from .search.solve import search
+    from .search.space import enumerate_rows
+
+    try:
+        yield
+    except InfeasibleError as err:
+        shapes = [(g.id, w, k) for g in req.gpus for w in req.weights if g.supports_weights(w) for k in req.kv]
+        lost = [] if req.engine is None else exclusions(req.engine, shapes)
+        if not lost:
+            raise
+        try:
+            other = Plan(search(replace(req, engine=None), cat.perf, alternatives=False)).to_dict()
+        except InfeasibleError:
+            raise err from None  # no engine's plan meets it either: the engine is not the reason
+        e, par = other["serving_engine"], other["parallelism"]
+        without = (f"{e['name']} runs {other['total_gpus']} x {other['gpu']} TP{par['tp']} PP{par['pp']} "
+                   f"{other['precision']['weights']} weights / {other['precision']['kv']} KV at "
+                   f"${other['cost']['usd_per_million_output_tokens']:.3f}/M output tokens (steady state; "
+                   f"plan with --engine {e['id']} to confirm)")
+        # with no row left the engine's exclusions are the whole reason (not the generic "no configuration")
+        left = err.reasons if enumerate_rows(req, cat.perf.max_batch) else []
+        raise InfeasibleError([f"no plan {ENGINE_NAMES[req.engine]} can run: " + "; ".join(lost),
+                               *left, f"without --engine: {without}"]) from None
 
 
 DEFAULT_FRONTIER_SPEEDS = (5.0, 8.0, 12.0, 16.0, 20.0, 25.0, 33.3, 40.0, 50.0, 65.0, 80.0, 100.0, 130.0, 170.0, 220.0)
@@ -123,6 +158,7 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
     """Pareto frontier of $ per million output tokens against tokens/s/user (each point an optimal plan for a
     per-user speed target; TTFT reported, and bounded by `ttft_ms` if given). `request` and `options` as for
     `plan`. Returns a JSON-ready dict."""
+    from .engines import serving_engine as engine_for
     from .numbers import round6
     from .search.solve import frontier as _frontier
 
@@ -139,6 +175,8 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
             "replicas": c.replicas,
             "gpu": c.row.gpu.id, "tp": c.row.tp, "dp": c.row.dp, "pp": c.row.pp, "ep": c.row.ep, "batch": c.row.batch,
             "weights": c.row.weights, "kv": c.row.kv, "gpus_per_replica": c.row.gpus,
+            "engine": engine_for(req.engine, c.row.gpu.id, c.row.weights, c.row.kv, c.row.tp, c.row.pp, c.row.ep,
+                                 c.row.dp, req.spec is not None)["id"],
             "layers_per_stage": list(c.layers),
         } for c in pts],
     }

@@ -292,7 +292,7 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
         for p in d["points"]:
             click.echo(f"  {p['tokens_per_s_per_user']:7.1f} tok/s/user  ${p['usd_per_million_output_tokens']:9.3f}/M out"
                        f"  TTFT {p['ttft_s'] * 1000:6.0f} ms  {p['gpu']} TP{p['tp']} PP{p['pp']} EP{p['ep']} "
-                       f"batch {p['batch']} {p['weights']}/{p['kv']}")
+                       f"batch {p['batch']} {p['weights']}/{p['kv']}  {p['engine']}")
         if not d["points"]:
             raise InfeasibleError(["no speed target in the sweep is reachable; see `planner plan` for the reason"])
 
@@ -348,7 +348,7 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--engine", default=None, type=click.Choice(["vllm", "sglang", "trtllm", "k8s"]),
               help="Serving engine (or k8s: a Kubernetes manifest, one pod group per replica); default: the engine "
-                   "the plan was made for (its perf_profile), else vllm.")
+                   "the plan names (serving_engine), else its perf_profile's, else vllm.")
 @click.option("--k8s-engine", type=click.Choice(["vllm", "sglang"]), default="vllm", show_default=True,
               help="With --engine k8s: the engine the pods run.")
 @click.option("--model", default=None,
@@ -375,7 +375,8 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
     with _naming(plan_file):
         plan = load_plan(plan_file)
         if engine is None:
-            planned = (plan.get("perf_profile") or {}).get("engine") if isinstance(plan, dict) else None
+            planned = ((plan.get("serving_engine") or plan.get("perf_profile") or {}).get("id")
+                       or (plan.get("perf_profile") or {}).get("engine")) if isinstance(plan, dict) else None
             engine = planned if planned in ("vllm", "sglang", "trtllm") else "vllm"
         ex = api.export(plan, engine, model=model, model_path=model_path, catalog=catalog_file,
                         price_tier=price_tier, k8s_engine=k8s_engine, gpu_product=gpu_product,

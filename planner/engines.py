@@ -92,3 +92,46 @@ def row_supported(engine: str | None, gpu_id: str, weights: str, kv: str, tp: in
     not per micro-batch."""
     runs = engines_for(gpu_id, weights, kv, tp, pp, ep, dp, draft)
     return bool(runs) if engine is None else engine in runs
+
+
+@lru_cache(maxsize=None)
+def version(engine: str) -> str:
+    """The pinned version of `engine` (catalog/engines/<engine>.toml), the one the matrix and the exports describe."""
+    return str(read_toml(CATALOG / "engines" / f"{engine}.toml", f"catalog/engines/{engine}.toml")["version"])
+
+
+def serving_engine(requested: str | None, gpu_id: str, weights: str, kv: str, tp: int, pp: int, ep: int,
+                   dp: int, draft: bool = False) -> dict[str, Any]:
+    """The engine a plan names: the requested one (the search kept only its rows), else the first in PREFERENCE
+    order that runs the plan; with its version and every engine that runs the plan."""
+    runs = engines_for(gpu_id, weights, kv, tp, pp, ep, dp, draft)
+    if requested is not None:
+        chosen, how = requested, "--engine"
+    else:
+        chosen, how = (runs[0] if runs else None), "preference order " + " > ".join(PREFERENCE)
+    if chosen is None:  # the search keeps no such row; a plan built around the search must not get here
+        raise ValueError(f"no engine runs {weights}/{kv} on {gpu_id}")
+    return {"id": chosen, "name": ENGINE_NAMES[chosen], "version": version(chosen), "chosen_by": how,
+            "engines_that_run_it": list(runs)}
+
+
+def exclusions(engine: str, shapes: Any) -> list[str]:
+    """Why `engine` loses rows of a request whose (GPU id, weights, kv) combinations are `shapes`: one short line
+    per matrix rule that applies (its precisions, GPUs and reason), in the order the rules are written; [] when it
+    loses none."""
+    hits: dict[int, list[tuple[str, str, str]]] = {}
+    rules = support_matrix().get("unsupported", [])
+    for g, w, k in shapes:
+        arch = architecture(g)
+        for i, rule in enumerate(rules):
+            if (engine in _engines(rule) and arch in rule.get("architectures", [])
+                    and k in rule.get("kv", [k]) and w in rule.get("weights", [w])):
+                hits.setdefault(i, []).append((g, w, k))
+    out = []
+    for i, combos in sorted(hits.items()):
+        rule = rules[i]
+        what = [*(["weights " + "/".join(dict.fromkeys(w for _, w, _ in combos))] if "weights" in rule else []),
+                *(["KV " + "/".join(dict.fromkeys(k for _, _, k in combos))] if "kv" in rule else [])]
+        on = ", ".join(dict.fromkeys(g for g, _, _ in combos))
+        out.append(f"{' '.join(what) + ' on ' if what else ''}{on}: {rule['reason']}")
+    return out

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from .engines import serving_engine
 from .explain import batch_limited_by, binding_constraints
 from .numbers import round6
 from .perf.cost import all_tokens_basis, usd_per_million_at
@@ -112,6 +113,8 @@ class Plan:
             },
             "bottleneck": e.bottleneck,
             "perf_profile": d["perf_profile"],
+            "serving_engine": serving_engine(req.engine, r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp,
+                                             req.spec is not None),
             "binding_constraints": binding_constraints(req, e, c.replicas),
             "batch_limited_by": self._batch_limited_by(),
             "alternatives": [_summary(req, a) for a in res.alternatives],

@@ -63,11 +63,21 @@ def _simulated(d: dict[str, Any]) -> list[str]:
             f"{ms(p[key])} ms at {sim['rate_rps']:g} req/s ({sim['requests']} Poisson requests, seed {sim['seed']})"]
 
 
+def _engine(d: dict[str, Any]) -> list[str]:
+    e = d.get("serving_engine")
+    if not e:
+        return []
+    others = [x for x in e["engines_that_run_it"] if x != e["id"]]
+    return [f"  engine             {e['name']} {e['version']} ({e['chosen_by']})"
+            + (f"; also runs on {', '.join(others)}" if others else "")]
+
+
 def plan_text(d: dict[str, Any]) -> str:
     par, m, c, s = d["parallelism"], d["metrics"], d["cost"], d["solver"]
     lines = [
         f"plan  {d['model']} on {d['total_gpus']} x {d['gpu']}  ({par['replicas']} replica(s) of TP{par['tp']}"
         f"{_dp(par)} PP{par['pp']} EP{par['ep']} = {d['gpus_per_replica']} GPUs)",
+        *_engine(d),
         f"  precision          weights {d['precision']['weights']}, KV {d['precision']['kv']}",
         f"  batch              {d['batch']} {'max concurrent ' if d.get('mean_batch') is not None else ''}"
         f"sequences per replica ({d['micro_batch']} per micro-batch); "

@@ -1,6 +1,8 @@
 """planner/engines.py: the support predicate the search asks per row shape, and its effect on the rows."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from planner import engines
@@ -77,3 +79,90 @@ def test_predicate_is_asked_once_per_shape_not_per_micro_batch(monkeypatch):
     shapes = {(r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp) for r in rows}
     assert len(rows) > len(shapes)  # several micro-batches per shape
     assert len(calls) == len(set(calls)) >= len(shapes)  # no shape asked twice
+
+
+# ---- the plan names the engine that runs it; --engine restricts plan and frontier --------------------------------
+def _run(*args: str):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+A100_8B = ["--model", "llama-3.1-8b", "--gpus", "a100-80gb", "--isl", "1000", "--osl", "200", "--weights", "bf16",
+           "--kv", "fp8", "--max-gpus", "2"]
+
+
+def test_plan_names_the_first_engine_in_preference_order_that_runs_it():
+    import jsonschema
+
+    from planner.plan import plan_schema
+
+    r = _run("plan", *A100_8B, "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    jsonschema.validate(d, plan_schema())
+    assert d["precision"] == {"weights": "bf16", "kv": "fp8"}
+    # vLLM and TensorRT-LLM cannot keep an fp8 KV cache on Ampere; SGLang is next in PREFERENCE after vLLM
+    assert d["serving_engine"]["id"] == "sglang"
+    assert d["serving_engine"]["engines_that_run_it"] == ["sglang"]
+    assert d["serving_engine"]["version"] == "0.5.4"
+    assert "sglang" in _run("plan", *A100_8B).stdout.splitlines()[1].lower()
+    # the export follows the plan's engine by default
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.json"
+        path.write_text(r.stdout, encoding="utf-8")
+        ex = _run("export", str(path))
+        assert ex.exit_code == 0, ex.stderr
+        assert "sglang.launch_server" in ex.stdout or "sglang serve" in ex.stdout
+
+
+def test_engine_restricts_the_plan_and_names_itself():
+    r = _run("plan", *A100_8B[:-4], "--kv", "bf16,fp8", "--max-gpus", "2", "--engine", "vllm", "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["precision"]["kv"] == "bf16"  # the fp8 KV rows are gone for vLLM on Ampere
+    assert d["serving_engine"]["id"] == "vllm" and d["serving_engine"]["chosen_by"] == "--engine"
+    assert "sglang" in d["serving_engine"]["engines_that_run_it"]
+
+
+def test_infeasible_because_of_the_engine_says_so_and_what_runs_without_it():
+    r = _run("plan", *A100_8B, "--engine", "vllm")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("infeasible: no plan vLLM can run: KV fp8 on a100-80gb: an fp8 KV cache needs")
+    # ... the plan the planner makes without --engine (the same perf profile: vLLM's, the default)
+    p = json.loads(_run("plan", *A100_8B, "--json").stdout)
+    assert lines[-1].startswith(f"infeasible: without --engine: SGLang runs {p['total_gpus']} x a100-80gb "
+                                f"TP{p['parallelism']['tp']} PP1 bf16 weights / fp8 KV at "
+                                f"${p['cost']['usd_per_million_output_tokens']:.3f}/M output tokens")
+    assert len(lines) == 2  # no row was left: the generic "no configuration" reason is not repeated
+    # TensorRT-LLM off AMD
+    r = _run("plan", "--model", "llama-3.1-8b", "--gpus", "mi300x", "--isl", "1000", "--osl", "200",
+             "--engine", "trtllm")
+    assert r.exit_code == 1
+    assert r.stderr.startswith("infeasible: no plan TensorRT-LLM can run: mi300x: TensorRT-LLM is built on CUDA")
+    assert "without --engine: vLLM runs 1 x mi300x" in r.stderr
+
+
+def test_infeasible_for_every_engine_keeps_the_plain_reasons():
+    args = ["plan", "--model", "llama-3.1-8b", "--gpus", "a100-80gb", "--isl", "1000", "--osl", "200",
+            "--min-tokens-per-s-user", "5000"]
+    plain, engine = _run(*args), _run(*args, "--engine", "vllm")
+    assert plain.exit_code == engine.exit_code == 1
+    # the engine is not why: the plain reasons (over the engine's rows: bf16 KV here), no engine-specific lines
+    assert engine.stderr.startswith("infeasible: tokens/s/user: no configuration of a100-80gb reaches 5000.0")
+    assert "int8/bf16-KV" in engine.stderr and "int8/fp8-KV" in plain.stderr
+    assert "no plan" not in engine.stderr and "without --engine" not in engine.stderr
+
+
+def test_frontier_points_name_their_engine():
+    import planner
+
+    d = planner.frontier("llama-3.1-8b", isl=1000, osl=200, gpus="a100-80gb,mi300x", speeds=(20.0,), engine="trtllm")
+    assert d["points"] and all(p["engine"] == "trtllm" and p["gpu"] == "a100-80gb" and p["kv"] == "bf16"
+                               for p in d["points"])
