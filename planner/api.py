@@ -132,7 +132,7 @@ def _engine_named_in_infeasibility(req, cat: Catalog):
         yield
     except InfeasibleError as err:
         shapes = [(g.id, w, k) for g in req.gpus for w in req.weights if g.supports_weights(w) for k in req.kv]
-        lost = [] if req.engine is None else exclusions(req.engine, shapes)
+        lost = [] if req.engine is None else exclusions(req.engine, shapes, draft=req.spec is not None)
         if not lost:
             raise
         try:

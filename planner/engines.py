@@ -115,10 +115,10 @@ def serving_engine(requested: str | None, gpu_id: str, weights: str, kv: str, tp
             "engines_that_run_it": list(runs)}
 
 
-def exclusions(engine: str, shapes: Any) -> list[str]:
-    """Why `engine` loses rows of a request whose (GPU id, weights, kv) combinations are `shapes`: one short line
-    per matrix rule that applies (its precisions, GPUs and reason), in the order the rules are written; [] when it
-    loses none."""
+def exclusions(engine: str, shapes: Any, draft: bool = False) -> list[str]:
+    """Why `engine` loses rows of a request whose (GPU id, weights, kv) combinations are `shapes` (and that
+    speculates with a separate draft model when `draft`): one short line per matrix rule that applies (its
+    precisions, GPUs and reason), in the order the rules are written; [] when it loses none."""
     hits: dict[int, list[tuple[str, str, str]]] = {}
     rules = support_matrix().get("unsupported", [])
     for g, w, k in shapes:
@@ -134,4 +134,7 @@ def exclusions(engine: str, shapes: Any) -> list[str]:
                 *(["KV " + "/".join(dict.fromkeys(k for _, _, k in combos))] if "kv" in rule else [])]
         on = ", ".join(dict.fromkeys(g for g, _, _ in combos))
         out.append(f"{' '.join(what) + ' on ' if what else ''}{on}: {rule['reason']}")
+    rule = unsupported_feature(engine, "draft_model") if draft else None
+    if rule is not None:
+        out.append(f"a separate draft model: {rule['reason']}")
     return out

@@ -166,3 +166,15 @@ def test_frontier_points_name_their_engine():
     d = planner.frontier("llama-3.1-8b", isl=1000, osl=200, gpus="a100-80gb,mi300x", speeds=(20.0,), engine="trtllm")
     assert d["points"] and all(p["engine"] == "trtllm" and p["gpu"] == "a100-80gb" and p["kv"] == "bf16"
                                for p in d["points"])
+
+
+def test_exclusions_name_each_rule_once_with_its_gpus_and_precisions():
+    shapes = [(g, w, k) for g in ("a100-80gb", "a100-40gb", "h100-sxm") for w in ("bf16", "int8") for k in ("bf16", "fp8")]
+    lines = engines.exclusions("trtllm", shapes)
+    assert lines == [
+        "KV fp8 on a100-80gb, a100-40gb: " + engines.unsupported_rule("trtllm", "a100-80gb", "bf16", "fp8")["reason"],
+        "weights int8 on a100-80gb, a100-40gb, h100-sxm: "
+        + engines.unsupported_rule("trtllm", "h100-sxm", "int8", "bf16")["reason"]]
+    assert engines.exclusions("sglang", shapes) == []
+    assert engines.exclusions("vllm", [("h100-sxm", "bf16", "bf16")], draft=True)[0].startswith(
+        "a separate draft model: vLLM 0.11.0")
