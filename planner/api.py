@@ -101,9 +101,11 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     model = preq.model
     percentile = DEFAULT_SLO_PERCENTILE if preq.slo_percentile is None else preq.slo_percentile
     req, cat = search_request(preq)
+    with _engine_named_in_infeasibility(req, cat):
+        req, decision = _speculate(preq, req, cat, percentile)
     if req.workload.demand_output_tokens_per_s is None:  # nothing to queue for: the steady state at full batch
         with _engine_named_in_infeasibility(req, cat):
-            return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile)
+            return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile, speculative=decision)
 
     def plan_dict(result) -> dict:
         d = Plan(result, slo_percentile=percentile).to_dict()
@@ -115,7 +117,26 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
         conf = plan_at_percentile(req, cat.perf, percentile, plan_dict, cat,
                                   **({} if preq.seed is None else {"seed": preq.seed}))
     return Plan(conf.result, timings=timings, simulation=conf.simulation, slo_percentile=percentile,
-                mean_batch=conf.mean_batch)
+                mean_batch=conf.mean_batch, speculative=decision)
+
+
+def _speculate(preq, req, cat, percentile: float):
+    """With --spec-draft: the search request with the draft and γ planner/speculative.py chooses (none when no
+    draft pays), and that decision; else (req, None)."""
+    from .search.queueing import QueueTarget
+    from .search.solve import search
+    from .speculative import choose, spec_options
+
+    opts = spec_options(req.model, preq.spec_draft, preq.spec_alpha, _model)
+    if opts is None:
+        return req, None
+    w, slo = req.workload, req.slo
+    demand = w.demand_output_tokens_per_s
+    # with a demand, each candidate is solved as plan_at_percentile's first round is (with the queueing bound)
+    queue = (None if demand is None or slo.ttft_s is None
+             else QueueTarget(percentile, slo.ttft_s, demand / w.osl, {}))
+    decision = choose(req, opts, lambda r: search(r, cat.perf, alternatives=False, queue=queue), demand)
+    return replace(req, spec=decision.chosen), decision
 
 
 @contextmanager
@@ -160,11 +181,23 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
     `plan`. Returns a JSON-ready dict."""
     from .engines import serving_engine as engine_for
     from .numbers import round6
+    from .errors import SolverLimitError
     from .search.solve import frontier as _frontier
+    from .search.solve import pareto
+    from .speculative import spec_options, speculative_block
 
     # the sweep sets the speed target itself; steady state: a p99 TTFT target bounds the mean TTFT
-    req, cat = search_request(plan_request.resolve(request, options, frontier=True))
+    preq = plan_request.resolve(request, options, frontier=True)
+    req, cat = search_request(preq)
     pts = _frontier(req, cat.perf, list(speeds), progress=progress)
+    opts = spec_options(req.model, preq.spec_draft, preq.spec_alpha, _model)
+    if opts is not None:  # each draft and γ as its own sweep; the frontier of them all (no draft included)
+        for spec in opts.candidates()[1:]:
+            try:
+                pts += _frontier(replace(req, spec=spec), cat.perf, list(speeds))
+            except SolverLimitError:
+                continue  # out of time for this candidate: its points are left out
+        pts = pareto(pts, req.workload.demand_output_tokens_per_s)
     return {
         "schema_version": 1, "model": req.model.name,
         "workload": {"isl": req.workload.isl, "osl": req.workload.osl}, "ttft_limit_s": req.slo.ttft_s,
@@ -178,7 +211,10 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
             "engine": engine_for(req.engine, c.row.gpu.id, c.row.weights, c.row.kv, c.row.tp, c.row.pp, c.row.ep,
                                  c.row.dp, req.spec is not None)["id"],
             "layers_per_stage": list(c.layers),
+            **({} if opts is None else {"speculative": speculative_block(c.estimate.config.spec)}),
         } for c in pts],
+        **({} if opts is None else {"speculative": {"drafts": [d.name for d in opts.drafts], "alpha": opts.alpha,
+                                                     "gammas": list(opts.gammas)}}),
     }
 
 

@@ -202,6 +202,11 @@ def plan_options(f: Callable) -> Callable:
         click.option("--max-model-len", type=int, default=None,
                      help="Longest prompt + output the engine must accept (default: the model's context); one "
                           "sequence of it must fit in memory."),
+        click.option("--spec-draft", default=None,
+                     help="Draft model(s) for speculative decoding, comma-separated (presets or config.json): the "
+                          "plan chooses whether to use one and its draft length (1-8)."),
+        click.option("--spec-alpha", type=float, default=None,
+                     help="Per-token acceptance rate of the draft(s), in [0, 1) (default 0.7)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -292,7 +297,9 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
         for p in d["points"]:
             click.echo(f"  {p['tokens_per_s_per_user']:7.1f} tok/s/user  ${p['usd_per_million_output_tokens']:9.3f}/M out"
                        f"  TTFT {p['ttft_s'] * 1000:6.0f} ms  {p['gpu']} TP{p['tp']} PP{p['pp']} EP{p['ep']} "
-                       f"batch {p['batch']} {p['weights']}/{p['kv']}  {p['engine']}")
+                       f"batch {p['batch']} {p['weights']}/{p['kv']}  {p['engine']}"
+                       + (f"  draft {p['speculative']['draft']} gamma {p['speculative']['gamma']}"
+                          if p.get("speculative") else ""))
         if not d["points"]:
             raise InfeasibleError(["no speed target in the sweep is reachable; see `planner plan` for the reason"])
 

@@ -12,6 +12,7 @@ from .numbers import round6
 from .perf.cost import all_tokens_basis, usd_per_million_at
 from .search.solve import Choice, SearchResult
 from .search.table import OBJ_DIVISOR, PRICE_UNITS_PER_USD
+from .speculative import speculative_block
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +38,7 @@ class Plan:
     simulation: dict[str, Any] | None = None  # percentile-SLO confirmation (planner.search.percentile)
     slo_percentile: float | None = None  # the percentile the SLOs hold at
     mean_batch: float | None = None  # expected sequences in flight per replica at the demand
+    speculative: Any = None  # speculative.SpecDecision when drafts were considered (--spec-draft)
 
     @property
     def best(self) -> Choice:
@@ -120,6 +122,10 @@ class Plan:
             "alternatives": [_summary(req, a) for a in res.alternatives],
             "solver": solver,
             **({"simulation": self.simulation} if self.simulation is not None else {}),
+            # what runs (simulate and export read it) and, with --spec-draft, which drafts and γ were weighed and why
+            **({"speculative": speculative_block(e.config.spec)}
+               if e.config.spec is not None or self.speculative is not None else {}),
+            **({"speculative_choice": self.speculative.to_dict()} if self.speculative is not None else {}),
         }
 
 

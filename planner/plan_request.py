@@ -28,6 +28,7 @@ REQUEST_KEYS = {
     "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
     "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
     "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed", "engine": "text",
+    "spec_draft": "names", "spec_alpha": "fraction",
 }
 _COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS, "max_model_len": MAX_TOKENS["isl"] + MAX_TOKENS["osl"]}
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
@@ -54,6 +55,8 @@ def check_value(path: str, key: str, v: Any) -> None:
         raise InputError(f"{where} must be a number > 0 (and <= {_NUMBER_MAX:g}), got {v!r}")
     if kind == "percentile" and not (is_real(v) and 50 <= v < 100):
         raise InputError(f"{where} must be a number from 50 to below 100 (99 = p99, 50 = medians), got {v!r}")
+    if kind == "fraction" and not (is_real(v) and 0 <= v < 1):
+        raise InputError(f"{where} must be a number from 0 to below 1, got {v!r}")
     if kind == "seed" and not (is_whole(v) and 0 <= v < 2**63):
         raise InputError(f"{where} must be a non-negative integer, got {v!r}")
     if kind == "degrees" and not (isinstance(v, list) and v and all(is_whole(x) and 1 <= x <= MAX_DEGREE for x in v)):
@@ -94,6 +97,11 @@ def read(doc: Mapping[str, Any], path: str | None = None, base_dir: Path | None 
         m = out.get("model")
         if isinstance(m, str) and (m.endswith(".json") or "/" in m) and not Path(m).is_absolute():
             out["model"] = str(base_dir / m)
+        drafts = out.get("spec_draft")  # draft config paths, like the model's, are relative to the file
+        if drafts is not None:
+            items = [x.strip() for x in drafts.split(",")] if isinstance(drafts, str) else list(drafts)
+            out["spec_draft"] = [str(base_dir / x) if (x.endswith(".json") or "/" in x) and not Path(x).is_absolute()
+                                 else x for x in items if x]
     out.pop("description", None)
     return out
 
@@ -155,9 +163,9 @@ def merge(file_doc: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, 
             out[k] = v
             if k in _SAME_QUANTITY and options.get(_SAME_QUANTITY[k]) is None:
                 out.pop(_SAME_QUANTITY[k], None)
-    for key in ("gpus", "weights", "kv"):
+    for key in ("gpus", "weights", "kv", "spec_draft"):
         if isinstance(options.get(key), str) and not any(x.strip() for x in options[key].split(",")):
-            raise InputError(f"--{key} is empty")
+            raise InputError(f"--{key.replace('_', '-')} is empty")
     per = out.get("max_gpus_per_type")
     if isinstance(per, (tuple, list)):
         out["max_gpus_per_type"] = _gpu_limits(per)
@@ -203,6 +211,8 @@ class PlanRequest:
     engine: str | None = None  # perf profile (PerfParams.with_engine); None: vLLM
     slo_percentile: float | None = None  # the SLOs hold at this percentile (None: search.percentile's default, 99)
     seed: int | None = None  # seed of the confirming simulation (None: search.percentile.CONFIRM_SEED)
+    spec_draft: str | tuple[Any, ...] | None = None  # draft models the plan may speculate with (planner/speculative.py)
+    spec_alpha: float | None = None  # their per-token acceptance rate (None: speculative.DEFAULT_ALPHA)
 
 
 # Keys a frontier ignores: it sweeps the speed target itself and is steady-state (no demand to simulate against).
@@ -244,7 +254,7 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
                           output_tokens_per_s=a.get("output_tokens_per_s"), max_model_len=a.get("max_model_len")),
         slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_speed),
         limits=limits, catalog=a.get("catalog"), price_tier=a.get("price_tier"), engine=a.get("engine"),
-        slo_percentile=percentile, seed=seed)
+        slo_percentile=percentile, seed=seed, spec_draft=tup(a.get("spec_draft")), spec_alpha=a.get("spec_alpha"))
 
 
 def resolve(request: Any, options: Mapping[str, Any], frontier: bool = False) -> PlanRequest:

@@ -72,6 +72,13 @@ def _engine(d: dict[str, Any]) -> list[str]:
             + (f"; also runs on {', '.join(others)}" if others else "")]
 
 
+def _speculative(d: dict[str, Any]) -> list[str]:
+    """The draft the plan runs and why (only when --spec-draft asked the plan to decide)."""
+    if "speculative_choice" not in d:
+        return []
+    return [f"  speculative        {d['speculative_choice']['reason']}"]
+
+
 def plan_text(d: dict[str, Any]) -> str:
     par, m, c, s = d["parallelism"], d["metrics"], d["cost"], d["solver"]
     lines = [
@@ -97,6 +104,7 @@ def plan_text(d: dict[str, Any]) -> str:
           if c.get("basis") == "demand" else []),
         f"  marginal           ${c['usd_per_million_input_tokens_marginal']:.3f}/M input tokens, "
         f"${c['usd_per_million_output_tokens_marginal']:.3f}/M output tokens (full load)",
+        *_speculative(d),
         f"  bottleneck         {d['bottleneck']}",
         "  constraints        " + ("; ".join(
             f"{b['name']} {'BINDING' if b['binding'] else 'slack'} {b['slack']:+.1%}" for b in d["binding_constraints"])

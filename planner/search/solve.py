@@ -253,19 +253,24 @@ def frontier(req: Request, p: PerfParams, speeds: list[float], progress=None) ->
         raise SolverLimitError(f"time limit: CP-SAT found no plan for {len(timed_out)} of the {len(speeds)} speed "
                                f"targets within --time-limit-s {req.time_limit_s:g} (none is proven impossible); "
                                "raise --time-limit-s")
-    # Pareto filter: keep a point unless another is at least as fast and strictly cheaper (or equal cost, faster)
-    def cost(c: Choice) -> float:
-        return c.usd_per_million_output_tokens(req.workload.demand_output_tokens_per_s)
+    return pareto(points, req.workload.demand_output_tokens_per_s)
 
-    pareto = []
+
+def pareto(points: list[Choice], demand: float | None) -> list[Choice]:
+    """Pareto filter: keep a point unless another is at least as fast and strictly cheaper (or equal cost, faster);
+    sorted by speed."""
+    def cost(c: Choice) -> float:
+        return c.usd_per_million_output_tokens(demand)
+
+    kept = []
     for c in points:
         dominated = any((cost(o) < cost(c) and o.estimate.tokens_per_s_per_user >= c.estimate.tokens_per_s_per_user)
                         or (cost(o) <= cost(c) and o.estimate.tokens_per_s_per_user > c.estimate.tokens_per_s_per_user)
                         for o in points)
-        if not dominated and not any(_same(c, q) for q in pareto):
-            pareto.append(c)
-    return sorted(pareto, key=lambda c: c.estimate.tokens_per_s_per_user)
+        if not dominated and not any(_same(c, q) for q in kept):
+            kept.append(c)
+    return sorted(kept, key=lambda c: c.estimate.tokens_per_s_per_user)
 
 
 def _same(a: Choice, b: Choice) -> bool:
-    return a.row == b.row and a.layers == b.layers
+    return a.row == b.row and a.layers == b.layers and a.estimate.config.spec == b.estimate.config.spec
