@@ -13,18 +13,14 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..errors import InputError
+from ..specs.layout import ReplicaLayout
 from .spec import EngineSpec
 
 
 @dataclass(frozen=True)
-class Layout:
-    tp: int
-    pp: int
-    ep: int
-    batch: int
-    weights: str
-    kv: str
-    layers_per_stage: tuple[int, ...]
+class Layout(ReplicaLayout):
+    """A plan's layout as an engine runs it (the shared fields in specs/layout.py), and its replica count."""
+
     replicas: int
     dp: int = 1  # attention data-parallel groups per stage
 

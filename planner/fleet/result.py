@@ -8,6 +8,7 @@ from ..numbers import round6
 from ..perf.cost import usd_per_million
 from ..perf.params import PerfParams
 from ..search.table import PRICE_UNITS_PER_USD
+from ..specs.layout import ReplicaLayout
 from ..units import HOURS_PER_MONTH, SECONDS_PER_HOUR
 from .pools import capacity_by_role, estimate_pool, replica_requests_per_s, served
 from .request import FleetRequest
@@ -18,19 +19,13 @@ SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
-class PoolPlan:
-    """One replica pool of the fleet: its configuration, what one replica serves, and its replicas per hour."""
+class PoolPlan(ReplicaLayout):
+    """One replica pool of the fleet: its layout (the shared fields in specs/layout.py), class, role and GPU, what
+    one replica serves, and its replicas per hour."""
 
     cls: str
     role: str  # aggregated | prefill | decode
     gpu: str
-    tp: int
-    pp: int
-    ep: int
-    batch: int
-    weights: str
-    kv: str
-    layers_per_stage: tuple[int, ...]
     gpus_per_replica: int
     requests_per_s_per_replica: float
     tokens_per_s_per_user: float | None  # aggregated and decode
@@ -171,11 +166,14 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
         pool, e = ft.pools[k], est[k]
         util = tuple(share[h, pool.cls][pool.role] if sol.counts[k][h] else 0.0 for h in range(H))
         pools.append(PoolPlan(
-            req.classes[pool.cls].name, pool.role, pool.gpu, pool.row.tp, pool.row.pp, pool.row.ep,
-            pool.row.pp if pool.role == "prefill" else pool.row.batch, pool.row.weights, pool.row.kv, pool.layers,
-            pool.gpus, cap[k],
-            None if pool.role == "prefill" else 1.0 / (e.tpot_s if pool.role == "aggregated" else e.decode_cycle_s),
-            None if pool.role == "decode" else e.ttft_s, sol.reserved[k], sol.counts[k], util))
+            tp=pool.row.tp, pp=pool.row.pp, ep=pool.row.ep,
+            batch=pool.row.pp if pool.role == "prefill" else pool.row.batch, weights=pool.row.weights,
+            kv=pool.row.kv, layers_per_stage=pool.layers, cls=req.classes[pool.cls].name, role=pool.role,
+            gpu=pool.gpu, gpus_per_replica=pool.gpus, requests_per_s_per_replica=cap[k],
+            tokens_per_s_per_user=None if pool.role == "prefill" else 1.0 / (
+                e.tpot_s if pool.role == "aggregated" else e.decode_cycle_s),
+            ttft_s=None if pool.role == "decode" else e.ttft_s, reserved=sol.reserved[k], replicas=sol.counts[k],
+            utilization=util))
     types = sorted({ft.pools[k].gpu for k in used})
     gpus = {t: tuple(sum(ft.pools[k].gpus * sol.counts[k][h] for k in used if ft.pools[k].gpu == t) for h in range(H))
             for t in types}
