@@ -15,7 +15,7 @@ from planner.search import percentile as pct
 from planner.search import queueing
 from planner.sim import load_plan, simulate_plan
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args):
