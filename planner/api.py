@@ -125,11 +125,17 @@ def _speculate(preq, req, cat, percentile: float):
     draft pays), and that decision; else (req, None)."""
     from .search.queueing import QueueTarget
     from .search.solve import search
-    from .speculative import choose, spec_options
+    from .speculative import choose, refused, spec_options
+
+    from .engines import ENGINE_NAMES, unsupported_feature, version
 
     opts = spec_options(req.model, preq.spec_draft, preq.spec_alpha, _model)
     if opts is None:
         return req, None
+    refusal = None if req.engine is None else unsupported_feature(req.engine, "draft_model")
+    if refusal is not None:  # --engine runs no separate draft model: nothing to search
+        return req, refused(opts, f"no draft: {ENGINE_NAMES[req.engine]} {version(req.engine)} (--engine) runs no "
+                                  f"separate draft model ({refusal['reason']})")
     w, slo = req.workload, req.slo
     demand = w.demand_output_tokens_per_s
     # with a demand, each candidate is solved as plan_at_percentile's first round is (with the queueing bound)
@@ -209,7 +215,7 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
             "gpu": c.row.gpu.id, "tp": c.row.tp, "dp": c.row.dp, "pp": c.row.pp, "ep": c.row.ep, "batch": c.row.batch,
             "weights": c.row.weights, "kv": c.row.kv, "gpus_per_replica": c.row.gpus,
             "engine": engine_for(req.engine, c.row.gpu.id, c.row.weights, c.row.kv, c.row.tp, c.row.pp, c.row.ep,
-                                 c.row.dp, req.spec is not None)["id"],
+                                 c.row.dp, c.estimate.config.spec is not None)["id"],
             "layers_per_stage": list(c.layers),
             **({} if opts is None else {"speculative": speculative_block(c.estimate.config.spec)}),
         } for c in pts],

@@ -131,6 +131,11 @@ def choose(req: Any, opts: SpecOptions, run: Callable[[Any], Any], demand: float
     return SpecDecision(opts, best.spec, tuple(cands), _reason(cands, best, demand))
 
 
+def refused(opts: SpecOptions, reason: str) -> SpecDecision:
+    """The decision when no draft can run at all (e.g. --engine runs none): no draft, no candidate searched."""
+    return SpecDecision(opts, None, (), reason)
+
+
 def _reason(cands: list[Candidate], best: Candidate, demand: float | None) -> str:
     basis = "at the planned demand" if demand else "at full capacity"
     plain = cands[0]

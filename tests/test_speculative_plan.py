@@ -188,3 +188,37 @@ def test_with_a_demand_the_draft_must_save_replicas_and_the_simulation_confirms_
     again = api.simulate(high, rate_rps=high["simulation"]["rate_rps"], requests=high["simulation"]["requests"],
                          seed=high["simulation"]["seed"])
     assert again["tpot_s"] == high["simulation"]["tpot_s"]
+
+
+def test_moe_target_plans_with_a_draft(tmp_path):
+    """Mixtral-8x7B with a small dense draft of its vocabulary (a synthetic config.json): the search's spec rows run
+    through CP-SAT and the chosen plan re-verifies against estimate (verification over γ+1 tokens touching more
+    experts), whichever candidate wins."""
+    cfg = {"architectures": ["MistralForCausalLM"], "hidden_size": 1024, "num_hidden_layers": 4,
+           "num_attention_heads": 8, "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 4096,
+           "hidden_act": "silu", "vocab_size": 32000, "max_position_embeddings": 32768,
+           "tie_word_embeddings": False}
+    (tmp_path / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    d = api.plan(model="mixtral-8x7b", isl=1000, osl=200, gpus="h100-sxm", weights="fp8", kv="fp8", tpot_ms=15,
+                 spec_draft=str(tmp_path / "config.json"), spec_alpha=0.8).to_dict()
+    jsonschema.validate(d, plan_schema())
+    cands = d["speculative_choice"]["candidates"]
+    assert len(cands) == 9 and any(c["feasible"] for c in cands)
+    assert d["metrics"]["tpot_s"] <= 0.015
+    chosen = d["speculative_choice"]["chosen"]
+    assert (d["speculative"] is None) == (chosen is None)
+
+
+def test_engine_without_draft_models_plans_without_one():
+    d = _plan(tpot_ms=30, engine="vllm", spec_draft="llama-3.1-8b", spec_alpha=0.8)
+    jsonschema.validate(d, plan_schema())
+    assert d["speculative"] is None and d["speculative_choice"]["candidates"] == []
+    assert "vLLM" in d["speculative_choice"]["reason"] and "draft" in d["speculative_choice"]["reason"]
+    assert d["serving_engine"]["id"] == "vllm"
+
+
+def test_frontier_points_with_a_draft_name_an_engine_that_runs_it():
+    fr = api.frontier(**BASE, spec_draft="llama-3.1-8b", spec_alpha=0.8, speeds=(33.3, 60.0))
+    for p in fr["points"]:
+        assert (p["engine"] != "vllm") if p["speculative"] else True
+    assert any(p["speculative"] for p in fr["points"])
