@@ -187,11 +187,15 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
     `plan`. Returns a JSON-ready dict."""
     from .engines import serving_engine as engine_for
     from .numbers import round6
-    from .errors import SolverLimitError
+    from .errors import InputError, SolverLimitError
+    from .numbers import is_real
     from .search.solve import frontier as _frontier
     from .search.solve import pareto
     from .speculative import spec_options, speculative_block
 
+    # tok/s/user: below 1e-3 (one token per 17 minutes) or above 1e6 no plan is meaningful
+    if not speeds or any(not (is_real(s) and 1e-3 <= s <= 1e6) for s in speeds):
+        raise InputError(f"--speeds must be tok/s/user values from 0.001 to 1e6, got {', '.join(map(str, speeds))!r}")
     # the sweep sets the speed target itself; steady state: a p99 TTFT target bounds the mean TTFT
     preq = plan_request.resolve(request, options, frontier=True)
     req, cat = search_request(preq)
