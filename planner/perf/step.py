@@ -176,15 +176,48 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
                          a * span * own / dp / tp, (read + own / dp) * kv_token)
         step = step + attn.scaled(n / L)
         if has_chunk:
-            # never more than A: queries of several prompts' chunks need not be contiguous (A − K/2 may be < 0)
-            keys = np.minimum(center, mean_span(kind, np.maximum(center - chunk / 2.0, 0.0), center + chunk / 2.0))
-            prefix = span_at(kind, chunk_kv_read_tokens)
-            g = _group(a * keys * chunk / dp / tp, (prefix + chunk / dp) * kv_token, hw.attention_flops_per_s,
-                       hw.hbm_bytes_per_s, eta_attn, p.hbm_efficiency)
+            g = chunk_attention_group(kind, hw, p, attention_flops_per_token=a, kv_token_bytes=kv_token, tp=tp,
+                                      dp=dp, chunk_tokens=chunk, chunk_attended_tokens=center,
+                                      chunk_kv_read_tokens=chunk_kv_read_tokens)
             step = step + g.scaled(n / L)
     fixed = p.layer_overhead_s
     comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens, dp=dp, redundant_experts=redundant_experts)
     return step + StepTime(comm + fixed, 0.0, fixed, comm, 0.0, 0.0)
+
+
+def chunk_attention_group(kind: LayerKind, hw: Hardware, p: PerfParams, *, attention_flops_per_token,
+                          kv_token_bytes, tp, dp, chunk_tokens, chunk_attended_tokens, chunk_kv_read_tokens
+                          ) -> StepTime:
+    """Group 4 of one layer of this attention kind (module docstring): a prefill chunk of K tokens (over all DP
+    groups) attending A keys per token around its centre, reading a cached prefix R: a·A'·(K/DP)/TP FLOP at the
+    attention efficiency, (R' + K/DP)·kv bytes, where A' and R' are A and R within the kind's window.
+    `attention_flops_per_token` is a (per token per key), `kv_token_bytes` one token's KV bytes on one GPU."""
+    chunk = np.asarray(chunk_tokens, float)
+    center = np.asarray(chunk_attended_tokens, float)
+    a = attention_flops_per_token
+    # never more than A: queries of several prompts' chunks need not be contiguous (A − K/2 may be < 0)
+    keys = np.minimum(center, mean_span(kind, np.maximum(center - chunk / 2.0, 0.0), center + chunk / 2.0))
+    prefix = span_at(kind, chunk_kv_read_tokens)
+    return _group(a * keys * chunk / dp / tp, (prefix + chunk / dp) * kv_token_bytes, hw.attention_flops_per_s,
+                  hw.hbm_bytes_per_s, p.attention_flops_efficiency, p.hbm_efficiency)
+
+
+def chunk_attention_layer_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, kv_bytes, chunk_tokens,
+                            chunk_attended_tokens, chunk_kv_read_tokens, dp=1, spans=None):
+    """Group 4 averaged over the model's layers (Σ over attention kinds of n_kind/L · `chunk_attention_group`), s:
+    the only part of a mixed step that depends on where the chunks sit in their prompts (A, R) rather than on how
+    many tokens the step carries. `spans`: `attention_spans(model)`, when the caller keeps it (it walks every
+    layer)."""
+    tp, dp = np.asarray(tp, float), np.asarray(dp, float)
+    kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
+    a = model.attention_flops_per_token_per_context
+    out = 0.0
+    for kind, n in (attention_spans(model) if spans is None else spans).items():
+        g = chunk_attention_group(kind, hw, p, attention_flops_per_token=a, kv_token_bytes=kv_token, tp=tp, dp=dp,
+                                  chunk_tokens=chunk_tokens, chunk_attended_tokens=chunk_attended_tokens,
+                                  chunk_kv_read_tokens=chunk_kv_read_tokens)
+        out = out + g.time_s * (n / model.num_layers)
+    return out
 
 
 def _or(value, default):

@@ -32,6 +32,8 @@ from ..perf.estimate import Config, Estimate, estimate, hardware, prefill_chunk_
 from ..perf.params import PerfParams
 from ..perf.pipeline import chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
 from ..perf.specdec import draft_pass_s
+from ..perf.step import chunk_attention_layer_s
+from ..perf.window import attention_spans
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
@@ -107,8 +109,84 @@ class StepTables:
         return (self.prefill_latency_s - self.prefill_busy_s).tolist()
 
 
+# Chunk sizes tabulated per block: one vectorized `prefill_chunk_terms` call fills a block for one decode load.
+# Dense models: ~0.5 ms for 2,048 sizes, about one scalar call. MoE models pay ~40 µs per size for the expert-load
+# terms (perf/moe.py), so their blocks are small (64 sizes ≈ 2 scalar calls). Measured 2026-11-27, 2-core EPYC.
+CHUNK_BLOCK_TOKENS = 2048
+MOE_CHUNK_BLOCK_TOKENS = 64
+# Prompts one step may complete, tabulated per decode load for the LM-head term (more: computed directly).
+MAX_TABULATED_DONE = 64
+
+
+class ChunkTermRows:
+    """`perf.estimate.prefill_chunk_terms` of one model at a fixed decode load, for any chunk, as the event loop
+    asks for it.
+
+    A mixed step's increment splits into what depends on the step's token counts (the GEMMs, collectives,
+    embedding and hop see decode + chunk tokens; the LM head the prompts completed) and the chunk attention
+    (`perf.step.chunk_attention_layer_s`), the only part that depends on where the chunks sit in their prompts.
+    The first part is tabulated (exactly `prefill_chunk_terms` at the canonical position: one prompt's whole
+    chunk from its start, keys K/2 per token, no cached prefix, evaluated over a block of chunk sizes at once);
+    any other position adds the difference of the chunk attention between its position and the canonical one.
+    The canonical case is therefore bit-identical to the direct call (for dense models; MoE terms use numpy's
+    vectorized power/exp, which may differ from the scalar path in the last bit); other positions differ from the
+    direct call by float rounding only (tests/sim/test_tables.py compares both, `direct` is the reference)."""
+
+    def __init__(self, model: ModelSpec, hw, params: PerfParams, *, tp, dp, kv_bytes, **kw):
+        self.model, self.hw, self.p = model, hw, params
+        self.kw = dict(tp=tp, weight_bytes=kw.pop("weight_bytes"), kv_bytes=kv_bytes, dp=dp, **kw)
+        self.attn_kw = dict(tp=tp, dp=dp, kv_bytes=kv_bytes)
+        self.spans = attention_spans(model)
+        self.block = MOE_CHUNK_BLOCK_TOKENS if model.is_moe else CHUNK_BLOCK_TOKENS
+        self.blocks: dict[tuple[float, int], tuple[list[float], list[float], list[float]]] = {}
+        self.lm_head: dict[float, list[float]] = {}
+
+    def direct(self, decode_tokens: float, chunk: int, attended: float, kv_read: int, done: int
+               ) -> tuple[float, float, float, float]:
+        """(layer, first, last, hop) s straight from `prefill_chunk_terms` (the reference)."""
+        ch = prefill_chunk_terms(self.model, self.hw, self.p, decode_tokens=decode_tokens, chunk_tokens=chunk,
+                                 chunk_attended_tokens=attended, chunk_kv_read_tokens=kv_read, logit_tokens=done,
+                                 **self.kw)
+        return float(ch.layer_s), float(ch.first_s), float(ch.last_s), float(ch.p2p_s)
+
+    def __call__(self, decode_tokens: float, chunk: int, attended: float, kv_read: int, done: int
+                 ) -> tuple[float, float, float, float]:
+        """`direct`, from the tables."""
+        blk, i = divmod(chunk, self.block)
+        rows = self.blocks.get((decode_tokens, blk))
+        if rows is None:
+            ks = np.arange(blk * self.block, (blk + 1) * self.block, dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):  # chunk 0 (never asked for) sits in block 0
+                ch = prefill_chunk_terms(self.model, self.hw, self.p, decode_tokens=decode_tokens, chunk_tokens=ks,
+                                         chunk_attended_tokens=ks / 2.0, chunk_kv_read_tokens=0, logit_tokens=1,
+                                         **self.kw)
+            rows = tuple(np.broadcast_to(np.asarray(x, float), ks.shape).tolist()
+                         for x in (ch.layer_s, ch.first_s, ch.p2p_s))
+            self.blocks[(decode_tokens, blk)] = rows
+        layer, first, hop = rows[0][i], rows[1][i], rows[2][i]
+        if kv_read != 0 or attended != chunk / 2.0:  # this position's chunk attention − the canonical one's
+            at, canonical = self._attention((chunk, chunk), (attended, chunk / 2.0), (kv_read, 0))
+            layer += float(at - canonical)
+        if done > MAX_TABULATED_DONE:
+            return layer, first, self.direct(decode_tokens, chunk, attended, kv_read, done)[2], hop
+        heads = self.lm_head.get(decode_tokens)
+        if heads is None:
+            ch = prefill_chunk_terms(self.model, self.hw, self.p, decode_tokens=decode_tokens, chunk_tokens=1,
+                                     chunk_attended_tokens=0.5, chunk_kv_read_tokens=0,
+                                     logit_tokens=np.arange(MAX_TABULATED_DONE + 1, dtype=float), **self.kw)
+            heads = self.lm_head[decode_tokens] = np.asarray(ch.last_s, float).tolist()
+        return layer, first, heads[done], hop
+
+    def _attention(self, chunk, attended, kv_read) -> np.ndarray:
+        return chunk_attention_layer_s(self.model, self.hw, self.p, chunk_tokens=np.asarray(chunk, float),
+                                       chunk_attended_tokens=np.asarray(attended, float),
+                                       chunk_kv_read_tokens=np.asarray(kv_read, float), spans=self.spans,
+                                       **self.attn_kw)
+
+
 class ChunkCost:
-    """`StepTables.mixed_extra_s`, memoized: the event loop meets the same (running, chunk) steps many times."""
+    """`StepTables.mixed_extra_s`, memoized: the event loop meets the same (running, chunk) steps many times, and
+    each new one is composed from `ChunkTermRows` tables (`reference` composes the same from direct calls)."""
 
     def __init__(self, model: ModelSpec, config: Config, params: PerfParams, layers: tuple[int, ...],
                  workload: Workload):
@@ -123,6 +201,13 @@ class ChunkCost:
         self.q = 1 if c.spec is None else c.spec.draft_length + 1
         self.ctx = workload.isl + workload.osl / 2.0  # decoders' context for the stage times (pp > 1 only)
         self.memo: dict[tuple, float] = {}
+        self.target = ChunkTermRows(model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
+                                    pipeline_link_bytes_per_s=self.link, **self.dp_kw)
+        # the draft prefills the same chunk (at the full batch, on every GPU of stage 0)
+        self.draft = None if c.spec is None else ChunkTermRows(c.spec.draft, self.hw, p, tp=c.tp, ep=1,
+                                                               weight_bytes=self.wb, kv_bytes=self.kvb, dp=1)
+        self._decode_stages: dict[int, tuple[np.ndarray, float]] = {}
+        self._empty: tuple[np.ndarray, float] | None = None
 
     def __call__(self, running: int, chunk_tokens: int, attended_key_tokens: float, kv_read_tokens: int,
                  prompts_done: int) -> float:
@@ -130,47 +215,71 @@ class ChunkCost:
         hit = self.memo.get(key)
         if hit is not None:
             return hit
+        out = self.memo[key] = self._step_s(running, chunk_tokens, attended_key_tokens, kv_read_tokens,
+                                            prompts_done, direct=False)
+        return out
+
+    def reference(self, running: int, chunk_tokens: int, attended_key_tokens: float, kv_read_tokens: int,
+                  prompts_done: int) -> float:
+        """The same step straight from the perf model (no tables, no memo): what the tables must reproduce."""
+        return self._step_s(running, chunk_tokens, attended_key_tokens, kv_read_tokens, prompts_done, direct=True)
+
+    def _step_s(self, running: int, chunk_tokens: int, attended_key_tokens: float, kv_read_tokens: int,
+                prompts_done: int, direct: bool) -> float:
         c, p = self.config, self.params
         mb = running / c.pp  # the chunk rides in one micro-batch
-        dec_tokens = mb * self.q
-        ch = prefill_chunk_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb,
-                                 kv_bytes=self.kvb, decode_tokens=dec_tokens, chunk_tokens=chunk_tokens,
-                                 chunk_attended_tokens=attended_key_tokens / max(1, chunk_tokens),
-                                 chunk_kv_read_tokens=kv_read_tokens, logit_tokens=prompts_done,
-                                 pipeline_link_bytes_per_s=self.link, **self.dp_kw)
-        chunk_stage = stage_times_s(self.layers, float(ch.layer_s), float(ch.first_s), float(ch.last_s), 0.0)
+        attended = attended_key_tokens / max(1, chunk_tokens)
+        target = self.target.direct if direct else self.target
+        layer_s, first_s, last_s, p2p_s = target(mb * self.q, chunk_tokens, attended, kv_read_tokens, prompts_done)
+        chunk_stage = stage_times_s(self.layers, layer_s, first_s, last_s, 0.0)
         draft = 0.0
-        if c.spec is not None:  # the draft prefills the same chunk (at the full batch, on every GPU of stage 0)
+        if self.draft is not None:
             d = c.spec.draft
-            dch = prefill_chunk_terms(d, self.hw, p, tp=c.tp, ep=1, weight_bytes=self.wb, kv_bytes=self.kvb,
-                                      decode_tokens=running, chunk_tokens=chunk_tokens,
-                                      chunk_attended_tokens=attended_key_tokens / max(1, chunk_tokens),
-                                      chunk_kv_read_tokens=kv_read_tokens, logit_tokens=prompts_done)
-            draft = draft_pass_s(d.num_layers, float(dch.layer_s), float(dch.first_s), float(dch.last_s))
+            terms = self.draft.direct if direct else self.draft
+            dl, df, dlast, _ = terms(float(running), chunk_tokens, attended, kv_read_tokens, prompts_done)
+            draft = draft_pass_s(d.num_layers, dl, df, dlast)
         if running == 0:  # a prefill-only step: its slowest stage (the rest of a chunk's path is pipeline fill)
+            empty, empty_draft = self._empty_step()
+            out = float(np.max(empty + chunk_stage))
+            if c.spec is not None:
+                out += empty_draft
+        elif c.pp == 1:
+            out = float(chunk_stage[0])
+        else:
+            dec_stage, dec_p2p = self._decode_stage(running)
+            out = chunk_stall_s(dec_stage, chunk_stage, dec_p2p, p2p_s, c.pp)
+        return out + draft
+
+    def _empty_step(self) -> tuple[np.ndarray, float]:
+        """Per-stage time of a step with no tokens (weights read, overheads) and the draft's, computed once."""
+        if self._empty is None:
+            c, p = self.config, self.params
             t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
                            micro_batch=0.0, isl=1, osl=0, pipeline_link_bytes_per_s=self.link, **self.dp_kw)
             empty = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
                                   float(t.decode_last.time_s), p.step_overhead_s)
-            out = float(np.max(empty + chunk_stage))
+            empty_draft = 0.0
             if c.spec is not None:
                 d = c.spec.draft
                 dt = step_terms(d, self.hw, p, tp=c.tp, ep=1, weight_bytes=self.wb, kv_bytes=self.kvb,
                                 micro_batch=0.0, isl=1, osl=0)
-                out += draft_pass_s(d.num_layers, float(dt.decode_layer.time_s), float(dt.decode_first.time_s),
-                                    float(dt.decode_last.time_s))
-        elif c.pp == 1:
-            out = float(chunk_stage[0])
-        else:
+                empty_draft = draft_pass_s(d.num_layers, float(dt.decode_layer.time_s),
+                                           float(dt.decode_first.time_s), float(dt.decode_last.time_s))
+            self._empty = (empty, empty_draft)
+        return self._empty
+
+    def _decode_stage(self, running: int) -> tuple[np.ndarray, float]:
+        """Per-stage decode step of `running` sequences at the decoders' mean context, and its hop (pp > 1)."""
+        hit = self._decode_stages.get(running)
+        if hit is None:
+            c, p = self.config, self.params
             t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
-                           micro_batch=mb, isl=self.ctx, osl=0, tokens_per_seq=self.q,
+                           micro_batch=running / c.pp, isl=self.ctx, osl=0, tokens_per_seq=self.q,
                            pipeline_link_bytes_per_s=self.link, **self.dp_kw)
-            dec_stage = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
-                                      float(t.decode_last.time_s), p.step_overhead_s)
-            out = chunk_stall_s(dec_stage, chunk_stage, float(t.decode_p2p_s), float(ch.p2p_s), c.pp)
-        out += draft
-        self.memo[key] = out
-        return out
+            stage = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
+                                  float(t.decode_last.time_s), p.step_overhead_s)
+            hit = self._decode_stages[running] = (stage, float(t.decode_p2p_s))
+        return hit
 
 
 def _interp1(xs: list[float], ys: list[float], x: float) -> float:

@@ -49,3 +49,49 @@ def test_plan_that_cannot_hold_a_sequence_is_an_input_error(catalog, preset):
     cfg = Config(gpu=catalog.gpu("l4"), batch=1)
     with pytest.raises(InputError, match="cannot hold a single sequence"):
         build_tables(preset("llama-3.1-70b"), cfg, Workload(isl=1024, osl=256), catalog.perf, max_ctx=2048)
+
+
+CHUNK_CASES = CASES + [
+    ("deepseek-v3", dict(gpu="h200", tp=4, dp=2, ep=8, batch=64, weights="fp8", kv="fp8")),
+    ("gemma-2-27b", dict(tp=2, pp=2, batch=32)),  # sliding-window layers: the chunk attention is capped
+]
+
+
+def _chunk_steps(rng, batch: int, budget: int) -> list[tuple[int, int, float, int, int]]:
+    """(running, chunk, Σ k·(offset + k/2), cached prefix, prompts done) of steps the event loop takes: a whole
+    prompt, a first partial chunk, a later chunk of a long prompt, two prompts at once, many short prompts."""
+    steps = []
+    for _ in range(12):
+        n = int(rng.integers(0, batch + 1))
+        room = budget - n
+        L = int(rng.integers(1, room + 1))
+        steps.append((n, L, L * (0 + L / 2.0), 0, 1))
+        k, o = int(rng.integers(1, room + 1)), int(rng.integers(1, 20_000))
+        steps.append((n, k, k * (0 + k / 2.0), 0, 0))
+        steps.append((n, k, k * (o + k / 2.0), o, int(rng.integers(0, 2))))
+        a, b = int(rng.integers(1, room // 2 + 1)), int(rng.integers(1, room // 2 + 1))
+        steps.append((n, a + b, a * (0 + a / 2.0) + b * (0 + b / 2.0), 0, 2))
+    steps.append((0, budget, 100 * 40 * 20.0, 0, 100))  # 100 prompts of 40 tokens: beyond the LM-head table
+    return steps
+
+
+@pytest.mark.parametrize("model,kw", CHUNK_CASES)
+def test_chunk_cost_tables_match_the_direct_perf_model(catalog, preset, model, kw):
+    """The simulator's mixed-step cost comes from tables (one vectorized perf call per block of chunk sizes, plus
+    the chunk-attention difference for chunks that do not start a prompt): equal to the direct per-step
+    `prefill_chunk_terms` composition up to float rounding, and bit-identical for a whole prompt in one chunk on
+    a dense model."""
+    kw = dict(kw)
+    spec = kw.pop("spec", None)
+    if spec:
+        kw["spec"] = SpecDecode(preset(spec[0]), spec[1], spec[2])
+    cfg = Config(gpu=catalog.gpu(kw.pop("gpu", "h100-sxm")), **kw)
+    tb = build_tables(preset(model), cfg, Workload(isl=1024, osl=256), catalog.perf, max_ctx=4096)
+    cost = tb.chunk_cost
+    rng = np.random.default_rng(7)
+    for step in _chunk_steps(rng, cfg.batch, tb.max_batched_tokens):
+        fast, ref = cost(*step), cost.reference(*step)
+        assert fast == pytest.approx(ref, rel=1e-12, abs=1e-15), step
+        n, k, keys, cached, done = step
+        if not preset(model).is_moe and cached == 0 and keys == k * (k / 2.0) and done <= 1:
+            assert fast == ref, step
