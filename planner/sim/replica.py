@@ -48,6 +48,24 @@ MAX_STRETCH_STEPS = 4096
 SPEC_STRETCH_STEPS = 64
 
 
+@dataclass(slots=True)
+class Prefill:
+    """A prompt a continuous-batching replica is prefilling, chunk by chunk."""
+
+    request: int
+    prompt_tokens: int  # L: the prompt, plus the tokens generated before a preemption (recomputed on readmission)
+    done_tokens: int  # prompt tokens computed so far
+    busy_s: float  # replica time the whole prompt takes alone (prefill-first charges k/L of it per k-token chunk)
+    fill_s: float  # pipeline fill: how much later than its last chunk's step the first token comes out
+
+
+def accepted_draft_tokens(rng: np.random.Generator, tables: StepTables, size) -> np.ndarray:
+    """Leading accepted draft tokens of speculative-decoding rounds (one per element of `size`): γ independent
+    acceptances with probability α, counted up to the first rejection, min(Geometric(1 − α) − 1, γ) — the
+    acceptance model of perf/specdec.py. A round gains this + 1 tokens."""
+    return np.minimum(rng.geometric(1.0 - tables.acceptance, size=size) - 1, tables.draft_length)
+
+
 @dataclass
 class Book:
     """Per-request state shared by the replicas of a fleet (one array entry per request)."""
@@ -85,7 +103,7 @@ class ContinuousReplica:
         self.clock = 0.0
         self.busy_s = 0.0
         self.waiting: deque[int] = deque()
-        self.prefilling: list[list] = []  # [request, prompt tokens L, tokens done, busy(L), fill(L)], oldest first
+        self.prefilling: list[Prefill] = []  # oldest first
         self.ids = np.empty(0, np.int64)  # decoding sequences, oldest admitted first
         self.rem = np.empty(0, np.int64)  # tokens each still has to generate
         self.ctx = np.empty(0, np.int64)  # KV tokens each holds
@@ -121,7 +139,7 @@ class ContinuousReplica:
             if running and self.used + L + next_tokens > self.admit_cap:
                 break
             self.waiting.popleft()
-            self.prefilling.append([r, L, 0, *self.tb.prefill_one(L)])
+            self.prefilling.append(Prefill(r, L, 0, *self.tb.prefill_one(L)))
             self.used += L
             running += 1
             if b.generated[r] == 0 and math.isnan(b.admitted_s[r]):
@@ -146,10 +164,10 @@ class ContinuousReplica:
             for item in self.prefilling:
                 if budget <= 0:
                     break
-                k = min(item[1] - item[2], budget)
+                k = min(item.prompt_tokens - item.done_tokens, budget)
                 budget -= k
-                item[2] += k
-                cost += item[3] * k / item[1]
+                item.done_tokens += k
+                cost += item.busy_s * k / item.prompt_tokens
             self._tick(cost)
             self._finish_prefills()
             self._record()
@@ -160,13 +178,13 @@ class ContinuousReplica:
             for item in self.prefilling:
                 if budget <= 0:
                     break
-                k = min(item[1] - item[2], budget)
+                k = min(item.prompt_tokens - item.done_tokens, budget)
                 budget -= k
-                keys += k * (item[2] + k / 2.0)  # causal: each chunk token attends its prefix
-                cached += item[2]
-                item[2] += k
+                keys += k * (item.done_tokens + k / 2.0)  # causal: each chunk token attends its prefix
+                cached += item.done_tokens
+                item.done_tokens += k
                 chunk += k
-                done += item[2] == item[1]
+                done += item.done_tokens == item.prompt_tokens
             if chunk > 0:
                 # one forward pass: the decode step plus what the chunks add to it (weights read once)
                 dt = self.tb.mixed_extra_s(n, chunk, keys, cached, done) + (
@@ -194,9 +212,7 @@ class ContinuousReplica:
     def _tokens_one_step(self) -> np.ndarray | int:
         if self.q == 1:
             return 1
-        accepted = np.minimum(self.rng.geometric(1.0 - self.tb.acceptance, size=self.ids.size) - 1,
-                              self.tb.draft_length)
-        return np.minimum(accepted + 1, self.rem)
+        return np.minimum(accepted_draft_tokens(self.rng, self.tb, self.ids.size) + 1, self.rem)
 
     def _advance_decoders(self, tokens, dt: float) -> None:
         """Every decoding sequence gains `tokens` (scalar or per sequence) in a step of dt seconds."""
@@ -225,8 +241,9 @@ class ContinuousReplica:
         prompts in admission order, so the finished ones are a prefix of `prefilling`."""
         b = self.book
         new_ids, new_rem, new_ctx = [], [], []
-        while self.prefilling and self.prefilling[0][2] == self.prefilling[0][1]:
-            r, L, _, _, fill = self.prefilling.pop(0)
+        while self.prefilling and self.prefilling[0].done_tokens == self.prefilling[0].prompt_tokens:
+            item = self.prefilling.pop(0)
+            r, L, fill = item.request, item.prompt_tokens, item.fill_s
             if b.generated[r] == 0:
                 b.first_token_s[r] = self.clock + fill
                 b.fill_s[r] = fill
@@ -248,8 +265,9 @@ class ContinuousReplica:
     def _preempt_newest(self) -> None:
         b = self.book
         if self.prefilling:
-            r, L, _, _, _ = self.prefilling.pop()
-            self.used -= L
+            item = self.prefilling.pop()
+            r = item.request
+            self.used -= item.prompt_tokens
         else:
             r = int(self.ids[-1])
             b.generated[r] = int(b.output_tokens[r] - self.rem[-1])
@@ -290,8 +308,7 @@ class ContinuousReplica:
         # speculative: per-step, per-sequence accepted tokens
         room = (self.cap - self.used) // max(1, int(np.minimum(self.q, self.rem).sum()))
         kmax = max(1, min(kmax, SPEC_STRETCH_STEPS, room))
-        accepted = np.minimum(self.rng.geometric(1.0 - self.tb.acceptance, size=(kmax, n)) - 1,
-                              self.tb.draft_length)
+        accepted = accepted_draft_tokens(self.rng, self.tb, (kmax, n))
         gained = np.minimum(np.cumsum(accepted + 1, axis=0), self.rem)  # tokens after j+1 steps
         finished_by = (gained >= self.rem).any(axis=1)
         k_done = int(np.argmax(finished_by)) + 1 if finished_by.any() else kmax
@@ -378,8 +395,7 @@ class StaticReplica:
         else:
             gained_blocks, total = [], np.zeros(n, np.int64)
             while (total < need).any():
-                acc = np.minimum(self.rng.geometric(1.0 - tb.acceptance, size=(SPEC_STRETCH_STEPS, n)) - 1,
-                                 tb.draft_length)
+                acc = accepted_draft_tokens(self.rng, tb, (SPEC_STRETCH_STEPS, n))
                 g = total + np.cumsum(acc + 1, axis=0)
                 gained_blocks.append(g)
                 total = g[-1]

@@ -61,7 +61,7 @@ def _chunk_steps(rng, batch: int, budget: int) -> list[tuple[int, int, float, in
     """(running, chunk, Σ k·(offset + k/2), cached prefix, prompts done) of steps the event loop takes: a whole
     prompt, a first partial chunk, a later chunk of a long prompt, two prompts at once, many short prompts."""
     steps = []
-    for _ in range(12):
+    for _ in range(6):
         n = int(rng.integers(0, batch + 1))
         room = budget - n
         L = int(rng.integers(1, room + 1))
