@@ -8,7 +8,12 @@ hundreds of candidate pools, it spends its time looking for a first good fleet. 
 2. LP-guided rounding: reserved r = ⌊r_LP⌋; in each hour n = r + ⌊o_LP⌋, then each class's shortfall is covered
    by its cheapest top-up (one pool, ⌈shortfall / capacity⌉ replicas, as many as availability allows; a prefill
    and a decode top-up for disaggregated serving), then surplus on-demand replicas are dropped, most expensive
-   first. Pools of a pair that cannot hand over are not mixed: the one the LP uses less is left out.
+   first. Pools of a pair that cannot hand over are not mixed: where the LP uses both pools of such pairs in a
+   class, the LP is solved again without that class's conflicting prefill pools and again without its
+   conflicting decode pools, and the rounding follows the cheaper of the two (dropping the pool the LP uses less
+   can throw away a whole KV precision: a 33 % dearer guide on benchmarks/fleet_speed, where the LP mixed bf16-KV
+   prefill pools with fp8-KV decode pools for one class and an all-fp8 pairing costs the same); pools of the
+   remaining pairs, which the LP does not both use, are left out by use.
 3. Each hour re-solved by CP-SAT with the reserved replicas fixed, over the pools the LP or the rounding uses in
    that hour, the LP's reserved pools and each class and role's cheapest pool per capacity (a small model), under a
    deterministic time budget.
@@ -32,6 +37,7 @@ from .pools import capacity_by_role, served
 from .table import FleetSolution, FleetTable, check
 
 EPS = 1e-6  # LP values within EPS of an integer count as that integer
+PAIRING_ROUNDS = 8  # classes whose conflicting pools are re-decided by LP (two LP solves each)
 IMPROVE_ROUNDS = 3
 ROUNDS_MAX_HOURS = 48
 CHEAPEST_PER_ROLE = 1
@@ -44,17 +50,19 @@ class Relaxation:
     on_demand: tuple[tuple[float, ...], ...]  # [pool][hour group]
 
 
-def relax(ft: FleetTable) -> Relaxation | None:
+def relax(ft: FleetTable, allowed: Sequence[bool] | None = None) -> Relaxation | None:
     """The LP relaxation over the distinct hours (pairing and the per-hour replica bounds r + o ≤ M dropped, so it
-    bounds the model from below).
+    bounds the model from below). With `allowed`, the other pools are held at 0 (a restriction, no longer a bound:
+    the warm start's guide once the pools that cannot hand over are left out).
     None when even the relaxation is infeasible: then so is the fleet model."""
     s = pywraplp.Solver.CreateSolver("GLOP")
     inf = s.infinity()
     K, groups = len(ft.pools), ft.hour_groups()
     G, H = len(groups), ft.hours
     res = [ft.reserved_price[ft.pool_type[k]] for k in range(K)]
-    r = [s.NumVar(0, ft.max_replicas[k] if res[k] is not None else 0, f"r{k}") for k in range(K)]
-    o = [[s.NumVar(0, ft.max_replicas[k], f"o{k}_{g}") for g in range(G)] for k in range(K)]
+    top = [ft.max_replicas[k] if allowed is None or allowed[k] else 0 for k in range(K)]
+    r = [s.NumVar(0, top[k] if res[k] is not None else 0, f"r{k}") for k in range(K)]
+    o = [[s.NumVar(0, top[k], f"o{k}_{g}") for g in range(G)] for k in range(K)]
     obj = s.Objective()
     total = None if ft.budget_total is None else s.Constraint(-inf, ft.budget_total)
 
@@ -109,6 +117,37 @@ def relax(ft: FleetTable) -> Relaxation | None:
 
 
 # ---- rounding ------------------------------------------------------------------------------------------------------
+def _use(lp: Relaxation, k: int) -> float:
+    return lp.reserved[k] + sum(lp.on_demand[k])
+
+
+def pairable_guide(ft: FleetTable, lp: Relaxation) -> tuple[list[bool], Relaxation]:
+    """(pools the warm start may use, the LP over them that guides it): no two of those pools form a pair that
+    cannot hand over (module docstring, step 2)."""
+    allowed, guide = [True] * len(ft.pools), lp
+    for _ in range(PAIRING_ROUNDS):
+        both = [(i, j) for i, j in ft.incompatible
+                if allowed[i] and allowed[j] and _use(guide, i) > EPS and _use(guide, j) > EPS]
+        if not both:
+            break
+        cls = ft.pools[both[0][0]].cls
+        best = None
+        for side in ("prefill", "decode"):
+            trial = list(allowed)
+            for pair in both:
+                for k in pair:
+                    if ft.pools[k].cls == cls and ft.pools[k].role == side:
+                        trial[k] = False
+            r = relax(ft, trial)
+            if r is not None and (best is None or r.value < best[1].value - EPS):
+                best = (trial, r)
+        if best is None:
+            break
+        allowed, guide = best
+    rest = _pairable(ft, guide)
+    return [a and b for a, b in zip(allowed, rest)], guide
+
+
 def _pairable(ft: FleetTable, lp: Relaxation) -> list[bool]:
     """Leave out, from each pair of pools that cannot hand over, the one the LP uses less (ties: the later)."""
     use = [lp.reserved[k] + sum(lp.on_demand[k]) for k in range(len(ft.pools))]
@@ -241,11 +280,14 @@ def reserve_levels(ft: FleetTable, counts: Sequence[Sequence[int]]) -> tuple[lis
     return reserved, counts
 
 
-def round_relaxation(ft: FleetTable, lp: Relaxation) -> FleetSolution | None:
-    """LP-guided rounding (module docstring, step 2 and 4). None when it cannot cover some hour."""
+def round_relaxation(ft: FleetTable, lp: Relaxation,
+                     guided: tuple[list[bool], Relaxation] | None = None) -> FleetSolution | None:
+    """LP-guided rounding (module docstring, step 2 and 4), following `guided` = `pairable_guide(ft, lp)` (computed
+    when not given); `lp` gives the bound. None when it cannot cover some hour."""
     start = time.perf_counter()
     K, groups = len(ft.pools), ft.hour_groups()
-    allowed = _pairable(ft, lp)
+    bound = lp.value
+    allowed, lp = pairable_guide(ft, lp) if guided is None else guided
     reserved = [int(math.floor(lp.reserved[k] + EPS)) if allowed[k] else 0 for k in range(K)]
     counts = [[0] * ft.hours for _ in range(K)]
     for g, (dem, hours) in enumerate(groups):
@@ -258,7 +300,7 @@ def round_relaxation(ft: FleetTable, lp: Relaxation) -> FleetSolution | None:
         for h in hours:
             for k in range(K):
                 counts[k][h] = hour.n[k]
-    return _settle(ft, counts, time.perf_counter() - start, lp.value)
+    return _settle(ft, counts, time.perf_counter() - start, bound)
 
 
 def _settle(ft: FleetTable, counts, wall_s: float, bound: float) -> FleetSolution | None:
@@ -275,13 +317,13 @@ def _settle(ft: FleetTable, counts, wall_s: float, bound: float) -> FleetSolutio
     return FleetSolution(reserved, cts, value, "FEASIBLE", bound, wall_s, "warm start")
 
 
-def improve_hours(ft: FleetTable, start_sol: FleetSolution, lp: Relaxation, settings: SolverSettings,
-                  deterministic_s: float) -> FleetSolution:
-    """Re-solve each hour group by CP-SAT with the reserved replicas fixed, over the pools the LP or the current
-    fleet uses (module docstring, step 3), then re-choose the reserved replicas."""
+def improve_hours(ft: FleetTable, start_sol: FleetSolution, guided: tuple[list[bool], Relaxation],
+                  settings: SolverSettings, deterministic_s: float) -> FleetSolution:
+    """Re-solve each hour group by CP-SAT with the reserved replicas fixed, over the pools the guiding LP or the
+    current fleet uses (module docstring, step 3), then re-choose the reserved replicas."""
     begin = time.perf_counter()
     K, groups = len(ft.pools), ft.hour_groups()
-    allowed = _pairable(ft, lp)
+    allowed, lp = guided
     support = [any(start_sol.counts[k]) or (allowed[k] and lp.reserved[k] + sum(lp.on_demand[k]) > EPS)
                for k in range(K)]
     counts = [list(row) for row in start_sol.counts]
@@ -319,14 +361,15 @@ def warm_start(ft: FleetTable, settings: SolverSettings, deterministic_s: float)
     lp = relax(ft)
     if lp is None:
         return None, None
-    sol = round_relaxation(ft, lp)
+    guided = pairable_guide(ft, lp)
+    sol = round_relaxation(ft, lp, guided)
     if sol is None or deterministic_s <= 0:
         return lp.value, sol
     # hours given the reserved replicas, then reserved replicas given the hours, while that pays: up to 3 rounds,
     # one beyond 48 distinct hours (a round re-solves every hour, ~10-30 ms each)
     rounds = IMPROVE_ROUNDS if len(ft.hour_groups()) <= ROUNDS_MAX_HOURS else 1
     for _ in range(rounds):
-        better = improve_hours(ft, sol, lp, settings, deterministic_s / rounds)
+        better = improve_hours(ft, sol, guided, settings, deterministic_s / rounds)
         if better.objective >= sol.objective:
             break
         sol = better
