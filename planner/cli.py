@@ -318,6 +318,8 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
 @click.option("--balancer", type=click.Choice(["least-loaded", "round-robin"]), default="least-loaded",
               show_default=True)
 @click.option("--replicas", type=int, default=None, help="Override the plan's replica count.")
+@click.option("--warmup-requests", type=int, default=0, show_default=True,
+              help="Leave the first N arrivals out of the latency percentiles and SLO attainment (steady state).")
 @click.option("--ttft-ms", type=float, default=None, help="TTFT target (default: the plan's slo.ttft_s).")
 @click.option("--tpot-ms", type=float, default=None, help="TPOT target (default: the plan's slo.tpot_s).")
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), default=None,
@@ -325,8 +327,8 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, num_requests: int | None,
              trace: str | None, seed: int, lengths: str, burstiness: float, batching: str, balancer: str,
-             replicas: int | None, ttft_ms: float | None, tpot_ms: float | None, catalog_file: str | None,
-             as_json: bool) -> None:
+             replicas: int | None, warmup_requests: int, ttft_ms: float | None, tpot_ms: float | None,
+             catalog_file: str | None, as_json: bool) -> None:
     """Simulate PLAN.json (from `planner plan --json` or `planner estimate --json`) under stochastic load."""
     from . import api
 
@@ -337,7 +339,7 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
 
     settings = SimulationSettings(rate_rps=rate_rps, duration_s=duration_s, requests=num_requests, trace=trace,
                                   seed=seed, lengths=lengths, burstiness=burstiness, batching=batching,
-                                  balancer=balancer, replicas=replicas,
+                                  balancer=balancer, replicas=replicas, warmup_requests=warmup_requests,
                                   ttft_slo_s=None if ttft_ms is None else ttft_ms / 1000.0,
                                   tpot_slo_s=None if tpot_ms is None else tpot_ms / 1000.0)
     result = api.simulate(plan_file, settings, catalog=catalog_file)

@@ -59,8 +59,12 @@ def _simulated(d: dict[str, Any]) -> list[str]:
     key = f"p{sim['percentile']:g}"
     t, p = sim["ttft_s"], sim["tpot_s"]
     ms = lambda v: "n/a" if v is None else f"{v * 1000:.1f}"  # noqa: E731
+    warm = sim.get("warmup_requests") or 0
+    where = (f"at {sim['rate_rps']:g} req/s ({sim['requests']} Poisson requests, seed {sim['seed']})" if not warm else
+             f"one replica at {sim['rate_rps'] / sim['replicas']:.4g} req/s, its share ({warm} warm-up + "
+             f"{sim['requests']} Poisson requests, seed {sim['seed']})")
     return [f"  simulated          TTFT p50 {ms(t['p50'])} / {key} {ms(t[key])} ms, TPOT p50 {ms(p['p50'])} / {key} "
-            f"{ms(p[key])} ms at {sim['rate_rps']:g} req/s ({sim['requests']} Poisson requests, seed {sim['seed']})"]
+            f"{ms(p[key])} ms {where}"]
 
 
 def _engine(d: dict[str, Any]) -> list[str]:

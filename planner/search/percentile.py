@@ -5,8 +5,15 @@
    percentile under an M/M/c-style wait).
 2. The plan's engine concurrency is raised to the largest batch whose steady-state TPOT still meets the target
    on the same layout (`max_concurrency`): more slots shorten the queue at no cost.
-3. The plan is simulated exactly as `planner simulate PLAN.json` would (same requests, seed, lengths). If a
-   percentile misses, the bound is tightened — a TTFT miss demands more replicas of that row, a TPOT miss a
+3. The plan is simulated. One replica: exactly as `planner simulate PLAN.json` would (same requests, seed,
+   lengths). Several replicas: ONE replica at its share of the demand, in steady state — CONFIRM_REQUESTS measured
+   requests after a warm-up of WARMUP_FACTOR × the sequences it holds on average (Little's law, `mean_batch`) —
+   rather than the whole fleet from empty. Under random routing a Poisson demand splits into independent Poisson
+   streams of rate λ/R, so that replica is every replica; `planner simulate` balances least-loaded (which only
+   shortens queues) and starts the fleet empty with its 2000 requests spread over R replicas (most of them in
+   the warm-up), so it is no harder — tests/test_percentile_slo.py replays multi-replica plans that way. The cost
+   no longer grows with the replica count (a 130-replica fleet with 2000-token outputs took minutes).
+   If a percentile misses, the bound is tightened — a TTFT miss demands more replicas of that row, a TPOT miss a
    stricter TPOT for the optimizer and the concurrency — and the request is solved again, up to MAX_ROUNDS.
    A plan whose simulated percentile misses is never returned."""
 from __future__ import annotations
@@ -28,6 +35,9 @@ MAX_ROUNDS = 6  # solve-simulate rounds before giving up
 REPLICA_STEP = 1.25  # a TTFT miss asks the row for at least this factor more replicas (and at least one more)
 TPOT_STEP = 0.95  # a TPOT miss tightens the optimizer's TPOT target by this factor
 MEAN_BATCH_ITERATIONS = 20
+CONFIRM_REQUESTS = 2000  # measured requests of a several-replica confirmation (simulate's default count)
+WARMUP_FACTOR = 2  # warm-up arrivals per sequence the replica holds on average: about two request lifetimes
+MAX_WARMUP_REQUESTS = 20_000
 # The engine concurrency is raised at most to this many sequences per replica (never below the optimizer's batch):
 # serving engines default far lower (vLLM's max_num_seqs 256–1024), and past it the simulator's per-concurrency
 # tables grow without changing the answer (the demand keeps far fewer in flight).
@@ -109,6 +119,19 @@ def _misses(sim: dict[str, Any], slo: SLO, percentile: float) -> dict[str, str]:
     return out
 
 
+def confirmation(model, c: Choice, rate_rps: float, p: PerfParams) -> dict[str, Any]:
+    """What the confirming simulation of `c` at `rate_rps` runs (module docstring, step 3): the whole plan as
+    `planner simulate` does when it has one replica, else one replica at its share after a warm-up."""
+    from ..sim.simulate import DEFAULT_REQUESTS
+
+    if c.replicas == 1:
+        return {"simulated_replicas": 1, "rate_rps_per_replica": rate_rps, "requests": DEFAULT_REQUESTS,
+                "warmup_requests": 0}
+    warmup = min(MAX_WARMUP_REQUESTS, WARMUP_FACTOR * math.ceil(mean_batch(model, c, rate_rps, p)))
+    return {"simulated_replicas": 1, "rate_rps_per_replica": rate_rps / c.replicas, "requests": CONFIRM_REQUESTS,
+            "warmup_requests": warmup}
+
+
 @dataclass(frozen=True)
 class Confirmed:
     result: SearchResult
@@ -121,7 +144,6 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
     """Solve `req` (which has a demand) so that its SLOs hold at `percentile` in simulation. `plan_dict(result)`
     turns a search result into the plan JSON the simulator reads."""
     from ..sim import simulate_plan
-    from ..sim.simulate import DEFAULT_REQUESTS
 
     w = req.workload
     rate = w.demand_output_tokens_per_s / w.osl
@@ -139,15 +161,19 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
             raise RuntimeError("plan at its maximum concurrency failed verification: " + "; ".join(problems))
         res = replace(res, request=req, best=best,
                       alternatives=tuple(best if a is res.best else a for a in res.alternatives))
-        sim = simulate_plan(plan_dict(res), rate_rps=rate, requests=DEFAULT_REQUESTS, seed=seed, catalog=catalog)
+        how = confirmation(req.model, best, rate, perf)
+        sim = simulate_plan(plan_dict(res), rate_rps=how["rate_rps_per_replica"], replicas=1,
+                            requests=how["requests"] + how["warmup_requests"],
+                            warmup_requests=how["warmup_requests"], seed=seed, catalog=catalog)
         misses = _misses(sim, req.slo, percentile)
         history.append({"round": round_, "gpu": best.row.gpu.id, "tp": best.row.tp, "pp": best.row.pp,
                         "batch": best.row.batch, "replicas": best.replicas,
                         "ttft_s": sim["ttft_s"], "tpot_s": sim["tpot_s"], "misses": sorted(misses.values())})
         if not misses:
             record = {
-                "percentile": percentile, "seed": seed, "requests": DEFAULT_REQUESTS, "rate_rps": round(rate, 6),
+                "percentile": percentile, "seed": seed, "requests": how["requests"], "rate_rps": round(rate, 6),
                 "arrivals": "poisson", "lengths": "fixed", "replicas": best.replicas, "batch": best.row.batch,
+                "simulated_replicas": how["simulated_replicas"], "warmup_requests": how["warmup_requests"],
                 "ttft_s": sim["ttft_s"], "tpot_s": sim["tpot_s"], "slo_attainment": sim["slo_attainment"],
                 "rounds": round_,
             }

@@ -9,7 +9,10 @@ Definitions (those of vLLM's `benchmark_serving.py`):
   waiting to be recomputed), over the whole fleet;
 - KV occupancy: KV-cache tokens held / capacity, averaged over replicas (time-weighted for the mean);
 - SLO attainment: share of all arrived requests (rejected ones count as misses) with TTFT ≤ the TTFT target,
-  TPOT ≤ the TPOT target, and both; null for a target the plan does not set."""
+  TPOT ≤ the TPOT target, and both; null for a target the plan does not set.
+- warm-up: with `warmup_requests` W > 0 the first W arrivals (which find the replicas filling up from empty) are
+  simulated but left out of the latency percentiles and the SLO attainment, which then describe the steady state;
+  throughput, queue and KV figures cover the whole run."""
 from __future__ import annotations
 
 from typing import Any
@@ -69,28 +72,31 @@ def time_mean(t_events: np.ndarray, values: np.ndarray, start: float, end: float
 
 
 def summarize(book: Book, replicas: list, rejected: np.ndarray, *, kv_capacity_tokens: int, ttft_slo_s: float | None,
-              tpot_slo_s: float | None, series_points: int = 60, slo_percentile: float | None = None) -> dict[str, Any]:
+              tpot_slo_s: float | None, series_points: int = 60, slo_percentile: float | None = None,
+              warmup_requests: int = 0) -> dict[str, Any]:
     served = ~rejected
     done = served & np.isfinite(book.finish_s)
     arrival, first, finish, out = book.arrival_s, book.first_token_s, book.finish_s, book.output_tokens
-    ttft = first[done] - arrival[done]
-    multi = done & (out >= 2)
+    measured = np.arange(arrival.size) >= warmup_requests  # (arrival order)
+    lat = done & measured
+    ttft = first[lat] - arrival[lat]
+    multi = lat & (out >= 2)
     tpot = (finish[multi] - first[multi]) / (out[multi] - 1)
     start = float(arrival[served].min()) if served.any() else 0.0
     end = float(finish[done].max()) if done.any() else start
     span = max(end - start, 1e-12)
 
-    # SLO attainment over every arrived request; a request with one output token has no TPOT to miss
-    n_all = arrival.size
-    ok_ttft = np.zeros(n_all, bool)
-    ok_tpot = np.zeros(n_all, bool)
-    ok_ttft[done] = True if ttft_slo_s is None else (first[done] - arrival[done]) <= ttft_slo_s
-    ok_tpot[done] = True
+    # SLO attainment over every measured arrived request; a request with one output token has no TPOT to miss
+    n_all = int(measured.sum())
+    ok_ttft = np.zeros(arrival.size, bool)
+    ok_tpot = np.zeros(arrival.size, bool)
+    ok_ttft[lat] = True if ttft_slo_s is None else ttft <= ttft_slo_s
+    ok_tpot[lat] = True
     if tpot_slo_s is not None:
         ok_tpot[multi] = tpot <= tpot_slo_s
 
     def share(mask: np.ndarray) -> float | None:
-        return r6(mask.mean()) if n_all else None
+        return r6(mask[measured].mean()) if n_all else None
 
     qt, qv = queue_events(book, served)
     grid = np.linspace(0.0, end, series_points)
@@ -108,11 +114,12 @@ def summarize(book: Book, replicas: list, rejected: np.ndarray, *, kv_capacity_t
     occ_mean /= len(replicas)
     tokens = float(out[done].sum())
     return {
-        "requests": {"arrived": int(n_all), "simulated": int(done.sum()), "rejected": int(rejected.sum()),
-                     "preemptions": len(book.preempted_at_s)},
+        "requests": {"arrived": int(arrival.size), "simulated": int(done.sum()), "rejected": int(rejected.sum()),
+                     "preemptions": len(book.preempted_at_s),
+                     **({"warmup": int(warmup_requests)} if warmup_requests else {})},
         "ttft_s": percentiles(ttft, slo_percentile),
         "tpot_s": percentiles(tpot, slo_percentile),
-        "e2e_s": percentiles(finish[done] - arrival[done]),
+        "e2e_s": percentiles(finish[lat] - arrival[lat]),
         "throughput": {"output_tokens_per_s": r6(tokens / span), "requests_per_s": r6(done.sum() / span),
                        "output_tokens_per_s_per_replica": r6(tokens / span / len(replicas))},
         "utilization": r6(float(np.mean(util))),

@@ -52,7 +52,8 @@ class SimulationSettings:
     (default 2000), with token lengths drawn around the plan's isl/osl (`lengths`: fixed | uniform | exponential),
     from `seed`. Serving: `batching` (continuous | static, a static batch starting after `static_timeout_s` when not
     full), `balancer` (least-loaded | round-robin), `replicas` (default: the plan's). Targets: `ttft_slo_s`,
-    `tpot_slo_s` (default: the plan's). `series_points`: samples of the queue and KV series."""
+    `tpot_slo_s` (default: the plan's). `series_points`: samples of the queue and KV series. `warmup_requests`: the
+    first arrivals left out of the latency percentiles and SLO attainment (planner/sim/metrics.py)."""
 
     rate_rps: float | None = None
     duration_s: float | None = None
@@ -68,6 +69,7 @@ class SimulationSettings:
     tpot_slo_s: float | None = None
     static_timeout_s: float = DEFAULT_STATIC_TIMEOUT_S
     series_points: int = 60
+    warmup_requests: int = 0
 
 
 def simulate_plan(plan: Mapping[str, Any] | PlanSpec, settings: SimulationSettings | None = None, *,
@@ -91,6 +93,9 @@ def simulate_plan(plan: Mapping[str, Any] | PlanSpec, settings: SimulationSettin
         raise InputError(f"--duration-s must be > 0, got {duration_s!r}")
     if requests is not None and (not is_whole(requests) or requests < 1):
         raise InputError(f"--requests must be a positive integer, got {requests!r}")
+    warmup = s.warmup_requests
+    if not is_whole(warmup) or warmup < 0:
+        raise InputError(f"--warmup-requests must be a non-negative integer, got {warmup!r}")
     rng = np.random.default_rng(seed)
     if trace is not None:
         if rate_rps is not None:
@@ -115,6 +120,8 @@ def simulate_plan(plan: Mapping[str, Any] | PlanSpec, settings: SimulationSettin
         if not len(reqs):
             raise InputError(f"no request arrives within --duration-s {duration_s:g} at {rate:g} requests/s")
         source = {"rate_rps": float(rate), "burstiness": burstiness, "lengths": lengths}
+    if warmup >= len(reqs):
+        raise InputError(f"--warmup-requests {warmup} leaves none of the {len(reqs)} requests to measure")
     n_replicas = spec.replicas if replicas is None else replicas
     max_ctx = int((reqs.input_tokens + reqs.output_tokens).max())
     tables = plan_tables(spec, cat, max(max_ctx, spec.isl + spec.osl))
@@ -128,7 +135,8 @@ def simulate_plan(plan: Mapping[str, Any] | PlanSpec, settings: SimulationSettin
     ttft_slo = ttft_slo_s if ttft_slo_s is not None else spec.ttft_slo_s
     tpot_slo = tpot_slo_s if tpot_slo_s is not None else spec.tpot_slo_s
     out = summarize(book, reps, rejected, kv_capacity_tokens=tables.kv_capacity_tokens, ttft_slo_s=ttft_slo,
-                    tpot_slo_s=tpot_slo, series_points=series_points, slo_percentile=spec.slo_percentile)
+                    tpot_slo_s=tpot_slo, series_points=series_points, slo_percentile=spec.slo_percentile,
+                    warmup_requests=int(warmup))
     est = tables.estimate
     result = {
         "plan": {**spec.to_dict(), "replicas": n_replicas},

@@ -1,6 +1,7 @@
 """Issue 12: latency SLOs hold at a percentile (default p99). With a demand, the returned plan, replayed by
 `planner simulate` at that demand (Poisson, the request's lengths, its seed), meets every SLO at that percentile."""
 import json
+import math
 from pathlib import Path
 
 import jsonschema
@@ -43,6 +44,44 @@ def test_chat_70b_plan_holds_at_p99_when_simulated(tmp_path):
     # the simulated percentiles are printed in the text output
     text = _cli("plan", str(ROOT / "examples/chat-70b.toml"))
     assert f"p99 {sim['ttft_s']['p99'] * 1000:.1f} ms" in text.output.replace(" / p99", " p99")
+
+
+def test_multi_replica_plan_is_confirmed_on_one_replica_at_its_share_and_holds_for_the_whole_fleet():
+    """Several replicas: the confirmation simulates one replica at rate / replicas in steady state (warm-up left
+    out), which `planner simulate --replicas 1 ...` replays exactly; `planner simulate PLAN.json` of the whole
+    fleet (least-loaded, from empty) then meets every SLO at the percentile too."""
+    d = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="l4", rate_rps=30, ttft_ms=300).to_dict()
+    sim, slo = d["simulation"], d["slo"]
+    n = d["parallelism"]["replicas"]
+    assert n > 1 and sim["simulated_replicas"] == 1 and sim["replicas"] == n
+    # warm-up: two request lifetimes' worth of arrivals (2 × the mean sequences in flight, Little's law)
+    assert sim["warmup_requests"] == 2 * math.ceil(d["mean_batch"])
+    one = simulate_plan(d, replicas=1, rate_rps=30 / n, requests=sim["warmup_requests"] + sim["requests"],
+                        warmup_requests=sim["warmup_requests"])
+    assert one["ttft_s"] == sim["ttft_s"] and one["tpot_s"] == sim["tpot_s"]
+    assert one["requests"]["warmup"] == sim["warmup_requests"]
+    fleet = simulate_plan(d)
+    assert fleet["ttft_s"]["p99"] <= slo["ttft_s"] and fleet["tpot_s"]["p99"] <= slo["tpot_s"]
+    # least-loaded balancing over the fleet only shortens the queue that one replica at its share sees
+    assert fleet["ttft_s"]["p99"] <= sim["ttft_s"]["p99"]
+    jsonschema.validate(d, plan_schema())
+    text = _cli("plan", "--model", "llama-3.1-8b", "--isl", "500", "--osl", "100", "--gpus", "l4", "--rate-rps", "30",
+                "--ttft-ms", "300").output
+    assert f"one replica at {30 / n:.4g} req/s, its share ({sim['warmup_requests']} warm-up + 2000" in text
+
+
+def test_warmup_requests_are_left_out_of_the_percentiles(tmp_path):
+    d = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="l4", rate_rps=30, ttft_ms=300).to_dict()
+    full = simulate_plan(d, requests=300, seed=2)
+    warm = simulate_plan(d, requests=300, seed=2, warmup_requests=100)
+    assert warm["requests"]["arrived"] == full["requests"]["arrived"] == 300 and "warmup" not in full["requests"]
+    assert warm["throughput"] == full["throughput"]  # the run itself is the same
+    assert warm["ttft_s"] != full["ttft_s"]
+    (tmp_path / "p.json").write_text(json.dumps(d), encoding="utf-8")
+    r = _cli("simulate", str(tmp_path / "p.json"), "--warmup-requests", "-1")
+    assert r.exit_code == 2 and "--warmup-requests must be a non-negative integer" in r.output
+    with pytest.raises(Exception, match="leaves none"):
+        simulate_plan(d, requests=50, warmup_requests=50)
 
 
 def test_max_concurrency_is_the_largest_batch_meeting_tpot():
