@@ -46,10 +46,25 @@ def _engines(rule: dict[str, Any]) -> list[str]:
     return [rule["engine"]] if isinstance(rule["engine"], str) else list(rule["engine"])
 
 
+@lru_cache(maxsize=None)
+def engine_record(engine: str) -> Mapping[str, Any]:
+    """catalog/engines/<engine>.toml: the pinned version, flags, and the planner precisions the engine maps."""
+    return read_toml(CATALOG / "engines" / f"{engine}.toml", f"catalog/engines/{engine}.toml")
+
+
+def kv_as_run(engine: str, kv: str) -> str:
+    """The KV precision `engine` actually keeps for a planned `kv`: an engine without it (e.g. int8, which no
+    pinned engine's KV-cache dtype choices offer) runs the nearest one of the same bytes its record names
+    ([kv_nearest]: the export emits that one), so the matrix judges that one."""
+    return engine_record(engine).get("kv_nearest", {}).get(kv, kv)
+
+
 def unsupported_rule(engine: str, gpu_id: str, weights: str, kv: str) -> dict[str, Any] | None:
-    """The first rule forbidding `engine` on `gpu_id` with these precisions; a rule without `weights`/`kv` covers
-    every precision. None for a GPU the matrix does not know (no rule names it)."""
+    """The first rule forbidding `engine` on `gpu_id` with these precisions (the KV cache as the engine runs it:
+    `kv_as_run`); a rule without `weights`/`kv` covers every precision. None for a GPU the matrix does not know
+    (no rule names it)."""
     arch = architecture(gpu_id)
+    kv = kv_as_run(engine, kv)
     for rule in support_matrix().get("unsupported", []):
         if (engine in _engines(rule) and arch in rule.get("architectures", [])
                 and kv in rule.get("kv", [kv]) and weights in rule.get("weights", [weights])):
@@ -94,10 +109,9 @@ def row_supported(engine: str | None, gpu_id: str, weights: str, kv: str, tp: in
     return bool(runs) if engine is None else engine in runs
 
 
-@lru_cache(maxsize=None)
 def version(engine: str) -> str:
     """The pinned version of `engine` (catalog/engines/<engine>.toml), the one the matrix and the exports describe."""
-    return str(read_toml(CATALOG / "engines" / f"{engine}.toml", f"catalog/engines/{engine}.toml")["version"])
+    return str(engine_record(engine)["version"])
 
 
 def serving_engine(requested: str | None, gpu_id: str, weights: str, kv: str, tp: int, pp: int, ep: int,
@@ -115,6 +129,11 @@ def serving_engine(requested: str | None, gpu_id: str, weights: str, kv: str, tp
             "engines_that_run_it": list(runs)}
 
 
+def _kv_label(engine: str, kv: str) -> str:
+    run = kv_as_run(engine, kv)
+    return kv if run == kv else f"{kv} (run as {run})"
+
+
 def exclusions(engine: str, shapes: Any, draft: bool = False) -> list[str]:
     """Why `engine` loses rows of a request whose (GPU id, weights, kv) combinations are `shapes` (and that
     speculates with a separate draft model when `draft`): one short line per matrix rule that applies (its
@@ -122,19 +141,120 @@ def exclusions(engine: str, shapes: Any, draft: bool = False) -> list[str]:
     hits: dict[int, list[tuple[str, str, str]]] = {}
     rules = support_matrix().get("unsupported", [])
     for g, w, k in shapes:
-        arch = architecture(g)
+        arch, run = architecture(g), kv_as_run(engine, k)
         for i, rule in enumerate(rules):
             if (engine in _engines(rule) and arch in rule.get("architectures", [])
-                    and k in rule.get("kv", [k]) and w in rule.get("weights", [w])):
+                    and run in rule.get("kv", [run]) and w in rule.get("weights", [w])):
                 hits.setdefault(i, []).append((g, w, k))
     out = []
     for i, combos in sorted(hits.items()):
         rule = rules[i]
         what = [*(["weights " + "/".join(dict.fromkeys(w for _, w, _ in combos))] if "weights" in rule else []),
-                *(["KV " + "/".join(dict.fromkeys(k for _, _, k in combos))] if "kv" in rule else [])]
+                *(["KV " + "/".join(dict.fromkeys(_kv_label(engine, k) for _, _, k in combos))] if "kv" in rule else [])]
         on = ", ".join(dict.fromkeys(g for g, _, _ in combos))
         out.append(f"{' '.join(what) + ' on ' if what else ''}{on}: {rule['reason']}")
     rule = unsupported_feature(engine, "draft_model") if draft else None
     if rule is not None:
         out.append(f"a separate draft model: {rule['reason']}")
     return out
+
+
+# ---- the matrix as a table: docs/engine-support.md (python tools/engine_support.py --write; a test checks it) ----
+DOC_PATH = "docs/engine-support.md"
+ARCHITECTURES = (("ampere", "Ampere"), ("ada", "Ada"), ("hopper", "Hopper"), ("blackwell", "Blackwell"),
+                 ("cdna3", "CDNA3"), ("tpu", "TPU"))
+FEATURES = (("pp", "pipeline parallel (PP > 1)"), ("ep", "expert parallel (EP > 1)"),
+            ("attention_dp", "attention data parallel (DP > 1)"), ("chunked_prefill", "chunked prefill"),
+            ("draft_model", "speculative decoding, separate draft model"),
+            ("draft_model_dp", "speculative decoding, draft model with attention DP"),
+            ("disaggregation", "prefill/decode disaggregation"))
+
+
+def support_markdown() -> str:
+    """The whole support matrix as Markdown: per engine, architecture x weight precision x KV precision, then
+    features x engine; every "no" points at a footnote with the reason and its source."""
+    from .units import KV_PRECISIONS, WEIGHT_PRECISIONS
+
+    doc = support_matrix()
+    notes: list[str] = []
+
+    def note(rule: dict[str, Any]) -> str:
+        line = f"{rule['reason']}. Source: {rule['source']}"
+        if line not in notes:
+            notes.append(line)
+        return f"no [{notes.index(line) + 1}]"
+
+    gpus = {a: [g for g, arch in doc.get("architecture", {}).items() if arch == a] for a, _ in ARCHITECTURES}
+    out = ["# Engine support matrix", "",
+           "Generated by `python tools/engine_support.py --write` from `catalog/engines/support.toml` and the engine",
+           "records `catalog/engines/<engine>.toml`; do not edit by hand (`tests/test_engines.py` checks it is current).",
+           "`plan`, `frontier` and the exports use the same matrix (`planner/engines.py`). \"yes\" means no sourced",
+           "restriction is recorded for the pinned version; \"no [n]\" gives the reason and source in note n; \"as X\"",
+           "means the engine has no such KV-cache dtype and the export emits X (same bytes per element), judged as X.",
+           "The planner also skips precisions a GPU has no math for (`catalog/accelerators.toml`).", "",
+           "Architectures: " + "; ".join(f"{name} ({', '.join(gpus[a]) or 'no catalog GPU'})"
+                                         for a, name in ARCHITECTURES) + ".", ""]
+    for e in ENGINES_SERVING:
+        out += [f"## {ENGINE_NAMES[e]} {version(e)}: weights / KV cache by architecture", "",
+                "| weights / KV | " + " | ".join(name for _, name in ARCHITECTURES) + " |",
+                "|---|" + "---|" * len(ARCHITECTURES)]
+        for w in WEIGHT_PRECISIONS:
+            for k in KV_PRECISIONS:
+                cells = []
+                for a, _ in ARCHITECTURES:
+                    rule = _rule_for_arch(e, a, w, k)
+                    run = kv_as_run(e, k)
+                    cells.append(note(rule) if rule else "yes" if run == k else f"as {run}")
+                out.append(f"| {w} / {k} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["## Features by engine (on every architecture the engine serves above)", "",
+            "| feature | " + " | ".join(f"{ENGINE_NAMES[e]} {version(e)}" for e in ENGINES_SERVING) + " |",
+            "|---|" + "---|" * len(ENGINES_SERVING)]
+    for f, label in FEATURES:
+        cells = []
+        for e in ENGINES_SERVING:
+            rule = unsupported_feature(e, f) or (unsupported_feature(e, "draft_model") if f == "draft_model_dp" else None)
+            supported = doc.get("features", {}).get(e, {}).get("supported", [])
+            cells.append(note(rule) if rule else "yes" if f in supported or f == "draft_model_dp" else "not recorded")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    methods = [", ".join(x.split(":", 1)[1] for x in doc.get("features", {}).get(e, {}).get("supported", [])
+                         if x.startswith("spec_decode:")) for e in ENGINES_SERVING]
+    out += ["| speculative decoding methods | " + " | ".join(methods) + " |", "",
+            "Feature sources: " + "; ".join(f"{ENGINE_NAMES[e]}: {doc['features'][e]['source']}"
+                                            for e in ENGINES_SERVING if e in doc.get("features", {})) + ".", "",
+            "## Notes", ""]
+    out += [f"{i}. {n}" for i, n in enumerate(notes, 1)]
+    return "\n".join(out) + "\n"
+
+
+def _rule_for_arch(engine: str, arch: str, weights: str, kv: str) -> dict[str, Any] | None:
+    kv = kv_as_run(engine, kv)
+    for rule in support_matrix().get("unsupported", []):
+        if (engine in _engines(rule) and arch in rule.get("architectures", [])
+                and kv in rule.get("kv", [kv]) and weights in rule.get("weights", [weights])):
+            return rule
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python tools/engine_support.py [--write | --check]`: print the support matrix doc, write it to DOC_PATH (run
+    from the repository root), or exit 1 when DOC_PATH is not current."""
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    text = support_markdown()
+    if args == ["--write"]:
+        Path(DOC_PATH).write_text(text, encoding="utf-8")
+    elif args == ["--check"]:
+        current = Path(DOC_PATH).read_text(encoding="utf-8") if Path(DOC_PATH).exists() else None
+        if current != text:
+            print(f"{DOC_PATH} is not current: run python tools/engine_support.py --write", file=sys.stderr)
+            return 1
+    elif not args:
+        sys.stdout.write(text)
+    else:
+        print("usage: python tools/engine_support.py [--write | --check]", file=sys.stderr)
+        return 2
+    return 0
+

@@ -178,3 +178,72 @@ def test_exclusions_name_each_rule_once_with_its_gpus_and_precisions():
     assert engines.exclusions("sglang", shapes) == []
     assert engines.exclusions("vllm", [("h100-sxm", "bf16", "bf16")], draft=True)[0].startswith(
         "a separate draft model: vLLM 0.11.0")
+
+
+# ---- the matrix as a table ------------------------------------------------------------------------------------------
+def test_support_doc_is_current():
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / engines.DOC_PATH
+    assert doc.read_text(encoding="utf-8") == engines.support_markdown(), \
+        "docs/engine-support.md is not current: run python tools/engine_support.py --write"
+
+
+def _table(md: str, title: str) -> dict[str, list[str]]:
+    lines = md.split(f"## {title}", 1)[1].split("\n\n", 2)[1].splitlines()
+    return {cells[0]: cells[1:] for cells in ([c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:])}
+
+
+def _note(md: str, cell: str) -> str:
+    n = int(cell.split("[", 1)[1].rstrip("]"))
+    return next(ln for ln in md.splitlines() if ln.startswith(f"{n}. "))
+
+
+def test_support_doc_cells_follow_the_rules_with_their_sources():
+    md = engines.support_markdown()
+    vllm = _table(md, "vLLM 0.11.0")
+    cols = [name for _, name in engines.ARCHITECTURES]
+    assert vllm["bf16 / fp8"][cols.index("Ampere")].startswith("no [")
+    assert "fp8e4nv" in _note(md, vllm["bf16 / fp8"][0]) and "Source: vllm-project/vllm issues" in _note(md, vllm["bf16 / fp8"][0])
+    assert vllm["bf16 / fp8"][cols.index("Hopper")] == "yes"
+    assert vllm["bf16 / int8"][cols.index("Hopper")] == "as fp8"  # no int8 KV dtype: emitted (and judged) as fp8
+    assert vllm["bf16 / int8"][cols.index("Ampere")].startswith("no [")
+    trt = _table(md, "TensorRT-LLM 1.1.0")
+    assert all(c.startswith("no [") for c in trt["bf16 / bf16"][cols.index("CDNA3"):])
+    assert "NVIDIA GPUs only" in _note(md, trt["bf16 / bf16"][cols.index("CDNA3")])
+    assert trt["int8 / bf16"][cols.index("Hopper")].startswith("no [")
+    assert all(c == "yes" or c.startswith("no [") for row in _table(md, "SGLang 0.5.4").values() for c in row
+               if not c.startswith("as "))
+    # every cell agrees with the predicate the search uses, for every catalog GPU of the column
+    for e in engines.ENGINES_SERVING:
+        table = _table(md, f"{engines.ENGINE_NAMES[e]} {engines.version(e)}")
+        for key, cells in table.items():
+            w, k = key.split(" / ")
+            for (arch, _), cell in zip(engines.ARCHITECTURES, cells):
+                for g, a in engines.support_matrix()["architecture"].items():
+                    if a == arch:
+                        assert engines.runs_on(e, g, w, k) == (not cell.startswith("no")), (e, g, w, k, cell)
+    feats = _table(md, "Features by engine")
+    assert feats["speculative decoding, separate draft model"][0].startswith("no [")  # vLLM 0.11.0
+    assert feats["speculative decoding, separate draft model"][1:] == ["yes", "yes"]
+    assert feats["pipeline parallel (PP > 1)"] == ["yes", "yes", "yes"]
+
+
+def test_every_no_in_the_doc_has_a_source():
+    md = engines.support_markdown()
+    notes = [ln for ln in md.splitlines() if ln[:1].isdigit() and ". " in ln]
+    assert notes and all("Source: " in n and len(n.split("Source: ", 1)[1]) > 10 for n in notes)
+
+
+def test_tool_checks_and_writes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert engines.main(["--check"]) == 1  # no docs/ here
+    (tmp_path / "docs").mkdir()
+    assert engines.main(["--write"]) == 0 and engines.main(["--check"]) == 0
+    assert engines.main(["--bogus"]) == 2
+
+
+def test_int8_kv_is_judged_as_the_fp8_the_export_emits():
+    assert engines.kv_as_run("vllm", "int8") == "fp8"
+    assert engines.engines_for("a100-80gb", "bf16", "int8", 1, 1, 1, 1) == ("sglang",)
+    assert engines.engines_for("h100-sxm", "bf16", "int8", 1, 1, 1, 1) == ("vllm", "sglang", "trtllm")
