@@ -17,7 +17,7 @@ One module per job, each importing only those above it:
     oracle.py   the exhaustive oracle over the same table (tests)
     search.py   the search end to end, and why no fleet exists
     verify.py   the floating-point check of a chosen fleet
-    result.py   the typed result, its JSON and its text
+    result.py   the typed result (pools extend specs.layout.ReplicaLayout), its JSON and its text
 
 The fleet model: which replica pools (any GPU type; aggregated, or prefill and decode disaggregated) and how many
 replicas of each — reserved for the whole period or bought hour by hour — so that every request class's hourly
