@@ -3,12 +3,12 @@
 Public API (see README "Python API"): `load_model`, `load_catalog`, `estimate`, `plan`, `frontier`, `fleet`,
 `export`, `train`.
 
-Each request is read and validated once at the edge into frozen dataclasses, then trusted inside: a plan request
-(file, dict or keywords) becomes a `plan_request.PlanRequest` (`specs.Workload`, `specs.SLO`,
-`plan_request.SearchLimits`, catalog choice, confirmation settings), a fleet request a `fleet.request.FleetRequest`, a
-training request a `train.request.TrainRequest`, a simulation's options a `sim.SimulationSettings`. The CLI
-(cli.py) turns flags into one call of api.py and formats what comes back; layers import only those below them
-(README "Architecture").
+Each request is read and validated once at the edge into frozen dataclasses, then trusted inside: a plan
+request (file, dict or keywords) becomes a `plan_request.PlanRequest` (`specs.Workload`, `specs.SLO`,
+`plan_request.SearchLimits`, catalog choice, confirmation settings), a fleet request a
+`fleet.request.FleetRequest`, a training request a `train.request.TrainRequest`, a simulation's options a
+`sim.SimulationSettings`. The CLI (cli.py) turns flags into one call of api.py and formats what comes back;
+layers import only those below them (README "Architecture").
 """
 # The submodules planner/plan.py, planner/fleet/, planner/export/ and planner/train/ share their names with the API
 # functions `plan`, `fleet`, `export` and `train`. Importing the submodules first, then binding the functions, keeps
