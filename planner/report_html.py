@@ -171,6 +171,7 @@ def report_html(plan: dict[str, Any], frontier: dict[str, Any] | None = None) ->
         ("cost", f"${c['usd_per_hour']:.2f}/h, ${c['usd_per_million_output_tokens']:.4g} per million output tokens "
                  f"({c['price_tier']} price ${c['usd_per_hour_per_gpu']}/GPU-h, {c['price_date']})"),
         ("solver", f"{p['solver']['status']}, gap {p['solver']['gap']}"),
+        *([("speculative decoding", p["speculative_choice"]["reason"])] if "speculative_choice" in p else []),
     ])
     cons = "".join(
         f"<tr><td>{_e(b['name'])}</td><td>{b['value']:.4g} {_e(b['unit'])}</td><td>{b['limit']:.4g}</td>"

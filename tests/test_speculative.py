@@ -222,3 +222,23 @@ def test_frontier_points_with_a_draft_name_an_engine_that_runs_it():
     for p in fr["points"]:
         assert (p["engine"] != "vllm") if p["speculative"] else True
     assert any(p["speculative"] for p in fr["points"])
+
+
+def test_html_report_states_the_decision(tmp_path):
+    from planner.report_html import report_html
+
+    d = _plan(tpot_ms=30, spec_draft="llama-3.1-8b", spec_alpha=0.8)
+    page = report_html(d)
+    assert "speculative decoding" in page and "without a draft" in page
+    assert "speculative decoding" not in report_html(_plan(tpot_ms=30))
+
+
+def test_the_smaller_draft_wins_at_the_same_acceptance():
+    """Llama-3.2-1B drafts for the 70B at a sixth of the 8B's cost per pass: at the same α it is the better draft."""
+    d = _plan(tpot_ms=30, spec_draft="llama-3.1-8b,llama-3.2-1b", spec_alpha=0.8)
+    assert d["speculative"]["draft"] == "llama-3.2-1b"
+    cands = d["speculative_choice"]["candidates"]
+    assert len(cands) == 17 and d["speculative_choice"]["drafts"] == ["llama-3.1-8b", "llama-3.2-1b"]
+    best = {name: min(c["usd_per_million_output_tokens"] for c in cands if c["draft"] == name)
+            for name in ("llama-3.1-8b", "llama-3.2-1b")}
+    assert best["llama-3.2-1b"] < best["llama-3.1-8b"] < cands[0]["usd_per_million_output_tokens"]

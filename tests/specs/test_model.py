@@ -12,8 +12,8 @@ from planner.specs.model import model_from_config, model_from_path
 
 PRESETS = (
     "deepseek-v3", "gemma-2-27b", "gpt-oss-120b", "gpt3-175b", "gpt4-moe-rumored", "gpt4-moe-rumored-32k",
-    "kimi-k2", "llama-2-70b", "llama-3.1-405b", "llama-3.1-70b", "llama-3.1-8b", "llama-4-scout", "mixtral-8x22b",
-    "mixtral-8x7b", "palm-540b", "qwen3-235b-a22b",
+    "kimi-k2", "llama-2-70b", "llama-3.1-405b", "llama-3.1-70b", "llama-3.1-8b", "llama-3.2-1b", "llama-4-scout",
+    "mixtral-8x22b", "mixtral-8x7b", "palm-540b", "qwen3-235b-a22b",
 )
 
 
