@@ -104,10 +104,14 @@ def resolve(plan: dict[str, Any], spec: EngineSpec,
         lay = replace(lay, kv=near)
 
     if lay.dp > 1 and lay.tp > 1 and spec.layout.get("dp", "any") == "tp1":
+        groups = lay.tp * lay.dp
+        batch = -(-lay.batch // groups) * groups  # each attention group serves batch / DP sequences: a whole number
         notes.append(f"{spec.engine} {spec.version} runs attention data parallelism with one GPU per attention "
-                     f"group only; the plan has {lay.dp} groups of TP {lay.tp}: emitting TP 1 x DP {lay.tp * lay.dp} "
-                     "(the same GPUs), re-estimated below")
-        lay = replace(lay, tp=1, dp=lay.tp * lay.dp)
+                     f"group only; the plan has {lay.dp} groups of TP {lay.tp}: emitting TP 1 x DP {groups} "
+                     "(the same GPUs)" + (f" and batch {batch} (the plan's {lay.batch} rounded up to a multiple of "
+                                          f"the {groups} groups)" if batch != lay.batch else "")
+                     + ", re-estimated below")
+        lay = replace(lay, tp=1, dp=groups, batch=batch)
 
     options = ep_candidates(spec, lay.tp * lay.dp, lay.ep)
     if options != [lay.ep]:

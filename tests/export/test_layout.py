@@ -127,3 +127,17 @@ def test_memory_fractions_follow_the_plan(example_plan):
     sg = export(plan, "sglang").argv
     static = float(sg[sg.index("--mem-fraction-static") + 1])
     assert static * mem["capacity"] >= mem["weights"] + mem["kv_cache"], "the static pool holds the plan's weights+KV"
+
+
+def test_trtllm_attention_dp_rounds_the_batch_to_whole_groups():
+    """TensorRT-LLM's attention DP is TP 1 per group: TP 2 x DP 2 becomes DP 4, and a batch of 2 cannot be split
+    over 4 groups, so the emitted batch is 4 (found by tests/export/test_random_plans.py: the re-estimate refused
+    the layout before)."""
+    import planner
+
+    d = planner.estimate("mixtral-8x7b", "h100-sxm", batch=2, isl=1000, osl=200, tp=2, dp=2, ep=4).to_dict()
+    ex = planner.export(d, "trtllm")
+    assert any("emitting TP 1 x DP 4 (the same GPUs) and batch 4 (the plan's 2 rounded up" in n for n in ex.notes)
+    assert ex.argv[ex.argv.index("--tp_size") + 1] == "4"
+    d6 = planner.estimate("mixtral-8x7b", "h100-sxm", batch=8, isl=1000, osl=200, tp=2, dp=2, ep=4).to_dict()
+    assert not any("rounded up" in n for n in planner.export(d6, "trtllm").notes)  # 8 splits over 4 groups
