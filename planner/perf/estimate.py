@@ -148,12 +148,14 @@ def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):
 
 def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
                isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf, dp=1,
-               redundant_experts=0) -> StepTerms:
+               redundant_experts=0, chunked: bool = True) -> StepTerms:
     """Decode at `micro_batch` sequences over the stage's DP groups, spread over contexts isl … isl + osl (full
     attention: isl + osl/2 keys per query on average), and prefill of one prompt of `isl` tokens in each DP group
     at once (causal: isl/2 keys per query; TTFT is that step's latency); sliding and chunked layers attend at most
     their window (perf/window.py). Chunked prefill puts one chunk per DP group into a decode step, so the chunk
-    terms (the stall one prompt adds) are that mixed step's increment over DP: per prompt."""
+    terms (the stall one prompt adds) are that mixed step's increment over DP: per prompt. `chunked=False` leaves
+    the chunk terms out (chunk None, one chunk) for callers that need only the decode and prefill steps (the
+    simulator's tables, whose 2-D grids would give MoE models one expert-load computation per grid point)."""
     dpf = np.asarray(dp, float)
     dec_tokens = np.asarray(micro_batch, float) * tokens_per_seq
     kw = dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, redundant_experts=redundant_experts)
@@ -164,13 +166,16 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     # one prompt in c equal chunks of k = isl/c tokens; chunk j (offset j·k) attends j·k + k/2 keys per token and
     # reads its j·k cached tokens: on average isl/2 keys and (isl − k)/2 cached tokens
-    chunks = prefill_chunks(isl, dec_tokens / dpf, p.max_batched_tokens)
-    k = np.asarray(isl, float) / chunks
-    chunk = prefill_chunk_terms(model, hw, p, decode_tokens=dec_tokens, chunk_tokens=k * dpf,
-                                chunk_attended_tokens=np.asarray(isl, float) / 2.0,
-                                chunk_kv_read_tokens=(np.asarray(isl, float) - k) / 2.0, logit_tokens=1.0 / chunks,
-                                pipeline_link_bytes_per_s=pipeline_link_bytes_per_s, **kw)
-    chunk = ChunkTerms(*(np.asarray(getattr(chunk, f)) / dpf for f in ChunkTerms.__dataclass_fields__))
+    chunk, chunks = None, 1
+    if chunked:
+        chunks = prefill_chunks(isl, dec_tokens / dpf, p.max_batched_tokens)
+        k = np.asarray(isl, float) / chunks
+        chunk = prefill_chunk_terms(model, hw, p, decode_tokens=dec_tokens, chunk_tokens=k * dpf,
+                                    chunk_attended_tokens=np.asarray(isl, float) / 2.0,
+                                    chunk_kv_read_tokens=(np.asarray(isl, float) - k) / 2.0,
+                                    logit_tokens=1.0 / chunks, pipeline_link_bytes_per_s=pipeline_link_bytes_per_s,
+                                    **kw)
+        chunk = ChunkTerms(*(np.asarray(getattr(chunk, f)) / dpf for f in ChunkTerms.__dataclass_fields__))
     return StepTerms(
         decode_layer=dec,
         decode_first=embedding_step(model, hw, p, tokens=dec_tokens / dpf),

@@ -110,10 +110,11 @@ class StepTables:
 
 
 # Chunk sizes tabulated per block: one vectorized `prefill_chunk_terms` call fills a block for one decode load.
-# Dense models: ~0.5 ms for 2,048 sizes, about one scalar call. MoE models pay ~40 µs per size for the expert-load
-# terms (perf/moe.py), so their blocks are small (64 sizes ≈ 2 scalar calls). Measured 2026-11-27, 2-core EPYC.
+# Dense models: ~0.5 ms for 2,048 sizes, about one scalar call. MoE models compute the busiest-rank load once per
+# distinct token count (perf/moe.py, ~1 ms each for large steps), so a block would cost one such computation per
+# size: they are tabulated one size at a time (the memo and the LM-head table still apply). Measured 2026-11-27.
 CHUNK_BLOCK_TOKENS = 2048
-MOE_CHUNK_BLOCK_TOKENS = 64
+MOE_CHUNK_BLOCK_TOKENS = 1
 # Prompts one step may complete, tabulated per decode load for the LM-head term (more: computed directly).
 MAX_TABULATED_DONE = 64
 
@@ -255,14 +256,15 @@ class ChunkCost:
         if self._empty is None:
             c, p = self.config, self.params
             t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
-                           micro_batch=0.0, isl=1, osl=0, pipeline_link_bytes_per_s=self.link, **self.dp_kw)
+                           micro_batch=0.0, isl=1, osl=0, pipeline_link_bytes_per_s=self.link, chunked=False,
+                           **self.dp_kw)
             empty = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
                                   float(t.decode_last.time_s), p.step_overhead_s)
             empty_draft = 0.0
             if c.spec is not None:
                 d = c.spec.draft
                 dt = step_terms(d, self.hw, p, tp=c.tp, ep=1, weight_bytes=self.wb, kv_bytes=self.kvb,
-                                micro_batch=0.0, isl=1, osl=0)
+                                micro_batch=0.0, isl=1, osl=0, chunked=False)
                 empty_draft = draft_pass_s(d.num_layers, float(dt.decode_layer.time_s),
                                            float(dt.decode_first.time_s), float(dt.decode_last.time_s))
             self._empty = (empty, empty_draft)
@@ -275,7 +277,7 @@ class ChunkCost:
             c, p = self.config, self.params
             t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
                            micro_batch=running / c.pp, isl=self.ctx, osl=0, tokens_per_seq=self.q,
-                           pipeline_link_bytes_per_s=self.link, **self.dp_kw)
+                           pipeline_link_bytes_per_s=self.link, chunked=False, **self.dp_kw)
             stage = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
                                   float(t.decode_last.time_s), p.step_overhead_s)
             hit = self._decode_stages[running] = (stage, float(t.decode_p2p_s))
@@ -316,7 +318,7 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     # step_terms decodes at context isl + osl/2: pass isl = ctx, osl = 0
     t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=n / c.pp,
                    isl=cx, osl=0, tokens_per_seq=q, pipeline_link_bytes_per_s=link, dp=c.dp,
-                   redundant_experts=c.redundant_experts)
+                   redundant_experts=c.redundant_experts, chunked=False)
     flat = [np.broadcast_to(np.asarray(x, float), shape).ravel() for x in
             (t.decode_layer.time_s, t.decode_first.time_s, t.decode_last.time_s, t.decode_p2p_s)]
     stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
@@ -328,7 +330,7 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     if c.spec is not None:
         d = c.spec.draft
         dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=n, isl=cx, osl=0,
-                        dp=c.dp)
+                        dp=c.dp, chunked=False)
         draft_step = draft_pass_s(d.num_layers, dt.decode_layer.time_s, dt.decode_first.time_s, dt.decode_last.time_s,
                                   p.step_overhead_s)
         cycle = cycle + c.spec.draft_length * np.broadcast_to(draft_step, shape)
@@ -347,7 +349,7 @@ def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layer
     link = pipeline_link_bytes_per_s(c.gpu, c.tp * c.dp, c.pp)
     L = np.asarray(prompt, float)
     t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
-                   pipeline_link_bytes_per_s=link, dp=c.dp, redundant_experts=c.redundant_experts)
+                   pipeline_link_bytes_per_s=link, dp=c.dp, redundant_experts=c.redundant_experts, chunked=False)
     flat = [np.broadcast_to(np.asarray(x, float), L.shape) for x in
             (t.prefill_layer.time_s, t.prefill_first.time_s, t.prefill_last.time_s, t.prefill_p2p_s)]
     stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
@@ -356,7 +358,7 @@ def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layer
     if c.spec is not None:
         d = c.spec.draft
         dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
-                        dp=c.dp)
+                        dp=c.dp, chunked=False)
         draft = draft_pass_s(d.num_layers, dt.prefill_layer.time_s, dt.prefill_first.time_s, dt.prefill_last.time_s)
         draft = np.broadcast_to(np.asarray(draft, float), L.shape)
         latency, busy = latency + draft, busy + draft
