@@ -188,6 +188,12 @@ def test_with_a_demand_the_draft_must_save_replicas_and_the_simulation_confirms_
     again = api.simulate(high)
     assert again["plan"]["speculative"] == {k: high["speculative"][k] for k in ("draft", "gamma", "alpha")}
     assert again["tpot_s"]["p99"] <= 0.030 and again["ttft_s"]["p99"] <= 1.0
+    # and the recorded confirmation (one replica at its share after a warm-up, search/percentile.py) replays
+    sim = high["simulation"]
+    one = api.simulate(high, rate_rps=sim["rate_rps"] / sim["replicas"], replicas=sim["simulated_replicas"],
+                       requests=sim["warmup_requests"] + sim["requests"], warmup_requests=sim["warmup_requests"],
+                       seed=sim["seed"])
+    assert one["tpot_s"] == sim["tpot_s"]
 
 
 def test_moe_target_plans_with_a_draft(tmp_path):
