@@ -6,8 +6,8 @@ A pool is one replica configuration (GPU type, precision, TP/PP/EP, batch, layer
 - aggregated: each replica runs prefill and decode under continuous batching (`table.round_ns`, the time per
   round of B tokens with every prefill stall): capacity = B / (round · OSL) requests/s, subject to the class's
   TTFT, TPOT (`table.tpot_ns`) and memory;
-- prefill: a replica only runs prompts, one per pipeline micro-batch (rows with micro-batch 1), pipelined:
-  capacity = 1 / (slowest prefill stage + stage hop) prompts/s; its prompt's KV cache is then sent to a decode
+- prefill: a replica only runs prompts, one per attention-DP group in each pipeline micro-batch (rows with
+  micro-batch = DP), pipelined: capacity = DP / (slowest prefill stage + stage hop) prompts/s; its prompt's KV cache is then sent to a decode
   replica over the scale-out network (`kv_transfer_ns`; a prefill and a decode pool pair when the prefill
   latency plus the transfer fits the TTFT, see `compatible`);
 - decode: a replica only runs decode steps, with no prefill interference: TPOT = pp · (T_dec + hop) (the decode
@@ -212,10 +212,12 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         ttft = lim.ttft_ns
         kv_ns = kv_transfer_ns(model, [BYTES_PER_ELEMENT[r.kv] for r in t.rows],
                                [r.gpu.scale_out_bytes_per_s for r in t.rows], workload.isl, p)
-        ok = (t.batch == t.pp) & b.memory_ok
+        # one prompt per DP group in each micro-batch: a stage prefills dp prompts at once (perf step_terms)
+        dp = np.array([r.dp for r in t.rows], np.int64)
+        ok = (t.batch == t.pp * dp) & b.memory_ok
         if ttft is not None:
             ok &= t.ttft_ns + kv_ns <= ttft
-        cap_ub = capacity_units(1, b.t_pf + t.hop_pf)
+        cap_ub = capacity_units(dp, b.t_pf + t.hop_pf)
 
         def pre(i: int) -> _Exact | None:
             lay = greedy_placement(t, i, "pf")
@@ -224,7 +226,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             ev = evaluate(t, i, lay, lim)
             if "memory" in ev.violated:
                 return None
-            cap = int(capacity_units(1, ev.t_pf_ns + int(t.hop_pf[i])))
+            cap = int(capacity_units(t.rows[i].dp, ev.t_pf_ns + int(t.hop_pf[i])))
             return _Exact(cap, int(pre_key[i]), lay, ev.ttft_ns, 0, int(kv_ns[i]))
 
         cycle_lb = t.pp * (b.t_dec + t.hop_dec)
@@ -269,8 +271,8 @@ def estimate_pool(model: ModelSpec, pool: Pool, workload: Workload, p: PerfParam
     from ..perf.estimate import Config, estimate
 
     r = pool.row
-    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.pp if pool.role == "prefill" else r.batch,
-                 weights=r.weights, kv=r.kv, layers_per_stage=pool.layers)
+    cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.pp * r.dp if pool.role == "prefill" else r.batch,
+                 weights=r.weights, kv=r.kv, layers_per_stage=pool.layers, dp=r.dp)
     return estimate(model, cfg, Workload(workload.isl, workload.osl), p)
 
 
@@ -283,9 +285,10 @@ def prefill_period_s(model: ModelSpec, pool: Pool, workload: Workload, p: PerfPa
 
     r = pool.row
     p = p.for_gpu(r.gpu.id, r.gpu.family)
-    t = step_terms(model, hardware(r.gpu, r.weights), p, tp=r.tp, ep=r.ep, weight_bytes=BYTES_PER_ELEMENT[r.weights],
-                   kv_bytes=BYTES_PER_ELEMENT[r.kv], micro_batch=1, isl=workload.isl, osl=workload.osl,
-                   pipeline_link_bytes_per_s=pipeline_link_bytes_per_s(r.gpu, r.tp, r.pp))
+    t = step_terms(model, hardware(r.gpu, r.weights, r.tp, r.dp), p, tp=r.tp, ep=r.ep,
+                   weight_bytes=BYTES_PER_ELEMENT[r.weights], kv_bytes=BYTES_PER_ELEMENT[r.kv], micro_batch=r.dp,
+                   isl=workload.isl, osl=workload.osl, dp=r.dp,
+                   pipeline_link_bytes_per_s=pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
     stages = stage_times_s(pool.layers, float(t.prefill_layer.time_s), float(t.prefill_first.time_s),
                            float(t.prefill_last.time_s), p.step_overhead_s)
     return float(np.max(stages)) + (float(t.prefill_p2p_s) if r.pp > 1 else 0.0)
@@ -293,12 +296,13 @@ def prefill_period_s(model: ModelSpec, pool: Pool, workload: Workload, p: PerfPa
 
 def replica_requests_per_s(model: ModelSpec, pool: Pool, workload: Workload, e, p: PerfParams) -> float:
     """Requests/s one replica of the pool serves, in floating point, from its estimate `e` (`estimate_pool`):
-    aggregated output tokens/s / OSL; decode B / (decode cycle · OSL); prefill 1 / `prefill_period_s`."""
+    aggregated output tokens/s / OSL; decode B / (decode cycle · OSL); prefill DP / `prefill_period_s` (one prompt
+    per attention-DP group)."""
     if pool.role == "aggregated":
         return e.output_tokens_per_s / workload.osl
     if pool.role == "decode":
         return pool.row.batch / (e.decode_cycle_s * workload.osl)
-    return 1.0 / prefill_period_s(model, pool, workload, p)
+    return pool.row.dp / prefill_period_s(model, pool, workload, p)
 
 
 def kv_transfer_s(model: ModelSpec, kv: str, scale_out_bytes_per_s: float, isl: int, p: PerfParams) -> float:
