@@ -92,17 +92,38 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     optimizer bounds queueing (search/queueing.py), raises the engine concurrency to the largest batch meeting
     the TPOT target, and confirms the plan by simulating it at the demand as `planner simulate` would, tightening
     and re-solving on a miss (search/percentile.py); the plan records that simulation. `ttft_p99_ms` and
-    `tpot_p99_ms` (older names) tighten `ttft_ms` / `tpot_ms`."""
+    `tpot_p99_ms` (older names) tighten `ttft_ms` / `tpot_ms`.
+
+    `disagg` ("auto", the default, "on" or "off") also considers a disaggregated plan: a prefill pool and a decode
+    pool with the KV cache sent between them (planner/disagg.py), chosen when cheaper ("on": always; "off": never)."""
     from .plan import Plan
-    from .search.percentile import DEFAULT_SLO_PERCENTILE, plan_at_percentile
-    from .search.solve import search
+    from .search.percentile import DEFAULT_SLO_PERCENTILE
 
     preq = plan_request.resolve(request, options)
-    model = preq.model
     percentile = DEFAULT_SLO_PERCENTILE if preq.slo_percentile is None else preq.slo_percentile
     req, cat = search_request(preq)
     with _engine_named_in_infeasibility(req, cat):
         req, decision = _speculate(preq, req, cat, percentile)
+    mode = preq.disagg or "auto"
+    if mode != "off":  # the colocated plan, against the best prefill/decode pools (planner/disagg.py)
+        from .disagg import decide
+
+        colocated, outcome = decide(req, cat.perf, mode,
+                                    lambda: _colocated(preq, req, cat, percentile, decision, timings),
+                                    percentile, timings)
+        if colocated is None:  # only the disaggregated plan is feasible
+            return Plan(None, timings=timings, slo_percentile=percentile, disagg=outcome)
+        return replace(colocated, disagg=outcome)
+    return _colocated(preq, req, cat, percentile, decision, timings)
+
+
+def _colocated(preq, req, cat: Catalog, percentile: float, decision, timings: bool):
+    """The cheapest colocated (aggregated) plan of `plan`."""
+    from .plan import Plan
+    from .search.percentile import plan_at_percentile
+    from .search.solve import search
+
+    model = preq.model
     if req.workload.demand_output_tokens_per_s is None:  # nothing to queue for: the steady state at full batch
         with _engine_named_in_infeasibility(req, cat):
             return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile, speculative=decision)
@@ -235,7 +256,13 @@ def simulate(plan, settings=None, *, catalog: Catalog | str | Path | None = None
     percentiles, throughput, queue length and KV occupancy over time, and SLO attainment; deterministic for a
     seed."""
     from .sim import load_plan, simulate_plan
+    from .sim.plan_input import read_plan_file
 
+    doc = read_plan_file(plan) if isinstance(plan, (str, Path)) else plan
+    if isinstance(doc, dict) and "pools" in doc:  # a disaggregated plan (planner/disagg.py)
+        from .sim.disagg import simulate_disaggregated
+
+        return simulate_disaggregated(doc, settings, catalog=_catalog(catalog), **options)
     spec = load_plan(plan) if isinstance(plan, (str, Path)) else plan
     return simulate_plan(spec, settings, catalog=_catalog(catalog), **options)
 

@@ -207,6 +207,9 @@ def plan_options(f: Callable) -> Callable:
                           "plan chooses whether to use one and its draft length (1-8)."),
         click.option("--spec-alpha", type=float, default=None,
                      help="Per-token acceptance rate of the draft(s), in [0, 1) (default 0.7)."),
+        click.option("--disagg", type=click.Choice(["auto", "on", "off"]), default=None,
+                     help="Prefill/decode disaggregation: auto (default) chooses separate prefill and decode pools "
+                          "when cheaper than colocated replicas; on always, off never."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -347,6 +350,8 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
         emit_json(result)
     else:
         from .sim.report import simulation_text
+        if result.get("mode") == "disaggregated":
+            from .sim.disagg import simulation_text
         click.echo(simulation_text(result))
 
 

@@ -39,6 +39,9 @@ class Plan:
     slo_percentile: float | None = None  # the percentile the SLOs hold at
     mean_batch: float | None = None  # expected sequences in flight per replica at the demand
     speculative: Any = None  # speculative.SpecDecision when drafts were considered (--spec-draft)
+    # prefill/decode disaggregation considered (planner/disagg.py); `result` is None when no colocated plan is
+    # feasible and the disaggregated one was chosen
+    disagg: Any = None
 
     @property
     def best(self) -> Choice:
@@ -56,6 +59,16 @@ class Plan:
         return "max_batch" if c.row.batch + c.row.pp > MAX_CONCURRENCY else "tpot"
 
     def to_dict(self) -> dict[str, Any]:
+        if self.disagg is not None and self.disagg.chosen:
+            from .disagg import plan_dict
+
+            return plan_dict(self.disagg, SCHEMA_VERSION)
+        d = self._colocated_dict()
+        if self.disagg is not None:
+            d["disaggregation"] = self.disagg.summary()
+        return d
+
+    def _colocated_dict(self) -> dict[str, Any]:
         res, c = self.result, self.result.best
         req, e, r = res.request, c.estimate, c.row
         d = e.to_dict()

@@ -28,7 +28,7 @@ REQUEST_KEYS = {
     "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
     "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
     "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed", "engine": "text",
-    "spec_draft": "names", "spec_alpha": "fraction",
+    "spec_draft": "names", "spec_alpha": "fraction", "disagg": "text",
 }
 _COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS, "max_model_len": MAX_TOKENS["isl"] + MAX_TOKENS["osl"]}
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
@@ -213,10 +213,12 @@ class PlanRequest:
     seed: int | None = None  # seed of the confirming simulation (None: search.percentile.CONFIRM_SEED)
     spec_draft: str | tuple[Any, ...] | None = None  # draft models the plan may speculate with (planner/speculative.py)
     spec_alpha: float | None = None  # their per-token acceptance rate (None: speculative.DEFAULT_ALPHA)
+    disagg: str | None = None  # prefill/decode disaggregation: auto | on | off (None: auto; planner/disagg.py)
 
 
 # Keys a frontier ignores: it sweeps the speed target itself and is steady-state (no demand to simulate against).
-FRONTIER_IGNORES = ("tpot_ms", "min_tokens_per_s_user", "tpot_p99_ms", "slo_percentile", "seed")
+FRONTIER_IGNORES = ("tpot_ms", "min_tokens_per_s_user", "tpot_p99_ms", "slo_percentile", "seed", "disagg")
+DISAGG_MODES = ("auto", "on", "off")
 
 
 def _tighter(limit: float | None, p99: float | None) -> float | None:
@@ -243,6 +245,8 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
     seed = a.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
+    if a.get("disagg") is not None and a["disagg"] not in DISAGG_MODES:
+        raise InputError(f"--disagg must be one of {', '.join(DISAGG_MODES)}, got {a['disagg']!r}")
     tup = lambda v: v if v is None or isinstance(v, str) else tuple(v)  # noqa: E731
     limits = SearchLimits(
         gpus=tup(a.get("gpus")), weights=tup(a.get("weights")), kv=tup(a.get("kv")), tp=tup(a.get("tp")),
@@ -254,7 +258,8 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
                           output_tokens_per_s=a.get("output_tokens_per_s"), max_model_len=a.get("max_model_len")),
         slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_speed),
         limits=limits, catalog=a.get("catalog"), price_tier=a.get("price_tier"), engine=a.get("engine"),
-        slo_percentile=percentile, seed=seed, spec_draft=tup(a.get("spec_draft")), spec_alpha=a.get("spec_alpha"))
+        slo_percentile=percentile, seed=seed, spec_draft=tup(a.get("spec_draft")), spec_alpha=a.get("spec_alpha"),
+        disagg=a.get("disagg"))
 
 
 def resolve(request: Any, options: Mapping[str, Any], frontier: bool = False) -> PlanRequest:

@@ -83,6 +83,28 @@ def _speculative(d: dict[str, Any]) -> list[str]:
     return [f"  speculative        {d['speculative_choice']['reason']}"]
 
 
+def _pool_line(p: dict[str, Any]) -> str:
+    what = (f"{p['requests_per_s_per_replica']:.2f} prompts/s per replica, prefill {p['latency_s'] * 1000:.0f} ms"
+            if p["role"] == "prefill" else
+            f"{p['requests_per_s_per_replica']:.2f} requests/s per replica, decode cycle {p['latency_s'] * 1000:.1f} ms")
+    return (f"    {p['role']:8s} {p['replicas']} x {p['gpu']} TP{p['tp']}{_dp(p)} PP{p['pp']} EP{p['ep']} "
+            f"({p['gpus_per_replica']} GPUs) batch {p['batch']} {p['weights']}/{p['kv']} layers "
+            f"{p['layers_per_stage']}: {what}")
+
+
+def _disaggregation(d: dict[str, Any]) -> list[str]:
+    """Both pools of a disaggregated plan, and why disaggregation won or lost (planner/disagg.py)."""
+    g = d.get("disaggregation")
+    if g is None:
+        return []
+    lines = [f"  disaggregation     {g['chosen']} ({g['reason']})"]
+    if "pools" in d:
+        lines += [_pool_line(d["pools"]["prefill"]), _pool_line(d["pools"]["decode"]),
+                  f"    KV transfer {d['kv_transfer_s'] * 1000:.1f} ms per prompt over the scale-out NIC "
+                  "(counted in TTFT); the lines above describe the decode pool"]
+    return lines
+
+
 def plan_text(d: dict[str, Any]) -> str:
     par, m, c, s = d["parallelism"], d["metrics"], d["cost"], d["solver"]
     lines = [
@@ -113,10 +135,11 @@ def plan_text(d: dict[str, Any]) -> str:
         "  constraints        " + ("; ".join(
             f"{b['name']} {'BINDING' if b['binding'] else 'slack'} {b['slack']:+.1%}" for b in d["binding_constraints"])
             or "none"),
+        *_disaggregation(d),
         f"  solver             {s['status']} (gap {s['gap']}) in {s.get('wall_s', '?')} s; "
         f"{s['candidates']['rows']} rows x placements = {s['candidates']['placements']:.3g} candidates, "
         f"{s['candidates']['rows_after_bounds']} rows after bounds",
-        "  best per GPU type:",
+        *(["  best per GPU type:"] if d["alternatives"] else []),
     ]
     for a in d["alternatives"]:
         lines.append(f"    {a['gpu']:10s} {a['total_gpus']:4d} GPUs TP{a['tp']}{_dp(a)} PP{a['pp']} EP{a['ep']} x{a['replicas']} "

@@ -15,6 +15,7 @@ from planner import api
 from planner.catalog import load_catalog, load_model
 from planner.cli import main
 from planner.plan import plan_schema
+from planner.disagg import verify as disagg_verify
 from planner.search.solve import verify
 
 if sys.version_info >= (3, 11):
@@ -62,10 +63,21 @@ def test_example_plans(path, schema):
     assert gpu.intra_node_link(d["parallelism"]["tp"]) is not None  # TP inside one domain or PCIe host
     par = d["parallelism"]
     assert d["gpus_per_replica"] == par["tp"] * par["dp"] * par["pp"]
-    assert d["total_gpus"] == d["gpus_per_replica"] * d["parallelism"]["replicas"]
+    pools = d.get("pools", {})  # a disaggregated plan (planner/disagg.py): totals cover both pools
+    for x in pools.values():
+        assert sum(x["layers_per_stage"]) == model.num_layers
+        assert x["gpus"] == x["gpus_per_replica"] * x["replicas"] == x["tp"] * x["dp"] * x["pp"] * x["replicas"]
+        assert x["usd_per_hour"] == pytest.approx(x["gpus"] * cat.gpu(x["gpu"]).usd_per_hour, rel=1e-5)
+    replicas_gpus = [(x["replicas"], x["gpus_per_replica"]) for x in pools.values()] or [
+        (d["parallelism"]["replicas"], d["gpus_per_replica"])]
+    assert d["total_gpus"] == sum(n * g for n, g in replicas_gpus)
     assert d["batch"] == d["micro_batch"] * d["parallelism"]["pp"]
     assert d["cost"]["usd_per_hour_per_gpu"] == pytest.approx(gpu.usd_per_hour)
-    assert d["cost"]["usd_per_hour"] == pytest.approx(d["total_gpus"] * d["cost"]["usd_per_hour_per_gpu"], rel=1e-5)
+    if not pools:
+        assert d["cost"]["usd_per_hour"] == pytest.approx(d["total_gpus"] * d["cost"]["usd_per_hour_per_gpu"],
+                                                          rel=1e-5)
+    else:
+        assert d["cost"]["usd_per_hour"] == pytest.approx(sum(x["usd_per_hour"] for x in pools.values()), rel=1e-5)
     if "gpus" in doc:
         assert d["gpu"] in {cat.gpu(g).id for g in doc["gpus"]}
     if "max_gpus" in doc:
@@ -76,4 +88,6 @@ def test_example_plans(path, schema):
     kwargs = {k: v for k, v in doc.items() if k != "description"}
     p = api.plan(**kwargs)
     assert verify(p.result.request, p.best) == []
+    if pools:
+        assert disagg_verify(p.disagg.request, p.disagg.choice) == []
     assert p.to_dict() == d

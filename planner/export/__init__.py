@@ -21,11 +21,12 @@ from .spec import ENGINES, EngineSpec, engine_spec
 
 if TYPE_CHECKING:
     from .base import Export
+    from .disagg import DisaggExport
 
 
 def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any = None,
            price_tier: str | None = None, model_path: str | None = None, k8s_engine: str = "vllm",
-           gpu_product: str | None = None, hf_token_secret: str | None = None) -> "Export":
+           gpu_product: str | None = None, hf_token_secret: str | None = None) -> "Export | DisaggExport":
     """The launch configuration of `plan` for `engine` (vllm | sglang | trtllm | k8s).
 
     model: ModelSpec, preset id or config.json path, needed only when the plan's model is not a preset and the
@@ -42,6 +43,11 @@ def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any
 
     if hasattr(plan, "to_dict"):  # a planner.plan.Plan
         plan = plan.to_dict()
+    from .disagg import export_disaggregated, is_disaggregated
+
+    if is_disaggregated(plan):  # planner/disagg.py: a prefill and a decode pool, each exported as one layout
+        return export_disaggregated(plan, engine, export, model=model, catalog=catalog, price_tier=price_tier,
+                                    model_path=model_path)
     if is_estimate(plan):  # `planner estimate --json` output: one replica of its layout (with its draft model)
         plan = plan_from_estimate(plan)
     spec = engine_spec(engine)

@@ -168,15 +168,19 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
                 p: PerfParams, *, roles: Sequence[str] = ROLES, weights: Sequence[str] = DEFAULT_WEIGHTS,
                 kv: Sequence[str] = DEFAULT_KV, pp: Sequence[int] = DEFAULT_PP,
                 micro_batches: Sequence[int] = DEFAULT_MICRO_BATCHES, tp: Sequence[int] | None = None,
-                max_gpus_per_type: dict[str, int] | None = None) -> list[Pool]:
-    """The non-dominated candidate pools of one request class (`roles` picks aggregated / disaggregated)."""
-    req = Request(model=model, workload=Workload(workload.isl, workload.osl), slo=slo, gpus=tuple(gpus),
-                  weights=tuple(weights), kv=tuple(kv), pp=tuple(pp), micro_batches=tuple(micro_batches),
-                  tp=None if tp is None else tuple(tp), max_gpus_per_type=dict(max_gpus_per_type or {}))
-    rows = enumerate_rows(req, p.max_batch)
-    if not rows:
-        return []
-    t = build_table(req, rows, p)
+                max_gpus_per_type: dict[str, int] | None = None, table: Table | None = None) -> list[Pool]:
+    """The non-dominated candidate pools of one request class (`roles` picks aggregated / disaggregated).
+    `table`: the same request's integer table when the caller has built it already (`plan`'s colocated search)."""
+    req = Request(model=model, workload=Workload(workload.isl, workload.osl, max_model_len=workload.max_model_len),
+                  slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv), pp=tuple(pp),
+                  micro_batches=tuple(micro_batches), tp=None if tp is None else tuple(tp),
+                  max_gpus_per_type=dict(max_gpus_per_type or {}))
+    if table is None:
+        rows = enumerate_rows(req, p.max_batch)
+        if not rows:
+            return []
+        table = build_table(req, rows, p)
+    t = table
     lim = Limits.of(req, p.max_batch)
     b = lower_bounds(t, lim)
     osl = workload.osl

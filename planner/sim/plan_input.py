@@ -137,6 +137,9 @@ def plan_from_dict(doc: Mapping[str, Any], where: str = "plan", base_dir: str | 
     if version != PLAN_SCHEMA_VERSION or isinstance(version, bool):
         raise InputError(f"{where}: plan schema_version {version!r} is not supported (this planner reads "
                          f"{PLAN_SCHEMA_VERSION})")
+    if "pools" in doc:  # planner/disagg.py's plans replay in planner/sim/disagg.py
+        raise InputError(f"{where}: a disaggregated plan (prefill and decode pools) replays through "
+                         "planner.sim.disagg.simulate_disaggregated (`planner simulate` does so)")
     model, gpu = _str(doc, "model", where), _str(doc, "gpu", where)
     if "inputs" in doc and "parallelism" not in doc:  # `planner estimate --json`
         return PlanSpec(

@@ -13,7 +13,9 @@ EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").
 def plan_example(path: Path) -> dict:
     from planner import api
 
-    return api.plan(path).to_dict()
+    # the colocated plan of each example: one replica type per export (disaggregated plans, which some examples
+    # choose under --disagg auto, are exported in tests/export/test_disagg.py)
+    return api.plan(path, disagg="off").to_dict()
 
 
 _PLANS: dict[str, dict] = {}
@@ -33,7 +35,7 @@ def uneven_pp_plan():
     """Llama-3.1-70B on PP6: the optimizer gives the end stages fewer layers ([12, 14, 14, 14, 14, 12])."""
     from planner import api
 
-    return api.plan("llama-3.1-70b", isl=1000, osl=300, gpus="h100-sxm", pp=[6], tp=[1],
+    return api.plan("llama-3.1-70b", disagg="off", isl=1000, osl=300, gpus="h100-sxm", pp=[6], tp=[1],
                     min_tokens_per_s_user=10, time_limit_s=20).to_dict()
 
 
@@ -41,5 +43,5 @@ def uneven_pp_plan():
 def moe_plan():
     from planner import api
 
-    return api.plan("mixtral-8x7b", isl=1000, osl=300, gpus="h100-sxm", tp=[8], min_tokens_per_s_user=60,
+    return api.plan("mixtral-8x7b", disagg="off", isl=1000, osl=300, gpus="h100-sxm", tp=[8], min_tokens_per_s_user=60,
                     time_limit_s=20).to_dict()

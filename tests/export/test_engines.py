@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not SHELLS, reason="needs bash or dash")
 @pytest.fixture(scope="module")
 def multi_node_plan():
     """Llama-3.1-405B in bf16 on H100s: more GPUs per replica than a node holds."""
-    p = planner.plan("llama-3.1-405b", isl=1000, osl=200, gpus="h100-sxm", weights="bf16", kv="bf16", pp=[2, 4],
+    p = planner.plan("llama-3.1-405b", disagg="off", isl=1000, osl=200, gpus="h100-sxm", weights="bf16", kv="bf16", pp=[2, 4],
                      min_tokens_per_s_user=10, time_limit_s=20).to_dict()
     assert p["gpus_per_replica"] > 8
     return p
@@ -35,7 +35,7 @@ def test_sglang_multi_node_script_needs_the_head_address(multi_node_plan, tmp_pa
 
 
 def test_single_node_scripts_reference_no_variable(multi_node_plan):
-    plan = planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", time_limit_s=20).to_dict()
+    plan = planner.plan("llama-3.1-8b", disagg="off", isl=1000, osl=200, gpus="h100-sxm", time_limit_s=20).to_dict()
     for engine in ("vllm", "sglang", "trtllm"):
         script = planner.export(plan, engine).script()
         assert "set -eu" in script and ":?" not in script
@@ -54,7 +54,7 @@ def test_trtllm_chunked_prefill_and_per_micro_batch_limit(multi_node_plan):
 
 
 def test_trtllm_without_long_prompts_needs_no_chunking():
-    plan = planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", max_model_len=4096,
+    plan = planner.plan("llama-3.1-8b", disagg="off", isl=1000, osl=200, gpus="h100-sxm", max_model_len=4096,
                         time_limit_s=20).to_dict()
     options = yaml.safe_load(planner.export(plan, "trtllm").files["extra-llm-api-options.yaml"])
     assert options["max_seq_len"] == 4096 and "enable_chunked_prefill" not in options

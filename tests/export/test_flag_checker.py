@@ -20,7 +20,9 @@ SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=N
 
 @pytest.fixture(scope="module")
 def base_plan():
-    return planner.plan("llama-3.1-70b", isl=1000, osl=300, gpus="h100-sxm", time_limit_s=20).to_dict()
+    # the colocated plan: its single layout is what the random variations below change
+    return planner.plan("llama-3.1-70b", isl=1000, osl=300, gpus="h100-sxm", time_limit_s=20,
+                        disagg="off").to_dict()
 
 
 def _layout(draw_tp, draw_pp, batch, weights, kv, plan):

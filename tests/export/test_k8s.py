@@ -78,7 +78,7 @@ def test_bad_secret_name_and_gpu_product_are_input_errors(example_plan):
 
 def test_multi_node_manifest_validates():
     """A replica larger than a node: Llama-3.1-405B in bf16 on H100s is a LeaderWorkerSet group."""
-    p = api.plan("llama-3.1-405b", isl=1000, osl=200, gpus="h100-sxm", weights="bf16", kv="bf16", pp=[2, 4],
+    p = api.plan("llama-3.1-405b", disagg="off", isl=1000, osl=200, gpus="h100-sxm", weights="bf16", kv="bf16", pp=[2, 4],
                  min_tokens_per_s_user=10, time_limit_s=20).to_dict()
     for inner in ("vllm", "sglang"):
         manifest = export(p, "k8s", k8s_engine=inner).files["manifest.yaml"]

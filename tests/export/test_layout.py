@@ -77,7 +77,7 @@ def test_sglang_ep_inside_tp_and_trtllm_moe_tp(moe_plan):
 
 
 def test_int8_kv_becomes_fp8_with_a_note():
-    plan = api.plan("llama-3.1-8b", isl=1000, osl=300, gpus="h100-sxm", kv="int8", weights="bf16",
+    plan = api.plan("llama-3.1-8b", disagg="off", isl=1000, osl=300, gpus="h100-sxm", kv="int8", weights="bf16",
                     min_tokens_per_s_user=20, time_limit_s=20).to_dict()
     assert plan["precision"]["kv"] == "int8"
     for engine, flag, value in (("vllm", "--kv-cache-dtype", "fp8"), ("sglang", "--kv-cache-dtype", "fp8_e4m3")):
@@ -89,7 +89,7 @@ def test_int8_kv_becomes_fp8_with_a_note():
 
 def test_prequantized_weights_get_a_note_not_a_flag():
     # (bf16 KV: vLLM cannot run an fp8 KV cache on Ampere, catalog/engines/support.toml)
-    plan = api.plan("llama-3.1-70b", isl=1000, osl=300, gpus="a100-80gb", kv="bf16", min_tokens_per_s_user=10,
+    plan = api.plan("llama-3.1-70b", disagg="off", isl=1000, osl=300, gpus="a100-80gb", kv="bf16", min_tokens_per_s_user=10,
                     time_limit_s=20).to_dict()
     assert plan["precision"]["weights"] == "int8"  # A100 has no FP8
     ex = export(plan, "vllm")

@@ -15,7 +15,7 @@ from planner.export.spec import support_matrix
 
 @pytest.fixture(scope="module")
 def a100_fp8_kv_plan():
-    return planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="a100-80gb", kv="fp8", weights="bf16",
+    return planner.plan("llama-3.1-8b", disagg="off", isl=1000, osl=200, gpus="a100-80gb", kv="fp8", weights="bf16",
                         time_limit_s=20).to_dict()
 
 
@@ -32,7 +32,7 @@ def test_fp8_kv_on_ampere_is_refused_with_the_nearest_plan(a100_fp8_kv_plan, eng
 def test_sglang_and_hopper_are_not_refused(a100_fp8_kv_plan):
     assert planner.export(a100_fp8_kv_plan, "sglang").argv
     assert planner.export(a100_fp8_kv_plan, "k8s", k8s_engine="sglang").files
-    h100 = planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", kv="fp8", time_limit_s=20).to_dict()
+    h100 = planner.plan("llama-3.1-8b", disagg="off", isl=1000, osl=200, gpus="h100-sxm", kv="fp8", time_limit_s=20).to_dict()
     assert planner.export(h100, "vllm").argv
 
 
@@ -55,7 +55,7 @@ def test_every_accelerator_has_an_architecture():
 # ---- AMD images and whole-architecture refusals (issue #17) ------------------------------------------------------
 @pytest.fixture(scope="module")
 def mi300x_plan():
-    return planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="mi300x", time_limit_s=20).to_dict()
+    return planner.plan("llama-3.1-8b", disagg="off", isl=1000, osl=200, gpus="mi300x", time_limit_s=20).to_dict()
 
 
 @pytest.mark.parametrize("engine, image", [("vllm", "rocm/vllm:rocm7.0.0_vllm_0.11.1_"),
@@ -69,7 +69,7 @@ def test_amd_plans_get_rocm_images_and_amd_devices(mi300x_plan, engine, image):
     assert containers and all(c["image"].startswith(image) for c in containers)
     assert all(set(c["resources"]["limits"]) == {"amd.com/gpu"} for c in containers)
     assert any(n.startswith(f"image {containers[0]['image']}: ") for n in ex.notes)  # why this tag
-    h100 = planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", time_limit_s=20).to_dict()
+    h100 = planner.plan("llama-3.1-8b", disagg="off", isl=1000, osl=200, gpus="h100-sxm", time_limit_s=20).to_dict()
     nv = planner.export(h100, "k8s", k8s_engine=engine).files["manifest.yaml"]
     assert "rocm" not in nv and "nvidia.com/gpu" in nv and "amd.com/gpu" not in nv
 
@@ -110,7 +110,7 @@ def test_support_check_library_function(a100_fp8_kv_plan, mi300x_plan):
 
 # ---- weight precisions and features (issue #17) ------------------------------------------------------------------
 def test_int8_weights_refused_by_trtllm_with_bf16_as_nearest():
-    plan = planner.plan("llama-3.1-8b", isl=1000, osl=300, gpus="a100-80gb", weights="int8", kv="bf16",
+    plan = planner.plan("llama-3.1-8b", disagg="off", isl=1000, osl=300, gpus="a100-80gb", weights="int8", kv="bf16",
                         time_limit_s=20).to_dict()
     assert plan["precision"]["weights"] == "int8"
     with pytest.raises(InputError) as e:

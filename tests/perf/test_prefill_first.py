@@ -41,7 +41,7 @@ def test_simulator_runs_prefill_first_steps(prefill_first):
 
 
 def test_plan_under_prefill_first_verifies(prefill_first):
-    d = api.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", catalog=prefill_first).to_dict()
+    d = api.plan("llama-3.1-8b", disagg="off", isl=1000, osl=200, gpus="h100-sxm", catalog=prefill_first).to_dict()
     e = api.estimate("llama-3.1-8b", d["gpu"], batch=d["batch"], isl=1000, osl=200, tp=d["parallelism"]["tp"],
                      pp=d["parallelism"]["pp"], weights=d["precision"]["weights"], kv=d["precision"]["kv"],
                      catalog=prefill_first)

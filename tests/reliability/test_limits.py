@@ -18,7 +18,8 @@ from planner.errors import SolverLimitError
 
 from .checker import Ask, check_plan
 
-BIG = dict(model="gpt4-moe-rumored", isl=2000, osl=500, max_gpus=1024)  # the rumored 1.8T MoE over the catalog
+BIG = dict(model="gpt4-moe-rumored", isl=2000, osl=500, max_gpus=1024,  # the rumored 1.8T MoE over the catalog
+           disagg="off")  # the checker below reads a colocated plan
 BIGGEST_ARGV = ["plan", "--model", "gpt4-moe-rumored", "--isl", "2000", "--osl", "500", "--max-gpus", "1024",
                 "--weights", "bf16,fp16,fp8,int8,int4,fp4", "--kv", "bf16,fp16,fp8,int8", "--json"]
 PEAK_RSS_LIMIT_BYTES = 2 * 2**30  # measured ~0.3 GiB (report.py records it); 2 GiB flags a regression
@@ -90,7 +91,7 @@ def test_the_time_limit_bounds_all_solver_calls_together(monkeypatch):
 
     monkeypatch.setattr(solve_mod, "solve", slow)
     start = time.perf_counter()
-    p = api.plan("llama-3.1-70b", isl=1000, osl=200, time_limit_s=limit)
+    p = api.plan("llama-3.1-70b", disagg="off", isl=1000, osl=200, time_limit_s=limit)
     solver_phase = time.perf_counter() - start - p.result.stats.table_s
     assert len(calls) > 3
     assert sum(calls) <= limit + solve_mod.MIN_SOLVER_SLICE_S * len(calls) + 1e-6

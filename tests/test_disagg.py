@@ -1,0 +1,159 @@
+"""planner/disagg.py: pool sizing by hand, the choice (disaggregation wins where prompts are long and the TPOT
+limit tight, loses where prompts are short and outputs long), the plan JSON and its schema, and the request key."""
+from __future__ import annotations
+
+import json
+import math
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from planner import api
+from planner.cli import main
+from planner.disagg import (MAX_POOL_REPLICAS, balanced_sizes, best_pair, capacity_objective, demand_sizes,
+                            pair_cost_units, verify)
+from planner.errors import InputError
+from planner.fleet.pools import CAP_UNITS_PER_RPS, Pool, replica_requests_per_s, estimate_pool
+from planner.plan import plan_schema
+from planner.search.space import Request, Row
+from planner.specs.workload import SLO, Workload
+
+# the issue's DeepSeek-V3 case: long prompts (4000) against a 50 ms TPOT, where a colocated replica's decode steps
+# carry every other request's prefill chunks
+DSV3 = dict(model="deepseek-v3", gpus="h200", max_gpus=16, isl=4000, osl=500, ttft_ms=2000, tpot_ms=50,
+            slo_percentile=50)
+# built against disaggregation: tiny prompts, long outputs, one small GPU type, so a separate prefill pool is
+# mostly idle GPUs
+SHORT_PROMPTS = dict(model="llama-3.1-8b", gpus="h100-sxm", isl=64, osl=2000, tpot_ms=30)
+
+
+def _pool(h100, role: str, gpus: int, capacity_rps: float, latency_ns: int = 0) -> Pool:
+    return Pool(0, role, Row(h100, "fp8", "fp8", gpus, 1, 1, 1), (32,), int(capacity_rps * CAP_UNITS_PER_RPS),
+                latency_ns, 0, 0)
+
+
+def _request(catalog, **kw) -> Request:
+    m = api._model("llama-3.1-8b")
+    return Request(model=m, workload=Workload(1000, 100, **kw.pop("workload", {})), slo=SLO(ttft_s=1.0, tpot_s=0.05),
+                   gpus=(catalog.gpu("h100-sxm"),), **kw)
+
+
+def test_full_capacity_sizing_by_hand(catalog, h100):
+    # prefill 3 prompts/s on 8 GPUs, decode 2 requests/s on 4 GPUs: 2 prefill + 3 decode replicas serve 6 req/s
+    # with neither pool idle; every smaller pair idles one of them
+    p, d = _pool(h100, "prefill", 8, 3), _pool(h100, "decode", 4, 2)
+    price = math.ceil(h100.usd_per_hour * 10**4 - 1e-9)  # 1e-4 USD per GPU-hour, rounded up
+    assert pair_cost_units(p, d, 2, 3) == (2 * 8 + 3 * 4) * price
+    # µUSD per million output tokens: ($/h / 3600) / (6 req/s · OSL 100) · 1e12
+    obj = capacity_objective(p, d, 2, 3, 100)
+    assert obj == math.ceil(28 * price / 1e4 / 3600 / 600 * 1e12 - 1e-6)
+    assert capacity_objective(p, d, 1, 1, 100) > capacity_objective(p, d, 1, 2, 100) > obj
+    assert (1, 1) in balanced_sizes(p, d, 4, 4) and (2, 3) in balanced_sizes(p, d, 4, 4)
+    found, evaluated = best_pair(_request(catalog), [p, d], 2048)
+    assert found == (p, d, 2, 3, obj) and evaluated > 0  # ties (4, 6) broken to fewer GPUs
+    # a GPU limit of 24: 2 + 3 replicas need 28 GPUs; the best within 24 is 1 prefill + 2 decode (3 req/s, 16 GPUs)
+    found, _ = best_pair(_request(catalog, max_gpus=24), [p, d], 2048)
+    assert found[2:4] == (1, 2) and found[4] == capacity_objective(p, d, 1, 2, 100)
+
+
+def test_demand_sizing_by_hand(catalog, h100):
+    p, d = _pool(h100, "prefill", 8, 3), _pool(h100, "decode", 4, 2)
+    assert demand_sizes(p, d, 5 * CAP_UNITS_PER_RPS) == (2, 3)  # ⌈5/3⌉, ⌈5/2⌉
+    assert demand_sizes(p, d, 6 * CAP_UNITS_PER_RPS + 1) == (3, 4)
+    req = _request(catalog, workload={"rate_rps": 5.0})
+    found, _ = best_pair(req, [p, d], 2048)
+    assert found[2:] == (2, 3, pair_cost_units(p, d, 2, 3))
+
+
+def test_pairs_respect_the_ttft_limit(catalog, h100):
+    # a prefill pool whose latency alone misses the 1 s TTFT never pairs
+    slow = _pool(h100, "prefill", 8, 30, latency_ns=1_000_000_001)
+    p, d = _pool(h100, "prefill", 8, 3), _pool(h100, "decode", 4, 2)
+    found, _ = best_pair(_request(catalog), [slow, p, d], 2048)
+    assert found[0] is p
+    assert best_pair(_request(catalog), [slow, d], 2048)[0] is None
+
+
+def test_balanced_sizes_stay_in_range(h100):
+    p, d = _pool(h100, "prefill", 8, 7), _pool(h100, "decode", 8, 1)
+    sizes = balanced_sizes(p, d, MAX_POOL_REPLICAS, MAX_POOL_REPLICAS)
+    assert all(1 <= a <= MAX_POOL_REPLICAS and 1 <= b <= MAX_POOL_REPLICAS for a, b in sizes)
+    assert (1, 7) in sizes and (1, 8) in sizes
+
+
+@pytest.fixture(scope="module")
+def dsv3():
+    return api.plan(**DSV3)
+
+
+def test_disaggregation_wins_where_prefill_stalls_the_decoders(dsv3):
+    d = dsv3.to_dict()
+    g = d["disaggregation"]
+    assert g["chosen"] == "disaggregated" and g["mode"] == "auto"
+    assert g["disaggregated_usd_per_million_output_tokens"] < g["colocated_usd_per_million_output_tokens"]
+    assert d["cost"]["usd_per_million_output_tokens"] == g["disaggregated_usd_per_million_output_tokens"]
+    pre, dec = d["pools"]["prefill"], d["pools"]["decode"]
+    assert d["total_gpus"] == pre["gpus"] + dec["gpus"] <= 16
+    # TTFT = prefill latency + KV transfer; TPOT = the decode cycle, within the limits
+    assert d["metrics"]["ttft_s"] == pytest.approx(pre["latency_s"] + d["kv_transfer_s"], abs=2e-6)
+    assert d["metrics"]["ttft_s"] <= 2.0 and d["metrics"]["tpot_s"] <= 0.05
+    # the pair serves what its slower pool serves
+    served = min(pre["replicas"] * pre["requests_per_s_per_replica"], dec["replicas"] * dec["requests_per_s_per_replica"])
+    assert d["metrics"]["output_tokens_per_s"] == pytest.approx(served * 500, rel=1e-5)
+    assert d["cost"]["usd_per_hour"] == pytest.approx(pre["usd_per_hour"] + dec["usd_per_hour"], rel=1e-6)
+    assert d["cost"]["usd_per_million_output_tokens"] == pytest.approx(
+        d["cost"]["usd_per_hour"] / 3600 / d["metrics"]["output_tokens_per_s"] * 1e6, rel=1e-5)
+    assert verify(dsv3.disagg.request, dsv3.disagg.choice) == []
+
+
+def test_disaggregated_plan_matches_the_schema_and_repeats(dsv3):
+    d = dsv3.to_dict()
+    jsonschema.validate(d, plan_schema())
+    assert json.dumps(api.plan(**DSV3).to_dict()) == json.dumps(d)
+
+
+def test_pool_capacities_come_from_the_perf_model(dsv3):
+    """A prefill replica with DP attention groups prefills one prompt per group at once: capacity = DP / (slowest
+    stage + hop) (`fleet.pools.prefill_period_s`); a decode replica B / (cycle · OSL)."""
+    c, req = dsv3.disagg.choice, dsv3.disagg.request
+    for pp in (c.prefill, c.decode):
+        e = estimate_pool(req.model, pp.pool, req.workload, api._catalog(None).perf)
+        assert pp.requests_per_s == replica_requests_per_s(req.model, pp.pool, req.workload, e, api._catalog(None).perf)
+        # the integer capacity (rounded down) is conservative and within 0.1 % of the float one
+        assert pp.pool.capacity / CAP_UNITS_PER_RPS <= pp.requests_per_s * (1 + 1e-9)
+        assert pp.pool.capacity / CAP_UNITS_PER_RPS == pytest.approx(pp.requests_per_s, rel=1e-3)
+    r = c.decode.pool.row
+    assert c.decode.requests_per_s == pytest.approx(r.batch / (c.decode.estimate.decode_cycle_s * 500))
+
+
+def test_disaggregation_loses_where_prompts_are_short():
+    d = api.plan(**SHORT_PROMPTS).to_dict()
+    g = d["disaggregation"]
+    assert g["chosen"] == "aggregated" and "pools" not in d
+    assert g["disaggregated_usd_per_million_output_tokens"] > g["colocated_usd_per_million_output_tokens"]
+    assert "dearer than colocated" in g["reason"]
+    jsonschema.validate(d, plan_schema())
+    # --disagg on takes it anyway; off leaves it out
+    on = api.plan(**SHORT_PROMPTS, disagg="on").to_dict()
+    assert on["disaggregation"]["chosen"] == "disaggregated" and "(--disagg on)" in on["disaggregation"]["reason"]
+    assert on["cost"]["usd_per_million_output_tokens"] == g["disaggregated_usd_per_million_output_tokens"]
+    off = api.plan(**SHORT_PROMPTS, disagg="off").to_dict()
+    assert "disaggregation" not in off
+    assert {k: v for k, v in d.items() if k != "disaggregation"} == off
+
+
+def test_text_shows_both_pools_and_why():
+    r = CliRunner().invoke(main, ["plan", *[f"--{k.replace('_', '-')}={v}" for k, v in DSV3.items()]])
+    assert r.exit_code == 0, r.output
+    assert "disaggregation     disaggregated" in r.stdout and "cheaper than colocated" in r.stdout
+    assert "    prefill  " in r.stdout and "    decode   " in r.stdout and "KV transfer" in r.stdout
+
+
+def test_bad_mode_is_one_line():
+    with pytest.raises(InputError, match="--disagg must be one of auto, on, off"):
+        api.plan(**SHORT_PROMPTS, disagg="maybe")
+    r = CliRunner().invoke(main, ["plan", "--model", "llama-3.1-8b", "--isl", "10", "--osl", "10",
+                                  "--disagg", "maybe"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
