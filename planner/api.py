@@ -47,6 +47,18 @@ def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int
     return _estimate(m, cfg, Workload(isl=isl, osl=osl, max_model_len=max_model_len), cat.perf)
 
 
+def pool_estimate(estimate: Estimate, role: str, *, model: ModelSpec | str | None = None,
+                  catalog: Catalog | str | Path | None = None, engine: str | None = None) -> dict:
+    """`estimate`'s configuration as one replica of a disaggregated plan's prefill or decode pool
+    (planner/disagg.py `pool_metrics`): prompts/s and latency of a prefill replica, or the decode cycle and
+    requests/s of a decode replica, with its $ per million input (output) tokens and the prompt's KV transfer.
+    Estimate each pool this way to evaluate a pair; `planner estimate --role prefill|decode` prints it."""
+    from .disagg import pool_metrics
+
+    cat = _catalog(catalog, None, engine)
+    return pool_metrics(_model(model if model is not None else estimate.model), estimate, role, cat.perf)
+
+
 # ---- the optimizer ------------------------------------------------------------------------------------------------
 def search_request(request: plan_request.PlanRequest):
     """The search's validated `Request` for a `PlanRequest` (and its catalog, perf resolved for the engine)."""

@@ -143,12 +143,16 @@ def engine_option(f: Callable) -> Callable:
 @click.option("--spec-draft", default=None, help="Draft model for speculative decoding (preset or config.json).")
 @click.option("--spec-gamma", type=int, default=4, show_default=True, help="Draft tokens per step.")
 @click.option("--spec-alpha", type=float, default=0.7, show_default=True, help="Per-token acceptance rate.")
+@click.option("--role", type=click.Choice(["prefill", "decode"]), default=None,
+              help="Also evaluate the configuration as one replica of a disaggregated plan's prefill pool (--batch = "
+                   "pp x dp prompts in flight) or decode pool: prompts/s or requests/s, latency, $/M tokens, KV "
+                   "transfer. Estimate each pool to evaluate a pair.")
 @common_model_options
 @engine_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant_experts: int, batch: int, isl: int,
              osl: int, weights: str | None, kv: str, layers_per_stage: str | None, price: float | None,
-             spec_draft: str | None, spec_gamma: int, spec_alpha: float, catalog_file: str | None,
+             spec_draft: str | None, spec_gamma: int, spec_alpha: float, role: str | None, catalog_file: str | None,
              price_tier: str | None, engine: str | None, as_json: bool) -> None:
     """Metrics of one fixed configuration."""
     from . import api
@@ -165,11 +169,21 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant
                           spec_gamma=spec_gamma, spec_alpha=spec_alpha, catalog=catalog_file, price_tier=price_tier,
                           engine=engine)
     d = result.to_dict()
+    if role is not None:  # one replica of a disaggregated pool (planner/disagg.py pool_metrics)
+        d["pool"] = api.pool_estimate(result, role, model=model, catalog=catalog_file, engine=engine)
     if as_json:
         emit_json(d)
     else:
         from .report import estimate_text
         click.echo(estimate_text(d))
+        if role is not None:
+            p = d["pool"]
+            click.echo(f"  as a {role} replica " + (
+                f"{p['requests_per_s']:.3g} prompts/s, prefill {p['latency_s'] * 1000:.0f} ms, "
+                f"${p['usd_per_million_input_tokens']:.3f}/M input tokens" if role == "prefill" else
+                f"{p['requests_per_s']:.3g} requests/s, decode cycle {p['tpot_s'] * 1000:.1f} ms, "
+                f"${p['usd_per_million_output_tokens']:.3f}/M output tokens")
+                + f"; KV transfer {p['kv_transfer_s'] * 1000:.1f} ms per prompt")
     if not result.fits:
         for m in result.messages:
             click.echo(m, err=True)

@@ -180,6 +180,35 @@ class DisaggChoice:
                 usd_per_million(d.estimate.usd_per_hour / SECONDS_PER_HOUR, d.requests_per_s * self.osl))
 
 
+def pool_metrics(model: Any, e: Estimate, role: str, p: PerfParams) -> dict[str, Any]:
+    """One replica of `e`'s configuration as a pool of a disaggregated plan (`planner estimate --role`): a prefill
+    replica's prompts/s (DP / (slowest prefill stage + hop), `fleet.pools.prefill_period_s`), its prompt latency
+    and $ per million input tokens; a decode replica's decode cycle (TPOT with no prefill in its steps),
+    requests/s = B / (cycle · OSL) and $ per million output tokens; and the prompt's KV transfer over the GPU's NIC.
+    For a prefill replica the batch is the prompts in flight, one per DP group per stage: pp × dp."""
+    from .search.space import Row
+
+    c, w = e.config, e.workload
+    if role not in ("prefill", "decode"):
+        raise InputError(f"--role must be prefill or decode, got {role!r}")
+    if role == "prefill" and c.batch != c.pp * c.dp:
+        raise InputError(f"--role prefill: --batch must be pp x dp = {c.pp * c.dp} (one prompt per attention-DP "
+                         f"group in each pipeline stage), got {c.batch}")
+    row = Row(c.gpu, c.weights, c.kv, c.tp, c.pp, c.ep, c.batch // c.pp, c.dp)
+    pool = Pool(0, role, row, tuple(e.layers_per_stage), 0, 0, 0, 0)
+    rps = replica_requests_per_s(model, pool, w, e, p)
+    out = {"role": role, "requests_per_s": round6(rps),
+           "kv_transfer_s": round6(kv_transfer_s(model, c.kv, c.gpu.scale_out_bytes_per_s, w.isl, p))}
+    usd_per_s = e.usd_per_hour / SECONDS_PER_HOUR
+    if role == "prefill":
+        out.update(latency_s=round6(e.ttft_s), usd_per_million_input_tokens=round6(usd_per_million(usd_per_s,
+                                                                                                   rps * w.isl)))
+    else:
+        out.update(tpot_s=round6(e.decode_cycle_s),
+                   usd_per_million_output_tokens=round6(usd_per_million(usd_per_s, rps * w.osl)))
+    return out
+
+
 def candidate_pools(req: Request, p: PerfParams, table: Any = None) -> list[Pool]:
     """The non-dominated prefill and decode pools of the request (`fleet.pools.class_pools`)."""
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
