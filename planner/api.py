@@ -122,7 +122,7 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
 
         colocated, outcome = decide(req, cat.perf, mode,
                                     lambda: _colocated(preq, req, cat, percentile, decision, timings),
-                                    percentile, timings)
+                                    percentile, timings, cat, preq.seed)
         if colocated is None:  # only the disaggregated plan is feasible
             return Plan(None, timings=timings, slo_percentile=percentile, disagg=outcome)
         return replace(colocated, disagg=outcome)

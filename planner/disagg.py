@@ -329,6 +329,7 @@ class Outcome:
     reason: str
     percentile: float | None = None
     timings: bool = False
+    simulation: dict[str, Any] | None = None  # with a demand: the confirming simulation of the pair (`confirm`)
 
     def summary(self) -> dict[str, Any]:
         """The plan JSON's `disaggregation` block."""
@@ -342,27 +343,75 @@ class Outcome:
             "disaggregated_usd_per_million_output_tokens": (None if c is None
                                                             else round6(c.usd_per_million_output_tokens(demand))),
             "reason": self.reason,
+            **({} if self.simulation is None else {"simulation": self.simulation}),
         }
 
 
+# With a demand, the sized pair is replayed at the demand (sim/disagg.py, as `planner simulate` would) and a pool
+# gains a replica while its percentile misses (TTFT: prefill, TPOT: decode), at most this many times.
+MAX_CONFIRM_ROUNDS = 8
+
+
+def confirm(req: Request, c: DisaggChoice, percentile: float, catalog: Any, seed: int | None = None
+            ) -> tuple[DisaggChoice | None, dict[str, Any] | None, str]:
+    """The pair grown until its simulation at the demand meets the SLOs at `percentile`, the last simulation's
+    summary, and why it failed (None, summary, reason) when the GPU limits or MAX_CONFIRM_ROUNDS stop it."""
+    from dataclasses import replace
+
+    from .search.percentile import CONFIRM_SEED
+    from .sim.disagg import simulate_disaggregated
+    from .sim.metrics import percentile_key
+    from .sim.simulate import DEFAULT_REQUESTS
+
+    seed = CONFIRM_SEED if seed is None else seed
+    rate = req.workload.demand_output_tokens_per_s / req.workload.osl
+    key = percentile_key(percentile)
+    limit_of = {g.id: req.gpu_limit(g) for g in req.gpus}
+    summary = None
+    for rounds in range(MAX_CONFIRM_ROUNDS + 1):
+        d = plan_dict(Outcome("on", req, c, True, None, None, "", percentile), 1)
+        sim = simulate_disaggregated(d, rate_rps=rate, requests=DEFAULT_REQUESTS, seed=seed, catalog=catalog)
+        ttft, tpot = sim["ttft_s"][key], sim["tpot_s"][key]
+        summary = {"percentile": percentile, "seed": seed, "requests": DEFAULT_REQUESTS, "rate_rps": round6(rate),
+                   "ttft_s": ttft, "tpot_s": tpot, "rounds": rounds,
+                   "replicas": {"prefill": c.prefill.replicas, "decode": c.decode.replicas}}
+        miss_ttft = req.slo.ttft_s is not None and ttft is not None and not within(ttft, req.slo.ttft_s)
+        miss_tpot = req.slo.tpot_s is not None and tpot is not None and not within(tpot, req.slo.tpot_s)
+        if not (miss_ttft or miss_tpot):
+            return c, summary, ""
+        if rounds == MAX_CONFIRM_ROUNDS:
+            break
+        grow = {"prefill": c.prefill.replicas + miss_ttft, "decode": c.decode.replicas + miss_tpot}
+        used: dict[str, int] = {}
+        for pp in (c.prefill, c.decode):
+            used[pp.pool.gpu] = used.get(pp.pool.gpu, 0) + grow[pp.role] * pp.pool.gpus
+        if (req.max_gpus is not None and sum(used.values()) > req.max_gpus) or any(
+                limit_of[g] is not None and n > limit_of[g] for g, n in used.items()):
+            return None, summary, (f"its simulation at the demand misses the p{percentile:g} "
+                                   f"{'TTFT' if miss_ttft else 'TPOT'} and the GPU limits leave no room to grow")
+        pre, dec = replace(c.prefill, replicas=grow["prefill"]), replace(c.decode, replicas=grow["decode"])
+        c = replace(c, prefill=pre, decode=dec,
+                    objective=pair_cost_units(pre.pool, dec.pool, pre.replicas, dec.replicas))
+    return None, summary, f"its simulation still misses the p{percentile:g} SLOs after {MAX_CONFIRM_ROUNDS} rounds"
+
+
 def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any], percentile: float | None,
-           timings: bool) -> tuple[Any, Outcome]:
+           timings: bool, catalog: Any = None, seed: int | None = None) -> tuple[Any, Outcome]:
     """The colocated plan (`colocated()`: a `planner.plan.Plan`, or InfeasibleError) compared with the best
     disaggregated plan under `mode`: returns (the colocated plan or None, the `Outcome`); `Plan.disagg` carries
-    the outcome."""
+    the outcome. With a demand the pair is confirmed by simulation first (`confirm`)."""
     plan, err = None, None
     try:
         plan = colocated()
     except InfeasibleError as e:
         err = e
     demand = req.workload.demand_output_tokens_per_s
-    if demand is not None and mode == "auto":
-        choice, why_none = None, ("not considered with a demand under --disagg auto (its queueing is not yet "
-                                  "confirmed by simulation; --disagg on sizes it for the mean rate)")
-    else:
-        # the colocated search's table holds the same rows (not with a draft model: the pools run none)
-        table = None if plan is None or getattr(req, "spec", None) is not None else plan.result.table
-        choice, why_none = search_disagg(req, p, table)
+    # the colocated search's table holds the same rows (not with a draft model: the pools run none)
+    table = None if plan is None or getattr(req, "spec", None) is not None else plan.result.table
+    choice, why_none = search_disagg(req, p, table)
+    simulation = None
+    if choice is not None and demand is not None:
+        choice, simulation, why_none = confirm(req, choice, 99.0 if percentile is None else percentile, catalog, seed)
     col_obj = None if plan is None else plan.best.objective
     col_usd = None if plan is None else plan.best.usd_per_million_output_tokens(demand)
     basis = "at the demand" if demand else "at full capacity"
@@ -372,7 +421,7 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
         if plan is None:  # auto: the colocated reasons, as without disaggregation
             raise err
         return plan, Outcome(mode, req, None, False, col_obj, col_usd, f"no disaggregated plan: {why_none}",
-                             percentile, timings)
+                             percentile, timings, simulation)
     dis_usd = choice.usd_per_million_output_tokens(demand)
     if plan is None:
         chosen, reason = True, f"no colocated plan is feasible; disaggregated ${dis_usd:.3f}/M output tokens {basis}"
@@ -385,7 +434,7 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
                   + f"; decode cycle {choice.tpot_s * 1e3:.1f} ms without prefill stalls vs colocated TPOT "
                   f"{plan.best.estimate.tpot_s * 1e3:.1f} ms, TTFT {choice.ttft_s * 1e3:.0f} ms incl. "
                   f"{choice.kv_transfer_s * 1e3:.1f} ms KV transfer")
-    return plan, Outcome(mode, req, choice, chosen, col_obj, col_usd, reason, percentile, timings)
+    return plan, Outcome(mode, req, choice, chosen, col_obj, col_usd, reason, percentile, timings, simulation)
 
 
 # ---- plan JSON of a disaggregated plan -------------------------------------------------------------------------

@@ -180,3 +180,30 @@ def test_estimate_each_pool_of_a_pair(dsv3):
                                   "--ep", "8", "--batch", "128", "--isl", "4000", "--osl", "500", "--weights", "fp8",
                                   "--kv", "fp8", "--role", "prefill"])
     assert r.exit_code == 2 and "--batch must be pp x dp = 2" in r.stderr and "Traceback" not in r.output
+
+
+def test_with_a_demand_the_pair_is_confirmed_by_simulation():
+    d = api.plan("llama-3.1-70b", isl=1000, osl=100, gpus="h100-sxm", rate_rps=20, ttft_ms=1000, tpot_ms=30,
+                 slo_percentile=90).to_dict()
+    g = d["disaggregation"]
+    assert g["chosen"] == "disaggregated" and g["basis"] == "demand"
+    sim = g["simulation"]
+    assert sim["rate_rps"] == 20 and sim["percentile"] == 90
+    assert sim["ttft_s"] <= 1.0 and sim["tpot_s"] <= 0.03
+    assert sim["replicas"] == {r: d["pools"][r]["replicas"] for r in ("prefill", "decode")}
+    jsonschema.validate(d, plan_schema())
+    # the replay `planner simulate` gives is the same simulation
+    again = api.simulate(d, rate_rps=20, requests=sim["requests"], seed=sim["seed"])
+    assert again["ttft_s"]["p90"] == sim["ttft_s"] and again["tpot_s"]["p90"] == sim["tpot_s"]
+
+
+def test_a_pair_that_misses_and_cannot_grow_is_not_chosen(dsv3):
+    from dataclasses import replace
+
+    from planner.disagg import confirm
+
+    c, req = dsv3.disagg.choice, dsv3.disagg.request
+    # 9 requests/s overloads the single decode replica (5.1 requests/s); 16 GPUs leave no room for a second
+    busy = replace(req, workload=Workload(4000, 500, rate_rps=9.0))
+    out, sim, why = confirm(busy, c, 50.0, None)
+    assert out is None and "GPU limits leave no room" in why and sim["tpot_s"] > 0.05
