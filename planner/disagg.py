@@ -213,7 +213,8 @@ def candidate_pools(req: Request, p: PerfParams, table: Any = None) -> list[Pool
     """The non-dominated prefill and decode pools of the request (`fleet.pools.class_pools`)."""
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
     return class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=("prefill", "decode"),
-                       weights=req.weights, kv=req.kv, pp=req.pp, tp=req.tp, max_gpus_per_type=limits, table=table)
+                       weights=req.weights, kv=req.kv, pp=req.pp, tp=req.tp, max_gpus_per_type=limits, table=table,
+                       engine=req.engine)
 
 
 def _max_replicas(limit: int | None, pool: Pool) -> int:

@@ -136,7 +136,7 @@ def test_infeasible_because_of_the_engine_says_so_and_what_runs_without_it():
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith("infeasible: no plan vLLM can run: KV fp8 on a100-80gb: an fp8 KV cache needs")
     # ... the plan the planner makes without --engine (the same perf profile: vLLM's, the default)
-    p = json.loads(_run("plan", *A100_8B, "--json").stdout)
+    p = json.loads(_run("plan", *A100_8B, "--json", "--disagg", "off").stdout)  # the colocated plan it names
     assert lines[-1].startswith(f"infeasible: without --engine: SGLang runs {p['total_gpus']} x a100-80gb "
                                 f"TP{p['parallelism']['tp']} PP1 bf16 weights / fp8 KV at "
                                 f"${p['cost']['usd_per_million_output_tokens']:.3f}/M output tokens")

@@ -17,7 +17,8 @@ from planner.perf.estimate import Config, SpecDecode, estimate
 from planner.plan import plan_schema
 from planner.specs.workload import Workload
 
-BASE = dict(model="llama-3.1-70b", isl=1000, osl=200, gpus="h100-sxm", weights="fp8", kv="fp8")
+# colocated plans: the draft decision is the colocated search's (a disaggregated plan's pools run no draft)
+BASE = dict(model="llama-3.1-70b", isl=1000, osl=200, gpus="h100-sxm", weights="fp8", kv="fp8", disagg="off")
 
 
 def _plan(**kw):
@@ -154,7 +155,7 @@ def test_bad_spec_flags_exit_2_in_one_line(args, message):
 def test_cli_prints_the_decision(tmp_path):
     r = CliRunner().invoke(main, ["plan", "--model", "llama-3.1-70b", "--isl", "1000", "--osl", "200", "--gpus",
                                   "h100-sxm", "--weights", "fp8", "--kv", "fp8", "--tpot-ms", "30",
-                                  "--spec-draft", "llama-3.1-8b", "--spec-alpha", "0.8"])
+                                  "--spec-draft", "llama-3.1-8b", "--spec-alpha", "0.8", "--disagg", "off"])
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.strip().startswith("speculative"))
     assert "llama-3.1-8b gamma=" in line and "without a draft" in line
@@ -163,7 +164,7 @@ def test_cli_prints_the_decision(tmp_path):
 def test_request_file_keys(tmp_path):
     f = tmp_path / "req.toml"
     f.write_text('model = "llama-3.1-70b"\nisl = 1000\nosl = 200\ngpus = "h100-sxm"\nweights = "fp8"\nkv = "fp8"\n'
-                 'tpot_ms = 30\nspec_draft = ["llama-3.1-8b"]\nspec_alpha = 0.8\n', encoding="utf-8")
+                 'tpot_ms = 30\nspec_draft = ["llama-3.1-8b"]\nspec_alpha = 0.8\ndisagg = "off"\n', encoding="utf-8")
     d = api.plan(str(f)).to_dict()
     assert d["speculative"]["draft"] == "llama-3.1-8b"
     f.write_text('model = "llama-3.1-70b"\nisl = 1000\nosl = 200\nspec_draft = "llama-3.1-8b"\nspec_alpha = 1.5\n',

@@ -168,13 +168,15 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
                 p: PerfParams, *, roles: Sequence[str] = ROLES, weights: Sequence[str] = DEFAULT_WEIGHTS,
                 kv: Sequence[str] = DEFAULT_KV, pp: Sequence[int] = DEFAULT_PP,
                 micro_batches: Sequence[int] = DEFAULT_MICRO_BATCHES, tp: Sequence[int] | None = None,
-                max_gpus_per_type: dict[str, int] | None = None, table: Table | None = None) -> list[Pool]:
+                max_gpus_per_type: dict[str, int] | None = None, table: Table | None = None,
+                engine: str | None = None) -> list[Pool]:
     """The non-dominated candidate pools of one request class (`roles` picks aggregated / disaggregated).
-    `table`: the same request's integer table when the caller has built it already (`plan`'s colocated search)."""
+    `table`: the same request's integer table when the caller has built it already (`plan`'s colocated search);
+    `engine`: only rows that engine runs (`search.space.Request.engine`)."""
     req = Request(model=model, workload=Workload(workload.isl, workload.osl, max_model_len=workload.max_model_len),
                   slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv), pp=tuple(pp),
                   micro_batches=tuple(micro_batches), tp=None if tp is None else tuple(tp),
-                  max_gpus_per_type=dict(max_gpus_per_type or {}))
+                  max_gpus_per_type=dict(max_gpus_per_type or {}), engine=engine)
     if table is None:
         rows = enumerate_rows(req, p.max_batch)
         if not rows:
