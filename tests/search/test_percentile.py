@@ -50,7 +50,7 @@ def test_multi_replica_plan_is_confirmed_on_one_replica_at_its_share_and_holds_f
     """Several replicas: the confirmation simulates one replica at rate / replicas in steady state (warm-up left
     out), which `planner simulate --replicas 1 ...` replays exactly; `planner simulate PLAN.json` of the whole
     fleet (least-loaded, from empty) then meets every SLO at the percentile too."""
-    d = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="l4", rate_rps=30, ttft_ms=300).to_dict()
+    d = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="l4", rate_rps=30, ttft_ms=300, disagg="off").to_dict()
     sim, slo = d["simulation"], d["slo"]
     n = d["parallelism"]["replicas"]
     assert n > 1 and sim["simulated_replicas"] == 1 and sim["replicas"] == n
@@ -71,7 +71,7 @@ def test_multi_replica_plan_is_confirmed_on_one_replica_at_its_share_and_holds_f
 
 
 def test_warmup_requests_are_left_out_of_the_percentiles(tmp_path):
-    d = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="l4", rate_rps=30, ttft_ms=300).to_dict()
+    d = api.plan("llama-3.1-8b", isl=500, osl=100, gpus="l4", rate_rps=30, ttft_ms=300, disagg="off").to_dict()
     full = simulate_plan(d, requests=300, seed=2)
     warm = simulate_plan(d, requests=300, seed=2, warmup_requests=100)
     assert warm["requests"]["arrived"] == full["requests"]["arrived"] == 300 and "warmup" not in full["requests"]
