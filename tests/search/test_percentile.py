@@ -66,7 +66,7 @@ def test_multi_replica_plan_is_confirmed_on_one_replica_at_its_share_and_holds_f
     assert fleet["ttft_s"]["p99"] <= sim["ttft_s"]["p99"]
     jsonschema.validate(d, plan_schema())
     text = _cli("plan", "--model", "llama-3.1-8b", "--isl", "500", "--osl", "100", "--gpus", "l4", "--rate-rps", "30",
-                "--ttft-ms", "300").output
+                "--ttft-ms", "300", "--disagg", "off").output
     assert f"one replica at {30 / n:.4g} req/s, its share ({sim['warmup_requests']} warm-up + 2000" in text
 
 
