@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import jsonschema
 import pytest
@@ -207,3 +208,29 @@ def test_a_pair_that_misses_and_cannot_grow_is_not_chosen(dsv3):
     busy = replace(req, workload=Workload(4000, 500, rate_rps=9.0))
     out, sim, why = confirm(busy, c, 50.0, None)
     assert out is None and "GPU limits leave no room" in why and sim["tpot_s"] > 0.05
+
+
+def test_only_the_disaggregated_plan_is_feasible(dsv3):
+    from planner.disagg import decide
+    from planner.errors import InfeasibleError
+    from planner.plan import Plan
+
+    req = dsv3.disagg.request
+    perf = api._catalog(None).perf
+
+    def no_colocated():
+        raise InfeasibleError(["tpot: colocated replicas stall on prefills"])
+
+    plan, out = decide(req, perf, "auto", no_colocated, 50.0, False)
+    assert plan is None and out.chosen and out.reason.startswith("no colocated plan is feasible")
+    d = Plan(None, slo_percentile=50.0, disagg=out).to_dict()
+    jsonschema.validate(d, plan_schema())
+    assert d["disaggregation"]["colocated_usd_per_million_output_tokens"] is None
+    # no pools either: the colocated reasons, and with --disagg on the disaggregated one too
+    tight = replace(req, slo=SLO(ttft_s=0.1, tpot_s=0.05))
+    with pytest.raises(InfeasibleError) as e:
+        decide(tight, perf, "auto", no_colocated, 50.0, False)
+    assert e.value.reasons == ["tpot: colocated replicas stall on prefills"]
+    with pytest.raises(InfeasibleError) as e:
+        decide(tight, perf, "on", no_colocated, 50.0, False)
+    assert e.value.reasons[-1].startswith("disaggregated: no prefill pool")
