@@ -101,3 +101,39 @@ def test_k8s_and_engines_without_the_feature_are_refused_in_one_line(plans, monk
     msg = str(e.value)
     assert "\n" not in msg and "does not serve prefill and decode pools apart" in msg
     assert "--engine sglang or trtllm" in msg
+
+
+@pytest.mark.parametrize("model, gpus, isl, osl", [
+    ("llama-3.1-8b", "a100-80gb", 2000, 200),
+    ("llama-3.1-70b", "h100-sxm,l40s", 4000, 300),
+    ("mixtral-8x7b", "h200", 1000, 500),
+    ("llama-3.1-8b", "mi300x", 8000, 100),
+])
+def test_forced_pairs_verify_and_export_where_an_engine_runs_both_pools(model, gpus, isl, osl):
+    """--disagg on over a few models and GPU types: the pair verifies in floating point, its JSON holds together,
+    and it exports (or is refused in one line) for every engine."""
+    from planner.disagg import verify
+    from planner.errors import InfeasibleError
+    from planner.plan import plan_schema
+
+    import jsonschema
+
+    try:
+        p = api.plan(model=model, gpus=gpus, isl=isl, osl=osl, ttft_ms=3000, disagg="on")
+    except InfeasibleError:
+        return
+    d = p.to_dict()
+    jsonschema.validate(d, plan_schema())
+    assert verify(p.disagg.request, p.disagg.choice) == []
+    pools = d["pools"]
+    assert d["total_gpus"] == sum(x["gpus"] for x in pools.values())
+    assert d["metrics"]["ttft_s"] == pytest.approx(pools["prefill"]["latency_s"] + d["kv_transfer_s"], abs=2e-6)
+    assert pools["prefill"]["kv"] == pools["decode"]["kv"]  # the cache is sent as computed
+    for engine in ("sglang", "vllm", "trtllm"):
+        try:
+            ex = export(d, engine)
+        except InputError as e:
+            assert "\n" not in str(e) and ("pool:" in str(e) or "cannot" in str(e))
+            continue
+        for part in ex.pools.values():
+            assert check_argv(engine, part.argv) == []
