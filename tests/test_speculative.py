@@ -249,3 +249,13 @@ def test_the_smaller_draft_wins_at_the_same_acceptance():
     best = {name: min(c["usd_per_million_output_tokens"] for c in cands if c["draft"] == name)
             for name in ("llama-3.1-8b", "llama-3.2-1b")}
     assert best["llama-3.2-1b"] < best["llama-3.1-8b"] < cands[0]["usd_per_million_output_tokens"]
+
+
+def test_estimate_and_simulate_agree_on_a_spec_plan_at_full_load():
+    """Offered 1.5x the plan's capacity, the replica runs at its full batch: the simulated TPOT p50 and throughput
+    (acceptance draws at α, γ+1-token verification steps, γ draft passes) match the plan's steady-state estimate."""
+    d = _plan(tpot_ms=30, spec_draft="llama-3.2-1b", spec_alpha=0.8)
+    thr = d["metrics"]["output_tokens_per_s"]
+    s = api.simulate(d, rate_rps=1.5 * thr / 200, requests=1500, seed=0)
+    assert s["tpot_s"]["p50"] == pytest.approx(d["metrics"]["tpot_s"], rel=0.05)
+    assert s["throughput"]["output_tokens_per_s"] == pytest.approx(thr, rel=0.08)  # fill and drain included
