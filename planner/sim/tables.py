@@ -141,6 +141,7 @@ class ChunkTermRows:
         self.block = MOE_CHUNK_BLOCK_TOKENS if model.is_moe else CHUNK_BLOCK_TOKENS
         self.blocks: dict[tuple[float, int], tuple[list[float], list[float], list[float]]] = {}
         self.lm_head: dict[float, list[float]] = {}
+        self.single: dict[tuple[float, int, int], tuple[float, float, float, float]] = {}
 
     def direct(self, decode_tokens: float, chunk: int, attended: float, kv_read: int, done: int
                ) -> tuple[float, float, float, float]:
@@ -153,6 +154,16 @@ class ChunkTermRows:
     def __call__(self, decode_tokens: float, chunk: int, attended: float, kv_read: int, done: int
                  ) -> tuple[float, float, float, float]:
         """`direct`, from the tables."""
+        if self.block == 1:  # MoE: one size at a time, so the LM head comes with it (no separate table)
+            terms = self.single.get((decode_tokens, chunk, done))
+            if terms is None:
+                terms = self.single[(decode_tokens, chunk, done)] = self.direct(decode_tokens, chunk, chunk / 2.0, 0,
+                                                                                done)
+            layer, first, last, hop = terms
+            if kv_read != 0 or attended != chunk / 2.0:
+                at, canonical = self._attention((chunk, chunk), (attended, chunk / 2.0), (kv_read, 0))
+                layer += float(at - canonical)
+            return layer, first, last, hop
         blk, i = divmod(chunk, self.block)
         rows = self.blocks.get((decode_tokens, blk))
         if rows is None:
