@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from .errors import InputError, did_you_mean
 from .files import read_toml  # noqa: F401  (re-exported: planner.catalog.read_toml)
+from .numbers import is_number
 from .perf.params import PerfParams
 from .specs.accelerator import PRICE_TIERS, Accelerator, accelerator_from_entry
 from .specs.model import ModelSpec, model_from_config, model_from_path
@@ -80,7 +81,7 @@ def _check_perf(table: Any, where: str) -> Mapping[str, Any]:
         raise InputError(f"{where}: [perf] must be a table")
     for key, hi in PERF_MAX.items():
         v = table.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > hi:
+        if is_number(v) and v > hi:
             raise InputError(f"{where}: perf parameter {key!r} = {v!r} is above its plausible maximum {hi:g}")
     return table
 

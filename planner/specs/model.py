@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 from ..errors import InputError
 from ..files import read_json
+from ..numbers import is_number
 from ..text import check_text
 
 GATED_ACTIVATIONS = {"silu", "swish", "swiglu", "geglu", "gelu_pytorch_tanh_gated"}
@@ -298,8 +299,7 @@ MAX_KV_BYTES_PER_TOKEN = 1e8  # at 16-bit; GPT-3 175B (MHA, 96 layers) holds 4.7
 def _int(cfg: Mapping[str, Any], where: str, *keys: str, default: Any = None, minimum: int = 0) -> int:
     value = _get(cfg, where, *keys, default=default)
     key = next((k for k in keys if k in cfg and cfg[k] is not None), keys[0])
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or (isinstance(value, float) and (not math.isfinite(value) or value != int(value)))):
+    if not is_number(value) or (isinstance(value, float) and (not math.isfinite(value) or value != int(value))):
         raise InputError(f"{where}: field {key!r} must be an integer, got {value!r}")
     value = int(value)
     if value < minimum:
@@ -470,7 +470,7 @@ def rope_scaled_context(cfg: Mapping[str, Any], where: str, max_position_embeddi
     if kind in _ROPE_ALREADY_EXTENDED:
         return max_position_embeddings
     factor = rope.get("factor", 1.0)
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1.0 <= factor <= 1024:
+    if not is_number(factor) or not 1.0 <= factor <= 1024:
         raise InputError(f"{where}: rope_scaling.factor must be a number from 1 to 1024, got {factor!r}")
     base = max_position_embeddings
     if kind == "yarn" and "original_max_position_embeddings" in rope:

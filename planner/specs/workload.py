@@ -30,8 +30,7 @@ def check_range(name: str, value: float | None) -> None:
     if value is None or name not in HUMAN_RANGES:
         return
     lo, hi, unit = HUMAN_RANGES[name]
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-            and not lo <= value <= hi:
+    if is_real(value) and not lo <= value <= hi:
         raise InputError(f"{name} must be from {lo:g} to {hi:g} {unit}, got {value:.3g}")
 
 
