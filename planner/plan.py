@@ -62,7 +62,14 @@ class Plan:
         if self.disagg is not None and self.disagg.chosen:
             from .disagg import plan_dict
 
-            return plan_dict(self.disagg, SCHEMA_VERSION)
+            d = plan_dict(self.disagg, SCHEMA_VERSION)
+            if self.speculative is not None:  # the pools run no draft: say so, and what the colocated plan weighed
+                why = self.speculative.to_dict()
+                d["speculative"] = None
+                d["speculative_choice"] = {**why, "chosen": None, "reason": (
+                    "no draft: the disaggregated plan chosen runs none (its prefill and decode pools are planned "
+                    f"without speculative decoding); among colocated plans: {why['reason']}")}
+            return d
         d = self._colocated_dict()
         if self.disagg is not None:
             d["disaggregation"] = self.disagg.summary()

@@ -259,3 +259,12 @@ def test_estimate_and_simulate_agree_on_a_spec_plan_at_full_load():
     s = api.simulate(d, rate_rps=1.5 * thr / 200, requests=1500, seed=0)
     assert s["tpot_s"]["p50"] == pytest.approx(d["metrics"]["tpot_s"], rel=0.05)
     assert s["throughput"]["output_tokens_per_s"] == pytest.approx(thr, rel=0.08)  # fill and drain included
+
+
+def test_a_disaggregated_plan_says_it_runs_no_draft():
+    d = _plan(tpot_ms=30, rate_rps=10, ttft_ms=1000, spec_draft="llama-3.2-1b", spec_alpha=0.8, disagg="on")
+    jsonschema.validate(d, plan_schema())
+    assert "pools" in d and d["speculative"] is None
+    c = d["speculative_choice"]
+    assert c["chosen"] is None and c["reason"].startswith("no draft: the disaggregated plan chosen runs none")
+    assert len(c["candidates"]) == 9
