@@ -138,7 +138,8 @@ def _colocated(preq, req, cat: Catalog, percentile: float, decision, timings: bo
     model = preq.model
     if req.workload.demand_output_tokens_per_s is None:  # nothing to queue for: the steady state at full batch
         with _engine_named_in_infeasibility(req, cat):
-            return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile, speculative=decision)
+            return Plan(search(req, cat.perf), timings=timings, slo_percentile=percentile, speculative=decision,
+                        chat=preq.chat)
 
     def plan_dict(result) -> dict:
         d = Plan(result, slo_percentile=percentile).to_dict()
@@ -150,7 +151,7 @@ def _colocated(preq, req, cat: Catalog, percentile: float, decision, timings: bo
         conf = plan_at_percentile(req, cat.perf, percentile, plan_dict, cat,
                                   **({} if preq.seed is None else {"seed": preq.seed}))
     return Plan(conf.result, timings=timings, simulation=conf.simulation, slo_percentile=percentile,
-                mean_batch=conf.mean_batch, speculative=decision)
+                mean_batch=conf.mean_batch, speculative=decision, chat=preq.chat)
 
 
 def _speculate(preq, req, cat, percentile: float):

@@ -252,6 +252,8 @@ def _options(flags: dict[str, Any]) -> dict[str, Any]:
               help="Percentile the --ttft-ms/--tpot-ms targets hold at (default 99; 50 = medians). With a demand the "
                    "plan is confirmed by simulating it at the demand.")
 @click.option("--seed", type=int, default=None, help="Seed of the confirming simulation (default 0, as simulate's).")
+@click.option("--chat", is_flag=True, default=None,
+              help="Chat requests: the plan says so and `planner export` serves the instruct/chat checkpoint.")
 def plan(request_file: str | None, as_json: bool, timings: bool, report_path: str | None, **flags: Any) -> None:
     """Cheapest deployment meeting the SLOs (flags, or a TOML REQUEST_FILE whose keys are flag names)."""
     from . import api
@@ -380,6 +382,8 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
               help="The plan's model (preset, config.json or folder) if it is not a preset; used to re-estimate a "
                    "layout the engine changes.")
 @click.option("--model-path", default=None, help="Weights to serve (default: the preset's Hugging Face repo).")
+@click.option("--chat", is_flag=True, default=None,
+              help="Serve the preset's instruct/chat checkpoint (default: when the plan says chat).")
 @click.option("--gpu-product", default=None,
               help="With --engine k8s: the node label value that pins pods to the GPU (default: the catalog's, e.g. "
                    "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3).")
@@ -390,7 +394,7 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
 @common_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (argv, env, files, notes, layout, re-estimate).")
 def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, model_path: str | None,
-           gpu_product: str | None, hf_token_secret: str | None, out_dir: str | None, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
+           chat: bool | None, gpu_product: str | None, hf_token_secret: str | None, out_dir: str | None, catalog_file: str | None, price_tier: str | None, as_json: bool) -> None:
     """Launch command or config for the plan in PLAN_FILE (`planner plan --json` output)."""
     from pathlib import Path
 
@@ -405,7 +409,7 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
             engine = planned if planned in ("vllm", "sglang", "trtllm") else "vllm"
         ex = api.export(plan, engine, model=model, model_path=model_path, catalog=catalog_file,
                         price_tier=price_tier, k8s_engine=k8s_engine, gpu_product=gpu_product,
-                        hf_token_secret=hf_token_secret)
+                        hf_token_secret=hf_token_secret, chat=chat)
     if out_dir is not None:
         from .files import write_text
 

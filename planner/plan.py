@@ -42,6 +42,7 @@ class Plan:
     # prefill/decode disaggregation considered (planner/disagg.py); `result` is None when no colocated plan is
     # feasible and the disaggregated one was chosen
     disagg: Any = None
+    chat: bool = False  # the request says chat: the export serves the instruct/chat checkpoint
 
     @property
     def best(self) -> Choice:
@@ -137,6 +138,7 @@ class Plan:
             "perf_profile": d["perf_profile"],
             "serving_engine": serving_engine(req.engine, r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp,
                                              req.spec is not None),
+            **({"chat": True} if self.chat else {}),
             "binding_constraints": binding_constraints(req, e, c.replicas),
             "batch_limited_by": self._batch_limited_by(),
             "alternatives": [_summary(req, a) for a in res.alternatives],

@@ -28,7 +28,7 @@ REQUEST_KEYS = {
     "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
     "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
     "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed", "engine": "text",
-    "spec_draft": "names", "spec_alpha": "fraction", "disagg": "text",
+    "spec_draft": "names", "spec_alpha": "fraction", "disagg": "text", "chat": "bool",
 }
 _COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS, "max_model_len": MAX_TOKENS["isl"] + MAX_TOKENS["osl"]}
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
@@ -57,6 +57,8 @@ def check_value(path: str, key: str, v: Any) -> None:
         raise InputError(f"{where} must be a number from 50 to below 100 (99 = p99, 50 = medians), got {v!r}")
     if kind == "fraction" and not (is_real(v) and 0 <= v < 1):
         raise InputError(f"{where} must be a number from 0 to below 1, got {v!r}")
+    if kind == "bool" and not isinstance(v, bool):
+        raise InputError(f"{where} must be true or false, got {v!r}")
     if kind == "seed" and not (is_whole(v) and 0 <= v < 2**63):
         raise InputError(f"{where} must be a non-negative integer, got {v!r}")
     if kind == "degrees" and not (isinstance(v, list) and v and all(is_whole(x) and 1 <= x <= MAX_DEGREE for x in v)):
@@ -214,6 +216,7 @@ class PlanRequest:
     spec_draft: str | tuple[Any, ...] | None = None  # draft models the plan may speculate with (planner/speculative.py)
     spec_alpha: float | None = None  # their per-token acceptance rate (None: speculative.DEFAULT_ALPHA)
     disagg: str | None = None  # prefill/decode disaggregation: auto | on | off (None: auto; planner/disagg.py)
+    chat: bool = False  # serve the model's instruct/chat checkpoint (catalog/models/chat.toml) in the export
 
 
 # Keys a frontier ignores: it sweeps the speed target itself and is steady-state (no demand to simulate against).
@@ -259,7 +262,7 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
         slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_speed),
         limits=limits, catalog=a.get("catalog"), price_tier=a.get("price_tier"), engine=a.get("engine"),
         slo_percentile=percentile, seed=seed, spec_draft=tup(a.get("spec_draft")), spec_alpha=a.get("spec_alpha"),
-        disagg=a.get("disagg"))
+        disagg=a.get("disagg"), chat=bool(a.get("chat")))
 
 
 def resolve(request: Any, options: Mapping[str, Any], frontier: bool = False) -> PlanRequest:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any = None,
            price_tier: str | None = None, model_path: str | None = None, k8s_engine: str = "vllm",
-           gpu_product: str | None = None, hf_token_secret: str | None = None) -> "Export | DisaggExport":
+           gpu_product: str | None = None, hf_token_secret: str | None = None,
+           chat: bool | None = None) -> "Export | DisaggExport":
     """The launch configuration of `plan` for `engine` (vllm | sglang | trtllm | k8s).
 
     model: ModelSpec, preset id or config.json path, needed only when the plan's model is not a preset and the
@@ -34,7 +35,8 @@ def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any
     with (the GPU's specs; the plan's own price is kept). model_path: the weights to serve (default: the preset's
     Hugging Face repo). k8s_engine: the engine inside the pods for "k8s"; gpu_product: the node label value that
     pins its pods to the GPU (default: catalog/engines/k8s.toml [gpu_product]); hf_token_secret: the Secret holding
-    HF_TOKEN (default "hf-token", optional)."""
+    HF_TOKEN (default "hf-token", optional). chat: serve the preset's instruct/chat checkpoint
+    (catalog/models/chat.toml); None: when the plan says chat (`planner plan --chat`)."""
     from .base import check_plan, make_context
     from .engines import export_sglang, export_trtllm, export_vllm
     from .k8s import export_k8s
@@ -47,12 +49,12 @@ def export(plan: dict[str, Any], engine: str, *, model: Any = None, catalog: Any
 
     if is_disaggregated(plan):  # planner/disagg.py: a prefill and a decode pool, each exported as one layout
         return export_disaggregated(plan, engine, export, model=model, catalog=catalog, price_tier=price_tier,
-                                    model_path=model_path)
+                                    model_path=model_path, chat=plan.get("chat") is True if chat is None else chat)
     if is_estimate(plan):  # `planner estimate --json` output: one replica of its layout (with its draft model)
         plan = plan_from_estimate(plan)
     spec = engine_spec(engine)
     ctx = make_context(check_plan(plan), spec, model=model, catalog=catalog, price_tier=price_tier,
-                       model_path=model_path)
+                       model_path=model_path, chat=chat)
     if engine == "vllm":
         return export_vllm(ctx)
     if engine == "sglang":

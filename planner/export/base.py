@@ -7,10 +7,11 @@ import math
 import re
 import shlex
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ..catalog import CATALOG, Catalog, load_catalog, load_model, normalize_name
+from ..catalog import CATALOG, Catalog, load_catalog, load_model, normalize_name, read_toml
 from ..errors import InputError
 from ..numbers import is_real, is_whole, round6, within
 from ..perf.cost import usd_per_million_at
@@ -162,6 +163,21 @@ def hf_repo(model_name: str) -> str | None:
     return m.group(1) if m else None
 
 
+@lru_cache(maxsize=1)
+def _chat_repos() -> dict[str, Any]:
+    return dict(read_toml(CATALOG / "models" / "chat.toml", "catalog/models/chat.toml"))
+
+
+def chat_repo(model_name: str, notes: list[str] | None = None) -> str | None:
+    """The instruct/chat checkpoint of a preset (catalog/models/chat.toml), if one is recorded; else None, with a
+    note saying the base checkpoint is served."""
+    entry = _chat_repos().get(normalize_name(model_name))
+    if entry is None and notes is not None:
+        notes.append(f"no instruct/chat checkpoint is recorded for {model_name} (catalog/models/chat.toml): serving "
+                     "its own checkpoint")
+    return None if entry is None else entry["repo"]
+
+
 @dataclass
 class Context:
     """Everything an engine exporter reads besides the plan itself."""
@@ -175,6 +191,7 @@ class Context:
     notes: list[str]
     # the user's text as it appears in the engine's argv; k8s escapes `$` there (planner/export/k8s.py)
     literal: Callable[[str], str] = str
+    chat: bool = False  # serving instruct/chat checkpoints (the draft model's too)
 
     @property
     def served_name(self) -> str:
@@ -190,7 +207,7 @@ class Context:
         sd = self.plan.get("speculative")
         if sd is None:
             return None
-        ref = hf_repo(sd["draft"])
+        ref = (chat_repo(sd["draft"]) if self.chat else None) or hf_repo(sd["draft"])
         if ref is None:
             ref = f"{PLACEHOLDER_MODEL_DIR}/{sd['draft']}"
             if not any(ref in n for n in self.notes):
@@ -319,7 +336,8 @@ def check_layout(plan: dict[str, Any], gpu: Accelerator, model: ModelSpec | None
 
 
 def make_context(plan: dict[str, Any], spec: EngineSpec, *, model: ModelSpec | str | None,
-                 catalog: Catalog | str | None, price_tier: str | None, model_path: str | None) -> Context:
+                 catalog: Catalog | str | None, price_tier: str | None, model_path: str | None,
+                 chat: bool | None = None) -> Context:
     check_text(model_path, "model_path (--model-path)")
     if model_path and model_path.startswith("-"):
         raise InputError(f"model_path (--model-path) must not start with '-' (an engine would read it as a flag; "
@@ -351,12 +369,14 @@ def make_context(plan: dict[str, Any], spec: EngineSpec, *, model: ModelSpec | s
     local = None
     if isinstance(model, str) and ("/" in model or model.endswith(".json")):
         local = str(Path(model).parent) if model.endswith(".json") else model  # serve the folder holding config.json
-    ref = model_path or local or hf_repo(plan["model"])
+    if chat is None:
+        chat = plan.get("chat") is True  # the request said chat (`planner plan --chat`)
+    ref = model_path or local or (chat_repo(plan["model"], notes) if chat else None) or hf_repo(plan["model"])
     if ref is None:
         ref = f"{PLACEHOLDER_MODEL_DIR}/{plan['model']}"
         notes.append(f"{plan['model']} has no public checkpoint recorded: the command loads {ref}; pass "
                      f"model_path= (CLI --model-path) with the weights' path or Hugging Face id")
-    return Context(plan, spec, cat, gpu, ref, model_spec, notes)
+    return Context(plan, spec, cat, gpu, ref, model_spec, notes, chat=chat)
 
 
 def reestimator(ctx: Context):
