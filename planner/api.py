@@ -124,7 +124,7 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
                                     lambda: _colocated(preq, req, cat, percentile, decision, timings),
                                     percentile, timings, cat, preq.seed)
         if colocated is None:  # only the disaggregated plan is feasible
-            return Plan(None, timings=timings, slo_percentile=percentile, disagg=outcome)
+            return Plan(None, timings=timings, slo_percentile=percentile, disagg=outcome, chat=preq.chat)
         return replace(colocated, disagg=outcome)
     return _colocated(preq, req, cat, percentile, decision, timings)
 

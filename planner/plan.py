@@ -70,6 +70,8 @@ class Plan:
                 d["speculative_choice"] = {**why, "chosen": None, "reason": (
                     "no draft: the disaggregated plan chosen runs none (its prefill and decode pools are planned "
                     f"without speculative decoding); among colocated plans: {why['reason']}")}
+            if self.chat:
+                d["chat"] = True
             return d
         d = self._colocated_dict()
         if self.disagg is not None:
