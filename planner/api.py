@@ -281,12 +281,18 @@ def simulate(plan, settings=None, *, catalog: Catalog | str | Path | None = None
 
 
 # ---- launch configs and reports ------------------------------------------------------------------------------------
-def export(plan, engine: str, **kwargs):
-    """Launch configuration of a plan (a `Plan` or its JSON dict) for "vllm", "sglang", "trtllm" or "k8s".
-    Returns `planner.export.Export` (`.script()`, `.argv`, `.env`, `.files`, `.notes`, `.to_dict()`); see
+def export(plan, engine: str | None = None, **kwargs):
+    """Launch configuration of a plan (a `Plan` or its JSON dict) for "vllm", "sglang", "trtllm" or "k8s"; None:
+    the engine the plan names (`serving_engine`), else its perf profile's, else vLLM. Returns
+    `planner.export.Export` (`.script()`, `.argv`, `.env`, `.files`, `.notes`, `.to_dict()`); see
     planner/export/__init__.py for the keyword arguments."""
     from .export import export as _export
 
+    if engine is None:
+        d = plan.to_dict() if hasattr(plan, "to_dict") else plan
+        planned = ((d.get("serving_engine") or d.get("perf_profile") or {}).get("id")
+                   or (d.get("perf_profile") or {}).get("engine")) if isinstance(d, dict) else None
+        engine = planned if planned in ("vllm", "sglang", "trtllm") else "vllm"
     return _export(plan, engine, **kwargs)
 
 

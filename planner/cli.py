@@ -403,10 +403,6 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
 
     with _naming(plan_file):
         plan = load_plan(plan_file)
-        if engine is None:
-            planned = ((plan.get("serving_engine") or plan.get("perf_profile") or {}).get("id")
-                       or (plan.get("perf_profile") or {}).get("engine")) if isinstance(plan, dict) else None
-            engine = planned if planned in ("vllm", "sglang", "trtllm") else "vllm"
         ex = api.export(plan, engine, model=model, model_path=model_path, catalog=catalog_file,
                         price_tier=price_tier, k8s_engine=k8s_engine, gpu_product=gpu_product,
                         hf_token_secret=hf_token_secret, chat=chat)

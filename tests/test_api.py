@@ -49,3 +49,17 @@ def test_isl_plus_osl_beyond_the_context_is_refused_before_any_search():
         api.make_request("llama-3.1-8b", isl=131_000, osl=1000, gpus="h100-sxm")
     with pytest.raises(InputError, match="exceeds --max-model-len 4096"):
         api.make_request("llama-3.1-8b", isl=4000, osl=200, max_model_len=4096)
+
+
+def test_export_defaults_to_the_engine_the_plan_names():
+    import planner
+
+    d = planner.plan("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm", weights="fp8", kv="fp8",
+                     time_limit_s=10).to_dict()
+    named = {**d, "serving_engine": {**d["serving_engine"], "id": "sglang"}}
+    assert api.export(named).to_dict()["engine"] == "sglang"
+    older = {k: v for k, v in d.items() if k != "serving_engine"}  # a plan written before serving_engine
+    assert api.export({**older, "perf_profile": {**d["perf_profile"], "engine": "trtllm"}}).to_dict()["engine"] \
+        == "trtllm"
+    assert api.export({**older, "perf_profile": {}}).to_dict()["engine"] == "vllm"
+    assert api.export(d, "trtllm").to_dict()["engine"] == "trtllm"  # an explicit engine wins
