@@ -45,7 +45,8 @@ def simulation_text(d: dict[str, Any]) -> str:
         f"replicas ({d['balancer']})  {d['batching']} batching  seed {d['seed']}",
         f"  load               {load}; {r['simulated']} requests simulated"
         + (f", {r['rejected']} rejected (longer than the KV cache)" if r["rejected"] else "")
-        + (f", {r['preemptions']} preemptions" if r["preemptions"] else ""),
+        + (f", {r['preemptions']} preemptions" if r["preemptions"] else "")
+        + (f"; the first {r['warmup']} are warm-up, left out of TTFT, TPOT and attainment" if r.get("warmup") else ""),
         f"  TTFT               p50 {_ms(ttft['p50'])}  p90 {_ms(ttft['p90'])}  p99 {_ms(ttft['p99'])}"
         f"   (estimate {_ms(est['ttft_s'])})",
         f"  TPOT               p50 {_ms(tpot['p50'])}  p90 {_ms(tpot['p90'])}  p99 {_ms(tpot['p99'])}"
