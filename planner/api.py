@@ -63,7 +63,7 @@ def pool_estimate(estimate: Estimate, role: str, *, model: ModelSpec | str | Non
 def search_request(request: plan_request.PlanRequest):
     """The search's validated `Request` for a `PlanRequest` (and its catalog, perf resolved for the engine)."""
     from .engines import check_engine
-    from .search.space import DEFAULT_KV, DEFAULT_PP, DEFAULT_WEIGHTS, Request
+    from .search.space import DEFAULT_KV, DEFAULT_WEIGHTS, Request
 
     lim = request.limits
     cat = _catalog(request.catalog, request.price_tier, request.engine)
@@ -79,7 +79,8 @@ def search_request(request: plan_request.PlanRequest):
         kv=split(lim.kv, DEFAULT_KV),
         # a quantized checkpoint is served at its own precision unless the user asks for others
         weights=split(lim.weights, (m.native_weights,) if m.native_weights else DEFAULT_WEIGHTS),
-        pp=tuple(lim.pp) if lim.pp else DEFAULT_PP, tp=tuple(lim.tp) if lim.tp else None, max_gpus=lim.max_gpus,
+        pp=tuple(lim.pp) if lim.pp else None, tp=tuple(lim.tp) if lim.tp else None, max_gpus=lim.max_gpus,
+        ep=tuple(lim.ep) if lim.ep else None, batches=tuple(lim.batch) if lim.batch else None,
         max_gpus_per_type=per_type, time_limit_s=lim.time_limit_s, engine=check_engine(request.engine),
     )
     return req, cat

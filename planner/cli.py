@@ -28,6 +28,23 @@ class _FloatRange(click.FloatRange):
     name = "float"
 
 
+class _IntList(click.ParamType):
+    """A comma-separated list of positive integers (--tp 2,4), as a tuple."""
+
+    name = "integer list"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            out = tuple(int(x) for x in str(value).split(",") if x.strip())
+        except ValueError:
+            self.fail(f"expects comma-separated integers, got {value!r}", param, ctx)
+        if not out or any(not 1 <= x <= MAX_DEGREE for x in out):
+            self.fail(f"expects comma-separated integers from 1 to {MAX_DEGREE}, got {value!r}", param, ctx)
+        return out
+
+
 def _usage_line(e: click.ClickException) -> str:
     """A click usage error (bad flag value, missing option, unknown command) as one line."""
     msg = one_line(" ".join(line.strip() for line in e.format_message().splitlines() if line.strip()))
@@ -224,6 +241,12 @@ def plan_options(f: Callable) -> Callable:
         click.option("--disagg", type=click.Choice(["auto", "on", "off"]), default=None,
                      help="Prefill/decode disaggregation: auto (default) chooses separate prefill and decode pools "
                           "when cheaper than colocated replicas; on always, off never."),
+        click.option("--tp", type=_IntList(), default=None, help="Pin TP to these degrees (comma list; default: "
+                     "every divisor of the heads within the scale-up domain)."),
+        click.option("--pp", type=_IntList(), default=None, help="Pin PP (comma list; default: 1 to the layers)."),
+        click.option("--ep", type=_IntList(), default=None, help="Pin EP (comma list; MoE models)."),
+        click.option("--batch", type=_IntList(), default=None, help="Pin the replica batch (comma list; default: "
+                     "any batch memory allows)."),
     ]
     for o in reversed(opts):
         f = o(f)

@@ -121,7 +121,7 @@ def batch_limited_by(t: Table, b: Bounds, i: int, lim: Limits | None = None) -> 
     """Why the plan does not run a larger batch on the same structure: the next micro-batch size's first failing
     check (its bounds, then, with `lim`, a memory-capped greedy placement of it evaluated exactly), 'max_batch' at
     the top of the range, or 'cost' when the larger batch is feasible but not cheaper."""
-    from .search.solve import greedy_placement
+    from .search.placement import greedy_placement
     from .search.table import evaluate
 
     r = t.rows[i]

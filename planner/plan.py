@@ -93,6 +93,7 @@ class Plan:
             "objective": c.objective, "objective_unit": objective_unit,
             "candidates": {"rows": res.stats.rows, "placements": res.stats.placements,
                            "rows_after_bounds": res.stats.rows_after_bounds},
+            "space": res.stats.space,
             "time_limit_s": req.time_limit_s, "workers": 1, "seed": 0,
         }
         if self.timings:
@@ -101,6 +102,9 @@ class Plan:
             solver["cp_sat_wall_s"] = round(res.stats.cp_sat_s, 4)
             solver["cp_sat_solves"] = res.stats.solves
             solver["table_s"] = round(res.stats.table_s, 4)
+            # the lazy search of the exact space (search/bounds.py): its tables and bounds, and the rows it examined
+            solver["bound_s"] = round(res.stats.bound_s, 4)
+            solver["rows_examined"] = res.stats.examined
         return {
             "schema_version": SCHEMA_VERSION,
             "model": req.model.name,

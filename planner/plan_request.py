@@ -26,7 +26,8 @@ REQUEST_KEYS = {
     "model": "text", "gpus": "names", "isl": "count", "osl": "count", "ttft_ms": "number", "tpot_ms": "number",
     "min_tokens_per_s_user": "number", "rate_rps": "number", "output_tokens_per_s": "number", "weights": "names",
     "kv": "names", "max_gpus": "count", "max_gpus_per_type": "limits", "time_limit_s": "number", "catalog": "text",
-    "price_tier": "text", "tp": "degrees", "pp": "degrees", "description": "text", "ttft_p99_ms": "number",
+    "price_tier": "text", "tp": "degrees", "pp": "degrees", "ep": "degrees", "batch": "degrees",
+    "description": "text", "ttft_p99_ms": "number",
     "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed", "engine": "text",
     "spec_draft": "names", "spec_alpha": "fraction", "disagg": "text", "chat": "bool",
 }
@@ -193,8 +194,10 @@ class SearchLimits:
     gpus: str | tuple[str, ...] | None = None  # GPU ids or spellings ("h100,a100" or a tuple); None: whole catalog
     weights: str | tuple[str, ...] | None = None  # precisions; None: the checkpoint's own, else search.DEFAULT_WEIGHTS
     kv: str | tuple[str, ...] | None = None  # KV-cache precisions; None: search.DEFAULT_KV
-    tp: tuple[int, ...] | None = None  # TP degrees; None: powers of two within the scale-up domain
-    pp: tuple[int, ...] | None = None  # PP degrees; None: search.DEFAULT_PP
+    tp: tuple[int, ...] | None = None  # TP degrees; None: every divisor of the heads within the scale-up domain
+    pp: tuple[int, ...] | None = None  # PP degrees; None: 1 to the layers
+    ep: tuple[int, ...] | None = None  # EP degrees; None: those the experts allow
+    batch: tuple[int, ...] | None = None  # replica batches; None: any memory allows
     max_gpus: int | None = None  # GPUs in total
     max_gpus_per_type: Mapping[str, int] = field(default_factory=dict)  # GPU name -> most GPUs of that type
     time_limit_s: float = 30.0  # solver wall-clock limit
@@ -253,7 +256,7 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
     tup = lambda v: v if v is None or isinstance(v, str) else tuple(v)  # noqa: E731
     limits = SearchLimits(
         gpus=tup(a.get("gpus")), weights=tup(a.get("weights")), kv=tup(a.get("kv")), tp=tup(a.get("tp")),
-        pp=tup(a.get("pp")), max_gpus=a.get("max_gpus"), max_gpus_per_type=dict(a.get("max_gpus_per_type") or {}),
+        pp=tup(a.get("pp")), ep=tup(a.get("ep")), batch=tup(a.get("batch")), max_gpus=a.get("max_gpus"), max_gpus_per_type=dict(a.get("max_gpus_per_type") or {}),
         **({} if a.get("time_limit_s") is None else {"time_limit_s": a["time_limit_s"]}))
     return PlanRequest(
         model=a["model"],

@@ -47,7 +47,11 @@ def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.
     lo = max(0, int(mean - 12.0 * sd) - 1)
     hi = min(trials, int(mean + 12.0 * sd) + 2)
     x = np.arange(lo, hi + 1)
-    log_pmf = (math.lgamma(trials + 1) - _lgamma(x + 1) - _lgamma(trials - x + 1)
+    # ln x! and ln (n − x)! over the window by running sums of logs from one lgamma each (vectorized; the window
+    # is up to ~10^3 points and this runs once per distinct (T, ep) the search meets)
+    ln_x_fact = math.lgamma(lo + 1) + np.concatenate(([0.0], np.cumsum(np.log(x[1:].astype(float)))))
+    ln_rest_fact = math.lgamma(trials - lo + 1) - np.concatenate(([0.0], np.cumsum(np.log((trials - x[:-1]).astype(float)))))
+    log_pmf = (math.lgamma(trials + 1) - ln_x_fact - ln_rest_fact
                + x * math.log(prob) + (trials - x) * math.log1p(-prob))
     cdf = np.minimum(1.0, np.cumsum(np.exp(log_pmf)))
     exceed = 1.0 - cdf ** bins  # P(M > x) for x = lo..hi
@@ -59,7 +63,10 @@ def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.
         return lo + float(exceed.sum())
     c_up = math.ceil(floor)
     partial = (c_up - floor) * p_exceeds(math.floor(floor)) if c_up > floor else 0.0
-    return floor + partial + sum(p_exceeds(v) for v in range(c_up, hi + 1))
+    # Σ_{v = c_up}^{hi} P(M > v): 1 for each v below the window, the window's values from max(c_up, lo)
+    below = max(0, min(lo, hi + 1) - c_up)
+    inside = float(exceed[max(c_up, lo) - lo:].sum()) if c_up <= hi else 0.0
+    return floor + partial + below + inside
 
 
 _lgamma = np.vectorize(math.lgamma, otypes=[float])

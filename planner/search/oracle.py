@@ -32,3 +32,21 @@ def exhaustive(t: Table, lim: Limits, max_evaluations: int = 5_000_000) -> tuple
             if ev.feasible and (best is None or ev.objective < best[2].objective):
                 best = (i, lay, ev)
     return best
+
+
+def exact_space_table(req, p):
+    """(table of every row of the request's exact space, its limits), or None when it has no row: each shape
+    (space.enumerate_shapes) at every micro-batch position of its range (bounds.range_ends). Small instances
+    only: it tabulates every row."""
+    import numpy as np
+
+    from .bounds import build_space, demand_batch_cap, range_ends
+
+    sp = build_space(req, p, demand_batch_cap(Limits.of(req, 1)))
+    lim = Limits.of(req, sp.max_batch)
+    ends = range_ends(sp, lim, p)
+    s = np.repeat(np.arange(len(sp)), ends)
+    pos = np.concatenate([np.arange(e) for e in ends]) if ends.sum() else np.zeros(0, np.int64)
+    if len(s) == 0:
+        return None
+    return sp.table(s, pos.astype(np.int64), p), lim

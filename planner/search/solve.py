@@ -2,6 +2,7 @@
 optimum with CP-SAT, and re-verify the chosen plan in floating point with `perf.estimate`."""
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field, replace
 
@@ -12,10 +13,11 @@ from ..numbers import covers, within
 from ..perf.cost import usd_per_million_at
 from ..perf.estimate import Config, Estimate, estimate
 from ..perf.params import PerfParams
-from ..perf.pipeline import balance_layers
 from .cpsat import Solution, SolverSettings, solve
 from .oracle import count_placements
+from .placement import greedy_placement
 from .queueing import QueueTarget, min_replicas
+from .bounds import Space, build_space, demand_batch_cap, search_space
 from .space import Request, Row, enumerate_rows
 from .table import Bounds, Limits, Table, build_table, evaluate, lower_bounds
 
@@ -34,6 +36,9 @@ class SearchStats:
     wall_s: float
     solves: int = 0  # CP-SAT Solve calls of the search: every stage, the best plan and every alternative
     cp_sat_s: float = 0.0  # time in those calls (model building included), all together
+    bound_s: float = 0.0  # the lazy search of the exact space (search/bounds.py): its tables and bounds
+    examined: int = 0  # rows it tabulated
+    space: str = "exact"  # exact (every integer), pinned (the request's lists) or grid (search/space.py's grid)
 
 
 @dataclass(frozen=True)
@@ -66,21 +71,6 @@ class SearchResult:
     bounds: Bounds = field(repr=False)
     index: int = 0
     limits: Limits | None = None
-
-
-def greedy_placement(t: Table, i: int, phase: str = "dec") -> tuple[int, ...] | None:
-    """Memory-capped min-max placement on decode ("dec") or prefill ("pf") time (perf.pipeline.balance_layers, on
-    the integer terms)."""
-    pp = int(t.pp[i])
-    f = t.extras(i, "mem")
-    caps = [max(0, (int(t.cap[i]) - fs) // int(t.m_layer[i])) for fs in f]
-    e = t.extras(i, phase)
-    per_layer, middle = (t.a_dec, t.e_dec) if phase == "dec" else (t.a_pf, t.e_pf)
-    base = int(middle[i, 1])  # the per-step overhead every stage pays
-    first = e[0] - base if pp > 1 else 0
-    last = e[-1] - base if pp > 1 else 0
-    lay = balance_layers(t.num_layers, pp, float(per_layer[i]), float(first), float(last), caps)
-    return None if lay is None else tuple(lay)
 
 
 def _upper_bound(t: Table, idx: np.ndarray, lim: Limits) -> tuple[int, tuple[int, ...], int] | None:
@@ -164,7 +154,146 @@ def verify(req: Request, c: Choice) -> list[str]:
 
 def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "QueueTarget | None" = None) -> SearchResult:
     """The cheapest plan for `req`. With `queue` (and a demand), each row's replicas also meet the TTFT
-    percentile's queueing bound (search/queueing.py)."""
+    percentile's queueing bound (search/queueing.py), searched over the request's grid (`Request.grid`: the
+    bound reads each structure's largest batch, which the lazy exact search does not tabulate); otherwise over
+    the exact space (search/bounds.py)."""
+    if queue is not None and req.workload.demand_output_tokens_per_s is not None:
+        return _search_grid(req.grid(), p, alternatives, queue)
+    if not _exact_affordable(req):
+        return _search_grid(req.grid(), p, alternatives)
+    return _search_exact(req, p, alternatives)
+
+
+def _exact_affordable(req: Request) -> bool:
+    """Whether the lazy exact search answers this request in about a second today: dense models yes; for MoE
+    models the attention-DP x EP x PP x TP shapes (~130k for Mixtral-8x22B over the catalog) and the busiest-rank
+    statistics per distinct batch make it tens of seconds, so they stay on the grid unless the request pins the
+    choices (then the space is small)."""
+    return not req.model.is_moe or (req.pp is not None and req.tp is not None)
+
+
+def _search_exact(req: Request, p: PerfParams, alternatives: bool, sp: Space | None = None) -> SearchResult:
+    # The lazy search allocates ~10^5 short-lived objects (shapes, rows); Python's cyclic collector re-scans them
+    # over and over (0.15 s of 0.47 s building a 23k-shape space, measured) and they form no cycles.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _search_exact_body(req, p, alternatives, sp)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Space | None) -> SearchResult:
+    from ..explain import infeasibility_reasons
+
+    start = time.perf_counter()
+    if sp is None:
+        sp = build_space(req, p, demand_batch_cap(Limits.of(req, 1)))
+    if len(sp) == 0:
+        raise InfeasibleError(["no configuration is possible: check --gpus, --weights, --tp/--pp/--ep/--batch and "
+                               f"the GPU limits (TP must divide the model's {req.model.num_heads} heads and fit the "
+                               "scale-up domain)"])
+    lim = Limits.of(req, sp.max_batch)
+    ex = search_space(sp, lim, p, per_type=alternatives)
+    bound_s = time.perf_counter() - start
+    t = ex.table
+    b = lower_bounds(t, lim)
+    deadline = time.perf_counter() + req.time_limit_s
+    clock = [0, 0.0]
+
+    def timed(subset, settings):
+        t0 = time.perf_counter()
+        try:
+            s_, kept_ = _search_rows(t, b, lim, subset, settings)
+        finally:
+            clock[1] += time.perf_counter() - t0
+        clock[0] += s_.solves if s_ is not None else 1
+        return s_, kept_
+
+    if len(ex.candidates) == 0:
+        full = ex.all_table
+        if full is None:
+            raise InfeasibleError(["no configuration is possible: check --gpus, --weights and the GPU limits"])
+        raise InfeasibleError(infeasibility_reasons(req, full, lower_bounds(full, lim), lim, p))
+    cand = ex.candidates
+    if not alternatives:
+        sol, kept = timed(cand, SolverSettings(time_limit_s=req.time_limit_s))
+        sols = [] if sol is None else [sol]
+    else:
+        # each GPU type's best plan among its own candidates (the search bounded each type by its own best), the
+        # cheapest of them the plan, the others its alternatives
+        gpu_of = sp.gpu_type[t.rows.shape_index[cand]]
+        types = sorted(set(gpu_of.tolist()), key=lambda g: req.gpus[g].id)
+        sols, kept, out_of_time = [], 0, None
+        for k, g in enumerate(types):
+            try:
+                s_, kept_ = timed(cand[gpu_of == g], _slice(deadline, len(types) - k))
+            except SolverLimitError as e:
+                out_of_time = e  # no plan of this type within its share of the time: none listed for it
+                continue
+            kept += kept_
+            if s_ is not None:
+                sols.append(s_)
+        if not sols and out_of_time is not None:
+            raise out_of_time
+    if not sols:
+        raise InfeasibleError(infeasibility_reasons(req, t, b, lim, p))
+    choices = []
+    for s_ in sols:
+        c = _choice(req, t, s_.row, s_.layers, lim, p, s_)
+        problems = verify(req, c)
+        if problems:  # the integer model rounds conservatively, so this is a bug, never a user error
+            raise RuntimeError("chosen plan failed verification: " + "; ".join(problems))
+        ev = evaluate(t, s_.row, s_.layers, lim)
+        choices.append((c.objective, ev.tpot_ns, c.row.gpu.id, s_.row, c))
+    choices.sort(key=lambda x: x[:4])
+    best, index = choices[0][4], choices[0][3]
+    alts = tuple(sorted((x[4] for x in choices), key=lambda c: (c.objective, c.row.gpu.id))) if alternatives else ()
+    stats = SearchStats(sp.rows, sp.placements(), kept, ex.table_s, time.perf_counter() - start, clock[0], clock[1],
+                        bound_s=bound_s, examined=ex.examined, space="exact" if _is_exact(req) else "pinned")
+    return SearchResult(req, best, alts, stats, t, b, index, lim)
+
+
+def _is_exact(req: Request) -> bool:
+    return req.pp is None and req.micro_batches is None and req.tp is None and req.batches is None and req.ep is None
+
+
+def _frontier_grid(req: Request, p: PerfParams, speeds: list[float], progress=None) -> tuple[list[Choice], list[float]]:
+    """The frontier's points over the request's grid (tabulated once): the plans and the speeds that ran out of
+    time."""
+    from ..specs.workload import SLO
+
+    rows = enumerate_rows(req, p.max_batch)
+    if not rows:
+        return [], []
+    t = build_table(req, rows, p)
+    deadline = time.perf_counter() + req.time_limit_s
+    points: list[Choice] = []
+    timed_out: list[float] = []
+    for k, speed in enumerate(sorted(speeds)):
+        if progress is not None:
+            progress(k, len(speeds), speed)
+        sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=1.0 / speed))
+        lim = Limits.of(sub, p.max_batch)
+        b = lower_bounds(t, lim)
+        try:
+            sol, _ = _search_rows(t, b, lim, np.arange(len(t)), _slice(deadline, len(speeds) - k))
+        except SolverLimitError:
+            timed_out.append(speed)
+            continue
+        if sol is None:
+            continue
+        c = _choice(sub, t, sol.row, sol.layers, lim, p, sol)
+        problems = verify(sub, c)
+        if problems:  # as in search(): the integer model is conservative, so this is a bug, not a user error
+            raise RuntimeError(f"frontier point at {speed:g} tok/s/user failed verification: " + "; ".join(problems))
+        points.append(c)
+    return points, timed_out
+
+
+def _search_grid(req: Request, p: PerfParams, alternatives: bool = True, queue: "QueueTarget | None" = None) -> SearchResult:
+    """The search over the request's grid (every row tabulated)."""
     from ..explain import infeasibility_reasons
 
     start = time.perf_counter()
@@ -215,40 +344,46 @@ def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "Queue
         alts.sort(key=lambda c: (c.objective, c.row.gpu.id))
     pps, counts = np.unique(t.pp, return_counts=True)
     placements = sum(int(c) * count_placements(t.num_layers, int(pp)) for pp, c in zip(pps, counts))
-    stats = SearchStats(len(t), placements, kept, table_s, time.perf_counter() - start, clock[0], clock[1])
+    stats = SearchStats(len(t), placements, kept, table_s, time.perf_counter() - start, clock[0], clock[1],
+                        space="grid")
     return SearchResult(req, best, tuple(alts), stats, t, b, sol.row, lim)
 
 
+
+
 def frontier(req: Request, p: PerfParams, speeds: list[float], progress=None) -> list[Choice]:
-    """Optimal plans for a sweep of per-user speed targets (tok/s/user), tabulating the space once; the result is
-    filtered to the Pareto frontier of ($ per token, tokens/s/user), sorted by speed."""
+    """Optimal plans for a sweep of per-user speed targets (tok/s/user), each over the exact space, sharing its
+    shapes and memory ranges; the result is filtered to the Pareto frontier of ($ per token, tokens/s/user),
+    sorted by speed."""
     from ..specs.workload import SLO
 
-    rows = enumerate_rows(req, p.max_batch)
-    if not rows:
+    if not _exact_affordable(req):
+        points, timed_out = _frontier_grid(req.grid(), p, speeds, progress)
+        return _pareto(req, speeds, points, timed_out)
+    sp = build_space(req, p, demand_batch_cap(Limits.of(req, 1)))
+    if len(sp) == 0 or sp.rows == 0:
         return []
-    t = build_table(req, rows, p)
     deadline = time.perf_counter() + req.time_limit_s
     points: list[Choice] = []
     timed_out: list[float] = []
     for k, speed in enumerate(sorted(speeds)):
         if progress is not None:
             progress(k, len(speeds), speed)
-        sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=1.0 / speed))
-        lim = Limits.of(sub, p.max_batch)
-        b = lower_bounds(t, lim)
+        sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=1.0 / speed),
+                      time_limit_s=max(MIN_SOLVER_SLICE_S, (deadline - time.perf_counter()) / (len(speeds) - k)))
+        sp.req = sub
         try:
-            sol, _ = _search_rows(t, b, lim, np.arange(len(t)), _slice(deadline, len(speeds) - k))
+            res = _search_exact(sub, p, False, sp)
         except SolverLimitError:
             timed_out.append(speed)
             continue
-        if sol is None:
+        except InfeasibleError:
             continue
-        c = _choice(sub, t, sol.row, sol.layers, lim, p, sol)
-        problems = verify(sub, c)
-        if problems:  # as in search(): the integer model is conservative, so this is a bug, not a user error
-            raise RuntimeError(f"frontier point at {speed:g} tok/s/user failed verification: " + "; ".join(problems))
-        points.append(c)
+        points.append(res.best)
+    return _pareto(req, speeds, points, timed_out)
+
+
+def _pareto(req: Request, speeds: list[float], points: list[Choice], timed_out: list[float]) -> list[Choice]:
     if not points and timed_out:
         raise SolverLimitError(f"time limit: CP-SAT found no plan for {len(timed_out)} of the {len(speeds)} speed "
                                f"targets within --time-limit-s {req.time_limit_s:g} (none is proven impossible); "

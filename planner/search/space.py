@@ -21,6 +21,9 @@ DEFAULT_PP = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)
 DEFAULT_DP = (1, 2, 4, 8, 16, 32)
 # Micro-batch sizes (sequences per pipeline micro-batch); the replica batch is pp × micro-batch.
 DEFAULT_MICRO_BATCHES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+# The exact space's largest micro-batch: far past what any catalog GPU's memory holds for a real model; it keeps
+# the integer model's products (batch × price × time) inside int64.
+MAX_MICRO_BATCH = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,15 @@ class Request:
     gpus: tuple[Accelerator, ...]
     weights: tuple[str, ...] = DEFAULT_WEIGHTS
     kv: tuple[str, ...] = DEFAULT_KV
-    pp: tuple[int, ...] = DEFAULT_PP
-    micro_batches: tuple[int, ...] = DEFAULT_MICRO_BATCHES
-    tp: tuple[int, ...] | None = None  # None: every power of two up to the scale-up domain (or PCIe host)
+    # None (the exact space): PP any integer from 1 to the layers within the GPU budget, any micro-batch memory
+    # allows, TP any divisor of the heads within the scale-up domain (or PCIe host). A tuple pins the choices (the
+    # grid of DEFAULT_PP / DEFAULT_MICRO_BATCHES / powers of two is what `grid()` searches).
+    pp: tuple[int, ...] | None = None
+    micro_batches: tuple[int, ...] | None = None
+    tp: tuple[int, ...] | None = None
     dp: tuple[int, ...] = DEFAULT_DP
+    ep: tuple[int, ...] | None = None  # pinned EP degrees (None: those ep_options allows)
+    batches: tuple[int, ...] | None = None  # pinned replica batches (pp × micro-batch)
     max_gpus: int | None = None
     max_gpus_per_type: dict[str, int] = field(default_factory=dict)
     time_limit_s: float = 30.0
@@ -50,7 +58,8 @@ class Request:
             if not values:
                 raise InputError(f"--{name}: give at least one precision")
         for name, values, top in (("tp", self.tp, 4096), ("pp", self.pp, 4096), ("dp", self.dp, 4096),
-                                  ("micro_batches", self.micro_batches, 1 << 20)):
+                                  ("ep", self.ep, 4096), ("micro_batches", self.micro_batches, MAX_MICRO_BATCH),
+                                  ("batch", self.batches, MAX_MICRO_BATCH)):
             if values is None:
                 continue
             if not values or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= top for v in values):
@@ -73,16 +82,30 @@ class Request:
         if not self.time_limit_s > 0:
             raise InputError(f"--time-limit-s must be > 0, got {self.time_limit_s}")
 
+    def grid(self) -> "Request":
+        """The request on the grid (DEFAULT_PP, DEFAULT_MICRO_BATCHES, TP powers of two) where it left a choice
+        open: the space the queueing-bound search and the fleet pools use."""
+        from dataclasses import replace
+
+        pp = self.pp or DEFAULT_PP
+        mbs = self.micro_batches
+        if mbs is None and self.batches is not None:  # the pinned batches' micro-batches
+            mbs = tuple(sorted({b // q for b in self.batches for q in pp if b % q == 0})) or (1,)
+        return replace(self, pp=pp, micro_batches=mbs or DEFAULT_MICRO_BATCHES, tp=self.tp or GRID_TP)
+
     def gpu_limit(self, gpu: Accelerator) -> int | None:
         limits = [x for x in (self.max_gpus, self.max_gpus_per_type.get(gpu.id)) if x is not None]
         return min(limits) if limits else None
 
 
+GRID_TP = tuple(1 << i for i in range(0, 8))
+
+
 def tp_options(model: ModelSpec, gpu: Accelerator, tp: Sequence[int] | None) -> list[int]:
-    """TP degrees that divide the attention heads and that one scale-up domain, or one PCIe host where the part
-    has no fabric, can hold (Accelerator.intra_node_link)."""
+    """TP degrees (every one when `tp` is None) that divide the attention heads and that one scale-up domain, or
+    one PCIe host where the part has no fabric, can hold (Accelerator.intra_node_link)."""
     if tp is None:
-        tp = [1 << i for i in range(0, 8) if (1 << i) <= gpu.node_gpus]
+        tp = range(1, gpu.node_gpus + 1)
     return [t for t in tp if gpu.intra_node_link(t) is not None and model.num_heads % t == 0]
 
 
@@ -91,7 +114,7 @@ def dp_options(model: ModelSpec, dp: Sequence[int]) -> list[int]:
     return list(dp) if model.is_moe else [1]
 
 
-def ep_options(model: ModelSpec, tp: int, dp: int = 1) -> list[int]:
+def ep_options(model: ModelSpec, tp: int, dp: int = 1, pinned: Sequence[int] | None = None) -> list[int]:
     """EP degrees: with DP = 1, 1 or a power of two dividing both TP and the expert count (experts split evenly).
     With DP > 1 the groups exist to share the experts, and the search gives them the widest EP the experts allow:
     the largest power of two dividing both TP × DP and E (every GPU its own expert rank when E allows, as DeepSeek,
@@ -101,8 +124,8 @@ def ep_options(model: ModelSpec, tp: int, dp: int = 1) -> list[int]:
     n = tp * dp
     fits = [e for e in (1 << i for i in range(0, 13)) if e <= n and n % e == 0 and model.num_experts % e == 0]
     if dp > 1:
-        return [max(fits)] if max(fits) >= dp else []
-    return fits
+        fits = [max(fits)] if max(fits) >= dp else []
+    return fits if pinned is None else [e for e in fits if e in pinned]
 
 
 @dataclass(frozen=True)
@@ -127,19 +150,53 @@ class Row:
         return self.pp * self.micro_batch
 
 
+def enumerate_shapes(req: Request) -> list[Row]:
+    """Every structurally valid shape (a row without its micro-batch; micro_batch = 1 stands in), in a fixed order
+    (GPU id, weights, kv, tp, dp, pp, ep): PP from the request's list or every integer from 1 to min(layers, the
+    GPU budget / (TP·DP))."""
+    shapes: list[Row] = []
+    L = req.model.num_layers
+    for gpu in req.gpus:
+        limit = req.gpu_limit(gpu)
+        tps = tp_options(req.model, gpu, req.tp)
+        for w in _weights(req, gpu):
+            for kv in req.kv:
+                for tp in tps:
+                    if req.spec is not None and req.spec.draft.num_heads % tp:
+                        continue  # the draft runs TP-way on the same GPUs
+                    for dp in dp_options(req.model, req.dp):
+                        top = L if limit is None else min(L, limit // (tp * dp))
+                        eps = ep_options(req.model, tp, dp, req.ep)
+                        for pp in (range(1, top + 1) if req.pp is None else [q for q in req.pp if q <= top]):
+                            for ep in eps:
+                                if not engines.row_supported(req.engine, gpu.id, w, kv, tp, pp, ep, dp,
+                                                             req.spec is not None):
+                                    continue  # the engine cannot run this shape (cached per shape)
+                                shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
+    return shapes
+
+
+def _weights(req: Request, gpu: Accelerator) -> list[str]:
+    out = []
+    for w in req.weights:
+        if not gpu.supports_weights(w):
+            continue
+        if (w == "int8" and "fp8" in req.weights and gpu.supports_weights("fp8")
+                and gpu.flops_per_s["int8"] <= gpu.flops_per_s["fp8"]):
+            continue  # same bytes as fp8 and no faster: int8 rows would only duplicate fp8 rows
+        out.append(w)
+    return out
+
+
 def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
-    """Every structurally valid row, in a fixed order (GPU id, weights, kv, tp, dp, pp, ep, micro-batch). A
-    micro-batch splits evenly over the DP groups."""
+    """Every structurally valid row of the request's grid (`Request.grid`), in a fixed order (GPU id, weights,
+    kv, tp, dp, pp, ep, micro-batch). A micro-batch splits evenly over the DP groups."""
+    req = req.grid()
     rows: list[Row] = []
     L = req.model.num_layers
     for gpu in req.gpus:
         limit = req.gpu_limit(gpu)
-        for w in req.weights:
-            if not gpu.supports_weights(w):
-                continue
-            if (w == "int8" and "fp8" in req.weights and gpu.supports_weights("fp8")
-                    and gpu.flops_per_s["int8"] <= gpu.flops_per_s["fp8"]):
-                continue  # same bytes as fp8 and no faster: int8 rows would only duplicate fp8 rows
+        for w in _weights(req, gpu):
             for kv in req.kv:
                 for tp in tp_options(req.model, gpu, req.tp):
                     if req.spec is not None and req.spec.draft.num_heads % tp:
@@ -148,11 +205,12 @@ def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
                         for pp in req.pp:
                             if pp > L or (limit is not None and tp * dp * pp > limit):
                                 continue
-                            for ep in ep_options(req.model, tp, dp):
+                            for ep in ep_options(req.model, tp, dp, req.ep):
                                 if not engines.row_supported(req.engine, gpu.id, w, kv, tp, pp, ep, dp,
                                                              req.spec is not None):
                                     continue  # the engine cannot run this shape (cached per shape)
                                 for mb in req.micro_batches:
-                                    if pp * mb <= max_batch and mb % dp == 0:
+                                    if (pp * mb <= max_batch and mb % dp == 0
+                                            and (req.batches is None or pp * mb in req.batches)):
                                         rows.append(Row(gpu, w, kv, tp, pp, ep, mb, dp))
     return rows

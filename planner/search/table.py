@@ -7,7 +7,7 @@ inequalities, and the oracle calls `evaluate()` directly, so the two optimize th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -103,31 +103,171 @@ class Table:
         return [int(e[i, 0])] + [int(e[i, 1])] * (pp - 2) + [int(e[i, 2])]
 
 
+class RowList(Sequence):
+    """The rows of a table built from shapes: each `Row` made when asked for (a search table may hold many rows
+    that nothing ever reads one by one)."""
+
+    def __init__(self, shapes: "Sequence[Row]", shape_index: np.ndarray, micro_batch: np.ndarray):
+        self.shapes, self.shape_index, self.micro_batch = shapes, shape_index, micro_batch
+
+    def __len__(self) -> int:
+        return len(self.shape_index)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return replace(self.shapes[int(self.shape_index[i])], micro_batch=int(self.micro_batch[i]))
+
+
+@dataclass
+class ShapeTerms:
+    """What a table needs of each shape (a row without its micro-batch), computed once per shape: the hardware
+    rates of its (GPU, weights, TP, DP), its pipeline link, bytes per element, price, capacity and GPU limit."""
+
+    shapes: list[Row]  # micro_batch = 1 placeholders
+    tp: np.ndarray
+    pp: np.ndarray
+    ep: np.ndarray
+    dp: np.ndarray
+    weight_bytes: np.ndarray
+    kv_bytes: np.ndarray
+    hw: Hardware
+    link: np.ndarray
+    cap_bytes: np.ndarray
+    usd_per_hour: np.ndarray
+    gpu_limit: np.ndarray
+    gpu_key: list[tuple[str, str]]
+    params: PerfParams  # each shape's family / engine profile (PerfParams.for_rows over the shapes)
+    # bytes per GPU that do not depend on the micro-batch (perf.memory): one layer's weights, one sequence's KV per
+    # layer at full context (over the DP groups) and at the engine's maximum length, the first / last / single
+    # stage's embedding and head
+    layer_weight_bytes: np.ndarray = None
+    kv_seq_layer_bytes: np.ndarray = None
+    long_kv_layer_bytes: np.ndarray = None
+    first_stage_bytes: np.ndarray = None
+    last_stage_bytes: np.ndarray = None
+    single_stage_bytes: np.ndarray = None
+
+    def param(self, name: str, idx: np.ndarray):
+        """PerfParams field `name` for shapes idx (a number, or an array where the profiles differ)."""
+        v = getattr(self.params, name)
+        return v[idx] if isinstance(v, np.ndarray) else v
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    @classmethod
+    def of(cls, req: Request, shapes: Sequence[Row], p: PerfParams) -> "ShapeTerms":
+        shapes = list(shapes)
+        n = len(shapes)
+        ints = np.array([(r.tp, r.pp, r.ep, r.dp) for r in shapes], dtype=np.int64).reshape(n, 4)
+        # per (GPU, weights, tp, dp) hardware, per (GPU, tp·dp, pp) pipeline link: computed once, broadcast
+        keys: dict[tuple, int] = {}
+        key_of = np.array([keys.setdefault((r.gpu.id, r.weights, r.tp, r.dp), len(keys)) for r in shapes], np.int64)
+        first: dict[tuple, Row] = {}
+        for r in shapes:
+            first.setdefault((r.gpu.id, r.weights, r.tp, r.dp), r)
+        hws = [hardware(r.gpu, r.weights, r.tp, r.dp) for r in first.values()]  # in key order
+        p_default = {"tp_link_efficiency": p.link_efficiency, "tp_latency_s": p.allreduce_latency_s}
+        hw = Hardware(**{f: np.array([_field(h, f, p_default) for h in hws], float).reshape(len(hws))[key_of]
+                         for f in Hardware.__dataclass_fields__})
+        links: dict[tuple, float] = {}
+        link = np.array([links[k] if (k := _link_key(r)) in links
+                         else links.setdefault(k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
+                         for r in shapes], float).reshape(n)
+        limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
+        keys = [(r.gpu.id, r.gpu.family) for r in shapes]
+        wb = np.array([BYTES_PER_ELEMENT[r.weights] for r in shapes], float).reshape(n)
+        kvb = np.array([BYTES_PER_ELEMENT[r.kv] for r in shapes], float).reshape(n)
+        tp, dp = ints[:, 0].astype(float), ints[:, 3]
+        m, w = req.model, req.workload
+        return cls(shapes, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], wb, kvb, hw, link,
+                   np.array([r.gpu.memory_bytes for r in shapes], float).reshape(n),
+                   np.array([r.gpu.usd_per_hour for r in shapes], float).reshape(n),
+                   np.array([limit_of.get(r.gpu.id, -1) for r in shapes], np.int64).reshape(n),
+                   keys, p.for_rows(keys),
+                   mem.layer_weight_bytes_per_gpu(m, wb, tp, dp) + 0 * tp,
+                   mem.kv_bytes_per_sequence_per_layer_per_gpu(m, kvb, tp, np.add(w.isl, w.osl)) / dp,
+                   mem.kv_bytes_per_sequence_per_layer_per_gpu(m, kvb, tp, w.engine_max_len(m)) + 0 * tp,
+                   mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, False) + 0 * tp,
+                   mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, False, True) + 0 * tp,
+                   mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, True) + 0 * tp)
+
+
+def _link_key(r: Row) -> tuple:
+    """What `pipeline_link_bytes_per_s` depends on: the GPU, TP·DP, and which kinds of stage-to-stage hop the
+    replica has (inside one scale-up domain, across domains); the slowest hop of each kind is alike."""
+    g, d = r.tp * r.dp, r.gpu.scale_up_domain
+    kinds = frozenset((s * g) // d == ((s + 1) * g) // d for s in _first_of_each_kind(g, d, r.pp))
+    return (r.gpu.id, g, kinds)
+
+
+def _first_of_each_kind(g: int, d: int, pp: int) -> list[int]:
+    """The first hop (0 … pp − 2) of each kind (within / across scale-up domains) that a pp-stage replica of
+    g GPUs per stage has, stage s on GPUs s·g … (s+1)·g − 1 (as specs.cluster numbers them)."""
+    if pp < 2:
+        return []
+    if g >= d:
+        return [0]  # every hop crosses into another domain
+    first_cross = -(-d // g) - 1  # hop s crosses when (s+1)·g reaches the next multiple of d
+    return [0] if first_cross > pp - 2 else [0, first_cross]
+
+
 def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
+    """The table of explicit rows (each its own shape)."""
+    shapes = ShapeTerms.of(req, rows, p)
+    return table_of(req, shapes, np.arange(len(rows)), np.array([r.micro_batch for r in rows], np.int64), p,
+                    rows=list(rows))
+
+
+def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, first_stage_extra_bytes=0.0):
+    """(memory per layer per GPU incl. the batch's KV, [n, 3] fixed memory per stage, fixed memory of a single
+    stage, capacity), KiB, rounded conservatively: shapes `idx` at micro-batches `mb`. KV per layer is the batch's
+    at full context, and at least one sequence of the engine's maximum length (perf.estimate: engines refuse to
+    start otherwise); every term is affine in the micro-batch. `first_stage_extra_bytes`: more on the first stage
+    (a speculative draft's weights and KV)."""
+    m = req.model
+    tp, dp, pp = s.tp[idx].astype(float), s.dp[idx], s.pp[idx]
+    mb = np.asarray(mb, np.int64)
+    batch = pp * mb
+    U = BYTES_PER_MEM_UNIT
+    m_layer = _ceil((s.layer_weight_bytes[idx] + np.maximum(batch * s.kv_seq_layer_bytes[idx],
+                                                             s.long_kv_layer_bytes[idx])) / U)
+    cap_bytes = s.cap_bytes[idx]
+    # activations as perf.estimate sizes them
+    act = mem.activation_bytes_per_gpu(m, tp, s.param("max_batched_tokens", idx), mb / dp)
+    base = act + mem.reserve_bytes(cap_bytes, s.param("memory_reserve_fraction", idx))
+    emb, head, both = s.first_stage_bytes[idx], s.last_stage_bytes[idx], s.single_stage_bytes[idx]
+    extra = first_stage_extra_bytes
+    f_mem = np.stack([_ceil((emb + base + extra) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
+    return m_layer, f_mem, _ceil((both + base + extra) / U), np.floor(cap_bytes / U).astype(np.int64)
+
+
+def memory_fits(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> np.ndarray:
+    """`lower_bounds`' necessary memory condition, without the time terms (cheap; monotone in the micro-batch)."""
+    m_layer, f_mem, f_single, cap = memory_kib(req, s, idx, mb)
+    L, pp = req.model.num_layers, s.pp[idx]
+    return ((L * m_layer + stage_sum(f_mem, f_single, pp) <= pp * cap)
+            & (stage_max(f_mem, f_single, pp) + m_layer <= cap))
+
+
+def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,
+             rows: Sequence[Row] | None = None) -> Table:
+    """The integer table of shapes `idx` (of `s`) at micro-batches `mb`, all rows at once."""
     m, w = req.model, req.workload
-    n = len(rows)
-    ints = np.array([(r.tp, r.pp, r.ep, r.micro_batch, r.dp) for r in rows], dtype=np.int64).reshape(n, 5)
-    tp, ep, mb = ints[:, 0].astype(float), ints[:, 2].astype(float), ints[:, 3].astype(float)
-    pp, dp = ints[:, 1], ints[:, 4]
-    wb = np.array([BYTES_PER_ELEMENT[r.weights] for r in rows])
-    kvb = np.array([BYTES_PER_ELEMENT[r.kv] for r in rows])
-    # per (GPU, weights, tp, dp) hardware, per (GPU, tp·dp, pp) pipeline link: computed once, broadcast to rows
-    keys: dict[tuple, int] = {}
-    key_of_row = np.array([keys.setdefault((r.gpu.id, r.weights, r.tp, r.dp), len(keys)) for r in rows], np.int64)
-    first = {}
-    for r in rows:
-        first.setdefault((r.gpu.id, r.weights, r.tp, r.dp), r)
-    hws = [hardware(r.gpu, r.weights, r.tp, r.dp) for r in first.values()]  # in key order
-    p_default = {"tp_link_efficiency": p.link_efficiency, "tp_latency_s": p.allreduce_latency_s}
-    hw = Hardware(**{f: np.array([_field(h, f, p_default) for h in hws], float)[key_of_row]
-                     for f in Hardware.__dataclass_fields__})
-    p = p.for_rows([(r.gpu.id, r.gpu.family) for r in rows])  # each row's family / engine profile
-    links: dict[tuple, float] = {}
-    link = np.array([links[k] if (k := (r.gpu.id, r.tp * r.dp, r.pp)) in links
-                     else links.setdefault(k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp)) for r in rows])
+    idx = np.asarray(idx, np.int64)
+    mb_i = np.asarray(mb, np.int64)
+    n = len(idx)
+    tp, ep, mb = s.tp[idx].astype(float), s.ep[idx].astype(float), mb_i.astype(float)
+    pp, dp = s.pp[idx], s.dp[idx]
+    wb, kvb = s.weight_bytes[idx], s.kv_bytes[idx]
+    hw = Hardware(**{f: getattr(s.hw, f)[idx] for f in Hardware.__dataclass_fields__})
+    # each row's family / engine profile (the arrays PerfParams.for_rows made per shape, taken per row)
+    p = replace(s.params, **{f: v[idx] for f, v in vars(s.params).items() if isinstance(v, np.ndarray)})
     spec = req.spec  # speculative decoding: the target verifies γ + 1 tokens per sequence per step
     t = step_terms(m, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
-                   pipeline_link_bytes_per_s=link, dp=dp, tokens_per_seq=1 if spec is None else spec.draft_length + 1)
+                   pipeline_link_bytes_per_s=s.link[idx], dp=dp,
+                   tokens_per_seq=1 if spec is None else spec.draft_length + 1)
     ovh = p.step_overhead_s
     S = NS_PER_S
     first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
@@ -165,28 +305,12 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
         a_ch, e_ch, e_ch_single = a_pf, e_pf, e_pf_single
         hop_ch, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
 
-    batch = pp * mb.astype(np.int64)
-    U = BYTES_PER_MEM_UNIT
-    # KV per layer: the batch's at full context, and at least one sequence of the engine's maximum length
-    # (perf.estimate: engines refuse to start otherwise)
-    kv_seq_layer = np.asarray(t.kv_bytes_per_seq_layer)
-    long_kv_layer = mem.kv_bytes_per_sequence_per_layer_per_gpu(m, kvb, tp, w.engine_max_len(m))
-    m_layer = _ceil((np.asarray(t.layer_weight_bytes) + np.maximum(batch * kv_seq_layer, long_kv_layer)) / U)
-    cap_bytes = np.array([r.gpu.memory_bytes for r in rows])
-    act = mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, mb / dp)  # as perf.estimate sizes it
-    reserve = mem.reserve_bytes(cap_bytes, p.memory_reserve_fraction)
-    base = act + reserve
+    batch = pp * mb_i
     draft_mem = 0.0 if draft is None else draft.weight_bytes + draft.kv_bytes  # on the first stage
-    emb = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, False)
-    head = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, False, True)
-    both = mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, True)
-    f_mem = np.stack([_ceil((emb + base + draft_mem) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
-    f_mem_single = _ceil((both + base + draft_mem) / U)
-    cap = np.floor(cap_bytes / U).astype(np.int64)
-    price = _ceil(np.array([r.gpu.usd_per_hour for r in rows]) * PRICE_UNITS_PER_USD)
-    limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
-    limit = np.array([limit_of[r.gpu.id] for r in rows], dtype=np.int64)
-    return Table(list(rows), L, w.osl, a_dec, e_dec, e_dec_single, hop_dec, a_pf, e_pf, e_pf_single, hop_pf, ttft,
+    m_layer, f_mem, f_mem_single, cap = memory_kib(req, s, idx, mb_i, draft_mem)
+    price = _ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD)
+    limit = s.gpu_limit[idx]
+    return Table(RowList(s.shapes, idx, mb_i) if rows is None else rows, L, w.osl, a_dec, e_dec, e_dec_single, hop_dec, a_pf, e_pf, e_pf_single, hop_pf, ttft,
                  a_ch, e_ch, e_ch_single, hop_ch, stall_coef, m_layer, f_mem, f_mem_single, cap, price, batch, pp,
                  (tp * dp * pp).astype(np.int64), limit)
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from hypothesis import strategies as st
 
 from planner.catalog import load_catalog
+from planner.search.oracle import exact_space_table
 from planner.search.space import Request, enumerate_rows
 from planner.search.table import Limits, Table, build_table
 from planner.specs.accelerator import Price
@@ -108,9 +109,29 @@ def requests(draw, demand: bool | None = None) -> Request:
 
 
 def tabulate(req: Request) -> tuple[Table, Limits] | None:
-    """The integer table and limits of a request, or None when it has no rows."""
+    """The integer table of every row of the request's space (search/oracle.exact_space_table) and its limits, or
+    None when it has no rows."""
+    return exact_space_table(req, CATALOG.perf)
+
+
+def tabulate_grid(req: Request) -> tuple[Table, Limits] | None:
+    """The integer table and limits of the request's grid rows (space.enumerate_rows), or None when none."""
     p = CATALOG.perf
     rows = enumerate_rows(req, p.max_batch)
     if not rows:
         return None
     return build_table(req, rows, p), Limits.of(req, p.max_batch)
+
+
+@st.composite
+def exact_requests(draw, demand: bool | None = None) -> Request:
+    """Requests over the exact space (TP, PP and micro-batch left free) kept small: one or two GPU types with
+    1/8-1/2 GiB of memory (so that few sequences fit), at most 4 GPUs, and long contexts."""
+    req = draw(requests(demand))
+    gpus = []
+    for k, g in enumerate(req.gpus[:2]):
+        gib = draw(st.sampled_from([0.125, 0.25, 0.5]))
+        gpus.append(replace(g, id=f"{g.id.split('-random')[0]}-small{k}", memory_bytes=gib * GiB))
+    return replace(req, gpus=tuple(gpus), pp=None, tp=None, micro_batches=None,
+                   max_gpus=draw(st.integers(1, 4)), max_gpus_per_type={},
+                   workload=replace(req.workload, isl=draw(st.integers(2048, 6000)), osl=draw(st.integers(64, 2048))))

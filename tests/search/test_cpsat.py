@@ -47,13 +47,13 @@ def test_two_row_demand_model_is_not_declared_infeasible():
 
 
 def test_oracle_space_dwarfs_what_cpsat_gets():
-    """A 70B model on one GPU type with the default pp and micro-batch sets: the oracle would evaluate every
-    composition of 80 layers into up to 16 stages for every row (it refuses: too many); CP-SAT gets the rows that
-    survive the lower bounds, each with pp layer variables, and proves the optimum."""
+    """A 70B model on one GPU type over the exact space: the oracle would evaluate every composition of 80 layers
+    into up to 80 stages for every row (it refuses: too many); CP-SAT gets the rows the lazy search leaves, each
+    with pp layer variables, and proves the optimum."""
     req, cat = make_request("llama-3.1-70b", isl=1000, osl=300, gpus="h100-sxm")
     res = search(req, cat.perf, alternatives=False)
     s = res.stats
-    assert s.placements == sum(oracle.count_placements(80, int(p)) for p in res.table.pp)
+    assert s.placements > sum(oracle.count_placements(80, int(p)) for p in res.table.pp)
     assert s.placements > 10**9 * s.rows  # evaluations the oracle needs, per structural row
     assert s.rows_after_bounds < s.rows
     assert res.best.solution.status == "OPTIMAL"

@@ -17,7 +17,7 @@ from planner.search.oracle import compositions
 from planner.search.solve import search, verify
 from planner.search.table import evaluate
 
-from .instances import CATALOG, MAX_ROWS, requests, tabulate
+from .instances import CATALOG, MAX_ROWS, exact_requests, requests, tabulate
 
 PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -118,3 +118,26 @@ def test_same_input_same_plan():
     a, b = search(req, cat.perf), search(req, cat.perf)
     assert (a.best.row, a.best.layers, a.best.replicas) == (b.best.row, b.best.layers, b.best.replicas)
     assert [(c.row, c.layers) for c in a.alternatives] == [(c.row, c.layers) for c in b.alternatives]
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=exact_requests())
+def test_exact_space_search_equals_oracle(req):
+    """TP, PP and the micro-batch left free (every divisor, every depth, every micro-batch in range): the lazy
+    search (search/bounds.py) plus CP-SAT agrees with the oracle over every row of the space, the plan and each
+    GPU type's best alike."""
+    t, lim = _small(req)
+    assert req.pp is None and req.micro_batches is None and req.tp is None
+    ref = oracle.exhaustive(t, lim)
+    if ref is None:
+        with pytest.raises(InfeasibleError):
+            search(req, CATALOG.perf)
+        return
+    res = search(req, CATALOG.perf)
+    assert res.best.objective == ref[2].objective
+    assert res.stats.space == "exact"
+    assert verify(req, res.best) == []
+    per_gpu = _best_per_gpu(t, lim)
+    got = {c.row.gpu.id: c.objective for c in res.alternatives}
+    assert got == per_gpu

@@ -1,0 +1,336 @@
+"""The exact integer space, searched lazily: which (shape, micro-batch) rows CP-SAT needs to see.
+
+A shape is a row without its micro-batch (GPU, weights, KV, TP, DP, PP, EP; `space.enumerate_shapes`); its
+micro-batches are every multiple of DP memory allows (or the request's pinned list). Tabulating every (shape,
+micro-batch) is far too slow, and unnecessary, because of two facts about the integer table (`table.table_of`),
+both tested on the perf model (tests/search/test_bounds.py):
+
+1. Monotone in the micro-batch: every decode time term (per layer, per stage, per hop), the memory per layer and
+   per stage, and the prefill-chunk count grow (or stay) as the micro-batch grows; TTFT does not depend on it.
+   (The prefill-chunk *increment* need not grow, so the stall-inclusive TPOT is left out of this.)
+2. So for any micro-batch m between two examined ones a < m < c of a shape, with `cycle(a)` = pp·(T_dec + hop) at
+   a (the balanced-placement lower bound, no prefill stalls):
+     - if a fails memory, or cycle(a) exceeds the TPOT target (or the round limit), m fails too;
+     - the objective at m is at least price · GPUs · cycle(a) / batch(c − 1) (per token; with a demand, the
+       replicas that rate needs): cycle never falls as m grows and the batch is at most batch(c − 1).
+
+`search_space` keeps, per shape, the examined micro-batches (at first the smallest and the largest memory allows),
+bounds every gap between them as in 2, and splits the gaps whose bound is below the best known plan (an upper
+bound from greedy placements, per GPU type) at their geometric middle, all shapes at once, until no gap can hold a
+cheaper plan. The rows examined whose own lower bound (`table.lower_bounds`) is not above that plan go to CP-SAT;
+every row never examined is provably no cheaper, so CP-SAT's optimum is the optimum over the exact space (ties
+in cost are resolved among the examined rows)."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..perf.params import PerfParams
+from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes
+from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
+                    Table, evaluate, lower_bounds, memory_fits, table_of)
+
+# A replica batch (pp × micro-batch) of the exact space stays at most this (no catalog GPU holds that many
+# sequences of a real model); it sizes the integer objective's range (Limits.of).
+MAX_BATCH = 1 << 16
+GREEDY_ROWS_PER_TYPE = 8  # rows per GPU type and round (lowest bounds first) given a greedy placement
+
+
+@dataclass
+class Space:
+    """The exact space of a request, independent of its SLOs: shapes, their per-shape terms, and per shape the
+    number of allowed micro-batch positions memory leaves (`top`; 0: none fits)."""
+
+    req: Request
+    shapes: list[Row]
+    terms: ShapeTerms
+    values: list[np.ndarray] | None  # per shape, the allowed micro-batches (None: every multiple of DP)
+    top: np.ndarray
+    count: np.ndarray  # per shape, the allowed positions before memory
+    gpu_type: np.ndarray  # per shape, the index of its GPU in req.gpus
+    max_batch: int
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def micro_batch(self, s: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Micro-batch at position `pos` (0-based) of shapes `s`."""
+        s, pos = np.asarray(s, np.int64), np.asarray(pos, np.int64)
+        if self.values is None:
+            return self.terms.dp[s] * (pos + 1)
+        return np.array([self.values[i][j] for i, j in zip(s.tolist(), pos.tolist())], np.int64)
+
+    @property
+    def rows(self) -> int:
+        """(shape, micro-batch) rows the space holds."""
+        return int(self.top.sum())
+
+    def placements(self) -> int:
+        """(row, layer placement) pairs: each row of pp stages has C(L − 1, pp − 1) placements."""
+        L = self.req.model.num_layers
+        return sum(int(n) * math.comb(L - 1, int(pp) - 1) for n, pp in zip(self.top, self.terms.pp) if n)
+
+    def table(self, s: np.ndarray, pos: np.ndarray, p: PerfParams) -> Table:
+        return table_of(self.req, self.terms, np.asarray(s, np.int64), self.micro_batch(s, pos), p)
+
+
+def build_space(req: Request, p: PerfParams, demand_cap: int | None = None) -> Space:
+    """Shapes and their micro-batch ranges. `demand_cap`: the largest batch worth searching with a demand."""
+    shapes = enumerate_shapes(req)
+    terms = ShapeTerms.of(req, shapes, p)
+    n = len(shapes)
+    dp, pp = terms.dp, terms.pp
+    cap_batch = MAX_BATCH if demand_cap is None else max(1, min(MAX_BATCH, demand_cap))
+    if req.micro_batches is None and req.batches is None:
+        values = None
+        count = np.maximum(0, np.minimum(MAX_MICRO_BATCH, cap_batch // pp) // dp)
+    else:
+        values = []
+        for r in shapes:
+            v = (sorted(set(req.micro_batches)) if req.micro_batches is not None
+                 else sorted({b // r.pp for b in req.batches if b % r.pp == 0}))
+            v = [m for m in v if m % r.dp == 0 and r.pp * m <= max(cap_batch, min(v, default=0) * r.pp)
+                 and (req.batches is None or r.pp * m in req.batches)]
+            values.append(np.array(v, np.int64))
+        count = np.array([len(v) for v in values], np.int64).reshape(n)
+    type_of = {g.id: k for k, g in enumerate(req.gpus)}
+    space = Space(req, shapes, terms, values, np.zeros(n, np.int64), count,
+                  np.array([type_of[r.gpu.id] for r in shapes], np.int64).reshape(n), 1)
+    space.top = _last_true(lambda s, pos: memory_fits(req, terms, s, space.micro_batch(s, pos)), count)
+    tops = np.flatnonzero(space.top)
+    if len(tops):
+        space.max_batch = int((pp[tops] * space.micro_batch(tops, space.top[tops] - 1)).max())
+    return space
+
+
+def _last_true(ok, count: np.ndarray) -> np.ndarray:
+    """Per shape, how many of its first `count` positions pass `ok(shapes, positions)`, given ok monotone (true,
+    then false): bisection, all shapes at once."""
+    n = len(count)
+    lo = np.zeros(n, np.int64)  # positions < lo pass
+    hi = count.astype(np.int64).copy()  # positions >= hi fail
+    live = np.flatnonzero(hi > 0)
+    first = ok(live, np.zeros(len(live), np.int64)) if len(live) else np.zeros(0, bool)
+    lo[live[first]] = 1
+    hi[live[~first]] = 0
+    while True:
+        act = np.flatnonzero(hi - lo > 0)
+        if len(act) == 0:
+            return lo
+        mid = (lo[act] + hi[act]) // 2  # lo - 1 passes; test mid in [lo, hi)
+        good = ok(act, mid)
+        lo[act] = np.where(good, mid + 1, lo[act])
+        hi[act] = np.where(good, hi[act], mid)
+
+
+@dataclass
+class Examined:
+    """The rows the lazy search examined, the candidates among them, and its counts."""
+
+    table: Table  # candidate rows (shape order, then micro-batch), each shape's next micro-batch kept for explain
+    candidates: np.ndarray  # indices into `table` CP-SAT may choose
+    upper: dict[int, int]  # per GPU type index, the best objective a greedy placement reached
+    examined: int  # rows tabulated in all
+    rounds: int
+    table_s: float = 0.0  # time in tabulating them
+    all_table: Table | None = None  # every examined row (only when nothing is feasible: for the explanation)
+
+
+def passes(t: Table, b: Bounds, lim: Limits) -> np.ndarray:
+    """The conditions that bound a shape's micro-batch range (module docstring, 1): memory, TPOT, TTFT, the round
+    and stall ranges and, without a demand, the GPU limit, each from `table.lower_bounds`."""
+    ok = (b.memory_ok & b.ttft_ok & b.tpot_ok)
+    if lim.demand_tokens_per_s is None:
+        ok &= (t.gpu_limit < 0) | (t.gpus <= t.gpu_limit)
+    return ok
+
+
+def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -> Examined:
+    """The lazy search of the module docstring. `per_type`: bound every GPU type by its own best plan (so that
+    each type's best plan, the plan's alternatives, is found too); else by the best plan of any type."""
+    req = sp.req
+    live = np.flatnonzero(sp.top > 0)
+    ev_s: list[np.ndarray] = []  # examined rows, concatenated over rounds
+    ev_pos: list[np.ndarray] = []
+    ev_lb: list[np.ndarray] = []
+    ev_feas: list[np.ndarray] = []
+    upper: dict[int, int] = {}
+    inc = np.full(len(req.gpus), np.iinfo(np.int64).max, np.int64)
+    greedy_done: set[tuple[int, int]] = set()
+    examined, table_s = 0, 0.0
+
+    def examine(s: np.ndarray, pos: np.ndarray):
+        nonlocal examined, table_s
+        t0 = time.perf_counter()
+        t = sp.table(s, pos, p)
+        table_s += time.perf_counter() - t0
+        b = lower_bounds(t, lim)
+        examined += len(s)
+        ok = passes(t, b, lim)
+        ev_s.append(s)
+        ev_pos.append(pos)
+        ev_lb.append(b.objective)
+        ev_feas.append(b.feasible & ok)
+        _improve(sp, t, b, s, pos, lim, inc, upper, greedy_done)
+        return t.pp * (b.t_dec + t.hop_dec), ok  # the decode cycle: never falls as the micro-batch grows
+
+    # round 0: every shape at its smallest micro-batch and at the largest memory allows
+    n = len(live)
+    top = sp.top[live] - 1
+    both = top > 0
+    cycle, ok = examine(np.concatenate([live, live[both]]), np.concatenate([np.zeros(n, np.int64), top[both]]))
+    ok_top = np.ones(n, bool)
+    ok_top[both] = ok[n:]
+    first = ok[:n]
+    # gaps (lo, hi): lo examined and in the range; positions lo+1 .. hi-1 unexamined. An edge gap's hi failed the
+    # range conditions (the bisection for the range's end goes on in it); an inner gap's hi is in the range.
+    g_s, g_lo, g_hi, g_cycle = live[first], np.zeros(int(first.sum()), np.int64), top[first], cycle[:n][first]
+    g_edge = ~ok_top[first]
+    rounds = 1
+    while True:
+        open_ = g_hi - g_lo > 1
+        g_s, g_lo, g_hi, g_cycle, g_edge = g_s[open_], g_lo[open_], g_hi[open_], g_cycle[open_], g_edge[open_]
+        if len(g_s) == 0:
+            break
+        lb = _gap_bound(sp, lim, g_s, g_hi - 1, g_cycle)
+        open_ = lb < (inc[sp.gpu_type[g_s]] if per_type else inc.min())
+        g_s, g_lo, g_hi, g_cycle, g_edge = g_s[open_], g_lo[open_], g_hi[open_], g_cycle[open_], g_edge[open_]
+        if len(g_s) == 0:
+            break
+        # the range's end by bisection; inside the range, split where the bound is loosest (geometric middle)
+        mid = np.where(g_edge, (g_lo + g_hi) // 2, _geometric_middle(g_lo, g_hi))
+        cycle_m, ok_m = examine(g_s, mid)
+        rounds += 1
+        # inner gap: (lo, mid) and (mid, hi), both inner. Edge gap: mid in range -> (lo, mid) inner and (mid, hi)
+        # edge; mid out of range -> (lo, mid) edge
+        inner = ~g_edge
+        upper_half = inner | ok_m
+        g_s, g_lo, g_hi, g_cycle, g_edge = (
+            np.concatenate([g_s, g_s[upper_half]]), np.concatenate([g_lo, mid[upper_half]]),
+            np.concatenate([mid, g_hi[upper_half]]), np.concatenate([g_cycle, cycle_m[upper_half]]),
+            np.concatenate([g_edge & ~ok_m, g_edge[upper_half]]))
+    s_all = np.concatenate(ev_s) if ev_s else np.zeros(0, np.int64)
+    pos_all = np.concatenate(ev_pos) if ev_pos else np.zeros(0, np.int64)
+    lb_all = np.concatenate(ev_lb) if ev_lb else np.zeros(0, np.int64)
+    feas_all = np.concatenate(ev_feas) if ev_feas else np.zeros(0, bool)
+    limit_all = inc[sp.gpu_type[s_all]] if per_type else np.full(len(s_all), inc.min())
+    cand = feas_all & (lb_all <= limit_all)
+    if not cand.any():
+        return Examined(_empty_or(sp, s_all, pos_all, p), np.zeros(0, np.int64), upper, examined, rounds, table_s,
+                        all_table=_explain_table(sp, s_all, pos_all, p))
+    cs, cp = s_all[cand], pos_all[cand]
+    # each candidate's next micro-batch too (explain.batch_limited_by reads the row after the plan's), not chosen
+    nxt = cp + 1
+    room = nxt < sp.count[cs]
+    keys = {(int(a), int(b)) for a, b in zip(cs, cp)}
+    ext = {(int(a), int(b)) for a, b, r in zip(cs, nxt, room) if r}
+    allk = sorted(keys | ext)
+    t = sp.table(np.array([k[0] for k in allk], np.int64), np.array([k[1] for k in allk], np.int64), p)
+    chosen = np.array([k in keys for k in allk], bool)
+    return Examined(t, np.flatnonzero(chosen), upper, examined, rounds, table_s)
+
+
+def _empty_or(sp: Space, s: np.ndarray, pos: np.ndarray, p: PerfParams) -> Table:
+    return sp.table(s[:1], pos[:1], p) if len(s) else sp.table(np.zeros(0, np.int64), np.zeros(0, np.int64), p)
+
+
+def _explain_table(sp: Space, s: np.ndarray, pos: np.ndarray, p: PerfParams) -> Table | None:
+    """Every shape at its smallest micro-batch (memory or not) and every examined row: what the infeasibility
+    explanation reads."""
+    n = len(sp)
+    if n == 0:
+        return None
+    has = np.array([(v is None) or len(v) > 0 for v in (sp.values or [None] * n)], bool)
+    base = np.flatnonzero(has)
+    keys = sorted(set(zip(base.tolist(), [0] * len(base))) | set(zip(s.tolist(), pos.tolist())))
+    if not keys:
+        return None
+    return sp.table(np.array([k[0] for k in keys], np.int64), np.array([k[1] for k in keys], np.int64), p)
+
+
+def _gap_bound(sp: Space, lim: Limits, s: np.ndarray, last: np.ndarray, cycle: np.ndarray) -> np.ndarray:
+    """Lower bound on the objective of any row of shape s with a micro-batch at most position `last`, whose cycle
+    is at least `cycle` (module docstring, 2)."""
+    t = sp.terms
+    batch = t.pp[s] * sp.micro_batch(s, last)
+    gpus = t.tp[s] * t.dp[s] * t.pp[s]
+    price = np.ceil(t.usd_per_hour[s] * 10**4 - 1e-9).astype(np.int64)  # as table_of rounds it
+    cost = price * gpus
+    if lim.demand_tokens_per_s is None:
+        return -(-(cost * cycle) // (OBJ_DIVISOR * batch))
+    replicas = np.maximum(1, -(-(lim.demand_tokens_per_s * cycle) // (batch * NS_PER_S)))
+    return replicas * cost
+
+
+def _geometric_middle(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A position strictly between lo and hi, near the geometric mean of their micro-batches (the gap bound's
+    looseness is the ratio of its ends)."""
+    mid = np.floor(np.sqrt((lo + 1.0) * (hi + 1.0))).astype(np.int64) - 1
+    return np.clip(mid, lo + 1, hi - 1)
+
+
+def _improve(sp: Space, t: Table, b: Bounds, s: np.ndarray, pos: np.ndarray, lim: Limits, inc: np.ndarray,
+             upper: dict[int, int], done: set) -> None:
+    """Raise the per-type upper bounds `inc` with greedy placements of the most promising feasible rows of `t`."""
+    from .placement import greedy_placement
+
+    feas = np.flatnonzero(b.feasible)
+    if len(feas) == 0:
+        return
+    types = sp.gpu_type[s[feas]]
+    order = feas[np.lexsort((feas, b.objective[feas], types))]
+    types = sp.gpu_type[s[order]]
+    for g in np.unique(types):
+        tried = 0
+        for i in order[types == g]:
+            if b.objective[i] >= inc[g] or tried >= GREEDY_ROWS_PER_TYPE:
+                break
+            key = (int(s[i]), int(pos[i]))
+            if key in done:
+                continue
+            done.add(key)
+            tried += 1
+            lay = greedy_placement(t, int(i))
+            if lay is None:
+                continue
+            ev = evaluate(t, int(i), lay, lim)
+            if ev.feasible and ev.objective < inc[g]:
+                inc[g] = ev.objective
+                upper[int(g)] = ev.objective
+
+
+def demand_batch_cap(lim: Limits) -> int | None:
+    """With a demand, a batch of demand × MAX_ROUND_NS sequences is served by one replica whatever its speed, so
+    larger batches cannot cost less; the integer model also needs replicas × batch × 1e9 inside int64."""
+    if lim.demand_tokens_per_s is None:
+        return None
+    one_replica = -(-(lim.demand_tokens_per_s * MAX_ROUND_NS) // NS_PER_S)
+    return max(1, min(one_replica, INT_LIMIT // (lim.max_replicas * NS_PER_S)))
+
+
+def range_ends(sp: Space, lim: Limits, p: PerfParams) -> np.ndarray:
+    """Per shape, how many of its first micro-batch positions are in the space, found as the lazy search finds
+    them (by tabulating every position: for the oracle on small instances). The range ends where memory ends
+    (`Space.top`) or, before it, where the bisection for the range conditions (`passes`) stops: position 0
+    must pass, then the last position memory allows is tried, then the middle of the passing and the failing
+    ends, until they meet. The conditions grow with the micro-batch except TPOT's prefill-chunk term (see
+    search_space), so the bisection's end is where TPOT first fails, or a later point past a dip."""
+    out = np.zeros(len(sp), np.int64)
+    for s in np.flatnonzero(sp.top > 0):
+        n = int(sp.top[s])
+        t = sp.table(np.full(n, s), np.arange(n), p)
+        ok = passes(t, lower_bounds(t, lim), lim)
+        if not ok[0]:
+            continue
+        lo, hi = 0, n - 1
+        if ok[hi]:
+            out[s] = n
+            continue
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if ok[mid] else (lo, mid)
+        out[s] = lo + 1
+    return out
