@@ -18,7 +18,7 @@ from .oracle import count_placements
 from .placement import greedy_placement
 from .queueing import QueueTarget, min_replicas
 from .bounds import Space, build_space, demand_batch_cap, search_space
-from .space import Request, Row, enumerate_rows
+from .space import Request, Row, count_shapes, enumerate_rows
 from .table import Bounds, Limits, Table, build_table, evaluate, lower_bounds
 
 HEURISTIC_ROWS = 48  # rows (cheapest lower bounds first) given a greedy placement to seed the upper bound
@@ -164,12 +164,18 @@ def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "Queue
     return _search_exact(req, p, alternatives)
 
 
+# MoE shapes cost ~10x a dense shape to tabulate (busiest-rank statistics per distinct batch); past this many the
+# lazy exact search takes several seconds (Mixtral-8x22B over the catalog: ~130k shapes, tens of seconds)
+MAX_EXACT_MOE_SHAPES = 4000
+
+
 def _exact_affordable(req: Request) -> bool:
-    """Whether the lazy exact search answers this request in about a second today: dense models yes; for MoE
-    models the attention-DP x EP x PP x TP shapes (~130k for Mixtral-8x22B over the catalog) and the busiest-rank
-    statistics per distinct batch make it tens of seconds, so they stay on the grid unless the request pins the
-    choices (then the space is small)."""
-    return not req.model.is_moe or (req.pp is not None and req.tp is not None)
+    """Whether the lazy exact search answers this request in about a second today: dense models yes; MoE models
+    when their attention-DP × EP × PP × TP shapes are few (small GPU budgets, or pinned TP/PP); otherwise they stay
+    on the grid."""
+    if not req.model.is_moe:
+        return True
+    return count_shapes(req) <= MAX_EXACT_MOE_SHAPES
 
 
 def _search_exact(req: Request, p: PerfParams, alternatives: bool, sp: Space | None = None) -> SearchResult:

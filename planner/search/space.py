@@ -176,6 +176,21 @@ def enumerate_shapes(req: Request) -> list[Row]:
     return shapes
 
 
+def count_shapes(req: Request) -> int:
+    """How many shapes `enumerate_shapes` would list, counted without listing them (engine filters aside: an
+    upper bound)."""
+    n, L = 0, req.model.num_layers
+    for gpu in req.gpus:
+        limit = req.gpu_limit(gpu)
+        per_tp = len(_weights(req, gpu)) * len(req.kv)
+        for tp in tp_options(req.model, gpu, req.tp):
+            for dp in dp_options(req.model, req.dp):
+                top = L if limit is None else min(L, limit // (tp * dp))
+                pps = top if req.pp is None else sum(1 for q in req.pp if q <= top)
+                n += per_tp * pps * len(ep_options(req.model, tp, dp, req.ep))
+    return n
+
+
 def _weights(req: Request, gpu: Accelerator) -> list[str]:
     out = []
     for w in req.weights:
