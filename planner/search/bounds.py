@@ -71,7 +71,8 @@ class Space:
     def placements(self) -> int:
         """(row, layer placement) pairs: each row of pp stages has C(L − 1, pp − 1) placements."""
         L = self.req.model.num_layers
-        return sum(int(n) * math.comb(L - 1, int(pp) - 1) for n, pp in zip(self.top, self.terms.pp) if n)
+        rows_per_pp = np.bincount(self.terms.pp, weights=self.top, minlength=L + 1) if len(self) else []
+        return sum(int(n) * math.comb(L - 1, pp - 1) for pp, n in enumerate(rows_per_pp) if n and pp >= 1)
 
     def table(self, s: np.ndarray, pos: np.ndarray, p: PerfParams) -> Table:
         return table_of(self.req, self.terms, np.asarray(s, np.int64), self.micro_batch(s, pos), p)

@@ -156,6 +156,21 @@ def enumerate_shapes(req: Request) -> list[Row]:
     GPU budget / (TP·DP))."""
     shapes: list[Row] = []
     L = req.model.num_layers
+    draft = req.spec is not None
+    known: dict[tuple, bool] = {}
+    features: dict[tuple, tuple] = {}
+
+    def supported(gpu_id: str, w: str, kv: str, tp: int, pp: int, ep: int, dp: int) -> bool:
+        # engines.row_supported depends on the shape through the features it uses (engines.layout_features), not
+        # on the PP degree itself: one call per (GPU, precisions, TP, features) rather than per depth
+        f = features.get((pp, ep, dp))
+        if f is None:
+            f = features[(pp, ep, dp)] = engines.layout_features(pp, ep, dp, draft)
+        key = (gpu_id, w, kv, tp, f)
+        if key not in known:
+            known[key] = engines.row_supported(req.engine, gpu_id, w, kv, tp, pp, ep, dp, draft)
+        return known[key]
+
     for gpu in req.gpus:
         limit = req.gpu_limit(gpu)
         tps = tp_options(req.model, gpu, req.tp)
@@ -169,9 +184,8 @@ def enumerate_shapes(req: Request) -> list[Row]:
                         eps = ep_options(req.model, tp, dp, req.ep)
                         for pp in (range(1, top + 1) if req.pp is None else [q for q in req.pp if q <= top]):
                             for ep in eps:
-                                if not engines.row_supported(req.engine, gpu.id, w, kv, tp, pp, ep, dp,
-                                                             req.spec is not None):
-                                    continue  # the engine cannot run this shape (cached per shape)
+                                if not supported(gpu.id, w, kv, tp, pp, ep, dp):
+                                    continue  # the engine cannot run this shape
                                 shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
     return shapes
 

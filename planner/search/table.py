@@ -198,8 +198,7 @@ def _link_key(r: Row) -> tuple:
     """What `pipeline_link_bytes_per_s` depends on: the GPU, TP·DP, and which kinds of stage-to-stage hop the
     replica has (inside one scale-up domain, across domains); the slowest hop of each kind is alike."""
     g, d = r.tp * r.dp, r.gpu.scale_up_domain
-    kinds = frozenset((s * g) // d == ((s + 1) * g) // d for s in _first_of_each_kind(g, d, r.pp))
-    return (r.gpu.id, g, kinds)
+    return (r.gpu.id, g, tuple((s * g) // d == ((s + 1) * g) // d for s in _first_of_each_kind(g, d, r.pp)))
 
 
 def _first_of_each_kind(g: int, d: int, pp: int) -> list[int]:
