@@ -113,6 +113,23 @@ def _search_rows(t: Table, b: Bounds, lim: Limits, subset: np.ndarray, settings:
     return sol, len(order)
 
 
+def _best_single_stage(t: Table, b: Bounds, lim: Limits, subset: np.ndarray) -> tuple[Solution | None, int]:
+    """The best plan among single-stage rows without CP-SAT: each has one placement (all layers on its one
+    stage), so `evaluate` gives its exact objective. As CP-SAT ranks plans: the cost, then the TPOT (then the row
+    order, for determinism). Returns (solution, rows considered); a Solution with solves = 0."""
+    started = time.perf_counter()
+    cand = subset[b.feasible[subset]]
+    best = None
+    for i in cand.tolist():
+        ev = evaluate(t, i, (t.num_layers,), lim)
+        if ev.feasible and (best is None or (ev.objective, ev.tpot_ns, i) < best[:3]):
+            best = (ev.objective, ev.tpot_ns, i)
+    if best is None:
+        return None, len(cand)
+    return Solution(best[2], (t.num_layers,), best[0], "OPTIMAL", 0.0, time.perf_counter() - started,
+                    float(best[0]), solves=0), len(cand)
+
+
 def _slice(deadline: float, calls_left: int) -> SolverSettings:
     """A fair share of the time left until `deadline` for the next of `calls_left` solver calls (at least
     MIN_SOLVER_SLICE_S, so that every call can still return the greedy plan)."""
@@ -209,6 +226,8 @@ def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Spac
     clock = [0, 0.0]
 
     def timed(subset, settings):
+        if (t.pp[subset] == 1).all():  # one stage: no placement to choose, the table's objective is the plan's
+            return _best_single_stage(t, b, lim, subset)
         t0 = time.perf_counter()
         try:
             s_, kept_ = _search_rows(t, b, lim, subset, settings)
