@@ -39,7 +39,10 @@ def test_without_a_demand_tokens_are_priced_at_full_capacity(capacity_plan):
     assert c["usd_per_million_tokens"] == pytest.approx(c["usd_per_million_output_tokens"] * 200 / 1200, rel=1e-5)
     s = d["solver"]
     assert s["objective_unit"] == "1e-6 USD per million output tokens"
-    assert abs(s["objective"] - c["usd_per_million_output_tokens"] * 1e6) <= 1  # one integer unit of rounding
+    # the integer objective rounds every time term up to whole ns (per layer, per stage, per prefill chunk), so it
+    # sits just above the floating-point cost: within 1e-4 of it (the batch the exact space picks moves the sum of
+    # those roundings past a single unit)
+    assert -1 <= s["objective"] - c["usd_per_million_output_tokens"] * 1e6 <= max(1, 1e-4 * s["objective"])
 
 
 def test_with_a_demand_tokens_are_priced_at_the_demand(demand_plan):
