@@ -212,8 +212,9 @@ def pool_metrics(model: Any, e: Estimate, role: str, p: PerfParams) -> dict[str,
 def candidate_pools(req: Request, p: PerfParams, table: Any = None) -> list[Pool]:
     """The non-dominated prefill and decode pools of the request (`fleet.pools.class_pools`)."""
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
+    grid = req.grid()  # the pools search the grid (search/space.py), whatever space the colocated plan searched
     return class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=("prefill", "decode"),
-                       weights=req.weights, kv=req.kv, pp=req.pp, tp=req.tp, max_gpus_per_type=limits, table=table,
+                       weights=req.weights, kv=req.kv, pp=grid.pp, tp=req.tp, max_gpus_per_type=limits, table=table,
                        engine=req.engine)
 
 
@@ -408,7 +409,9 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
         err = e
     demand = req.workload.demand_output_tokens_per_s
     # the colocated search's table holds the same rows (not with a draft model: the pools run none)
-    table = None if plan is None or getattr(req, "spec", None) is not None else plan.result.table
+    # (only a grid search tabulates every row: the exact space's table holds the rows it examined)
+    table = (None if plan is None or getattr(req, "spec", None) is not None or plan.result.stats.space != "grid"
+             else plan.result.table)
     choice, why_none = search_disagg(req, p, table)
     simulation = None
     if choice is not None and demand is not None:
