@@ -214,7 +214,8 @@ def candidate_pools(req: Request, p: PerfParams, table: Any = None) -> list[Pool
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
     grid = req.grid()  # the pools search the grid (search/space.py), whatever space the colocated plan searched
     return class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=("prefill", "decode"),
-                       weights=req.weights, kv=req.kv, pp=grid.pp, tp=req.tp, max_gpus_per_type=limits, table=table,
+                       weights=req.weights, kv=req.kv, pp=grid.pp, micro_batches=grid.micro_batches, tp=req.tp,
+                       max_gpus_per_type=limits, table=table,
                        engine=req.engine)
 
 

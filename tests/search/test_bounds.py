@@ -121,7 +121,8 @@ def test_pinned_lists_reach_depths_and_batches_off_the_grid():
 
 def test_cli_pins_tp_pp_ep_batch_lists():
     r = CliRunner().invoke(main, ["plan", "--model", "llama-3.1-8b", "--isl", "1000", "--osl", "200", "--gpus",
-                                  "h100-sxm", "--tp", "2,4", "--pp", "1", "--batch", "8,16", "--json"])
+                                  "h100-sxm", "--tp", "2,4", "--pp", "1", "--batch", "8,16", "--disagg", "off",
+                                  "--json"])
     assert r.exit_code == 0, r.output
     import json
 
