@@ -22,7 +22,9 @@ def test_search_request_resolves_names_and_fills_the_search_defaults():
     req, cat = api.search_request(pr)
     assert [g.id for g in req.gpus] == ["a100-80gb", "h100-sxm"]  # aliases resolved, sorted by id
     assert req.max_gpus_per_type == {"h100-sxm": 8}  # keyed by the catalog id
-    assert (req.weights, req.kv, req.pp, req.tp) == (DEFAULT_WEIGHTS, DEFAULT_KV, DEFAULT_PP, None)
+    # pp and tp left open: the exact space (every depth, every head divisor); the grid is req.grid()'s
+    assert (req.weights, req.kv, req.pp, req.tp) == (DEFAULT_WEIGHTS, DEFAULT_KV, None, None)
+    assert req.grid().pp == DEFAULT_PP
     assert req.workload is pr.workload and req.slo is pr.slo and req.time_limit_s == 30.0
     assert cat.perf == cat.perf.with_engine(None)  # the vLLM profile by default
 
