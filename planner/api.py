@@ -311,12 +311,15 @@ def report(plan, path: str | Path, *, frontier: dict | None = None, request: Any
 
 # ---- fleet and procurement planning --------------------------------------------------------------------------------
 def fleet(request, *, catalog: Catalog | str | Path | None = None, time_limit_s: float | None = None,
-          compare: bool | None = None, timings: bool = False):
+          compare: bool | None = None, timings: bool = False, engine: str | None = None):
     """The cheapest fleet for a mix of request classes over an hourly demand profile: replica pools (aggregated or
     prefill/decode disaggregated, any GPU type) and their counts per hour, reserved or on demand, within per-type
     availability and an optional budget. `request` is a fleet request TOML path, a dict with the same keys, or a
-    `planner.fleet.FleetRequest`. Returns a `planner.fleet.FleetResult` (`.to_dict()` for JSON)."""
+    `planner.fleet.FleetRequest`. Returns a `planner.fleet.FleetResult` (`.to_dict()` for JSON). `engine` (or
+    the request's `engine` key): only pools that serving engine runs, under its perf profile."""
     from dataclasses import replace
+
+    from .engines import check_engine
 
     from .fleet import load_request, plan_fleet, request_from_dict
     from .fleet.request import FleetRequest
@@ -330,7 +333,9 @@ def fleet(request, *, catalog: Catalog | str | Path | None = None, time_limit_s:
     if time_limit_s is not None or compare is not None:
         req = replace(req, time_limit_s=req.time_limit_s if time_limit_s is None else time_limit_s,
                       compare=req.compare if compare is None else compare)
-    return plan_fleet(req, cat.perf, timings=timings)
+    if engine is not None:
+        req = replace(req, engine=check_engine(engine))
+    return plan_fleet(req, cat.perf if req.engine is None else cat.perf.with_engine(req.engine), timings=timings)
 
 
 # ---- training-run planning -----------------------------------------------------------------------------------------

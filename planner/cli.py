@@ -458,15 +458,18 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
 @click.option("--no-compare", is_flag=True, help="Skip the single-type and aggregated-only comparison fleets.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fleet as JSON.")
 @click.option("--timings", is_flag=True, help="Include solver wall times in the JSON (makes output non-repeatable).")
+@click.option("--engine", default=None,
+              help="Only pools this serving engine runs (vllm, sglang or trtllm), under its perf profile "
+                   "(default: the request's engine key, else any engine and vLLM's profile).")
 def fleet(request_file: str, catalog_file: str | None, time_limit_s: float | None, no_compare: bool, as_json: bool,
-          timings: bool) -> None:
+          timings: bool, engine: str | None) -> None:
     """Cheapest fleet for request classes over an hourly demand profile (TOML REQUEST_FILE: [[class]] tables,
     [available], [prices.TYPE], budget): pools per GPU type, reserved and on-demand replicas per hour."""
     from . import api
 
     with _naming(request_file):
         result = api.fleet(request_file, catalog=catalog_file, time_limit_s=time_limit_s,
-                           compare=False if no_compare else None, timings=timings or not as_json)
+                           compare=False if no_compare else None, timings=timings or not as_json, engine=engine)
     d = result.to_dict()
     if as_json:
         emit_json(d)

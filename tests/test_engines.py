@@ -247,3 +247,24 @@ def test_int8_kv_is_judged_as_the_fp8_the_export_emits():
     assert engines.kv_as_run("vllm", "int8") == "fp8"
     assert engines.engines_for("a100-80gb", "bf16", "int8", 1, 1, 1, 1) == ("sglang",)
     assert engines.engines_for("h100-sxm", "bf16", "int8", 1, 1, 1, 1) == ("vllm", "sglang", "trtllm")
+
+
+# ---- fleet ---------------------------------------------------------------------------------------------------------
+FLEET = {"model": "llama-3.1-8b", "gpus": ["a100-80gb"], "kv": ["bf16", "fp8"], "disaggregation": "off",
+         "class": [{"name": "chat", "isl": 1000, "osl": 200, "ttft_ms": 1000, "min_tokens_per_s_user": 30,
+                    "rate_rps": 5}]}
+
+
+def test_fleet_engine_restricts_the_pools_and_each_pool_names_its_engine():
+    import planner
+
+    free = planner.fleet(dict(FLEET), compare=False).to_dict()
+    assert free["pools"] and all(p["engine"] in engines.engines_for(p["gpu"], p["weights"], p["kv"], p["tp"], p["pp"],
+                                                                    p["ep"], 1) for p in free["pools"])
+    assert {p["kv"] for p in free["pools"]} == {"fp8"}  # the cheaper KV cache: only SGLang runs it on Ampere
+    assert {p["engine"] for p in free["pools"]} == {"sglang"}
+    for how in ({"engine": "vllm"}, {}):  # the request key, or the API's (CLI --engine) argument
+        d = planner.fleet({**FLEET, **how}, compare=False, **({} if how else {"engine": "vllm"})).to_dict()
+        assert {p["kv"] for p in d["pools"]} == {"bf16"} and {p["engine"] for p in d["pools"]} == {"vllm"}
+    with pytest.raises(InputError, match="engine: --engine must be one of"):
+        planner.fleet({**FLEET, "engine": "tgi"})

@@ -325,5 +325,5 @@ def candidate_pools(req: FleetRequest, p: PerfParams) -> list[Pool]:
     for c, cl in enumerate(req.classes):
         out += class_pools(c, req.model, cl.workload, cl.slo, gpus, p, roles=roles_of(req.disaggregation),
                            weights=req.weights, kv=req.kv, pp=req.pp, micro_batches=req.micro_batches, tp=req.tp,
-                           max_gpus_per_type=limits)
+                           max_gpus_per_type=limits, engine=req.engine)
     return out

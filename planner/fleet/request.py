@@ -73,6 +73,7 @@ class FleetRequest:
     time_limit_s: float = 5.0  # deterministic CP-SAT budget of the fleet (a quarter of it per comparison fleet)
     workers: int = 1  # one worker: the same request gives the same fleet
     compare: bool = True  # also solve the best single-type fleets and the aggregated-only fleet
+    engine: str | None = None  # only pools this serving engine runs (planner/engines.py), its perf profile; None: any
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -110,7 +111,7 @@ def roles_of(disaggregation: str) -> tuple[str, ...]:
 
 TOP_KEYS = {"description", "model", "gpus", "weights", "kv", "tp", "pp", "catalog", "price_tier", "on_demand_tier",
             "reserved_tier", "disaggregation", "budget_usd_per_hour", "budget_usd_per_month", "time_limit_s",
-            "compare", "profile", "available", "prices", "class"}
+            "compare", "profile", "available", "prices", "class", "engine"}
 CLASS_KEYS = {"name", "isl", "osl", "ttft_ms", "tpot_ms", "min_tokens_per_s_user", "rate_rps", "output_tokens_per_s",
               "profile", "offline", "description"}
 PRICE_KEYS = {"on_demand", "reserved"}
@@ -294,8 +295,17 @@ def request_from_dict(doc: Mapping[str, Any], catalog: Catalog | str | Path | No
         kv=split(doc.get("kv"), DEFAULT_KV), pp=ints(doc.get("pp")) or DEFAULT_PP, tp=ints(doc.get("tp")),
         disaggregation=dis, budget_usd_per_hour=_number(doc, "budget_usd_per_hour", where),
         budget_usd_per_month=_number(doc, "budget_usd_per_month", where),
-        time_limit_s=5.0 if limit is None else limit, compare=compare)
+        time_limit_s=5.0 if limit is None else limit, compare=compare, engine=_engine(doc.get("engine"), where))
     return req, cat
+
+
+def _engine(value: Any, where: str) -> str | None:
+    from ..engines import check_engine
+
+    try:
+        return check_engine(value)
+    except InputError as e:
+        raise InputError(f"{where}: engine: {e}") from None
 
 
 def load_request(path: str | Path, catalog: Catalog | str | Path | None = None) -> tuple[FleetRequest, Catalog]:

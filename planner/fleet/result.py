@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..engines import serving_engine
 from ..numbers import round6
 from ..perf.cost import usd_per_million
 from ..perf.params import PerfParams
@@ -33,6 +34,7 @@ class PoolPlan(ReplicaLayout):
     reserved: int
     replicas: tuple[int, ...]  # per hour, reserved included
     utilization: tuple[float, ...]  # per hour: busy share of the replicas
+    engine: str = ""  # the serving engine that runs the pool (planner/engines.py: the request's, else preferred)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class PoolPlan(ReplicaLayout):
             "ttft_s": None if self.ttft_s is None else round6(self.ttft_s),
             "reserved_replicas": self.reserved, "replicas_per_hour": list(self.replicas),
             "utilization_per_hour": [round6(u) for u in self.utilization],
+            **({"engine": self.engine} if self.engine else {}),
         }
 
 
@@ -173,7 +176,8 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
             tokens_per_s_per_user=None if pool.role == "prefill" else 1.0 / (
                 e.tpot_s if pool.role == "aggregated" else e.decode_cycle_s),
             ttft_s=None if pool.role == "decode" else e.ttft_s, reserved=sol.reserved[k], replicas=sol.counts[k],
-            utilization=util))
+            utilization=util, engine=serving_engine(req.engine, pool.gpu, pool.row.weights, pool.row.kv, pool.row.tp,
+                                                    pool.row.pp, pool.row.ep, pool.row.dp)["id"]))
     types = sorted({ft.pools[k].gpu for k in used})
     gpus = {t: tuple(sum(ft.pools[k].gpus * sol.counts[k][h] for k in used if ft.pools[k].gpu == t) for h in range(H))
             for t in types}
@@ -253,7 +257,8 @@ def fleet_text(d: Mapping[str, Any]) -> str:
         speed = "" if p["tokens_per_s_per_user"] is None else f"  {p['tokens_per_s_per_user']:.0f} tok/s/user"
         lines.append(f"    {p['class']:<14} {p['role']:<10} {p['gpu']:<10} TP{p['tp']} PP{p['pp']} batch {p['batch']:<5} "
                      f"{p['weights']}/{p['kv']}  x{rng} (reserved {p['reserved_replicas']})  "
-                     f"{p['requests_per_s_per_replica']:.3g} req/s per replica{speed}")
+                     f"{p['requests_per_s_per_replica']:.3g} req/s per replica{speed}"
+                     + (f"  {p['engine']}" if p.get("engine") else ""))
     lines.append("  classes:")
     for cl in d["classes"]:
         m = cl["usd_per_million_output_tokens"]
