@@ -35,6 +35,15 @@ def gemm_flops_efficiency(tokens, cols, sm_count, max_efficiency, tile_tokens, t
     return np.asarray(max_efficiency, float) * wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols)
 
 
+def grouped_gemm_efficiency(rows_per_group, cols_per_group, groups, sm_count, max_efficiency, tile_tokens, tile_cols):
+    """A grouped GEMM (MoE experts) in one launch: every group's ⌈rows/t_m⌉·⌈cols/t_n⌉ tiles share the waves over
+    the SMs, so its efficiency is that of one GEMM with the groups' columns side by side (`groups` may be
+    fractional: an expected count of experts touched)."""
+    g = np.maximum(np.asarray(groups, float), 1.0)
+    return gemm_flops_efficiency(rows_per_group, g * np.asarray(cols_per_group, float), sm_count, max_efficiency,
+                                 tile_tokens, tile_cols)
+
+
 def attention_occupancy(sequences, kv_heads_per_gpu, context_tokens, sm_count, ctas_per_sm, split_kv_tokens):
     """min(1, items / (c · SM)), items = sequences · KV heads · max(1, context / split) (one split when split = 0);
     1 where c or SM is 0 (occupancy not modelled)."""

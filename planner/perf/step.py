@@ -33,7 +33,7 @@ import numpy as np
 
 from ..specs.model import LayerKind, ModelSpec
 from .comm import ring_allreduce_time_s, two_level_alltoall_time_s
-from .kernels import attention_occupancy, gemm_flops_efficiency, padded_expert_tokens
+from .kernels import attention_occupancy, gemm_flops_efficiency, grouped_gemm_efficiency, padded_expert_tokens
 from .memory import EMBEDDING_BYTES_PER_ELEMENT, kv_bytes_per_token_per_layer_per_gpu, shared_weight_bytes_per_element
 from .moe import busiest_rank_load_ratio, expected_experts_touched_on_rank
 from .params import PerfParams
@@ -152,7 +152,10 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         # the grouped GEMM computes whole tiles per touched expert, at the efficiency of its padded rows
         rows = padded_expert_tokens(busiest_assignments, 1.0, touched, p.gemm_tile_tokens)
         per_expert = np.where(touched > 0, rows / np.maximum(touched, 1e-9), 0.0)
-        eff = _gemm_efficiency(p, hw, per_expert, model.expert_params / (model.hidden_size * etp), eta_max)
+        # one grouped launch: the touched experts' tiles share the waves (kernels.grouped_gemm_efficiency); wave
+        # quantization per expert would charge every expert a whole wave of idle SMs
+        eff = grouped_gemm_efficiency(per_expert, model.expert_params / (model.hidden_size * etp), touched,
+                                      hw.sm_count, eta_max, p.gemm_tile_tokens, p.gemm_tile_cols)
         experts = _group(f * 2.0 * model.expert_params * rows / etp,
                          f * touched * model.expert_params * wb / etp,
                          hw.peak_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)

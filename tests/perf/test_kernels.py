@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from planner.perf.estimate import hardware
-from planner.perf.kernels import attention_occupancy, gemm_flops_efficiency, padded_expert_tokens, wave_efficiency
+from planner.perf.kernels import (attention_occupancy, gemm_flops_efficiency, grouped_gemm_efficiency,
+                                  padded_expert_tokens, wave_efficiency)
 from planner.perf.step import layer_step
 
 
@@ -57,6 +58,18 @@ def test_padded_expert_tokens_by_hand():
     # 1000 tokens · 2 / 8 = 250 each -> 2 tiles = 256 rows per expert
     assert padded_expert_tokens(1000, 2, 8.0, 128) == pytest.approx(8 * 256)
     assert padded_expert_tokens(4, 2, touched, 0) == pytest.approx(8)  # tile off: T·k
+
+
+def test_grouped_gemm_shares_waves_across_experts_by_hand():
+    """DeepSeek-V3 decode on 8 GPUs: 32 experts touched, one 128-row tile each (padded), 2048·3·7168 / (7168·8)
+    = 768 columns per expert = 6 column tiles. Per expert that would be 6 tiles in a wave of 132 SMs (4.5 % useful);
+    in one grouped launch 32·6 = 192 tiles run in 2 waves: 192 / 264 useful."""
+    eff = grouped_gemm_efficiency(128, 768, 32, 132, 0.8, 128, 128)
+    assert eff == pytest.approx(0.8 * 192 / 264, rel=1e-12)
+    assert gemm_flops_efficiency(128, 768, 132, 0.8, 128, 128) == pytest.approx(0.8 * 6 / 132, rel=1e-12)
+    # fewer than one expert touched counts as one; tile off: η_max
+    assert grouped_gemm_efficiency(128, 768, 0.5, 132, 0.8, 128, 128) == pytest.approx(0.8 * 6 / 132)
+    assert grouped_gemm_efficiency(1, 768, 32, 132, 0.8, 0, 0) == 0.8
 
 
 def test_decode_layer_with_overhead_and_occupancy_by_hand(preset, h100, round_params):

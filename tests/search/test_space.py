@@ -55,15 +55,26 @@ def test_1_8t_moe_on_h100_runs_ep_across_nodes():
     assert res.best.objective < plain.best.objective
 
 
-def test_deepseek_v3_on_h200_is_cheaper_with_attention_dp():
+def test_deepseek_v3_on_h200_attention_dp_holds_more_sequences():
     """Issue #13's DeepSeek-V3 case (ISL 4000, OSL 500, TTFT 2 s, TPOT 50 ms, <= 16 H200): MLA's latent is no
-    longer replicated on every TP rank, so DP groups hold more sequences and the plan is cheaper than TP-only."""
+    longer replicated on every TP rank, so DP groups hold more sequences on the same 8 GPUs; the search over the
+    full space is at least as cheap as with DP forced either way. (Since the MoE grouped GEMM shares its waves
+    across experts, #14, TP8 without DP is marginally the cheaper plan here, ~1 %: the DP saving of memory no
+    longer pays for the all-to-alls at this SLO.)"""
+    from planner.catalog import load_model
+    from planner.perf.estimate import Config, estimate
+    from planner.specs.workload import Workload
     args = dict(isl=4000, osl=500, gpus="h200", max_gpus=16, ttft_ms=2000, tpot_ms=50)
     req, cat = make_request("deepseek-v3", **args)
+    m, w, h200 = load_model("deepseek-v3"), Workload(isl=4000, osl=500), cat.gpu("h200")
+    tp8 = estimate(m, Config(gpu=h200, tp=8, batch=1, weights="fp8", kv="fp8"), w, cat.perf)
+    dp2 = estimate(m, Config(gpu=h200, tp=4, dp=2, ep=8, batch=2, weights="fp8", kv="fp8"), w, cat.perf)
+    assert dp2.max_batch > tp8.max_batch
     res = search(req, cat.perf, alternatives=False)
     plain = search(replace(req, dp=(1,)), cat.perf, alternatives=False)
-    assert res.best.row.dp > 1
-    assert res.best.objective < plain.best.objective
+    two = search(replace(req, dp=(2,)), cat.perf, alternatives=False)
+    assert two.best.row.dp == 2 and verify(req, two.best) == []
+    assert res.best.objective <= min(plain.best.objective, two.best.objective)
     assert verify(req, res.best) == []
 
 
