@@ -341,7 +341,10 @@ class Estimate:
 def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfParams | None = None) -> Estimate:
     c = config
     check_config(model, c)
-    p = (params or PerfParams()).for_gpu(c.gpu.id, c.gpu.family)
+    if params is None:  # the shipped catalog's calibrated values and profiles
+        from ..catalog import load_catalog
+        params = load_catalog().perf
+    p = params.for_gpu(c.gpu.id, c.gpu.family)
     wb, kvb = BYTES_PER_ELEMENT[c.weights], BYTES_PER_ELEMENT[c.kv]
     hw = hardware(c.gpu, c.weights, c.tp, c.dp)
     q = 1 if c.spec is None else c.spec.draft_length + 1

@@ -7,11 +7,19 @@ serving engine (scheduler, sampling, CUDA graphs, attention kernels). The catalo
 `planner calibrate --measure` catalog for one GPU overrides its family's fit."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from ..errors import InputError
 from ..numbers import is_real
@@ -19,40 +27,72 @@ from ..numbers import is_real
 ENGINES = ("vllm", "sglang", "trtllm")
 DEFAULT_ENGINE = "vllm"
 # Also accepted: "pytorch", a bare forward pass captured in a CUDA graph (no scheduler, sampling or batching
-# overheads): what the shared H100 data and `planner calibrate --measure` time.
-PROFILE_ENGINES = ENGINES + ("pytorch",)
+# overheads): what the shared H100 data and `planner calibrate --measure` time; "jetstream", Google's TPU serving
+# engine, which only calibration data names (catalog/calibration/jetstream_pytorch_tpu.toml).
+PROFILE_ENGINES = ENGINES + ("pytorch", "jetstream")
 # Fields that are not numeric perf assumptions (the profile tables and which engine they were resolved for).
 _META = ("engine", "profiles", "profile")
 
 
+def _catalog_dir() -> Any:
+    """Where the shipped catalog lives (the same place as planner.catalog.CATALOG, which imports this module)."""
+    try:  # installed: the wheel ships catalog/ as the data package planner.data
+        return resources.files("planner.data")
+    except (ModuleNotFoundError, TypeError):  # a source checkout on sys.path without installing
+        return Path(__file__).resolve().parent.parent.parent / "catalog"
+
+
+def shipped_defaults() -> dict[str, Any]:
+    """The base perf values, from their one source: catalog/perf.toml's [perf] table with the fitted values of
+    catalog/calibration/fit.toml's [fitted] over it (`python -m planner.perf.calibrate --write` writes those).
+    PerfParams() takes its defaults from here, so a bare PerfParams() is the calibrated model (profiles aside:
+    those are the catalog's, planner.catalog.load_catalog().perf)."""
+    base = _catalog_dir()
+    perf = tomllib.loads((base / "perf.toml").read_text(encoding="utf-8")).get("perf", {})
+    fit_file = base / "calibration" / "fit.toml"
+    fitted = tomllib.loads(fit_file.read_text(encoding="utf-8")).get("fitted", {}) if fit_file.is_file() else {}
+    return {**perf, **fitted}
+
+
+_SHIPPED = shipped_defaults()
+
+
+def _default(name: str) -> Any:
+    if name not in _SHIPPED:
+        raise KeyError(f"catalog/perf.toml [perf] has no {name!r}: every PerfParams field takes its default there")
+    return _SHIPPED[name]
+
+
 @dataclass(frozen=True)
 class PerfParams:
-    hbm_efficiency: float = 0.80
+    # Defaults: catalog/perf.toml [perf] with catalog/calibration/fit.toml [fitted] over it (shipped_defaults).
+    # Fraction of peak HBM bandwidth the decode kernels reach.
+    hbm_efficiency: float = float(_default("hbm_efficiency"))
     # Largest fraction of dense peak FLOP/s the GEMMs reach in decode steps and in prefill (large token counts).
-    flops_efficiency: float = 0.60
-    prefill_flops_efficiency: float = 0.60
+    flops_efficiency: float = float(_default("flops_efficiency"))
+    prefill_flops_efficiency: float = float(_default("prefill_flops_efficiency"))
     # Fraction of 16-bit peak the attention core (QK^T, softmax, PV: flash-attention kernels) reaches.
-    attention_flops_efficiency: float = 0.60
+    attention_flops_efficiency: float = float(_default("attention_flops_efficiency"))
     # Output tile of a GEMM kernel (tokens × columns): a GEMM of T tokens computes whole tiles in whole waves over
     # the SMs, so its efficiency rises with T (kernels.wave_efficiency; 0: off).
-    gemm_tile_tokens: float = 0.0
-    gemm_tile_cols: float = 0.0
+    gemm_tile_tokens: float = float(_default("gemm_tile_tokens"))
+    gemm_tile_cols: float = float(_default("gemm_tile_cols"))
     # Decode attention saturates HBM once it has attention_ctas_per_sm work items per SM (0: always saturated);
     # a work item is one (sequence, KV head, KV split); split-KV kernels cut the context into chunks of
     # attention_split_kv_tokens (0: no split).
-    attention_ctas_per_sm: float = 0.0
-    attention_split_kv_tokens: float = 0.0
+    attention_ctas_per_sm: float = float(_default("attention_ctas_per_sm"))
+    attention_split_kv_tokens: float = float(_default("attention_split_kv_tokens"))
     # Fixed time per layer per forward step (kernel launches and small kernels; smaller under CUDA graphs).
-    layer_overhead_s: float = 0.0
-    step_overhead_s: float = 0.0025
-    link_efficiency: float = 0.80
-    allreduce_latency_s: float = 8e-6
-    p2p_latency_s: float = 15e-6
-    memory_reserve_fraction: float = 0.10
-    max_batched_tokens: int = 8192
-    head_stage_overhead_s: float = 0.0
-    max_batch: int = 2048
-    prefill_first: bool = False
+    layer_overhead_s: float = float(_default("layer_overhead_s"))
+    step_overhead_s: float = float(_default("step_overhead_s"))
+    link_efficiency: float = float(_default("link_efficiency"))
+    allreduce_latency_s: float = float(_default("allreduce_latency_s"))
+    p2p_latency_s: float = float(_default("p2p_latency_s"))
+    memory_reserve_fraction: float = float(_default("memory_reserve_fraction"))
+    max_batched_tokens: int = int(_default("max_batched_tokens"))
+    head_stage_overhead_s: float = float(_default("head_stage_overhead_s"))
+    max_batch: int = int(_default("max_batch"))
+    prefill_first: bool = bool(_default("prefill_first"))
     engine: str = DEFAULT_ENGINE
     # name -> {parameter: value}; see the module docstring for how they combine
     profiles: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))

@@ -29,12 +29,78 @@ def test_shared_h100_rows_parse_with_provenance(rows):
     assert len(t) == 100 and sum(r.split == "held-out" for r in t) == 30  # 3 of 10 ISL/OSL pairs held out
 
 
+def test_published_datasets_parse_with_provenance(rows):
+    import tomllib
+    v09 = [r for r in rows if r.dataset == "trtllm-v0.9"]
+    assert len(v09) == 96 and {r.gpu for r in v09} == {"a100-80gb", "l40s", "h100-sxm", "h200"}
+    assert all("TensorRT-LLM/blob/v0.9.0" in r.source and r.engine == "trtllm" for r in v09)
+    doc = tomllib.loads((cal.CATALOG / "calibration" / "trtllm_v0.9_performance.toml").read_text(encoding="utf-8"))
+    first = doc["row"][0]  # printed per GPU; the row carries the run's total over its TP GPUs
+    r0 = next(r for r in v09 if (r.model, r.gpu, r.isl, r.osl, r.batch, r.metric) == (
+        first["model"], first["gpu"], first["isl"], first["osl"], first["batch"], "output_tokens_per_s"))
+    assert r0.value == first["value"] * first["tp"]
+    ttft = [r for r in v09 if r.metric == "ttft_s"]
+    assert len(ttft) == 32 and all(r.batch == 1 and r.osl == 1 for r in ttft)
+    # Ampere/Ada: (2048, 2048) and Mistral's first-token rows held out; Hopper rows all held out
+    assert all(r.split == "held-out" for r in v09 if r.gpu in ("h100-sxm", "h200"))
+    assert sum(r.split == "held-out" for r in v09 if r.gpu in ("a100-80gb", "l40s")) == 2 * (4 + 2)
+    ds = [r for r in rows if r.dataset == "dstack-deepseek-r1"]
+    assert len(ds) == 75 and all(r.split == "check" and r.model == "deepseek-v3" and r.tp == 8 for r in ds)
+    assert all(r.batch <= cal.VLLM_V0_MAX_NUM_SEQS for r in ds if r.engine == "vllm")
+    js = [r for r in rows if r.dataset == "jetstream-pytorch"]
+    assert len(js) == 6 and all(r.gpu == "tpu-v5e" and (r.isl, r.osl) == (110, 305) for r in js)
+
+
+def test_paired_rows_fit_the_mi300x_to_h200_ratio(rows, catalog):
+    """Each MI300X vLLM row becomes value · predicted(H200) / measured(H200) for the H200 run of the same engine,
+    metric, lengths and batch; split by HELD_OUT_DSTACK_*."""
+    p = catalog.perf
+    paired = cal.paired_rows(rows, p, catalog)
+    assert paired and all(r.gpu == "mi300x" and r.engine == "vllm" for r in paired)
+    r = next(x for x in paired if x.metric == "tpot_s" and x.batch == 4)
+    mi = next(x for x in rows if x.dataset == "dstack-deepseek-r1" and x.gpu == "mi300x" and x.engine == "vllm"
+              and x.metric == "tpot_s" and x.batch == 4)
+    h2 = next(x for x in rows if x.dataset == "dstack-deepseek-r1" and x.gpu == "h200" and x.engine == "vllm"
+              and x.metric == "tpot_s" and x.batch == 4)
+    assert (mi.value, h2.value) == (0.04616849698, 0.02573463239)  # median TPOT ms / 1000 as recorded
+    assert r.value == pytest.approx(mi.value * cal.predict(h2, p, catalog) / h2.value, rel=1e-12)
+    assert r.split == "fit" and all(x.split == "held-out" for x in paired if x.osl == 1600)
+    # 3200/3200 has no H200 vLLM run: no pair
+    assert not [x for x in paired if x.osl == 3200]
+
+
+def test_first_token_row_is_the_batch_1_prefill(catalog):
+    row = cal.Row(dataset="t", source="t", engine="trtllm", gpu="a100-80gb", model="llama-2-7b", metric="ttft_s",
+                  value=1.0, batch=1, isl=2048, osl=1, weights="fp16", kv="fp16")
+    p = catalog.perf
+    assert cal.predict(row, p, catalog) == cal.predict(replace(row, metric="prefill_s"), p, catalog)
+
+
+def test_fill_caps_the_batch_at_what_the_kv_cache_holds(catalog):
+    """Offline runs submit N requests at once; the engine runs as many as fit (the model's max_batch)."""
+    row = cal.Row(dataset="t", source="t", engine="sglang", gpu="mi300x", model="deepseek-v3",
+                  metric="output_tokens_per_s", value=1.0, tp=8, batch=100000, isl=3200, osl=800, weights="fp8",
+                  fill=True)
+    from planner.perf.estimate import Config, estimate
+    from planner.specs.workload import Workload
+    run = catalog.perf.with_engine("sglang")
+    cfg = Config(gpu=catalog.gpu("mi300x"), tp=8, batch=1, weights="fp8", kv="bf16")
+    w = Workload(isl=3200, osl=800)
+    fits = estimate(cal._model("deepseek-v3"), cfg, w, run).max_batch
+    assert 1 < fits < 100000
+    expect = estimate(cal._model("deepseek-v3"), replace(cfg, batch=min(fits, run.max_batch)), w, run)
+    assert cal.predict(row, catalog.perf, catalog) == expect.output_tokens_per_s
+    assert cal.predict(replace(row, batch=4), catalog.perf, catalog) == estimate(
+        cal._model("deepseek-v3"), replace(cfg, batch=4), w, run).output_tokens_per_s
+
+
 def test_predicted_decode_bytes_match_the_recorded_byte_counts(rows, catalog):
     """With every efficiency 1 and no fixed costs, a batch-1 decode step is its bytes at the nominal 3.35 TB/s:
     the run recorded the bytes it read (weights incl. embedding and head, KV), an independent check of the
     model's byte accounting."""
     p = PerfParams(hbm_efficiency=1.0, flops_efficiency=1.0, prefill_flops_efficiency=1.0,
-                   attention_flops_efficiency=1.0, step_overhead_s=0.0)
+                   attention_flops_efficiency=1.0, step_overhead_s=0.0, layer_overhead_s=0.0,
+                   attention_ctas_per_sm=0.0, gemm_tile_tokens=0.0, gemm_tile_cols=0.0)
     import json
     doc = json.loads((cal.CATALOG / "calibration" / "h100-sxm-pytorch-bf16.json").read_text())
     for case in doc["cases"]:
@@ -82,12 +148,13 @@ def test_shipped_fit_meets_the_targets_on_the_shared_h100_data(rows, catalog):
 
 
 def test_shipped_fit_held_out_signed_median_within_15_percent(rows, catalog):
-    """Issue 14: on the held-out split, no family's signed median error exceeds ±15 %."""
-    held = [r for r in rows if r.split == "held-out"]
+    """Issue 14: on the held-out split, no family's signed median error exceeds ±15 % (CDNA3: the MI300X/H200
+    pairs it is fitted on; the absolute DeepSeek-R1 rows are split "check", README Known limits)."""
+    held = [r for r in rows + cal.paired_rows(rows, catalog.perf, catalog) if r.split == "held-out"]
     e = cal.errors(held, catalog.perf, catalog)
     table = cal.error_table(held, e, catalog)
     families = {t["family"] for t in table}
-    assert {"hopper", "blackwell"} <= families
+    assert families == {"hopper", "blackwell", "ampere", "ada", "cdna3", "tpu"}
     for fam in families:
         errs = [x for r, x in zip(held, e) if catalog.gpu(r.gpu).family == fam]
         assert abs(np.median(errs)) <= 0.15, fam

@@ -27,3 +27,40 @@ def test_updated_overrides_and_validates():
         with pytest.raises(InputError, match=match) as e:
             PerfParams().updated(bad, "x.toml")
         assert str(e.value).startswith("x.toml:")
+
+
+def test_bare_perf_params_are_the_shipped_calibrated_values():
+    """One source for the perf defaults (issue 11 item 4): PerfParams() takes catalog/perf.toml's [perf] with
+    catalog/calibration/fit.toml's [fitted] over it, read here independently of planner.perf.params."""
+    import tomllib
+    from dataclasses import fields
+
+    from planner.catalog import CATALOG, load_catalog
+    from planner.perf import params as params_module
+
+    assert str(params_module._catalog_dir()) == str(CATALOG)
+    perf = tomllib.loads((CATALOG / "perf.toml").read_text(encoding="utf-8"))["perf"]
+    fitted = tomllib.loads((CATALOG / "calibration" / "fit.toml").read_text(encoding="utf-8"))["fitted"]
+    p = PerfParams()
+    for f in fields(p):
+        if f.name in ("engine", "profiles", "profile"):
+            continue
+        assert getattr(p, f.name) == fitted.get(f.name, perf[f.name]), f.name
+    assert p.hbm_efficiency == fitted["hbm_efficiency"] != perf["hbm_efficiency"]  # the fit, not the start value
+    shipped = load_catalog().perf
+    assert all(getattr(p, f.name) == getattr(shipped, f.name) for f in fields(p)
+               if f.name not in ("engine", "profiles", "profile"))
+
+
+def test_estimate_without_params_uses_the_shipped_catalog():
+    from planner.catalog import load_catalog, load_model
+    from planner.perf.estimate import Config, estimate
+    from planner.specs.workload import Workload
+
+    cat = load_catalog()
+    m, w = load_model("llama-3.1-8b"), Workload(isl=1000, osl=200)
+    cfg = Config(gpu=cat.gpu("h100-sxm"), tp=1, batch=8)
+    bare, shipped = estimate(m, cfg, w), estimate(m, cfg, w, cat.perf)
+    assert bare.tpot_s == shipped.tpot_s and bare.profile == shipped.profile == ("vllm",)
+    # a different parameter set gives a different answer (the comparison can fail)
+    assert estimate(m, cfg, w, cat.perf.updated({"hbm_efficiency": 0.5}, "t")).tpot_s > bare.tpot_s

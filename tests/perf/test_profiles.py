@@ -12,7 +12,7 @@ from planner.specs.workload import Workload
 
 
 def _params() -> PerfParams:
-    return PerfParams(hbm_efficiency=0.5).with_profiles({
+    return PerfParams(hbm_efficiency=0.5, layer_overhead_s=0.0).with_profiles({
         "hopper": {"hbm_efficiency": 0.6, "layer_overhead_s": 1e-5},
         "vllm": {"step_overhead_s": 0.004},
         "hopper.vllm": {"hbm_efficiency": 0.7},
