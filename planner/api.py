@@ -212,6 +212,24 @@ def _engine_named_in_infeasibility(req, cat: Catalog):
                                *left, f"without --engine: {without}"]) from None
 
 
+def _frontier_engine_infeasible(req, cat: Catalog, speeds) -> None:
+    """An empty frontier under --engine whose engine lost rows: raise InfeasibleError saying so, with how many
+    points the sweep reaches without --engine; return when the engine is not why."""
+    from .engines import ENGINE_NAMES, exclusions
+    from .errors import InfeasibleError
+    from .search.solve import frontier as _frontier
+
+    shapes = [(g.id, w, k) for g in req.gpus for w in req.weights if g.supports_weights(w) for k in req.kv]
+    lost = exclusions(req.engine, shapes, draft=req.spec is not None)
+    if not lost:
+        return
+    other = _frontier(replace(req, engine=None), cat.perf, list(speeds))
+    if other:
+        raise InfeasibleError([f"no plan {ENGINE_NAMES[req.engine]} can run: " + "; ".join(lost),
+                               f"without --engine: {len(other)} frontier point(s), e.g. {other[0].row.gpu.id} "
+                               f"{other[0].row.weights} weights / {other[0].row.kv} KV"])
+
+
 DEFAULT_FRONTIER_SPEEDS = (5.0, 8.0, 12.0, 16.0, 20.0, 25.0, 33.3, 40.0, 50.0, 65.0, 80.0, 100.0, 130.0, 170.0, 220.0)
 
 
@@ -243,6 +261,8 @@ def frontier(request: Any = None, /, *, speeds: tuple[float, ...] = DEFAULT_FRON
             except SolverLimitError:
                 continue  # out of time for this candidate: its points are left out
         pts = pareto(pts, req.workload.demand_output_tokens_per_s)
+    if not pts and req.engine is not None:
+        _frontier_engine_infeasible(req, cat, speeds)
     return {
         "schema_version": 1, "model": req.model.name,
         "workload": {"isl": req.workload.isl, "osl": req.workload.osl}, "ttft_limit_s": req.slo.ttft_s,

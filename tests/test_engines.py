@@ -268,3 +268,16 @@ def test_fleet_engine_restricts_the_pools_and_each_pool_names_its_engine():
         assert {p["kv"] for p in d["pools"]} == {"bf16"} and {p["engine"] for p in d["pools"]} == {"vllm"}
     with pytest.raises(InputError, match="engine: --engine must be one of"):
         planner.fleet({**FLEET, "engine": "tgi"})
+
+
+def test_an_empty_frontier_because_of_the_engine_says_so():
+    r = _run("frontier", "--model", "llama-3.1-8b", "--gpus", "mi300x", "--isl", "1000", "--osl", "200",
+             "--engine", "trtllm", "--speeds", "20,40")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("infeasible: no plan TensorRT-LLM can run: mi300x: TensorRT-LLM is built on CUDA")
+    assert lines[1].startswith("infeasible: without --engine: 2 frontier point(s), e.g. mi300x")
+    # unreachable for every engine: the plain message, no engine lines
+    r = _run("frontier", "--model", "llama-3.1-8b", "--gpus", "h100-sxm", "--isl", "1000", "--osl", "200",
+             "--engine", "trtllm", "--speeds", "100000")
+    assert r.exit_code == 1 and "no plan" not in r.stderr and "reachable" in r.stderr
