@@ -1,8 +1,10 @@
 """The CP-SAT deployment model: choose one row (GPU, precision, TP, PP, EP, micro-batch), the layers on each
 pipeline stage, and (with demand) the replica count, minimizing $ per token (or fleet $/hour for a demand).
 
-Built in the CP-SAT samples' order: variables, constraints, objective, solve, read. The inequalities are those of
-`table.evaluate()` (the oracle's semantics), with the row choice as enforcement literals."""
+Built in the CP-SAT samples' order: `build` (variables, constraints, objective, search strategy), `_solver`
+(parameters), solve, `tie_breaks` (the fastest plan at the optimal cost, then the most even layer split), `read`.
+The inequalities are those of `table.evaluate()` (the oracle's semantics), with the row choice as enforcement
+literals."""
 from __future__ import annotations
 
 import time
@@ -33,6 +35,18 @@ class SolverSettings:
     seed: int = 0
 
 
+@dataclass
+class _Model:
+    """A built deployment model and the variables the stages and the reader need."""
+
+    model: cp_model.CpModel
+    rows: list[int]
+    chosen_row: dict[int, cp_model.IntVar]  # chosen_row[i]: row i is the plan's
+    layers_on_stage: dict[int, list[cp_model.IntVar]]  # per PP degree, the layers of each stage
+    tpot: cp_model.IntVar
+    objective: cp_model.IntVar
+
+
 def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
           settings: SolverSettings = SolverSettings(), hint: tuple[int, Sequence[int]] | None = None,
           bounds: Bounds | None = None) -> Solution | None:
@@ -40,6 +54,27 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     Returns None when CP-SAT proves infeasibility or finds nothing within the time limit. `bounds` are
     `lower_bounds(t, lim)` when the caller has them (computed here otherwise)."""
     start = time.perf_counter()
+    md = build(t, rows, lim, objective_ub, hint, bounds)
+    if md is None:
+        return None
+    solver = _solver(settings)
+    status = solver.Solve(md.model)
+    if status == cp_model.MODEL_INVALID:  # a bug (e.g. an integer range overflow), not an infeasible request
+        raise RuntimeError(f"CP-SAT rejected the deployment model: {md.model.Validate()}")
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    value = int(solver.Value(md.objective))
+    bound = float(solver.BestObjectiveBound())
+    solves = 1
+    if status == cp_model.OPTIMAL:
+        solves += tie_breaks(t, md, solver, value, settings, start)
+    return read(t, md, solver, status, value, bound, solves, time.perf_counter() - start)
+
+
+def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
+          hint: tuple[int, Sequence[int]] | None = None, bounds: Bounds | None = None) -> _Model | None:
+    """The model over `rows` (variables, constraints, objective, search strategy), or None when the bounds leave
+    no row."""
     m = cp_model.CpModel()
     L = t.num_layers
     lb = bounds if bounds is not None else lower_bounds(t, lim)
@@ -118,7 +153,11 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     # not prove optimality on ~150 rows within seconds.
     by_bound = sorted(rows, key=lambda i: (int(lb.objective[i]), i))
     m.AddDecisionStrategy([x[i] for i in by_bound], cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
-    # ---- solve (objective, then the fastest plan at that objective)
+    return _Model(m, rows, x, layers, tpot, obj)
+
+
+def _solver(settings: SolverSettings) -> cp_model.CpSolver:
+    """The solver, its parameters set explicitly (time limit, one worker and a seed for determinism)."""
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = settings.time_limit_s
     solver.parameters.num_workers = settings.workers
@@ -131,44 +170,49 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     # Presolve probing spent ~80 % of an unpruned 2,800-row solve (5 s of 7) and finds nothing the row-first
     # search does not; without it that solve takes 1.7 s (benchmarks/solve_speed).
     solver.parameters.cp_model_probing_level = 0
-    status = solver.Solve(m)
-    if status == cp_model.MODEL_INVALID:  # a bug (e.g. an integer range overflow), not an infeasible request
-        raise RuntimeError(f"CP-SAT rejected the deployment model: {m.Validate()}")
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
-    value = int(solver.Value(obj))
-    bound = float(solver.BestObjectiveBound())
+    return solver
+
+
+def tie_breaks(t: Table, md: _Model, solver: cp_model.CpSolver, value: int, settings: SolverSettings,
+               start: float) -> int:
+    """After an optimal cost `value`: the fastest plan at that cost, then (several stages) the most even layer
+    split of the chosen row at that cost and speed. Returns the Solve calls made."""
+    m, L, rows, x, layers = md.model, t.num_layers, md.rows, md.chosen_row, md.layers_on_stage
+    tpot, obj = md.tpot, md.objective
     solves = 1
-    if status == cp_model.OPTIMAL:
-        solves += 1
-        # Second, lexicographic stage: among plans of optimal cost, the fastest per user (ties between batch
-        # sizes are common once a demand is met by whole replicas), so the answer is stable and has most slack.
-        m.Add(obj <= value)
-        m.Minimize(tpot)
+    # Second, lexicographic stage: among plans of optimal cost, the fastest per user (ties between batch
+    # sizes are common once a demand is met by whole replicas), so the answer is stable and has most slack.
+    m.Add(obj <= value)
+    m.Minimize(tpot)
+    left = settings.time_limit_s - (time.perf_counter() - start)
+    solver.parameters.max_time_in_seconds = max(left, 0.1)
+    again = solver.Solve(m)
+    if again not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # cannot happen: the first solution still holds
+        raise RuntimeError("CP-SAT lost the optimal plan in its tie-break stage")
+    row = next(i for i in rows if solver.BooleanValue(x[i]))
+    p = int(t.pp[row])
+    if again == cp_model.OPTIMAL and p > 1:
+        # Third stage, on the chosen row: at that cost and speed, the most even layer split (slack stages
+        # would otherwise take arbitrary counts, e.g. (1, 13, 13, 5) where (3, 13, 13, 3) is as good).
+        m.Add(tpot <= int(solver.Value(tpot)))
+        m.Add(x[row] == 1)
+        hi, lo = m.NewIntVar(1, L, "hi"), m.NewIntVar(1, L, "lo")
+        for v in layers[p]:
+            m.Add(hi >= v)
+            m.Add(lo <= v)
+        m.Minimize(hi - lo)
         left = settings.time_limit_s - (time.perf_counter() - start)
         solver.parameters.max_time_in_seconds = max(left, 0.1)
-        again = solver.Solve(m)
-        if again not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # cannot happen: the first solution still holds
-            raise RuntimeError("CP-SAT lost the optimal plan in its tie-break stage")
-        row = next(i for i in rows if solver.BooleanValue(x[i]))
-        p = int(t.pp[row])
-        if again == cp_model.OPTIMAL and p > 1:
-            # Third stage, on the chosen row: at that cost and speed, the most even layer split (slack stages
-            # would otherwise take arbitrary counts, e.g. (1, 13, 13, 5) where (3, 13, 13, 3) is as good).
-            m.Add(tpot <= int(solver.Value(tpot)))
-            m.Add(x[row] == 1)
-            hi, lo = m.NewIntVar(1, L, "hi"), m.NewIntVar(1, L, "lo")
-            for v in layers[p]:
-                m.Add(hi >= v)
-                m.Add(lo <= v)
-            m.Minimize(hi - lo)
-            left = settings.time_limit_s - (time.perf_counter() - start)
-            solver.parameters.max_time_in_seconds = max(left, 0.1)
-            solves += 1
-            if solver.Solve(m) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                raise RuntimeError("CP-SAT lost the optimal plan in its placement tie-break stage")
-    wall = time.perf_counter() - start
-    # ---- read
+        solves += 1
+        if solver.Solve(m) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            raise RuntimeError("CP-SAT lost the optimal plan in its placement tie-break stage")
+    return solves
+
+
+def read(t: Table, md: _Model, solver: cp_model.CpSolver, status: int, value: int, bound: float, solves: int,
+         wall: float) -> Solution:
+    """The chosen row, its layers, the cost, the status and the proven gap."""
+    rows, x, layers = md.rows, md.chosen_row, md.layers_on_stage
     chosen = next(i for i in rows if solver.BooleanValue(x[i]))
     lay = tuple(int(solver.Value(v)) for v in layers[int(t.pp[chosen])])
     gap = 0.0 if value == 0 else max(0.0, (value - bound) / value)
