@@ -444,14 +444,12 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
 
 # ---- plan JSON of a disaggregated plan -------------------------------------------------------------------------
 def _binding(req: Request, c: DisaggChoice) -> list[dict[str, Any]]:
-    from .explain import TIGHT
+    from .explain import constraint
 
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: float, limit: float, unit: str, higher_is_better: bool = False) -> None:
-        slack = (value - limit) / limit if higher_is_better else (limit - value) / limit
-        out.append({"name": name, "value": round(value, 6), "limit": round(limit, 6), "unit": unit,
-                    "slack": round(slack, 4), "binding": bool(slack < TIGHT)})
+        out.append(constraint(name, value, limit, unit, higher_is_better))
 
     if req.slo.tpot_s is not None:
         add("tpot", c.tpot_s, req.slo.tpot_s, "s")

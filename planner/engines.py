@@ -63,13 +63,7 @@ def unsupported_rule(engine: str, gpu_id: str, weights: str, kv: str) -> dict[st
     """The first rule forbidding `engine` on `gpu_id` with these precisions (the KV cache as the engine runs it:
     `kv_as_run`); a rule without `weights`/`kv` covers every precision. None for a GPU the matrix does not know
     (no rule names it)."""
-    arch = architecture(gpu_id)
-    kv = kv_as_run(engine, kv)
-    for rule in support_matrix().get("unsupported", []):
-        if (engine in _engines(rule) and arch in rule.get("architectures", [])
-                and kv in rule.get("kv", [kv]) and weights in rule.get("weights", [weights])):
-            return rule
-    return None
+    return _rule_for_arch(engine, architecture(gpu_id), weights, kv)
 
 
 def unsupported_feature(engine: str, feature: str) -> dict[str, Any] | None:

@@ -94,14 +94,20 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
     return reasons
 
 
+def constraint(name: str, value: float, limit: float, unit: str, higher_is_better: bool = False) -> dict[str, Any]:
+    """One row of a plan's `binding_constraints`: value, limit, relative slack (positive: room left) and whether
+    it binds (slack < TIGHT)."""
+    slack = (value - limit) / limit if higher_is_better else (limit - value) / limit
+    return {"name": name, "value": round(value, 6), "limit": round(limit, 6), "unit": unit,
+            "slack": round(slack, 4), "binding": bool(slack < TIGHT)}
+
+
 def binding_constraints(req: Request, est: Any, replicas: int) -> list[dict[str, Any]]:
     """Each constraint of the chosen plan: its value, limit, relative slack and whether it binds (slack < 5 %)."""
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: float, limit: float, unit: str, higher_is_better: bool = False) -> None:
-        slack = (value - limit) / limit if higher_is_better else (limit - value) / limit
-        out.append({"name": name, "value": round(value, 6), "limit": round(limit, 6), "unit": unit,
-                    "slack": round(slack, 4), "binding": bool(slack < TIGHT)})
+        out.append(constraint(name, value, limit, unit, higher_is_better))
 
     if req.slo.tpot_s is not None:
         add("tpot", est.tpot_s, req.slo.tpot_s, "s")

@@ -61,3 +61,16 @@ def test_every_blocking_constraint_is_listed_with_its_best_value(dense_1t_path):
         planner.plan(str(dense_1t_path), isl=1000, osl=300, gpus="h100-sxm", max_gpus=8,
                      min_tokens_per_s_user=1)
     assert not any(r.startswith("tokens/s/user:") for r in err.value.reasons)
+
+
+def test_constraint_row_slack_and_binding_by_hand():
+    from planner.explain import TIGHT, constraint
+
+    assert TIGHT == 0.05
+    # TPOT 24 ms against 30 ms: (30 − 24) / 30 = 20 % room, not binding
+    assert constraint("tpot", 0.024, 0.03, "s") == {"name": "tpot", "value": 0.024, "limit": 0.03, "unit": "s",
+                                                   "slack": 0.2, "binding": False}
+    # capacity 1040 tok/s against a demand of 1000: 4 % above it (higher is better), binding
+    row = constraint("demand", 1040.0, 1000.0, "output_tokens_per_s", higher_is_better=True)
+    assert (row["slack"], row["binding"]) == (0.04, True)
+    assert constraint("memory_per_gpu", 90.0, 80.0, "bytes")["slack"] == -0.125  # over the limit: negative

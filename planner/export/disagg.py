@@ -25,7 +25,7 @@ import yaml
 
 from ..errors import InputError
 from .base import SERVE_PORT, Export, _comment, _heredoc_end
-from .spec import engine_spec, support_matrix
+from .spec import dotted_keys, engine_spec, support_matrix
 
 ROLES = ("prefill", "decode")
 # the names the router reaches replica i of each pool by (hosts files, DNS or k8s Services make them resolve)
@@ -176,7 +176,7 @@ def export_disaggregated(plan: dict[str, Any], engine: str, export_one, **kwargs
                                                    "max_tokens_in_buffer": max_len}
             if role == "prefill":  # not supported on context servers yet (the source)
                 options["disable_overlap_scheduler"] = True
-            for key in _dotted(options):
+            for key in dotted_keys(options):
                 if key not in spec.yaml_keys:
                     raise KeyError(f"trtllm: YAML key {key} is not in catalog/engines/trtllm.toml")
             name = f"{role}-{TRTLLM_OPTIONS_FILE}"
@@ -187,7 +187,7 @@ def export_disaggregated(plan: dict[str, Any], engine: str, export_one, **kwargs
                                       "urls": [f"{h}:{SERVE_PORT}" for h in hosts["prefill"]]},
                   "generation_servers": {"num_instances": replicas["decode"],
                                          "urls": [f"{h}:{SERVE_PORT}" for h in hosts["decode"]]}}
-        for key in _dotted(config):
+        for key in dotted_keys(config):
             if key not in doc["config_keys"]:
                 raise KeyError(f"trtllm: disaggregated-server key {key} is not in catalog/engines/trtllm.toml")
         files["disagg-config.yaml"] = yaml.safe_dump(config, sort_keys=False)
@@ -228,15 +228,6 @@ def _role_reestimate(plan: dict[str, Any], role: str, ex: Export, model: Any, ca
                        + (" (MISSED)" if value > limit * (1 + 1e-9) else ""))
                     + f"; fits: {'yes' if e.fits else 'NO'}")
     ex.reestimate = None
-
-
-def _dotted(d: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for k, v in d.items():
-        keys.append(prefix + k)
-        if isinstance(v, dict):
-            keys += _dotted(v, prefix + k + ".")
-    return keys
 
 
 __all__ = ["DisaggExport", "export_disaggregated", "is_disaggregated", "pool_plan"]

@@ -7,6 +7,7 @@ from typing import Any
 from . import yaml
 from .base import SERVE_PORT, Context, ShellRef, Export, floor2, header, layout_record, memory, resolve_layout
 from .layout import Resolved
+from .spec import dotted_keys
 
 TRTLLM_OPTIONS_FILE = "extra-llm-api-options.yaml"
 
@@ -181,7 +182,7 @@ def export_trtllm(ctx: Context) -> Export:
         options["disable_overlap_scheduler"] = True
         notes.append(f"draft model for speculative decoding: speculative_model_dir {ctx.draft_arg} (a local folder "
                      "of its weights if this TensorRT-LLM build does not fetch Hugging Face ids)")
-    for key in _dotted(options):
+    for key in dotted_keys(options):
         if key not in s.yaml_keys:
             raise KeyError(f"trtllm: YAML key {key} is not in catalog/engines/trtllm.toml")
     nodes = ctx_nodes(ctx, res)
@@ -193,15 +194,6 @@ def export_trtllm(ctx: Context) -> Export:
         fill = {"nodes": nodes, "ranks": lay.gpus, "per_node": lay.gpus // nodes}
         ex.launcher = [a.format(**fill) for a in s.doc["multinode"]["launcher"]]
     return ex
-
-
-def _dotted(d: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for k, v in d.items():
-        keys.append(prefix + k)
-        if isinstance(v, dict):
-            keys += _dotted(v, prefix + k + ".")
-    return keys
 
 
 # ---- shared ----------------------------------------------------------------------------------------------------

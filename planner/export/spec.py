@@ -78,6 +78,17 @@ class EngineSpec:
         return name
 
 
+def dotted_keys(d: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every key of a nested config, dotted (`speculative_config.num_speculative_tokens`), as the engine records
+    list the keys they know."""
+    keys = []
+    for k, v in d.items():
+        keys.append(prefix + k)
+        if isinstance(v, dict):
+            keys += dotted_keys(v, prefix + k + ".")
+    return keys
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, str):
         return value  # as given: a ShellRef (planner/export/base.py) stays one
