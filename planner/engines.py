@@ -63,7 +63,17 @@ def unsupported_rule(engine: str, gpu_id: str, weights: str, kv: str) -> dict[st
     """The first rule forbidding `engine` on `gpu_id` with these precisions (the KV cache as the engine runs it:
     `kv_as_run`); a rule without `weights`/`kv` covers every precision. None for a GPU the matrix does not know
     (no rule names it)."""
-    return _rule_for_arch(engine, architecture(gpu_id), weights, kv)
+    rules = rules_for(engine, architecture(gpu_id), weights, kv)
+    return rules[0][1] if rules else None
+
+
+def rules_for(engine: str, arch: str | None, weights: str, kv: str) -> list[tuple[int, dict[str, Any]]]:
+    """Every (index, rule) of support.toml [[unsupported]] forbidding `engine` on architecture `arch` with these
+    precisions (the KV cache as the engine runs it), in the file's order."""
+    run = kv_as_run(engine, kv)
+    return [(i, rule) for i, rule in enumerate(support_matrix().get("unsupported", []))
+            if engine in _engines(rule) and arch in rule.get("architectures", [])
+            and run in rule.get("kv", [run]) and weights in rule.get("weights", [weights])]
 
 
 def unsupported_feature(engine: str, feature: str) -> dict[str, Any] | None:
@@ -135,11 +145,8 @@ def exclusions(engine: str, shapes: Any, draft: bool = False) -> list[str]:
     hits: dict[int, list[tuple[str, str, str]]] = {}
     rules = support_matrix().get("unsupported", [])
     for g, w, k in shapes:
-        arch, run = architecture(g), kv_as_run(engine, k)
-        for i, rule in enumerate(rules):
-            if (engine in _engines(rule) and arch in rule.get("architectures", [])
-                    and run in rule.get("kv", [run]) and w in rule.get("weights", [w])):
-                hits.setdefault(i, []).append((g, w, k))
+        for i, _ in rules_for(engine, architecture(g), w, k):
+            hits.setdefault(i, []).append((g, w, k))
     out = []
     for i, combos in sorted(hits.items()):
         rule = rules[i]
@@ -222,12 +229,8 @@ def support_markdown() -> str:
 
 
 def _rule_for_arch(engine: str, arch: str, weights: str, kv: str) -> dict[str, Any] | None:
-    kv = kv_as_run(engine, kv)
-    for rule in support_matrix().get("unsupported", []):
-        if (engine in _engines(rule) and arch in rule.get("architectures", [])
-                and kv in rule.get("kv", [kv]) and weights in rule.get("weights", [weights])):
-            return rule
-    return None
+    rules = rules_for(engine, arch, weights, kv)
+    return rules[0][1] if rules else None
 
 
 def main(argv: list[str] | None = None) -> int:
