@@ -107,9 +107,14 @@ def _disaggregation(d: dict[str, Any]) -> list[str]:
 
 def plan_text(d: dict[str, Any]) -> str:
     par, m, c, s = d["parallelism"], d["metrics"], d["cost"], d["solver"]
+    pools = d.get("pools")
     lines = [
         f"plan  {d['model']} on {d['total_gpus']} x {d['gpu']}  ({par['replicas']} replica(s) of TP{par['tp']}"
-        f"{_dp(par)} PP{par['pp']} EP{par['ep']} = {d['gpus_per_replica']} GPUs)",
+        f"{_dp(par)} PP{par['pp']} EP{par['ep']} = {d['gpus_per_replica']} GPUs)" if pools is None else
+        f"plan  {d['model']} disaggregated on {d['total_gpus']} GPUs: prefill {pools['prefill']['gpus']} x "
+        f"{pools['prefill']['gpu']} ({pools['prefill']['replicas']} replica(s)) + decode {pools['decode']['gpus']} x "
+        f"{pools['decode']['gpu']} ({pools['decode']['replicas']} replica(s)); the lines down to memory per GPU describe "
+        "the decode pool",
         *_engine(d),
         f"  precision          weights {d['precision']['weights']}, KV {d['precision']['kv']}",
         f"  batch              {d['batch']} {'max concurrent ' if d.get('mean_batch') is not None else ''}"
@@ -120,7 +125,8 @@ def plan_text(d: dict[str, Any]) -> str:
         + (f"   (TP over {d['tp_link'].replace('_', '-')})" if d.get("tp_link") == "pcie" else ""),
         f"  TTFT / TPOT        {m['ttft_s'] * 1000:.0f} ms / {m['tpot_s'] * 1000:.1f} ms "
         f"({m['tokens_per_s_per_user']:.1f} tok/s/user)",
-        f"  throughput         {m['output_tokens_per_s']:.0f} output tok/s per replica",
+        f"  throughput         {m['output_tokens_per_s']:.0f} output tok/s "
+        + ("per replica" if pools is None else "for the whole plan (both pools)"),
         *_simulated(d),
         f"  memory per GPU     {memory_bar(d['memory_per_gpu_bytes'])}",
         f"  cost               ${c['usd_per_hour']:.2f}/h  ${c['usd_per_million_output_tokens']:.3f}/M output tokens  "

@@ -50,3 +50,15 @@ def test_estimate_text_prints_the_json_figures():
     assert f"TTFT               {m['ttft_s'] * 1000:.1f} ms" in text
     assert f"TPOT               {m['tpot_s'] * 1000:.2f} ms  ({m['tokens_per_s_per_user']:.1f} tok/s/user)" in text
     assert "fits               yes" in text and "(TP over pcie)" not in text
+
+
+def test_disaggregated_plan_text_names_both_pools_and_the_whole_plan_throughput():
+    d = planner.plan("llama-3.1-8b", isl=8000, osl=500, gpus="h100-sxm", weights="fp8", kv="fp8", tpot_ms=30,
+                     disagg="on", time_limit_s=10).to_dict()
+    pf, dec = d["pools"]["prefill"], d["pools"]["decode"]
+    lines = plan_text(d).splitlines()
+    assert lines[0] == (f"plan  llama-3.1-8b disaggregated on {d['total_gpus']} GPUs: prefill {pf['gpus']} x h100-sxm "
+                        f"({pf['replicas']} replica(s)) + decode {dec['gpus']} x h100-sxm ({dec['replicas']} "
+                        "replica(s)); the lines down to memory per GPU describe the decode pool")
+    assert pf["gpus"] + dec["gpus"] == d["total_gpus"]
+    assert f"{d['metrics']['output_tokens_per_s']:.0f} output tok/s for the whole plan (both pools)" in plan_text(d)
