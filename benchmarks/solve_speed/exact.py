@@ -4,7 +4,8 @@ batch range, for a dense model (MoE models over the whole catalog still search t
     python benchmarks/solve_speed/exact.py            # markdown table (as recorded in RESULTS.md), ~1 min idle
     python benchmarks/solve_speed/exact.py --json
 
-Each plan is `planner plan ... --json --timings` as a fresh subprocess (start-up included), median of --repeats,
+Each plan is `planner plan ... --disagg off --json --timings` (the colocated search; `--disagg auto`, the default,
+adds the disaggregated pools, which search the grid) as a fresh subprocess (start-up included), median of --repeats,
 Llama-3.1-70B at 20 tok/s/user unless the row says otherwise. Columns: rows in the exact space (shape x
 micro-batch), rows the lazy search tabulated, the search's bound time (tables + bounds), CP-SAT solves."""
 from __future__ import annotations
@@ -33,8 +34,9 @@ def plan(args: list[str], repeats: int) -> dict:
     walls, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        out = subprocess.run(planner_command() + ["plan", *args, "--json", "--timings"], capture_output=True,
-                             text=True)
+        # --disagg off: the colocated search itself (auto would add the disaggregated pools' grid search)
+        out = subprocess.run(planner_command() + ["plan", *args, "--disagg", "off", "--json", "--timings"],
+                             capture_output=True, text=True)
         walls.append(time.perf_counter() - t0)
     row = {"wall_s": round(statistics.median(walls), 2), "exit_code": out.returncode}
     if out.returncode == 0:
