@@ -101,3 +101,15 @@ def yaml_keys(d: dict, prefix: str = "") -> list[str]:
         if isinstance(v, dict):
             keys += yaml_keys(v, prefix + k + ".")
     return keys
+
+
+def checked_commands(engine: str, ex) -> dict[str, str]:
+    """Check that an export's script runs exactly the export's commands and that every command (the main one and
+    each other node's, Ray's own join commands aside) passes `check_argv`; return the files the script writes."""
+    commands, _, files = script_commands(ex.script())
+    assert commands == ex.pre_argv + [ex.launcher + ex.argv]
+    assert check_argv(engine, ex.argv) == []
+    for node in ex.other_nodes:
+        if node["argv"][0] != "ray":  # vLLM's other nodes join the Ray cluster ([ray] in vllm.toml)
+            assert check_argv(engine, node["argv"]) == []
+    return files

@@ -12,7 +12,7 @@ import planner
 from planner.errors import InputError
 from planner.export import support
 
-from .flags import check_argv, engine_doc, script_commands, yaml_keys
+from .flags import check_argv, checked_commands, engine_doc, yaml_keys
 
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -45,12 +45,7 @@ def test_random_layouts_emit_only_recorded_flags(engine, base_plan):
                 planner.export(plan, engine)
             return
         ex = planner.export(plan, engine)
-        commands, _, files = script_commands(ex.script())
-        assert commands == ex.pre_argv + [ex.launcher + ex.argv]
-        assert check_argv(engine, ex.argv) == []
-        for node in ex.other_nodes:
-            if node["argv"][0] != "ray":  # vLLM's other nodes join the Ray cluster ([ray] in vllm.toml)
-                assert check_argv(engine, node["argv"]) == []
+        files = checked_commands(engine, ex)
         if engine == "trtllm":
             keys = {k["name"] for k in engine_doc("trtllm")["yaml_key"]}
             assert set(yaml_keys(yaml.safe_load(files["extra-llm-api-options.yaml"]))) <= keys

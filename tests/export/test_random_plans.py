@@ -24,7 +24,7 @@ from planner.errors import InfeasibleError, InputError
 from planner.export import support
 from planner.units import KV_PRECISIONS, WEIGHT_PRECISIONS
 
-from .flags import check_argv, engine_doc, script_commands, yaml_keys
+from .flags import checked_commands, engine_doc, yaml_keys
 
 PRESETS = ("llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-2-70b", "mixtral-8x7b", "mixtral-8x22b",
            "qwen3-235b-a22b", "deepseek-v3", "gemma-2-27b", "gpt-oss-120b", "llama-4-scout", "gpt3-175b")
@@ -79,12 +79,7 @@ def _check_export(d: dict, engine: str) -> None:
         assert "\n" not in str(err.value)
         return
     ex = planner.export(d, engine)
-    commands, _, files = script_commands(ex.script())
-    assert commands == ex.pre_argv + [ex.launcher + ex.argv]
-    assert check_argv(engine, ex.argv) == []
-    for node in ex.other_nodes:
-        if node["argv"][0] != "ray":  # vLLM's other nodes join the Ray cluster ([ray] in vllm.toml)
-            assert check_argv(engine, node["argv"]) == []
+    files = checked_commands(engine, ex)
     doc = engine_doc(engine)
     kv_emitted = doc["kv"][engines.kv_as_run(engine, inp["kv"])]
     if engine == "trtllm":
