@@ -109,10 +109,48 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
 
     `disagg` ("auto", the default, "on" or "off") also considers a disaggregated plan: a prefill pool and a decode
     pool with the KV cache sent between them (planner/disagg.py), chosen when cheaper ("on": always; "off": never)."""
+    preq = plan_request.resolve(request, options)
+    first = _plan(preq, timings)
+    if preq.engine is not None:
+        return first
+    # Without --engine the search ran under one perf profile (vLLM's unless a given catalog says otherwise) over
+    # every engine's rows; a plan naming another engine (a draft model, fp8 KV on Ampere) must carry that engine's
+    # figures. Where the two profiles resolve to the same parameters on every catalog GPU the figures are already
+    # the named engine's: relabel. Otherwise re-plan with --engine set to the named engine, else (when that
+    # engine meets nothing) to the profile's own engine.
+    d = first.to_dict()
+    named, used = d["serving_engine"]["id"], d["perf_profile"]["engine"]
+    if named == used:
+        return first
+    from .engines import ENGINE_NAMES
+    from .errors import InfeasibleError
+
+    how = (f"preference order vllm > sglang > trtllm picked {ENGINE_NAMES[named]} for the plan found with "
+           f"{ENGINE_NAMES.get(used, used)}'s perf profile")
+    cat = _catalog(preq.catalog, preq.price_tier, None)
+    if cat.perf.same_terms(used, named, [(g.id, g.family) for g in cat.gpus(None)]):
+        prof = d["perf_profile"]
+        tables = list(cat.perf.with_engine(named).for_gpu(d["gpu"], prof["family"]).profile)
+        return replace(first, perf_profile={**prof, "engine": named, "tables": tables}, chosen_by=(
+            f"{how}, whose parameters equal {ENGINE_NAMES[named]}'s on every catalog GPU: the figures are "
+            f"{ENGINE_NAMES[named]}'s"))
+    try:
+        again = _plan(replace(preq, engine=named), timings)
+        why = f"{how}; re-planned with --engine {named} so the figures are {ENGINE_NAMES[named]}'s"
+    except InfeasibleError:
+        if used not in ENGINE_NAMES:
+            raise
+        again = _plan(replace(preq, engine=used), timings)
+        why = (f"{how}, but no plan meets the request under {ENGINE_NAMES[named]}'s profile; re-planned with "
+               f"--engine {used}, whose profile the search used")
+    return replace(again, chosen_by=why)
+
+
+def _plan(preq, timings: bool):
+    """`plan` of a resolved request as searched: under its engine's profile (vLLM's when it names none)."""
     from .plan import Plan
     from .search.percentile import DEFAULT_SLO_PERCENTILE
 
-    preq = plan_request.resolve(request, options)
     percentile = DEFAULT_SLO_PERCENTILE if preq.slo_percentile is None else preq.slo_percentile
     req, cat = search_request(preq)
     with _engine_named_in_infeasibility(req, cat):

@@ -43,6 +43,16 @@ class Plan:
     # feasible and the disaggregated one was chosen
     disagg: Any = None
     chat: bool = False  # the request says chat: the export serves the instruct/chat checkpoint
+    chosen_by: str | None = None  # how serving_engine was chosen, when not as engines.serving_engine says
+    perf_profile: dict[str, Any] | None = None  # the profile the figures are, when relabelled (api.plan)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self._dict()
+        if self.perf_profile is not None:
+            d["perf_profile"] = self.perf_profile
+        if self.chosen_by is not None and d.get("serving_engine") is not None:
+            d["serving_engine"] = {**d["serving_engine"], "chosen_by": self.chosen_by}
+        return d
 
     @property
     def best(self) -> Choice:
@@ -59,7 +69,7 @@ class Plan:
             return "memory"
         return "max_batch" if c.row.batch + c.row.pp > MAX_CONCURRENCY else "tpot"
 
-    def to_dict(self) -> dict[str, Any]:
+    def _dict(self) -> dict[str, Any]:
         if self.disagg is not None and self.disagg.chosen:
             from .disagg import plan_dict
 

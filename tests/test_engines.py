@@ -108,6 +108,7 @@ def test_plan_names_the_first_engine_in_preference_order_that_runs_it():
     assert d["serving_engine"]["id"] == "sglang"
     assert d["serving_engine"]["engines_that_run_it"] == ["sglang"]
     assert d["serving_engine"]["version"] == "0.5.4"
+    assert d["perf_profile"]["engine"] == "sglang"  # timed as SGLang runs it, not as the search's vLLM profile
     assert "sglang" in _run("plan", *A100_8B).stdout.splitlines()[1].lower()
     # the export follows the plan's engine by default
     import tempfile

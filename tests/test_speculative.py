@@ -268,3 +268,50 @@ def test_a_disaggregated_plan_says_it_runs_no_draft():
     c = d["speculative_choice"]
     assert c["chosen"] is None and c["reason"].startswith("no draft: the disaggregated plan chosen runs none")
     assert len(c["candidates"]) == 9
+
+
+# ---- the figures of a plan are those of the engine it names (issues #14, #17) ----------------------------------
+def _sglang_catalog(step_overhead_s: float):
+    """The shipped catalog with SGLang's step overhead changed (its shipped profile equals vLLM's)."""
+    from dataclasses import replace
+
+    cat = api._catalog(None)
+    return replace(cat, perf=cat.perf.with_profiles({"sglang": {"step_overhead_s": step_overhead_s}}, "test"))
+
+
+def _as_estimated(d, catalog, engine):
+    """`estimate --engine ENGINE` of the plan's own layout, draft and γ."""
+    s, par = d["speculative"], d["parallelism"]
+    return api.estimate("llama-3.1-70b", d["gpu"], batch=d["batch"], isl=1000, osl=200, tp=par["tp"], pp=par["pp"],
+                        weights="fp8", kv="fp8", layers_per_stage=tuple(d["placement"]["layers_per_stage"]),
+                        spec_draft=s["draft"], spec_gamma=s["gamma"], spec_alpha=s["alpha"], catalog=catalog,
+                        engine=engine)
+
+
+@pytest.mark.parametrize("overhead", [None, 0.0025])
+def test_a_draft_plan_names_sglang_and_carries_sglangs_figures(overhead):
+    cat = api._catalog(None) if overhead is None else _sglang_catalog(overhead)
+    d = _plan(tpot_ms=30, spec_draft="llama-3.1-8b", spec_alpha=0.8, catalog=cat)
+    jsonschema.validate(d, plan_schema())
+    assert d["speculative"] is not None  # vLLM 0.11.0 runs no draft model: SGLang runs the plan
+    assert d["serving_engine"]["id"] == "sglang" and d["perf_profile"]["engine"] == "sglang"
+    assert "sglang" in d["perf_profile"]["tables"]
+    e = _as_estimated(d, cat, "sglang")
+    assert d["metrics"]["tpot_s"] == pytest.approx(e.tpot_s, rel=1e-5) and e.tpot_s <= 0.030
+    assert d["metrics"]["ttft_s"] == pytest.approx(e.ttft_s, rel=1e-5)
+    assert d["cost"]["usd_per_million_output_tokens"] == pytest.approx(e.usd_per_million_output_tokens, rel=1e-5)
+    how = d["serving_engine"]["chosen_by"]
+    if overhead is None:  # the shipped profiles agree: the plan is relabelled, not searched again
+        assert "equal SGLang's" in how
+    else:  # SGLang's own profile differs: searched again under it, and its figures are not vLLM's
+        assert "re-planned with --engine sglang" in how
+        assert e.tpot_s != pytest.approx(_as_estimated(d, cat, "vllm").tpot_s, rel=1e-3)
+
+
+def test_a_draft_plan_no_sglang_plan_meets_falls_back_to_vllm():
+    # SGLang 20 ms slower per step: nothing it runs meets 30 ms TPOT; vLLM (the search's profile) runs no draft
+    d = _plan(tpot_ms=30, spec_draft="llama-3.1-8b", spec_alpha=0.8, catalog=_sglang_catalog(0.02))
+    jsonschema.validate(d, plan_schema())
+    assert d["serving_engine"]["id"] == "vllm" and d["perf_profile"]["engine"] == "vllm"
+    assert d["speculative"] is None and d["metrics"]["tpot_s"] <= 0.030
+    assert "re-planned with --engine vllm" in d["serving_engine"]["chosen_by"]

@@ -133,6 +133,15 @@ class PerfParams:
                    for k, v in changes.items()}
         return replace(self, **changes, profile=tuple(names))
 
+    def same_terms(self, a: str, b: str, gpus: Sequence[tuple[str, str]]) -> bool:
+        """Whether engines `a` and `b` resolve to the same numeric parameters on every (GPU id, family) of `gpus`
+        (then an estimate under either profile gives the same figures)."""
+        def terms(engine: str, gpu: tuple[str, str]) -> tuple[Any, ...]:
+            p = self.with_engine(engine).for_gpu(*gpu)
+            return tuple(getattr(p, f.name) for f in fields(p) if f.name not in _META)
+
+        return all(terms(a, g) == terms(b, g) for g in gpus)
+
     def for_rows(self, gpus: Sequence[tuple[str, str]]) -> "PerfParams":
         """`for_gpu` for each row's (GPU id, family), as one PerfParams whose numeric fields are numpy arrays over
         the rows where the profiles make them differ (for the vectorized search table)."""
