@@ -12,9 +12,10 @@ rounded down) on g_p, g_d GPUs at π_p, π_d per GPU-hour:
   (n_p·g_p·π_p + n_d·g_d·π_d) / (min(n_p·c_p, n_d·c_d) · OSL), i.e. the pools balanced so that neither idles
   more than integer replicas force; n_p and n_d each range up to MAX_POOL_REPLICAS (or the GPU limit).
 
-Both are integer objectives in the colocated search's units (`search.table`: price units per hour with a demand,
-µUSD per million output tokens without), so the comparison is exact; the chosen pair is re-estimated in floating
-point (`fleet.pools.estimate_pool`, `replica_requests_per_s`, `kv_transfer_s`) and verified like a colocated plan.
+Both are integer objectives in the colocated search's units (`search.table.Limits.objective_unit`: 1e-4 USD per
+hour with a demand, µUSD per million output tokens without), so the comparison is exact; the chosen pair is
+re-estimated in floating point (`fleet.pools.estimate_pool`, `replica_requests_per_s`, `kv_transfer_s`) and
+verified like a colocated plan.
 The TTFT of a disaggregated plan = prefill latency + KV transfer (the transfer after the whole prefill, over one NIC:
 conservative, `fleet.pools.kv_transfer_ns`); its TPOT = the decode cycle, with no prefill interference."""
 from __future__ import annotations
@@ -136,7 +137,7 @@ class DisaggChoice:
     prefill: PoolPlan
     decode: PoolPlan
     kv_transfer_s: float  # one prompt's KV cache over the slower NIC of the two types
-    objective: int  # as the colocated search's objective (search.table units)
+    objective: int  # in the colocated search's unit (search.table.Limits.objective_unit)
     osl: int
     isl: int
     pools: int = 0  # candidate prefill and decode pools

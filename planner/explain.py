@@ -36,11 +36,11 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
     mem, ttft, tpot, gpus = b.memory_ok, b.ttft_ok, b.tpot_ok, b.gpus_ok
     if not mem.any():
         L = t.num_layers
-        need = (L * t.m_layer + stage_sum(t.f_mem, t.f_mem_single, t.pp)) / (t.pp * t.cap)
+        need = (L * t.mem_kib_per_layer + stage_sum(t.fixed_mem_kib, t.fixed_mem_single_kib, t.pp)) / (t.pp * t.cap_kib)
         i = int(np.argmin(need))
         reasons.append(f"memory: no configuration fits {req.model.name} with {req.workload.context_tokens} tokens of "
                        f"context; the closest, {_describe(t, i)}, needs {need[i]:.2f}x its "
-                       f"{t.rows[i].gpus} GPUs' memory ({t.rows[i].gpus * t.cap[i] * 1024 / 2**30:.0f} GiB)")
+                       f"{t.rows[i].gpus} GPUs' memory ({t.rows[i].gpus * t.cap_kib[i] * 1024 / 2**30:.0f} GiB)")
     # Each latency or GPU constraint is reported when no row meets it together with the others; when the others
     # already rule every row out (e.g. nothing fits in memory), it is still reported if no row meets it even on
     # its own, with the best value over every row, so that a request learns all it must change at once.

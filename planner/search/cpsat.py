@@ -86,8 +86,8 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     x = {i: m.NewBoolVar(f"x{i}") for i in rows}
     pps = sorted({int(t.pp[i]) for i in rows})
     layers = {p: [m.NewIntVar(1, L - p + 1, f"l{p}_{s}") for s in range(p)] for p in pps}
-    t_dec_max = max(int(t.a_dec[i]) * L + max(t.extras(i, "dec")) for i in rows)
-    t_ch_max = max(int(t.a_ch[i]) * L + max(t.extras(i, "ch")) for i in rows)
+    t_dec_max = max(int(t.dec_ns_per_layer[i]) * L + max(t.extras(i, "dec")) for i in rows)
+    t_ch_max = max(int(t.chunk_ns_per_layer[i]) * L + max(t.extras(i, "ch")) for i in rows)
     t_dec = m.NewIntVar(0, t_dec_max, "t_dec")
     t_ch = m.NewIntVar(0, t_ch_max, "t_ch")  # slowest stage's prefill-chunk increment
     tpot = m.NewIntVar(0, lim.tpot_ns, "tpot")
@@ -103,18 +103,19 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     for i in rows:
         p, xi = int(t.pp[i]), x[i]
         l = layers[p]
-        a, a_ch, mlay, cap = int(t.a_dec[i]), int(t.a_ch[i]), int(t.m_layer[i]), int(t.cap[i])
+        dec_ns, chunk_ns = int(t.dec_ns_per_layer[i]), int(t.chunk_ns_per_layer[i])  # per layer
+        mem_kib, cap_kib = int(t.mem_kib_per_layer[i]), int(t.cap_kib[i])
         for s, (e_d, e_c, f) in enumerate(zip(t.extras(i, "dec"), t.extras(i, "ch"), t.extras(i, "mem"))):
-            m.Add(t_dec >= a * l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
-            m.Add(t_ch >= a_ch * l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
-            m.Add(mlay * l[s] + f <= cap).OnlyEnforceIf(xi)  # stage memory
-        osl, b, k, hop_ch = t.osl, int(t.batch[i]), int(t.stall_coef[i]), int(t.hop_ch[i])
-        cycle = p * osl * t_dec + p * osl * int(t.hop_dec[i])
+            m.Add(t_dec >= dec_ns * l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
+            m.Add(t_ch >= chunk_ns * l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
+            m.Add(mem_kib * l[s] + f <= cap_kib).OnlyEnforceIf(xi)  # stage memory
+        osl, b, k, hop_ch = t.osl, int(t.batch[i]), int(t.stall_coef[i]), int(t.chunk_hop_ns[i])
+        cycle = p * osl * t_dec + p * osl * int(t.dec_hop_ns[i])
         # TPOT·OSL ≥ pp·OSL·(T_dec + hop) + (B − 1)·k·(T_ch + hop_ch): the other requests' prefill stalls
         m.Add(tpot * osl >= cycle + (b - 1) * k * t_ch + (b - 1) * k * hop_ch).OnlyEnforceIf(xi)
         # round·OSL ≥ pp·OSL·(T_dec + hop) + B·k·(T_ch + hop_ch): every prefill (throughput basis)
         m.Add(round_t * osl >= cycle + b * k * t_ch + b * k * hop_ch).OnlyEnforceIf(xi)
-        gpus, price, limit = int(t.gpus[i]), int(t.price[i]), int(t.gpu_limit[i])
+        gpus, price, limit = int(t.gpus[i]), int(t.price_1e4_usd_per_h[i]), int(t.gpu_limit[i])
         if demand is None:
             m.Add(obj * (OBJ_DIVISOR * b) >= price * gpus * round_t).OnlyEnforceIf(xi)
             if limit >= 0 and gpus > limit:

@@ -10,9 +10,9 @@ def greedy_placement(t: Table, i: int, phase: str = "dec") -> tuple[int, ...] | 
     the integer terms)."""
     pp = int(t.pp[i])
     f = t.extras(i, "mem")
-    caps = [max(0, (int(t.cap[i]) - fs) // int(t.m_layer[i])) for fs in f]
+    caps = [max(0, (int(t.cap_kib[i]) - fs) // int(t.mem_kib_per_layer[i])) for fs in f]
     e = t.extras(i, phase)
-    per_layer, middle = (t.a_dec, t.e_dec) if phase == "dec" else (t.a_pf, t.e_pf)
+    per_layer, middle = (t.dec_ns_per_layer, t.dec_extra_ns) if phase == "dec" else (t.pf_ns_per_layer, t.pf_extra_ns)
     base = int(middle[i, 1])  # the per-step overhead every stage pays
     first = e[0] - base if pp > 1 else 0
     last = e[-1] - base if pp > 1 else 0

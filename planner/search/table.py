@@ -25,9 +25,14 @@ from .space import Request, Row
 NS_PER_S = 10**9  # time unit: nanoseconds
 BYTES_PER_MEM_UNIT = 1024  # memory unit: KiB
 PRICE_UNITS_PER_USD = 10**4  # price unit: 1e-4 USD per GPU-hour
-# objective without demand: micro-USD per million output tokens =
-#   price_units · gpus · TPOT_ns / (OBJ_DIVISOR · batch)   (1e-4 $/h · ns / 3600 s/h / 1e9 ns/s · 1e6 tok · 1e6 µ$)
+# The integer objective's unit depends on the mode (Limits.objective_unit):
+# - without a demand, micro-USD per million output tokens =
+#   price_1e4_usd_per_h · gpus · round_ns / (OBJ_DIVISOR · batch)
+#   (1e-4 $/h · ns / 3600 s/h / 1e9 ns/s · 1e6 tok · 1e6 µ$)
+# - with a demand (output tokens/s to serve), 1e-4 USD per hour = replicas · gpus · price_1e4_usd_per_h.
 OBJ_DIVISOR = 36000
+OBJECTIVE_UNIT_PER_TOKEN = "µUSD per million output tokens"
+OBJECTIVE_UNIT_PER_HOUR = "1e-4 USD per hour"
 # No plan may be slower than 1 s per output token per user, with or without an SLO: it bounds the integer domains
 # (products of these stay below 2^62) and a sub-1-token/s stream is not a serving plan.
 MAX_TPOT_NS = NS_PER_S
@@ -59,29 +64,32 @@ class Table:
     rows: list[Row]
     num_layers: int
     osl: int
-    a_dec: np.ndarray  # per-layer decode time of one micro-batch step (ns)
-    e_dec: np.ndarray  # [n, 3] stage extras (first, middle, last) incl. per-step overhead (ns); pp = 1 uses e_single
-    e_dec_single: np.ndarray
-    hop_dec: np.ndarray  # stage-to-stage send (ns), 0 when pp = 1
-    a_pf: np.ndarray
-    e_pf: np.ndarray
-    e_pf_single: np.ndarray
-    hop_pf: np.ndarray
+    # Times in ns (rounded up), memory in KiB (needs rounded up, capacity down), prices in 1e-4 USD per GPU-hour
+    # (rounded up); a stage's time is layers · *_ns_per_layer + its *_extra_ns, the [n, 3] extras kept as (first,
+    # middle, last) stage, *_extra_single_ns the one stage's when pp = 1.
+    dec_ns_per_layer: np.ndarray  # decode: one layer's time in a micro-batch step (ns)
+    dec_extra_ns: np.ndarray  # [n, 3] decode stage extras incl. the per-step overhead (ns)
+    dec_extra_single_ns: np.ndarray  # decode extra of the single stage (ns)
+    dec_hop_ns: np.ndarray  # decode stage-to-stage send (ns), 0 when pp = 1
+    pf_ns_per_layer: np.ndarray  # prefill of one prompt, per layer (ns)
+    pf_extra_ns: np.ndarray  # [n, 3] prefill stage extras (ns)
+    pf_extra_single_ns: np.ndarray  # prefill extra of the single stage (ns)
+    pf_hop_ns: np.ndarray  # prefill stage-to-stage send (ns), 0 when pp = 1
     ttft_ns: np.ndarray  # placement-independent prefill latency
     # chunked prefill (perf.estimate.prefill_chunk_terms): how much one chunk lengthens a decode micro-batch step,
     # per layer (ns) and per stage (first, middle, last; single when pp = 1), and per hop. A prompt takes
     # `chunks` such steps; its stall on the decode cycle is at most pp · chunks · (slowest stage increment + hop)
     # (perf.pipeline.chunk_stall_s; exact when pp = 1): `stall_coef` = pp · chunks.
-    a_ch: np.ndarray
-    e_ch: np.ndarray
-    e_ch_single: np.ndarray
-    hop_ch: np.ndarray
-    stall_coef: np.ndarray
-    m_layer: np.ndarray  # memory per layer per GPU incl. the batch's KV (KiB)
-    f_mem: np.ndarray  # [n, 3] fixed memory per stage (embedding/head + activations + reserve) (KiB)
-    f_mem_single: np.ndarray
-    cap: np.ndarray  # device memory (KiB, rounded down)
-    price: np.ndarray  # per GPU-hour (1e-4 USD, rounded up)
+    chunk_ns_per_layer: np.ndarray  # one chunk's increment, per layer (ns)
+    chunk_extra_ns: np.ndarray  # [n, 3] one chunk's increment per stage (ns)
+    chunk_extra_single_ns: np.ndarray  # one chunk's increment of the single stage (ns)
+    chunk_hop_ns: np.ndarray  # one chunk's stage-to-stage send (ns), 0 when pp = 1
+    stall_coef: np.ndarray  # pp · chunks (a count)
+    mem_kib_per_layer: np.ndarray  # memory per layer per GPU incl. the batch's KV (KiB)
+    fixed_mem_kib: np.ndarray  # [n, 3] fixed memory per stage (embedding/head + activations + reserve) (KiB)
+    fixed_mem_single_kib: np.ndarray  # fixed memory of the single stage (KiB)
+    cap_kib: np.ndarray  # device memory (KiB, rounded down)
+    price_1e4_usd_per_h: np.ndarray  # price per GPU-hour (1e-4 USD, rounded up)
     batch: np.ndarray
     pp: np.ndarray
     gpus: np.ndarray
@@ -96,8 +104,10 @@ class Table:
     def extras(self, i: int, which: str) -> list[int]:
         """Per-stage extras of row i for 'dec', 'pf', 'ch' (prefill chunk increment) or 'mem'."""
         pp = int(self.pp[i])
-        e, single = {"dec": (self.e_dec, self.e_dec_single), "pf": (self.e_pf, self.e_pf_single),
-                     "ch": (self.e_ch, self.e_ch_single), "mem": (self.f_mem, self.f_mem_single)}[which]
+        e, single = {"dec": (self.dec_extra_ns, self.dec_extra_single_ns),
+                     "pf": (self.pf_extra_ns, self.pf_extra_single_ns),
+                     "ch": (self.chunk_extra_ns, self.chunk_extra_single_ns),
+                     "mem": (self.fixed_mem_kib, self.fixed_mem_single_kib)}[which]
         if pp == 1:
             return [int(single[i])]
         return [int(e[i, 0])] + [int(e[i, 1])] * (pp - 2) + [int(e[i, 2])]
@@ -230,24 +240,24 @@ def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, fir
     mb = np.asarray(mb, np.int64)
     batch = pp * mb
     U = BYTES_PER_MEM_UNIT
-    m_layer = _ceil((s.layer_weight_bytes[idx] + np.maximum(batch * s.kv_seq_layer_bytes[idx],
-                                                             s.long_kv_layer_bytes[idx])) / U)
+    mem_kib_per_layer = _ceil((s.layer_weight_bytes[idx] + np.maximum(batch * s.kv_seq_layer_bytes[idx],
+                                                                       s.long_kv_layer_bytes[idx])) / U)
     cap_bytes = s.cap_bytes[idx]
     # activations as perf.estimate sizes them
     act = mem.activation_bytes_per_gpu(m, tp, s.param("max_batched_tokens", idx), mb / dp)
     base = act + mem.reserve_bytes(cap_bytes, s.param("memory_reserve_fraction", idx))
     emb, head, both = s.first_stage_bytes[idx], s.last_stage_bytes[idx], s.single_stage_bytes[idx]
     extra = first_stage_extra_bytes
-    f_mem = np.stack([_ceil((emb + base + extra) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
-    return m_layer, f_mem, _ceil((both + base + extra) / U), np.floor(cap_bytes / U).astype(np.int64)
+    fixed_mem_kib = np.stack([_ceil((emb + base + extra) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
+    return mem_kib_per_layer, fixed_mem_kib, _ceil((both + base + extra) / U), np.floor(cap_bytes / U).astype(np.int64)
 
 
 def memory_fits(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> np.ndarray:
     """`lower_bounds`' necessary memory condition, without the time terms (cheap; monotone in the micro-batch)."""
-    m_layer, f_mem, f_single, cap = memory_kib(req, s, idx, mb)
+    mem_kib_per_layer, fixed_mem_kib, fixed_single_kib, cap_kib = memory_kib(req, s, idx, mb)
     L, pp = req.model.num_layers, s.pp[idx]
-    return ((L * m_layer + stage_sum(f_mem, f_single, pp) <= pp * cap)
-            & (stage_max(f_mem, f_single, pp) + m_layer <= cap))
+    return ((L * mem_kib_per_layer + stage_sum(fixed_mem_kib, fixed_single_kib, pp) <= pp * cap_kib)
+            & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + mem_kib_per_layer <= cap_kib))
 
 
 def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,
@@ -280,38 +290,43 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
         dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop = per_token_decode_terms(
             dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop, pp, draft.step_s, spec.acceptance,
             spec.draft_length)
-    e_dec = np.stack([_ceil(dec_first * S), _ceil(dec_mid * S), _ceil(dec_last * S)], axis=1)
-    e_pf = np.stack([_ceil((first_p + ovh) * S), _ceil(np.full(n, ovh) * S), _ceil((last_p + ovh) * S)], axis=1)
-    e_dec_single = _ceil(dec_single * S)
-    e_pf_single = _ceil((first_p + last_p + ovh) * S)
-    a_dec = _ceil(dec_layer * S)
-    a_pf = _ceil(t.prefill_layer.time_s * S)
+    dec_extra_ns = np.stack([_ceil(dec_first * S), _ceil(dec_mid * S), _ceil(dec_last * S)], axis=1)
+    pf_extra_ns = np.stack([_ceil((first_p + ovh) * S), _ceil(np.full(n, ovh) * S), _ceil((last_p + ovh) * S)], axis=1)
+    dec_extra_single_ns = _ceil(dec_single * S)
+    pf_extra_single_ns = _ceil((first_p + last_p + ovh) * S)
+    dec_ns_per_layer = _ceil(dec_layer * S)
+    pf_ns_per_layer = _ceil(t.prefill_layer.time_s * S)
     multi = pp > 1
-    hop_dec = np.where(multi, _ceil(dec_hop * S), 0)
-    hop_pf = np.where(multi, _ceil(np.asarray(t.prefill_p2p_s) * S), 0)
+    dec_hop_ns = np.where(multi, _ceil(dec_hop * S), 0)
+    pf_hop_ns = np.where(multi, _ceil(np.asarray(t.prefill_p2p_s) * S), 0)
     L = m.num_layers
-    ttft = L * a_pf + stage_sum(e_pf, e_pf_single, pp) + (pp - 1) * hop_pf
+    ttft = L * pf_ns_per_layer + stage_sum(pf_extra_ns, pf_extra_single_ns, pp) + (pp - 1) * pf_hop_ns
     if draft is not None:  # the draft prefills each prompt too
         ttft = ttft + _ceil(np.asarray(draft.prefill_s) * S + 0 * tp)
     ch = t.chunk
-    a_ch = _ceil(np.asarray(ch.layer_s) * S + 0 * tp)
+    chunk_ns_per_layer = _ceil(np.asarray(ch.layer_s) * S + 0 * tp)
     first_c, last_c = np.asarray(ch.first_s) + 0 * tp, np.asarray(ch.last_s) + 0 * tp
-    e_ch = np.stack([_ceil(first_c * S), np.zeros(n, np.int64), _ceil(last_c * S)], axis=1)
-    e_ch_single = _ceil((first_c + last_c) * S)
-    hop_ch = np.where(multi, _ceil(np.asarray(ch.p2p_s) * S + 0 * tp), 0)
+    chunk_extra_ns = np.stack([_ceil(first_c * S), np.zeros(n, np.int64), _ceil(last_c * S)], axis=1)
+    chunk_extra_single_ns = _ceil((first_c + last_c) * S)
+    chunk_hop_ns = np.where(multi, _ceil(np.asarray(ch.p2p_s) * S + 0 * tp), 0)
     stall_coef = (pp * (np.asarray(t.prefill_chunks) + 0 * tp)).astype(np.int64)
     if p.prefill_first:  # a prompt's whole prefill on the slowest stage stalls the decoders (perf.estimate)
-        a_ch, e_ch, e_ch_single = a_pf, e_pf, e_pf_single
-        hop_ch, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
+        chunk_ns_per_layer, chunk_extra_ns, chunk_extra_single_ns = pf_ns_per_layer, pf_extra_ns, pf_extra_single_ns
+        chunk_hop_ns, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
 
     batch = pp * mb_i
     draft_mem = 0.0 if draft is None else draft.weight_bytes + draft.kv_bytes  # on the first stage
-    m_layer, f_mem, f_mem_single, cap = memory_kib(req, s, idx, mb_i, draft_mem)
-    price = _ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD)
-    limit = s.gpu_limit[idx]
-    return Table(RowList(s.shapes, idx, mb_i) if rows is None else rows, L, w.osl, a_dec, e_dec, e_dec_single, hop_dec, a_pf, e_pf, e_pf_single, hop_pf, ttft,
-                 a_ch, e_ch, e_ch_single, hop_ch, stall_coef, m_layer, f_mem, f_mem_single, cap, price, batch, pp,
-                 (tp * dp * pp).astype(np.int64), limit)
+    mem_kib_per_layer, fixed_mem_kib, fixed_mem_single_kib, cap_kib = memory_kib(req, s, idx, mb_i, draft_mem)
+    return Table(rows=RowList(s.shapes, idx, mb_i) if rows is None else rows, num_layers=L, osl=w.osl,
+                 dec_ns_per_layer=dec_ns_per_layer, dec_extra_ns=dec_extra_ns, dec_extra_single_ns=dec_extra_single_ns,
+                 dec_hop_ns=dec_hop_ns, pf_ns_per_layer=pf_ns_per_layer, pf_extra_ns=pf_extra_ns,
+                 pf_extra_single_ns=pf_extra_single_ns, pf_hop_ns=pf_hop_ns, ttft_ns=ttft,
+                 chunk_ns_per_layer=chunk_ns_per_layer, chunk_extra_ns=chunk_extra_ns,
+                 chunk_extra_single_ns=chunk_extra_single_ns, chunk_hop_ns=chunk_hop_ns, stall_coef=stall_coef,
+                 mem_kib_per_layer=mem_kib_per_layer, fixed_mem_kib=fixed_mem_kib,
+                 fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib,
+                 price_1e4_usd_per_h=_ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD), batch=batch, pp=pp,
+                 gpus=(tp * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx])
 
 
 def _field(h: Hardware, name: str, defaults: dict[str, float]) -> float:
@@ -336,6 +351,12 @@ class Limits:
     max_replicas: int
     max_objective: int  # objective values above this are out of the integer range (see objective_cap)
 
+    @property
+    def objective_unit(self) -> str:
+        """The unit of every integer objective under these limits (Evaluation, Bounds, CP-SAT): the cost of a
+        million output tokens without a demand, the fleet's hourly price with one."""
+        return OBJECTIVE_UNIT_PER_TOKEN if self.demand_tokens_per_s is None else OBJECTIVE_UNIT_PER_HOUR
+
     @classmethod
     def of(cls, req: Request, max_batch: int) -> "Limits":
         tpot = req.slo.tpot_s if req.slo.tpot_s is not None else MAX_TPOT_NS / NS_PER_S
@@ -358,7 +379,8 @@ class Limits:
 @dataclass(frozen=True)
 class Evaluation:
     feasible: bool
-    objective: int  # µUSD per million output tokens (no demand) or 1e-4 USD per hour (with demand)
+    objective: int  # in `objective_unit`
+    objective_unit: str  # the request's mode (Limits.objective_unit): OBJECTIVE_UNIT_PER_TOKEN or _PER_HOUR
     tpot_ns: int
     ttft_ns: int
     t_dec_ns: int
@@ -370,7 +392,7 @@ class Evaluation:
 
 
 def tpot_ns(table: Table, i: int, t_dec: int, t_ch: int) -> int:
-    """A user's TPOT = pp·(T_dec + hop) + ((B − 1)/OSL)·stall, stall = stall_coef·(T_ch + hop_ch), rounded up
+    """A user's TPOT = pp·(T_dec + hop) + ((B − 1)/OSL)·stall, stall = stall_coef·(T_ch + chunk_hop_ns), rounded up
     (batching.steady_state_tpot_s: the other B − 1 requests' prefills)."""
     return _per_token_ns(table, i, t_dec, t_ch, int(table.batch[i]) - 1)
 
@@ -382,7 +404,8 @@ def round_ns(table: Table, i: int, t_dec: int, t_ch: int) -> int:
 
 def _per_token_ns(table: Table, i: int, t_dec: int, t_ch: int, prompts: int) -> int:
     pp, osl = int(table.pp[i]), table.osl
-    num = pp * osl * (t_dec + int(table.hop_dec[i])) + prompts * int(table.stall_coef[i]) * (t_ch + int(table.hop_ch[i]))
+    num = (pp * osl * (t_dec + int(table.dec_hop_ns[i]))
+           + prompts * int(table.stall_coef[i]) * (t_ch + int(table.chunk_hop_ns[i])))
     return -(-num // osl)
 
 
@@ -396,16 +419,17 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
     """Integer evaluation of row i with `layers` per stage; the reference semantics of the CP-SAT model."""
     pp = int(table.pp[i])
     assert len(layers) == pp and sum(layers) == table.num_layers and min(layers) >= 1
-    e_dec, e_pf, f_mem = table.extras(i, "dec"), table.extras(i, "pf"), table.extras(i, "mem")
-    a, a_pf, mlay, cap = int(table.a_dec[i]), int(table.a_pf[i]), int(table.m_layer[i]), int(table.cap[i])
-    t_dec = max(l * a + e for l, e in zip(layers, e_dec))
-    t_pf = max(l * a_pf + e for l, e in zip(layers, e_pf))
-    t_ch = max(l * int(table.a_ch[i]) + e for l, e in zip(layers, table.extras(i, "ch")))
+    dec_extra_ns, pf_extra_ns, fixed_mem_kib = table.extras(i, "dec"), table.extras(i, "pf"), table.extras(i, "mem")
+    dec_ns, pf_ns = int(table.dec_ns_per_layer[i]), int(table.pf_ns_per_layer[i])  # per layer
+    mem_kib, cap_kib = int(table.mem_kib_per_layer[i]), int(table.cap_kib[i])
+    t_dec = max(l * dec_ns + e for l, e in zip(layers, dec_extra_ns))
+    t_pf = max(l * pf_ns + e for l, e in zip(layers, pf_extra_ns))
+    t_ch = max(l * int(table.chunk_ns_per_layer[i]) + e for l, e in zip(layers, table.extras(i, "ch")))
     tp_ns = tpot_ns(table, i, t_dec, t_ch)
     rd_ns = round_ns(table, i, t_dec, t_ch)
     ttft = int(table.ttft_ns[i])
     violated = []
-    if any(l * mlay + f > cap for l, f in zip(layers, f_mem)):
+    if any(l * mem_kib + f > cap_kib for l, f in zip(layers, fixed_mem_kib)):
         violated.append("memory")
     if tp_ns > lim.tpot_ns:
         violated.append("tpot")
@@ -413,7 +437,7 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
         violated.append("round")
     if lim.ttft_ns is not None and ttft > lim.ttft_ns:
         violated.append("ttft")
-    gpus, price = int(table.gpus[i]), int(table.price[i])
+    gpus, price = int(table.gpus[i]), int(table.price_1e4_usd_per_h[i])
     if lim.demand_tokens_per_s is None:
         replicas = 1
         objective = -(-(price * gpus * rd_ns) // (OBJ_DIVISOR * int(table.batch[i])))
@@ -429,8 +453,8 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
         violated.append("max_gpus")
     if objective > lim.max_objective:
         violated.append("objective_cap")
-    return Evaluation(not violated, objective, tp_ns, ttft, t_dec, t_pf, replicas, t_ch_ns=t_ch, round_ns=rd_ns,
-                      violated=tuple(violated))
+    return Evaluation(not violated, objective, lim.objective_unit, tp_ns, ttft, t_dec, t_pf, replicas, t_ch_ns=t_ch,
+                      round_ns=rd_ns, violated=tuple(violated))
 
 
 @dataclass
@@ -442,7 +466,7 @@ class Bounds:
     t_ch: np.ndarray
     tpot: np.ndarray
     round: np.ndarray
-    objective: np.ndarray
+    objective: np.ndarray  # in Limits.objective_unit
     replicas: np.ndarray
     memory_ok: np.ndarray
     ttft_ok: np.ndarray
@@ -458,31 +482,31 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
     """Valid lower bounds on each row's integer TPOT and objective over all placements, and necessary conditions
     for memory: every stage holds >= 1 layer and the layers' total memory fits in pp devices."""
     L, pp = t.num_layers, t.pp
-    t_dec = np.maximum(-(-(L * t.a_dec + stage_sum(t.e_dec, t.e_dec_single, pp)) // pp),
-                       stage_max(t.e_dec, t.e_dec_single, pp) + t.a_dec)
-    t_pf = np.maximum(-(-(L * t.a_pf + stage_sum(t.e_pf, t.e_pf_single, pp)) // pp),
-                      stage_max(t.e_pf, t.e_pf_single, pp) + t.a_pf)
-    t_ch = np.maximum(-(-(L * t.a_ch + stage_sum(t.e_ch, t.e_ch_single, pp)) // pp),
-                      stage_max(t.e_ch, t.e_ch_single, pp) + t.a_ch)
-    cycle = pp * t.osl * (t_dec + t.hop_dec)
+    t_dec = np.maximum(-(-(L * t.dec_ns_per_layer + stage_sum(t.dec_extra_ns, t.dec_extra_single_ns, pp)) // pp),
+                       stage_max(t.dec_extra_ns, t.dec_extra_single_ns, pp) + t.dec_ns_per_layer)
+    t_pf = np.maximum(-(-(L * t.pf_ns_per_layer + stage_sum(t.pf_extra_ns, t.pf_extra_single_ns, pp)) // pp),
+                      stage_max(t.pf_extra_ns, t.pf_extra_single_ns, pp) + t.pf_ns_per_layer)
+    t_ch = np.maximum(-(-(L * t.chunk_ns_per_layer + stage_sum(t.chunk_extra_ns, t.chunk_extra_single_ns, pp)) // pp),
+                      stage_max(t.chunk_extra_ns, t.chunk_extra_single_ns, pp) + t.chunk_ns_per_layer)
+    cycle = pp * t.osl * (t_dec + t.dec_hop_ns)
     # coefficients clamped just past MAX_STALL_COEF (such rows are infeasible) so the products stay inside int64
     users = np.minimum((t.batch - 1) * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     prompts = np.minimum(t.batch * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
-    tpot = -(-(cycle + users * (t_ch + t.hop_ch)) // t.osl)
-    rnd = -(-(cycle + prompts * (t_ch + t.hop_ch)) // t.osl)
-    memory_ok = ((L * t.m_layer + stage_sum(t.f_mem, t.f_mem_single, pp) <= pp * t.cap)
-                 & (stage_max(t.f_mem, t.f_mem_single, pp) + t.m_layer <= t.cap))
+    tpot = -(-(cycle + users * (t_ch + t.chunk_hop_ns)) // t.osl)
+    rnd = -(-(cycle + prompts * (t_ch + t.chunk_hop_ns)) // t.osl)
+    memory_ok = ((L * t.mem_kib_per_layer + stage_sum(t.fixed_mem_kib, t.fixed_mem_single_kib, pp) <= pp * t.cap_kib)
+                 & (stage_max(t.fixed_mem_kib, t.fixed_mem_single_kib, pp) + t.mem_kib_per_layer <= t.cap_kib))
     ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
     tpot_ok = (tpot <= lim.tpot_ns) & (rnd <= MAX_ROUND_NS) & (t.batch * t.stall_coef <= MAX_STALL_COEF)
     if lim.demand_tokens_per_s is None:
         replicas = np.ones(len(t), np.int64)
-        objective = -(-(t.price * t.gpus * rnd) // (OBJ_DIVISOR * t.batch))
+        objective = -(-(t.price_1e4_usd_per_h * t.gpus * rnd) // (OBJ_DIVISOR * t.batch))
     else:
         replicas = np.maximum(1, -(-(lim.demand_tokens_per_s * rnd) // (t.batch * NS_PER_S)))
         if t.min_replicas is not None:
             replicas = np.maximum(replicas, t.min_replicas)
             ttft_ok = ttft_ok & (t.min_replicas >= 0)
-        objective = replicas * t.gpus * t.price
+        objective = replicas * t.gpus * t.price_1e4_usd_per_h
     gpus_ok = (t.gpu_limit < 0) | (replicas * t.gpus <= t.gpu_limit)
     gpus_ok &= objective <= lim.max_objective
     return Bounds(t_dec, t_pf, t_ch, tpot, rnd, objective, replicas, memory_ok, ttft_ok, tpot_ok, gpus_ok)

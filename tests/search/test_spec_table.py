@@ -83,11 +83,11 @@ def test_draft_memory_sits_on_the_first_stage():
         # the 8B draft in fp8 TP-way (its 16-bit embedding and head too) and its fp8 KV for the batch at 1200 tokens
         w = ((8_030_261_248 - 2 * 128256 * 4096) * 1 + 2 * 128256 * 4096 * 2) / r.tp
         kv = r.batch * 32 * 2 * 8 * 128 * 1 * 1200 / r.tp
-        first = t1.f_mem_single[i] if r.pp == 1 else t1.f_mem[i, 0]
-        base = t0.f_mem_single[i] if r.pp == 1 else t0.f_mem[i, 0]
+        first = t1.fixed_mem_single_kib[i] if r.pp == 1 else t1.fixed_mem_kib[i, 0]
+        base = t0.fixed_mem_single_kib[i] if r.pp == 1 else t0.fixed_mem_kib[i, 0]
         assert (first - base) * BYTES_PER_MEM_UNIT == pytest.approx(w + kv, abs=2 * BYTES_PER_MEM_UNIT)
         if r.pp > 1:  # the other stages hold no draft
-            assert list(t1.f_mem[i, 1:]) == list(t0.f_mem[i, 1:])
+            assert list(t1.fixed_mem_kib[i, 1:]) == list(t0.fixed_mem_kib[i, 1:])
 
 
 def test_verification_runs_gamma_plus_one_tokens_per_sequence():
@@ -105,7 +105,7 @@ def test_verification_runs_gamma_plus_one_tokens_per_sequence():
                          kv_bytes=BYTES_PER_ELEMENT["fp8"], micro_batch=r.micro_batch, isl=1000, osl=200,
                          tokens_per_seq=4)
         per_token = float(st_.decode_layer.time_s) / float(expected_tokens_per_step(0.6, 3))
-        assert t.a_dec[i] == int(np.ceil(per_token * NS_PER_S - 1e-9))
+        assert t.dec_ns_per_layer[i] == int(np.ceil(per_token * NS_PER_S - 1e-9))
 
 
 def test_spec_rows_need_an_engine_that_runs_a_draft_model():

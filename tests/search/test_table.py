@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from planner.perf.estimate import Config, estimate
 from planner.search.oracle import compositions, count_placements
-from planner.search.table import NS_PER_S, evaluate, lower_bounds
+from planner.search.table import (NS_PER_S, OBJECTIVE_UNIT_PER_HOUR, OBJECTIVE_UNIT_PER_TOKEN, evaluate,
+                                   lower_bounds)
 
 from .instances import CATALOG, requests, tabulate
 
@@ -69,3 +70,29 @@ def test_integer_evaluation_is_conservative(req, data):
     assert e.ttft_s * NS_PER_S <= ev.ttft_ns * (1 + 1e-12)
     if "memory" not in ev.violated:
         assert e.fits
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(), data=st.data())
+def test_objective_is_in_the_unit_its_mode_names(req, data):
+    """Without a demand the objective is µUSD per million output tokens at the replica's throughput, with one it is
+    the replicas' price in 1e-4 USD per hour; `objective_unit` says which, and the table's price column is the
+    catalog's USD per GPU-hour in 1e-4 USD, rounded up."""
+    tl = tabulate(req)
+    assume(tl is not None)
+    t, lim = tl
+    i = data.draw(st.integers(0, len(t) - 1))
+    r = t.rows[i]
+    ev = evaluate(t, i, _random_placement(data, t.num_layers, r.pp), lim)
+    price = int(t.price_1e4_usd_per_h[i])
+    assert r.gpu.usd_per_hour * 1e4 <= price < r.gpu.usd_per_hour * 1e4 + 1 + 1e-6
+    gpus = r.tp * r.dp * r.pp
+    if req.workload.demand_output_tokens_per_s is None:
+        assert lim.objective_unit == ev.objective_unit == OBJECTIVE_UNIT_PER_TOKEN
+        tokens_per_s = int(t.batch[i]) / (ev.round_ns / NS_PER_S)  # one replica's output tokens/s
+        micro_usd_per_m = price / 1e4 * gpus / 3600 / tokens_per_s * 1e6 * 1e6
+        assert micro_usd_per_m <= ev.objective < micro_usd_per_m + 1 + 1e-6 * micro_usd_per_m
+    else:
+        assert lim.objective_unit == ev.objective_unit == OBJECTIVE_UNIT_PER_HOUR
+        assert ev.objective == ev.replicas * gpus * price
