@@ -86,13 +86,14 @@ def test_objective_is_in_the_unit_its_mode_names(req, data):
     r = t.rows[i]
     ev = evaluate(t, i, _random_placement(data, t.num_layers, r.pp), lim)
     price = int(t.price_1e4_usd_per_h[i])
-    assert r.gpu.usd_per_hour * 1e4 <= price < r.gpu.usd_per_hour * 1e4 + 1 + 1e-6
+    usd_1e4 = r.gpu.usd_per_hour * 1e4
+    assert usd_1e4 * (1 - 1e-12) <= price < usd_1e4 + 1
     gpus = r.tp * r.dp * r.pp
     if req.workload.demand_output_tokens_per_s is None:
         assert lim.objective_unit == ev.objective_unit == OBJECTIVE_UNIT_PER_TOKEN
         tokens_per_s = int(t.batch[i]) / (ev.round_ns / NS_PER_S)  # one replica's output tokens/s
         micro_usd_per_m = price / 1e4 * gpus / 3600 / tokens_per_s * 1e6 * 1e6
-        assert micro_usd_per_m <= ev.objective < micro_usd_per_m + 1 + 1e-6 * micro_usd_per_m
+        assert micro_usd_per_m * (1 - 1e-12) <= ev.objective < micro_usd_per_m * (1 + 1e-12) + 1
     else:
         assert lim.objective_unit == ev.objective_unit == OBJECTIVE_UNIT_PER_HOUR
         assert ev.objective == ev.replicas * gpus * price
