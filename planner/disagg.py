@@ -10,7 +10,9 @@ rounded down) on g_p, g_d GPUs at π_p, π_d per GPU-hour:
 - with a demand of D requests/s: n_p = ⌈D / c_p⌉, n_d = ⌈D / c_d⌉ replicas, cost n_p·g_p·π_p + n_d·g_d·π_d per hour;
 - without one (full capacity): the integer pair (n_p, n_d) that minimizes the cost per output token
   (n_p·g_p·π_p + n_d·g_d·π_d) / (min(n_p·c_p, n_d·c_d) · OSL), i.e. the pools balanced so that neither idles
-  more than integer replicas force; n_p and n_d each range up to MAX_POOL_REPLICAS (or the GPU limit).
+  more than integer replicas force; n_p and n_d each range up to MAX_POOL_REPLICAS (or the GPU limit), and of
+  the pairs within NEAR_CHEAPEST_PERCENT of the cheapest the one with the fewest GPUs is the plan (larger pairs
+  balance the two pools a fraction of a percent better, and without a demand there is nothing to fill them).
 
 Both are integer objectives in the colocated search's units (`search.table.Limits.objective_unit`: 1e-4 USD per
 hour with a demand, µUSD per million output tokens without), so the comparison is exact; the chosen pair is
@@ -39,6 +41,9 @@ from .plan_request import DISAGG_MODES  # noqa: E402  (auto | on | off)
 # Without a demand and without a GPU limit, each pool ranges over 1 … MAX_POOL_REPLICAS replicas when balancing
 # the pair: integer rounding then leaves at most 1/64 of the smaller pool idle beyond the exact ratio.
 MAX_POOL_REPLICAS = 64
+# Without a demand, the disaggregated plan is the fewest-GPU balanced pair whose cost per output token is within
+# this many percent of the cheapest pair's (see `best_pair`).
+NEAR_CHEAPEST_PERCENT = 1
 # objective without demand, µUSD per million output tokens = cost_units · _OBJ_NUM / (_OBJ_DEN · served_units · OSL)
 # (cost in 1e-4 USD per hour, served in 1e-6 requests/s: 1e-4/3600 $/s over 1e-6·OSL tok/s, × 1e6 tok × 1e6 µ$)
 _OBJ_NUM = 10**12 * CAP_UNITS_PER_RPS // PRICE_UNITS_PER_USD
@@ -253,8 +258,9 @@ def best_pair(req: Request, pools: list[Pool], max_batch: int) -> tuple[tuple[Po
     visits = sorted((a.gpus * _price_units(a) / a.capacity + d.gpus * _price_units(d) / d.capacity, i, j)
                     for i, a in enumerate(pre) for j, d in enumerate(dec) if compatible(a, d, lim.ttft_ns))
     best, best_key, evaluated = None, None, 0
+    small = []  # without a demand: every evaluated pair, for the fewest-GPU pair near the cheapest (below)
     for bound, i, j in visits:
-        if best_key is not None and bound * scale > best_key[0] * (1 + 1e-9):
+        if best_key is not None and bound * scale > _near(best_key[0], demand_units) * (1 + 1e-9):
             break
         a, d = pre[i], dec[j]
         if demand_units is None:
@@ -270,7 +276,21 @@ def best_pair(req: Request, pools: list[Pool], max_batch: int) -> tuple[tuple[Po
             key = (obj, n_p * a.gpus + n_d * d.gpus, i, j)
             if best_key is None or key < best_key:
                 best, best_key = (a, d, n_p, n_d, obj), key
+            if demand_units is None:
+                small.append((key[1], obj, i, j, (a, d, n_p, n_d, obj)))
+    if best_key is not None and demand_units is None:
+        # Balancing two pools at full capacity rewards ever larger pairs by fractions of a percent (62 + 25
+        # replicas, 896 GPUs, for the 1.8T MoE, 0.12 % below a 72-GPU pair): without a demand to fill them, the
+        # plan is the pair with the fewest GPUs whose cost per token is within NEAR_CHEAPEST of the cheapest.
+        cap = _near(best_key[0], None)
+        best = min(x for x in small if x[1] <= cap)[4]
     return best, evaluated
+
+
+def _near(objective: int, demand_units: int | None) -> int:
+    """The largest objective counted as near `objective`: NEAR_CHEAPEST above it without a demand (pair sizes at
+    full capacity), the objective itself with one (the demand fixes the sizes)."""
+    return objective if demand_units is not None else objective + objective * NEAR_CHEAPEST_PERCENT // 100
 
 
 def verify(req: Request, c: DisaggChoice) -> list[str]:
