@@ -43,7 +43,7 @@ from .plan_request import DISAGG_MODES  # noqa: E402  (auto | on | off)
 MAX_POOL_REPLICAS = 64
 # Without a demand, the disaggregated plan is the fewest-GPU balanced pair whose cost per output token is within
 # this many percent of the cheapest pair's (see `best_pair`).
-NEAR_CHEAPEST_PERCENT = 1
+NEAR_CHEAPEST_PERCENT = 5
 # objective without demand, µUSD per million output tokens = cost_units · _OBJ_NUM / (_OBJ_DEN · served_units · OSL)
 # (cost in 1e-4 USD per hour, served in 1e-6 requests/s: 1e-4/3600 $/s over 1e-6·OSL tok/s, × 1e6 tok × 1e6 µ$)
 _OBJ_NUM = 10**12 * CAP_UNITS_PER_RPS // PRICE_UNITS_PER_USD
@@ -279,9 +279,10 @@ def best_pair(req: Request, pools: list[Pool], max_batch: int) -> tuple[tuple[Po
             if demand_units is None:
                 small.append((key[1], obj, i, j, (a, d, n_p, n_d, obj)))
     if best_key is not None and demand_units is None:
-        # Balancing two pools at full capacity rewards ever larger pairs by fractions of a percent (62 + 25
-        # replicas, 896 GPUs, for the 1.8T MoE, 0.12 % below a 72-GPU pair): without a demand to fill them, the
-        # plan is the pair with the fewest GPUs whose cost per token is within NEAR_CHEAPEST of the cheapest.
+        # Balancing two pools at full capacity rewards ever larger pairs by small fractions (62 + 25 replicas,
+        # 896 GPUs, for the 1.8T MoE, 0.12 % below a 72-GPU pair; 156 B200s for DeepSeek-V3, 0.4 % below 32):
+        # without a demand to fill them, the plan is the pair with the fewest GPUs whose cost per token is within
+        # NEAR_CHEAPEST_PERCENT of the cheapest.
         cap = _near(best_key[0], None)
         best = min(x for x in small if x[1] <= cap)[4]
     return best, evaluated
