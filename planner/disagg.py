@@ -466,25 +466,13 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
 
 # ---- plan JSON of a disaggregated plan -------------------------------------------------------------------------
 def _binding(req: Request, c: DisaggChoice) -> list[dict[str, Any]]:
-    from .explain import constraint
+    """The plan's constraints (`explain.plan_constraints`), memory at the more loaded pool's GPU, GPUs of both pools
+    against --max-gpus."""
+    from .explain import plan_constraints
 
-    out: list[dict[str, Any]] = []
-
-    def add(name: str, value: float, limit: float, unit: str, higher_is_better: bool = False) -> None:
-        out.append(constraint(name, value, limit, unit, higher_is_better))
-
-    if req.slo.tpot_s is not None:
-        add("tpot", c.tpot_s, req.slo.tpot_s, "s")
-    if req.slo.ttft_s is not None:
-        add("ttft", c.ttft_s, req.slo.ttft_s, "s")
     worst = max((c.prefill, c.decode), key=lambda x: x.estimate.memory["total"] / x.estimate.memory["capacity"])
-    add("memory_per_gpu", worst.estimate.memory["total"], worst.estimate.memory["capacity"], "bytes")
-    demand = req.workload.demand_output_tokens_per_s
-    if demand is not None:
-        add("demand", c.output_tokens_per_s, demand, "output_tokens_per_s", higher_is_better=True)
-    if req.max_gpus is not None:
-        add("max_gpus", c.total_gpus, req.max_gpus, "gpus")
-    return out
+    return plan_constraints(req, tpot_s=c.tpot_s, ttft_s=c.ttft_s, memory=worst.estimate.memory,
+                            output_tokens_per_s=c.output_tokens_per_s, gpus=c.total_gpus, gpu_limit=req.max_gpus)
 
 
 def _serving_engine(req: Request, c: DisaggChoice) -> dict[str, Any]:

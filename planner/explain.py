@@ -104,22 +104,30 @@ def constraint(name: str, value: float, limit: float, unit: str, higher_is_bette
 
 def binding_constraints(req: Request, est: Any, replicas: int) -> list[dict[str, Any]]:
     """Each constraint of the chosen plan: its value, limit, relative slack and whether it binds (slack < 5 %)."""
+    return plan_constraints(req, tpot_s=est.tpot_s, ttft_s=est.ttft_s, memory=est.memory,
+                            output_tokens_per_s=replicas * est.output_tokens_per_s, gpus=replicas * est.config.gpus,
+                            gpu_limit=req.gpu_limit(est.config.gpu))
+
+
+def plan_constraints(req: Request, *, tpot_s: float, ttft_s: float, memory: dict[str, Any],
+                     output_tokens_per_s: float, gpus: int, gpu_limit: int | None) -> list[dict[str, Any]]:
+    """The request's constraints (TPOT, TTFT, memory per GPU, demand, GPU limit) at a plan's figures, in that
+    order (`constraint` each); `memory` holds the most loaded GPU's 'total' and 'capacity' bytes."""
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: float, limit: float, unit: str, higher_is_better: bool = False) -> None:
         out.append(constraint(name, value, limit, unit, higher_is_better))
 
     if req.slo.tpot_s is not None:
-        add("tpot", est.tpot_s, req.slo.tpot_s, "s")
+        add("tpot", tpot_s, req.slo.tpot_s, "s")
     if req.slo.ttft_s is not None:
-        add("ttft", est.ttft_s, req.slo.ttft_s, "s")
-    add("memory_per_gpu", est.memory["total"], est.memory["capacity"], "bytes")
+        add("ttft", ttft_s, req.slo.ttft_s, "s")
+    add("memory_per_gpu", memory["total"], memory["capacity"], "bytes")
     demand = req.workload.demand_output_tokens_per_s
     if demand is not None:
-        add("demand", replicas * est.output_tokens_per_s, demand, "output_tokens_per_s", higher_is_better=True)
-    limit = req.gpu_limit(est.config.gpu)
-    if limit is not None:
-        add("max_gpus", replicas * est.config.gpus, limit, "gpus")
+        add("demand", output_tokens_per_s, demand, "output_tokens_per_s", higher_is_better=True)
+    if gpu_limit is not None:
+        add("max_gpus", gpus, gpu_limit, "gpus")
     return out
 
 
