@@ -287,12 +287,31 @@ def _is_exact(req: Request) -> bool:
 def _frontier_grid(req: Request, p: PerfParams, speeds: list[float], progress=None) -> tuple[list[Choice], list[float]]:
     """The frontier's points over the request's grid (tabulated once): the plans and the speeds that ran out of
     time."""
-    from ..specs.workload import SLO
-
     rows = enumerate_rows(req, p.max_batch)
     if not rows:
         return [], []
     t = build_table(req, rows, p)
+
+    def point(sub: Request, settings: SolverSettings) -> Choice | None:
+        lim = Limits.of(sub, p.max_batch)
+        sol, _ = _search_rows(t, lower_bounds(t, lim), lim, np.arange(len(t)), settings)
+        if sol is None:
+            return None
+        c = _choice(sub, t, sol.row, sol.layers, lim, p, sol)
+        problems = verify(sub, c)
+        if problems:  # as in search(): the integer model is conservative, so this is a bug, not a user error
+            raise RuntimeError(f"frontier point at {1.0 / sub.slo.tpot_s:g} tok/s/user failed verification: "
+                               + "; ".join(problems))
+        return c
+
+    return _sweep(req, speeds, progress, point)
+
+
+def _sweep(req: Request, speeds: list[float], progress, point) -> tuple[list[Choice], list[float]]:
+    """The frontier's loop: `point(request at one speed, its share of --time-limit-s)` for each speed, slowest
+    first; returns the plans found and the speeds whose solve ran out of time (None: no plan at that speed)."""
+    from ..specs.workload import SLO
+
     deadline = time.perf_counter() + req.time_limit_s
     points: list[Choice] = []
     timed_out: list[float] = []
@@ -300,20 +319,13 @@ def _frontier_grid(req: Request, p: PerfParams, speeds: list[float], progress=No
         if progress is not None:
             progress(k, len(speeds), speed)
         sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=1.0 / speed))
-        lim = Limits.of(sub, p.max_batch)
-        b = lower_bounds(t, lim)
         try:
-            sol, _ = _search_rows(t, b, lim, np.arange(len(t)), _slice(deadline, len(speeds) - k))
+            c = point(sub, _slice(deadline, len(speeds) - k))
         except SolverLimitError:
             timed_out.append(speed)
             continue
-        if sol is None:
-            continue
-        c = _choice(sub, t, sol.row, sol.layers, lim, p, sol)
-        problems = verify(sub, c)
-        if problems:  # as in search(): the integer model is conservative, so this is a bug, not a user error
-            raise RuntimeError(f"frontier point at {speed:g} tok/s/user failed verification: " + "; ".join(problems))
-        points.append(c)
+        if c is not None:
+            points.append(c)
     return points, timed_out
 
 
@@ -380,31 +392,22 @@ def frontier(req: Request, p: PerfParams, speeds: list[float], progress=None) ->
     """Optimal plans for a sweep of per-user speed targets (tok/s/user), each over the exact space, sharing its
     shapes and memory ranges; the result is filtered to the Pareto frontier of ($ per token, tokens/s/user),
     sorted by speed."""
-    from ..specs.workload import SLO
-
     if not _exact_affordable(req):
         points, timed_out = _frontier_grid(req.grid(), p, speeds, progress)
         return _pareto(req, speeds, points, timed_out)
     sp = build_space(req, p, demand_batch_cap(Limits.of(req, 1)))
     if len(sp) == 0 or sp.rows == 0:
         return []
-    deadline = time.perf_counter() + req.time_limit_s
-    points: list[Choice] = []
-    timed_out: list[float] = []
-    for k, speed in enumerate(sorted(speeds)):
-        if progress is not None:
-            progress(k, len(speeds), speed)
-        sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=1.0 / speed),
-                      time_limit_s=max(MIN_SOLVER_SLICE_S, (deadline - time.perf_counter()) / (len(speeds) - k)))
+
+    def point(sub: Request, settings: SolverSettings) -> Choice | None:
+        sub = replace(sub, time_limit_s=settings.time_limit_s)
         sp.req = sub
         try:
-            res = _search_exact(sub, p, False, sp)
-        except SolverLimitError:
-            timed_out.append(speed)
-            continue
+            return _search_exact(sub, p, False, sp).best
         except InfeasibleError:
-            continue
-        points.append(res.best)
+            return None
+
+    points, timed_out = _sweep(req, speeds, progress, point)
     return _pareto(req, speeds, points, timed_out)
 
 
