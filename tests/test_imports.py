@@ -1,9 +1,16 @@
 """The package's import graph (read from the source, top-level and function-level imports alike) has no cycles:
 each module imports only the layers below it. (`planner.explain` ↔ `planner.search.solve` was the last cycle:
-explain borrowed solve's greedy placement, now in planner/search/placement.py.)"""
+explain borrowed solve's greedy placement, now in planner/search/placement.py.)
+
+And the lazy design of start-up (issue #16, planner/lazy.py): in a fresh interpreter, `import planner.cli`, a plan
+request that fails validation and a plan that needs no CP-SAT solve load none of the heavy libraries (OR-Tools,
+pandas, networkx) nor the fleet, export, simulation and training packages; the API names stay the functions."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -53,3 +60,54 @@ def test_the_fleet_package_imports_only_downwards():
     for a, b in g.edges:
         if a != "planner.fleet" and b != "planner.fleet":
             assert order.index(b.split(".")[-1]) < order.index(a.split(".")[-1]), (a, b)
+
+
+HEAVY = ("pandas", "ortools", "networkx", "planner.fleet", "planner.export", "planner.sim", "planner.train")
+
+
+def _loaded_after(code: str) -> dict:
+    """Run `code` in a fresh interpreter; the HEAVY modules it left loaded, and what it printed."""
+    probe = (f"import sys, json\n{code}\n"
+             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT.parent, timeout=300)
+    return {"heavy": json.loads(r.stderr.strip().splitlines()[-1]), "stdout": r.stdout, "stderr": r.stderr}
+
+
+def test_importing_the_cli_loads_no_heavy_library():
+    assert _loaded_after("import planner, planner.cli")["heavy"] == []
+
+
+def test_a_request_that_fails_validation_loads_no_solver():
+    out = _loaded_after("from planner.cli import main\n"
+                        "try:\n    main(['plan', '--model', 'gpt4-moe-rumored', '--isl', '8000', '--osl', '2000'])\n"
+                        "except SystemExit as e:\n    print('rc', e.code)")
+    assert out["stdout"].strip() == "rc 2" and "exceeds gpt4-moe-rumored's context" in out["stderr"]
+    assert out["heavy"] == []
+
+
+def test_a_plan_without_a_cp_sat_solve_loads_no_or_tools():
+    # one GPU type, dense: single-stage candidates are searched without CP-SAT; the disaggregated pools by
+    # enumeration; the confirming simulation runs (planner.sim), the fleet's solvers do not. (networkx loads:
+    # pipelined rows' stage links come from the cluster graph, specs/cluster.py.)
+    out = _loaded_after("from planner.cli import main\n"
+                        "try:\n    main(['plan', '--model', 'llama-3.1-8b', '--gpus', 'h100', '--isl', '1000', "
+                        "'--osl', '300', '--json'])\nexcept SystemExit as e:\n    print('rc', e.code)")
+    plan, rc = out["stdout"].rsplit("rc ", 1)
+    assert rc.strip() == "0" and json.loads(plan)["solver"]["status"] == "OPTIMAL"
+    assert not {"pandas", "ortools", "planner.export", "planner.train"} & set(out["heavy"]), out["heavy"]
+
+
+def test_the_api_names_stay_the_functions_after_their_namesake_submodules_load():
+    out = _loaded_after(
+        "import planner, planner.api as api\n"
+        "from planner.plan import Plan\n"
+        "import planner.fleet.search, planner.fleet.result, planner.fleet.verify, planner.export.spec, planner.train.search\n"
+        "fleet = sys.modules['planner.fleet']\n"
+        "print(all(getattr(planner, f) is getattr(api, f) for f in ('plan', 'fleet', 'export', 'train', 'estimate')))\n"
+        "print(fleet.search is sys.modules['planner.fleet.search'].search, fleet.result.__module__,\n"
+        "      fleet.verify.__module__, planner.load_model is sys.modules['planner.catalog'].load_model)\n"
+        "print(planner.search.__name__, fleet.pools.__name__)\n"
+        "try:\n    planner.no_such_name\nexcept AttributeError as e:\n    print(e)")
+    assert out["stdout"].splitlines() == ["True", "True planner.fleet.result planner.fleet.verify True",
+                                          "planner.search planner.fleet.pools",
+                                          "module 'planner' has no attribute 'no_such_name'"], out["stderr"]

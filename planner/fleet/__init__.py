@@ -44,10 +44,24 @@ table. `search.search()` runs it end to end: candidate pools, an LP bound and wa
 full model up to FULL_MODEL_MAX_VARIABLES, the comparison fleets, and the cheapest answer."""
 from __future__ import annotations
 
-from .request import DISAGGREGATION, MAX_HOURS, FleetClass, FleetRequest, GpuOffer, load_request, request_from_dict
-from .result import SCHEMA_VERSION, ClassCost, FleetResult, PoolPlan, fleet_text, plan_fleet, result
-from .search import Fleet, FleetSearch, search
-from .verify import hourly_usd, verify
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_package
+
+# Loaded on first use (issue #16): the plan search imports fleet.pools for disaggregated pools, and should not pay
+# for the fleet's CP-SAT and LP modules (OR-Tools, pandas) it never runs. `search`, `result` and `verify` stay the
+# functions when their namesake submodules are imported.
+_EXPORTS = {".request": ("DISAGGREGATION", "MAX_HOURS", "FleetClass", "FleetRequest", "GpuOffer", "load_request",
+                         "request_from_dict"),
+            ".result": ("SCHEMA_VERSION", "ClassCost", "FleetResult", "PoolPlan", "fleet_text", "plan_fleet", "result"),
+            ".search": ("Fleet", "FleetSearch", "search"),
+            ".verify": ("hourly_usd", "verify")}
+lazy_package(__name__, {name: module for module, names in _EXPORTS.items() for name in names})
+if TYPE_CHECKING:
+    from .request import DISAGGREGATION, MAX_HOURS, FleetClass, FleetRequest, GpuOffer, load_request, request_from_dict
+    from .result import SCHEMA_VERSION, ClassCost, FleetResult, PoolPlan, fleet_text, plan_fleet, result
+    from .search import Fleet, FleetSearch, search
+    from .verify import hourly_usd, verify
 
 __all__ = ["FleetResult", "PoolPlan", "ClassCost", "request_from_dict", "load_request", "plan_fleet", "verify",
            "fleet_text", "SCHEMA_VERSION", "FleetRequest", "FleetClass", "GpuOffer", "DISAGGREGATION", "MAX_HOURS",

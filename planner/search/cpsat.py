@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
-
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING, Sequence
 
 from .table import INT_LIMIT, MAX_ROUND_NS, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, Table, lower_bounds
+
+if TYPE_CHECKING:  # imported where a model is built or read: OR-Tools' cp_model imports pandas (~0.2 s, issue #16)
+    from ortools.sat.python import cp_model
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     """Optimize over the given row indices of `t`. `objective_ub` (from a known feasible plan) tightens domains.
     Returns None when CP-SAT proves infeasibility or finds nothing within the time limit. `bounds` are
     `lower_bounds(t, lim)` when the caller has them (computed here otherwise)."""
+    from ortools.sat.python import cp_model
     start = time.perf_counter()
     md = build(t, rows, lim, objective_ub, hint, bounds)
     if md is None:
@@ -75,6 +77,7 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
           hint: tuple[int, Sequence[int]] | None = None, bounds: Bounds | None = None) -> _Model | None:
     """The model over `rows` (variables, constraints, objective, search strategy), or None when the bounds leave
     no row."""
+    from ortools.sat.python import cp_model
     m = cp_model.CpModel()
     L = t.num_layers
     lb = bounds if bounds is not None else lower_bounds(t, lim)
@@ -159,6 +162,7 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
 
 def _solver(settings: SolverSettings) -> cp_model.CpSolver:
     """The solver, its parameters set explicitly (time limit, one worker and a seed for determinism)."""
+    from ortools.sat.python import cp_model
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = settings.time_limit_s
     solver.parameters.num_workers = settings.workers
@@ -178,6 +182,7 @@ def tie_breaks(t: Table, md: _Model, solver: cp_model.CpSolver, value: int, sett
                start: float) -> int:
     """After an optimal cost `value`: the fastest plan at that cost, then (several stages) the most even layer
     split of the chosen row at that cost and speed. Returns the Solve calls made."""
+    from ortools.sat.python import cp_model
     m, L, rows, x, layers = md.model, t.num_layers, md.rows, md.chosen_row, md.layers_on_stage
     tpot, obj = md.tpot, md.objective
     solves = 1
@@ -213,6 +218,7 @@ def tie_breaks(t: Table, md: _Model, solver: cp_model.CpSolver, value: int, sett
 def read(t: Table, md: _Model, solver: cp_model.CpSolver, status: int, value: int, bound: float, solves: int,
          wall: float) -> Solution:
     """The chosen row, its layers, the cost, the status and the proven gap."""
+    from ortools.sat.python import cp_model
     rows, x, layers = md.rows, md.chosen_row, md.layers_on_stage
     chosen = next(i for i in rows if solver.BooleanValue(x[i]))
     lay = tuple(int(solver.Value(v)) for v in layers[int(t.pp[chosen])])

@@ -8,8 +8,6 @@ from __future__ import annotations
 import heapq
 from functools import lru_cache
 
-import networkx as nx
-
 from .accelerator import Accelerator
 
 
@@ -17,6 +15,8 @@ class Cluster:
     def __init__(self, scale_up_domain: int, scale_up_bytes_per_s: float, scale_out_bytes_per_s: float,
                  num_gpus: int, only: "set[int] | None" = None):
         """`only`: add just these of the `num_gpus` GPUs (with their domains), for queries about a few of them."""
+        import networkx as nx  # here, not at import: ~0.1 s of start-up that most commands never need (#16)
+
         self.domain = scale_up_domain
         self.graph = nx.Graph()
         self.graph.add_node("fabric", kind="scale_out")
