@@ -93,12 +93,20 @@ def prefill_pass(arrival_s: np.ndarray, input_tokens: np.ndarray, lanes: int, ta
 def decode_pass(ready_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray, replicas: int, tables
                 ) -> tuple[np.ndarray, float]:
     """Finish times of requests whose KV arrives at `ready_s`, decoded by `replicas` replicas (`tables`: the decode
-    layout's StepTables): the first token came from the prefill, so each generates output − 1 more."""
+    layout's StepTables): the first token came from the prefill, so each generates output − 1 more.
+
+    A step costs O(requests joining or leaving), not O(batch) (#16: this loop was a third of a DeepSeek-V3 demand
+    plan's confirmation): every running sequence gains one token per step, so a replica keeps the count of its
+    running sequences, the sum of their contexts (whole tokens, so the mean is exactly the per-sequence sum's) and,
+    by the step at which they end, the sequences that finish then."""
     n = len(ready_s)
     finish = np.full(n, np.nan)
     cap_seqs, cap_kv = tables.max_running, tables.kv_capacity_tokens
     queue: list[deque] = [deque() for _ in range(replicas)]
-    running: list[list[list]] = [[] for _ in range(replicas)]  # [request, tokens left, context]
+    running = [0] * replicas  # sequences decoding on each replica
+    ctx_sum = [0] * replicas  # Σ of their contexts (tokens)
+    steps = [0] * replicas  # decode steps each replica has finished
+    ending: list[dict[int, list[int]]] = [{} for _ in range(replicas)]  # step count -> requests that end with it
     kv_used = [0] * replicas
     stepping = [False] * replicas
     busy = 0.0
@@ -116,19 +124,20 @@ def decode_pass(ready_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np
 
     def start_step(r: int, now: float) -> None:
         nonlocal busy, order
-        while queue[r] and len(running[r]) < cap_seqs:
+        while queue[r] and running[r] < cap_seqs:
             j = queue[r][0]
             need = int(input_tokens[j] + output_tokens[j])
             if kv_used[r] + need > cap_kv and running[r]:
                 break
             queue[r].popleft()
             kv_used[r] += need
-            running[r].append([j, int(output_tokens[j]) - 1, float(input_tokens[j]) + 1.0])
+            running[r] += 1
+            ctx_sum[r] += int(input_tokens[j]) + 1  # the prompt and the prefill's first token
+            ending[r].setdefault(steps[r] + int(output_tokens[j]) - 1, []).append(j)
         if not running[r]:
             stepping[r] = False
             return
-        ctx = sum(x[2] for x in running[r]) / len(running[r])
-        dt = tables.decode_step_s(len(running[r]), ctx)
+        dt = tables.decode_step_s(running[r], ctx_sum[r] / running[r])
         busy += dt
         stepping[r] = True
         heapq.heappush(events, (now + dt, 0, order, r))
@@ -137,7 +146,7 @@ def decode_pass(ready_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np
     while events:
         now, kind, _, x = heapq.heappop(events)
         if kind == 1:  # a request's KV arrives: the replica with the fewest running or waiting
-            r = min(range(replicas), key=lambda k: (len(running[k]) + len(queue[k]), k))
+            r = min(range(replicas), key=lambda k: (running[k] + len(queue[k]), k))
             queue[r].append(x)
             if not stepping[r]:
                 stepping[r] = True
@@ -148,16 +157,14 @@ def decode_pass(ready_s: np.ndarray, input_tokens: np.ndarray, output_tokens: np
             start_step(x, now)
             continue
         r = x
-        keep = []
-        for item in running[r]:
-            item[1] -= 1
-            item[2] += 1.0
-            if item[1] <= 0:
-                finish[item[0]] = now
-                kv_used[r] -= int(input_tokens[item[0]] + output_tokens[item[0]])
-            else:
-                keep.append(item)
-        running[r] = keep
+        steps[r] += 1
+        ctx_sum[r] += running[r]
+        for j in ending[r].pop(steps[r], ()):  # each ends at context input + output
+            finish[j] = now
+            whole = int(input_tokens[j] + output_tokens[j])
+            kv_used[r] -= whole
+            ctx_sum[r] -= whole
+            running[r] -= 1
         start_step(r, now)
     return finish, busy
 

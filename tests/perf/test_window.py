@@ -49,3 +49,11 @@ def test_gpt_oss_sums_over_its_alternating_layers():
     m = model_from_path(CONFIGS / "gpt-oss-120b.json")  # 18 sliding (128) + 18 full layers
     assert window.mean_held_tokens_per_layer(m, 10_000) == pytest.approx((18 * 128 + 18 * 10_000) / 36)
     assert window.attended_tokens_over_layers(m, 0, 4096) == pytest.approx(18 * 126.0 + 18 * 2048)
+
+
+def test_attention_spans_by_layer_kind_in_first_appearance_order_and_a_fresh_dict_each_call():
+    m = model_from_path(CONFIGS / "gpt-oss-120b.json")  # alternating sliding (128) / full, sliding first
+    spans = window.attention_spans(m)
+    assert list(spans.items()) == [(SLIDE, 18), (FULL, 18)]
+    spans[FULL] = 0  # the caller's copy: the memo behind it (once per model, #16) is not changed
+    assert window.attention_spans(m) == {SLIDE: 18, FULL: 18}
