@@ -56,8 +56,8 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
 
     j = blocking(tpot, mem & ttft & gpus)
     if j is not None:
-        i = int(j[np.argmin(b.tpot[j])])
-        best = NS_PER_S / b.tpot[i]
+        i = int(j[np.argmin(b.tpot_ns[j])])
+        best = NS_PER_S / b.tpot_ns[i]
         want = req.slo.min_tokens_per_s_user or NS_PER_S / lim.tpot_ns
         considered = ("no GPU in the catalog" if len(req.gpus) > 4
                       else "no configuration of " + ", ".join(g.id for g in req.gpus))

@@ -200,7 +200,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
 
     if "aggregated" in roles:
         cand = np.flatnonzero(b.memory_ok & b.ttft_ok & b.tpot_ok)
-        cap_ub = capacity_units(t.batch, b.round * osl)
+        cap_ub = capacity_units(t.batch, b.round_ns * osl)
 
         def agg(i: int) -> _Exact | None:
             lay = greedy_placement(t, i)
@@ -223,7 +223,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         ok = (t.batch == t.pp * dp) & b.memory_ok
         if ttft is not None:
             ok &= t.ttft_ns + kv_ns <= ttft
-        cap_ub = capacity_units(dp, b.t_pf + t.pf_hop_ns)
+        cap_ub = capacity_units(dp, b.pf_stage_ns + t.pf_hop_ns)
 
         def pre(i: int) -> _Exact | None:
             lay = greedy_placement(t, i, "pf")
@@ -232,10 +232,10 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             ev = evaluate(t, i, lay, lim)
             if "memory" in ev.violated:
                 return None
-            cap = int(capacity_units(t.rows[i].dp, ev.t_pf_ns + int(t.pf_hop_ns[i])))
+            cap = int(capacity_units(t.rows[i].dp, ev.pf_stage_ns + int(t.pf_hop_ns[i])))
             return _Exact(cap, int(pre_key[i]), lay, ev.ttft_ns, 0, int(kv_ns[i]))
 
-        cycle_lb = t.pp * (b.t_dec + t.dec_hop_ns)
+        cycle_lb = t.pp * (b.dec_stage_ns + t.dec_hop_ns)
         kvs = np.array([r.kv for r in t.rows])
         dec_ok = b.memory_ok & (cycle_lb <= lim.tpot_ns)
         # A prefill pool's latency is a dominance key only where it can bind: against the slowest receive of any
@@ -257,7 +257,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             ev = evaluate(t, i, lay, lim)
             if "memory" in ev.violated:
                 return None
-            cycle = int(t.pp[i]) * (ev.t_dec_ns + int(t.dec_hop_ns[i]))
+            cycle = int(t.pp[i]) * (ev.dec_stage_ns + int(t.dec_hop_ns[i]))
             if cycle > lim.tpot_ns:
                 return None
             cap = int(capacity_units(int(t.batch[i]), cycle * osl))

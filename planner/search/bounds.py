@@ -176,7 +176,7 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         ev_lb.append(b.objective)
         ev_feas.append(b.feasible & ok)
         _improve(sp, t, b, s, pos, lim, inc, upper, greedy_done)
-        return t.pp * (b.t_dec + t.dec_hop_ns), ok  # the decode cycle: never falls as the micro-batch grows
+        return t.pp * (b.dec_stage_ns + t.dec_hop_ns), ok  # the decode cycle: never falls as the micro-batch grows
 
     # round 0: every shape at its smallest micro-batch and at the largest memory allows
     n = len(live)

@@ -89,10 +89,10 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     x = {i: m.NewBoolVar(f"x{i}") for i in rows}
     pps = sorted({int(t.pp[i]) for i in rows})
     layers = {p: [m.NewIntVar(1, L - p + 1, f"l{p}_{s}") for s in range(p)] for p in pps}
-    t_dec_max = max(int(t.dec_ns_per_layer[i]) * L + max(t.extras(i, "dec")) for i in rows)
-    t_ch_max = max(int(t.chunk_ns_per_layer[i]) * L + max(t.extras(i, "ch")) for i in rows)
-    t_dec = m.NewIntVar(0, t_dec_max, "t_dec")
-    t_ch = m.NewIntVar(0, t_ch_max, "t_ch")  # slowest stage's prefill-chunk increment
+    dec_stage_max = max(int(t.dec_ns_per_layer[i]) * L + max(t.extras(i, "dec")) for i in rows)
+    chunk_stage_max = max(int(t.chunk_ns_per_layer[i]) * L + max(t.extras(i, "ch")) for i in rows)
+    dec_stage_ns = m.NewIntVar(0, dec_stage_max, "dec_stage_ns")  # slowest stage's decode step
+    chunk_stage_ns = m.NewIntVar(0, chunk_stage_max, "chunk_stage_ns")  # slowest stage's prefill-chunk increment
     tpot = m.NewIntVar(0, lim.tpot_ns, "tpot")
     round_t = m.NewIntVar(0, MAX_ROUND_NS, "round")  # replica time per token per sequence, prefills included
     obj_max = min(lim.max_objective, objective_ub) if objective_ub is not None else lim.max_objective
@@ -109,15 +109,15 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
         dec_ns, chunk_ns = int(t.dec_ns_per_layer[i]), int(t.chunk_ns_per_layer[i])  # per layer
         mem_kib, cap_kib = int(t.mem_kib_per_layer[i]), int(t.cap_kib[i])
         for s, (e_d, e_c, f) in enumerate(zip(t.extras(i, "dec"), t.extras(i, "ch"), t.extras(i, "mem"))):
-            m.Add(t_dec >= dec_ns * l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
-            m.Add(t_ch >= chunk_ns * l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
+            m.Add(dec_stage_ns >= dec_ns * l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
+            m.Add(chunk_stage_ns >= chunk_ns * l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
             m.Add(mem_kib * l[s] + f <= cap_kib).OnlyEnforceIf(xi)  # stage memory
         osl, b, k, hop_ch = t.osl, int(t.batch[i]), int(t.stall_coef[i]), int(t.chunk_hop_ns[i])
-        cycle = p * osl * t_dec + p * osl * int(t.dec_hop_ns[i])
+        cycle = p * osl * dec_stage_ns + p * osl * int(t.dec_hop_ns[i])
         # TPOT·OSL ≥ pp·OSL·(T_dec + hop) + (B − 1)·k·(T_ch + hop_ch): the other requests' prefill stalls
-        m.Add(tpot * osl >= cycle + (b - 1) * k * t_ch + (b - 1) * k * hop_ch).OnlyEnforceIf(xi)
+        m.Add(tpot * osl >= cycle + (b - 1) * k * chunk_stage_ns + (b - 1) * k * hop_ch).OnlyEnforceIf(xi)
         # round·OSL ≥ pp·OSL·(T_dec + hop) + B·k·(T_ch + hop_ch): every prefill (throughput basis)
-        m.Add(round_t * osl >= cycle + b * k * t_ch + b * k * hop_ch).OnlyEnforceIf(xi)
+        m.Add(round_t * osl >= cycle + b * k * chunk_stage_ns + b * k * hop_ch).OnlyEnforceIf(xi)
         gpus, price, limit = int(t.gpus[i]), int(t.price_1e4_usd_per_h[i]), int(t.gpu_limit[i])
         if demand is None:
             m.Add(obj * (OBJ_DIVISOR * b) >= price * gpus * round_t).OnlyEnforceIf(xi)
@@ -137,13 +137,13 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     # Valid per-row lower bounds (table.lower_bounds) as redundant constraints: the enforced inequalities above
     # give the LP relaxation nothing until a row is fixed, so without these the proven bound stays 0.
     for i in rows:
-        if int(lb.objective[i]) > obj_max or int(lb.tpot[i]) > lim.tpot_ns:
+        if int(lb.objective[i]) > obj_max or int(lb.tpot_ns[i]) > lim.tpot_ns:
             m.Add(x[i] == 0)
     obj_lb = {i: min(int(lb.objective[i]), obj_max) for i in rows}
     if sum(obj_lb.values()) < INT_LIMIT:  # CP-SAT rejects linear expressions that could overflow int64
         m.Add(obj >= sum(obj_lb[i] * x[i] for i in rows))
-    m.Add(tpot >= sum(min(int(lb.tpot[i]), lim.tpot_ns) * x[i] for i in rows))
-    m.Add(round_t >= sum(min(int(lb.round[i]), MAX_ROUND_NS) * x[i] for i in rows))
+    m.Add(tpot >= sum(min(int(lb.tpot_ns[i]), lim.tpot_ns) * x[i] for i in rows))
+    m.Add(round_t >= sum(min(int(lb.round_ns[i]), MAX_ROUND_NS) * x[i] for i in rows))
     if hint is not None and hint[0] in x:
         hi, hl = hint
         for i in rows:

@@ -135,8 +135,8 @@ class RowTimes:
         top = concurrency_rows(t, b)
         if rows is not None:
             top = top[rows]
-        cycle = t.pp[top] * (b.t_dec[top] + t.dec_hop_ns[top]) / NS_PER_S
-        stall = t.stall_coef[top] * (b.t_ch[top] + t.chunk_hop_ns[top]) / NS_PER_S
+        cycle = t.pp[top] * (b.dec_stage_ns[top] + t.dec_hop_ns[top]) / NS_PER_S
+        stall = t.stall_coef[top] * (b.chunk_stage_ns[top] + t.chunk_hop_ns[top]) / NS_PER_S
         return cls(cycle, stall, t.ttft_ns[top] / NS_PER_S, t.stall_coef[top] / t.pp[top], t.batch[top], t.osl)
 
 

@@ -383,29 +383,29 @@ class Evaluation:
     objective_unit: str  # the request's mode (Limits.objective_unit): OBJECTIVE_UNIT_PER_TOKEN or _PER_HOUR
     tpot_ns: int
     ttft_ns: int
-    t_dec_ns: int
-    t_pf_ns: int
+    dec_stage_ns: int  # slowest stage's decode step
+    pf_stage_ns: int  # slowest stage's prefill of one prompt
     replicas: int
-    t_ch_ns: int = 0  # slowest stage's prefill-chunk increment
+    chunk_stage_ns: int = 0  # slowest stage's prefill-chunk increment
     round_ns: int = 0  # replica time per token of each sequence, every prefill stall included (throughput basis)
     violated: tuple[str, ...] = ()
 
 
-def tpot_ns(table: Table, i: int, t_dec: int, t_ch: int) -> int:
+def tpot_ns(table: Table, i: int, dec_stage_ns: int, chunk_stage_ns: int) -> int:
     """A user's TPOT = pp·(T_dec + hop) + ((B − 1)/OSL)·stall, stall = stall_coef·(T_ch + chunk_hop_ns), rounded up
     (batching.steady_state_tpot_s: the other B − 1 requests' prefills)."""
-    return _per_token_ns(table, i, t_dec, t_ch, int(table.batch[i]) - 1)
+    return _per_token_ns(table, i, dec_stage_ns, chunk_stage_ns, int(table.batch[i]) - 1)
 
 
-def round_ns(table: Table, i: int, t_dec: int, t_ch: int) -> int:
+def round_ns(table: Table, i: int, dec_stage_ns: int, chunk_stage_ns: int) -> int:
     """The replica's time per round of B tokens, every prefill included (batching.replica_time_per_round_s)."""
-    return _per_token_ns(table, i, t_dec, t_ch, int(table.batch[i]))
+    return _per_token_ns(table, i, dec_stage_ns, chunk_stage_ns, int(table.batch[i]))
 
 
-def _per_token_ns(table: Table, i: int, t_dec: int, t_ch: int, prompts: int) -> int:
+def _per_token_ns(table: Table, i: int, dec_stage_ns: int, chunk_stage_ns: int, prompts: int) -> int:
     pp, osl = int(table.pp[i]), table.osl
-    num = (pp * osl * (t_dec + int(table.dec_hop_ns[i]))
-           + prompts * int(table.stall_coef[i]) * (t_ch + int(table.chunk_hop_ns[i])))
+    num = (pp * osl * (dec_stage_ns + int(table.dec_hop_ns[i]))
+           + prompts * int(table.stall_coef[i]) * (chunk_stage_ns + int(table.chunk_hop_ns[i])))
     return -(-num // osl)
 
 
@@ -422,11 +422,11 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
     dec_extra_ns, pf_extra_ns, fixed_mem_kib = table.extras(i, "dec"), table.extras(i, "pf"), table.extras(i, "mem")
     dec_ns, pf_ns = int(table.dec_ns_per_layer[i]), int(table.pf_ns_per_layer[i])  # per layer
     mem_kib, cap_kib = int(table.mem_kib_per_layer[i]), int(table.cap_kib[i])
-    t_dec = max(l * dec_ns + e for l, e in zip(layers, dec_extra_ns))
-    t_pf = max(l * pf_ns + e for l, e in zip(layers, pf_extra_ns))
-    t_ch = max(l * int(table.chunk_ns_per_layer[i]) + e for l, e in zip(layers, table.extras(i, "ch")))
-    tp_ns = tpot_ns(table, i, t_dec, t_ch)
-    rd_ns = round_ns(table, i, t_dec, t_ch)
+    dec_stage_ns = max(l * dec_ns + e for l, e in zip(layers, dec_extra_ns))
+    pf_stage_ns = max(l * pf_ns + e for l, e in zip(layers, pf_extra_ns))
+    chunk_stage_ns = max(l * int(table.chunk_ns_per_layer[i]) + e for l, e in zip(layers, table.extras(i, "ch")))
+    tp_ns = tpot_ns(table, i, dec_stage_ns, chunk_stage_ns)
+    rd_ns = round_ns(table, i, dec_stage_ns, chunk_stage_ns)
     ttft = int(table.ttft_ns[i])
     violated = []
     if any(l * mem_kib + f > cap_kib for l, f in zip(layers, fixed_mem_kib)):
@@ -453,19 +453,19 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
         violated.append("max_gpus")
     if objective > lim.max_objective:
         violated.append("objective_cap")
-    return Evaluation(not violated, objective, lim.objective_unit, tp_ns, ttft, t_dec, t_pf, replicas, t_ch_ns=t_ch,
-                      round_ns=rd_ns, violated=tuple(violated))
+    return Evaluation(not violated, objective, lim.objective_unit, tp_ns, ttft, dec_stage_ns, pf_stage_ns, replicas,
+                      chunk_stage_ns=chunk_stage_ns, round_ns=rd_ns, violated=tuple(violated))
 
 
 @dataclass
 class Bounds:
     """Per-row lower bounds (vectorized) from the perfectly balanced fractional placement."""
 
-    t_dec: np.ndarray
-    t_pf: np.ndarray
-    t_ch: np.ndarray
-    tpot: np.ndarray
-    round: np.ndarray
+    dec_stage_ns: np.ndarray  # slowest stage's decode step
+    pf_stage_ns: np.ndarray  # slowest stage's prefill of one prompt
+    chunk_stage_ns: np.ndarray  # slowest stage's prefill-chunk increment
+    tpot_ns: np.ndarray
+    round_ns: np.ndarray  # replica time per token of each sequence, prefill stalls included
     objective: np.ndarray  # in Limits.objective_unit
     replicas: np.ndarray
     memory_ok: np.ndarray
@@ -482,18 +482,21 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
     """Valid lower bounds on each row's integer TPOT and objective over all placements, and necessary conditions
     for memory: every stage holds >= 1 layer and the layers' total memory fits in pp devices."""
     L, pp = t.num_layers, t.pp
-    t_dec = np.maximum(-(-(L * t.dec_ns_per_layer + stage_sum(t.dec_extra_ns, t.dec_extra_single_ns, pp)) // pp),
-                       stage_max(t.dec_extra_ns, t.dec_extra_single_ns, pp) + t.dec_ns_per_layer)
-    t_pf = np.maximum(-(-(L * t.pf_ns_per_layer + stage_sum(t.pf_extra_ns, t.pf_extra_single_ns, pp)) // pp),
-                      stage_max(t.pf_extra_ns, t.pf_extra_single_ns, pp) + t.pf_ns_per_layer)
-    t_ch = np.maximum(-(-(L * t.chunk_ns_per_layer + stage_sum(t.chunk_extra_ns, t.chunk_extra_single_ns, pp)) // pp),
-                      stage_max(t.chunk_extra_ns, t.chunk_extra_single_ns, pp) + t.chunk_ns_per_layer)
-    cycle = pp * t.osl * (t_dec + t.dec_hop_ns)
+    dec_stage_ns = np.maximum(
+        -(-(L * t.dec_ns_per_layer + stage_sum(t.dec_extra_ns, t.dec_extra_single_ns, pp)) // pp),
+        stage_max(t.dec_extra_ns, t.dec_extra_single_ns, pp) + t.dec_ns_per_layer)
+    pf_stage_ns = np.maximum(
+        -(-(L * t.pf_ns_per_layer + stage_sum(t.pf_extra_ns, t.pf_extra_single_ns, pp)) // pp),
+        stage_max(t.pf_extra_ns, t.pf_extra_single_ns, pp) + t.pf_ns_per_layer)
+    chunk_stage_ns = np.maximum(
+        -(-(L * t.chunk_ns_per_layer + stage_sum(t.chunk_extra_ns, t.chunk_extra_single_ns, pp)) // pp),
+        stage_max(t.chunk_extra_ns, t.chunk_extra_single_ns, pp) + t.chunk_ns_per_layer)
+    cycle = pp * t.osl * (dec_stage_ns + t.dec_hop_ns)
     # coefficients clamped just past MAX_STALL_COEF (such rows are infeasible) so the products stay inside int64
     users = np.minimum((t.batch - 1) * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     prompts = np.minimum(t.batch * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
-    tpot = -(-(cycle + users * (t_ch + t.chunk_hop_ns)) // t.osl)
-    rnd = -(-(cycle + prompts * (t_ch + t.chunk_hop_ns)) // t.osl)
+    tpot = -(-(cycle + users * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
+    rnd = -(-(cycle + prompts * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
     memory_ok = ((L * t.mem_kib_per_layer + stage_sum(t.fixed_mem_kib, t.fixed_mem_single_kib, pp) <= pp * t.cap_kib)
                  & (stage_max(t.fixed_mem_kib, t.fixed_mem_single_kib, pp) + t.mem_kib_per_layer <= t.cap_kib))
     ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
@@ -509,4 +512,5 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
         objective = replicas * t.gpus * t.price_1e4_usd_per_h
     gpus_ok = (t.gpu_limit < 0) | (replicas * t.gpus <= t.gpu_limit)
     gpus_ok &= objective <= lim.max_objective
-    return Bounds(t_dec, t_pf, t_ch, tpot, rnd, objective, replicas, memory_ok, ttft_ok, tpot_ok, gpus_ok)
+    return Bounds(dec_stage_ns, pf_stage_ns, chunk_stage_ns, tpot, rnd, objective, replicas, memory_ok, ttft_ok,
+                  tpot_ok, gpus_ok)

@@ -45,7 +45,7 @@ def test_decode_and_memory_terms_never_fall_as_the_micro_batch_grows(model, isl,
                      "fixed_mem_kib", "fixed_mem_single_kib"):
             assert (np.diff(getattr(t, name), axis=0) >= 0).all(), (name, sp.shapes[s])
         for name, v in (("stall range", t.batch * t.stall_coef),
-                        ("t_dec bound", b.t_dec), ("cycle", t.pp * (b.t_dec + t.dec_hop_ns))):
+                        ("decode stage bound", b.dec_stage_ns), ("cycle", t.pp * (b.dec_stage_ns + t.dec_hop_ns))):
             assert (np.diff(v, axis=0) >= 0).all(), (name, sp.shapes[s])
         assert (t.ttft_ns == t.ttft_ns[0]).all()  # TTFT does not depend on the micro-batch
 
@@ -59,7 +59,7 @@ def test_gap_bound_is_below_every_row_in_the_gap(model, isl, osl, gpus, demand):
         n = min(int(sp.top[s]), 300)
         t = sp.table(np.full(n, s), np.arange(n), p)
         b = lower_bounds(t, lim)
-        cycle = t.pp * (b.t_dec + t.dec_hop_ns)
+        cycle = t.pp * (b.dec_stage_ns + t.dec_hop_ns)
         for _ in range(10):
             lo, hi = sorted(rng.choice(n, size=2, replace=False))
             if hi - lo < 2:

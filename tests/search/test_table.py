@@ -41,8 +41,8 @@ def test_lower_bounds_hold_for_every_placement(req, data):
         for lay in placements:
             ev = evaluate(t, i, lay, lim)
             assert ev.objective >= b.objective[i]
-            assert ev.tpot_ns >= b.tpot[i]
-            assert ev.t_dec_ns >= b.t_dec[i] and ev.t_pf_ns >= b.t_pf[i]
+            assert ev.tpot_ns >= b.tpot_ns[i]
+            assert ev.dec_stage_ns >= b.dec_stage_ns[i] and ev.pf_stage_ns >= b.pf_stage_ns[i]
             assert ev.replicas >= b.replicas[i]
             if "memory" not in ev.violated:  # the memory bound is a necessary condition
                 assert b.memory_ok[i]
