@@ -59,12 +59,12 @@ def relax(ft: FleetTable, allowed: Sequence[bool] | None = None) -> Relaxation |
     inf = s.infinity()
     K, groups = len(ft.pools), ft.hour_groups()
     G, H = len(groups), ft.hours
-    res = [ft.reserved_price[ft.pool_type[k]] for k in range(K)]
+    res = [ft.reserved_1e4_usd_per_gpu_h[ft.pool_type[k]] for k in range(K)]
     top = [ft.max_replicas[k] if allowed is None or allowed[k] else 0 for k in range(K)]
     r = [s.NumVar(0, top[k] if res[k] is not None else 0, f"r{k}") for k in range(K)]
     o = [[s.NumVar(0, top[k], f"o{k}_{g}") for g in range(G)] for k in range(K)]
     obj = s.Objective()
-    total = None if ft.budget_total is None else s.Constraint(-inf, ft.budget_total)
+    total = None if ft.budget_1e4_usd is None else s.Constraint(-inf, ft.budget_1e4_usd)
 
     def cost(row, k: int, scale: int) -> None:
         """Add the reserved price of pool k, × scale hours, to a row."""
@@ -80,7 +80,7 @@ def relax(ft: FleetTable, allowed: Sequence[bool] | None = None) -> Relaxation |
         by_role.setdefault((p.cls, p.role), []).append(k)
     for g, (dem, hours) in enumerate(groups):
         for k in range(K):
-            od = ft.gpus(k) * ft.on_demand_price[ft.pool_type[k]]
+            od = ft.gpus(k) * ft.on_demand_1e4_usd_per_gpu_h[ft.pool_type[k]]
             obj.SetCoefficient(o[k][g], len(hours) * od)
             if total is not None:
                 total.SetCoefficient(o[k][g], len(hours) * od)
@@ -97,7 +97,7 @@ def relax(ft: FleetTable, allowed: Sequence[bool] | None = None) -> Relaxation |
                 for k in by_role.get((c, role), []):
                     row.SetCoefficient(r[k], ft.pools[k].capacity)
                     row.SetCoefficient(o[k][g], ft.pools[k].capacity)
-        for t, a in enumerate(ft.available):
+        for t, a in enumerate(ft.available_gpus):
             if a is None:
                 continue
             row = s.Constraint(-inf, a)
@@ -105,11 +105,11 @@ def relax(ft: FleetTable, allowed: Sequence[bool] | None = None) -> Relaxation |
                 if ft.pool_type[k] == t:
                     row.SetCoefficient(r[k], ft.gpus(k))
                     row.SetCoefficient(o[k][g], ft.gpus(k))
-        if ft.budget_hour is not None:
-            row = s.Constraint(-inf, ft.budget_hour)
+        if ft.budget_1e4_usd_per_h is not None:
+            row = s.Constraint(-inf, ft.budget_1e4_usd_per_h)
             for k in range(K):
                 cost(row, k, 1)
-                row.SetCoefficient(o[k][g], ft.gpus(k) * ft.on_demand_price[ft.pool_type[k]])
+                row.SetCoefficient(o[k][g], ft.gpus(k) * ft.on_demand_1e4_usd_per_gpu_h[ft.pool_type[k]])
     if s.Solve() != pywraplp.Solver.OPTIMAL:
         return None
     return Relaxation(s.Objective().Value(), tuple(v.solution_value() for v in r),
@@ -171,7 +171,7 @@ class _Hour:
     def room(self, k: int) -> int:
         """Replicas of pool k that can still be added."""
         ft = self.ft
-        a = ft.available[ft.pool_type[k]]
+        a = ft.available_gpus[ft.pool_type[k]]
         left = ft.max_replicas[k] - self.n[k]
         return left if a is None else min(left, (a - self.used[ft.pool_type[k]]) // ft.gpus(k))
 
@@ -186,7 +186,7 @@ class _Hour:
         return self.demand[c] - served(self.capacity(c))
 
     def price(self, k: int) -> int:
-        return self.ft.gpus(k) * self.ft.on_demand_price[self.ft.pool_type[k]]
+        return self.ft.gpus(k) * self.ft.on_demand_1e4_usd_per_gpu_h[self.ft.pool_type[k]]
 
     def _best(self, c: int, role: str, need: int) -> tuple[int, int, int] | None:
         """(cost, pool, replicas) of the cheapest full top-up of `need`, else the best partial one by cost per
@@ -264,13 +264,13 @@ def reserve_levels(ft: FleetTable, counts: Sequence[Sequence[int]]) -> tuple[lis
     reserved = [0] * K
     for k in range(K):
         t = ft.pool_type[k]
-        rho, pi = ft.reserved_price[t], ft.on_demand_price[t]
+        rho, pi = ft.reserved_1e4_usd_per_gpu_h[t], ft.on_demand_1e4_usd_per_gpu_h[t]
         if rho is None:
             continue
         j = 0
         while H * rho < pi * sum(1 for x in counts[k] if x >= j + 1):
             j += 1
-        a = ft.available[t]
+        a = ft.available_gpus[t]
         while j > 0 and a is not None and any(used[t][h] + ft.gpus(k) * max(0, j - counts[k][h]) > a for h in range(H)):
             j -= 1
         for h in range(H):
@@ -332,7 +332,7 @@ def improve_hours(ft: FleetTable, start_sol: FleetSolution, guided: tuple[list[b
     cheapest: set[int] = set()
     for key in {(p.cls, p.role) for p in ft.pools}:
         ks = [k for k, p in enumerate(ft.pools) if (p.cls, p.role) == key and allowed[k]]
-        ks.sort(key=lambda k: (ft.gpus(k) * ft.on_demand_price[ft.pool_type[k]] / ft.pools[k].capacity, k))
+        ks.sort(key=lambda k: (ft.gpus(k) * ft.on_demand_1e4_usd_per_gpu_h[ft.pool_type[k]] / ft.pools[k].capacity, k))
         cheapest.update(ks[:CHEAPEST_PER_ROLE])
     for g, group in enumerate(groups):
         h0 = group[1][0]

@@ -38,8 +38,8 @@ def build_model(ft: FleetTable, groups=None, reserved: Sequence[int] | None = No
     ok = [True] * K if allowed is None else list(allowed)
     # ---- variables: n_kh = r_k + o_kh, so that every cost coefficient is positive
     if reserved is None:
-        r = [m.NewIntVar(0, ft.max_replicas[k] if ok[k] and ft.reserved_price[ft.pool_type[k]] is not None else 0,
-                         f"r{k}") for k in range(K)]
+        reservable = [ok[k] and ft.reserved_1e4_usd_per_gpu_h[ft.pool_type[k]] is not None for k in range(K)]
+        r = [m.NewIntVar(0, ft.max_replicas[k] if reservable[k] else 0, f"r{k}") for k in range(K)]
     else:
         r = [int(x) for x in reserved]
     o = [[m.NewIntVar(0, ft.max_replicas[k], f"o{k}_{g}") if ok[k] else 0 for g in range(G)] for k in range(K)]
@@ -57,8 +57,8 @@ def build_model(ft: FleetTable, groups=None, reserved: Sequence[int] | None = No
         _pairing(m, ft, groups, r, o)
     cost = _hourly_cost(m, ft, groups, r, o)
     objective = sum(len(hours) * cost[g] for g, (_, hours) in enumerate(groups))
-    if ft.budget_total is not None and whole:
-        m.Add(objective <= ft.budget_total)
+    if ft.budget_1e4_usd is not None and whole:
+        m.Add(objective <= ft.budget_1e4_usd)
     # ---- objective
     m.Minimize(objective)
     return _Model(m, groups, r, o, objective)
@@ -85,7 +85,7 @@ def _demand(m, ft: FleetTable, groups, n, y) -> None:
 
 def _availability(m, ft: FleetTable, groups, n) -> None:
     """Σ_{pools of type τ} g_k·n_kh ≤ A_τ, where the pools could exceed it at all."""
-    for t, a in enumerate(ft.available):
+    for t, a in enumerate(ft.available_gpus):
         ks = [k for k in range(len(ft.pools)) if ft.pool_type[k] == t]
         if a is None or not ks or sum(ft.gpus(k) * ft.max_replicas[k] for k in ks) <= a:
             continue
@@ -110,12 +110,12 @@ def _pairing(m, ft: FleetTable, groups, r, o) -> None:
 def _hourly_cost(m, ft: FleetTable, groups, r, o) -> list:
     """Cost of one hour of each group, Σ_k g_k (ρ r_k + π o_kh), bounded by the hourly budget."""
     K = len(ft.pools)
-    reserved = sum(ft.gpus(k) * (ft.reserved_price[ft.pool_type[k]] or 0) * r[k] for k in range(K))
+    reserved = sum(ft.gpus(k) * (ft.reserved_1e4_usd_per_gpu_h[ft.pool_type[k]] or 0) * r[k] for k in range(K))
     out = []
     for g in range(len(groups)):
-        cost = reserved + sum(ft.gpus(k) * ft.on_demand_price[ft.pool_type[k]] * o[k][g] for k in range(K))
-        if ft.budget_hour is not None:
-            m.Add(cost <= ft.budget_hour)
+        cost = reserved + sum(ft.gpus(k) * ft.on_demand_1e4_usd_per_gpu_h[ft.pool_type[k]] * o[k][g] for k in range(K))
+        if ft.budget_1e4_usd_per_h is not None:
+            m.Add(cost <= ft.budget_1e4_usd_per_h)
         out.append(cost)
     return out
 

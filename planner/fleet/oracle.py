@@ -30,7 +30,7 @@ def exhaustive(ft: FleetTable, max_states: int = 2_000_000) -> tuple[int, tuple[
         if any((i, j) in bad for i in allowed for j in allowed):
             continue
         top = [ft.max_replicas[k] if k in allowed else 0 for k in range(K)]
-        res_top = [top[k] if ft.reserved_price[ft.pool_type[k]] is not None else 0 for k in range(K)]
+        res_top = [top[k] if ft.reserved_1e4_usd_per_gpu_h[ft.pool_type[k]] is not None else 0 for k in range(K)]
         vectors = list(_box(top))
         for reserved in _box(res_top):
             counts, total = [], 0
@@ -39,17 +39,17 @@ def exhaustive(ft: FleetTable, max_states: int = 2_000_000) -> tuple[int, tuple[
                 for v in vectors:
                     if any(v[k] < reserved[k] for k in range(K)):
                         continue
-                    cost = ft.hour_cost(reserved, v)
+                    cost = ft.hour_cost_1e4_usd(reserved, v)
                     if hour_best is not None and cost >= hour_best[0]:
                         continue
-                    if _hour_ok(ft, v, h) and (ft.budget_hour is None or cost <= ft.budget_hour):
+                    if _hour_ok(ft, v, h) and (ft.budget_1e4_usd_per_h is None or cost <= ft.budget_1e4_usd_per_h):
                         hour_best = (cost, v)
                 if hour_best is None:
                     break
                 total += hour_best[0]
                 counts.append(hour_best[1])
             else:
-                if ft.budget_total is not None and total > ft.budget_total:
+                if ft.budget_1e4_usd is not None and total > ft.budget_1e4_usd:
                     continue
                 if best is None or total < best[0]:
                     best = (total, tuple(reserved), tuple(tuple(counts[h][k] for h in range(H)) for k in range(K)))

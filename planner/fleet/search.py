@@ -50,7 +50,8 @@ def optimize(req: FleetRequest, pools: Sequence[Pool], types: Sequence[str] | No
     """The cheapest fleet over `pools` restricted to `types` and `roles`; None when there is none."""
     limit = req.time_limit_s if time_limit_s is None else time_limit_s
     ft = fleet_table(req, pools, types, roles)
-    if not ft.pools or any(max(d) > 0 and not any(p.cls == c for p in ft.pools) for c, d in enumerate(ft.demand)):
+    if not ft.pools or any(max(d) > 0 and not any(p.cls == c for p in ft.pools)
+                           for c, d in enumerate(ft.demand_1e6_rps)):
         return None
     lower, warm = warm_start(ft, _settings(limit, req.workers), WARM_START_SHARE * limit)
     if lower is None:

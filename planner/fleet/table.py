@@ -18,47 +18,47 @@ from .request import FleetRequest
 class FleetTable:
     pools: list[Pool]
     hours: int
-    demand: list[tuple[int, ...]]  # [class][hour] requests/s × CAP_UNITS_PER_RPS, rounded up
+    demand_1e6_rps: list[tuple[int, ...]]  # [class][hour] requests/s × 1e6 (CAP_UNITS_PER_RPS), rounded up
     ttft_ns: list[int | None]  # per class
     types: list[str]
     pool_type: list[int]  # index into types
-    on_demand_price: list[int]  # per type, PRICE_UNITS_PER_USD per GPU-hour, rounded up
-    reserved_price: list[int | None]
-    available: list[int | None]
-    budget_hour: int | None  # price units per hour, rounded down
-    budget_total: int | None  # price units over the profile's hours, rounded down
+    on_demand_1e4_usd_per_gpu_h: list[int]  # per type, USD per GPU-hour × 1e4 (PRICE_UNITS_PER_USD), rounded up
+    reserved_1e4_usd_per_gpu_h: list[int | None]  # per type, as on demand; None: no reserved price
+    available_gpus: list[int | None]  # per type; None: no limit
+    budget_1e4_usd_per_h: int | None  # USD per hour × 1e4, rounded down
+    budget_1e4_usd: int | None  # USD over the profile's hours × 1e4, rounded down
     max_replicas: list[int]
     incompatible: list[tuple[int, int]] = field(default_factory=list)
     pruned: int = 0  # pools dropped as dominated
 
     @property
     def classes(self) -> int:
-        return len(self.demand)
+        return len(self.demand_1e6_rps)
 
     def gpus(self, k: int) -> int:
         return self.pools[k].gpus
 
-    def hour_cost(self, reserved: Sequence[int], replicas: Sequence[int]) -> int:
-        """Price units of one hour with `replicas[k]` replicas of pool k, `reserved[k]` of them reserved."""
-        return sum(replica_cost(self.gpus(k), self.reserved_price[self.pool_type[k]],
-                                self.on_demand_price[self.pool_type[k]], reserved[k], replicas[k])
+    def hour_cost_1e4_usd(self, reserved: Sequence[int], replicas: Sequence[int]) -> int:
+        """USD × 1e4 of one hour with `replicas[k]` replicas of pool k, `reserved[k]` of them reserved."""
+        return sum(replica_cost(self.gpus(k), self.reserved_1e4_usd_per_gpu_h[self.pool_type[k]],
+                                self.on_demand_1e4_usd_per_gpu_h[self.pool_type[k]], reserved[k], replicas[k])
                    for k in range(len(self.pools)))
 
     def serves(self, replicas: Sequence[int], c: int, h: int) -> bool:
         """Do `replicas[k]` replicas of each pool serve class c's demand in hour h?"""
         cap = capacity_by_role(((p, p.capacity, replicas[k]) for k, p in enumerate(self.pools)), c)
-        return served(cap) >= self.demand[c][h]
+        return served(cap) >= self.demand_1e6_rps[c][h]
 
     def within_availability(self, replicas: Sequence[int], t: int) -> bool:
         """Do `replicas[k]` replicas of each pool use at most the GPUs of type t available?"""
-        a = self.available[t]
+        a = self.available_gpus[t]
         return a is None or sum(self.gpus(k) * replicas[k] for k in range(len(self.pools)) if self.pool_type[k] == t) <= a
 
     def hour_groups(self) -> list[tuple[tuple[int, ...], list[int]]]:
         """Hours with equal demand vectors, in first-seen order: [(demand per class, hours)]."""
         groups: dict[tuple[int, ...], list[int]] = {}
         for h in range(self.hours):
-            groups.setdefault(tuple(d[h] for d in self.demand), []).append(h)
+            groups.setdefault(tuple(d[h] for d in self.demand_1e6_rps), []).append(h)
         return list(groups.items())
 
 
@@ -171,18 +171,19 @@ def fleet_table(req: FleetRequest, pools: Sequence[Pool], types: Sequence[str] |
     bt = (None if req.budget_usd_per_month is None
           else int(math.floor(req.budget_usd_per_month * H / HOURS_PER_MONTH * PRICE_UNITS_PER_USD + 1e-9)))
     return FleetTable(
-        pools=sel, hours=H, demand=demand, ttft_ns=ttft, types=type_ids,
-        pool_type=[type_ids.index(p.gpu) for p in sel], on_demand_price=[od[t] for t in type_ids],
-        reserved_price=[res[t] for t in type_ids], available=[avail[t] for t in type_ids], budget_hour=bh,
-        budget_total=bt, max_replicas=[bound(p) for p in sel], incompatible=incompatible, pruned=before - len(sel))
+        pools=sel, hours=H, demand_1e6_rps=demand, ttft_ns=ttft, types=type_ids,
+        pool_type=[type_ids.index(p.gpu) for p in sel], on_demand_1e4_usd_per_gpu_h=[od[t] for t in type_ids],
+        reserved_1e4_usd_per_gpu_h=[res[t] for t in type_ids], available_gpus=[avail[t] for t in type_ids],
+        budget_1e4_usd_per_h=bh,
+        budget_1e4_usd=bt, max_replicas=[bound(p) for p in sel], incompatible=incompatible, pruned=before - len(sel))
 
 
 # ---- reference semantics -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Check:
     feasible: bool
-    objective: int  # price units over the profile's hours
-    hourly_cost: tuple[int, ...]
+    objective: int  # USD over the profile's hours × 1e4
+    hourly_cost_1e4_usd: tuple[int, ...]
     violated: tuple[str, ...] = ()
 
 
@@ -192,7 +193,7 @@ def check(ft: FleetTable, reserved: Sequence[int], counts: Sequence[Sequence[int
     violated: list[str] = []
     for k in range(K):
         t = ft.pool_type[k]
-        if reserved[k] and ft.reserved_price[t] is None:
+        if reserved[k] and ft.reserved_1e4_usd_per_gpu_h[t] is None:
             violated.append(f"pool {k}: reserved without a reserved price")
         if reserved[k] < 0 or any(counts[k][h] < reserved[k] for h in range(H)):
             violated.append(f"pool {k}: fewer replicas than reserved")
@@ -209,12 +210,12 @@ def check(ft: FleetTable, reserved: Sequence[int], counts: Sequence[Sequence[int
         for t in range(len(ft.types)):
             if not ft.within_availability(replicas, t):
                 violated.append(f"hour {h}: {ft.types[t]} availability")
-        cost = ft.hour_cost(reserved, replicas)
-        if ft.budget_hour is not None and cost > ft.budget_hour:
+        cost = ft.hour_cost_1e4_usd(reserved, replicas)
+        if ft.budget_1e4_usd_per_h is not None and cost > ft.budget_1e4_usd_per_h:
             violated.append(f"hour {h}: budget")
         hourly.append(cost)
     total = sum(hourly)
-    if ft.budget_total is not None and total > ft.budget_total:
+    if ft.budget_1e4_usd is not None and total > ft.budget_1e4_usd:
         violated.append("total budget")
     return Check(not violated, total, tuple(hourly), tuple(violated))
 
@@ -223,7 +224,7 @@ def check(ft: FleetTable, reserved: Sequence[int], counts: Sequence[Sequence[int
 class FleetSolution:
     reserved: tuple[int, ...]  # per pool
     counts: tuple[tuple[int, ...], ...]  # [pool][hour], reserved included
-    objective: int  # price units over the profile's hours
+    objective: int  # USD over the profile's hours × 1e4 (PRICE_UNITS_PER_USD)
     status: str  # OPTIMAL | FEASIBLE
     bound: float  # best proven lower bound on the objective
     wall_s: float

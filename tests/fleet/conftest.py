@@ -35,10 +35,12 @@ def table(pools: list[Pool], demand: list[list[int]], od: dict[str, int], res: d
         m = -(-max(demand[p.cls]) // p.capacity)
         a = avail.get(p.gpu)
         bound.append(m if a is None else min(m, a // p.gpus))
-    return FleetTable(pools=pools, hours=len(demand[0]), demand=[tuple(d) for d in demand],
+    return FleetTable(pools=pools, hours=len(demand[0]), demand_1e6_rps=[tuple(d) for d in demand],
                       ttft_ns=[None] * len(demand), types=types, pool_type=[types.index(p.gpu) for p in pools],
-                      on_demand_price=[od[t] for t in types], reserved_price=[res.get(t) for t in types],
-                      available=[avail.get(t) for t in types], budget_hour=budget_hour, budget_total=budget_total,
+                      on_demand_1e4_usd_per_gpu_h=[od[t] for t in types],
+                      reserved_1e4_usd_per_gpu_h=[res.get(t) for t in types],
+                      available_gpus=[avail.get(t) for t in types], budget_1e4_usd_per_h=budget_hour,
+                      budget_1e4_usd=budget_total,
                       max_replicas=bound, incompatible=incompatible or [])
 
 

@@ -37,7 +37,7 @@ def test_reserve_levels_by_hand():
     assert reserved == [2] and counts == [[3, 3, 2, 2]]  # hour 3 holds an idle reserved replica
     # availability caps the idle reserved replica
     ft = table([p], [[30, 30, 20, 10]], {"h100-sxm": 8}, {"h100-sxm": 5}, avail={"h100-sxm": 3})
-    ft.available = [1]  # (only the reserve rule is under test here)
+    ft.available_gpus = [1]  # (only the reserve rule is under test here)
     assert reserve_levels(ft, [[1, 1, 1, 1]])[0] == [1]
 
 

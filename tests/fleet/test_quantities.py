@@ -39,7 +39,7 @@ def test_table_hour_cost_serves_and_availability():
     ft = table([AGG, PRE, DEC], [[50, 0]], od={"h100-sxm": 100, "a100-80gb": 60}, res={"h100-sxm": 70},
                avail={"a100-80gb": 8})
     # AGG: 2 GPUs × (70·1 + 100·(3−1)) = 540; PRE: 1 × 100 · 2 = 200; DEC: 4 × 60 · 2 = 480
-    assert ft.hour_cost([1, 0, 0], [3, 2, 2]) == 540 + 200 + 480
+    assert ft.hour_cost_1e4_usd([1, 0, 0], [3, 2, 2]) == 540 + 200 + 480
     # 3·10 + min(2·30, 2·20) = 70 ≥ 50 in hour 0; 1·10 + min(1·30, 0) = 10 < 50
     assert ft.serves([3, 2, 2], 0, 0) and not ft.serves([1, 1, 0], 0, 0) and ft.serves([0, 0, 0], 0, 1)
     a100 = ft.types.index("a100-80gb")

@@ -50,7 +50,7 @@ def test_check_prices_a_fleet_and_names_every_broken_constraint():
     ok = check(ft, [1], [[1, 3]])
     # hour 0: 2 GPUs x 70 = 140; hour 1: 2 x (70 + 2 x 100) = 540, just within the hourly budget
     assert ok.feasible and ok.violated == ()
-    assert ok.hourly_cost == (140, 540) and ok.objective == 680
+    assert ok.hourly_cost_1e4_usd == (140, 540) and ok.objective == 680
     bad = check(ft, [2], [[1, 4]])  # hour 1: 8 GPUs > 6, and 2 x (2 x 70 + 2 x 100) = 680 > 540
     assert not bad.feasible
     assert set(bad.violated) == {"pool 0: fewer replicas than reserved", "hour 1: h100-sxm availability",
