@@ -8,8 +8,10 @@ from typing import Any
 
 from . import plan_request
 from .catalog import Catalog, load_catalog, load_model
-from .perf.estimate import Config, Estimate, SpecDecode
+from .errors import InputError
+from .perf.estimate import Config, Estimate
 from .perf.estimate import estimate as _estimate
+from .specs.layout import ReplicaLayout
 from .specs.model import ModelSpec
 from .specs.workload import Workload
 
@@ -27,24 +29,27 @@ def _model(model: ModelSpec | str | Path) -> ModelSpec:
     return model if isinstance(model, ModelSpec) else load_model(model)
 
 
-def estimate(model: ModelSpec | str, gpu: str, *, batch: int, isl: int, osl: int, tp: int = 1, pp: int = 1,
-             ep: int = 1, weights: str | None = None, kv: str = "bf16", layers_per_stage: tuple[int, ...] | None = None,
-             price: float | None = None, spec_draft: ModelSpec | str | None = None, spec_gamma: int = 4,
-             spec_alpha: float = 0.7, catalog: Catalog | str | Path | None = None,
-             price_tier: str | None = None, max_model_len: int | None = None, dp: int = 1,
-             redundant_experts: int = 0, engine: str | None = None) -> Estimate:
-    """Latency, throughput, memory and cost of one fixed configuration, under `engine`'s perf profile (default vLLM). `weights` defaults to the checkpoint's
-    own quantization (`ModelSpec.native_weights`), else bf16. `max_model_len`: the engine's maximum sequence
-    length (default: the model's context); one sequence of it must fit."""
-    cat = _catalog(catalog, price_tier, engine)
-    m = _model(model)
-    if weights is None:
-        weights = m.native_weights or "bf16"
-    spec = None if spec_draft is None else SpecDecode(_model(spec_draft), spec_gamma, spec_alpha)
-    cfg = Config(gpu=cat.gpu(gpu), tp=tp, pp=pp, ep=ep, batch=batch, weights=weights, kv=kv,
-                 layers_per_stage=layers_per_stage, spec=spec, usd_per_hour_per_gpu=price, dp=dp,
-                 redundant_experts=redundant_experts)
-    return _estimate(m, cfg, Workload(isl=isl, osl=osl, max_model_len=max_model_len), cat.perf)
+def estimate(model: ModelSpec | str | Path | plan_request.EstimateRequest, gpu: str | None = None,
+             layout: ReplicaLayout | None = None, workload: Workload | None = None, **options) -> Estimate:
+    """Latency, throughput, memory and cost of one fixed configuration: `model` on `gpu` laid out as `layout`
+    (specs/layout.ReplicaLayout; `weights` None: the checkpoint's own quantization, else bf16; `layers_per_stage`
+    (): balanced) serving `workload` (isl, osl; `max_model_len`, the engine's maximum sequence length, default the
+    model's context: one sequence of it must fit), under `engine`'s perf profile (default vLLM). `options`: the
+    other fields of `plan_request.EstimateRequest` (spec, price, redundant_experts, catalog, price_tier, engine),
+    or the layout's, workload's and draft's fields by their flag names (`estimate("llama-3.1-8b", "h100",
+    batch=8, isl=1000, osl=200)`). `model` may also be a built `EstimateRequest` (then nothing else)."""
+    if isinstance(model, plan_request.EstimateRequest):
+        if gpu is not None or layout is not None or workload is not None or options:
+            raise InputError("give options inside the EstimateRequest, not beside it")
+        r = model
+    else:
+        r = plan_request.estimate_request(model, gpu, layout, workload, **options)
+    cat = _catalog(r.catalog, r.price_tier, r.engine)
+    lay = r.layout
+    cfg = Config(gpu=cat.gpu(r.gpu), tp=lay.tp, pp=lay.pp, ep=lay.ep, batch=lay.batch, weights=lay.weights,
+                 kv=lay.kv, layers_per_stage=tuple(lay.layers_per_stage) or None, spec=r.spec,
+                 usd_per_hour_per_gpu=r.price, dp=lay.dp, redundant_experts=r.redundant_experts)
+    return _estimate(r.model, cfg, r.workload, cat.perf)
 
 
 def pool_estimate(estimate: Estimate, role: str, *, model: ModelSpec | str | None = None,

@@ -180,11 +180,16 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant
             layers = tuple(int(x) for x in layers_per_stage.split(","))
         except ValueError:
             raise InputError(f"--layers-per-stage must be comma-separated integers, got {layers_per_stage!r}") from None
-    result = api.estimate(model=model, gpu=gpu, tp=tp, pp=pp, ep=ep, dp=dp, redundant_experts=redundant_experts,
-                          batch=batch, isl=isl, osl=osl,
-                          weights=weights, kv=kv, layers_per_stage=layers, price=price, spec_draft=spec_draft,
-                          spec_gamma=spec_gamma, spec_alpha=spec_alpha, catalog=catalog_file, price_tier=price_tier,
-                          engine=engine)
+    from .perf.estimate import SpecDecode
+    from .specs.layout import ReplicaLayout
+    from .specs.workload import Workload
+
+    layout = ReplicaLayout(tp=tp, pp=pp, ep=ep, dp=dp, batch=batch, weights=weights, kv=kv,
+                           layers_per_stage=layers or ())
+    result = api.estimate(model, gpu, layout, Workload(isl=isl, osl=osl),
+                          spec=None if spec_draft is None else SpecDecode(spec_draft, spec_gamma, spec_alpha),
+                          price=price, redundant_experts=redundant_experts, catalog=catalog_file,
+                          price_tier=price_tier, engine=engine)
     d = result.to_dict()
     if role is not None:  # one replica of a disaggregated pool (planner/disagg.py pool_metrics)
         d["pool"] = api.pool_estimate(result, role, model=model, catalog=catalog_file, engine=engine)

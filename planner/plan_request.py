@@ -8,14 +8,18 @@ None, validated and grouped into small frozen dataclasses (the `Workload` and `S
 `api.search_request` turns into the search's `Request`. Errors name the file and key (a file value) or the flag."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import InputError, did_you_mean
 from .numbers import is_real, is_whole
+from .specs.layout import ReplicaLayout
 from .specs.workload import MAX_TOKENS, SLO, Workload, _check_positive, check_range
 from .text import check_text
+
+if TYPE_CHECKING:
+    from .perf.estimate import SpecDecode
 
 # Bounds on counts: far beyond any real deployment, well inside the integer ranges the search uses.
 MAX_DEGREE = 100_000  # tp, pp, ep
@@ -285,3 +289,78 @@ def resolve(request: Any, options: Mapping[str, Any], frontier: bool = False) ->
     else:
         doc, options = {}, {**options, "model": request}
     return build(merge(doc, options), frontier)
+
+
+# ---- one fixed configuration (`planner estimate`) ------------------------------------------------------------------
+@dataclass(frozen=True)
+class EstimateRequest:
+    """One fixed configuration to evaluate (`planner estimate`), built by `estimate_request`: the model, the GPU and
+    the layout of one replica, the workload, an optional draft model, and the catalog choice."""
+
+    model: Any  # a ModelSpec (estimate_request loads a preset id, config.json or folder)
+    gpu: str  # accelerator id or common spelling, resolved by the catalog
+    layout: ReplicaLayout  # layers_per_stage () = balanced over the stages
+    workload: Workload  # isl, osl and the engine's maximum sequence length (a demand is not used)
+    spec: SpecDecode | None = None  # speculative decoding with a draft model (its ModelSpec loaded)
+    price: float | None = None  # $/GPU-hour instead of the catalog's
+    redundant_experts: int = 0  # extra expert copies over the EP ranks (EPLB)
+    catalog: Any = None  # a Catalog, a catalog TOML path, or None (the shipped catalog)
+    price_tier: str | None = None
+    engine: str | None = None  # perf profile (PerfParams.with_engine); None: vLLM
+
+
+# The per-field keywords `estimate_request` also takes (the `planner estimate` flags), grouped into its dataclasses.
+_LAYOUT_KEYS = ("tp", "pp", "ep", "dp", "batch", "weights", "kv", "layers_per_stage")
+_WORKLOAD_KEYS = ("isl", "osl", "max_model_len")
+_SPEC_KEYS = ("spec_draft", "spec_gamma", "spec_alpha")
+
+
+def estimate_request(model: Any, gpu: str | None = None, layout: ReplicaLayout | None = None,
+                     workload: Workload | None = None, **options: Any) -> EstimateRequest:
+    """The `EstimateRequest` of `model` on `gpu` with `layout` and `workload`; `options` are EstimateRequest's
+    other fields (spec, price, redundant_experts, catalog, price_tier, engine) or, instead of the layout, the
+    workload or the spec, their fields as `planner estimate`'s flags name them (tp, pp, ep, dp, batch, weights,
+    kv, layers_per_stage; isl, osl, max_model_len; spec_draft, spec_gamma, spec_alpha). A layout's `weights`
+    None is the checkpoint's own quantization, else bf16."""
+    from .catalog import load_model
+    from .perf.estimate import SpecDecode
+    from .specs.model import ModelSpec
+
+    if gpu is None:
+        raise InputError("missing --gpu")
+    load = lambda m: m if isinstance(m, ModelSpec) else load_model(m)  # noqa: E731
+    groups = {"layout": (layout, _LAYOUT_KEYS), "workload": (workload, _WORKLOAD_KEYS),
+              "spec": (options.get("spec"), _SPEC_KEYS)}
+    for name, (given, keys) in groups.items():
+        both = sorted(k for k in keys if k in options)
+        if given is not None and both:
+            raise InputError(f"give the {name} or its fields ({', '.join(both)}), not both")
+    unknown = sorted(set(options) - set(_LAYOUT_KEYS + _WORKLOAD_KEYS + _SPEC_KEYS)
+                     - {"spec", "price", "redundant_experts", "catalog", "price_tier", "engine"})
+    if unknown:
+        raise InputError(f"unknown estimate option(s): {', '.join(unknown)}")
+    m = load(model)
+    if layout is None:
+        for key in ("batch",):
+            if key not in options:
+                raise InputError(f"missing --{key}")
+        lay = options.get("layers_per_stage")
+        layout = ReplicaLayout(tp=options.get("tp", 1), pp=options.get("pp", 1), ep=options.get("ep", 1),
+                               batch=options["batch"], weights=options.get("weights"), kv=options.get("kv", "bf16"),
+                               layers_per_stage=() if lay is None else tuple(lay), dp=options.get("dp", 1))
+    if layout.weights is None:
+        layout = replace(layout, weights=m.native_weights or "bf16")
+    if workload is None:
+        for key in ("isl", "osl"):
+            if key not in options:
+                raise InputError(f"missing --{key}")
+        workload = Workload(isl=options["isl"], osl=options["osl"], max_model_len=options.get("max_model_len"))
+    spec = options.get("spec")
+    if spec is None and options.get("spec_draft") is not None:
+        spec = SpecDecode(options["spec_draft"], options.get("spec_gamma", 4), options.get("spec_alpha", 0.7))
+    if spec is not None:
+        spec = replace(spec, draft=load(spec.draft))
+    return EstimateRequest(model=m, gpu=gpu, layout=layout, workload=workload, spec=spec,
+                           price=options.get("price"), redundant_experts=options.get("redundant_experts", 0),
+                           catalog=options.get("catalog"), price_tier=options.get("price_tier"),
+                           engine=options.get("engine"))

@@ -54,7 +54,7 @@ def test_infeasible_is_one_line_per_reason_exit_1():
 
 
 def test_a_bug_is_one_line_exit_3_and_debug_shows_the_traceback(monkeypatch):
-    def broken(**_):
+    def broken(*_, **__):
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(api, "estimate", broken)

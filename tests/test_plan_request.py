@@ -133,3 +133,58 @@ def test_a_plan_request_is_taken_as_is_and_keywords_beside_it_are_refused():
     assert plan_request.resolve(r, {}) is r
     with pytest.raises(InputError, match="inside the PlanRequest"):
         plan_request.resolve(r, {"isl": 20})
+
+
+# ---- one fixed configuration (`planner estimate`) ------------------------------------------------------------------
+def test_estimate_takes_a_layout_and_a_workload_and_the_flag_keywords_build_the_same_request():
+    from planner.perf.estimate import SpecDecode
+    from planner.specs.layout import ReplicaLayout
+    from planner.specs.workload import Workload
+
+    layout = ReplicaLayout(tp=4, pp=2, ep=1, dp=1, batch=16, weights="fp8", kv="fp8", layers_per_stage=(40, 40))
+    spec = SpecDecode("llama-3.1-8b", 3, 0.8)
+    by_dataclass = plan_request.estimate_request("llama-3.1-70b", "h100", layout, Workload(isl=1000, osl=200),
+                                                 spec=spec, price=2.5)
+    by_flags = plan_request.estimate_request("llama-3.1-70b", "h100", tp=4, pp=2, batch=16, weights="fp8", kv="fp8",
+                                             layers_per_stage=[40, 40], isl=1000, osl=200, spec_draft="llama-3.1-8b",
+                                             spec_gamma=3, spec_alpha=0.8, price=2.5)
+    assert by_dataclass == by_flags
+    assert by_flags.layout == layout and by_flags.workload == Workload(isl=1000, osl=200)
+    assert by_flags.model.name == "llama-3.1-70b" and by_flags.spec.draft.name == "llama-3.1-8b"  # loaded
+    a, b = planner.estimate(by_dataclass), planner.estimate("llama-3.1-70b", "h100", layout, Workload(1000, 200),
+                                                            spec=spec, price=2.5)
+    assert a.to_dict() == b.to_dict()
+    assert (a.config.tp, a.config.pp, a.config.batch, a.config.weights, a.config.layers_per_stage,
+            a.config.usd_per_hour_per_gpu, a.config.spec.draft_length) == (4, 2, 16, "fp8", (40, 40), 2.5, 3)
+
+
+def test_estimate_defaults_the_weights_to_the_checkpoints_own_and_balances_the_layers():
+    r = plan_request.estimate_request("deepseek-v3", "h200", tp=8, batch=1, isl=100, osl=10)
+    assert r.layout.weights == "fp8" and r.layout.kv == "bf16" and r.layout.layers_per_stage == ()
+    assert plan_request.estimate_request("llama-3.1-8b", "h100", batch=1, isl=100, osl=10).layout.weights == "bf16"
+    e = planner.estimate("llama-3.1-8b", "h100", batch=1, isl=100, osl=10, pp=2)
+    assert e.config.layers_per_stage is None and e.config.dp == 1
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda L, W: plan_request.estimate_request("llama-3.1-8b", "h100", L, W, tp=2), r"layout or its fields \(tp\)"),
+    (lambda L, W: plan_request.estimate_request("llama-3.1-8b", "h100", L, W, isl=5), r"workload or its fields"),
+    (lambda L, W: plan_request.estimate_request("llama-3.1-8b", "h100", L, W, tpp=2), "unknown estimate option"),
+    (lambda L, W: plan_request.estimate_request("llama-3.1-8b", None, L, W), "missing --gpu"),
+    (lambda L, W: plan_request.estimate_request("llama-3.1-8b", "h100", isl=5, osl=5), "missing --batch"),
+    (lambda L, W: plan_request.estimate_request("llama-3.1-8b", "h100", L, None, osl=5), "missing --isl"),
+])
+def test_estimate_requests_refuse_a_dataclass_and_its_fields_together_and_name_what_is_missing(call, message):
+    from planner.specs.layout import ReplicaLayout
+    from planner.specs.workload import Workload
+
+    layout = ReplicaLayout(tp=1, pp=1, ep=1, batch=1, weights="bf16", kv="bf16", layers_per_stage=())
+    with pytest.raises(InputError, match=message):
+        call(layout, Workload(isl=10, osl=10))
+
+
+def test_a_built_estimate_request_is_taken_as_is_and_options_beside_it_are_refused():
+    r = plan_request.estimate_request("llama-3.1-8b", "h100", batch=1, isl=100, osl=10)
+    assert planner.estimate(r).to_dict() == planner.estimate("llama-3.1-8b", "h100", batch=1, isl=100, osl=10).to_dict()
+    with pytest.raises(InputError, match="inside the EstimateRequest"):
+        planner.estimate(r, batch=2)

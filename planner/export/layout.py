@@ -22,7 +22,6 @@ class Layout(ReplicaLayout):
     """A plan's layout as an engine runs it (the shared fields in specs/layout.py), and its replica count."""
 
     replicas: int
-    dp: int = 1  # attention data-parallel groups per stage
 
     @classmethod
     def from_plan(cls, plan: dict[str, Any]) -> "Layout":

@@ -169,7 +169,7 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
         pool, e = ft.pools[k], est[k]
         util = tuple(share[h, pool.cls][pool.role] if sol.counts[k][h] else 0.0 for h in range(H))
         pools.append(PoolPlan(
-            tp=pool.row.tp, pp=pool.row.pp, ep=pool.row.ep,
+            tp=pool.row.tp, pp=pool.row.pp, ep=pool.row.ep, dp=pool.row.dp,
             batch=pool.row.pp if pool.role == "prefill" else pool.row.batch, weights=pool.row.weights,
             kv=pool.row.kv, layers_per_stage=pool.layers, cls=req.classes[pool.cls].name, role=pool.role,
             gpu=pool.gpu, gpus_per_replica=pool.gpus, requests_per_s_per_replica=cap[k],

@@ -2,7 +2,7 @@
 `export.layout.Layout`, the fleet's `fleet.result.PoolPlan`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,3 +16,6 @@ class ReplicaLayout:
     weights: str  # weight precision (units.WEIGHT_PRECISIONS)
     kv: str  # KV-cache precision (units.KV_PRECISIONS)
     layers_per_stage: tuple[int, ...]  # transformer layers on each pipeline stage
+    # attention data-parallel groups per stage, each TP-way with its own sequences and KV (keyword-only, so the
+    # records that extend this one keep their positional fields)
+    dp: int = field(default=1, kw_only=True)

@@ -10,7 +10,7 @@ from planner.export.layout import Layout
 from planner.fleet.result import PoolPlan
 from planner.specs.layout import ReplicaLayout
 
-SHARED = ["tp", "pp", "ep", "batch", "weights", "kv", "layers_per_stage"]
+SHARED = ["tp", "pp", "ep", "batch", "weights", "kv", "layers_per_stage", "dp"]
 
 
 def test_one_field_list_for_every_layout_record():
