@@ -8,7 +8,9 @@ Data (catalog/calibration/, each row with its source, engine, GPU, parallelism, 
   FP16, L40S/H100/H200 FP8) for Llama-2-7B/70B, Mistral-7B, Mixtral-8x7B;
 - dstack_deepseek_r1.toml: dstack's DeepSeek-R1 runs on 8x MI300X and 8x H200 under vLLM and SGLang (offline
   throughput, online TPOT);
-- jetstream_pytorch_tpu.toml: JetStream-PyTorch's TPU v5e-8 serving throughput (Llama-2-7B/13B, Llama-3-8B).
+- jetstream_pytorch_tpu.toml: JetStream-PyTorch's TPU v5e-8 serving throughput (Llama-2-7B/13B, Llama-3-8B);
+- deepseek_wide_ep.toml: DeepSeek-V3 prefill and decode pools with wide expert parallelism and attention data
+  parallelism (SGLang on 4-9 H100 nodes, DeepSeek's H800 profile), per-node tokens/s ("check": never fitted).
 
 Every dataset is split by a fixed rule (`split_of`) into fitted and held-out rows. Each profile in FIT_PLAN is
 fitted in order on its fitted rows, minimizing the mean squared log error by coordinate search; the held-out rows
@@ -40,6 +42,7 @@ from .estimate import Config, estimate, hardware, step_terms
 from .kernels import attention_occupancy, gemm_flops_efficiency
 from .params import PerfParams
 from .roofline import compute_time_s, memory_time_s
+from .step import embedding_step, layer_step, lm_head_step
 
 # TensorRT-LLM page: trtllm-bench with --kv_cache_free_gpu_mem_fraction 0.95 "in many cases".
 RUN_RESERVE_FRACTION = 0.05
@@ -86,6 +89,8 @@ class Row:
     # True: `batch` is the number of requests submitted at once, an upper bound; the engine runs as many of them
     # concurrently as its KV cache holds (the model's max_batch), at most `batch`
     fill: bool = False
+    dp: int = 1  # attention data-parallel groups (the *_per_node metrics: `batch` is per group)
+    redundant_experts: int = 0
 
     @property
     def label(self) -> str:
@@ -217,8 +222,38 @@ def jetstream_rows() -> list[Row]:
                 split="held-out" if r["model"] in HELD_OUT_JETSTREAM else "fit") for r in doc["row"]]
 
 
+GPUS_PER_NODE = 8  # the per-node figures of deepseek_wide_ep.toml are 8-GPU H100/H800 nodes
+
+
+def wide_ep_rows() -> list[Row]:
+    """DeepSeek-V3 pools with wide EP (deepseek_wide_ep.toml): each pool TP1 with one attention-DP group per GPU
+    and EP over all its GPUs. Prefill rows: input tokens/s per node with `batch` = prompts per GPU in a step
+    (tokens per GPU / ISL); decode rows: output tokens/s per node at `batch` sequences per GPU. "balanced"
+    routing (perfect EPLB, DeepSeek's profile) is modelled as every expert redundant (the busiest rank carries
+    the mean load, moe.busiest_rank_load_ratio), "eplb" with the file's 32 redundant experts. Split "check"."""
+    doc = read_toml(CATALOG / "calibration" / "deepseek_wide_ep.toml", "catalog/calibration/deepseek_wide_ep.toml")
+    out = []
+    for r in doc["row"]:
+        gpus = int(r["nodes"]) * GPUS_PER_NODE
+        ep = int(r["ep"])
+        if ep != gpus:
+            raise ValueError(f"deepseek_wide_ep.toml: EP {ep} is not the pool's {gpus} GPUs")
+        isl = int(r["isl"])
+        prefill = r["phase"] == "prefill"
+        batch = int(r["tokens_per_gpu"]) // isl if prefill else int(r["batch_per_gpu"])
+        redundant = 256 if r["routing"] == "balanced" else 32
+        out.append(Row(dataset="deepseek-wide-ep", source=str(doc["source"]), engine="sglang", gpu=r["gpu"],
+                       model="deepseek-v3",
+                       metric="prefill_tokens_per_s_per_node" if prefill else "decode_tokens_per_s_per_node",
+                       value=float(r["tokens_per_s_per_node"]), tp=1, ep=ep, dp=gpus, batch=batch, isl=isl,
+                       osl=0 if prefill else int(r["osl"]), weights="fp8", kv="bf16", split="check",
+                       redundant_experts=redundant))
+    return out
+
+
 def load_rows() -> list[Row]:
-    return shared_h100_rows() + trtllm_rows() + trtllm_v09_rows() + dstack_rows() + jetstream_rows()
+    return (shared_h100_rows() + trtllm_rows() + trtllm_v09_rows() + dstack_rows() + jetstream_rows()
+            + wide_ep_rows())
 
 
 # ---- prediction -----------------------------------------------------------------------------------------------------
@@ -274,6 +309,24 @@ def predict(row: Row, params: PerfParams, catalog=None) -> float:
                          + p.step_overhead_s)
         return float(layers * t.prefill_layer.time_s + t.prefill_first.time_s + t.prefill_last.time_s
                      + p.step_overhead_s)
+    if row.metric == "prefill_tokens_per_s_per_node":
+        # one prefill step of `batch` whole prompts in every DP group (one group per GPU at TP1), all layers + the
+        # first stage's embedding and the last's LM head (one logit row per prompt); per GPU, times 8 per node
+        hw = hardware(gpu, row.weights, row.tp, row.dp)
+        tokens = float(row.batch * row.isl)
+        layer = layer_step(m, hw, p, tp=row.tp, ep=row.ep, dp=row.dp, weight_bytes=BYTES_PER_ELEMENT[row.weights],
+                           kv_bytes=BYTES_PER_ELEMENT[row.kv], tokens=tokens * row.dp,
+                           sequences=float(row.batch * row.dp), context_from=0.0, context_to=float(row.isl),
+                           reads_cache=False, redundant_experts=row.redundant_experts, prefill=True)
+        step = (m.num_layers * float(layer.time_s) + float(embedding_step(m, hw, p, tokens=tokens).time_s)
+                + float(lm_head_step(m, hw, p, tp=row.tp, logit_tokens=float(row.batch)).time_s) + p.step_overhead_s)
+        return tokens / step * GPUS_PER_NODE
+    if row.metric == "decode_tokens_per_s_per_node":
+        # the decode pool's cycle at `batch` sequences per GPU (no prefill in its steps), contexts isl … isl + osl
+        cfg = Config(gpu=gpu, tp=row.tp, ep=row.ep, dp=row.dp, batch=int(row.batch) * row.dp, weights=row.weights,
+                     kv=row.kv, redundant_experts=row.redundant_experts)
+        e = estimate(m, cfg, Workload(isl=row.isl, osl=row.osl), params.with_engine(row.engine))
+        return float(row.batch) / e.decode_cycle_s * GPUS_PER_NODE
     if row.metric in ("output_tokens_per_s", "tpot_s"):
         run = params.with_engine(row.engine)
         if row.dataset == "trtllm-perf-overview":
