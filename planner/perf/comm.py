@@ -31,7 +31,7 @@ def p2p_time_s(message_bytes, link_bytes_per_s, link_efficiency, latency_s):
 
 
 def two_level_alltoall_time_s(ranks, ranks_per_domain, bytes_per_gpu, up_bytes_per_s, up_efficiency, up_latency_s,
-                              out_bytes_per_s, out_efficiency, out_latency_s):
+                              out_bytes_per_s, out_efficiency, out_latency_s, out_share=None):
     """All-to-all over `ranks` ranks of which `ranks_per_domain` share a scale-up domain (or a PCIe host); each
     GPU holds `bytes_per_gpu` spread evenly over the ranks. Inside one domain it is alltoall_time_s on the
     scale-up link. Across domains the share (n − d)/n of the bytes leaves over the GPU's scale-out NIC while the
@@ -40,7 +40,8 @@ def two_level_alltoall_time_s(ranks, ranks_per_domain, bytes_per_gpu, up_bytes_p
         n ≤ d:  t = α_up + (n − 1)/n · M / (BW_up · η_up)
         n > d:  t = max(α_up + (d − 1)/n · M / (BW_up · η_up),  α_out + (n − d)/n · M / (BW_out · η_out))
 
-    (0 when n = 1)."""
+    (0 when n = 1). `out_share` replaces (n − d)/n as the share of M leaving over the NIC (a dispatch that sends
+    each token once per remote domain and forwards it inside: moe.remote_domain_share); None keeps (n − d)/n."""
     n = np.asarray(ranks, dtype=float)
     d = np.minimum(np.asarray(ranks_per_domain, dtype=float), n)
     m = np.asarray(bytes_per_gpu, dtype=float)
@@ -48,6 +49,7 @@ def two_level_alltoall_time_s(ranks, ranks_per_domain, bytes_per_gpu, up_bytes_p
     out = np.asarray(out_bytes_per_s, dtype=float) * out_efficiency
     inside = up_latency_s + (n - 1.0) / n * m / up
     with np.errstate(divide="ignore", invalid="ignore"):
-        across = np.maximum(up_latency_s + (d - 1.0) / n * m / up, out_latency_s + (n - d) / n * m / out)
+        share = (n - d) / n if out_share is None else np.asarray(out_share, dtype=float)
+        across = np.maximum(up_latency_s + (d - 1.0) / n * m / up, out_latency_s + share * m / out)
     t = np.where(n > d, across, inside)
     return np.where(n > 1, t, 0.0)

@@ -122,3 +122,26 @@ def expected_experts_touched_on_rank(num_experts, experts_per_token, tokens, ep,
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(e > 0, 1.0 - np.power(1.0 - np.where(e > 0, experts_per_token / np.where(e > 0, e, 1.0), 0.0), t_eff), 0.0)
     return np.where(e > 0, slots * frac, 0.0)
+
+
+def remote_domain_share(num_experts, experts_per_token, ranks, ranks_per_domain):
+    """Share of a token's k expert copies that cross the scale-out network when the all-to-all sends it once to
+    each other domain holding one of its experts (DeepEP's high-throughput dispatch: one RDMA send per remote
+    node, then NVLink forwarding inside it; DeepSeek-V3 report arXiv 2412.19437 section 3.2.2): with N = ⌈ranks /
+    ranks_per_domain⌉ domains of E/N experts each and k distinct experts chosen uniformly,
+
+        E[remote domains hit] = (N − 1) · (1 − Π_{i<k} (E − E/N − i) / (E − i)),   share = that / k
+
+    (a given other domain is missed when all k experts fall outside it: hypergeometric). One domain: 0. The
+    per-expert send the formula replaces has share (N − 1)/N. DeepSeek-V3's node-limited routing (at most 4
+    groups per token) is not modelled: the share is an upper bound for it."""
+    e = float(num_experts)
+    k = int(experts_per_token)
+    n = np.ceil(np.asarray(ranks, float) / np.maximum(np.asarray(ranks_per_domain, float), 1.0) - 1e-9)
+    if e <= 0 or k <= 0:
+        return np.zeros(np.shape(n))
+    outside = e - e / np.maximum(n, 1.0)
+    miss = np.ones(np.shape(n))
+    for i in range(k):
+        miss = miss * np.clip((outside - i) / (e - i), 0.0, 1.0)
+    return np.where(n > 1, (n - 1.0) * (1.0 - miss) / k, 0.0)

@@ -10,7 +10,8 @@ behind a compute-bound MLP):
      P·b_w/TP bytes;
   2. routed experts on the busiest EP rank: 2·P_e·ρ·T·k/EP / eTP FLOP (ρ = moe.busiest_rank_load_ratio), and
      its touched experts' weights (moe.expected_experts_touched_on_rank) · P_e·b_w / eTP bytes;
-  3. attention core: a·C·(T/DP)/TP FLOP (a = attention_flops_per_token_per_context, C the keys a query
+  3. attention core: a·C·(T/DP)/TP FLOP (a = attention_flops_per_token_per_context, in a prefill
+     prefill_attention_flops_per_token_per_context: MLA's materialized form; C the keys a query
      attends: its context, capped by a sliding window or chunk), KV read (S/DP)·C·kv bytes + KV write;
   4. in a mixed step (continuous batching with chunked prefill), the attention of a prefill chunk of K tokens that
      rides on the decode batch: a·A·(K/DP) FLOP (A keys per chunk token), KV read R·kv + write (K/DP)·kv bytes.
@@ -35,7 +36,7 @@ from ..specs.model import LayerKind, ModelSpec
 from .comm import ring_allreduce_time_s, two_level_alltoall_time_s
 from .kernels import attention_occupancy, gemm_flops_efficiency, grouped_gemm_efficiency, padded_expert_tokens
 from .memory import EMBEDDING_BYTES_PER_ELEMENT, kv_bytes_per_token_per_layer_per_gpu, shared_weight_bytes_per_element
-from .moe import busiest_rank_load_ratio, expected_experts_touched_on_rank
+from .moe import busiest_rank_load_ratio, expected_experts_touched_on_rank, remote_domain_share
 from .params import PerfParams
 from .roofline import compute_time_s, memory_time_s
 from .window import attention_spans, mean_span, span_at
@@ -161,7 +162,9 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
                          hw.peak_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
         step = step + experts
     kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
-    a = model.attention_flops_per_token_per_context
+    # a prefill (and a prefill chunk, group 4) attends in MLA's materialized form, decode in its absorbed form
+    a = model.prefill_attention_flops_per_token_per_context if prefill else model.attention_flops_per_token_per_context
+    a_chunk = model.prefill_attention_flops_per_token_per_context
     has_chunk = np.any(chunk > 0)
     center = np.asarray(chunk_attended_tokens, float)
     kv_heads = np.maximum(1.0, model.num_kv_heads / tp)
@@ -179,12 +182,13 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
                          a * span * own / dp / tp, (read + own / dp) * kv_token)
         step = step + attn.scaled(n / L)
         if has_chunk:
-            g = chunk_attention_group(kind, hw, p, attention_flops_per_token=a, kv_token_bytes=kv_token, tp=tp,
+            g = chunk_attention_group(kind, hw, p, attention_flops_per_token=a_chunk, kv_token_bytes=kv_token, tp=tp,
                                       dp=dp, chunk_tokens=chunk, chunk_attended_tokens=center,
                                       chunk_kv_read_tokens=chunk_kv_read_tokens)
             step = step + g.scaled(n / L)
     fixed = p.layer_overhead_s
-    comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens, dp=dp, redundant_experts=redundant_experts)
+    comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens, dp=dp, redundant_experts=redundant_experts,
+                             weight_bytes=wb, prefill=prefill)
     return step + StepTime(comm + fixed, 0.0, fixed, comm, 0.0, 0.0)
 
 
@@ -213,7 +217,7 @@ def chunk_attention_layer_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp
     layer)."""
     tp, dp = np.asarray(tp, float), np.asarray(dp, float)
     kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
-    a = model.attention_flops_per_token_per_context
+    a = model.prefill_attention_flops_per_token_per_context
     out = 0.0
     for kind, n in (attention_spans(model) if spans is None else spans).items():
         g = chunk_attention_group(kind, hw, p, attention_flops_per_token=a, kv_token_bytes=kv_token, tp=tp, dp=dp,
@@ -227,16 +231,31 @@ def _or(value, default):
     return default if value is None else value
 
 
-def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, tokens, dp=1, redundant_experts=0):
+# DeepSeek-V3/R1 serving sends the dispatch all-to-all in FP8 and the combine in BF16 ("matrix multiplications and
+# dispatch transmissions adopt the FP8 format ... combine transmissions use the BF16 format": deepseek-ai/
+# open-infra-index@56d86855 202502OpenSourceWeek/day_6_one_more_thing_deepseekV3R1_inference_system_overview.md;
+# DeepEP's dispatch takes FP8 input): the dispatch carries 1 byte per element when the expert GEMMs take 8-bit
+# input (8-bit weights), else 16-bit; 4-bit weights (W4A16 kernels) are counted at 16-bit.
+FP8_DISPATCH_BYTES_PER_ELEMENT = 1.0
+
+
+def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, tokens, dp=1, redundant_experts=0,
+                      weight_bytes=2.0, prefill: bool = False):
     """Per-layer communication inside a stage (see module docstring). With M = (T/DP)·h·2 bytes (one group's
     activations) and M_a2a = ρ·T·k/EP·h·2 (what the busiest EP rank's GPUs receive):
 
         dense layer:           2 · allreduce(TP, M)
         MoE layer, EP = 1:     2 · allreduce(TP, M)
-        MoE layer, EP > 1:     allreduce(TP, M) + 2 · all-to-all(EP, M_a2a) + allreduce(eTP, T·h·2)
+        MoE layer, EP > 1:     allreduce(TP, M) + all-to-all(EP, M_a2a · s) + all-to-all(EP, M_a2a)
+                               + allreduce(eTP, T·h·2)
 
-    averaged over layers by the MoE-layer fraction; the all-to-all is two-level (comm.two_level_alltoall_time_s)
-    once the EP ranks span more GPUs than one domain holds."""
+    (dispatch, then combine; s = FP8_DISPATCH_BYTES_PER_ELEMENT / 2 with 8-bit weights, else 1) averaged over
+    layers by the MoE-layer fraction; the all-to-all is two-level (comm.two_level_alltoall_time_s) once the EP
+    ranks span more GPUs than one domain holds. A prefill's all-to-alls (DeepEP's high-throughput kernels) send
+    each token once to every other domain that holds one of its experts and forward it inside that domain, so the
+    share of M_a2a leaving over the NIC is moe.remote_domain_share (E[remote domains hit] / k) instead of the
+    per-expert (n − d)/n; decode's low-latency kernels send per expert (DeepEP README: normal kernels forward
+    NVLink↔RDMA, low-latency kernels use pure RDMA)."""
     tp = np.asarray(tp, float)
     dp = np.asarray(dp, float)
     tokens = np.asarray(tokens, float)
@@ -251,13 +270,18 @@ def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, 
     etp = tp * dp / ep
     rho = busiest_rank_load_ratio(model.num_experts, model.experts_per_token, tokens, ep, redundant_experts)
     a2a_msg = rho * msg / ep * model.experts_per_token
+    dispatch_msg = a2a_msg * np.where(np.asarray(weight_bytes, float) == 1.0,
+                                      FP8_DISPATCH_BYTES_PER_ELEMENT / ACTIVATION_BYTES_PER_ELEMENT, 1.0)
     ranks_per_domain = np.maximum(1.0, np.floor(np.asarray(hw.domain_gpus, float) / etp))
-    a2a = two_level_alltoall_time_s(ep, ranks_per_domain, a2a_msg, _or(hw.a2a_bytes_per_s, hw.scale_up_bytes_per_s),
-                                    _or(hw.a2a_efficiency, tp_eff), _or(hw.a2a_latency_s, tp_lat),
-                                    hw.scale_out_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
+    out_share = (remote_domain_share(model.num_experts, model.experts_per_token, ep, ranks_per_domain)
+                 if prefill else None)
+    link = (_or(hw.a2a_bytes_per_s, hw.scale_up_bytes_per_s), _or(hw.a2a_efficiency, tp_eff),
+            _or(hw.a2a_latency_s, tp_lat), hw.scale_out_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
+    a2a = (two_level_alltoall_time_s(ep, ranks_per_domain, dispatch_msg, *link, out_share=out_share)
+           + two_level_alltoall_time_s(ep, ranks_per_domain, a2a_msg, *link, out_share=out_share))
     inner = ring_allreduce_time_s(etp, msg, _or(hw.a2a_bytes_per_s, hw.scale_up_bytes_per_s),
                                   _or(hw.a2a_efficiency, tp_eff), _or(hw.a2a_latency_s, tp_lat))
-    moe_layer = allreduce + np.where(ep > 1, 2.0 * a2a + inner, allreduce)
+    moe_layer = allreduce + np.where(ep > 1, a2a + inner, allreduce)
     return (1.0 - f) * 2.0 * allreduce + f * moe_layer
 
 

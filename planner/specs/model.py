@@ -269,6 +269,18 @@ class ModelSpec:
             return 2.0 * nh * (self.kv_lora_rank + self.qk_rope_head_dim) + 2.0 * nh * self.kv_lora_rank
         return 4.0 * nh * self.head_dim
 
+    @property
+    def prefill_attention_flops_per_token_per_context(self) -> float:
+        """The same for prefill, where engines run MLA in its materialized multi-head form (K and V up-projected
+        from the latent, scores over qk_nope + qk_rope dims, values over v_head_dim: DeepSeek-V3 81,920 against
+        278,528 absorbed; vLLM vllm/v1/attention/backends/mla/common.py module docstring, "compute friendly
+        approach for prefill ... data-movement friendly approach for decode", PR #13789). The up-projection
+        GEMMs are counted with the layer's weights (kv_b). Other attention kinds: attention_flops_per_token_per_context."""
+        if self.kv_lora_rank:
+            nh = self.num_heads
+            return 2.0 * nh * (self.qk_nope_head_dim + self.qk_rope_head_dim) + 2.0 * nh * self.v_head_dim
+        return self.attention_flops_per_token_per_context
+
     def with_context(self, max_context: int) -> "ModelSpec":
         return replace(self, max_context=max_context)
 

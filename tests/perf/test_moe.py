@@ -2,11 +2,13 @@
 a Monte-Carlo simulation of uniform top-k routing."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from planner.perf.moe import (busiest_rank_load_ratio, expected_experts_touched, expected_experts_touched_on_rank,
-                              expected_max_binomial, tokens_per_touched_expert)
+                              expected_max_binomial, tokens_per_touched_expert, remote_domain_share)
 
 
 @pytest.mark.parametrize("e, k, t, expected", [
@@ -146,3 +148,24 @@ def test_experts_touched_on_busiest_rank_by_hand():
     assert expected_experts_touched_on_rank(256, 8, 32, 8, 0, 1.5) == pytest.approx(32 * (1 - (31 / 32) ** 48))
     # 32 redundant copies over 8 ranks: 36 slots per rank
     assert expected_experts_touched_on_rank(256, 8, 32, 8, 32, 1.0) == pytest.approx(36 * (1 - (31 / 32) ** 32))
+
+
+def test_remote_domain_share_by_hand():
+    """A token's k distinct experts over N domains of E/N experts: E[other domains hit] / k."""
+    # Mixtral-like, 8 experts top-2 over 2 domains: the other domain is missed when both experts are local,
+    # 4/8 · 3/7, so 1 − 3/14 of a domain per token, over k = 2 copies
+    assert float(remote_domain_share(8, 2, 16, 8)) == pytest.approx((1 - 4 / 8 * 3 / 7) / 2, rel=1e-12)
+    # DeepSeek-V3, 256 experts top-8, EP32 over four 8-GPU nodes: each of 3 other nodes is missed with
+    # probability C(192, 8) / C(256, 8)
+    miss = math.comb(192, 8) / math.comb(256, 8)
+    assert float(remote_domain_share(256, 8, 32, 8)) == pytest.approx(3 * (1 - miss) / 8, rel=1e-12)
+    assert 0.33 < 3 * (1 - miss) / 8 < 0.34  # against 3/4 sent per expert
+    # one domain: nothing crosses; arrays broadcast
+    assert float(remote_domain_share(256, 8, 8, 8)) == 0.0
+    got = remote_domain_share(256, 8, np.array([8, 32, 64]), 8)
+    assert got.shape == (3,) and got[0] == 0.0 and got[1] < got[2] < 7 / 8
+    # against sampling: 8 distinct experts of 256, node = expert // 64, count the nodes other than node 0 hit
+    rng = np.random.default_rng(0)
+    chosen = np.argsort(rng.random((20000, 256)), axis=1)[:, :8] // 64
+    other = np.array([len(set(row) - {0}) for row in chosen.tolist()])
+    assert float(remote_domain_share(256, 8, 32, 8)) == pytest.approx(other.mean() / 8, rel=0.01)

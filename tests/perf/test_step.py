@@ -193,3 +193,49 @@ def test_tp_over_pcie_uses_the_measured_pcie_all_reduce(preset, catalog, round_p
     assert h100p.intra_node_link(2).kind == "scale_up" and h100p.intra_node_link(4).kind == "pcie"
     ar2 = 8e-6 + 2 * 1 / 2 * msg / (300e9 * 0.8)
     assert layer_comm_time_s(m, hardware(h100p, "fp8", 2), p, tp=2, ep=1, tokens=16) == pytest.approx(2 * ar2)
+
+
+def test_wide_ep_prefill_all_to_all_by_hand(preset, h100, round_params):
+    """DeepSeek-V3 on four H100 nodes, TP1 DP32 EP32, FP8 weights, experts evened out (ρ = 1: every expert
+    redundant). Dispatch in FP8 (1 B per element), combine in BF16. A prefill sends each token once per other
+    node holding one of its 8 experts (3 · (1 − C(192, 8)/C(256, 8)) of 8 copies); a decode step sends every
+    copy, 24/32 of them across nodes. No TP all-reduces at TP1, no expert-TP all-reduce at eTP 1."""
+    import math
+    m, p = preset("deepseek-v3"), round_params
+    hw = hardware(h100, "fp8", 1, 32)
+    tokens = 32 * 256
+    m_a2a = tokens * 7168 * 2 / 32 * 8  # one GPU's 256 tokens × 8 expert copies, 16-bit
+    share = 3 * (1 - math.comb(192, 8) / math.comb(256, 8)) / 8
+
+    def a2a(x, out_share):
+        return max(8e-6 + 7 / 32 * x / (450e9 * 0.8), 15e-6 + out_share * x / (50e9 * 0.8))
+
+    f = m.moe_layer_fraction
+    assert f == pytest.approx(58 / 61)
+    kw = dict(tp=1, dp=32, ep=32, tokens=tokens, redundant_experts=256)
+    pre = layer_comm_time_s(m, hw, p, weight_bytes=1.0, prefill=True, **kw)
+    assert pre == pytest.approx(f * (a2a(m_a2a / 2, share) + a2a(m_a2a, share)), rel=1e-9)
+    dec = layer_comm_time_s(m, hw, p, weight_bytes=1.0, **kw)
+    assert dec == pytest.approx(f * (a2a(m_a2a / 2, 24 / 32) + a2a(m_a2a, 24 / 32)), rel=1e-9)
+    # 16-bit weights: the dispatch is 16-bit too
+    bf16 = layer_comm_time_s(m, hardware(h100, "bf16", 1, 32), p, weight_bytes=2.0, **kw)
+    assert bf16 == pytest.approx(f * 2 * a2a(m_a2a, 24 / 32), rel=1e-9)
+    assert pre < dec < bf16
+
+
+def test_mla_prefill_attention_is_the_materialized_form(preset, h100, round_params):
+    """A DeepSeek-V3 prefill attends with 2·128·(128 + 64) + 2·128·128 = 81,920 FLOP per (query, key) per layer;
+    its decode in the absorbed form, 2·128·(512 + 64) + 2·128·512 = 278,528."""
+    m, p = preset("deepseek-v3"), round_params
+    assert m.prefill_attention_flops_per_token_per_context == 2 * 128 * 192 + 2 * 128 * 128 == 81_920
+    assert m.attention_flops_per_token_per_context == 2 * 128 * 576 + 2 * 128 * 512 == 278_528
+    llama = preset("llama-3.1-70b")
+    assert llama.prefill_attention_flops_per_token_per_context == llama.attention_flops_per_token_per_context
+    hw = hardware(h100, "fp8", 8)
+    kw = dict(tp=8, ep=8, weight_bytes=1.0, kv_bytes=2.0, tokens=4096, sequences=1, context_from=0,
+              context_to=4096, reads_cache=False)
+    pre = layer_step(m, hw, p, prefill=True, **kw)
+    absorbed = layer_step(m, hw, p, prefill=False, **kw)
+    # the attention core's FLOPs differ by (278,528 − 81,920) · 2048 keys · 4096 queries / 8 GPUs (MoE share 58/61
+    # of the expert group is the same in both)
+    assert absorbed.flops - pre.flops == pytest.approx((278_528 - 81_920) * 2048 * 4096 / 8, rel=1e-9)
