@@ -95,14 +95,20 @@ def layout_features(pp: int, ep: int, dp: int, draft: bool = False) -> tuple[str
                                    ("draft_model", draft), ("draft_model_dp", draft and dp > 1)) if used)
 
 
-@lru_cache(maxsize=4096)
 def engines_for(gpu_id: str, weights: str, kv: str, tp: int, pp: int, ep: int, dp: int,
                 draft: bool = False) -> tuple[str, ...]:
     """The engines (in PREFERENCE order) that run this row shape: its GPU architecture with these precisions, and
-    every feature it uses. `tp` is part of the key for rules to come; no pinned engine limits it today."""
-    feats = layout_features(pp, ep, dp, draft)
+    every feature it uses. `tp` is part of the signature for rules to come; no pinned engine limits it today."""
+    return engines_running(gpu_id, weights, kv, layout_features(pp, ep, dp, draft))
+
+
+@lru_cache(maxsize=None)
+def engines_running(gpu_id: str, weights: str, kv: str, features: tuple[str, ...]) -> tuple[str, ...]:
+    """`engines_for` by what the answer depends on: the GPU (its architecture), the precisions and the features
+    the shape uses (`layout_features`). Memoized: a search asks it for tens of thousands of shapes, which share a
+    few hundred such keys."""
     return tuple(e for e in PREFERENCE
-                 if runs_on(e, gpu_id, weights, kv) and not any(unsupported_feature(e, f) for f in feats))
+                 if runs_on(e, gpu_id, weights, kv) and not any(unsupported_feature(e, f) for f in features))
 
 
 def row_supported(engine: str | None, gpu_id: str, weights: str, kv: str, tp: int, pp: int, ep: int,

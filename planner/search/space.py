@@ -156,21 +156,7 @@ def enumerate_shapes(req: Request) -> list[Row]:
     GPU budget / (TP·DP))."""
     shapes: list[Row] = []
     L = req.model.num_layers
-    draft = req.spec is not None
-    known: dict[tuple, bool] = {}
-    features: dict[tuple, tuple] = {}
-
-    def supported(gpu_id: str, w: str, kv: str, tp: int, pp: int, ep: int, dp: int) -> bool:
-        # engines.row_supported depends on the shape through the features it uses (engines.layout_features), not
-        # on the PP degree itself: one call per (GPU, precisions, TP, features) rather than per depth
-        f = features.get((pp, ep, dp))
-        if f is None:
-            f = features[(pp, ep, dp)] = engines.layout_features(pp, ep, dp, draft)
-        key = (gpu_id, w, kv, tp, f)
-        if key not in known:
-            known[key] = engines.row_supported(req.engine, gpu_id, w, kv, tp, pp, ep, dp, draft)
-        return known[key]
-
+    supported = _support_check(req)
     for gpu in req.gpus:
         limit = req.gpu_limit(gpu)
         tps = tp_options(req.model, gpu, req.tp)
@@ -188,6 +174,27 @@ def enumerate_shapes(req: Request) -> list[Row]:
                                     continue  # the engine cannot run this shape
                                 shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
     return shapes
+
+
+def _support_check(req: Request):
+    """`engines.row_supported` for the request's engine, asked once per (GPU, precisions, TP, features used):
+    the answer depends on the shape only through the features (engines.layout_features), not on the PP degree
+    or the micro-batch, so a search of tens of thousands of shapes asks it a few hundred times."""
+    draft = req.spec is not None
+    known: dict[tuple, bool] = {}
+    features: dict[tuple, tuple] = {}
+
+    def supported(gpu_id: str, w: str, kv: str, tp: int, pp: int, ep: int, dp: int) -> bool:
+        f = features.get((pp, ep, dp))
+        if f is None:
+            f = features[(pp, ep, dp)] = engines.layout_features(pp, ep, dp, draft)
+        key = (gpu_id, w, kv, tp, f)
+        ok = known.get(key)
+        if ok is None:
+            ok = known[key] = engines.row_supported(req.engine, gpu_id, w, kv, tp, pp, ep, dp, draft)
+        return ok
+
+    return supported
 
 
 def count_shapes(req: Request) -> int:
@@ -221,25 +228,41 @@ def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
     """Every structurally valid row of the request's grid (`Request.grid`), in a fixed order (GPU id, weights,
     kv, tp, dp, pp, ep, micro-batch). A micro-batch splits evenly over the DP groups."""
     req = req.grid()
-    rows: list[Row] = []
+    rows = GridRows()
+    shapes, counts = rows.shapes, rows.counts
     L = req.model.num_layers
+    supported = _support_check(req)
     for gpu in req.gpus:
         limit = req.gpu_limit(gpu)
+        tps = tp_options(req.model, gpu, req.tp)
         for w in _weights(req, gpu):
             for kv in req.kv:
-                for tp in tp_options(req.model, gpu, req.tp):
+                for tp in tps:
                     if req.spec is not None and req.spec.draft.num_heads % tp:
                         continue  # the draft runs TP-way on the same GPUs
                     for dp in dp_options(req.model, req.dp):
+                        eps = ep_options(req.model, tp, dp, req.ep)
                         for pp in req.pp:
                             if pp > L or (limit is not None and tp * dp * pp > limit):
                                 continue
-                            for ep in ep_options(req.model, tp, dp, req.ep):
-                                if not engines.row_supported(req.engine, gpu.id, w, kv, tp, pp, ep, dp,
-                                                             req.spec is not None):
-                                    continue  # the engine cannot run this shape (cached per shape)
-                                for mb in req.micro_batches:
-                                    if (pp * mb <= max_batch and mb % dp == 0
-                                            and (req.batches is None or pp * mb in req.batches)):
-                                        rows.append(Row(gpu, w, kv, tp, pp, ep, mb, dp))
+                            mbs = [mb for mb in req.micro_batches if pp * mb <= max_batch and mb % dp == 0
+                                   and (req.batches is None or pp * mb in req.batches)]
+                            for ep in eps:
+                                if not supported(gpu.id, w, kv, tp, pp, ep, dp):
+                                    continue  # the engine cannot run this shape
+                                if mbs:
+                                    shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
+                                    counts.append(len(mbs))
+                                    rows.extend(Row(gpu, w, kv, tp, pp, ep, mb, dp) for mb in mbs)
     return rows
+
+
+class GridRows(list):
+    """`enumerate_rows`' answer: a list of rows that also knows its shapes (rows without their micro-batch,
+    micro_batch = 1 standing in), in order, and how many consecutive rows each shape has, so a table can compute
+    per-shape terms once per shape (search.table.build_table). A slice or copy is a plain list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[Row] = []
+        self.counts: list[int] = []

@@ -20,7 +20,7 @@ from ..perf.step import Hardware
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..units import BYTES_PER_ELEMENT
 from ..errors import InputError
-from .space import Request, Row
+from .space import GridRows, Request, Row
 
 NS_PER_S = 10**9  # time unit: nanoseconds
 BYTES_PER_MEM_UNIT = 1024  # memory unit: KiB
@@ -223,10 +223,20 @@ def _first_of_each_kind(g: int, d: int, pp: int) -> list[int]:
 
 
 def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
-    """The table of explicit rows (each its own shape)."""
-    shapes = ShapeTerms.of(req, rows, p)
-    return table_of(req, shapes, np.arange(len(rows)), np.array([r.micro_batch for r in rows], np.int64), p,
-                    rows=list(rows))
+    """The table of explicit rows: per-shape terms computed once per distinct shape (the rows' own shapes when
+    `rows` is `enumerate_rows`' GridRows, else found by grouping the rows), then broadcast to the rows."""
+    mb = np.fromiter((r.micro_batch for r in rows), np.int64, len(rows))
+    if isinstance(rows, GridRows) and sum(rows.counts) == len(rows):
+        shapes, idx = rows.shapes, np.repeat(np.arange(len(rows.shapes), dtype=np.int64), rows.counts)
+    else:
+        keys: dict[tuple, int] = {}
+        idx = np.fromiter((keys.setdefault((r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp), len(keys))
+                           for r in rows), np.int64, len(rows))
+        first: dict[int, Row] = {}
+        for r, k in zip(rows, idx.tolist()):
+            first.setdefault(k, r)
+        shapes = [replace(first[k], micro_batch=1) for k in range(len(keys))]
+    return table_of(req, ShapeTerms.of(req, shapes, p), idx, mb, p, rows=list(rows))
 
 
 def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, first_stage_extra_bytes=0.0):
