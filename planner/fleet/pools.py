@@ -38,7 +38,7 @@ from ..specs.workload import SLO, Workload
 from ..units import BYTES_PER_ELEMENT
 from .request import ROLES, FleetRequest, roles_of
 from ..search.solve import greedy_placement
-from ..search.space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS, Request, Row, enumerate_rows
+from ..search.space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS, Request, Row, RowList, enumerate_rows, per_row
 from ..search.table import NS_PER_S, Limits, Table, build_table, evaluate, lower_bounds
 
 # Capacity and demand unit: micro-requests per second. Capacities are rounded down, demands up.
@@ -136,32 +136,58 @@ class _Exact:
     kv_ns: int
 
 
-def _sweep(t: Table, cand: np.ndarray, cap_ub: np.ndarray, lat_lb: np.ndarray, group_of: Callable[[int], tuple],
+def _sweep(t: Table, cand: np.ndarray, cap_ub: np.ndarray, lat_lb: np.ndarray, group: np.ndarray,
            exact: Callable[[int], _Exact | None]) -> list[tuple[int, _Exact]]:
-    """The non-dominated rows of `cand`, evaluating exactly only rows whose upper bounds are not yet dominated."""
-    gpus = t.gpus
-    order = sorted(cand.tolist(), key=lambda i: (group_of(i), int(gpus[i]), -int(cap_ub[i]), int(lat_lb[i]), i))
-    kept: dict[tuple, list[tuple[int, _Exact]]] = {}
+    """The non-dominated rows of `cand`, evaluating exactly only rows whose upper bounds are not yet dominated.
+    `group`: each row's group as an integer (`_group_rank`); dominance is within a group.
 
-    def dominated(group: list[tuple[int, _Exact]], g: int, cap: int, lat: int, skip: int = -1) -> bool:
-        for j, a in group:
+    Rows are visited by (group, GPUs, −capacity bound, latency bound, row); a row is skipped when a pool kept
+    before it dominates its bounds. Each kept pool marks the later rows of its group it dominates at once
+    (numpy), which is the same test: a kept pool dropped later was dominated by the pool that dropped it, and
+    dominance is transitive (⌊g_c/g_a⌋ ≥ ⌊g_c/g_b⌋·⌊g_b/g_a⌋), so that pool dominates whatever it marked."""
+    gpus = t.gpus
+    cand = np.asarray(cand, np.int64)
+    order = cand[np.lexsort((cand, lat_lb[cand], -cap_ub[cand], gpus[cand], group[cand]))]
+    starts = np.flatnonzero(np.diff(group[order])) + 1
+    out: list[tuple[int, _Exact]] = []
+
+    def dominated(kept: list[tuple[int, _Exact]], g: int, cap: int, lat: int, skip: int = -1) -> bool:
+        for j, a in kept:
             ga = int(gpus[j])
             if j != skip and ga <= g and (g // ga) * a.capacity >= cap and a.latency_key <= lat:
                 return True
         return False
 
-    for i in order:
-        group = kept.setdefault(group_of(i), [])
-        g = int(gpus[i])
-        if dominated(group, g, int(cap_ub[i]), int(lat_lb[i])):
-            continue
-        x = exact(i)
-        if x is None or x.capacity <= 0 or dominated(group, g, x.capacity, x.latency_key):
-            continue
-        group.append((i, x))
-        # an equal-size later row may dominate an earlier one (copies of a larger replica never dominate)
-        group[:] = [(j, a) for j, a in group if j == i or not dominated([(i, x)], int(gpus[j]), a.capacity, a.latency_key)]
-    return [item for g in sorted(kept) for item in kept[g]]
+    for seg in np.split(order, starts):
+        g_seg, cap_seg, lat_seg = gpus[seg], cap_ub[seg], lat_lb[seg]
+        alive = np.ones(len(seg), bool)
+        kept: list[tuple[int, _Exact]] = []
+        for k, i in enumerate(seg.tolist()):
+            if not alive[k]:
+                continue  # a kept pool dominates its bounds
+            g = int(g_seg[k])
+            x = exact(i)
+            if x is None or x.capacity <= 0 or dominated(kept, g, x.capacity, x.latency_key):
+                continue
+            kept.append((i, x))
+            # an equal-size later row may dominate an earlier one (copies of a larger replica never dominate)
+            kept[:] = [(j, a) for j, a in kept
+                       if j == i or not dominated([(i, x)], int(gpus[j]), a.capacity, a.latency_key)]
+            rest = g_seg[k + 1:]
+            alive[k + 1:] &= ~((g <= rest) & ((rest // g) * x.capacity >= cap_seg[k + 1:])
+                               & (x.latency_key <= lat_seg[k + 1:]))
+        out += kept
+    return out
+
+
+def _group_rank(rows: Sequence[Row], key: Callable[[Row], tuple]) -> np.ndarray:
+    """Each row's rank among the distinct `key(row)` values in sorted order (integer order = key order); for a
+    RowList from its shapes (`key` must not read the micro-batch)."""
+    lazy = isinstance(rows, RowList)
+    ks = [key(r) for r in (rows.shapes if lazy else rows)]
+    rank = {k: n for n, k in enumerate(sorted(set(ks)))}
+    out = np.fromiter((rank[k] for k in ks), np.int64, len(ks))
+    return out[rows.shape_index] if lazy else out
 
 
 def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: Sequence[Accelerator],
@@ -192,11 +218,9 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
     def pool(i: int, role: str, x: _Exact) -> Pool:
         return Pool(cls, role, t.rows[i], x.layers, x.capacity, x.latency_ns, x.tpot_ns, x.kv_ns)
 
-    def by_type(i: int) -> tuple:
-        return (t.rows[i].gpu.id,)
-
-    def by_type_kv(i: int) -> tuple:
-        return (t.rows[i].gpu.id, t.rows[i].kv)
+    # the sweep's groups, per row from the shapes (no Row made per row)
+    by_type = _group_rank(t.rows, lambda r: (r.gpu.id,))
+    by_type_kv = _group_rank(t.rows, lambda r: (r.gpu.id, r.kv))
 
     if "aggregated" in roles:
         cand = np.flatnonzero(b.memory_ok & b.ttft_ok & b.tpot_ok)
@@ -216,10 +240,10 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
 
     if "prefill" in roles and "decode" in roles:
         ttft = lim.ttft_ns
-        kv_ns = kv_transfer_ns(model, [BYTES_PER_ELEMENT[r.kv] for r in t.rows],
-                               [r.gpu.scale_out_bytes_per_s for r in t.rows], workload.isl, p)
+        kv_ns = kv_transfer_ns(model, per_row(t.rows, lambda r: BYTES_PER_ELEMENT[r.kv]),
+                               per_row(t.rows, lambda r: r.gpu.scale_out_bytes_per_s), workload.isl, p)
         # one prompt per DP group in each micro-batch: a stage prefills dp prompts at once (perf step_terms)
-        dp = np.array([r.dp for r in t.rows], np.int64)
+        dp = per_row(t.rows, lambda r: r.dp).astype(np.int64)
         ok = (t.batch == t.pp * dp) & b.memory_ok
         if ttft is not None:
             ok &= t.ttft_ns + kv_ns <= ttft
@@ -236,7 +260,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             return _Exact(cap, int(pre_key[i]), lay, ev.ttft_ns, 0, int(kv_ns[i]))
 
         cycle_lb = t.pp * (b.dec_stage_ns + t.dec_hop_ns)
-        kvs = np.array([r.kv for r in t.rows])
+        kvs = per_row(t.rows, lambda r: r.kv)
         dec_ok = b.memory_ok & (cycle_lb <= lim.tpot_ns)
         # A prefill pool's latency is a dominance key only where it can bind: against the slowest receive of any
         # decode row of its KV precision.

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .space import shape_ids
 from .table import NS_PER_S, Bounds, Table
 
 NO_REPLICA_COUNT = -1  # no replica count meets the TTFT percentile for this row
@@ -145,7 +146,7 @@ def concurrency_rows(t: Table, b: Bounds) -> np.ndarray:
     (itself when none does)."""
     ok = b.tpot_ok & b.memory_ok
     best: dict[tuple, int] = {}
-    keys = [(r.gpu.id, r.weights, r.kv, r.tp, r.dp, r.pp, r.ep) for r in t.rows]
+    keys = shape_ids(t.rows).tolist()  # rows of one structure differ only in the micro-batch
     for i, k in enumerate(keys):
         if ok[i] and (k not in best or t.batch[i] > t.batch[best[k]]):
             best[k] = i

@@ -18,7 +18,7 @@ from .oracle import count_placements
 from .placement import greedy_placement
 from .queueing import QueueTarget, min_replicas
 from .bounds import Space, build_space, demand_batch_cap, search_space
-from .space import Request, Row, count_shapes, enumerate_rows
+from .space import Request, Row, count_shapes, enumerate_rows, per_row
 from .table import Bounds, Limits, Table, build_table, evaluate, lower_bounds
 
 HEURISTIC_ROWS = 48  # rows (cheapest lower bounds first) given a greedy placement to seed the upper bound
@@ -366,7 +366,7 @@ def _search_grid(req: Request, p: PerfParams, alternatives: bool = True, queue: 
         raise RuntimeError("chosen plan failed verification: " + "; ".join(problems))
     alts: list[Choice] = []
     if alternatives:
-        gpu_of_row = np.array([r.gpu.id for r in t.rows])
+        gpu_of_row = per_row(t.rows, lambda r: r.gpu.id)  # from the shapes: no Row made per row
         others = [g for g in sorted(set(gpu_of_row.tolist())) if g != best.row.gpu.id]
         alts.append(best)
         for k, gid in enumerate(others):

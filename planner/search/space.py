@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from .. import engines
 from ..errors import InputError
@@ -224,12 +226,13 @@ def _weights(req: Request, gpu: Accelerator) -> list[str]:
     return out
 
 
-def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
+def enumerate_rows(req: Request, max_batch: int) -> "RowList":
     """Every structurally valid row of the request's grid (`Request.grid`), in a fixed order (GPU id, weights,
-    kv, tp, dp, pp, ep, micro-batch). A micro-batch splits evenly over the DP groups."""
+    kv, tp, dp, pp, ep, micro-batch), as a RowList (its rows made when read). A micro-batch splits evenly over
+    the DP groups."""
     req = req.grid()
-    rows = GridRows()
-    shapes, counts = rows.shapes, rows.counts
+    shapes: list[Row] = []
+    mbs_of: list[list[int]] = []
     L = req.model.num_layers
     supported = _support_check(req)
     for gpu in req.gpus:
@@ -252,17 +255,56 @@ def enumerate_rows(req: Request, max_batch: int) -> list[Row]:
                                     continue  # the engine cannot run this shape
                                 if mbs:
                                     shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
-                                    counts.append(len(mbs))
-                                    rows.extend(Row(gpu, w, kv, tp, pp, ep, mb, dp) for mb in mbs)
-    return rows
+                                    mbs_of.append(mbs)
+    counts = [len(m) for m in mbs_of]
+    return RowList(shapes, np.repeat(np.arange(len(shapes), dtype=np.int64), counts),
+                   np.fromiter((mb for m in mbs_of for mb in m), np.int64, sum(counts)))
 
 
-class GridRows(list):
-    """`enumerate_rows`' answer: a list of rows that also knows its shapes (rows without their micro-batch,
-    micro_batch = 1 standing in), in order, and how many consecutive rows each shape has, so a table can compute
-    per-shape terms once per shape (search.table.build_table). A slice or copy is a plain list."""
+class RowList(Sequence):
+    """Rows given as shapes (rows without their micro-batch, micro_batch = 1 standing in), each row's shape index
+    and micro-batch: a `Row` is made only when asked for (a search table may hold hundreds of thousands of rows
+    that nothing reads one by one); per-row facts of the shape come from `per_row` without making any. Compares
+    equal to a sequence of the same rows."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.shapes: list[Row] = []
-        self.counts: list[int] = []
+    def __init__(self, shapes: Sequence[Row], shape_index: np.ndarray, micro_batch: np.ndarray):
+        self.shapes, self.shape_index, self.micro_batch = shapes, shape_index, micro_batch
+
+    def __len__(self) -> int:
+        return len(self.shape_index)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        s = self.shapes[int(self.shape_index[i])]
+        return Row(s.gpu, s.weights, s.kv, s.tp, s.pp, s.ep, int(self.micro_batch[i]), s.dp)
+
+    def __iter__(self):
+        shapes = self.shapes
+        for k, mb in zip(self.shape_index.tolist(), self.micro_batch.tolist()):
+            s = shapes[k]
+            yield Row(s.gpu, s.weights, s.kv, s.tp, s.pp, s.ep, mb, s.dp)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"RowList({len(self)} rows of {len(self.shapes)} shapes)"
+
+
+def per_row(rows: Sequence[Row], f: Callable[[Row], Any]) -> np.ndarray:
+    """`f(row)` for every row as an array; for a RowList, `f` of each shape (f must not read the micro-batch)."""
+    if isinstance(rows, RowList):
+        return np.array([f(s) for s in rows.shapes])[rows.shape_index]
+    return np.array([f(r) for r in rows])
+
+
+def shape_ids(rows: Sequence[Row]) -> np.ndarray:
+    """Each row's shape as a number: rows that differ only in the micro-batch share it."""
+    key = lambda r: (r.gpu.id, r.weights, r.kv, r.tp, r.dp, r.pp, r.ep)  # noqa: E731
+    ids: dict[tuple, int] = {}
+    if isinstance(rows, RowList):
+        return np.array([ids.setdefault(key(s), len(ids)) for s in rows.shapes], np.int64)[rows.shape_index]
+    return np.array([ids.setdefault(key(r), len(ids)) for r in rows], np.int64)

@@ -20,7 +20,7 @@ from ..perf.step import Hardware
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..units import BYTES_PER_ELEMENT
 from ..errors import InputError
-from .space import GridRows, Request, Row
+from .space import Request, Row, RowList  # noqa: F401 (RowList re-exported)
 
 NS_PER_S = 10**9  # time unit: nanoseconds
 BYTES_PER_MEM_UNIT = 1024  # memory unit: KiB
@@ -111,22 +111,6 @@ class Table:
         if pp == 1:
             return [int(single[i])]
         return [int(e[i, 0])] + [int(e[i, 1])] * (pp - 2) + [int(e[i, 2])]
-
-
-class RowList(Sequence):
-    """The rows of a table built from shapes: each `Row` made when asked for (a search table may hold many rows
-    that nothing ever reads one by one)."""
-
-    def __init__(self, shapes: "Sequence[Row]", shape_index: np.ndarray, micro_batch: np.ndarray):
-        self.shapes, self.shape_index, self.micro_batch = shapes, shape_index, micro_batch
-
-    def __len__(self) -> int:
-        return len(self.shape_index)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        return replace(self.shapes[int(self.shape_index[i])], micro_batch=int(self.micro_batch[i]))
 
 
 @dataclass
@@ -224,18 +208,17 @@ def _first_of_each_kind(g: int, d: int, pp: int) -> list[int]:
 
 def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
     """The table of explicit rows: per-shape terms computed once per distinct shape (the rows' own shapes when
-    `rows` is `enumerate_rows`' GridRows, else found by grouping the rows), then broadcast to the rows."""
+    `rows` is `enumerate_rows`' RowList, else found by grouping the rows), then broadcast to the rows."""
+    if isinstance(rows, RowList):
+        return table_of(req, ShapeTerms.of(req, rows.shapes, p), rows.shape_index, rows.micro_batch, p, rows=rows)
     mb = np.fromiter((r.micro_batch for r in rows), np.int64, len(rows))
-    if isinstance(rows, GridRows) and sum(rows.counts) == len(rows):
-        shapes, idx = rows.shapes, np.repeat(np.arange(len(rows.shapes), dtype=np.int64), rows.counts)
-    else:
-        keys: dict[tuple, int] = {}
-        idx = np.fromiter((keys.setdefault((r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp), len(keys))
-                           for r in rows), np.int64, len(rows))
-        first: dict[int, Row] = {}
-        for r, k in zip(rows, idx.tolist()):
-            first.setdefault(k, r)
-        shapes = [replace(first[k], micro_batch=1) for k in range(len(keys))]
+    keys: dict[tuple, int] = {}
+    idx = np.fromiter((keys.setdefault((r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp), len(keys))
+                       for r in rows), np.int64, len(rows))
+    first: dict[int, Row] = {}
+    for r, k in zip(rows, idx.tolist()):
+        first.setdefault(k, r)
+    shapes = [replace(first[k], micro_batch=1) for k in range(len(keys))]
     return table_of(req, ShapeTerms.of(req, shapes, p), idx, mb, p, rows=list(rows))
 
 
