@@ -7,7 +7,7 @@ inequalities, and the oracle calls `evaluate()` directly, so the two optimize th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -141,6 +141,7 @@ class ShapeTerms:
     first_stage_bytes: np.ndarray = None
     last_stage_bytes: np.ndarray = None
     single_stage_bytes: np.ndarray = None
+    unit: np.ndarray | None = None  # per shape: its (shape without PP, pipeline link) as a number (`_units`)
 
     def param(self, name: str, idx: np.ndarray):
         """PerfParams field `name` for shapes idx (a number, or an array where the profiles differ)."""
@@ -267,9 +268,14 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     # each row's family / engine profile (the arrays PerfParams.for_rows made per shape, taken per row)
     p = replace(s.params, **{f: v[idx] for f, v in vars(s.params).items() if isinstance(v, np.ndarray)})
     spec = req.spec  # speculative decoding: the target verifies γ + 1 tokens per sequence per step
-    t = step_terms(m, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
-                   pipeline_link_bytes_per_s=s.link[idx], dp=dp,
-                   tokens_per_seq=1 if spec is None else spec.draft_length + 1)
+    # rows that differ only in PP depth share every step term but the stage-to-stage sends, which depend on the
+    # pipeline link: the terms are computed once per (shape without PP, link, micro-batch) and broadcast back
+    u, back = _units(s, idx, mb_i)
+    pu = replace(s.params, **{f: v[idx[u]] for f, v in vars(s.params).items() if isinstance(v, np.ndarray)})
+    t = _broadcast(step_terms(m, Hardware(**{f: getattr(hw, f)[u] for f in Hardware.__dataclass_fields__}), pu,
+                              tp=tp[u], ep=ep[u], weight_bytes=wb[u], kv_bytes=kvb[u], micro_batch=mb[u], isl=w.isl,
+                              osl=w.osl, pipeline_link_bytes_per_s=s.link[idx[u]], dp=dp[u],
+                              tokens_per_seq=1 if spec is None else spec.draft_length + 1), back, len(u))
     ovh = p.step_overhead_s
     S = NS_PER_S
     first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
@@ -320,6 +326,26 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
                  fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib,
                  price_1e4_usd_per_h=_ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD), batch=batch, pp=pp,
                  gpus=(tp * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx])
+
+
+def _units(s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(one row of each distinct (shape without its PP depth, pipeline link, micro-batch), each row's unit): the
+    step terms' inputs are equal within a unit."""
+    if s.unit is None:
+        keys: dict[tuple, int] = {}
+        s.unit = np.array([keys.setdefault((r.gpu.id, r.weights, r.kv, r.tp, r.dp, r.ep, float(l)), len(keys))
+                           for r, l in zip(s.shapes, s.link.tolist())], np.int64).reshape(len(s.shapes))
+    _, first, back = np.unique(s.unit[idx] * (int(mb.max(initial=0)) + 1) + mb, return_index=True,
+                               return_inverse=True)
+    return first, back.reshape(len(idx))
+
+
+def _broadcast(x, back: np.ndarray, n: int):
+    """`x` (step terms of the units: dataclasses of arrays over n units, or numbers) taken per row by `back`."""
+    if is_dataclass(x):
+        return replace(x, **{f: _broadcast(getattr(x, f), back, n) for f in x.__dataclass_fields__})
+    a = np.asarray(x) if isinstance(x, (np.ndarray, float, int, np.generic)) else None
+    return a[back] if a is not None and a.ndim == 1 and len(a) == n else x
 
 
 def _field(h: Hardware, name: str, defaults: dict[str, float]) -> float:
