@@ -233,6 +233,8 @@ def enumerate_rows(req: Request, max_batch: int) -> "RowList":
     req = req.grid()
     shapes: list[Row] = []
     mbs_of: list[list[int]] = []
+    mbs_of_pp_dp: dict[tuple[int, int], list[int]] = {}  # the micro-batches a (PP, DP) allows
+    eps_of: dict[tuple[int, int], list[int]] = {}  # the EP degrees a (TP, DP) allows
     L = req.model.num_layers
     supported = _support_check(req)
     for gpu in req.gpus:
@@ -244,12 +246,17 @@ def enumerate_rows(req: Request, max_batch: int) -> "RowList":
                     if req.spec is not None and req.spec.draft.num_heads % tp:
                         continue  # the draft runs TP-way on the same GPUs
                     for dp in dp_options(req.model, req.dp):
-                        eps = ep_options(req.model, tp, dp, req.ep)
+                        eps = eps_of.get((tp, dp))
+                        if eps is None:
+                            eps = eps_of[(tp, dp)] = ep_options(req.model, tp, dp, req.ep)
                         for pp in req.pp:
                             if pp > L or (limit is not None and tp * dp * pp > limit):
                                 continue
-                            mbs = [mb for mb in req.micro_batches if pp * mb <= max_batch and mb % dp == 0
-                                   and (req.batches is None or pp * mb in req.batches)]
+                            mbs = mbs_of_pp_dp.get((pp, dp))
+                            if mbs is None:
+                                mbs = mbs_of_pp_dp[(pp, dp)] = [
+                                    mb for mb in req.micro_batches if pp * mb <= max_batch and mb % dp == 0
+                                    and (req.batches is None or pp * mb in req.batches)]
                             for ep in eps:
                                 if not supported(gpu.id, w, kv, tp, pp, ep, dp):
                                     continue  # the engine cannot run this shape

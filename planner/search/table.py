@@ -7,7 +7,7 @@ inequalities, and the oracle calls `evaluate()` directly, so the two optimize th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, is_dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -256,59 +256,65 @@ def memory_fits(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) ->
 
 def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,
              rows: Sequence[Row] | None = None) -> Table:
-    """The integer table of shapes `idx` (of `s`) at micro-batches `mb`, all rows at once."""
+    """The integer table of shapes `idx` (of `s`) at micro-batches `mb`, all rows at once.
+
+    Rows that differ only in their PP depth share every time term but the stage-to-stage sends, and those depend
+    on the pipeline link: the terms are computed once per unit (shape without PP, pipeline link, micro-batch;
+    `_units`) and taken per row, where the PP depth enters (stage sums, hops, stall coefficient, memory). With a
+    draft model every row is its own unit (the draft's terms depend on the replica batch, PP × micro-batch)."""
     m, w = req.model, req.workload
     idx = np.asarray(idx, np.int64)
     mb_i = np.asarray(mb, np.int64)
     n = len(idx)
-    tp, ep, mb = s.tp[idx].astype(float), s.ep[idx].astype(float), mb_i.astype(float)
     pp, dp = s.pp[idx], s.dp[idx]
-    wb, kvb = s.weight_bytes[idx], s.kv_bytes[idx]
-    hw = Hardware(**{f: getattr(s.hw, f)[idx] for f in Hardware.__dataclass_fields__})
-    # each row's family / engine profile (the arrays PerfParams.for_rows made per shape, taken per row)
-    p = replace(s.params, **{f: v[idx] for f, v in vars(s.params).items() if isinstance(v, np.ndarray)})
     spec = req.spec  # speculative decoding: the target verifies γ + 1 tokens per sequence per step
-    # rows that differ only in PP depth share every step term but the stage-to-stage sends, which depend on the
-    # pipeline link: the terms are computed once per (shape without PP, link, micro-batch) and broadcast back
-    u, back = _units(s, idx, mb_i)
-    pu = replace(s.params, **{f: v[idx[u]] for f, v in vars(s.params).items() if isinstance(v, np.ndarray)})
-    t = _broadcast(step_terms(m, Hardware(**{f: getattr(hw, f)[u] for f in Hardware.__dataclass_fields__}), pu,
-                              tp=tp[u], ep=ep[u], weight_bytes=wb[u], kv_bytes=kvb[u], micro_batch=mb[u], isl=w.isl,
-                              osl=w.osl, pipeline_link_bytes_per_s=s.link[idx[u]], dp=dp[u],
-                              tokens_per_seq=1 if spec is None else spec.draft_length + 1), back, len(u))
+    u, back = (_units(s, idx, mb_i) if spec is None else (np.arange(n), None))
+    at = (lambda x: x) if back is None else (lambda x: x[back])  # noqa: E731  (a unit's value per row)
+    ui = idx[u]
+    nu = len(u)
+    tp, ep, mb = s.tp[ui].astype(float), s.ep[ui].astype(float), mb_i[u].astype(float)
+    dpu = s.dp[ui]
+    wb, kvb = s.weight_bytes[ui], s.kv_bytes[ui]
+    hw = Hardware(**{f: getattr(s.hw, f)[ui] for f in Hardware.__dataclass_fields__})
+    # each unit's family / engine profile (the arrays PerfParams.for_rows made per shape, taken per unit)
+    p = replace(s.params, **{f: v[ui] for f, v in vars(s.params).items() if isinstance(v, np.ndarray)})
+    t = step_terms(m, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
+                   pipeline_link_bytes_per_s=s.link[ui], dp=dpu,
+                   tokens_per_seq=1 if spec is None else spec.draft_length + 1)
     ovh = p.step_overhead_s
     S = NS_PER_S
     first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
     first_p, last_p = np.asarray(t.prefill_first.time_s) + 0 * tp, np.asarray(t.prefill_last.time_s) + 0 * tp
-    dec_layer, dec_first, dec_mid, dec_last, dec_single = (t.decode_layer.time_s, first_d + ovh, np.full(n, ovh) + 0.0,
+    dec_layer, dec_first, dec_mid, dec_last, dec_single = (t.decode_layer.time_s, first_d + ovh, np.full(nu, ovh) + 0.0,
                                                            last_d + ovh, first_d + last_d + ovh)
     dec_hop, draft = np.asarray(t.decode_p2p_s) + 0 * tp, None
     if spec is not None:  # per expected emitted token, γ draft passes included (perf.specdec.per_token_decode_terms)
-        draft = draft_terms(spec, hw, p, tp=tp, dp=dp, weight_bytes=wb, kv_bytes=kvb, batch=pp * mb, isl=w.isl,
+        draft = draft_terms(spec, hw, p, tp=tp, dp=dpu, weight_bytes=wb, kv_bytes=kvb, batch=pp * mb, isl=w.isl,
                             osl=w.osl)
         dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop = per_token_decode_terms(
             dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop, pp, draft.step_s, spec.acceptance,
             spec.draft_length)
-    dec_extra_ns = np.stack([_ceil(dec_first * S), _ceil(dec_mid * S), _ceil(dec_last * S)], axis=1)
-    pf_extra_ns = np.stack([_ceil((first_p + ovh) * S), _ceil(np.full(n, ovh) * S), _ceil((last_p + ovh) * S)], axis=1)
-    dec_extra_single_ns = _ceil(dec_single * S)
-    pf_extra_single_ns = _ceil((first_p + last_p + ovh) * S)
-    dec_ns_per_layer = _ceil(dec_layer * S)
-    pf_ns_per_layer = _ceil(t.prefill_layer.time_s * S)
+    dec_extra_ns = at(np.stack([_ceil(dec_first * S), _ceil(dec_mid * S), _ceil(dec_last * S)], axis=1))
+    pf_extra_ns = at(np.stack([_ceil((first_p + ovh) * S), _ceil(np.full(nu, ovh) * S), _ceil((last_p + ovh) * S)],
+                              axis=1))
+    dec_extra_single_ns = at(_ceil(dec_single * S))
+    pf_extra_single_ns = at(_ceil((first_p + last_p + ovh) * S))
+    dec_ns_per_layer = at(_ceil(dec_layer * S))
+    pf_ns_per_layer = at(_ceil(t.prefill_layer.time_s * S))
     multi = pp > 1
-    dec_hop_ns = np.where(multi, _ceil(dec_hop * S), 0)
-    pf_hop_ns = np.where(multi, _ceil(np.asarray(t.prefill_p2p_s) * S), 0)
+    dec_hop_ns = np.where(multi, at(_ceil(dec_hop * S)), 0)
+    pf_hop_ns = np.where(multi, at(_ceil(np.asarray(t.prefill_p2p_s) * S)), 0)
     L = m.num_layers
     ttft = L * pf_ns_per_layer + stage_sum(pf_extra_ns, pf_extra_single_ns, pp) + (pp - 1) * pf_hop_ns
     if draft is not None:  # the draft prefills each prompt too
         ttft = ttft + _ceil(np.asarray(draft.prefill_s) * S + 0 * tp)
     ch = t.chunk
-    chunk_ns_per_layer = _ceil(np.asarray(ch.layer_s) * S + 0 * tp)
+    chunk_ns_per_layer = at(_ceil(np.asarray(ch.layer_s) * S + 0 * tp))
     first_c, last_c = np.asarray(ch.first_s) + 0 * tp, np.asarray(ch.last_s) + 0 * tp
-    chunk_extra_ns = np.stack([_ceil(first_c * S), np.zeros(n, np.int64), _ceil(last_c * S)], axis=1)
-    chunk_extra_single_ns = _ceil((first_c + last_c) * S)
-    chunk_hop_ns = np.where(multi, _ceil(np.asarray(ch.p2p_s) * S + 0 * tp), 0)
-    stall_coef = (pp * (np.asarray(t.prefill_chunks) + 0 * tp)).astype(np.int64)
+    chunk_extra_ns = at(np.stack([_ceil(first_c * S), np.zeros(nu, np.int64), _ceil(last_c * S)], axis=1))
+    chunk_extra_single_ns = at(_ceil((first_c + last_c) * S))
+    chunk_hop_ns = np.where(multi, at(_ceil(np.asarray(ch.p2p_s) * S + 0 * tp)), 0)
+    stall_coef = (pp * at(np.asarray(t.prefill_chunks) + 0 * tp)).astype(np.int64)
     if p.prefill_first:  # a prompt's whole prefill on the slowest stage stalls the decoders (perf.estimate)
         chunk_ns_per_layer, chunk_extra_ns, chunk_extra_single_ns = pf_ns_per_layer, pf_extra_ns, pf_extra_single_ns
         chunk_hop_ns, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
@@ -325,7 +331,7 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
                  mem_kib_per_layer=mem_kib_per_layer, fixed_mem_kib=fixed_mem_kib,
                  fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib,
                  price_1e4_usd_per_h=_ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD), batch=batch, pp=pp,
-                 gpus=(tp * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx])
+                 gpus=(s.tp[idx].astype(float) * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx])
 
 
 def _units(s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -338,14 +344,6 @@ def _units(s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> tuple[np.ndarray, 
     _, first, back = np.unique(s.unit[idx] * (int(mb.max(initial=0)) + 1) + mb, return_index=True,
                                return_inverse=True)
     return first, back.reshape(len(idx))
-
-
-def _broadcast(x, back: np.ndarray, n: int):
-    """`x` (step terms of the units: dataclasses of arrays over n units, or numbers) taken per row by `back`."""
-    if is_dataclass(x):
-        return replace(x, **{f: _broadcast(getattr(x, f), back, n) for f in x.__dataclass_fields__})
-    a = np.asarray(x) if isinstance(x, (np.ndarray, float, int, np.generic)) else None
-    return a[back] if a is not None and a.ndim == 1 and len(a) == n else x
 
 
 def _field(h: Hardware, name: str, defaults: dict[str, float]) -> float:
