@@ -264,14 +264,16 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         dec_ok = b.memory_ok & (cycle_lb <= lim.tpot_ns)
         # A prefill pool's latency is a dominance key only where it can bind: against the slowest receive of any
         # decode row of its KV precision.
-        recv_worst = {k: int(kv_ns[dec_ok & (kvs == k)].max(initial=0)) for k in set(kvs.tolist())}
-        worst = np.array([recv_worst[k] for k in kvs.tolist()], np.int64)
+        recv_worst = {k: int(kv_ns[dec_ok & (kvs == k)].max(initial=0)) for k in np.unique(kvs).tolist()}
+        worst = np.zeros(len(t), np.int64)
+        for k, v in recv_worst.items():
+            worst[kvs == k] = v
         pre_key = np.zeros(len(t), np.int64) if ttft is None else np.where(t.ttft_ns + worst <= ttft, 0, t.ttft_ns)
         prefill = _sweep(t, np.flatnonzero(ok), cap_ub, pre_key, by_type_kv, pre)
         slowest: dict[str, int] = {}
         for i, x in prefill:
             slowest[t.rows[i].kv] = max(slowest.get(t.rows[i].kv, 0), x.latency_ns)
-        dec_ok &= np.array([k in slowest for k in kvs.tolist()], bool)
+        dec_ok &= np.isin(kvs, list(slowest))
         cap_ub = capacity_units(t.batch, cycle_lb * osl)
 
         def dec(i: int) -> _Exact | None:

@@ -166,10 +166,18 @@ class ShapeTerms:
         p_default = {"tp_link_efficiency": p.link_efficiency, "tp_latency_s": p.allreduce_latency_s}
         hw = Hardware(**{f: np.array([_field(h, f, p_default) for h in hws], float).reshape(len(hws))[key_of]
                          for f in Hardware.__dataclass_fields__})
-        links: dict[tuple, float] = {}
-        link = np.array([links[k] if (k := _link_key(r)) in links
-                         else links.setdefault(k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
-                         for r in shapes], float).reshape(n)
+        links: dict[tuple, float] = {}  # by _link_key
+        by_depth: dict[tuple, float] = {}  # by (GPU, TP·DP, PP): many shapes share one
+
+        def link_of(r: Row) -> float:
+            v = by_depth.get((r.gpu.id, r.tp * r.dp, r.pp))
+            if v is None:
+                k = _link_key(r)
+                v = links[k] if k in links else links.setdefault(k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
+                by_depth[(r.gpu.id, r.tp * r.dp, r.pp)] = v
+            return v
+
+        link = np.array([link_of(r) for r in shapes], float).reshape(n)
         limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
         keys = [(r.gpu.id, r.gpu.family) for r in shapes]
         wb = np.array([BYTES_PER_ELEMENT[r.weights] for r in shapes], float).reshape(n)
