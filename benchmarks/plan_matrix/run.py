@@ -56,7 +56,8 @@ def run_with_rss(args: list[str]) -> dict:
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    return {"wall_s": round(wall, 3), "peak_mib": round(usage.ru_maxrss / 1024, 1), "exit_code": p.returncode,
+    return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "peak_mib": round(usage.ru_maxrss / 1024, 1), "exit_code": p.returncode,
             "stdout": out, "stderr": err.strip().splitlines()[-1] if err.strip() else ""}
 
 
@@ -65,7 +66,8 @@ def plan_case(preset: str, all_precisions: bool, isl: int, osl: int, demand: boo
             *(ALL_PRECISIONS if all_precisions else []), *(DEMAND if demand else []), "--json", "--timings"]
     r = run_with_rss(args)
     row = {"preset": preset, "precisions": "all" if all_precisions else "default", "isl": isl, "osl": osl,
-           "demand": "50 req/s" if demand else "none", "wall_s": r["wall_s"], "peak_mib": r["peak_mib"],
+           "demand": "50 req/s" if demand else "none", "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+           "peak_mib": r["peak_mib"],
            "exit_code": r["exit_code"]}
     if r["exit_code"] == 0:
         d = json.loads(r["stdout"])
@@ -86,12 +88,13 @@ def frontier_case(preset: str) -> dict:
     r = run_with_rss(["frontier", "--model", preset, "--isl", "2000", "--osl", "500", "--max-gpus", "1024", "--json"])
     points = len(json.loads(r["stdout"])["points"]) if r["exit_code"] == 0 else None
     return {"command": f"frontier --model {preset} --isl 2000 --osl 500 --max-gpus 1024", "wall_s": r["wall_s"],
-            "peak_mib": r["peak_mib"], "exit_code": r["exit_code"], "points": points}
+            "cpu_s": r["cpu_s"], "peak_mib": r["peak_mib"], "exit_code": r["exit_code"], "points": points}
 
 
 def fleet_case(path: Path) -> dict:
     r = run_with_rss(["fleet", str(path), "--json"])
-    return {"command": f"fleet {path.relative_to(ROOT)}", "wall_s": r["wall_s"], "peak_mib": r["peak_mib"],
+    return {"command": f"fleet {path.relative_to(ROOT)}", "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+            "peak_mib": r["peak_mib"],
             "exit_code": r["exit_code"], "points": None}
 
 
@@ -113,6 +116,8 @@ def summarize(rows: list[dict]) -> dict:
             "median_s": round(statistics.median(walls), 3) if walls else None,
             "p90_s": round(percentile(walls, 0.9), 3) if walls else None,
             "slowest_s": slow["wall_s"] if slow else None,
+            "cpu_median_s": round(statistics.median([r["cpu_s"] for r in timed]), 3) if timed else None,
+            "cpu_max_s": max((r["cpu_s"] for r in timed), default=None),
             "slowest_case": None if slow is None else
             f"{slow['preset']} {slow['precisions']} {slow['isl']}/{slow['osl']} demand {slow['demand']}",
             "peak_mib": max((r["peak_mib"] for r in rows if r["peak_mib"]), default=None),
@@ -133,22 +138,25 @@ def markdown(rows: list[dict], extra: list[dict], summary: dict, argv: list[str]
              f"- wall time: median **{summary['median_s']} s**, p90 {summary['p90_s']} s, slowest "
              f"**{summary['slowest_s']} s** ({summary['slowest_case']}); targets: median <= {TARGET_MEDIAN_S} s, "
              f"slowest <= {TARGET_SLOWEST_S} s",
+             f"- CPU time (user + system, the measure that load on a shared machine moves least): median "
+             f"{summary['cpu_median_s']} s, largest {summary['cpu_max_s']} s",
              f"- peak memory (max resident set of one plan): {summary['peak_mib']} MiB",
              f"- CP-SAT time per plan (all solves together), median: {summary['cp_sat_s_median']} s", "",
              "## Plans", "",
-             "| preset | precisions | ISL/OSL | demand | wall s | peak MiB | status | shapes | rows | rows after bounds "
-             "| solves | CP-SAT s | bound s | table s | plan |",
-             "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| preset | precisions | ISL/OSL | demand | wall s | CPU s | peak MiB | status | shapes | rows "
+             "| rows after bounds | solves | CP-SAT s | bound s | table s | plan |",
+             "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         r = {k: ("" if v is None else v) for k, v in r.items()}
         lines.append(f"| {r['preset']} | {r['precisions']} | {r['isl']}/{r['osl']} | {r['demand']} | {r['wall_s']} "
-                     f"| {r['peak_mib']} | {r['status']} | {r.get('shapes', '')} | {r.get('rows', '')} "
+                     f"| {r['cpu_s']} | {r['peak_mib']} | {r['status']} | {r.get('shapes', '')} | {r.get('rows', '')} "
                      f"| {r.get('rows_after_bounds', '')} | {r.get('solves', '')} | {r.get('cp_sat_s', '')} "
                      f"| {r.get('bound_s', '')} | {r.get('table_s', '')} | {r.get('plan', r.get('error', ''))} |")
     if extra:
-        lines += ["", "## Frontier and fleet", "", "| command | wall s | peak MiB | exit | points |", "|---|---:|---:|---:|---:|"]
+        lines += ["", "## Frontier and fleet", "", "| command | wall s | CPU s | peak MiB | exit | points |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for r in extra:
-            lines.append(f"| `planner {r['command']}` | {r['wall_s']} | {r['peak_mib']} | {r['exit_code']} "
+            lines.append(f"| `planner {r['command']}` | {r['wall_s']} | {r['cpu_s']} | {r['peak_mib']} | {r['exit_code']} "
                          f"| {r['points'] if r['points'] is not None else ''} |")
     return "\n".join(lines) + "\n"
 
