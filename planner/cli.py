@@ -379,9 +379,6 @@ def simulate(plan_file: str, rate_rps: float | None, duration_s: float | None, n
     """Simulate PLAN.json (from `planner plan --json` or `planner estimate --json`) under stochastic load."""
     from . import api
 
-    for name, v in (("--ttft-ms", ttft_ms), ("--tpot-ms", tpot_ms)):
-        if v is not None and not v > 0:
-            raise InputError(f"{name} must be > 0, got {v!r}")
     from .sim import SimulationSettings
 
     settings = SimulationSettings(rate_rps=rate_rps, duration_s=duration_s, requests=num_requests, trace=trace,

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..catalog import Catalog, load_catalog, load_model
 from ..errors import InputError
-from ..numbers import is_whole
+from ..numbers import is_number, is_whole
 from ..perf.estimate import Config, SpecDecode
 from ..specs.model import ModelSpec
 from ..specs.workload import Workload
@@ -70,6 +70,13 @@ class SimulationSettings:
     static_timeout_s: float = DEFAULT_STATIC_TIMEOUT_S
     series_points: int = 60
     warmup_requests: int = 0
+
+    def __post_init__(self) -> None:
+        # the latency targets, given as `planner simulate --ttft-ms / --tpot-ms` (ms) or in s here: 0 or less is a typo
+        for flag, v in (("--ttft-ms", self.ttft_slo_s), ("--tpot-ms", self.tpot_slo_s)):
+            if v is not None and not (is_number(v) and v > 0):
+                raise InputError(f"{flag} must be > 0, got {v * 1000:g}" if is_number(v) else
+                                 f"{flag} must be a number > 0, got {v!r}")
 
 
 def simulate_plan(plan: Mapping[str, Any] | PlanSpec, settings: SimulationSettings | None = None, *,

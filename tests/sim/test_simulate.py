@@ -239,3 +239,18 @@ def test_settings_object_and_keywords_are_the_same_simulation():
     # keywords override the settings' fields
     assert simulate_plan(plan(), s, seed=10) == simulate_plan(plan(), rate_rps=2.0, requests=200, seed=10,
                                                                lengths="uniform")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("ttft_slo_s", 0.0, "--ttft-ms must be > 0, got 0"),
+    ("tpot_slo_s", -0.005, "--tpot-ms must be > 0, got -5"),
+    ("tpot_slo_s", float("nan"), "--tpot-ms must be > 0, got nan"),
+    ("ttft_slo_s", "1", "--ttft-ms must be a number > 0, got '1'"),
+])
+def test_simulation_settings_refuse_a_latency_target_of_zero_or_less(field, value, message):
+    """The targets are checked where the settings are made, so the API refuses what `planner simulate` refuses."""
+    from planner.sim import SimulationSettings
+
+    with pytest.raises(InputError, match=message):
+        SimulationSettings(**{field: value})
+    assert SimulationSettings(ttft_slo_s=0.5, tpot_slo_s=float("inf")).ttft_slo_s == 0.5
