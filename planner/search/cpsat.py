@@ -67,10 +67,28 @@ def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
         return None
     value = int(solver.Value(md.objective))
     bound = float(solver.BestObjectiveBound())
+    picked = _picked(t, md, solver)
     solves = 1
     if status == cp_model.OPTIMAL:
-        solves += tie_breaks(t, md, solver, value, settings, start)
-    return read(t, md, solver, status, value, bound, solves, time.perf_counter() - start)
+        more, picked = tie_breaks(t, md, solver, value, settings, start, picked)
+        solves += more
+    return read(picked, status, value, bound, solves, time.perf_counter() - start)
+
+
+def _picked(t: Table, md: _Model, solver: cp_model.CpSolver) -> tuple[int, tuple[int, ...]]:
+    """The row and the layers per stage of the solver's last solution."""
+    chosen = next(i for i in md.rows if solver.BooleanValue(md.chosen_row[i]))
+    return chosen, tuple(int(solver.Value(v)) for v in md.layers_on_stage[int(t.pp[chosen])])
+
+
+def _hint(md: _Model, t: Table, picked: tuple[int, tuple[int, ...]]) -> None:
+    """Start the next stage from the plan in hand (its row and layers), so a short time limit still finds it."""
+    row, lay = picked
+    md.model.ClearHints()
+    for i in md.rows:
+        md.model.AddHint(md.chosen_row[i], int(i == row))
+    for v, n in zip(md.layers_on_stage[int(t.pp[row])], lay):
+        md.model.AddHint(v, n)
 
 
 def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
@@ -179,23 +197,27 @@ def _solver(settings: SolverSettings) -> cp_model.CpSolver:
 
 
 def tie_breaks(t: Table, md: _Model, solver: cp_model.CpSolver, value: int, settings: SolverSettings,
-               start: float) -> int:
-    """After an optimal cost `value`: the fastest plan at that cost, then (several stages) the most even layer
-    split of the chosen row at that cost and speed. Returns the Solve calls made."""
+               start: float, picked: tuple[int, tuple[int, ...]]) -> tuple[int, tuple[int, ...]]:
+    """After an optimal cost `value` (plan `picked`): the fastest plan at that cost, then (several stages) the most
+    even layer split of the chosen row at that cost and speed. Each stage starts from the plan in hand (hints); a
+    stage that finds nothing within what is left of the time limit (a loaded machine: it gets at least 0.1 s) keeps
+    that plan, which is still optimal in cost. Returns the Solve calls made and the plan."""
     from ortools.sat.python import cp_model
-    m, L, rows, x, layers = md.model, t.num_layers, md.rows, md.chosen_row, md.layers_on_stage
+    m, L, x, layers = md.model, t.num_layers, md.chosen_row, md.layers_on_stage
     tpot, obj = md.tpot, md.objective
     solves = 1
     # Second, lexicographic stage: among plans of optimal cost, the fastest per user (ties between batch
     # sizes are common once a demand is met by whole replicas), so the answer is stable and has most slack.
     m.Add(obj <= value)
     m.Minimize(tpot)
+    _hint(md, t, picked)
     left = settings.time_limit_s - (time.perf_counter() - start)
     solver.parameters.max_time_in_seconds = max(left, 0.1)
     again = solver.Solve(m)
-    if again not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # cannot happen: the first solution still holds
-        raise RuntimeError("CP-SAT lost the optimal plan in its tie-break stage")
-    row = next(i for i in rows if solver.BooleanValue(x[i]))
+    if again not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return solves, picked
+    picked = _picked(t, md, solver)
+    row = picked[0]
     p = int(t.pp[row])
     if again == cp_model.OPTIMAL and p > 1:
         # Third stage, on the chosen row: at that cost and speed, the most even layer split (slack stages
@@ -207,21 +229,20 @@ def tie_breaks(t: Table, md: _Model, solver: cp_model.CpSolver, value: int, sett
             m.Add(hi >= v)
             m.Add(lo <= v)
         m.Minimize(hi - lo)
+        _hint(md, t, picked)
         left = settings.time_limit_s - (time.perf_counter() - start)
         solver.parameters.max_time_in_seconds = max(left, 0.1)
         solves += 1
-        if solver.Solve(m) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            raise RuntimeError("CP-SAT lost the optimal plan in its placement tie-break stage")
-    return solves
+        if solver.Solve(m) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            picked = _picked(t, md, solver)
+    return solves, picked
 
 
-def read(t: Table, md: _Model, solver: cp_model.CpSolver, status: int, value: int, bound: float, solves: int,
+def read(picked: tuple[int, tuple[int, ...]], status: int, value: int, bound: float, solves: int,
          wall: float) -> Solution:
     """The chosen row, its layers, the cost, the status and the proven gap."""
     from ortools.sat.python import cp_model
-    rows, x, layers = md.rows, md.chosen_row, md.layers_on_stage
-    chosen = next(i for i in rows if solver.BooleanValue(x[i]))
-    lay = tuple(int(solver.Value(v)) for v in layers[int(t.pp[chosen])])
+    chosen, lay = picked
     gap = 0.0 if value == 0 else max(0.0, (value - bound) / value)
     return Solution(chosen, lay, value, "OPTIMAL" if status == cp_model.OPTIMAL else "FEASIBLE", gap, wall, bound,
                     solves)

@@ -85,3 +85,31 @@ def test_cpsat_is_faster_than_the_oracle():
     assert ref is not None and sol.objective == res.best.objective == ref[2].objective
     assert cpsat_s < oracle_s / 2
     assert search_s < oracle_s / 20
+
+
+def test_a_tie_break_that_runs_out_of_time_keeps_the_optimal_plan(monkeypatch):
+    """On a loaded machine a tie-break stage can get its 0.1 s floor and find nothing (status UNKNOWN): the plan of
+    optimal cost in hand is returned (it used to raise "CP-SAT lost the optimal plan")."""
+    from ortools.sat.python import cp_model
+    m = ModelSpec(name="tiny", num_layers=6, hidden_size=128, vocab_size=8000, num_heads=4, num_kv_heads=1,
+                  head_dim=32, max_context=8192, mlp_gated=False, dense_intermediate_size=256, num_dense_layers=6)
+    req = Request(model=m, workload=Workload(isl=512, osl=64, output_tokens_per_s=500.0), slo=SLO(tpot_s=None),
+                  gpus=(CATALOG.gpu("a100-40gb"),), weights=("bf16",), kv=("bf16",), pp=(1, 2, 3),
+                  micro_batches=(8, 64), tp=(1,))
+    t, lim = _table(req)
+    rows = list(range(len(t)))
+    honest = cpsat.solve(t, rows, lim, None)
+    assert honest is not None and honest.status == "OPTIMAL" and honest.solves >= 2
+    real = cp_model.CpSolver.Solve
+    calls = []
+
+    def first_only(self, model, *args, **kwargs):  # the first solve as usual, every tie-break finds nothing
+        calls.append(1)
+        return real(self, model, *args, **kwargs) if len(calls) == 1 else cp_model.UNKNOWN
+
+    monkeypatch.setattr(cp_model.CpSolver, "Solve", first_only)
+    kept = cpsat.solve(t, rows, lim, None)
+    assert len(calls) == 2  # the first solve, then the tpot tie-break that found nothing
+    assert kept is not None and kept.status == "OPTIMAL" and kept.objective == honest.objective
+    assert evaluate(t, kept.row, kept.layers, lim).objective == kept.objective
+    assert sum(kept.layers) == 6
