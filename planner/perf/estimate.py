@@ -114,18 +114,32 @@ class ChunkTerms:
     p2p_s: Any
 
 
+def _chunk_step_kw(tp, ep, weight_bytes, kv_bytes, decode_tokens, dp, redundant_experts) -> dict:
+    return dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=decode_tokens,
+                sequences=0.0, context_from=0.0, context_to=0.0, reads_cache=False, redundant_experts=redundant_experts)
+
+
+def chunk_base_layer_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes,
+                       decode_tokens, dp=1, redundant_experts=0):
+    """The step `prefill_chunk_terms` subtracts, per layer (s): the decode tokens alone through the weights and
+    collectives (their attention left out: it cancels). Depends on the decode load only, so a caller asking for
+    many chunks at one load may compute it once (the simulator's MoE chunk terms, #16)."""
+    return layer_step(model, hw, p, **_chunk_step_kw(tp, ep, weight_bytes, kv_bytes, decode_tokens, dp,
+                                                     redundant_experts)).time_s
+
+
 def prefill_chunk_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes,
                         decode_tokens, chunk_tokens, chunk_attended_tokens, chunk_kv_read_tokens, logit_tokens=0.0,
-                        pipeline_link_bytes_per_s=np.inf, dp=1, redundant_experts=0) -> ChunkTerms:
+                        pipeline_link_bytes_per_s=np.inf, dp=1, redundant_experts=0, base_layer_s=None) -> ChunkTerms:
     """Mixed step − decode step, both from `layer_step` (the decode attention is its own kernel group, so it
     cancels: the increment does not depend on the decoders' context). `logit_tokens`: prompts the chunk
     completes (each needs one row of logits). With DP groups, `decode_tokens` and `chunk_tokens` are the whole
-    stage's (one chunk per group); the embedding, LM head and stage-to-stage hop see one group's share."""
-    kw = dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=decode_tokens,
-              sequences=0.0, context_from=0.0, context_to=0.0, reads_cache=False, redundant_experts=redundant_experts)
+    stage's (one chunk per group); the embedding, LM head and stage-to-stage hop see one group's share.
+    `base_layer_s`: `chunk_base_layer_s` at these arguments, when the caller keeps it."""
+    kw = _chunk_step_kw(tp, ep, weight_bytes, kv_bytes, decode_tokens, dp, redundant_experts)
     mixed = layer_step(model, hw, p, chunk_tokens=chunk_tokens, chunk_attended_tokens=chunk_attended_tokens,
                        chunk_kv_read_tokens=chunk_kv_read_tokens, **kw)
-    alone = layer_step(model, hw, p, **kw)
+    alone_s = layer_step(model, hw, p, **kw).time_s if base_layer_s is None else base_layer_s
     dpf = np.asarray(dp, float)
     dec = np.asarray(decode_tokens, float) / dpf
     both = dec + np.asarray(chunk_tokens, float) / dpf
@@ -135,7 +149,7 @@ def prefill_chunk_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     hop = (p2p_time_s(both * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
            - p2p_time_s(dec * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s))
-    return ChunkTerms(np.asarray(mixed.time_s) - np.asarray(alone.time_s), first, last, hop)
+    return ChunkTerms(np.asarray(mixed.time_s) - np.asarray(alone_s), first, last, hop)
 
 
 def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from planner.perf.estimate import hardware, prefill_chunk_terms, prefill_chunks, step_terms
+from planner.perf.estimate import chunk_base_layer_s, hardware, prefill_chunk_terms, prefill_chunks, step_terms
 from planner.perf.pipeline import chunk_stall_s, decode_cycle_s, stage_times_s
 from planner.perf.step import layer_step
 
@@ -125,3 +125,23 @@ def test_chunk_stall_on_a_pipeline_by_hand():
     assert decode_cycle_s(t, 0.001, 2) == pytest.approx(0.022)
     assert chunk_stall_s(t, [0.004, 0.004], 0.001, 0.0005, 2) == pytest.approx(0.005)
     assert chunk_stall_s([0.010], [0.004], 0.0, 0.0, 1) == pytest.approx(0.004)
+
+
+def test_a_kept_decode_base_gives_the_same_chunk_terms_bit_for_bit(preset, catalog):
+    # the simulator keeps chunk_base_layer_s per decode load (#16); MoE with attention DP, wide EP and redundant
+    # experts, over loads and chunks, so every term of the decode-only step is exercised
+    m = preset("deepseek-v3")
+    p = catalog.perf.for_gpu("h200", "hopper")
+    hw = hardware(catalog.gpu("h200"), "fp8", 4, 2)
+    kw = dict(tp=4, ep=8, weight_bytes=1.0, kv_bytes=1.0, dp=2, redundant_experts=32)
+    for decode in (0.0, 7.0, 64.0, 513.0):
+        base = chunk_base_layer_s(m, hw, p, decode_tokens=decode, **kw)
+        assert base == layer_step(m, hw, p, tokens=decode, sequences=0.0, context_from=0.0, context_to=0.0,
+                                  reads_cache=False, **kw).time_s
+        for chunk in (1, 300, 2048):
+            args = dict(decode_tokens=decode, chunk_tokens=chunk, chunk_attended_tokens=chunk / 2.0 + 17.0,
+                        chunk_kv_read_tokens=17, logit_tokens=1, pipeline_link_bytes_per_s=50e9, **kw)
+            kept, fresh = prefill_chunk_terms(m, hw, p, base_layer_s=base, **args), prefill_chunk_terms(m, hw, p, **args)
+            assert [float(kept.layer_s), float(kept.first_s), float(kept.last_s), float(kept.p2p_s)] == \
+                [float(fresh.layer_s), float(fresh.first_s), float(fresh.last_s), float(fresh.p2p_s)]
+            assert float(kept.layer_s) > 0.0  # the chunk adds work: the base is subtracted, not the mixed step
