@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..perf.params import PerfParams
+from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, row_key
 from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
                     Table, evaluate, lower_bounds, memory_fits, table_of)
@@ -52,6 +53,7 @@ class Space:
     count: np.ndarray  # per shape, the allowed positions before memory
     gpu_type: np.ndarray  # per shape, the index of its GPU in req.gpus
     max_batch: int
+    queue: "QueueBound | None" = None  # with a demand and a TTFT percentile: each shape's queueing replicas
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -75,7 +77,79 @@ class Space:
         return sum(int(n) * math.comb(L - 1, pp - 1) for pp, n in enumerate(rows_per_pp) if n and pp >= 1)
 
     def table(self, s: np.ndarray, pos: np.ndarray, p: PerfParams) -> Table:
-        return table_of(self.req, self.terms, np.asarray(s, np.int64), self.micro_batch(s, pos), p)
+        s = np.asarray(s, np.int64)
+        t = table_of(self.req, self.terms, s, self.micro_batch(s, pos), p)
+        if self.queue is not None:
+            t.min_replicas = self.queue.replicas(t, s)
+        return t
+
+
+@dataclass
+class QueueBound:
+    """The TTFT percentile's queueing bound (search/queueing.py) over the exact space. The bound of a row depends
+    on its shape only, through the shape's concurrency row: the largest micro-batch that meets the TPOT and memory
+    bounds, which is where the shape's range ends (`range_ends`: the oracle's space is each shape's micro-batches
+    up to there, and `queueing.concurrency_rows` over it picks that row). So the fewest replicas meeting the
+    percentile are computed once per shape (`need`), and every row tabulated later takes them as
+    `queueing.min_replicas` does for a grid table."""
+
+    lim: Limits
+    need: np.ndarray  # per shape, the fewest replicas meeting the TTFT percentile (NO_REPLICA_COUNT: none)
+    extra: dict[tuple[int, int], int]  # (shape, micro-batch) -> at least this many (percentile's tightening)
+
+    def replicas(self, t: Table, s: np.ndarray) -> np.ndarray:
+        """`queueing.min_replicas` of the rows of `t` (shapes `s`)."""
+        b = lower_bounds(t, self.lim)
+        out = np.maximum(1, b.replicas).astype(np.int64)
+        cand = b.memory_ok & b.tpot_ok & b.gpus_ok & b.ttft_ok
+        need = self.need[s]
+        out = np.where(cand, np.where(need < 0, NO_REPLICA_COUNT, np.maximum(out, need)), out)
+        for (shape, mb), k in self.extra.items():
+            hit = (s == shape) & (np.asarray(t.rows.micro_batch) == mb) & (out >= 0)
+            out[hit] = np.maximum(out[hit], k)
+        return out
+
+
+def queue_bound(sp: Space, lim: Limits, p: PerfParams, target: QueueTarget) -> QueueBound:
+    """Each shape's queueing replicas at its range's end (QueueBound)."""
+    ends = _range_ends(sp, lim, p)
+    need = np.full(len(sp), NO_REPLICA_COUNT, np.int64)
+    has = np.flatnonzero(ends > 0)
+    if len(has):
+        t = table_of(sp.req, sp.terms, has, sp.micro_batch(has, ends[has] - 1), p)
+        need[has] = fewest_replicas(RowTimes.of(t, lower_bounds(t, lim)), target, lim.max_replicas)
+    shape_of = {row_key(r)[:-1]: k for k, r in enumerate(sp.shapes)}
+    extra = {}
+    for key, k in target.extra_replicas.items():
+        shape = shape_of.get(key[:-1])
+        if shape is not None:
+            extra[(shape, key[-1])] = k
+    return QueueBound(lim, need, extra)
+
+
+def _range_ends(sp: Space, lim: Limits, p: PerfParams) -> np.ndarray:
+    """`range_ends`, all shapes at once (the same positions tried in the same order), tabulating about
+    2 + log2(range) rows per shape."""
+    def ok(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        t = table_of(sp.req, sp.terms, s, sp.micro_batch(s, pos), p)
+        return passes(t, lower_bounds(t, lim), lim)
+
+    out = np.zeros(len(sp), np.int64)
+    live = np.flatnonzero(sp.top > 0)
+    live = live[ok(live, np.zeros(len(live), np.int64))]
+    last = sp.top[live] - 1
+    whole = ok(live, last)
+    out[live[whole]] = sp.top[live[whole]]
+    act, lo, hi = live[~whole], np.zeros(int((~whole).sum()), np.int64), last[~whole]
+    while True:
+        more = hi - lo > 1
+        out[act[~more]] = lo[~more] + 1
+        act, lo, hi = act[more], lo[more], hi[more]
+        if len(act) == 0:
+            return out
+        mid = (lo + hi) // 2
+        good = ok(act, mid)
+        lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
 
 
 def build_space(req: Request, p: PerfParams, demand_cap: int | None = None) -> Space:
@@ -263,6 +337,9 @@ def _gap_bound(sp: Space, lim: Limits, s: np.ndarray, last: np.ndarray, cycle: n
     if lim.demand_tokens_per_s is None:
         return -(-(cost * cycle) // (OBJ_DIVISOR * batch))
     replicas = np.maximum(1, -(-(lim.demand_tokens_per_s * cycle) // (batch * NS_PER_S)))
+    if sp.queue is not None:  # every feasible row of the shape needs its queueing replicas; none: no row is
+        need = sp.queue.need[s]
+        return np.where(need < 0, np.iinfo(np.int64).max, np.maximum(replicas, need) * cost)
     return replicas * cost
 
 

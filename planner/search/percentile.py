@@ -26,7 +26,7 @@ from ..errors import InfeasibleError
 from ..perf.estimate import Config, Estimate, estimate
 from ..perf.params import PerfParams
 from ..specs.workload import SLO
-from .queueing import QueueTarget
+from .queueing import QueueTarget, row_key
 from .solve import Choice, SearchResult, search, verify
 
 DEFAULT_SLO_PERCENTILE = 99.0
@@ -147,7 +147,7 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
 
     w = req.workload
     rate = w.demand_output_tokens_per_s / w.osl
-    extra: dict[int, int] = {}
+    extra: dict = {}  # queueing.row_key(row) -> at least this many replicas
     tpot_scale = 1.0
     history = []
     for round_ in range(1, MAX_ROUNDS + 1):
@@ -179,8 +179,8 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
             }
             return Confirmed(res, mean_batch(req.model, best, rate, perf), record)
         if "ttft" in misses:
-            extra[res.index] = max(extra.get(res.index, 0), best.replicas + 1,
-                                   math.ceil(best.replicas * REPLICA_STEP))
+            row = row_key(res.table.rows[res.index])  # the optimizer's row (max_concurrency raised best's batch)
+            extra[row] = max(extra.get(row, 0), best.replicas + 1, math.ceil(best.replicas * REPLICA_STEP))
         if "tpot" in misses:
             tpot_scale *= TPOT_STEP
     last = history[-1]

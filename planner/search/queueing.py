@@ -51,7 +51,7 @@ class QueueTarget:
     percentile: float  # e.g. 99 (the p99); 50 = the median
     ttft_s: float
     rate_rps: float
-    extra_replicas: dict[int, int] = field(default_factory=dict)  # row index -> at least this many (tightening)
+    extra_replicas: dict = field(default_factory=dict)  # row_key(row) -> at least this many replicas (tightening)
 
 
 def _lgamma(x: np.ndarray) -> np.ndarray:
@@ -195,6 +195,11 @@ def fewest_replicas(rt: RowTimes, target: QueueTarget, max_replicas: int) -> np.
     return np.where(feasible, np.where(good, lo, right), NO_REPLICA_COUNT).astype(np.int64)
 
 
+def row_key(r) -> tuple:
+    """What identifies a row (space.Row) across searches: its GPU type, precisions, layout and micro-batch."""
+    return (r.gpu.id, r.weights, r.kv, r.tp, r.dp, r.pp, r.ep, r.micro_batch)
+
+
 def min_replicas(t: Table, b: Bounds, target: QueueTarget, max_replicas: int) -> np.ndarray:
     """Per row, at least its capacity's replicas (b.replicas) and the fewest meeting the TTFT percentile bound
     (NO_REPLICA_COUNT if none up to `max_replicas`). The bound depends on the row's structure only (its
@@ -206,7 +211,10 @@ def min_replicas(t: Table, b: Bounds, target: QueueTarget, max_replicas: int) ->
         uniq, back = np.unique(top, return_inverse=True)
         need = fewest_replicas(RowTimes.of(t, b, uniq), target, max_replicas)[back]
         out[cand] = np.where(need < 0, NO_REPLICA_COUNT, np.maximum(out[cand], need))
-    for i, k in target.extra_replicas.items():
-        if out[i] >= 0:
-            out[i] = max(out[i], k)
+    if target.extra_replicas:
+        index = {row_key(r): i for i, r in enumerate(t.rows)}
+        for row, k in target.extra_replicas.items():
+            i = index.get(row)
+            if i is not None and out[i] >= 0:
+                out[i] = max(out[i], k)
     return out

@@ -17,7 +17,7 @@ from .cpsat import Solution, SolverSettings, solve
 from .oracle import count_placements
 from .placement import greedy_placement
 from .queueing import QueueTarget, min_replicas
-from .bounds import Space, build_space, demand_batch_cap, search_space
+from .bounds import Space, build_space, demand_batch_cap, queue_bound, search_space
 from .space import Request, Row, count_shapes, enumerate_rows, per_row
 from .table import Bounds, Limits, Table, build_table, evaluate, lower_bounds
 
@@ -170,15 +170,15 @@ def verify(req: Request, c: Choice) -> list[str]:
 
 
 def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "QueueTarget | None" = None) -> SearchResult:
-    """The cheapest plan for `req`. With `queue` (and a demand), each row's replicas also meet the TTFT
-    percentile's queueing bound (search/queueing.py), searched over the request's grid (`Request.grid`: the
-    bound reads each structure's largest batch, which the lazy exact search does not tabulate); otherwise over
-    the exact space (search/bounds.py)."""
-    if queue is not None and req.workload.demand_output_tokens_per_s is not None:
-        return _search_grid(req.grid(), p, alternatives, queue)
+    """The cheapest plan for `req` over the exact space (search/bounds.py), or the request's grid
+    (`Request.grid`) where that is not affordable (`_exact_affordable`). With `queue` (and a demand), each row's
+    replicas also meet the TTFT percentile's queueing bound (search/queueing.py; over the exact space each
+    shape's, bounds.QueueBound)."""
+    if queue is not None and req.workload.demand_output_tokens_per_s is None:
+        queue = None
     if not _exact_affordable(req):
-        return _search_grid(req.grid(), p, alternatives)
-    return _search_exact(req, p, alternatives)
+        return _search_grid(req.grid(), p, alternatives, queue)
+    return _search_exact(req, p, alternatives, queue=queue)
 
 
 # MoE shapes cost ~10x a dense shape to tabulate (busiest-rank statistics per distinct batch); past this many the
@@ -195,19 +195,21 @@ def _exact_affordable(req: Request) -> bool:
     return count_shapes(req) <= MAX_EXACT_MOE_SHAPES
 
 
-def _search_exact(req: Request, p: PerfParams, alternatives: bool, sp: Space | None = None) -> SearchResult:
+def _search_exact(req: Request, p: PerfParams, alternatives: bool, sp: Space | None = None,
+                  queue: "QueueTarget | None" = None) -> SearchResult:
     # The lazy search allocates ~10^5 short-lived objects (shapes, rows); Python's cyclic collector re-scans them
     # over and over (0.15 s of 0.47 s building a 23k-shape space, measured) and they form no cycles.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _search_exact_body(req, p, alternatives, sp)
+        return _search_exact_body(req, p, alternatives, sp, queue)
     finally:
         if enabled:
             gc.enable()
 
 
-def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Space | None) -> SearchResult:
+def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Space | None,
+                       queue: "QueueTarget | None") -> SearchResult:
     from ..explain import infeasibility_reasons
 
     start = time.perf_counter()
@@ -218,6 +220,7 @@ def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Spac
                                f"the GPU limits (TP must divide the model's {req.model.num_heads} heads and fit the "
                                "scale-up domain)"])
     lim = Limits.of(req, sp.max_batch)
+    sp.queue = None if queue is None else queue_bound(sp, lim, p, queue)
     ex = search_space(sp, lim, p, per_type=alternatives)
     bound_s = time.perf_counter() - start
     t = ex.table

@@ -7,15 +7,20 @@ bound and hint, then CP-SAT), including the per-GPU-type alternatives."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
+
+import numpy as np
 
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
 
 from planner.errors import InfeasibleError
 from planner.search import cpsat, oracle
-from planner.search.oracle import compositions
+from planner.search.oracle import compositions, exact_space_table
+from planner.search.queueing import QueueTarget, min_replicas, row_key
 from planner.search.solve import search, verify
-from planner.search.table import evaluate
+from planner.search.table import evaluate, lower_bounds
 
 from .instances import CATALOG, MAX_ROWS, exact_requests, requests, tabulate
 
@@ -141,3 +146,44 @@ def test_exact_space_search_equals_oracle(req):
     per_gpu = _best_per_gpu(t, lim)
     got = {c.row.gpu.id: c.objective for c in res.alternatives}
     assert got == per_gpu
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=exact_requests(demand=True), rate=st.floats(-1.5, 1.5).map(lambda e: 10.0 ** e),
+       ttft=st.floats(-2.5, 0.5).map(lambda e: 10.0 ** e), percentile=st.sampled_from([50.0, 90.0, 99.0]),
+       extra=st.integers(0, 3))
+def test_exact_space_with_queue_equals_oracle(req, rate, ttft, percentile, extra):
+    """A demand and a TTFT percentile (the queueing bound) over the exact space: the oracle's table is every row of
+    the space with `queueing.min_replicas` (each structure's concurrency row the largest batch meeting TPOT and
+    memory, as `Request.grid` searches get it), and the lazy search (bounds.QueueBound: per shape, at its range's
+    end) plus CP-SAT agrees with it, the plan and each GPU type's best alike, also after a tightening round has
+    asked one row for more replicas."""
+    # request rates of 0.03-30/s: few replicas for capacity, so that the queue (few slots in small memories)
+    # often sets the replica count
+    req = replace(req, slo=replace(req.slo, ttft_s=ttft),
+                  workload=replace(req.workload, rate_rps=rate, output_tokens_per_s=None))
+    tl = exact_space_table(req, CATALOG.perf)
+    assume(tl is not None and len(tl[0]) <= MAX_ROWS)
+    t, lim = tl
+    event("moe" if req.model.is_moe else "dense")
+    event("attention dp" if (t.gpus // t.pp > np.array([r.tp for r in t.rows])).any() else "no dp")
+    target = QueueTarget(percentile, ttft, rate, {})
+    if extra:  # a tightening round (search/percentile.py) asked one row for more replicas
+        target = QueueTarget(percentile, ttft, rate, {row_key(t.rows[len(t) // 2]): extra * 4})
+    capacity = lower_bounds(t, lim).replicas
+    t.min_replicas = min_replicas(t, lower_bounds(t, lim), target, lim.max_replicas)
+    event("queue binds" if (t.min_replicas > capacity).any() else "queue does not bind")
+    ref = oracle.exhaustive(t, lim)
+    if ref is not None:
+        event("queue binds on the plan" if ref[2].replicas > capacity[ref[0]] else "plan at capacity")
+    event("infeasible" if ref is None else "feasible")
+    if ref is None:
+        with pytest.raises(InfeasibleError):
+            search(req, CATALOG.perf, queue=target)
+        return
+    res = search(req, CATALOG.perf, queue=target)
+    assert res.stats.space == "exact"
+    assert res.best.objective == ref[2].objective
+    assert verify(req, res.best) == []
+    assert {c.row.gpu.id: c.objective for c in res.alternatives} == _best_per_gpu(t, lim)
