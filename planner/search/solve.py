@@ -181,9 +181,11 @@ def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "Queue
     return _search_exact(req, p, alternatives, queue=queue)
 
 
-# MoE shapes cost ~10x a dense shape to tabulate (busiest-rank statistics per distinct batch); past this many the
-# lazy exact search takes several seconds (Mixtral-8x22B over the catalog: ~130k shapes, tens of seconds)
-MAX_EXACT_MOE_SHAPES = 4000
+# MoE shapes cost ~10x a dense shape to tabulate (busiest-rank statistics per distinct batch). Up to this many the
+# exact space took 1.4-2.4x the grid's time and found plans up to 11 % cheaper (14k-33k shapes); the whole catalog
+# (Mixtral-8x22B ~128k shapes, the 1.8T MoE ~224k: 2.8x, ~19 s on a loaded machine) stays on the grid
+# (python benchmarks/solve_speed/moe_exact.py --big; benchmarks/solve_speed/RESULTS.md, session 11)
+MAX_EXACT_MOE_SHAPES = 40_000
 
 
 def _exact_affordable(req: Request) -> bool:
