@@ -65,3 +65,17 @@ def padded_expert_tokens(tokens, experts_per_token, touched, tile_tokens):
     on = (tm > 0) & (e > 0)
     per = t / np.where(on, e, 1.0)
     return np.where(on, e * np.where(on, tm, 1.0) * np.ceil(per / np.where(on, tm, 1.0) - 1e-9), t)
+
+
+def moe_tile_tokens(tokens_per_expert, min_tile, max_tile):
+    """M tile a grouped MoE GEMM uses for a mean of n tokens per touched expert: the smallest t_min · 2^j ≥ n, at
+    most t_max (t_max where t_min is 0; 0 where t_max is 0: tiles off). Grouped-GEMM kernels tuned per token count
+    (vLLM's fused_moe configs) shrink BLOCK_SIZE_M when each expert gets few tokens, so a decode step's experts
+    are not padded to 128 rows each."""
+    n = np.maximum(np.asarray(tokens_per_expert, float), 1.0)
+    lo = np.asarray(min_tile, float)
+    hi = np.asarray(max_tile, float)
+    on = (lo > 0) & (hi > 0)
+    lo_safe = np.where(on, lo, 1.0)
+    tile = lo_safe * np.exp2(np.ceil(np.log2(np.maximum(n / lo_safe, 1.0)) - 1e-9))
+    return np.where(on, np.minimum(tile, hi), hi)

@@ -77,6 +77,9 @@ class PerfParams:
     # the SMs, so its efficiency rises with T (kernels.wave_efficiency; 0: off).
     gemm_tile_tokens: float = float(_default("gemm_tile_tokens"))
     gemm_tile_cols: float = float(_default("gemm_tile_cols"))
+    # Smallest M tile of a grouped MoE GEMM: each touched expert pads its tokens to the smallest power-of-two
+    # multiple of this that holds them, at most gemm_tile_tokens (kernels.moe_tile_tokens; 0: gemm_tile_tokens).
+    moe_min_tile_tokens: float = float(_default("moe_min_tile_tokens"))
     # Decode attention saturates HBM once it has attention_ctas_per_sm work items per SM (0: always saturated);
     # a work item is one (sequence, KV head, KV split); split-KV kernels cut the context into chunks of
     # attention_split_kv_tokens (0: no split).

@@ -23,7 +23,7 @@ all-reduce over the eTP GPUs sharing an expert.
 Each GEMM group's compute efficiency depends on its shape (kernels.gemm_flops_efficiency: the useful share of
 whole tiles in whole waves over the SMs; prefill and decode have their own maximum), the decode KV read's bandwidth
 on the attention work available (kernels.attention_occupancy), and routed experts compute whole kernel tiles per
-touched expert (kernels.padded_expert_tokens). Every layer also costs a fixed `layer_overhead_s` (launches, norms,
+touched expert, in M tiles sized to its tokens (kernels.padded_expert_tokens, moe_tile_tokens). Every layer also costs a fixed `layer_overhead_s` (launches, norms,
 rotary and other small kernels).
 All quantities are per GPU and broadcast over numpy arrays of candidates; DP = 1 and EP = 1 are plain TP."""
 from __future__ import annotations
@@ -34,7 +34,8 @@ import numpy as np
 
 from ..specs.model import LayerKind, ModelSpec
 from .comm import ring_allreduce_time_s, two_level_alltoall_time_s
-from .kernels import attention_occupancy, gemm_flops_efficiency, grouped_gemm_efficiency, padded_expert_tokens
+from .kernels import (attention_occupancy, gemm_flops_efficiency, grouped_gemm_efficiency, moe_tile_tokens,
+                      padded_expert_tokens)
 from .memory import EMBEDDING_BYTES_PER_ELEMENT, kv_bytes_per_token_per_layer_per_gpu, shared_weight_bytes_per_element
 from .moe import busiest_rank_load_ratio, expected_experts_touched_on_rank, remote_domain_share
 from .params import PerfParams
@@ -151,12 +152,15 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         touched = expected_experts_touched_on_rank(model.num_experts, model.experts_per_token, tokens, ep,
                                                    redundant_experts, rho)
         # the grouped GEMM computes whole tiles per touched expert, at the efficiency of its padded rows
-        rows = padded_expert_tokens(busiest_assignments, 1.0, touched, p.gemm_tile_tokens)
+        # in M tiles sized to the tokens each expert gets (kernels.moe_tile_tokens)
+        tile = moe_tile_tokens(busiest_assignments / np.maximum(touched, 1e-9), p.moe_min_tile_tokens,
+                               p.gemm_tile_tokens)
+        rows = padded_expert_tokens(busiest_assignments, 1.0, touched, tile)
         per_expert = np.where(touched > 0, rows / np.maximum(touched, 1e-9), 0.0)
         # one grouped launch: the touched experts' tiles share the waves (kernels.grouped_gemm_efficiency); wave
         # quantization per expert would charge every expert a whole wave of idle SMs
         eff = grouped_gemm_efficiency(per_expert, model.expert_params / (model.hidden_size * etp), touched,
-                                      hw.sm_count, eta_max, p.gemm_tile_tokens, p.gemm_tile_cols)
+                                      hw.sm_count, eta_max, tile, p.gemm_tile_cols)
         experts = _group(f * 2.0 * model.expert_params * rows / etp,
                          f * touched * model.expert_params * wb / etp,
                          hw.peak_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)

@@ -2,11 +2,13 @@
 fit's errors against the issue's targets."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from planner.catalog import CATALOG
 from planner.perf import calibrate as cal
 from planner.perf.params import PerfParams
 
@@ -158,6 +160,20 @@ def test_shipped_fit_held_out_signed_median_within_15_percent(rows, catalog):
     for fam in families:
         errs = [x for r, x in zip(held, e) if catalog.gpu(r.gpu).family == fam]
         assert abs(np.median(errs)) <= 0.15, fam
+    # and every (family, engine, metric) group of the README's table
+    for t in table:
+        assert abs(t["signed_median"]) <= 0.15, t
+
+
+def test_family_hbm_bound_is_the_measured_bare_read(catalog):
+    """The family fits' HBM bound is the shared H100 run's bare read over the H100 SXM's peak bandwidth."""
+    doc = json.loads((CATALOG / "calibration" / "h100-sxm-pytorch-bf16.json").read_text())
+    fraction = doc["micro_benchmarks"]["read_only_TBps"] * 1e12 / catalog.gpu("h100-sxm").hbm_bytes_per_s
+    assert cal.BARE_HBM_READ_FRACTION == pytest.approx(fraction, abs=5e-4)
+    steps = {s.profile: s for s in cal.FIT_PLAN}
+    for fam in ("ampere", "ada", "cdna3", "tpu"):
+        assert steps[fam].bounds["hbm_efficiency"][1] == cal.BARE_HBM_READ_FRACTION
+        assert catalog.perf.for_gpu("-", fam).hbm_efficiency <= cal.BARE_HBM_READ_FRACTION
 
 
 def test_decode_attention_row_by_hand(catalog):

@@ -8,7 +8,7 @@ import pytest
 
 from planner.perf.estimate import hardware
 from planner.perf.kernels import (attention_occupancy, gemm_flops_efficiency, grouped_gemm_efficiency,
-                                  padded_expert_tokens, wave_efficiency)
+                                  moe_tile_tokens, padded_expert_tokens, wave_efficiency)
 from planner.perf.step import layer_step
 
 
@@ -123,3 +123,40 @@ def test_moe_expert_flops_are_padded_to_the_tile(preset, h100, round_params):
     touched = 8 * (1 - 0.75 ** 1000)  # = 8 to double precision
     # 1000 · 2 / 8 = 250 tokens per expert -> 256 rows: 8 · 256 − 2000 = 48 padded rows of 2·P_e FLOP over TP2
     assert tiled.flops - base.flops == pytest.approx(2 * expert * (touched * 256 - 2000) / 2, rel=1e-9)
+
+
+def test_moe_tile_tokens_by_hand():
+    """The smallest 16 · 2^j holding the tokens per expert, at most 128 (vLLM's tuned fused_moe configs for
+    Mixtral on A100: BLOCK_SIZE_M 16 up to 8 tokens per expert, 32 up to 32, 64 up to 256, then 128)."""
+    assert moe_tile_tokens(0.5, 16, 128) == 16
+    assert moe_tile_tokens(8, 16, 128) == 16
+    assert moe_tile_tokens(16, 16, 128) == 16
+    assert moe_tile_tokens(17, 16, 128) == 32
+    assert moe_tile_tokens(64, 16, 128) == 64
+    assert moe_tile_tokens(65, 16, 128) == 128
+    assert moe_tile_tokens(250, 16, 128) == 128  # more than one tile: padded_expert_tokens takes whole 128s
+    assert moe_tile_tokens(8, 0, 128) == 128  # off: the GEMM tile
+    assert moe_tile_tokens(8, 16, 0) == 0  # tiles off altogether
+    assert list(moe_tile_tokens([3, 20, 40, 1000], 16, 128)) == [16, 32, 64, 128]
+
+
+def test_moe_decode_pads_experts_to_the_small_tile(preset, h100, round_params):
+    """Mixtral TP2 decode of 32 tokens: 64 (token, expert) assignments over 8·(1 − 0.75^32) touched experts, 8 each,
+    so each touched expert computes one 16-row tile (not a 128-row one)."""
+    m = preset("mixtral-8x7b")
+    hw = hardware(h100, "bf16")
+    kw = dict(tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=32, sequences=32, context_from=1000,
+              context_to=1000, reads_cache=True)
+    base = layer_step(m, hw, round_params, **kw)  # tiles off: the 64 assignments only
+    small = layer_step(m, hw, replace(round_params, gemm_tile_tokens=128.0, moe_min_tile_tokens=16.0), **kw)
+    whole = layer_step(m, hw, replace(round_params, gemm_tile_tokens=128.0, moe_min_tile_tokens=0.0), **kw)
+    expert = 3 * 4096 * 14336
+    touched = 8 * (1 - 0.75 ** 32)
+    assert small.flops - base.flops == pytest.approx(2 * expert * (touched * 16 - 64) / 2, rel=1e-9)
+    assert whole.flops - base.flops == pytest.approx(2 * expert * (touched * 128 - 64) / 2, rel=1e-9)
+    # at a tenth of peak, whole 128-row tiles make the step compute bound; 16-row tiles leave it on the weight read
+    slow = dict(gemm_tile_tokens=128.0, flops_efficiency=0.1)
+    base_t = layer_step(m, hw, replace(round_params, flops_efficiency=0.1), **kw).time_s
+    small_t = layer_step(m, hw, replace(round_params, moe_min_tile_tokens=16.0, **slow), **kw).time_s
+    whole_t = layer_step(m, hw, replace(round_params, moe_min_tile_tokens=0.0, **slow), **kw).time_s
+    assert small_t == pytest.approx(base_t, rel=1e-9) and whole_t > 1.5 * small_t
