@@ -171,7 +171,7 @@ def test_family_hbm_bound_is_the_measured_bare_read(catalog):
     fraction = doc["micro_benchmarks"]["read_only_TBps"] * 1e12 / catalog.gpu("h100-sxm").hbm_bytes_per_s
     assert cal.BARE_HBM_READ_FRACTION == pytest.approx(fraction, abs=5e-4)
     steps = {s.profile: s for s in cal.FIT_PLAN}
-    for fam in ("ampere", "ada", "cdna3", "tpu"):
+    for fam in ("ampere", "ada", "tpu"):
         assert steps[fam].bounds["hbm_efficiency"][1] == cal.BARE_HBM_READ_FRACTION
         assert catalog.perf.for_gpu("-", fam).hbm_efficiency <= cal.BARE_HBM_READ_FRACTION
 
