@@ -151,7 +151,9 @@ def test_infeasible_because_of_the_engine_says_so_and_what_runs_without_it():
              "--engine", "trtllm")
     assert r.exit_code == 1
     assert r.stderr.startswith("infeasible: no plan TensorRT-LLM can run: mi300x: TensorRT-LLM is built on CUDA")
-    assert "without --engine: vLLM runs 1 x mi300x" in r.stderr
+    p = json.loads(_run("plan", "--model", "llama-3.1-8b", "--gpus", "mi300x", "--isl", "1000", "--osl", "200",
+                        "--json", "--disagg", "off").stdout)  # the plan it names (vLLM, the default profile)
+    assert f"without --engine: vLLM runs {p['total_gpus']} x mi300x TP{p['parallelism']['tp']} PP1" in r.stderr
 
 
 def test_infeasible_for_every_engine_keeps_the_plain_reasons():
