@@ -396,7 +396,7 @@ _FAMILY_START = {"hbm_efficiency": 0.8, "flops_efficiency": 0.6, "prefill_flops_
 # on serving throughput alone, are held under that fraction: unbounded, the A100 fit put hbm_efficiency at 0.99,
 # carrying in that term what that engine release does differently (README Known limits). CDNA3 is not (yet): held
 # there, a dense int4 plan over H100 and MI300X in tests/reliability became a near-tie whose CP-SAT search ran out
-# of its time limit in the tie-break stage on a loaded machine (search.cpsat.tie_breaks raises).
+# of its time limit in the tie-break stage on a loaded machine (search.cpsat.tie_breaks raised then; 11e23ac fixed that).
 BARE_HBM_READ_FRACTION = 0.919
 _FAMILY_BOUNDS = MappingProxyType({"hbm_efficiency": (1e-3, BARE_HBM_READ_FRACTION)})
 
