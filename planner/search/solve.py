@@ -255,16 +255,20 @@ def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Spac
         # cheapest of them the plan, the others its alternatives
         gpu_of = sp.gpu_type[t.rows.shape_index[cand]]
         types = sorted(set(gpu_of.tolist()), key=lambda g: req.gpus[g].id)
-        sols, kept, out_of_time = [], 0, None
+        sols, kept, out_of_time, type_bounds = [], 0, None, []
         for k, g in enumerate(types):
+            mine = cand[gpu_of == g]
             try:
-                s_, kept_ = timed(cand[gpu_of == g], _slice(deadline, len(types) - k))
+                s_, kept_ = timed(mine, _slice(deadline, len(types) - k))
             except SolverLimitError as e:
-                out_of_time = e  # no plan of this type within its share of the time: none listed for it
+                out_of_time = e  # no plan of this type within its share of the time: none listed for it, and
+                # what it could hold is bounded only by its candidates' lower bounds
+                type_bounds.append(float(b.objective[mine[b.feasible[mine]]].min()))
                 continue
             kept += kept_
             if s_ is not None:
                 sols.append(s_)
+                type_bounds.append(s_.bound)
         if not sols and out_of_time is not None:
             raise out_of_time
     if not sols:
@@ -279,10 +283,25 @@ def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Spac
         choices.append((c.objective, ev.tpot_ns, c.row.gpu.id, s_.row, c))
     choices.sort(key=lambda x: x[:4])
     best, index = choices[0][4], choices[0][3]
+    if alternatives:
+        best = _proven_over_types(best, type_bounds)
+        choices[0] = choices[0][:4] + (best,)
     alts = tuple(sorted((x[4] for x in choices), key=lambda c: (c.objective, c.row.gpu.id))) if alternatives else ()
     stats = SearchStats(sp.rows, sp.placements(), kept, ex.table_s, time.perf_counter() - start, clock[0], clock[1],
                         bound_s=bound_s, examined=ex.examined, space="exact" if _is_exact(req) else "pinned")
     return SearchResult(req, best, alts, stats, t, b, index, lim)
+
+
+def _proven_over_types(best: Choice, type_bounds: list[float]) -> Choice:
+    """The plan is the cheapest of the per-GPU-type optima; it is proven optimal over the whole space only if no
+    GPU type's lower bound is below its cost. A type whose solve ran out of its share of the time (no plan, or a
+    FEASIBLE one) leaves a lower bound under it: the plan is then FEASIBLE, with the gap to the lowest bound."""
+    bound = min(type_bounds, default=float(best.objective))
+    if best.solution is None or bound >= best.objective:
+        return best
+    gap = 0.0 if best.objective == 0 else max(0.0, (best.objective - bound) / best.objective)
+    return replace(best, solution=replace(best.solution, status="FEASIBLE", gap=max(gap, best.solution.gap),
+                                          bound=min(bound, best.solution.bound)))
 
 
 def _is_exact(req: Request) -> bool:

@@ -83,3 +83,32 @@ def test_frontier_is_pareto_and_every_point_verifies():
         assert verify(sub, c) == []
         # each point is the optimum for the target it meets
         assert search(sub, cat.perf, alternatives=False).best.objective == c.objective
+
+
+def test_a_gpu_type_out_of_time_leaves_the_plan_feasible_with_its_gap(monkeypatch):
+    """Each GPU type is solved on its own share of --time-limit-s; a type whose solve finds nothing in it may hold
+    a cheaper plan, so the plan of another type is not proven optimal over the space: FEASIBLE, with the gap to the
+    skipped type's lowest candidate bound (it was labelled OPTIMAL)."""
+    import planner.search.solve as solve_mod
+    from planner.errors import SolverLimitError
+    req, cat = make_request("llama-3.1-70b", isl=1000, osl=300, gpus="h100-sxm,a100-80gb", weights="fp8,bf16",
+                            kv="bf16")
+    honest = search(req, cat.perf)
+    cheapest = honest.best.row.gpu.id
+    assert honest.best.solution.status == "OPTIMAL" and len(honest.alternatives) == 2
+
+    def skipped(real):
+        def f(t, b, lim, subset, *args):
+            if t.rows[int(subset[0])].gpu.id == cheapest:
+                raise SolverLimitError("time limit: test")
+            return real(t, b, lim, subset, *args)
+        return f
+
+    monkeypatch.setattr(solve_mod, "_search_rows", skipped(solve_mod._search_rows))
+    monkeypatch.setattr(solve_mod, "_best_single_stage", skipped(solve_mod._best_single_stage))
+    res = search(req, cat.perf)
+    assert res.best.row.gpu.id != cheapest
+    sol = res.best.solution
+    assert sol.status == "FEASIBLE"
+    assert sol.bound <= honest.best.objective < res.best.objective  # the skipped type's bound is below its optimum
+    assert sol.gap == pytest.approx((res.best.objective - sol.bound) / res.best.objective)
