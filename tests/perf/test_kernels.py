@@ -160,3 +160,21 @@ def test_moe_decode_pads_experts_to_the_small_tile(preset, h100, round_params):
     small_t = layer_step(m, hw, replace(round_params, moe_min_tile_tokens=16.0, **slow), **kw).time_s
     whole_t = layer_step(m, hw, replace(round_params, moe_min_tile_tokens=0.0, **slow), **kw).time_s
     assert small_t == pytest.approx(base_t, rel=1e-9) and whole_t > 1.5 * small_t
+
+
+def test_moe_chunk_at_a_tile_edge_pads_every_expert(preset, h100, round_params):
+    """Why Mixtral TP2 at batch 512, 128/128 has a high TPOT (prefill_chunk_terms' docstring, README Known limits):
+    512 decode tokens give 1024 assignments, 128 per expert, exactly one 128-row tile each; a 128-token chunk makes
+    1280, 160 per expert, rounded to two tiles (256 rows) on all 8 experts. So the chunk's increment carries
+    8 · 256 − 1280 = 768 padded rows of 2·P_e FLOP over TP2 beyond its own 256 assignments, the decode alone none."""
+    m = preset("mixtral-8x7b")
+    hw = hardware(h100, "bf16")
+    tiled = replace(round_params, gemm_tile_tokens=128.0, moe_min_tile_tokens=16.0)
+    kw = dict(tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=512, sequences=512, context_from=128,
+              context_to=256, reads_cache=True)
+    chunk = dict(chunk_tokens=128, chunk_attended_tokens=64, chunk_kv_read_tokens=0)
+    expert = 3 * 4096 * 14336
+    alone = layer_step(m, hw, tiled, **kw).flops - layer_step(m, hw, round_params, **kw).flops
+    mixed = layer_step(m, hw, tiled, **kw, **chunk).flops - layer_step(m, hw, round_params, **kw, **chunk).flops
+    assert alone == pytest.approx(0.0, abs=1e-3 * expert)
+    assert mixed == pytest.approx(2 * expert * (8 * 256 - 1280) / 2, rel=1e-9)
