@@ -166,18 +166,19 @@ class ShapeTerms:
         p_default = {"tp_link_efficiency": p.link_efficiency, "tp_latency_s": p.allreduce_latency_s}
         hw = Hardware(**{f: np.array([_field(h, f, p_default) for h in hws], float).reshape(len(hws))[key_of]
                          for f in Hardware.__dataclass_fields__})
+        # the link per distinct (GPU, TP·DP, PP) (numpy groups the shapes), and per _link_key among those
+        gpu_ids: dict[str, int] = {}
+        gpu_of = np.fromiter((gpu_ids.setdefault(r.gpu.id, len(gpu_ids)) for r in shapes), np.int64, n)
+        depth = np.stack([gpu_of, ints[:, 0] * ints[:, 3], ints[:, 1]], axis=1)
+        uniq, first_at, inverse = np.unique(depth, axis=0, return_index=True, return_inverse=True)
         links: dict[tuple, float] = {}  # by _link_key
-        by_depth: dict[tuple, float] = {}  # by (GPU, TP·DP, PP): many shapes share one
-
-        def link_of(r: Row) -> float:
-            v = by_depth.get((r.gpu.id, r.tp * r.dp, r.pp))
-            if v is None:
-                k = _link_key(r)
-                v = links[k] if k in links else links.setdefault(k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
-                by_depth[(r.gpu.id, r.tp * r.dp, r.pp)] = v
-            return v
-
-        link = np.array([link_of(r) for r in shapes], float).reshape(n)
+        per_depth = np.empty(len(uniq), float)
+        for u in np.argsort(first_at).tolist():  # in the shapes' order, as the link cache was filled before
+            r = shapes[int(first_at[u])]
+            k = _link_key(r)
+            per_depth[u] = links[k] if k in links else links.setdefault(
+                k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
+        link = per_depth[inverse.reshape(n)]
         limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
         keys = [(r.gpu.id, r.gpu.family) for r in shapes]
         wb = np.array([BYTES_PER_ELEMENT[r.weights] for r in shapes], float).reshape(n)
@@ -505,7 +506,22 @@ class Bounds:
 
 def lower_bounds(t: Table, lim: Limits) -> Bounds:
     """Valid lower bounds on each row's integer TPOT and objective over all placements, and necessary conditions
-    for memory: every stage holds >= 1 layer and the layers' total memory fits in pp devices."""
+    for memory: every stage holds >= 1 layer and the layers' total memory fits in pp devices.
+
+    Kept on the table for the last `lim` asked (plan's colocated search and its disaggregated pools read the same
+    table's bounds: computed once); the arrays are read-only, and a table whose `min_replicas` or `gpu_limit` was
+    replaced since is computed afresh."""
+    memo = t.__dict__.get("_bounds_memo")  # not a dataclass field: dataclasses.replace does not copy it
+    if memo is not None and memo[0] == lim and memo[1] is t.min_replicas and memo[2] is t.gpu_limit:
+        return memo[3]
+    b = _lower_bounds(t, lim)
+    for a in vars(b).values():
+        a.setflags(write=False)
+    t.__dict__["_bounds_memo"] = (lim, t.min_replicas, t.gpu_limit, b)
+    return b
+
+
+def _lower_bounds(t: Table, lim: Limits) -> Bounds:
     L, pp = t.num_layers, t.pp
     dec_stage_ns = np.maximum(
         -(-(L * t.dec_ns_per_layer + stage_sum(t.dec_extra_ns, t.dec_extra_single_ns, pp)) // pp),

@@ -8,12 +8,15 @@ from dataclasses import replace
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import numpy as np
+
 from planner.perf.estimate import Config, estimate
 from planner.search.oracle import compositions, count_placements
-from planner.search.table import (NS_PER_S, OBJECTIVE_UNIT_PER_HOUR, OBJECTIVE_UNIT_PER_TOKEN, evaluate,
-                                   lower_bounds)
+from planner.search.table import (NS_PER_S, OBJECTIVE_UNIT_PER_HOUR, OBJECTIVE_UNIT_PER_TOKEN, ShapeTerms,
+                                   evaluate, lower_bounds)
+from planner.specs.cluster import pipeline_link_bytes_per_s
 
-from .instances import CATALOG, requests, tabulate
+from .instances import CATALOG, requests, tabulate, tabulate_grid
 
 PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -97,3 +100,37 @@ def test_objective_is_in_the_unit_its_mode_names(req, data):
     else:
         assert lim.objective_unit == ev.objective_unit == OBJECTIVE_UNIT_PER_HOUR
         assert ev.objective == ev.replicas * gpus * price
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests())
+def test_each_shapes_pipeline_link_is_its_own(req):
+    """ShapeTerms.of groups the shapes by (GPU, TP·DP, PP) with numpy: each shape's link is still the one
+    `pipeline_link_bytes_per_s` gives for that shape."""
+    tl = tabulate_grid(req)
+    assume(tl is not None)
+    terms = ShapeTerms.of(req, tl[0].rows.shapes, CATALOG.perf)
+    want = [pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp) for r in terms.shapes]
+    assert terms.link.tolist() == want
+
+
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(demand=True))
+def test_lower_bounds_are_computed_once_per_table_and_limits(req):
+    """The bounds are kept on the table for the last limits asked (the colocated search and the disaggregated
+    pools share a table): the same object again, read-only, and recomputed when the limits or the table's
+    queueing replicas change."""
+    tl = tabulate_grid(req)
+    assume(tl is not None)
+    t, lim = tl
+    b = lower_bounds(t, lim)
+    assert lower_bounds(t, lim) is b
+    assert not b.objective.flags.writeable
+    tighter = replace(lim, tpot_ns=max(1, lim.tpot_ns // 2))
+    b2 = lower_bounds(t, tighter)
+    assert b2 is not b and (b2.tpot_ok <= b.tpot_ok).all()
+    t.min_replicas = np.full(len(t), lim.max_replicas, np.int64)  # as solve.py sets them after the table is built
+    b3 = lower_bounds(t, tighter)
+    assert b3 is not b2 and (b3.replicas == np.maximum(b2.replicas, lim.max_replicas)).all()
