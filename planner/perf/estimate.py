@@ -455,10 +455,12 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
 
     # utilization: useful model FLOPs and decode bytes against the replica's peaks
     ctx_end = workload.isl + workload.osl
+    # decode attends in MLA's absorbed form, the prompt's prefill in its materialized form (as the step terms count)
     a = model.attention_flops_per_token_per_context
+    a_pre = model.prefill_attention_flops_per_token_per_context
     flops_per_out = model.matmul_flops_per_token + a * float(attended_tokens_over_layers(model, workload.isl, ctx_end))
     prefill_flops = workload.isl * (model.matmul_flops_per_token
-                                    + a * float(attended_tokens_over_layers(model, 0.0, workload.isl)))
+                                    + a_pre * float(attended_tokens_over_layers(model, 0.0, workload.isl)))
     mfu = thr * (flops_per_out + prefill_flops / workload.osl) / (c.gpus * hw.peak_flops_per_s)
     bottleneck_stage = int(np.argmax(dec_stage))
     # the embedding is read on the first stage only, the LM head on the last only

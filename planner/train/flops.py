@@ -9,7 +9,9 @@ section 2.1; Narayanan et al. 2021, arXiv:2104.04473, section 5.1): a training s
 with N the weights that multiply activations (every layer's active weights and the LM head; the input embedding
 is a lookup) and the attention term QKᵀ and PV over s keys, 3 · L · s · 4·a·d_head. Like PaLM's MFU, the
 attention term is NOT halved for causal masking (a causal kernel skips half of it; MFU conventions count it
-whole). MoE counts the top-k routed experts a token uses. Model FLOPs define MFU; recomputation adds hardware
+whole). MLA (DeepSeek-V2/V3, Kimi-K2) trains in its materialized multi-head form, as a prefill runs it
+(ModelSpec.prefill_attention_flops_per_token_per_context, the inference prefill's own formula): per query·key per
+layer 2·a·(qk_nope + qk_rope) + 2·a·v_head in place of 4·a·d_head. MoE counts the top-k routed experts a token uses. Model FLOPs define MFU; recomputation adds hardware
 FLOPs (HFU) but not model FLOPs.
 """
 from __future__ import annotations
@@ -27,8 +29,8 @@ def matmul_flops_per_token(m: ModelSpec) -> float:
 
 def attention_flops_per_token(m: ModelSpec, seq_len: int) -> float:
     """Forward FLOPs of QKᵀ and PV per token at sequence length s, not halved for the causal mask:
-    L · s · 4·a·d_head (MLA in its absorbed form, planner.specs.model)."""
-    return m.num_layers * seq_len * m.attention_flops_per_token_per_context
+    L · s · 4·a·d_head (MLA in its materialized multi-head form, as in an inference prefill: planner.specs.model)."""
+    return m.num_layers * seq_len * m.prefill_attention_flops_per_token_per_context
 
 
 def model_flops_per_token(m: ModelSpec, seq_len: int) -> float:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from planner import api
+from planner.catalog import load_model
 from planner.errors import InputError
 from planner.perf import memory as mem
 from planner.perf.estimate import Config, SpecDecode, estimate, hardware, step_terms
@@ -296,7 +297,6 @@ def test_attention_dp_stores_mla_kv_once(catalog):
 def test_dp_prefill_stall_is_one_chunk_per_group_over_dp(catalog):
     """Chunked prefill with DP groups: a decode step carries one chunk in each of the 8 groups, so one prompt's
     stall is that mixed step's increment / 8, and TPOT = cycle + (B − 1)/OSL · stall (perf/batching.py)."""
-    from planner.catalog import load_model
     from planner.perf.estimate import prefill_chunk_terms
     e = api.estimate("deepseek-v3", "h200", tp=1, dp=8, ep=8, batch=64, isl=2000, osl=400, weights="fp8", kv="fp8",
                      catalog=catalog)
@@ -316,7 +316,6 @@ def test_redundant_experts_cost_memory_and_even_the_load(catalog):
             "catalog": catalog}
     plain = api.estimate("deepseek-v3", "h200", **args)
     eplb = api.estimate("deepseek-v3", "h200", redundant_experts=32, **args)
-    from planner.catalog import load_model
     m = load_model("deepseek-v3")
     # 32 more experts over 8 ranks: 4 more per GPU in each of the 58 MoE layers, FP8
     extra = 58 * 4 * m.expert_params
@@ -335,3 +334,16 @@ def test_spec_decode_validation(preset):
         SpecDecode(preset("llama-3.1-8b"), 4, 1.0)
     with pytest.raises(InputError, match="spec-gamma"):
         SpecDecode(preset("llama-3.1-8b"), 0, 0.5)
+
+
+def test_deepseek_v3_mfu_counts_prefill_attention_materialized_and_decode_absorbed(catalog):
+    """MFU's attention term for MLA: the prompt's prefill in the multi-head form engines run (2·128·(128 + 64) +
+    2·128·128 = 81,920 FLOP per query·key per layer), decode in the absorbed latent form (2·128·(512 + 64) +
+    2·128·512 = 278,528); DeepSeek-V3: 61 layers, 1000-token prompt (causal: 500 keys per query on average),
+    200 output tokens attending their mean context 1100; FP8 weights, so the peak is H200's FP8 1978.9 TFLOP/s."""
+    e = api.estimate("deepseek-v3", "h200", tp=8, batch=1, isl=1000, osl=200, catalog=catalog)
+    matmul = load_model("deepseek-v3").matmul_flops_per_token
+    prefill_attention = 61 * 81_920 * 500  # per prompt token: 3.05e9 (absorbed would count 1.04e10)
+    decode_attention = 61 * 278_528 * 1100  # per output token
+    flops_per_output = matmul + decode_attention + 1000 * (matmul + prefill_attention) / 200
+    assert e.mfu == pytest.approx(e.output_tokens_per_s * flops_per_output / (8 * 1978.9e12), rel=1e-9)

@@ -48,3 +48,16 @@ def test_flops_total():
     assert flops_total(m, S, 300e9) == pytest.approx(300e9 * model_flops_per_token(m, S))
     # GPT-3's 3.14e23 training FLOPs (Brown et al. 2020, Table D.1) used 6N·D without attention: within 4 %
     assert flops_total(m, S, 300e9) == pytest.approx(3.14e23, rel=0.04)
+
+
+def test_deepseek_v3_attention_in_the_materialized_form_by_hand():
+    """Training runs MLA in its multi-head form, as a prefill does: per query·key per layer QKᵀ over 128 heads ×
+    (qk_nope 128 + qk_rope 64) and PV over 128 heads × v_head 128, 2 FLOP per multiply-add = 81,920 (not the
+    absorbed form's 2·128·(512 + 64) + 2·128·512 = 278,528). DeepSeek-V3 config.json: 61 layers."""
+    m = load_model("deepseek-v3")
+    s = 4096
+    per_key = 2 * 128 * (128 + 64) + 2 * 128 * 128
+    assert per_key == 81_920
+    assert attention_flops_per_token(m, s) == 61 * s * per_key  # 2.047e10 forward FLOPs per token at 4k
+    assert model_flops_per_token(m, s) == pytest.approx(3 * (m.matmul_flops_per_token + 61 * s * per_key), rel=1e-12)
+    assert hardware_flops_per_token(m, s, "selective") - model_flops_per_token(m, s) == 61 * s * per_key
