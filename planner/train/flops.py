@@ -11,8 +11,8 @@ is a lookup) and the attention term QKᵀ and PV over s keys, 3 · L · s · 4·
 attention term is NOT halved for causal masking (a causal kernel skips half of it; MFU conventions count it
 whole). MLA (DeepSeek-V2/V3, Kimi-K2) trains in its materialized multi-head form, as a prefill runs it
 (ModelSpec.prefill_attention_flops_per_token_per_context, the inference prefill's own formula): per query·key per
-layer 2·a·(qk_nope + qk_rope) + 2·a·v_head in place of 4·a·d_head. MoE counts the top-k routed experts a token uses. Model FLOPs define MFU; recomputation adds hardware
-FLOPs (HFU) but not model FLOPs.
+layer 2·a·(qk_nope + qk_rope) + 2·a·v_head in place of 4·a·d_head. MoE counts the top-k routed experts a token
+uses. Model FLOPs define MFU; recomputation adds hardware FLOPs (HFU) but not model FLOPs.
 """
 from __future__ import annotations
 
