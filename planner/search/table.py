@@ -181,14 +181,15 @@ class ShapeTerms:
         link = per_depth[inverse.reshape(n)]
         limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
         keys = [(r.gpu.id, r.gpu.family) for r in shapes]
+        gpus = [shapes[i].gpu for i in np.unique(gpu_of, return_index=True)[1].tolist()]  # in gpu_ids' order
         wb = np.array([BYTES_PER_ELEMENT[r.weights] for r in shapes], float).reshape(n)
         kvb = np.array([BYTES_PER_ELEMENT[r.kv] for r in shapes], float).reshape(n)
         tp, dp = ints[:, 0].astype(float), ints[:, 3]
         m, w = req.model, req.workload
         return cls(shapes, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], wb, kvb, hw, link,
-                   np.array([r.gpu.memory_bytes for r in shapes], float).reshape(n),
-                   np.array([r.gpu.usd_per_hour for r in shapes], float).reshape(n),
-                   np.array([limit_of.get(r.gpu.id, -1) for r in shapes], np.int64).reshape(n),
+                   np.array([g.memory_bytes for g in gpus], float).reshape(len(gpus))[gpu_of],
+                   np.array([g.usd_per_hour for g in gpus], float).reshape(len(gpus))[gpu_of],
+                   np.array([limit_of.get(g.id, -1) for g in gpus], np.int64).reshape(len(gpus))[gpu_of],
                    keys, p.for_rows(keys),
                    mem.layer_weight_bytes_per_gpu(m, wb, tp, dp) + 0 * tp,
                    mem.kv_bytes_per_sequence_per_layer_per_gpu(m, kvb, tp, np.add(w.isl, w.osl)) / dp,
