@@ -258,8 +258,13 @@ def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, fir
 
 def memory_fits(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> np.ndarray:
     """`lower_bounds`' necessary memory condition, without the time terms (cheap; monotone in the micro-batch)."""
-    mem_kib_per_layer, fixed_mem_kib, fixed_single_kib, cap_kib = memory_kib(req, s, idx, mb)
-    L, pp = req.model.num_layers, s.pp[idx]
+    return _memory_ok(req.model.num_layers, s.pp[idx], *memory_kib(req, s, idx, mb))
+
+
+def _memory_ok(L: int, pp: np.ndarray, mem_kib_per_layer: np.ndarray, fixed_mem_kib: np.ndarray,
+               fixed_single_kib: np.ndarray, cap_kib: np.ndarray) -> np.ndarray:
+    """Necessary for memory over every placement: the layers' total fits in pp devices, and a stage of one layer
+    fits beside the largest stage's fixed memory."""
     return ((L * mem_kib_per_layer + stage_sum(fixed_mem_kib, fixed_single_kib, pp) <= pp * cap_kib)
             & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + mem_kib_per_layer <= cap_kib))
 
@@ -524,23 +529,23 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
 
 def _lower_bounds(t: Table, lim: Limits) -> Bounds:
     L, pp = t.num_layers, t.pp
-    dec_stage_ns = np.maximum(
-        -(-(L * t.dec_ns_per_layer + stage_sum(t.dec_extra_ns, t.dec_extra_single_ns, pp)) // pp),
-        stage_max(t.dec_extra_ns, t.dec_extra_single_ns, pp) + t.dec_ns_per_layer)
-    pf_stage_ns = np.maximum(
-        -(-(L * t.pf_ns_per_layer + stage_sum(t.pf_extra_ns, t.pf_extra_single_ns, pp)) // pp),
-        stage_max(t.pf_extra_ns, t.pf_extra_single_ns, pp) + t.pf_ns_per_layer)
-    chunk_stage_ns = np.maximum(
-        -(-(L * t.chunk_ns_per_layer + stage_sum(t.chunk_extra_ns, t.chunk_extra_single_ns, pp)) // pp),
-        stage_max(t.chunk_extra_ns, t.chunk_extra_single_ns, pp) + t.chunk_ns_per_layer)
+
+    def slowest_stage_ns(per_layer, extra, single):
+        # the slowest stage takes at least the balanced share of the total, and at least one layer plus the
+        # largest stage extra
+        return np.maximum(-(-(L * per_layer + stage_sum(extra, single, pp)) // pp),
+                          stage_max(extra, single, pp) + per_layer)
+
+    dec_stage_ns = slowest_stage_ns(t.dec_ns_per_layer, t.dec_extra_ns, t.dec_extra_single_ns)
+    pf_stage_ns = slowest_stage_ns(t.pf_ns_per_layer, t.pf_extra_ns, t.pf_extra_single_ns)
+    chunk_stage_ns = slowest_stage_ns(t.chunk_ns_per_layer, t.chunk_extra_ns, t.chunk_extra_single_ns)
     cycle = pp * t.osl * (dec_stage_ns + t.dec_hop_ns)
     # coefficients clamped just past MAX_STALL_COEF (such rows are infeasible) so the products stay inside int64
     users = np.minimum((t.batch - 1) * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     prompts = np.minimum(t.batch * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     tpot = -(-(cycle + users * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
     rnd = -(-(cycle + prompts * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
-    memory_ok = ((L * t.mem_kib_per_layer + stage_sum(t.fixed_mem_kib, t.fixed_mem_single_kib, pp) <= pp * t.cap_kib)
-                 & (stage_max(t.fixed_mem_kib, t.fixed_mem_single_kib, pp) + t.mem_kib_per_layer <= t.cap_kib))
+    memory_ok = _memory_ok(L, pp, t.mem_kib_per_layer, t.fixed_mem_kib, t.fixed_mem_single_kib, t.cap_kib)
     ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
     tpot_ok = (tpot <= lim.tpot_ns) & (rnd <= MAX_ROUND_NS) & (t.batch * t.stall_coef <= MAX_STALL_COEF)
     if lim.demand_tokens_per_s is None:
