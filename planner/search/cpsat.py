@@ -82,7 +82,8 @@ def _picked(t: Table, md: _Model, solver: cp_model.CpSolver) -> tuple[int, tuple
 
 
 def _hint(md: _Model, t: Table, picked: tuple[int, tuple[int, ...]]) -> None:
-    """Start the next stage from the plan in hand (its row and layers), so a short time limit still finds it."""
+    """Start the search from a known plan (its row and layers): the greedy placement for the first solve, the plan
+    in hand for each tie-break stage, so a short time limit still finds it."""
     row, lay = picked
     md.model.ClearHints()
     for i in md.rows:
@@ -162,12 +163,6 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
         m.Add(obj >= sum(obj_lb[i] * x[i] for i in rows))
     m.Add(tpot >= sum(min(int(lb.tpot_ns[i]), lim.tpot_ns) * x[i] for i in rows))
     m.Add(round_t >= sum(min(int(lb.round_ns[i]), MAX_ROUND_NS) * x[i] for i in rows))
-    if hint is not None and hint[0] in x:
-        hi, hl = hint
-        for i in rows:
-            m.AddHint(x[i], i == hi)
-        for s, v in enumerate(hl):
-            m.AddHint(layers[int(t.pp[hi])][s], v)
     # ---- objective
     m.Minimize(obj)
     # ---- search: decide the row first, cheapest lower bound first; once a row is fixed, propagation settles the
@@ -175,7 +170,10 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     # not prove optimality on ~150 rows within seconds.
     by_bound = sorted(rows, key=lambda i: (int(lb.objective[i]), i))
     m.AddDecisionStrategy([x[i] for i in by_bound], cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
-    return _Model(m, rows, x, layers, tpot, obj)
+    md = _Model(m, rows, x, layers, tpot, obj)
+    if hint is not None and hint[0] in x:  # start from a known plan (the greedy placement)
+        _hint(md, t, (hint[0], tuple(hint[1])))
+    return md
 
 
 def _solver(settings: SolverSettings) -> cp_model.CpSolver:
