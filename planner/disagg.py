@@ -33,7 +33,7 @@ from .numbers import covers, round6, within
 from .perf.cost import all_tokens_basis, usd_per_million, usd_per_million_at
 from .perf.estimate import Estimate
 from .perf.params import PerfParams
-from .search.space import Request
+from .search.space import Request, pools_space
 from .search.table import PRICE_UNITS_PER_USD, Limits
 from .units import SECONDS_PER_HOUR
 
@@ -523,6 +523,8 @@ def plan_dict(out: Outcome, schema_version: int) -> dict[str, Any]:
         "objective_unit": objective_unit,
         # rows: candidate pools (each with its greedy placement); placements: sized pairs evaluated
         "candidates": {"rows": c.pools, "placements": c.pairs, "rows_after_bounds": c.pools},
+        # the pools' rows are the grid's (candidate_pools): the pair is proven optimal over the grid only
+        "space": pools_space(req),
         "time_limit_s": req.time_limit_s, "workers": 1, "seed": 0,
     }
     if out.timings:

@@ -103,6 +103,14 @@ class Request:
 GRID_TP = tuple(1 << i for i in range(0, 8))
 
 
+def pools_space(req: Request) -> str:
+    """The space candidate pools (disaggregated prefill/decode, fleet) are proven optimal over: `Request.grid`'s
+    rows, so "grid" unless the request pins TP, PP and the batch (then "pinned", as the plan JSON's
+    solver.space names them)."""
+    pinned = req.tp is not None and req.pp is not None and (req.micro_batches is not None or req.batches is not None)
+    return "pinned" if pinned else "grid"
+
+
 def tp_options(model: ModelSpec, gpu: Accelerator, tp: Sequence[int] | None) -> list[int]:
     """TP degrees (every one when `tp` is None) that divide the attention heads and that one scale-up domain, or
     one PCIe host where the part has no fabric, can hold (Accelerator.intra_node_link)."""

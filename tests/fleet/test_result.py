@@ -66,6 +66,7 @@ def test_result_is_consistent(day_result):
 def test_json_is_repeatable_without_timings(day_result):
     d = day_result.to_dict()
     assert "wall_s" not in d["solver"]
+    assert d["solver"]["space"] == "grid"  # the pools are rows of the PP list and the grid's micro-batches
     doc = small_request([{**CHAT, "rate_rps": 4, "profile": DAY}, {**LONG, "rate_rps": 0.3}],
                         available={"h100-sxm": 4}, on_demand_tier="list", prices={"a100-80gb": {"reserved": 1.6}})
     assert json.dumps(api.fleet(doc).to_dict()) == json.dumps(d)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from planner.api import make_request
 from planner.search.solve import search, verify
-from planner.search.space import dp_options, enumerate_rows, ep_options, tp_options
+from planner.search.space import dp_options, enumerate_rows, ep_options, pools_space, tp_options
 
 from .instances import CATALOG
 
@@ -84,3 +84,11 @@ def test_70b_on_l40s_at_20_tokens_per_s_uses_tp_over_pcie():
     assert res.best.row.tp > 1 and res.best.estimate.tokens_per_s_per_user >= 20
     assert res.best.row.gpu.intra_node_link(res.best.row.tp).kind == "pcie"
     assert verify(req, res.best) == []
+
+
+def test_pools_are_proven_over_the_grid_unless_every_grid_choice_is_pinned():
+    req, _ = make_request("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm")
+    assert pools_space(req) == "grid"
+    assert pools_space(replace(req, tp=(1,), pp=(1,))) == "grid"  # micro-batches still the grid's
+    assert pools_space(replace(req, tp=(1,), pp=(1,), micro_batches=(8,))) == "pinned"
+    assert pools_space(replace(req, tp=(1,), pp=(1, 2), batches=(16,))) == "pinned"
