@@ -31,6 +31,9 @@ def tokens_per_touched_expert(num_experts, experts_per_token, tokens):
         return np.where(touched > 0, np.asarray(tokens, float) * experts_per_token / np.where(touched > 0, touched, 1), 0.0)
 
 
+_running_sum = np.add.accumulate  # np.cumsum less its dispatch (sequential: the same sums bit for bit)
+
+
 def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.0) -> float:
     """E[max(M, floor)] where M is the largest of `bins` independent Binomial(trials, prob) counts:
 
@@ -46,26 +49,41 @@ def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.
     sd = math.sqrt(trials * prob * (1.0 - prob))
     lo = max(0, int(mean - 12.0 * sd) - 1)
     hi = min(trials, int(mean + 12.0 * sd) + 2)
-    x = np.arange(lo, hi + 1)
-    # ln x! and ln (n − x)! over the window by running sums of logs from one lgamma each (vectorized; the window
-    # is up to ~10^3 points and this runs once per distinct (T, ep) the search meets)
-    ln_x_fact = math.lgamma(lo + 1) + np.concatenate(([0.0], np.cumsum(np.log(x[1:].astype(float)))))
-    ln_rest_fact = math.lgamma(trials - lo + 1) - np.concatenate(([0.0], np.cumsum(np.log((trials - x[:-1]).astype(float)))))
-    log_pmf = (math.lgamma(trials + 1) - ln_x_fact - ln_rest_fact
-               + x * math.log(prob) + (trials - x) * math.log1p(-prob))
-    cdf = np.minimum(1.0, np.cumsum(np.exp(log_pmf)))
-    exceed = 1.0 - cdf ** bins  # P(M > x) for x = lo..hi
-
-    def p_exceeds(v: int) -> float:
-        return 1.0 if v < lo else (float(exceed[v - lo]) if v <= hi else 0.0)
-
+    n = hi - lo + 1
+    x = np.arange(lo, hi + 1, dtype=float)  # whole numbers, exact in float64
+    # ln x! and ln (trials − x)! over the window by running sums of logs from one lgamma each; the search meets
+    # ~25k distinct (T, ep) per MoE plan, so the buffers are reused in place and the running sums go straight
+    # into them (the same float operations in the same order as the plain form kept in tests/perf/test_moe.py)
+    ln_x_fact = np.empty(n)
+    ln_x_fact[0] = 0.0
+    _running_sum(np.log(x[1:]), out=ln_x_fact[1:])
+    ln_x_fact += math.lgamma(lo + 1)
+    ln_rest_sum = np.empty(n)
+    ln_rest_sum[0] = 0.0
+    _running_sum(np.log(trials - x[:-1]), out=ln_rest_sum[1:])
+    log_pmf = np.subtract(math.lgamma(trials + 1), ln_x_fact, out=ln_x_fact)
+    log_pmf -= math.lgamma(trials - lo + 1) - ln_rest_sum
+    log_pmf += x * math.log(prob)
+    log_pmf += (trials - x) * math.log1p(-prob)
+    cum = _running_sum(np.exp(log_pmf, out=log_pmf), out=ln_rest_sum)  # F before the cap at 1
     if floor <= 0.0:
-        return lo + float(exceed.sum())
+        return lo + float((1.0 - np.minimum(1.0, cum) ** bins).sum())
     c_up = math.ceil(floor)
-    partial = (c_up - floor) * p_exceeds(math.floor(floor)) if c_up > floor else 0.0
-    # Σ_{v = c_up}^{hi} P(M > v): 1 for each v below the window, the window's values from max(c_up, lo)
+    v = math.floor(floor)
+    partial = 0.0
+    if c_up > floor:
+        p_v = 1.0 if v < lo else (float((1.0 - np.minimum(1.0, cum[v - lo:v - lo + 1]) ** bins)[0]) if v <= hi else 0.0)
+        partial = (c_up - floor) * p_v
+    # Σ_{v = c_up}^{hi} P(M > v): 1 for each v below the window, the window's values from max(c_up, lo); from the
+    # first x with F(x) = 1 on, P(M > x) is exactly 0, so the power is taken only before it
     below = max(0, min(lo, hi + 1) - c_up)
-    inside = float(exceed[max(c_up, lo) - lo:].sum()) if c_up <= hi else 0.0
+    inside = 0.0
+    if c_up <= hi:
+        start = max(c_up, lo) - lo
+        saturated = max(start, int(np.searchsorted(cum, 1.0)))  # cum is non-decreasing
+        exceed = np.zeros(n - start)
+        exceed[:saturated - start] = 1.0 - cum[start:saturated] ** bins
+        inside = float(exceed.sum())
     return floor + partial + below + inside
 
 

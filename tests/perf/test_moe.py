@@ -94,6 +94,53 @@ def test_expected_max_binomial_by_hand():
                                                                          rel=1e-9)
 
 
+def expected_max_binomial_plain(trials, prob, bins, floor=0.0):
+    """moe.expected_max_binomial as first written (#16 kept it as the reference): the whole window's P(M > x)
+    as arrays, no buffers reused, no early stop. The fast form must give the same floats bit for bit, so that
+    speeding it up cannot move a plan."""
+    if trials <= 0 or prob <= 0.0:
+        return max(0.0, floor)
+    if prob >= 1.0:
+        return max(float(trials), floor)
+    mean = trials * prob
+    sd = math.sqrt(trials * prob * (1.0 - prob))
+    lo = max(0, int(mean - 12.0 * sd) - 1)
+    hi = min(trials, int(mean + 12.0 * sd) + 2)
+    x = np.arange(lo, hi + 1)
+    ln_x_fact = math.lgamma(lo + 1) + np.concatenate(([0.0], np.cumsum(np.log(x[1:].astype(float)))))
+    ln_rest_fact = math.lgamma(trials - lo + 1) - np.concatenate(([0.0], np.cumsum(np.log((trials - x[:-1]).astype(float)))))
+    log_pmf = (math.lgamma(trials + 1) - ln_x_fact - ln_rest_fact
+               + x * math.log(prob) + (trials - x) * math.log1p(-prob))
+    cdf = np.minimum(1.0, np.cumsum(np.exp(log_pmf)))
+    exceed = 1.0 - cdf ** bins
+
+    def p_exceeds(v):
+        return 1.0 if v < lo else (float(exceed[v - lo]) if v <= hi else 0.0)
+
+    if floor <= 0.0:
+        return lo + float(exceed.sum())
+    c_up = math.ceil(floor)
+    partial = (c_up - floor) * p_exceeds(math.floor(floor)) if c_up > floor else 0.0
+    below = max(0, min(lo, hi + 1) - c_up)
+    inside = float(exceed[max(c_up, lo) - lo:].sum()) if c_up <= hi else 0.0
+    return floor + partial + below + inside
+
+
+def test_expected_max_binomial_same_floats_as_plain_form():
+    # the busiest-rank arguments the search meets (assignments T·k, ep ranks, floor at the mean, with and without
+    # redundant experts), floors below, inside and above the window, whole and fractional, and random ones
+    cases = [(t * 8, (1.0 - share) / ep, ep, t * 8 / ep) for t in (1, 3, 64, 1000, 4096, 30_000, 127_000)
+             for ep in (2, 4, 8, 64, 256) for share in (0.0, 32 / 256)]
+    cases += [(2, 0.5, 2, 0.0), (2, 0.5, 2, 1.5), (400, 0.9 / 8, 8, 50.0), (1000, 0.01, 16, 0.3), (1000, 0.01, 16, 3.0),
+              (1000, 0.01, 16, 999.5), (10**6, 1 / 8, 8, 10**6 / 8 + 0.25), (50, 0.999, 3, 10.0)]
+    rng = np.random.default_rng(16)
+    cases += [(int(t), float(q), int(b), float(f)) for t, q, b, f in
+              zip(rng.integers(1, 200_000, 300), rng.uniform(1e-4, 0.999, 300), rng.integers(1, 300, 300),
+                  rng.uniform(-1.0, 2000.0, 300))]
+    diff = [c for c in cases if expected_max_binomial(*c) != expected_max_binomial_plain(*c)]
+    assert not diff
+
+
 def monte_carlo_busiest(tokens, k, experts, ep, redundant=0, trials=600, seed=0):
     """Mean busiest-rank load over `trials` steps of uniform top-k routing (k distinct experts per token), experts
     0..R−1 replicated and their assignments placed to even the ranks out (water-filling), the rest on rank
