@@ -91,6 +91,7 @@ class Row:
     fill: bool = False
     dp: int = 1  # attention data-parallel groups (the *_per_node metrics: `batch` is per group)
     redundant_experts: int = 0
+    two_batch_overlap: bool = False  # the run split each step into two overlapped micro-batches (step.py)
 
     @property
     def label(self) -> str:
@@ -230,7 +231,8 @@ def wide_ep_rows() -> list[Row]:
     and EP over all its GPUs. Prefill rows: input tokens/s per node with `batch` = prompts per GPU in a step
     (tokens per GPU / ISL); decode rows: output tokens/s per node at `batch` sequences per GPU. "balanced"
     routing (perfect EPLB, DeepSeek's profile) is modelled as every expert redundant (the busiest rank carries
-    the mean load, moe.busiest_rank_load_ratio), "eplb" with the file's 32 redundant experts. Split "check"."""
+    the mean load, moe.busiest_rank_load_ratio), "eplb" with the file's 32 redundant experts. Rows run with
+    two-batch overlap unless they say otherwise (the file's `two_batch_overlap`, a row's own). Split "check"."""
     doc = read_toml(CATALOG / "calibration" / "deepseek_wide_ep.toml", "catalog/calibration/deepseek_wide_ep.toml")
     out = []
     for r in doc["row"]:
@@ -242,12 +244,15 @@ def wide_ep_rows() -> list[Row]:
         prefill = r["phase"] == "prefill"
         batch = int(r["tokens_per_gpu"]) // isl if prefill else int(r["batch_per_gpu"])
         redundant = 256 if r["routing"] == "balanced" else 32
+        tbo = r.get("two_batch_overlap", doc["two_batch_overlap"])
+        if not isinstance(tbo, bool):
+            raise ValueError(f"deepseek_wide_ep.toml: two_batch_overlap must be true or false, got {tbo!r}")
         out.append(Row(dataset="deepseek-wide-ep", source=str(doc["source"]), engine="sglang", gpu=r["gpu"],
                        model="deepseek-v3",
                        metric="prefill_tokens_per_s_per_node" if prefill else "decode_tokens_per_s_per_node",
                        value=float(r["tokens_per_s_per_node"]), tp=1, ep=ep, dp=gpus, batch=batch, isl=isl,
                        osl=0 if prefill else int(r["osl"]), weights="fp8", kv="bf16", split="check",
-                       redundant_experts=redundant))
+                       redundant_experts=redundant, two_batch_overlap=tbo))
     return out
 
 
@@ -276,6 +281,8 @@ def predict(row: Row, params: PerfParams, catalog=None) -> float:
     """The model's value of `row.metric` for the row's configuration, under `params` with the row's engine."""
     cat = catalog or load_catalog()
     gpu = cat.gpu(row.gpu)
+    if row.two_batch_overlap:
+        params = replace(params, two_batch_overlap=True)
     p = params.with_engine(row.engine).for_gpu(gpu.id, gpu.family)
     hw = hardware(gpu, row.weights)
     if row.metric == "hbm_read_bytes_per_s":

@@ -96,6 +96,8 @@ class PerfParams:
     head_stage_overhead_s: float = float(_default("head_stage_overhead_s"))
     max_batch: int = int(_default("max_batch"))
     prefill_first: bool = bool(_default("prefill_first"))
+    # Two-batch overlap of MoE layers with EP > 1 (step.two_batch_overlap_step).
+    two_batch_overlap: bool = bool(_default("two_batch_overlap"))
     engine: str = DEFAULT_ENGINE
     # name -> {parameter: value}; see the module docstring for how they combine
     profiles: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))

@@ -25,6 +25,8 @@ whole tiles in whole waves over the SMs; prefill and decode have their own maxim
 on the attention work available (kernels.attention_occupancy), and routed experts compute whole kernel tiles per
 touched expert, in M tiles sized to its tokens (kernels.padded_expert_tokens, moe_tile_tokens). Every layer also costs a fixed `layer_overhead_s` (launches, norms,
 rotary and other small kernels).
+With two-batch overlap (PerfParams.two_batch_overlap) a MoE layer with EP > 1 runs as two half-batches whose
+all-to-alls overlap the other half's compute (`two_batch_overlap_step`); otherwise all of the above add up.
 All quantities are per GPU and broadcast over numpy arrays of candidates; DP = 1 and EP = 1 are plain TP."""
 from __future__ import annotations
 
@@ -119,6 +121,103 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     redundant_experts  extra expert copies spread over the EP ranks (EPLB); see moe.busiest_rank_load_ratio
     prefill         the GEMMs' maximum efficiency is prefill_flops_efficiency, else flops_efficiency (with a chunk:
                     the smaller of the two)"""
+    kw = dict(tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, sequences=sequences,
+              context_from=context_from, context_to=context_to, reads_cache=reads_cache,
+              chunk_attended_tokens=chunk_attended_tokens, chunk_kv_read_tokens=chunk_kv_read_tokens, dp=dp,
+              redundant_experts=redundant_experts, prefill=prefill)
+    plain = _plain_layer_step(model, hw, p, tokens=tokens, chunk_tokens=chunk_tokens, **kw)
+    if not (p.two_batch_overlap and model.is_moe) or not np.any(np.asarray(ep) > 1):
+        return plain
+    return two_batch_overlap_step(model, hw, p, plain, tokens=tokens, chunk_tokens=chunk_tokens, **kw)
+
+
+def two_batch_overlap_step(model: ModelSpec, hw: Hardware, p: PerfParams, plain: StepTime, *, tokens, chunk_tokens,
+                           **kw) -> StepTime:
+    """The average layer under two-batch overlap (TBO: SGLang `--enable-two-batch-overlap`, DeepSeek's V3/R1
+    serving): the step's batch runs as two micro-batches of half its tokens and sequences, and while one computes,
+    the other's all-to-all is in flight. DeepSeek's profile (deepseek-ai/profile-data@ae7fc078 README: "two
+    micro-batches to overlap computation and all-to-all communication", prefill and decode) and SGLang's
+    operations per layer (lm-sys.github.io@2db4e404 blog/2025-05-05-large-scale-ep.md "Two-batch Overlap":
+    attention | dispatch, MLP | combine, yielding to the other micro-batch at each bar) pair each compute block of
+    one micro-batch with a transfer of the other, and a micro-batch's next block waits for its own transfer. Per
+    MoE layer with EP > 1, with a = a half's attention and shared-weight groups (+ its TP all-reduce and the fixed
+    per-layer time), e = its routed experts (+ the eTP all-reduce), d and c = its dispatch and combine:
+
+        t_moe   = P(a, c) + P(a, d) + P(e, d) + P(e, c)              (A.attn‖B.combine, B.attn‖A.dispatch,
+                                                                       A.experts‖B.dispatch, B.experts‖A.combine)
+        P(x, y) = max(y, x + σ·y)                                    (compute x beside transfer y)
+        t_dense = 2 · (a_dense + 2 · allreduce)                      (nothing to hide: the halves run in turn)
+
+    and once per step the first micro-batch's attention runs alone and the last combine is exposed at the end:
+    + min(a, c) over the step (spread over the L layers here). Each half is timed by the same groups at half the
+    tokens: its GEMMs at their lower efficiency, every weight read once per half, the busiest EP rank's load and
+    touched experts of a half-batch (moe.py), the fixed per-layer time paid per half. σ is the share of the SMs a
+    transfer holds while in flight: a prefill's (DeepEP normal kernels) DEEPEP_NORMAL_KERNEL_SMS / SMs, so the
+    compute beside it runs at 1 − σ; decode's low-latency kernels hold none (σ = 0: "after RDMA messages are
+    issued, all GPU SMs are freed", profile-data README). With σ = 0 and the transfers short t_moe = 2(a + e)
+    (compute-bound: all hidden), with them long 2(d + c) (communication-bound). Rows with EP = 1 (no all-to-all
+    to hide) keep the plain step."""
+    half = dict(kw, sequences=np.asarray(kw["sequences"], float) / 2.0)
+    t_half = np.asarray(tokens, float) / 2.0
+    k_half = np.asarray(chunk_tokens, float) / 2.0
+    groups, fixed = _layer_groups(model, hw, p, tokens=t_half, chunk_tokens=k_half, **half)
+    allreduce, dispatch, combine, inner = comm_parts(
+        model, hw, p, tp=kw["tp"], ep=kw["ep"], tokens=t_half + k_half, dp=kw["dp"],
+        redundant_experts=kw["redundant_experts"], weight_bytes=kw["weight_bytes"], prefill=kw["prefill"])
+    attention = sum(g.time_s * w for (what, _), g, w in groups if what in ("attention", "chunk"))
+    shared = {kind: g.time_s for (what, kind), g, _ in groups if what == "shared"}
+    f = model.moe_layer_fraction
+    experts = next(g.time_s for (what, _), g, _ in groups if what == "experts") / f
+    a = shared.get("moe", 0.0) + attention + fixed + allreduce
+    e = experts + inner
+    sms = np.asarray(hw.sm_count, float)
+    sigma = (np.where(sms > 0, np.minimum(1.0, DEEPEP_NORMAL_KERNEL_SMS / np.maximum(sms, 1.0)), 0.0)
+             if kw["prefill"] else 0.0)
+    t_moe = tbo_moe_layer_s(a, e, dispatch, combine, sigma)
+    t_dense = 2.0 * (shared.get("dense", 0.0) + attention + fixed + 2.0 * allreduce)
+    time_s = (1.0 - f) * t_dense + f * t_moe + np.minimum(a, combine) / model.num_layers
+    work = None
+    for _, g, w in groups:
+        work = g.scaled(w) if work is None else work + g.scaled(w)
+    busy_compute, busy_memory = 2.0 * work.compute_bound_s, 2.0 * (work.memory_bound_s + fixed)
+    overlapped = StepTime(time_s, busy_compute, busy_memory, time_s - busy_compute - busy_memory,
+                          2.0 * work.flops, 2.0 * work.bytes)
+    on = np.asarray(kw["ep"], float) > 1
+    return StepTime(*(np.where(on, getattr(overlapped, n), getattr(plain, n)) for n in StepTime.__dataclass_fields__))
+
+
+def tbo_moe_layer_s(attention_s, experts_s, dispatch_s, combine_s, sm_share=0.0):
+    """One MoE layer of two micro-batches under two-batch overlap (`two_batch_overlap_step`), s, from one half's
+    compute a (attention and shared weights), e (routed experts) and transfers d (dispatch), c (combine):
+    P(a, c) + P(a, d) + P(e, d) + P(e, c), where P(x, y) = max(y, x + σ·y) is a compute block x beside a transfer
+    y that holds σ (`sm_share`) of the SMs while in flight (the compute runs at 1 − σ for y, at full rate after)."""
+    def paired(x, y):
+        return np.maximum(y, x + sm_share * y)
+
+    a, e, d, c = attention_s, experts_s, dispatch_s, combine_s
+    return paired(a, c) + paired(a, d) + paired(e, d) + paired(e, c)
+
+
+def _plain_layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tokens, chunk_tokens, **kw) -> StepTime:
+    """`layer_step` without two-batch overlap: every kernel group, then the communication, one after another."""
+    groups, fixed = _layer_groups(model, hw, p, tokens=tokens, chunk_tokens=chunk_tokens, **kw)
+    step = None
+    for _, g, weight in groups:
+        step = g.scaled(weight) if step is None else step + g.scaled(weight)
+    comm = layer_comm_time_s(model, hw, p, tp=kw["tp"], ep=kw["ep"], tokens=np.asarray(tokens, float)
+                             + np.asarray(chunk_tokens, float), dp=kw["dp"],
+                             redundant_experts=kw["redundant_experts"], weight_bytes=kw["weight_bytes"],
+                             prefill=kw["prefill"])
+    return step + StepTime(comm + fixed, 0.0, fixed, comm, 0.0, 0.0)
+
+
+def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, tokens,
+                  sequences, context_from, context_to, reads_cache, chunk_tokens, chunk_attended_tokens,
+                  chunk_kv_read_tokens, dp, redundant_experts, prefill):
+    """The kernel groups of `layer_step` (module docstring), in the order it sums them, as (what, StepTime of one
+    layer of that kind, weight in the average layer): ("shared", "dense"|"moe") per MLP kind (weight n/L),
+    ("experts", None) (already over the MoE-layer fraction: weight 1), ("attention", kind) and ("chunk", kind)
+    per attention kind (n/L); and the fixed per-layer time."""
     tp = np.asarray(tp, float)
     ep = np.asarray(ep, float)
     dp = np.asarray(dp, float)
@@ -134,7 +233,7 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     # smaller of the two maxima keeps a chunk from ever making a step cheaper
     mixed_max = np.minimum(p.prefill_flops_efficiency, p.flops_efficiency)
     eta_max = np.where(prefill, p.prefill_flops_efficiency, np.where(chunk > 0, mixed_max, p.flops_efficiency))
-    step = None
+    groups = []
     for mlp in ("dense", "moe"):
         n = sum(k.mlp == mlp for k in model.layer_kinds)
         if n:
@@ -143,7 +242,7 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
             eff = _gemm_efficiency(p, hw, group_tokens, shared / (model.hidden_size * tp), eta_max)
             g = _group(2.0 * shared * group_tokens / tp, shared * shared_wb / tp, hw.peak_flops_per_s,
                        hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
-            step = g.scaled(n / L) if step is None else step + g.scaled(n / L)
+            groups.append((("shared", mlp), g, n / L))
     if model.is_moe:
         f = model.moe_layer_fraction
         etp = tp * dp / ep  # GPUs sharing each expert
@@ -164,7 +263,7 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         experts = _group(f * 2.0 * model.expert_params * rows / etp,
                          f * touched * model.expert_params * wb / etp,
                          hw.peak_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
-        step = step + experts
+        groups.append((("experts", None), experts, 1.0))
     kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
     # a prefill (and a prefill chunk, group 4) attends in MLA's materialized form, decode in its absorbed form
     a = model.prefill_attention_flops_per_token_per_context if prefill else model.attention_flops_per_token_per_context
@@ -184,16 +283,13 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
                                        p.hbm_efficiency * np.maximum(occupancy, 1e-12))  # no work: 0 s
                          + memory_time_s(own / dp * kv_token, hw.hbm_bytes_per_s, p.hbm_efficiency),
                          a * span * own / dp / tp, (read + own / dp) * kv_token)
-        step = step + attn.scaled(n / L)
+        groups.append((("attention", kind), attn, n / L))
         if has_chunk:
             g = chunk_attention_group(kind, hw, p, attention_flops_per_token=a_chunk, kv_token_bytes=kv_token, tp=tp,
                                       dp=dp, chunk_tokens=chunk, chunk_attended_tokens=center,
                                       chunk_kv_read_tokens=chunk_kv_read_tokens)
-            step = step + g.scaled(n / L)
-    fixed = p.layer_overhead_s
-    comm = layer_comm_time_s(model, hw, p, tp=tp, ep=ep, tokens=tokens, dp=dp, redundant_experts=redundant_experts,
-                             weight_bytes=wb, prefill=prefill)
-    return step + StepTime(comm + fixed, 0.0, fixed, comm, 0.0, 0.0)
+            groups.append((("chunk", kind), g, n / L))
+    return groups, p.layer_overhead_s
 
 
 def chunk_attention_group(kind: LayerKind, hw: Hardware, p: PerfParams, *, attention_flops_per_token,
@@ -241,6 +337,10 @@ def _or(value, default):
 # DeepEP's dispatch takes FP8 input): the dispatch carries 1 byte per element when the expert GEMMs take 8-bit
 # input (8-bit weights), else 16-bit; 4-bit weights (W4A16 kernels) are counted at 16-bit.
 FP8_DISPATCH_BYTES_PER_ELEMENT = 1.0
+# SMs DeepEP's high-throughput (normal, prefill) all-to-all kernels occupy while in flight: `Buffer.num_sms = 20`,
+# its default (deepseek-ai/DeepEP@04b06f7a deep_ep/buffer.py); SGLang's prefill uses DeepEP's normal kernels
+# (sglang#6017 `--deepep-mode normal`). Decode's low-latency kernels free the SMs while in flight.
+DEEPEP_NORMAL_KERNEL_SMS = 20.0
 
 
 def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, tokens, dp=1, redundant_experts=0,
@@ -260,6 +360,22 @@ def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, 
     share of M_a2a leaving over the NIC is moe.remote_domain_share (E[remote domains hit] / k) instead of the
     per-expert (n − d)/n; decode's low-latency kernels send per expert (DeepEP README: normal kernels forward
     NVLink↔RDMA, low-latency kernels use pure RDMA)."""
+    allreduce, dispatch, combine, inner = comm_parts(model, hw, p, tp=tp, ep=ep, tokens=tokens, dp=dp,
+                                                     redundant_experts=redundant_experts,
+                                                     weight_bytes=weight_bytes, prefill=prefill)
+    if not model.is_moe:
+        return 2.0 * allreduce
+    f = model.moe_layer_fraction
+    ep = np.asarray(ep, float)
+    moe_layer = allreduce + np.where(ep > 1, dispatch + combine + inner, allreduce)
+    return (1.0 - f) * 2.0 * allreduce + f * moe_layer
+
+
+def comm_parts(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, tokens, dp=1, redundant_experts=0,
+               weight_bytes=2.0, prefill: bool = False):
+    """The collectives of one layer (`layer_comm_time_s`), each on its own, s: (one TP all-reduce of a group's
+    activations, the dispatch all-to-all, the combine all-to-all, the all-reduce over the eTP GPUs sharing an
+    expert). The last three are those of a MoE layer with EP > 1 (0 for a dense model)."""
     tp = np.asarray(tp, float)
     dp = np.asarray(dp, float)
     tokens = np.asarray(tokens, float)
@@ -268,8 +384,7 @@ def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, 
     msg = tokens * model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     allreduce = ring_allreduce_time_s(tp, msg / dp, hw.scale_up_bytes_per_s, tp_eff, tp_lat)
     if not model.is_moe:
-        return 2.0 * allreduce
-    f = model.moe_layer_fraction
+        return allreduce, 0.0, 0.0, 0.0
     ep = np.asarray(ep, float)
     etp = tp * dp / ep
     rho = busiest_rank_load_ratio(model.num_experts, model.experts_per_token, tokens, ep, redundant_experts)
@@ -281,12 +396,11 @@ def layer_comm_time_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, 
                  if prefill else None)
     link = (_or(hw.a2a_bytes_per_s, hw.scale_up_bytes_per_s), _or(hw.a2a_efficiency, tp_eff),
             _or(hw.a2a_latency_s, tp_lat), hw.scale_out_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
-    a2a = (two_level_alltoall_time_s(ep, ranks_per_domain, dispatch_msg, *link, out_share=out_share)
-           + two_level_alltoall_time_s(ep, ranks_per_domain, a2a_msg, *link, out_share=out_share))
+    dispatch = two_level_alltoall_time_s(ep, ranks_per_domain, dispatch_msg, *link, out_share=out_share)
+    combine = two_level_alltoall_time_s(ep, ranks_per_domain, a2a_msg, *link, out_share=out_share)
     inner = ring_allreduce_time_s(etp, msg, _or(hw.a2a_bytes_per_s, hw.scale_up_bytes_per_s),
                                   _or(hw.a2a_efficiency, tp_eff), _or(hw.a2a_latency_s, tp_lat))
-    moe_layer = allreduce + np.where(ep > 1, a2a + inner, allreduce)
-    return (1.0 - f) * 2.0 * allreduce + f * moe_layer
+    return allreduce, dispatch, combine, inner
 
 
 def lm_head_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, logit_tokens) -> StepTime:

@@ -190,21 +190,24 @@ def test_decode_attention_row_by_hand(catalog):
 
 def test_wide_ep_rows_parse_with_provenance(rows, catalog):
     """deepseek_wide_ep.toml: TP1 pools with one attention-DP group per GPU and EP over all of them, "check" only;
-    a prefill row's batch is its prompts per GPU, a decode row's its sequences per GPU."""
+    a prefill row's batch is its prompts per GPU, a decode row's its sequences per GPU; every row runs two-batch
+    overlap but the derived decode without it."""
     w = [r for r in rows if r.dataset == "deepseek-wide-ep"]
-    assert len(w) == 6 and all(r.split == "check" and r.engine == "sglang" and "lmsys.org" in r.source for r in w)
+    assert len(w) == 7 and all(r.split == "check" and r.engine == "sglang" and "lmsys.org" in r.source for r in w)
     assert all(r.tp == 1 and r.dp == r.ep and r.model == "deepseek-v3" and r.weights == "fp8" for r in w)
     pre = {(r.isl, r.value): r for r in w if r.metric == "prefill_tokens_per_s_per_node"}
     assert pre[(1024, 57674.0)].batch == 16 and pre[(4096, 50302.0)].batch == 4 and pre[(4096, 50302.0)].ep == 32
     assert pre[(4096, 62713.0)].redundant_experts == 256  # balanced routing: every expert free to place
-    dec = next(r for r in w if r.metric == "decode_tokens_per_s_per_node")
+    dec, plain = (r for r in w if r.metric == "decode_tokens_per_s_per_node")
     assert (dec.ep, dec.batch, dec.isl, dec.value) == (72, 256, 2000, 22282.0)
+    assert all(r.two_batch_overlap for r in w if r is not plain)
+    assert not plain.two_batch_overlap and replace(plain, value=dec.value, two_batch_overlap=True) == dec
     # the decode row is the pool's cycle at 256 sequences per GPU: 256 / cycle per GPU, 8 GPUs per node
     from planner.perf.estimate import Config, estimate
     from planner.specs.workload import Workload
     e = estimate(cal._model("deepseek-v3"), Config(gpu=catalog.gpu("h100-sxm"), tp=1, dp=72, ep=72, batch=256 * 72,
                                                    weights="fp8", kv="bf16", redundant_experts=32),
-                 Workload(isl=2000, osl=100), catalog.perf.with_engine("sglang"))
+                 Workload(isl=2000, osl=100), replace(catalog.perf, two_batch_overlap=True).with_engine("sglang"))
     assert cal.predict(dec, catalog.perf, catalog) == pytest.approx(256 / e.decode_cycle_s * 8, rel=1e-12)
     # a prefill row: 16,384 prompt tokens per GPU over the step's time, 8 GPUs per node; more prompt tokens
     # per GPU in the step never lowers the rate
