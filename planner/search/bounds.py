@@ -14,12 +14,12 @@ both tested on the perf model (tests/search/test_bounds.py):
      - the objective at m is at least price · GPUs · cycle(a) / batch(c − 1) (per token; with a demand, the
        replicas that rate needs): cycle never falls as m grows and the batch is at most batch(c − 1).
 
-`search_space` keeps, per shape, the examined micro-batches (at first the smallest and the largest memory allows),
-bounds every gap between them as in 2, and splits the gaps whose bound is below the best known plan (an upper
-bound from greedy placements, per GPU type) at their geometric middle, all shapes at once, until no gap can hold a
-cheaper plan. The rows examined whose own lower bound (`table.lower_bounds`) is not above that plan go to CP-SAT;
-every row never examined is provably no cheaper, so CP-SAT's optimum is the optimum over the exact space (ties
-in cost are resolved among the examined rows)."""
+`search_space` keeps, per shape, the examined micro-batches (at first the smallest and, where that one is in the
+range, the largest memory allows), bounds every gap between them as in 2, and splits the gaps whose bound is below
+the best known plan (an upper bound from greedy placements, per GPU type) at their geometric middle, all shapes at
+once, until no gap can hold a cheaper plan. The rows examined whose own lower bound (`table.lower_bounds`) is not
+above that plan go to CP-SAT; every row never examined is provably no cheaper, so CP-SAT's optimum is the optimum
+over the exact space (ties in cost are resolved among the examined rows)."""
 from __future__ import annotations
 
 import math
@@ -252,18 +252,22 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         _improve(sp, t, b, s, pos, lim, inc, upper, greedy_done)
         return t.pp * (b.dec_stage_ns + t.dec_hop_ns), ok  # the decode cycle: never falls as the micro-batch grows
 
-    # round 0: every shape at its smallest micro-batch and at the largest memory allows
+    # round 0: every shape at its smallest micro-batch, then the shapes whose smallest passes (the others have no
+    # range: range_ends) at the largest memory allows. Most shapes of a large request fail at their smallest
+    # micro-batch (a 1.8T MoE on 1-8 GPUs per stage misses TPOT already there: 160k of 202k shapes), and their
+    # smallest micro-batch is one tabulation unit for every PP depth, while each depth's largest is its own unit
     n = len(live)
-    top = sp.top[live] - 1
+    cycle, first = examine(live, np.zeros(n, np.int64))
+    live1 = live[first]
+    top = sp.top[live1] - 1
     both = top > 0
-    cycle, ok = examine(np.concatenate([live, live[both]]), np.concatenate([np.zeros(n, np.int64), top[both]]))
-    ok_top = np.ones(n, bool)
-    ok_top[both] = ok[n:]
-    first = ok[:n]
+    ok_top = np.ones(len(live1), bool)
+    if both.any():
+        ok_top[both] = examine(live1[both], top[both])[1]
     # gaps (lo, hi): lo examined and in the range; positions lo+1 .. hi-1 unexamined. An edge gap's hi failed the
     # range conditions (the bisection for the range's end goes on in it); an inner gap's hi is in the range.
-    g_s, g_lo, g_hi, g_cycle = live[first], np.zeros(int(first.sum()), np.int64), top[first], cycle[:n][first]
-    g_edge = ~ok_top[first]
+    g_s, g_lo, g_hi, g_cycle = live1, np.zeros(len(live1), np.int64), top, cycle[first]
+    g_edge = ~ok_top
     rounds = 1
     while True:
         open_ = g_hi - g_lo > 1
