@@ -30,9 +30,9 @@ import numpy as np
 
 from ..perf.params import PerfParams
 from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, row_key
-from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes
+from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
-                    Table, evaluate, lower_bounds, memory_fits, table_of)
+                    Table, evaluate, lower_bounds, memory_fits, stage_sum, table_of)
 
 # A replica batch (pp × micro-batch) of the exact space stays at most this (no catalog GPU holds that many
 # sequences of a real model); it sizes the integer objective's range (Limits.of).
@@ -152,9 +152,11 @@ def _range_ends(sp: Space, lim: Limits, p: PerfParams) -> np.ndarray:
         lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
 
 
-def build_space(req: Request, p: PerfParams, demand_cap: int | None = None) -> Space:
-    """Shapes and their micro-batch ranges. `demand_cap`: the largest batch worth searching with a demand."""
-    shapes = enumerate_shapes(req)
+def build_space(req: Request, p: PerfParams, demand_cap: int | None = None, lim: Limits | None = None) -> Space:
+    """Shapes and their micro-batch ranges. `demand_cap`: the largest batch worth searching with a demand. `lim`:
+    leave out the shapes that cannot meet its TPOT and TTFT targets even at their smallest micro-batch
+    (`latency_depths`; they hold no row of the space); None: every shape (a space shared by several targets, as the frontier's)."""
+    shapes = enumerate_shapes(req, None if lim is None else latency_depths(req, p, lim))
     terms = ShapeTerms.of(req, shapes, p)
     n = len(shapes)
     dp, pp = terms.dp, terms.pp
@@ -179,6 +181,56 @@ def build_space(req: Request, p: PerfParams, demand_cap: int | None = None) -> S
     if len(tops):
         space.max_batch = int((pp[tops] * space.micro_batch(tops, space.top[tops] - 1)).max())
     return space
+
+
+def latency_depths(req: Request, p: PerfParams, lim: Limits) -> dict[tuple, int] | None:
+    """Per group (space.group_key: a shape without its PP depth), the deepest PP at which a shape of the group may
+    meet `lim`'s TPOT and TTFT targets (groups where none may: left out); None where the request leaves nothing
+    out (a draft model, or pinned micro-batches or batches).
+
+    Claim: a shape of group g at depth q, at its smallest micro-batch (position 0: DP sequences, B = q·DP), has
+    `lower_bounds` TPOT >= ⌈(osl·(L·d + E_dec(q)) + u(q)·⌈(L·c + E_ch(q))/q⌉)/osl⌉ and TTFT >= L·f + E_pf(q),
+    with d, c, f the group's decode, prefill-chunk increment and prefill times per layer at that micro-batch, E(q)
+    the sum of the q stages' extras (table.stage_sum) and u(q) the stalling prompts `lower_bounds` counts
+    ((B − 1) · q · chunks, clamped as there). Proof: per-layer terms and stage extras do not depend on the depth or
+    the pipeline link (`table_of` computes them once per unit, a shape without its depth), so one stand-in row per
+    group gives them for every q; the slowest stage is at least the balanced share (L·d + E_dec(q))/q, the hops
+    are >= 0 and so is the chunk's stage time when c and the chunk extras are (checked per group here; the hops
+    and the claim itself on the perf model in tests/search/test_bounds.py). Where the bound misses the target (or
+    the stall range `B · q · chunks <= MAX_STALL_COEF` is exceeded, which is exact), position 0 fails `passes`, and
+    a shape failing at position 0 has no range (`range_ends`): it holds no row of the space. Every depth up to the
+    deepest that passes is kept. This decides before any shape is listed (a 1.8T MoE over the catalog: 3.5k groups
+    for 224k shapes, most of them too slow for the TPOT target at their smallest micro-batch: too few GPUs per
+    stage, or so many stages that the prompts' stalls alone exceed it)."""
+    if req.spec is not None or req.micro_batches is not None or req.batches is not None:
+        return None
+    reps = shape_groups(req)
+    if not reps:
+        return {}
+    terms = ShapeTerms.of(req, reps, p)
+    t = table_of(req, terms, np.arange(len(reps)), terms.dp, p)  # position 0: micro-batch DP, depth 1
+    L, osl = req.model.num_layers, req.workload.osl
+    nonneg = ((t.dec_extra_ns >= 0).all(axis=1) & (t.dec_extra_single_ns >= 0) & (t.pf_extra_ns >= 0).all(axis=1)
+              & (t.pf_extra_single_ns >= 0) & (t.chunk_ns_per_layer >= 0) & (t.chunk_extra_ns >= 0).all(axis=1)
+              & (t.chunk_extra_single_ns >= 0))
+    limit = {g.id: req.gpu_limit(g) for g in req.gpus}
+    tops = np.array([L if limit[r.gpu.id] is None else min(L, limit[r.gpu.id] // (r.tp * r.dp)) for r in reps],
+                    np.int64)
+    g = np.repeat(np.arange(len(reps)), tops)  # every (group, depth q)
+    q = np.arange(len(g)) - np.repeat(np.cumsum(tops) - tops, tops) + 1
+    dp = terms.dp[g]
+    chunks = t.stall_coef[g]  # at depth 1: the prompt's chunks (1 when engines prefill first)
+    coef = chunks if bool(np.any(terms.params.prefill_first)) else q * chunks
+    users = np.minimum((q * dp - 1) * np.minimum(coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
+    cycle = osl * (L * t.dec_ns_per_layer[g] + stage_sum(t.dec_extra_ns[g], t.dec_extra_single_ns[g], q))
+    chunk = -(-(L * t.chunk_ns_per_layer[g] + stage_sum(t.chunk_extra_ns[g], t.chunk_extra_single_ns[g], q)) // q)
+    ok = (-(-(cycle + users * chunk) // osl) <= lim.tpot_ns) & (q * dp * coef <= MAX_STALL_COEF)
+    if lim.ttft_ns is not None:
+        ok &= L * t.pf_ns_per_layer[g] + stage_sum(t.pf_extra_ns[g], t.pf_extra_single_ns[g], q) <= lim.ttft_ns
+    ok |= ~nonneg[g]  # a group whose terms the claim does not cover keeps every depth
+    deepest = np.zeros(len(reps), np.int64)
+    np.maximum.at(deepest, g[ok], q[ok])
+    return {group_key(r): int(d) for r, d in zip(reps, deepest.tolist()) if d > 0}
 
 
 def _last_true(ok, count: np.ndarray) -> np.ndarray:

@@ -215,8 +215,12 @@ def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Spac
     from ..explain import infeasibility_reasons
 
     start = time.perf_counter()
+    pruned = sp is None  # groups that miss the latency targets left out (bounds.latency_groups)
     if sp is None:
-        sp = build_space(req, p, demand_batch_cap(Limits.of(req, 1)))
+        sp = build_space(req, p, demand_batch_cap(Limits.of(req, 1)), Limits.of(req, 1))
+    if pruned and (len(sp) == 0 or sp.rows == 0):  # nothing left: explain over the whole space
+        return _search_exact_body(req, p, alternatives, build_space(req, p, demand_batch_cap(Limits.of(req, 1))),
+                                  queue)
     if len(sp) == 0:
         raise InfeasibleError(["no configuration is possible: check --gpus, --weights, --tp/--pp/--ep/--batch and "
                                f"the GPU limits (TP must divide the model's {req.model.num_heads} heads and fit the "
@@ -242,6 +246,9 @@ def _search_exact_body(req: Request, p: PerfParams, alternatives: bool, sp: Spac
         return s_, kept_
 
     if len(ex.candidates) == 0:
+        if pruned:  # the explanation reads every shape at its smallest micro-batch, the left-out groups' too
+            return _search_exact_body(req, p, alternatives, build_space(req, p, demand_batch_cap(Limits.of(req, 1))),
+                                      queue)
         full = ex.all_table
         if full is None:
             raise InfeasibleError(["no configuration is possible: check --gpus, --weights and the GPU limits"])

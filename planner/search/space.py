@@ -160,13 +160,41 @@ class Row:
         return self.pp * self.micro_batch
 
 
-def enumerate_shapes(req: Request) -> list[Row]:
+def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> list[Row]:
     """Every structurally valid shape (a row without its micro-batch; micro_batch = 1 stands in), in a fixed order
     (GPU id, weights, kv, tp, dp, pp, ep): PP from the request's list or every integer from 1 to min(layers, the
-    GPU budget / (TP·DP))."""
+    GPU budget / (TP·DP)). `depths`: per group (`group_key`), the deepest PP to list (a group not in it: none);
+    None: every depth of every group."""
     shapes: list[Row] = []
-    L = req.model.num_layers
     supported = _support_check(req)
+    for gpu, w, kv, tp, dp, pps, eps in _shape_loops(req):
+        deepest = [(ep, len(pps) and max(pps) if depths is None else depths.get((gpu.id, w, kv, tp, dp, ep), 0))
+                   for ep in eps]
+        if not any(d for _, d in deepest):
+            continue
+        for pp in pps:
+            for ep, d in deepest:
+                if pp > d or not supported(gpu.id, w, kv, tp, pp, ep, dp):
+                    continue  # deeper than the group may go, or the engine cannot run this shape
+                shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
+    return shapes
+
+
+def group_key(r: Row) -> tuple:
+    """A shape's group: the shape without its PP depth (GPU, weights, KV, TP, DP, EP)."""
+    return (r.gpu.id, r.weights, r.kv, r.tp, r.dp, r.ep)
+
+
+def shape_groups(req: Request) -> list[Row]:
+    """One shape per group (`group_key`) that `enumerate_shapes` lists depths of, PP = 1 standing in for them
+    (engine support aside: a stand-in for the group's terms, not a candidate), in its order."""
+    return [Row(gpu, w, kv, tp, 1, ep, 1, dp) for gpu, w, kv, tp, dp, pps, eps in _shape_loops(req) if pps
+            for ep in eps]
+
+
+def _shape_loops(req: Request):
+    """(GPU, weights, KV, TP, DP, PP depths, EP degrees) in enumerate_shapes' order."""
+    L = req.model.num_layers
     for gpu in req.gpus:
         limit = req.gpu_limit(gpu)
         tps = tp_options(req.model, gpu, req.tp)
@@ -177,13 +205,8 @@ def enumerate_shapes(req: Request) -> list[Row]:
                         continue  # the draft runs TP-way on the same GPUs
                     for dp in dp_options(req.model, req.dp):
                         top = L if limit is None else min(L, limit // (tp * dp))
-                        eps = ep_options(req.model, tp, dp, req.ep)
-                        for pp in (range(1, top + 1) if req.pp is None else [q for q in req.pp if q <= top]):
-                            for ep in eps:
-                                if not supported(gpu.id, w, kv, tp, pp, ep, dp):
-                                    continue  # the engine cannot run this shape
-                                shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
-    return shapes
+                        pps = range(1, top + 1) if req.pp is None else [q for q in req.pp if q <= top]
+                        yield gpu, w, kv, tp, dp, pps, ep_options(req.model, tp, dp, req.ep)
 
 
 def _support_check(req: Request):

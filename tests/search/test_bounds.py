@@ -12,7 +12,7 @@ from planner.api import make_request
 from planner.cli import main
 from planner.search import bounds
 from planner.search.solve import search
-from planner.search.space import DEFAULT_MICRO_BATCHES
+from planner.search.space import DEFAULT_MICRO_BATCHES, group_key
 from planner.search.table import Limits, evaluate, lower_bounds
 
 # (model, isl, osl, GPUs): the whole catalog for one dense model; MoE spaces (DP × EP) are larger, so the default
@@ -132,3 +132,50 @@ def test_cli_pins_tp_pp_ep_batch_lists():
     bad = CliRunner().invoke(main, ["plan", "--model", "llama-3.1-8b", "--isl", "1000", "--osl", "200", "--tp",
                                     "2,x"])
     assert bad.exit_code == 2 and "comma-separated integers" in bad.output
+
+
+# (model, isl, osl, GPUs, tok/s/user, TTFT s): latency_depths' claim on dense and MoE spaces, with and without TTFT
+DEPTH_CASES = [("llama-3.1-70b", 2000, 500, None, 20, None), ("llama-3.1-70b", 8000, 500, "h100-sxm,l40s", 30, 1.5),
+               ("mixtral-8x22b", 1000, 300, "h100-sxm,mi300x", 20, None),
+               ("gpt4-moe-rumored", 2000, 500, "h100-sxm,b200", 8, 5.0)]
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,ttft", DEPTH_CASES)
+def test_latency_depths_keep_every_shape_whose_smallest_micro_batch_is_in_the_range(model, isl, osl, gpus, speed,
+                                                                                      ttft):
+    """bounds.latency_depths' claim as the search uses it: every shape whose smallest micro-batch passes the range
+    conditions (so that it has a range) is listed by the pruned space (its group kept, its depth within the
+    group's deepest); the hops the proof takes as >= 0 are. And it leaves out most of what cannot pass."""
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
+                            ttft_ms=None if ttft is None else ttft * 1000)
+    p = cat.perf
+    full = bounds.build_space(req, p)
+    lim = Limits.of(req, full.max_batch)
+    live = np.flatnonzero(full.top > 0)
+    t = full.table(live, np.zeros(len(live), np.int64), p)
+    ok = bounds.passes(t, lower_bounds(t, lim), lim)
+    assert (t.dec_hop_ns >= 0).all() and (t.chunk_hop_ns >= 0).all() and (t.pf_hop_ns >= 0).all()
+    depths = bounds.latency_depths(req, p, Limits.of(req, 1))
+    for s in live[ok].tolist():
+        r = full.shapes[s]
+        assert r.pp <= depths.get(group_key(r), 0), r
+    pruned = bounds.build_space(req, p, lim=Limits.of(req, 1))
+    kept = {(group_key(r), r.pp) for r in pruned.shapes}
+    assert {(group_key(full.shapes[s]), full.shapes[s].pp) for s in live[ok].tolist()} <= kept
+    assert [r for r in full.shapes if (group_key(r), r.pp) in kept] == pruned.shapes  # same order, same shapes
+    failing, still_listed = len(live) - int(ok.sum()), int((pruned.top > 0).sum()) - int(ok.sum())
+    assert still_listed <= 0.5 * failing
+
+
+def test_search_over_the_latency_pruned_space_finds_the_same_plans():
+    """Pruning by latency_depths changes no plan: the same best row, placement and per-GPU-type alternatives as the
+    search over every shape (it only leaves out shapes with no row in the space), with fewer rows examined."""
+    from planner.search.solve import _search_exact
+
+    req, cat = make_request("mixtral-8x22b", isl=2000, osl=500, gpus="h100-sxm,b200", min_tokens_per_s_user=20,
+                            max_gpus=256)
+    got = search(req, cat.perf)
+    ref = _search_exact(req, cat.perf, True, bounds.build_space(req, cat.perf))
+    assert (got.best.row, got.best.layers, got.best.objective) == (ref.best.row, ref.best.layers, ref.best.objective)
+    assert [(c.row, c.objective) for c in got.alternatives] == [(c.row, c.objective) for c in ref.alternatives]
+    assert got.stats.examined < ref.stats.examined and got.stats.rows < ref.stats.rows
