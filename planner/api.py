@@ -25,6 +25,13 @@ def _catalog(catalog: Catalog | str | Path | None, price_tier: str | None = None
     return replace(cat, perf=cat.perf.with_engine(engine))
 
 
+def _with_tbo(cat: Catalog, on: bool | None) -> Catalog:
+    """The catalog with two-batch overlap on or off in its perf parameters (None: as it is)."""
+    if on is None or on == cat.perf.two_batch_overlap:
+        return cat
+    return replace(cat, perf=replace(cat.perf, two_batch_overlap=on))
+
+
 def _model(model: ModelSpec | str | Path) -> ModelSpec:
     return model if isinstance(model, ModelSpec) else load_model(model)
 
@@ -44,7 +51,8 @@ def estimate(model: ModelSpec | str | Path | plan_request.EstimateRequest, gpu: 
         r = model
     else:
         r = plan_request.estimate_request(model, gpu, layout, workload, **options)
-    cat = _catalog(r.catalog, r.price_tier, r.engine)
+    cat = _with_tbo(_catalog(r.catalog, r.price_tier, r.engine),
+                    None if r.two_batch_overlap is None else r.two_batch_overlap == "on")
     lay = r.layout
     cfg = Config(gpu=cat.gpu(r.gpu), tp=lay.tp, pp=lay.pp, ep=lay.ep, batch=lay.batch, weights=lay.weights,
                  kv=lay.kv, layers_per_stage=tuple(lay.layers_per_stage) or None, spec=r.spec,
@@ -60,7 +68,7 @@ def pool_estimate(estimate: Estimate, role: str, *, model: ModelSpec | str | Non
     Estimate each pool this way to evaluate a pair; `planner estimate --role prefill|decode` prints it."""
     from .disagg import pool_metrics
 
-    cat = _catalog(catalog, None, engine)
+    cat = _with_tbo(_catalog(catalog, None, engine), True if estimate.two_batch_overlap else None)
     return pool_metrics(_model(model if model is not None else estimate.model), estimate, role, cat.perf)
 
 
@@ -72,6 +80,8 @@ def search_request(request: plan_request.PlanRequest):
 
     lim = request.limits
     cat = _catalog(request.catalog, request.price_tier, request.engine)
+    mode = request.two_batch_overlap
+    cat = _with_tbo(cat, None if mode in (None, "auto") else mode == "on")
     m = _model(request.model)
     request.workload.engine_max_len(m)  # ISL + OSL within the context
     split = lambda v, d: tuple(d) if v is None else tuple(x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip())  # noqa: E731
@@ -115,7 +125,7 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     `disagg` ("auto", the default, "on" or "off") also considers a disaggregated plan: a prefill pool and a decode
     pool with the KV cache sent between them (planner/disagg.py), chosen when cheaper ("on": always; "off": never)."""
     preq = plan_request.resolve(request, options)
-    first = _plan(preq, timings)
+    first = _plan_tbo(preq, timings)
     if preq.engine is not None:
         return first
     # Without --engine the search ran under one perf profile (vLLM's unless a given catalog says otherwise) over
@@ -140,15 +150,44 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
             f"{how}, whose parameters equal {ENGINE_NAMES[named]}'s on every catalog GPU: the figures are "
             f"{ENGINE_NAMES[named]}'s"))
     try:
-        again = _plan(replace(preq, engine=named), timings)
+        again = _plan_tbo(replace(preq, engine=named), timings)
         why = f"{how}; re-planned with --engine {named} so the figures are {ENGINE_NAMES[named]}'s"
     except InfeasibleError:
         if used not in ENGINE_NAMES:
             raise
-        again = _plan(replace(preq, engine=used), timings)
+        again = _plan_tbo(replace(preq, engine=used), timings)
         why = (f"{how}, but no plan meets the request under {ENGINE_NAMES[named]}'s profile; re-planned with "
                f"--engine {used}, whose profile the search used")
     return replace(again, chosen_by=why)
+
+
+def _plan_tbo(preq, timings: bool):
+    """`_plan` with two-batch overlap decided: "on" / "off" as asked; "auto" (the default) plans SGLang requests
+    for MoE models both without and with it (SGLang is the engine whose launch `planner export` turns it on:
+    `--enable-two-batch-overlap`, off by default in SGLang) and keeps the cheaper (the plain one on a tie or when
+    only it is feasible); other engines without it (vLLM's dual-batch overlap and TensorRT-LLM are not exported
+    with it), unless a given catalog sets [perf] two_batch_overlap."""
+    from .engines import check_engine
+    from .errors import InfeasibleError
+
+    if (preq.two_batch_overlap or "auto") != "auto" or check_engine(preq.engine) != "sglang":
+        return _plan(preq, timings)
+    if not _model(preq.model).is_moe:
+        return _plan(preq, timings)
+    try:
+        plain = _plan(replace(preq, two_batch_overlap="off"), timings)
+    except InfeasibleError:
+        try:
+            return _plan(replace(preq, two_batch_overlap="on"), timings)
+        except InfeasibleError:
+            pass
+        raise  # the plain plan's reasons
+    try:
+        tbo = _plan(replace(preq, two_batch_overlap="on"), timings)
+    except InfeasibleError:
+        return plain
+    cost = lambda p: p.to_dict()["solver"]["objective"]  # noqa: E731  (same request: same units)
+    return tbo if cost(tbo) < cost(plain) else plain
 
 
 def _plan(preq, timings: bool):
@@ -336,12 +375,15 @@ def simulate(plan, settings=None, *, catalog: Catalog | str | Path | None = None
     from .sim.plan_input import read_plan_file
 
     doc = read_plan_file(plan) if isinstance(plan, (str, Path)) else plan
+    # the plan's figures assumed two-batch overlap: replay its steps the same way
+    tbo = (doc.get("perf_profile") or {}).get("two_batch_overlap") is True if isinstance(doc, dict) else False
+    cat = _with_tbo(_catalog(catalog), True if tbo else None)
     if isinstance(doc, dict) and "pools" in doc:  # a disaggregated plan (planner/disagg.py)
         from .sim.disagg import simulate_disaggregated
 
-        return simulate_disaggregated(doc, settings, catalog=_catalog(catalog), **options)
+        return simulate_disaggregated(doc, settings, catalog=cat, **options)
     spec = load_plan(plan) if isinstance(plan, (str, Path)) else plan
-    return simulate_plan(spec, settings, catalog=_catalog(catalog), **options)
+    return simulate_plan(spec, settings, catalog=cat, **options)
 
 
 # ---- launch configs and reports ------------------------------------------------------------------------------------

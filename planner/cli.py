@@ -160,6 +160,8 @@ def engine_option(f: Callable) -> Callable:
 @click.option("--spec-draft", default=None, help="Draft model for speculative decoding (preset or config.json).")
 @click.option("--spec-gamma", type=int, default=4, show_default=True, help="Draft tokens per step.")
 @click.option("--spec-alpha", type=float, default=0.7, show_default=True, help="Per-token acceptance rate.")
+@click.option("--two-batch-overlap", type=click.Choice(["on", "off"]), default=None,
+              help="Time MoE layers with EP > 1 as two overlapped micro-batches (default: off, or the catalog's).")
 @click.option("--role", type=click.Choice(["prefill", "decode"]), default=None,
               help="Also evaluate the configuration as one replica of a disaggregated plan's prefill pool (--batch = "
                    "pp x dp prompts in flight) or decode pool: prompts/s or requests/s, latency, $/M tokens, KV "
@@ -169,8 +171,9 @@ def engine_option(f: Callable) -> Callable:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant_experts: int, batch: int, isl: int,
              osl: int, weights: str | None, kv: str, layers_per_stage: str | None, price: float | None,
-             spec_draft: str | None, spec_gamma: int, spec_alpha: float, role: str | None, catalog_file: str | None,
-             price_tier: str | None, engine: str | None, as_json: bool) -> None:
+             spec_draft: str | None, spec_gamma: int, spec_alpha: float, two_batch_overlap: str | None,
+             role: str | None, catalog_file: str | None, price_tier: str | None, engine: str | None,
+             as_json: bool) -> None:
     """Metrics of one fixed configuration."""
     from . import api
 
@@ -189,7 +192,7 @@ def estimate(model: str, gpu: str, tp: int, pp: int, ep: int, dp: int, redundant
     result = api.estimate(model, gpu, layout, Workload(isl=isl, osl=osl),
                           spec=None if spec_draft is None else SpecDecode(spec_draft, spec_gamma, spec_alpha),
                           price=price, redundant_experts=redundant_experts, catalog=catalog_file,
-                          price_tier=price_tier, engine=engine)
+                          price_tier=price_tier, engine=engine, two_batch_overlap=two_batch_overlap)
     d = result.to_dict()
     if role is not None:  # one replica of a disaggregated pool (planner/disagg.py pool_metrics)
         d["pool"] = api.pool_estimate(result, role, model=model, catalog=catalog_file, engine=engine)
@@ -246,6 +249,11 @@ def plan_options(f: Callable) -> Callable:
         click.option("--disagg", type=click.Choice(["auto", "on", "off"]), default=None,
                      help="Prefill/decode disaggregation: auto (default) chooses separate prefill and decode pools "
                           "when cheaper than colocated replicas; on always, off never."),
+        click.option("--two-batch-overlap", type=click.Choice(["auto", "on", "off"]), default=None,
+                     help="Two-batch overlap of MoE layers with expert parallelism (each step as two micro-batches, "
+                          "one's all-to-all hidden behind the other's compute): auto (default) plans SGLang MoE "
+                          "requests with and without it and keeps the cheaper (SGLang's export turns it on); on "
+                          "always, off never."),
         click.option("--tp", type=_IntList(), default=None, help="Pin TP to these degrees (comma list; default: "
                      "every divisor of the heads within the scale-up domain)."),
         click.option("--pp", type=_IntList(), default=None, help="Pin PP (comma list; default: 1 to the layers)."),

@@ -33,7 +33,7 @@ REQUEST_KEYS = {
     "price_tier": "text", "tp": "degrees", "pp": "degrees", "ep": "degrees", "batch": "degrees",
     "description": "text", "ttft_p99_ms": "number",
     "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed", "engine": "text",
-    "spec_draft": "names", "spec_alpha": "fraction", "disagg": "text", "chat": "bool",
+    "spec_draft": "names", "spec_alpha": "fraction", "disagg": "text", "chat": "bool", "two_batch_overlap": "text",
 }
 _COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS, "max_model_len": MAX_TOKENS["isl"] + MAX_TOKENS["osl"]}
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
@@ -224,11 +224,13 @@ class PlanRequest:
     spec_alpha: float | None = None  # their per-token acceptance rate (None: speculative.DEFAULT_ALPHA)
     disagg: str | None = None  # prefill/decode disaggregation: auto | on | off (None: auto; planner/disagg.py)
     chat: bool = False  # serve the model's instruct/chat checkpoint (catalog/models/chat.toml) in the export
+    two_batch_overlap: str | None = None  # auto | on | off (None: auto; api.plan, perf/step.py two_batch_overlap_step)
 
 
 # Keys a frontier ignores: it sweeps the speed target itself and is steady-state (no demand to simulate against).
 FRONTIER_IGNORES = ("tpot_ms", "min_tokens_per_s_user", "tpot_p99_ms", "slo_percentile", "seed", "disagg")
 DISAGG_MODES = ("auto", "on", "off")
+TBO_MODES = ("auto", "on", "off")
 
 
 def _tighter(limit: float | None, p99: float | None) -> float | None:
@@ -257,6 +259,8 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
         raise InputError(f"--seed must be a non-negative integer, got {seed!r}")
     if a.get("disagg") is not None and a["disagg"] not in DISAGG_MODES:
         raise InputError(f"--disagg must be one of {', '.join(DISAGG_MODES)}, got {a['disagg']!r}")
+    if a.get("two_batch_overlap") is not None and a["two_batch_overlap"] not in TBO_MODES:
+        raise InputError(f"--two-batch-overlap must be one of {', '.join(TBO_MODES)}, got {a['two_batch_overlap']!r}")
     tup = lambda v: v if v is None or isinstance(v, str) else tuple(v)  # noqa: E731
     limits = SearchLimits(
         gpus=tup(a.get("gpus")), weights=tup(a.get("weights")), kv=tup(a.get("kv")), tp=tup(a.get("tp")),
@@ -269,7 +273,7 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
         slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_speed),
         limits=limits, catalog=a.get("catalog"), price_tier=a.get("price_tier"), engine=a.get("engine"),
         slo_percentile=percentile, seed=seed, spec_draft=tup(a.get("spec_draft")), spec_alpha=a.get("spec_alpha"),
-        disagg=a.get("disagg"), chat=bool(a.get("chat")))
+        disagg=a.get("disagg"), chat=bool(a.get("chat")), two_batch_overlap=a.get("two_batch_overlap"))
 
 
 def resolve(request: Any, options: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
@@ -307,6 +311,7 @@ class EstimateRequest:
     catalog: Any = None  # a Catalog, a catalog TOML path, or None (the shipped catalog)
     price_tier: str | None = None
     engine: str | None = None  # perf profile (PerfParams.with_engine); None: vLLM
+    two_batch_overlap: str | None = None  # "on" | "off" (None: the catalog's [perf] two_batch_overlap, off)
 
 
 # The per-field keywords `estimate_request` also takes (the `planner estimate` flags), grouped into its dataclasses.
@@ -336,7 +341,7 @@ def estimate_request(model: Any, gpu: str | None = None, layout: ReplicaLayout |
         if given is not None and both:
             raise InputError(f"give the {name} or its fields ({', '.join(both)}), not both")
     unknown = sorted(set(options) - set(_LAYOUT_KEYS + _WORKLOAD_KEYS + _SPEC_KEYS)
-                     - {"spec", "price", "redundant_experts", "catalog", "price_tier", "engine"})
+                     - {"spec", "price", "redundant_experts", "catalog", "price_tier", "engine", "two_batch_overlap"})
     if unknown:
         raise InputError(f"unknown estimate option(s): {', '.join(unknown)}")
     m = load(model)
@@ -363,4 +368,11 @@ def estimate_request(model: Any, gpu: str | None = None, layout: ReplicaLayout |
     return EstimateRequest(model=m, gpu=gpu, layout=layout, workload=workload, spec=spec,
                            price=options.get("price"), redundant_experts=options.get("redundant_experts", 0),
                            catalog=options.get("catalog"), price_tier=options.get("price_tier"),
-                           engine=options.get("engine"))
+                           engine=options.get("engine"), two_batch_overlap=_tbo_on_off(options.get("two_batch_overlap")))
+
+
+def _tbo_on_off(value: Any) -> str | None:
+    """An estimate's two-batch overlap: "on", "off" or None (the catalog's setting)."""
+    if value is not None and value not in ("on", "off"):
+        raise InputError(f"--two-batch-overlap must be on or off for one configuration, got {value!r}")
+    return value

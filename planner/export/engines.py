@@ -96,6 +96,8 @@ def sglang_command(ctx: Context, res: Resolved, nodes: int = 1, node_rank: Any =
         argv += s.arg("--dp-size", lay.dp) + s.arg("--enable-dp-attention")
     if lay.ep > 1:
         argv += s.arg("--ep-size", lay.ep)
+        if uses_two_batch_overlap(ctx):  # the plan's steps were timed with it (perf/step.py)
+            argv += s.arg("--moe-a2a-backend", "deepep") + s.arg("--enable-two-batch-overlap")
     argv += w_args + s.arg("--kv-cache-dtype", s.kv[lay.kv])
     argv += s.arg("--max-running-requests", lay.batch)
     if lay.pp > 1:
@@ -222,9 +224,19 @@ def ctx_nodes(ctx: Context, res: Resolved) -> int:
     return nodes_for(lay.gpus, gpus_per_node(ctx), lay.pp, lay.tp * lay.dp)
 
 
+def uses_two_batch_overlap(ctx: Context) -> bool:
+    """The plan's figures assume two-batch overlap (perf_profile.two_batch_overlap)."""
+    return (ctx.plan.get("perf_profile") or {}).get("two_batch_overlap") is True
+
+
 def _finish(ctx: Context, res: Resolved, argv: list[str], env: dict[str, str], files: dict[str, str],
             notes: list[str], what: str) -> Export:
     s = ctx.spec
+    if s.engine != "sglang" and res.emitted.ep > 1 and uses_two_batch_overlap(ctx):
+        notes = notes + [f"the plan's MoE step times assume two-batch overlap (each step as two micro-batches, one's "
+                         f"all-to-all hidden behind the other's compute); this {s.engine} launch does not turn it on "
+                         f"(no such flag recorded in catalog/engines/{s.engine}.toml): expect slower steps, or "
+                         f"re-plan with --two-batch-overlap off"]
     return Export(engine=s.engine, version=s.version, docs=s.docs, argv=argv, env=env, files=files,
                   notes=ctx.notes + res.notes + notes, layout=layout_record(res), reestimate=res.reestimate,
                   header=header(ctx, res.emitted, what))

@@ -306,6 +306,7 @@ class Estimate:
     prefill_stall_s: float = 0.0  # how much one prompt's (chunked) prefill lengthens the decode steps it shares
     engine: str = ""  # the engine profile the perf terms were taken for
     profile: tuple[str, ...] = ()  # the catalog [profile.*] tables applied (PerfParams.for_gpu)
+    two_batch_overlap: bool = False  # the MoE layers' steps were timed with two-batch overlap (perf/step.py)
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -356,7 +357,8 @@ class Estimate:
                      **{f"usd_per_million_{k}_tokens_marginal": round6(v)
                         for k, v in zip(("input", "output"), self.marginal_usd_per_million)}},
             "bottleneck": self.bottleneck,
-            "perf_profile": {"engine": self.engine, "family": c.gpu.family, "tables": list(self.profile)},
+            "perf_profile": {"engine": self.engine, "family": c.gpu.family, "tables": list(self.profile),
+                             **({"two_batch_overlap": True} if self.two_batch_overlap else {})},
             "messages": list(self.messages),
         }
 
@@ -497,5 +499,5 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         decode_cycle_s=cycle, output_tokens_per_s=thr, mfu=float(mfu), mbu=float(mbu), memory=memory, fits=bool(fits),
         max_batch=max_batch, bottleneck=bottleneck, usd_per_hour=c.gpus * c.price_per_gpu, messages=tuple(messages),
         prefill_stall_s=stall,
-        engine=p.engine, profile=p.profile,
+        engine=p.engine, profile=p.profile, two_batch_overlap=bool(p.two_batch_overlap),
     )
