@@ -133,8 +133,9 @@ class ChunkTermRows:
     vectorized power/exp, which may differ from the scalar path in the last bit); other positions differ from the
     direct call by float rounding only (tests/sim/test_tables.py compares both, `direct` is the reference)."""
 
-    def __init__(self, model: ModelSpec, hw, params: PerfParams, *, tp, dp, kv_bytes, **kw):
+    def __init__(self, model: ModelSpec, hw, params: PerfParams, *, tp, dp, kv_bytes, decode_loads=(), **kw):
         self.model, self.hw, self.p = model, hw, params
+        self.decode_loads = tuple(decode_loads)  # the decode loads the event loop may ask `_base` for
         self.kw = dict(tp=tp, weight_bytes=kw.pop("weight_bytes"), kv_bytes=kv_bytes, dp=dp, **kw)
         self.attn_kw = dict(tp=tp, dp=dp, kv_bytes=kv_bytes)
         self.spans = attention_spans(model)
@@ -158,6 +159,14 @@ class ChunkTermRows:
         hit = self.base.get(decode_tokens)
         if hit is None:
             kw = {k: v for k, v in self.kw.items() if k != "pipeline_link_bytes_per_s"}
+            if not self.base and decode_tokens in self.decode_loads:
+                # every load the event loop may meet in one vectorized call (the same floats as one call per
+                # load: tests/sim/test_tables.py; a MoE layer step costs ~1 ms per call, the loop meets hundreds)
+                loads = np.asarray(self.decode_loads, float)
+                row = np.broadcast_to(np.asarray(chunk_base_layer_s(self.model, self.hw, self.p, decode_tokens=loads,
+                                                                    **kw), float), loads.shape)
+                self.base.update(zip(self.decode_loads, row.tolist()))
+                return self.base[decode_tokens]
             hit = self.base[decode_tokens] = chunk_base_layer_s(self.model, self.hw, self.p,
                                                                 decode_tokens=decode_tokens, **kw)
         return hit
@@ -224,8 +233,10 @@ class ChunkCost:
         self.q = 1 if c.spec is None else c.spec.draft_length + 1
         self.ctx = workload.isl + workload.osl / 2.0  # decoders' context for the stage times (pp > 1 only)
         self.memo: dict[tuple, float] = {}
+        # the decode loads `_step_s` passes the target: (running / pp) · q for running = 0 … batch
+        loads = [(running / c.pp) * self.q for running in range(c.batch + 1)] if model.is_moe else ()
         self.target = ChunkTermRows(model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
-                                    pipeline_link_bytes_per_s=self.link, **self.dp_kw)
+                                    pipeline_link_bytes_per_s=self.link, decode_loads=loads, **self.dp_kw)
         # the draft prefills the same chunk (at the full batch, on every GPU of stage 0)
         self.draft = None if c.spec is None else ChunkTermRows(c.spec.draft, self.hw, p, tp=c.tp, ep=1,
                                                                weight_bytes=self.wb, kv_bytes=self.kvb, dp=1)

@@ -95,3 +95,42 @@ def test_chunk_cost_tables_match_the_direct_perf_model(catalog, preset, model, k
         n, k, keys, cached, done = step
         if not preset(model).is_moe and cached == 0 and keys == k * (k / 2.0) and done <= 1:
             assert fast == ref, step
+
+
+MOE_BASE_CASES = [
+    ("mixtral-8x22b", dict(gpu="mi325x", batch=128, weights="fp8", kv="fp8"), False),
+    ("mixtral-8x7b", dict(tp=2, ep=2, pp=2, batch=96), False),  # loads running / 2: halves
+    ("deepseek-v3", dict(gpu="h200", tp=4, dp=2, ep=8, batch=64, weights="fp8", kv="fp8"), False),
+    ("deepseek-v3", dict(gpu="b200", tp=1, dp=8, ep=8, batch=256, weights="fp4", kv="fp8", redundant_experts=32),
+     True),  # two-batch overlap on
+    ("qwen3-235b-a22b", dict(gpu="gb200", tp=2, dp=2, ep=4, pp=3, batch=60, weights="fp8",
+                             spec=("llama-3.2-1b", 3, 0.6)), False),  # loads (running / 3) · 4
+]
+
+
+@pytest.mark.parametrize("model,kw,tbo", MOE_BASE_CASES)
+def test_moe_chunk_base_table_is_the_per_load_call(catalog, preset, model, kw, tbo):
+    """The MoE decode-only layer step the mixed steps subtract (`chunk_base_layer_s`) is tabulated over every
+    decode load the event loop can pass, (running / pp) · q for running = 0 … batch, in one vectorized call:
+    each entry the same float as the call at that one load (so the simulation, and the plans it confirms, do not
+    move)."""
+    import dataclasses
+
+    from planner.perf.estimate import chunk_base_layer_s
+
+    kw = dict(kw)
+    spec = kw.pop("spec", None)
+    if spec:
+        kw["spec"] = SpecDecode(preset(spec[0]), spec[1], spec[2])
+    cfg = Config(gpu=catalog.gpu(kw.pop("gpu", "h100-sxm")), **kw)
+    params = dataclasses.replace(catalog.perf, two_batch_overlap=True) if tbo else catalog.perf
+    tb = build_tables(preset(model), cfg, Workload(isl=1024, osl=256), params, max_ctx=4096)
+    rows = tb.chunk_cost.target
+    q = 1 if cfg.spec is None else cfg.spec.draft_length + 1
+    assert rows.decode_loads == tuple((r / cfg.pp) * q for r in range(cfg.batch + 1))
+    rows._base(rows.decode_loads[-1])  # the event loop's first ask fills the table
+    assert set(rows.base) == set(rows.decode_loads)
+    scalar_kw = {k: v for k, v in rows.kw.items() if k != "pipeline_link_bytes_per_s"}
+    diff = [d for d in rows.decode_loads
+            if rows.base[d] != float(chunk_base_layer_s(rows.model, rows.hw, rows.p, decode_tokens=d, **scalar_kw))]
+    assert not diff
