@@ -115,6 +115,9 @@ class StepTables:
 # size: they are tabulated one size at a time (the memo and the LM-head table still apply). Measured 2026-11-27.
 CHUNK_BLOCK_TOKENS = 2048
 MOE_CHUNK_BLOCK_TOKENS = 1
+# MoE: a chunk size or step total met at this many decode loads is computed at every load at once
+# (ChunkTermRows._fill_lines; one vectorized call costs about as much as a few dozen single ones)
+LINE_FILL_MISSES = 3
 # Prompts one step may complete, tabulated per decode load for the LM-head term (more: computed directly).
 MAX_TABULATED_DONE = 64
 
@@ -129,9 +132,9 @@ class ChunkTermRows:
     The first part is tabulated (exactly `prefill_chunk_terms` at the canonical position: one prompt's whole
     chunk from its start, keys K/2 per token, no cached prefix, evaluated over a block of chunk sizes at once);
     any other position adds the difference of the chunk attention between its position and the canonical one.
-    The canonical case is therefore bit-identical to the direct call (for dense models; MoE terms use numpy's
-    vectorized power/exp, which may differ from the scalar path in the last bit); other positions differ from the
-    direct call by float rounding only (tests/sim/test_tables.py compares both, `direct` is the reference)."""
+    The canonical case is therefore bit-identical to the direct call (MoE: one size at a time, or a line of steps
+    at every decode load at once, `_fill_lines`, checked equal to the direct calls); other positions differ from
+    the direct call by float rounding only (tests/sim/test_tables.py compares both, `direct` is the reference)."""
 
     def __init__(self, model: ModelSpec, hw, params: PerfParams, *, tp, dp, kv_bytes, decode_loads=(), **kw):
         self.model, self.hw, self.p = model, hw, params
@@ -144,6 +147,7 @@ class ChunkTermRows:
         self.lm_head: dict[float, list[float]] = {}
         self.single: dict[tuple[float, int, int], tuple[float, float, float, float]] = {}
         self.base: dict[float, object] = {}  # decode load -> chunk_base_layer_s (MoE: ~40 % fewer layer steps)
+        self.lines: dict[tuple, int] = {}  # MoE: misses met per line of steps (`_fill_lines`)
 
     def direct(self, decode_tokens: float, chunk: int, attended: float, kv_read: int, done: int, base_layer_s=None
                ) -> tuple[float, float, float, float]:
@@ -171,11 +175,43 @@ class ChunkTermRows:
                                                                 decode_tokens=decode_tokens, **kw)
         return hit
 
+    def _fill_lines(self, decode_tokens: float, chunk: int, done: int) -> None:
+        """MoE: the event loop meets the same chunk at many decode loads (a whole prompt), the same step total at
+        many (the chunk that fills the token budget, budget − load) and the same chunk − load at many (the rest of
+        a prompt whose first chunk filled the budget one step before). Once such a line has been met at
+        LINE_FILL_MISSES loads, its canonical steps at every decode load are computed in one vectorized call (the
+        same floats as one `direct` call each: tests/sim/test_tables.py) and kept with the single steps."""
+        if decode_tokens not in self.decode_loads:
+            return
+        for line in (("chunk", chunk, done), ("total", decode_tokens + chunk, done),
+                     ("excess", chunk - decode_tokens, done)):
+            met = self.lines[line] = self.lines.get(line, 0) + 1
+            if met != LINE_FILL_MISSES:
+                continue
+            self._base(decode_tokens)  # the base table over the loads
+            loads = np.asarray(self.decode_loads, float)
+            kind, at = line[0], line[1]
+            chunks = np.full(loads.shape, float(at)) if kind == "chunk" else (at - loads if kind == "total"
+                                                                               else at + loads)
+            keep = (chunks >= 1.0) & (chunks == np.floor(chunks))  # the loop's chunks are whole tokens
+            loads, chunks = loads[keep], chunks[keep]
+            base = np.asarray([self.base[d] for d in loads.tolist()], float)
+            ch = prefill_chunk_terms(self.model, self.hw, self.p, decode_tokens=loads, chunk_tokens=chunks,
+                                     chunk_attended_tokens=chunks / 2.0, chunk_kv_read_tokens=0, logit_tokens=done,
+                                     base_layer_s=base, **self.kw)
+            cols = [np.broadcast_to(np.asarray(x, float), loads.shape).tolist()
+                    for x in (ch.layer_s, ch.first_s, ch.last_s, ch.p2p_s)]
+            for d, k, terms in zip(loads.tolist(), chunks.tolist(), zip(*cols)):
+                self.single.setdefault((d, int(k), done), terms)
+
     def __call__(self, decode_tokens: float, chunk: int, attended: float, kv_read: int, done: int
                  ) -> tuple[float, float, float, float]:
         """`direct`, from the tables."""
         if self.block == 1:  # MoE: one size at a time, so the LM head comes with it (no separate table)
             terms = self.single.get((decode_tokens, chunk, done))
+            if terms is None:
+                self._fill_lines(decode_tokens, chunk, done)
+                terms = self.single.get((decode_tokens, chunk, done))
             if terms is None:
                 terms = self.single[(decode_tokens, chunk, done)] = self.direct(decode_tokens, chunk, chunk / 2.0, 0,
                                                                                 done, self._base(decode_tokens))

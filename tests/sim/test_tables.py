@@ -109,14 +109,16 @@ MOE_BASE_CASES = [
 
 
 @pytest.mark.parametrize("model,kw,tbo", MOE_BASE_CASES)
-def test_moe_chunk_base_table_is_the_per_load_call(catalog, preset, model, kw, tbo):
-    """The MoE decode-only layer step the mixed steps subtract (`chunk_base_layer_s`) is tabulated over every
-    decode load the event loop can pass, (running / pp) · q for running = 0 … batch, in one vectorized call:
-    each entry the same float as the call at that one load (so the simulation, and the plans it confirms, do not
-    move)."""
+def test_moe_chunk_tables_are_the_per_load_calls(catalog, preset, model, kw, tbo):
+    """MoE chunk terms computed for many decode loads in one vectorized call are the same floats as one call per
+    load (so the simulation, and the plans it confirms, do not move): the decode-only layer step the mixed steps
+    subtract (`chunk_base_layer_s`), tabulated over every load the event loop can pass ((running / pp) · q for
+    running = 0 … batch), and the canonical mixed steps along a line met at LINE_FILL_MISSES loads (one chunk size,
+    one step total, one chunk − load), filled at every load."""
     import dataclasses
 
     from planner.perf.estimate import chunk_base_layer_s
+    from planner.sim.tables import LINE_FILL_MISSES
 
     kw = dict(kw)
     spec = kw.pop("spec", None)
@@ -134,3 +136,20 @@ def test_moe_chunk_base_table_is_the_per_load_call(catalog, preset, model, kw, t
     diff = [d for d in rows.decode_loads
             if rows.base[d] != float(chunk_base_layer_s(rows.model, rows.hw, rows.p, decode_tokens=d, **scalar_kw))]
     assert not diff
+
+    budget = tb.max_batched_tokens
+    loads = [d for d in rows.decode_loads if d == int(d) and d > 0][:LINE_FILL_MISSES]
+    asked = [(d, 1000, 1) for d in loads] + [(d, int(budget - d), 1) for d in loads] + [(d, int(d) + 7, 0) for d in loads]
+    for d, k, done in asked:
+        rows(d, k, k / 2.0, 0, done)
+    filled = {key: terms for key, terms in rows.single.items() if key not in set(asked)}
+    # the three lines at every load where the chunk is whole tokens (PP 2 and 3 give fractional loads)
+    for d in rows.decode_loads:
+        assert (d, 1000, 1) in rows.single
+        if d == int(d):
+            assert (d, int(budget - d), 1) in rows.single and (d, int(d) + 7, 0) in rows.single
+    rng = np.random.default_rng(16)
+    keys = list(filled)
+    for i in rng.choice(len(keys), size=min(60, len(keys)), replace=False):
+        d, k, done = keys[i]
+        assert filled[keys[i]] == rows.direct(d, k, k / 2.0, 0, done, rows.base[d]), keys[i]
