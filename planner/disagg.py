@@ -18,8 +18,9 @@ Both are integer objectives in the colocated search's units (`search.table.Limit
 hour with a demand, µUSD per million output tokens without), so the comparison is exact; the chosen pair is
 re-estimated in floating point (`fleet.pools.estimate_pool`, `replica_requests_per_s`, `kv_transfer_s`) and
 verified like a colocated plan.
-The TTFT of a disaggregated plan = prefill latency + KV transfer (the transfer after the whole prefill, over one NIC:
-conservative, `fleet.pools.kv_transfer_ns`); its TPOT = the decode cycle, with no prefill interference."""
+The TTFT of a disaggregated plan = prefill latency + KV transfer (after the whole prefill, each GPU's share of the
+prompt's KV over its own NIC, the busier side setting the pace: `fleet.pools.kv_transfer_ns`); its TPOT = the
+decode cycle, with no prefill interference."""
 from __future__ import annotations
 
 import time
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import InfeasibleError, InputError
-from .fleet.pools import (CAP_UNITS_PER_RPS, Pool, class_pools, compatible, estimate_pool, kv_transfer_s,
-                          replica_requests_per_s)
+from .fleet.pools import (CAP_UNITS_PER_RPS, Pool, class_pools, compatible, estimate_pool, pair_kv_transfer_s,
+                          pool_kv_transfer_s, replica_requests_per_s)
 from .numbers import covers, round6, within
 from .perf.cost import all_tokens_basis, usd_per_million, usd_per_million_at
 from .perf.estimate import Estimate
@@ -141,7 +142,7 @@ class PoolPlan:
 class DisaggChoice:
     prefill: PoolPlan
     decode: PoolPlan
-    kv_transfer_s: float  # one prompt's KV cache over the slower NIC of the two types
+    kv_transfer_s: float  # one prompt's KV cache, the slower side's busiest GPU over its NIC (pair_kv_transfer_s)
     objective: int  # in the colocated search's unit (search.table.Limits.objective_unit)
     osl: int
     isl: int
@@ -204,7 +205,7 @@ def pool_metrics(model: Any, e: Estimate, role: str, p: PerfParams) -> dict[str,
     pool = Pool(0, role, row, tuple(e.layers_per_stage), 0, 0, 0, 0)
     rps = replica_requests_per_s(model, pool, w, e, p)
     out = {"role": role, "requests_per_s": round6(rps),
-           "kv_transfer_s": round6(kv_transfer_s(model, c.kv, c.gpu.scale_out_bytes_per_s, w.isl, p))}
+           "kv_transfer_s": round6(pool_kv_transfer_s(model, pool, w.isl, p))}
     usd_per_s = e.usd_per_hour / SECONDS_PER_HOUR
     if role == "prefill":
         out.update(latency_s=round6(e.ttft_s), usd_per_million_input_tokens=round6(usd_per_million(usd_per_s,
@@ -332,7 +333,7 @@ def search_disagg(req: Request, p: PerfParams, table: Any = None) -> tuple[Disag
     for pool, n in ((a, n_p), (d, n_d)):
         e = estimate_pool(req.model, pool, w, p)
         plans.append(PoolPlan(pool, n, e, replica_requests_per_s(req.model, pool, w, e, p)))
-    kv_s = max(kv_transfer_s(req.model, a.kv, g.scale_out_bytes_per_s, w.isl, p) for g in (a.row.gpu, d.row.gpu))
+    kv_s = pair_kv_transfer_s(req.model, a, d, w.isl, p)
     c = DisaggChoice(plans[0], plans[1], kv_s, obj, w.osl, w.isl, len(pools), evaluated,
                      time.perf_counter() - started)
     problems = verify(req, c)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..perf.comm import p2p_time_s
-from ..perf.memory import kv_bytes_per_sequence
+from ..perf.memory import kv_bytes_per_sequence, kv_fraction_per_gpu
 from ..perf.params import PerfParams
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
@@ -58,7 +58,7 @@ class Pool:
     capacity: int  # requests/s per replica × CAP_UNITS_PER_RPS, rounded down
     latency_ns: int  # aggregated: TTFT; prefill: prefill latency (before the KV transfer); decode: 0
     tpot_ns: int  # aggregated: TPOT; decode: the decode cycle; prefill: 0
-    kv_transfer_ns: int  # disaggregated: a prompt's KV over one NIC of this type (`kv_transfer_ns`); aggregated: 0
+    kv_transfer_ns: int  # disaggregated: this side of a prompt's KV transfer (`kv_transfer_ns`); aggregated: 0
 
     @property
     def gpu(self) -> str:
@@ -99,24 +99,45 @@ def replica_cost(gpus: int, reserved_price, on_demand_price, reserved: int, repl
 def compatible(p: Pool, d: Pool, ttft_ns: int | None) -> bool:
     """Can prefill pool p hand its prompts to decode pool d? Same KV-cache precision (the cache is reused as
     computed; a transfer library such as NIXL re-shards it between different TP degrees, but does not convert
-    it), and prefill latency + KV transfer within the TTFT limit. The transfer runs at the slower of the two
-    types' NICs, so it takes max(t_p, t_d) (`kv_transfer_ns`)."""
+    it), and prefill latency + KV transfer within the TTFT limit. Each side's busiest GPU sends or receives its
+    share over its own NIC, so the transfer takes max(t_p, t_d) (`kv_transfer_ns`)."""
     if p.kv != d.kv:
         return False
     return ttft_ns is None or p.latency_ns + max(p.kv_transfer_ns, d.kv_transfer_ns) <= ttft_ns
 
 
-def kv_transfer_ns(model: ModelSpec, kv_bytes_per_element, scale_out_bytes_per_s, isl: int,
-                   p: PerfParams) -> np.ndarray:
-    """Time to move one prompt's KV cache (`memory.kv_bytes_per_sequence` at isl: windowed layers hold at most their
-    window) through one scale-out NIC:
-    t = α + M / (BW_out · η) (`comm.p2p_time_s`), rounded up to ns (vectorized over rows).
+def kv_transfer_bytes_per_gpu(model: ModelSpec, kv_bytes_per_element, isl: int, tp=1, stage_layers=None):
+    """One prompt's KV bytes the busiest GPU of a replica holds, so sends (a prefill replica) or receives (a decode
+    replica) over its own NIC, B:
 
-    Conservative on two counts: the cache moves after the prefill completes (no layer-by-layer overlap), and over
-    one NIC, although TP and PP shards move in parallel over min(g_prefill, g_decode) NICs in practice. It then
-    depends on the GPU type alone, so a prefill pool p and a decode pool d pair when
-    latency_p + max(t_p, t_d) ≤ TTFT (the slower NIC sets the pace)."""
-    bytes_ = kv_bytes_per_sequence(model, np.asarray(kv_bytes_per_element, float), isl)
+        B = min(M, n_stage · isl · e · b) · share(TP)
+
+    M = `memory.kv_bytes_per_sequence` at isl (windowed layers hold at most their window), n_stage the layers of
+    the replica's largest pipeline stage (each stage holds only its layers' KV; a layer holds at most isl tokens
+    of e elements at b bytes), share(TP) = `memory.kv_fraction_per_gpu` (each TP rank holds its KV heads; a
+    single-head MLA/MQA cache is whole on every rank). Attention-DP groups hold whole prompts: no split.
+    `stage_layers` None: one stage of every layer (B = M · share). Every GPU of an HGX/DGX node has a NIC of its
+    own (catalog scale_out.gbit_s is per GPU: DGX H100 8 × ConnectX-7, one per GPU), so the shards move in
+    parallel and the busiest GPU sets the time."""
+    kvb = np.asarray(kv_bytes_per_element, float)
+    total = kv_bytes_per_sequence(model, kvb, isl)
+    if stage_layers is not None:
+        n = np.asarray(stage_layers, float)
+        stage = np.minimum(total, n * float(isl) * model.kv_elements_per_token_per_layer * kvb)
+        total = np.where(n >= model.num_layers, total, stage)
+    return total * kv_fraction_per_gpu(model, np.asarray(tp, float))
+
+
+def kv_transfer_ns(model: ModelSpec, kv_bytes_per_element, scale_out_bytes_per_s, isl: int, p: PerfParams,
+                   tp=1, stage_layers=None) -> np.ndarray:
+    """Time for one replica's side of a prompt's KV transfer: its busiest GPU's bytes
+    (`kv_transfer_bytes_per_gpu`) through that GPU's scale-out NIC, t = α + B / (BW_out · η) (`comm.p2p_time_s`),
+    rounded up to ns (vectorized over rows). A prefill pool p and a decode pool d pair when
+    latency_p + max(t_p, t_d) ≤ TTFT (`compatible`: the slower side sets the pace).
+
+    Conservative in that the cache moves after the whole prefill completes (no layer-by-layer overlap, and the
+    earlier stages' shares are counted as if they too left only then)."""
+    bytes_ = kv_transfer_bytes_per_gpu(model, kv_bytes_per_element, isl, tp, stage_layers)
     t = p2p_time_s(bytes_, np.asarray(scale_out_bytes_per_s, float), p.link_efficiency, p.p2p_latency_s)
     return np.ceil(np.asarray(t) * NS_PER_S - 1e-9).astype(np.int64)
 
@@ -240,13 +261,24 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
 
     if "prefill" in roles and "decode" in roles:
         ttft = lim.ttft_ns
-        kv_ns = kv_transfer_ns(model, per_row(t.rows, lambda r: BYTES_PER_ELEMENT[r.kv]),
-                               per_row(t.rows, lambda r: r.gpu.scale_out_bytes_per_s), workload.isl, p)
+        kvb = per_row(t.rows, lambda r: BYTES_PER_ELEMENT[r.kv])
+        nic = per_row(t.rows, lambda r: r.gpu.scale_out_bytes_per_s)
+        row_tp = per_row(t.rows, lambda r: r.tp)
+        L = model.num_layers
+
+        def kv_exact(i: int, lay: Sequence[int]) -> int:
+            """The pool's side of the KV transfer for its placement (its largest stage)."""
+            return int(kv_transfer_ns(model, kvb[i], nic[i], workload.isl, p, row_tp[i], max(lay)))
+
+        # per row, before placement: a lower bound (no stage holds fewer than ⌈L/PP⌉ layers) for the filters and
+        # the sweeps' bounds, an upper bound (every layer on one stage) where a worst case is needed
+        kv_lb = kv_transfer_ns(model, kvb, nic, workload.isl, p, row_tp, -(-L // t.pp))
+        kv_ub = kv_transfer_ns(model, kvb, nic, workload.isl, p, row_tp)
         # one prompt per DP group in each micro-batch: a stage prefills dp prompts at once (perf step_terms)
         dp = per_row(t.rows, lambda r: r.dp).astype(np.int64)
         ok = (t.batch == t.pp * dp) & b.memory_ok
         if ttft is not None:
-            ok &= t.ttft_ns + kv_ns <= ttft
+            ok &= t.ttft_ns + kv_lb <= ttft
         cap_ub = capacity_units(dp, b.pf_stage_ns + t.pf_hop_ns)
 
         def pre(i: int) -> _Exact | None:
@@ -256,15 +288,20 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             ev = evaluate(t, i, lay, lim)
             if "memory" in ev.violated:
                 return None
+            kv = kv_exact(i, lay)
+            if ttft is not None and ev.ttft_ns + kv > ttft:
+                return None  # cannot hand over its own prompts in time: pairs with no decode pool (`compatible`)
             cap = int(capacity_units(t.rows[i].dp, ev.pf_stage_ns + int(t.pf_hop_ns[i])))
-            return _Exact(cap, int(pre_key[i]), lay, ev.ttft_ns, 0, int(kv_ns[i]))
+            # every kept prefill pool meets latency + its own transfer ≤ TTFT, so of two with latency keys
+            # a ≤ b the first pairs with every decode pool the second does, whatever their own transfers
+            return _Exact(cap, int(pre_key[i]), lay, ev.ttft_ns, 0, kv)
 
         cycle_lb = t.pp * (b.dec_stage_ns + t.dec_hop_ns)
         kvs = per_row(t.rows, lambda r: r.kv)
         dec_ok = b.memory_ok & (cycle_lb <= lim.tpot_ns)
         # A prefill pool's latency is a dominance key only where it can bind: against the slowest receive of any
         # decode row of its KV precision.
-        recv_worst = {k: int(kv_ns[dec_ok & (kvs == k)].max(initial=0)) for k in np.unique(kvs).tolist()}
+        recv_worst = {k: int(kv_ub[dec_ok & (kvs == k)].max(initial=0)) for k in np.unique(kvs).tolist()}
         worst = np.zeros(len(t), np.int64)
         for k, v in recv_worst.items():
             worst[kvs == k] = v
@@ -287,10 +324,25 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             if cycle > lim.tpot_ns:
                 return None
             cap = int(capacity_units(int(t.batch[i]), cycle * osl))
-            return _Exact(cap, 0, lay, 0, cycle, int(kv_ns[i]))
+            kv = kv_exact(i, lay)
+            return _Exact(cap, recv_key(kv, i), lay, 0, cycle, kv)
 
-        # within a (type, KV precision) group every decode pool receives equally fast: no latency key
-        decode = _sweep(t, np.flatnonzero(dec_ok), cap_ub, zero, by_type_kv, dec)
+        # A decode pool's receive is a dominance key only where it can bind: above TTFT − the slowest kept prefill
+        # pool of its KV precision (below it every prefill pool's latency + it fits); the key is monotone in the
+        # transfer, so the rows' lower bounds bound it from below.
+        room = {k: (None if ttft is None else ttft - v) for k, v in slowest.items()}
+
+        def recv_key(kv: int, i: int) -> int:
+            return 0 if ttft is None or kv <= room[t.rows[i].kv] else kv
+
+        if ttft is None:
+            recv_lb = zero
+        else:
+            limit = np.full(len(t), -1, np.int64)
+            for k, r in room.items():
+                limit[kvs == k] = r
+            recv_lb = np.where(kv_lb <= limit, 0, kv_lb)
+        decode = _sweep(t, np.flatnonzero(dec_ok), cap_ub, recv_lb, by_type_kv, dec)
         dec_kv = {t.rows[i].kv for i, _ in decode}
         pools += [pool(i, "prefill", x) for i, x in prefill if t.rows[i].kv in dec_kv]
         pools += [pool(i, "decode", x) for i, x in decode]
@@ -337,10 +389,22 @@ def replica_requests_per_s(model: ModelSpec, pool: Pool, workload: Workload, e, 
     return pool.row.dp / prefill_period_s(model, pool, workload, p)
 
 
-def kv_transfer_s(model: ModelSpec, kv: str, scale_out_bytes_per_s: float, isl: int, p: PerfParams) -> float:
+def kv_transfer_s(model: ModelSpec, kv: str, scale_out_bytes_per_s: float, isl: int, p: PerfParams, tp: int = 1,
+                  stage_layers: int | None = None) -> float:
     """`kv_transfer_ns` in floating point seconds."""
-    bytes_ = float(kv_bytes_per_sequence(model, BYTES_PER_ELEMENT[kv], isl))
+    bytes_ = float(kv_transfer_bytes_per_gpu(model, BYTES_PER_ELEMENT[kv], isl, tp, stage_layers))
     return float(p2p_time_s(bytes_, scale_out_bytes_per_s, p.link_efficiency, p.p2p_latency_s))
+
+
+def pool_kv_transfer_s(model: ModelSpec, pool: Pool, isl: int, p: PerfParams) -> float:
+    """`kv_transfer_s` of one pool's side: its GPU's NIC, its TP degree and its largest stage."""
+    return kv_transfer_s(model, pool.kv, pool.row.gpu.scale_out_bytes_per_s, isl, p, pool.row.tp,
+                         max(pool.layers) if pool.layers else None)
+
+
+def pair_kv_transfer_s(model: ModelSpec, prefill: Pool, decode: Pool, isl: int, p: PerfParams) -> float:
+    """A prompt's KV transfer from a prefill pool to a decode pool, s: the slower side (`compatible`)."""
+    return max(pool_kv_transfer_s(model, prefill, isl, p), pool_kv_transfer_s(model, decode, isl, p))
 
 
 def candidate_pools(req: FleetRequest, p: PerfParams) -> list[Pool]:

@@ -6,7 +6,7 @@ from typing import Sequence
 from ..numbers import covers, within
 from ..perf.params import PerfParams
 from ..units import HOURS_PER_MONTH
-from .pools import (CAP_UNITS_PER_RPS, capacity_by_role, estimate_pool, kv_transfer_s, replica_cost,
+from .pools import (CAP_UNITS_PER_RPS, capacity_by_role, estimate_pool, pair_kv_transfer_s, replica_cost,
                     replica_requests_per_s, served)
 from .request import FleetRequest
 from .search import Fleet
@@ -40,8 +40,7 @@ def verify(req: FleetRequest, fleet: Fleet, p: PerfParams) -> list[str]:
                     dp = ft.pools[d]
                     if dp.cls != pool.cls or dp.role != "decode":
                         continue
-                    bw = min(pool.row.gpu.scale_out_bytes_per_s, dp.row.gpu.scale_out_bytes_per_s)
-                    ttft = e.ttft_s + kv_transfer_s(req.model, pool.kv, bw, cl.workload.isl, p)
+                    ttft = e.ttft_s + pair_kv_transfer_s(req.model, pool, dp, cl.workload.isl, p)
                     if pool.kv != dp.kv or not within(ttft, cl.slo.ttft_s):
                         problems.append(f"{name} -> {dp.gpu} decode: TTFT with KV transfer {ttft:.6g} s > "
                                         f"{cl.slo.ttft_s:.6g} s or KV precision differs")
