@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,8 +42,9 @@ GREEDY_ROWS_PER_TYPE = 8  # rows per GPU type and round (lowest bounds first) gi
 
 @dataclass
 class Space:
-    """The exact space of a request, independent of its SLOs: shapes, their per-shape terms, and per shape the
-    number of allowed micro-batch positions memory leaves (`top`; 0: none fits)."""
+    """The exact space of a request: shapes, their per-shape terms, and per shape the number of allowed
+    micro-batch positions memory leaves (`top`; 0: none fits). Independent of its SLOs, unless built for the
+    latency targets of `latency` (build_space's `lim`: then only the shapes that may meet them are listed)."""
 
     req: Request
     shapes: list[Row]
@@ -54,6 +55,7 @@ class Space:
     gpu_type: np.ndarray  # per shape, the index of its GPU in req.gpus
     max_batch: int
     queue: "QueueBound | None" = None  # with a demand and a TTFT percentile: each shape's queueing replicas
+    latency: Limits | None = None  # the limits whose latency targets the shapes were listed for (None: every shape)
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -156,7 +158,8 @@ def build_space(req: Request, p: PerfParams, demand_cap: int | None = None, lim:
     """Shapes and their micro-batch ranges. `demand_cap`: the largest batch worth searching with a demand. `lim`:
     leave out the shapes that cannot meet its TPOT and TTFT targets even at their smallest micro-batch
     (`latency_depths`; they hold no row of the space); None: every shape (a space shared by several targets, as the frontier's)."""
-    shapes = enumerate_shapes(req, None if lim is None else latency_depths(req, p, lim))
+    depths = None if lim is None else latency_depths(req, p, lim)
+    shapes = enumerate_shapes(req, depths)
     terms = ShapeTerms.of(req, shapes, p)
     n = len(shapes)
     dp, pp = terms.dp, terms.pp
@@ -176,6 +179,7 @@ def build_space(req: Request, p: PerfParams, demand_cap: int | None = None, lim:
     type_of = {g.id: k for k, g in enumerate(req.gpus)}
     space = Space(req, shapes, terms, values, np.zeros(n, np.int64), count,
                   np.array([type_of[r.gpu.id] for r in shapes], np.int64).reshape(n), 1)
+    space.latency = None if depths is None else lim
     space.top = _last_true(lambda s, pos: memory_fits(req, terms, s, space.micro_batch(s, pos)), count)
     tops = np.flatnonzero(space.top)
     if len(tops):
@@ -231,6 +235,55 @@ def latency_depths(req: Request, p: PerfParams, lim: Limits) -> dict[tuple, int]
     deepest = np.zeros(len(reps), np.int64)
     np.maximum.at(deepest, g[ok], q[ok])
     return {group_key(r): int(d) for r, d in zip(reps, deepest.tolist()) if d > 0}
+
+
+# Micro-batches (in units of DP) at which each group's decode terms are tabulated for `cycle_floor`: about √2 apart
+CYCLE_GRID = np.unique(np.round(2.0 ** (np.arange(0, 41) / 2.0))).astype(np.int64)
+
+
+def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
+    """Per shape, a micro-batch from which on every micro-batch fails TPOT (`passes`): the smallest of a grid of
+    micro-batches (CYCLE_GRID · DP) at which the shape's decode cycle alone provably exceeds `tpot_ns`
+    (np.iinfo(int64).max where none does, or where the space has pinned micro-batches or a draft model).
+
+    Claim: a shape of group g (space.group_key) at depth q and micro-batch m >= m' has `lower_bounds` TPOT >=
+    L · d(m') + E_dec(q, m'), d the group's decode time per layer and E_dec the sum of its q stages' decode
+    extras (table.stage_sum). Proof: TPOT >= the decode cycle q · (T_dec + hop) (the prefill stalls are >= 0:
+    chunk increments and hops are times; tested on the perf model), T_dec >= the balanced share
+    (L · d(m) + E_dec(q, m))/q, hops >= 0, and d and the extras never fall as the micro-batch grows (fact 1 of the
+    module docstring); d and the extras do not depend on the depth or the pipeline link (`table_of`: one unit per
+    shape without its depth), so one stand-in row per group and grid micro-batch gives them for every depth, and
+    grid micro-batches are shared by groups alike in DP and EP (MoE routing statistics are computed once per
+    distinct token count and EP). The search then skips tabulating positions known to fail: most of a large
+    request's shapes miss TPOT at the largest micro-batch memory allows (the range's first probe)."""
+    never = np.iinfo(np.int64).max
+    out = np.full(len(sp), never, np.int64)
+    if sp.values is not None or sp.req.spec is not None or len(sp) == 0:
+        return out
+    group: dict[tuple, int] = {}
+    g = np.fromiter((group.setdefault(group_key(r), len(group)) for r in sp.shapes), np.int64, len(sp))
+    first = np.unique(g, return_index=True)[1]
+    reps = [replace(sp.shapes[i], pp=1) for i in first.tolist()]
+    terms = ShapeTerms.of(sp.req, reps, p)
+    largest = np.zeros(len(reps), np.int64)  # per group, its largest micro-batch memory allows, in units of DP
+    np.maximum.at(largest, g, sp.top)
+    per = np.searchsorted(CYCLE_GRID, largest, side="right")  # grid points up to it, per group
+    gi = np.repeat(np.arange(len(reps)), per)
+    j = CYCLE_GRID[np.arange(len(gi)) - np.repeat(np.cumsum(per) - per, per)]
+    if len(gi) == 0:
+        return out
+    t = table_of(sp.req, terms, gi, terms.dp[gi] * j, p)
+    L = sp.req.model.num_layers
+    # every (shape, grid point of its group): the cycle bound at the shape's depth
+    start = np.cumsum(per) - per
+    n_of = per[g]
+    s_rep = np.repeat(np.arange(len(sp)), n_of)
+    k = start[g][s_rep] + (np.arange(len(s_rep)) - np.repeat(np.cumsum(n_of) - n_of, n_of))
+    q = sp.terms.pp[s_rep]
+    bound = L * t.dec_ns_per_layer[k] + stage_sum(t.dec_extra_ns[k], t.dec_extra_single_ns[k], q)
+    fails = bound > tpot_ns
+    np.minimum.at(out, s_rep[fails], (terms.dp[gi] * j)[k[fails]])
+    return out
 
 
 def _last_true(ok, count: np.ndarray) -> np.ndarray:
@@ -313,9 +366,21 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
     live1 = live[first]
     top = sp.top[live1] - 1
     both = top > 0
+    # positions known to fail TPOT (cycle_floor; only for a space listed for these targets: the explanation of an
+    # infeasible request and the frontier's shared space tabulate them) are not tabulated: they fail `passes`
+    floor = cycle_floor(sp, p, lim.tpot_ns) if sp.latency is not None else np.full(len(sp), np.iinfo(np.int64).max)
+
+    def probe(s: np.ndarray, pos: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """examine(s, pos) where an edge gap's probe is not known to fail; a known failure: (0, False)."""
+        known = edge & (sp.micro_batch(s, pos) >= floor[s])
+        cycle_, ok_ = np.zeros(len(s), np.int64), np.zeros(len(s), bool)
+        if not known.all():
+            cycle_[~known], ok_[~known] = examine(s[~known], pos[~known])
+        return cycle_, ok_
+
     ok_top = np.ones(len(live1), bool)
     if both.any():
-        ok_top[both] = examine(live1[both], top[both])[1]
+        ok_top[both] = probe(live1[both], top[both], np.ones(int(both.sum()), bool))[1]
     # gaps (lo, hi): lo examined and in the range; positions lo+1 .. hi-1 unexamined. An edge gap's hi failed the
     # range conditions (the bisection for the range's end goes on in it); an inner gap's hi is in the range.
     g_s, g_lo, g_hi, g_cycle = live1, np.zeros(len(live1), np.int64), top, cycle[first]
@@ -333,7 +398,7 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
             break
         # the range's end by bisection; inside the range, split where the bound is loosest (geometric middle)
         mid = np.where(g_edge, (g_lo + g_hi) // 2, _geometric_middle(g_lo, g_hi))
-        cycle_m, ok_m = examine(g_s, mid)
+        cycle_m, ok_m = probe(g_s, mid, g_edge)
         rounds += 1
         # inner gap: (lo, mid) and (mid, hi), both inner. Edge gap: mid in range -> (lo, mid) inner and (mid, hi)
         # edge; mid out of range -> (lo, mid) edge

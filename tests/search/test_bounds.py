@@ -44,6 +44,9 @@ def test_decode_and_memory_terms_never_fall_as_the_micro_batch_grows(model, isl,
         for name in ("dec_ns_per_layer", "dec_extra_ns", "dec_extra_single_ns", "dec_hop_ns", "mem_kib_per_layer",
                      "fixed_mem_kib", "fixed_mem_single_kib"):
             assert (np.diff(getattr(t, name), axis=0) >= 0).all(), (name, sp.shapes[s])
+        # a prompt's stall on the decoders is a time: >= 0 at every micro-batch (it need not grow)
+        for name in ("chunk_ns_per_layer", "chunk_extra_ns", "chunk_extra_single_ns", "chunk_hop_ns"):
+            assert (getattr(t, name) >= 0).all(), (name, sp.shapes[s])
         for name, v in (("stall range", t.batch * t.stall_coef),
                         ("decode stage bound", b.dec_stage_ns), ("cycle", t.pp * (b.dec_stage_ns + t.dec_hop_ns))):
             assert (np.diff(v, axis=0) >= 0).all(), (name, sp.shapes[s])
@@ -179,3 +182,23 @@ def test_search_over_the_latency_pruned_space_finds_the_same_plans():
     assert (got.best.row, got.best.layers, got.best.objective) == (ref.best.row, ref.best.layers, ref.best.objective)
     assert [(c.row, c.objective) for c in got.alternatives] == [(c.row, c.objective) for c in ref.alternatives]
     assert got.stats.examined < ref.stats.examined and got.stats.rows < ref.stats.rows
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,ttft", DEPTH_CASES)
+def test_cycle_floor_is_where_every_micro_batch_fails(model, isl, osl, gpus, speed, ttft):
+    """bounds.cycle_floor's claim: from a shape's floor on, every micro-batch fails the range conditions (checked
+    on every position from the floor to memory's end, for a sample of the shapes that have a floor below it)."""
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
+                            ttft_ms=None if ttft is None else ttft * 1000)
+    p = cat.perf
+    sp = bounds.build_space(req, p, lim=Limits.of(req, 1))
+    lim = Limits.of(req, sp.max_batch)
+    floor = bounds.cycle_floor(sp, p, lim.tpot_ns)
+    mb_top = sp.terms.dp * sp.top
+    has = np.flatnonzero((sp.top > 0) & (floor <= mb_top))
+    assert len(has) > 0  # the floor is below memory's end somewhere: the test checks something
+    for s in np.random.default_rng(2).choice(has, size=min(30, len(has)), replace=False).tolist():
+        first = int(floor[s]) // int(sp.terms.dp[s]) - 1  # the position of the floor's micro-batch
+        pos = np.arange(first, int(sp.top[s]))[:300]
+        t = sp.table(np.full(len(pos), s), pos, p)
+        assert not bounds.passes(t, lower_bounds(t, lim), lim).any(), sp.shapes[s]
