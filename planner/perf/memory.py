@@ -68,11 +68,13 @@ def kv_bytes_per_token_per_layer_per_gpu(model: ModelSpec, kv_bytes_per_element,
 
 
 def stage_weight_bytes_per_gpu(model: ModelSpec, weight_bytes_per_element, tp, layers, first, last, dp=1,
-                               redundant_experts=0):
+                               redundant_experts=0, layers_bytes=None):
     """Weights one GPU of a pipeline stage holds: its layers (layer_weight_bytes_per_gpu), plus the embedding on
     the first stage and the LM head on the last (a tied head is stored once when one stage is both, else on both
-    ends)."""
-    w = layers * layer_weight_bytes_per_gpu(model, weight_bytes_per_element, tp, dp, redundant_experts)
+    ends). `layers_bytes`: the layers' bytes when given (a model of several layer kinds: Σ_k n_k · one layer of
+    kind k, perf.step.kind_models) instead of `layers` average layers."""
+    w = (layers * layer_weight_bytes_per_gpu(model, weight_bytes_per_element, tp, dp, redundant_experts)
+         if layers_bytes is None else layers_bytes)
     emb = model.embedding_params * EMBEDDING_BYTES_PER_ELEMENT / tp
     head = model.lm_head_params * EMBEDDING_BYTES_PER_ELEMENT / tp
     first = np.asarray(first, bool)

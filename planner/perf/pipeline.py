@@ -17,6 +17,14 @@ def stage_times_s(layers_per_stage: Sequence[int], layer_s: float, first_extra_s
     return t
 
 
+def stage_kind_times_s(kind_counts: Sequence[Sequence[int]], layer_s_per_kind: Sequence[float], first_extra_s: float,
+                       last_extra_s: float, per_step_s: float) -> np.ndarray:
+    """`stage_times_s` for a model of several layer kinds: stage s holds n_{s,k} layers of kind k
+    (perf.step.stage_kind_counts, [pp, K]) of t_k each, Σ_k n_{s,k} · t_k (one kind: l_s · t exactly)."""
+    layers_s = [sum(n * t for n, t in zip(counts, layer_s_per_kind)) for counts in np.asarray(kind_counts).tolist()]
+    return stage_times_s([1] * len(layers_s), np.asarray(layers_s, float), first_extra_s, last_extra_s, per_step_s)
+
+
 def decode_cycle_s(stage_s: np.ndarray, p2p_s: float, micro_batches: int) -> float:
     """Time for every in-flight sequence to gain one token. With m micro-batches circulating over P stages,
 
@@ -106,3 +114,56 @@ def balance_layers(num_layers: int, pp: int, layer_s: float, first_extra_s: floa
         else:
             hi = mid
     return fits(candidates[lo])
+
+
+def balance_layer_kinds(kind_prefix: np.ndarray, pp: int, layer_s_per_kind: Sequence[float], first_extra_s: float,
+                        last_extra_s: float, layer_bytes_per_kind: Sequence[float] | None = None,
+                        stage_room_bytes: Sequence[float] | None = None) -> list[int] | None:
+    """`balance_layers` for a model of several layer kinds (perf.step.kind_models): layers per stage minimizing
+    the slowest stage max_s(Σ_k n_{s,k}·t_k + o_s), each stage ≥ 1 layer and its layers' bytes Σ_k n_{s,k}·m_k
+    within `stage_room_bytes[s]`, where n_{s,k} are the layers of kind k in the stage's consecutive layers
+    (kind_prefix[k, b]: layers of kind k among the first b). None when the layers cannot be placed within memory.
+
+    Exact: for a limit T, stages filled from the last one backwards, each taking as many layers as T and its room
+    allow (leaving one for each earlier stage), place every layer iff any placement meets T: a stage's constraints
+    only tighten as it gains layers, so by induction the greedy's stage starts are never later than any feasible
+    placement's; the stage a greedy stage must hold alone belongs to an earlier stage of that placement, and the
+    first stage is never forced so, while the middle stages' extras and fixed memory are the smallest (no
+    embedding, no head). T is found by bisection over the values a stage can take, Σ over a run of layers + o_s."""
+    c = np.asarray(kind_prefix)
+    L = c.shape[1] - 1
+    if pp > L:
+        return None
+    time = np.asarray(layer_s_per_kind, float) @ c  # [L + 1] time of the first b layers
+    size = np.zeros(L + 1) if layer_bytes_per_kind is None else np.asarray(layer_bytes_per_kind, float) @ c
+    room = [math.inf] * pp if stage_room_bytes is None else [float(r) for r in stage_room_bytes]
+    extras = [0.0] * pp
+    extras[0] += first_extra_s
+    extras[-1] += last_extra_s
+
+    def fits(limit: float) -> list[int] | None:
+        counts, end = [], L
+        for s in range(pp - 1, -1, -1):
+            a = end - 1  # at least one layer; then as many more as the limit and the room allow
+            if time[end] - time[a] + extras[s] > limit or size[end] - size[a] > room[s]:
+                return None
+            while a > s and time[end] - time[a - 1] + extras[s] <= limit and size[end] - size[a - 1] <= room[s]:
+                a -= 1
+            if s == 0 and a > 0:
+                return None
+            counts.append(end - a)
+            end = a
+        return counts[::-1]
+
+    runs = (time[None, :] - time[:, None])[np.triu_indices(L + 1, 1)]
+    candidates = np.unique(np.concatenate([runs + e for e in sorted(set(extras))]))
+    lo, hi = 0, len(candidates) - 1
+    if fits(float(candidates[hi])) is None:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits(float(candidates[mid])) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    return fits(float(candidates[lo]))

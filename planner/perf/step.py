@@ -30,7 +30,8 @@ all-to-alls overlap the other half's compute (`two_batch_overlap_step`); otherwi
 All quantities are per GPU and broadcast over numpy arrays of candidates; DP = 1 and EP = 1 are plain TP."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -290,6 +291,44 @@ def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weig
                                       chunk_kv_read_tokens=chunk_kv_read_tokens)
             groups.append((("chunk", kind), g, n / L))
     return groups, p.layer_overhead_s
+
+
+@lru_cache(maxsize=64)
+def kind_models(model: ModelSpec) -> tuple[tuple[LayerKind, int, ModelSpec], ...]:
+    """Each layer kind of the model (first-appearance order), its count n_k, and the model made of L layers of
+    that kind alone: every per-layer term of that model (`layer_step`, memory.layer_weight_bytes_per_gpu, KV per
+    layer) is the time or size of one layer of kind k, t_k. `layer_step` is linear in the kinds' shares (each kernel
+    group and the communication are scaled by n_k / L), so Σ_k n_k · t_k = L · layer_step(model) up to float
+    rounding. A dense kind of a MoE model drops the experts (is_moe False): its terms are the dense MLP's, and the
+    routing statistics, which a dense layer scales by 0, are not computed. A one-kind model is itself."""
+    counts = model.layer_kind_counts()
+    if len(counts) == 1:
+        ((kind, n),) = counts.items()
+        return ((kind, n, model),)
+    L = model.num_layers
+    out = []
+    for kind, n in counts.items():
+        dense = kind.mlp == "dense"
+        km = replace(model, layer_kinds=(kind,) * L, num_dense_layers=L if dense else 0,
+                     **({"num_experts": 0} if dense else {}))
+        out.append((kind, n, km))
+    return tuple(out)
+
+
+def kind_prefix_counts(model: ModelSpec) -> np.ndarray:
+    """C[k, b]: layers of kind k (kind_models' order) among the model's layers 0 … b − 1, shape [K, L + 1]; a stage
+    over layers [a, b) holds C[k, b] − C[k, a] layers of kind k."""
+    kinds = [k for k, _, _ in kind_models(model)]
+    at = np.array([kinds.index(k) for k in model.layer_kinds], np.int64)
+    one_hot = (at[None, :] == np.arange(len(kinds))[:, None]).astype(np.int64)
+    return np.concatenate([np.zeros((len(kinds), 1), np.int64), np.cumsum(one_hot, axis=1)], axis=1)
+
+
+def stage_kind_counts(model: ModelSpec, layers_per_stage) -> np.ndarray:
+    """[pp, K] layers of each kind on each stage of a placement (stages take consecutive layers in order)."""
+    c = kind_prefix_counts(model)
+    ends = np.cumsum(np.concatenate([[0], np.asarray(layers_per_stage, np.int64)]))
+    return (c[:, ends[1:]] - c[:, ends[:-1]]).T
 
 
 def chunk_attention_group(kind: LayerKind, hw: Hardware, p: PerfParams, *, attention_flops_per_token,

@@ -114,3 +114,61 @@ def test_lm_head_overhead_gives_last_stage_fewer_layers():
 def test_memory_caps_are_respected():
     assert balance_layers(80, 2, 1.0, 0.0, 0.0, [30, 80]) == [30, 50]
     assert balance_layers(80, 2, 1.0, 0.0, 0.0, [30, 40]) is None
+
+
+def _kind_prefix(order: list[int], kinds: int) -> np.ndarray:
+    one_hot = np.array([[int(k == j) for k in order] for j in range(kinds)], np.int64).reshape(kinds, len(order))
+    return np.concatenate([np.zeros((kinds, 1), np.int64), np.cumsum(one_hot, axis=1)], axis=1)
+
+
+def test_balance_layer_kinds_by_hand():
+    """Three dense layers of 1 then five MoE layers of 4 (a DeepSeek-like order), two stages, no extras: the total is
+    3 + 20 = 23; (5, 3) gives 3 + 2·4 = 11 and 12, the best split (a stage ends on a layer boundary: (4, 4) gives
+    7 and 16, (6, 2) 15 and 8). The average layer (23/8 each) would split 4 + 4."""
+    from planner.perf.pipeline import balance_layer_kinds, stage_kind_times_s
+    c = _kind_prefix([0, 0, 0, 1, 1, 1, 1, 1], 2)
+    assert balance_layer_kinds(c, 2, [1.0, 4.0], 0.0, 0.0) == [5, 3]
+    assert stage_kind_times_s([[3, 2], [0, 3]], [1.0, 4.0], 0.5, 0.25, 0.1).tolist() == [11.6, 12.35]
+    # memory: 1 byte per dense layer, 10 per MoE layer, 25 bytes of room on the last stage: it takes at most two
+    assert balance_layer_kinds(c, 2, [1.0, 4.0], 0.0, 0.0, [1.0, 10.0], [100.0, 25.0]) == [6, 2]
+    assert balance_layer_kinds(c, 2, [1.0, 4.0], 0.0, 0.0, [1.0, 10.0], [25.0, 25.0]) is None
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(order=st.lists(st.integers(0, 2), min_size=1, max_size=9), pp=st.integers(1, 4),
+       times=st.lists(st.integers(0, 20), min_size=3, max_size=3), sizes=st.lists(st.integers(1, 10), min_size=3,
+                                                                                    max_size=3),
+       first=st.integers(0, 30), last=st.integers(0, 30), rooms=st.lists(st.integers(5, 60), min_size=4, max_size=4),
+       capped=st.booleans())
+def test_balance_layer_kinds_matches_brute_force(order, pp, times, sizes, first, last, rooms, capped):
+    """Against every composition of the layers into pp stages: the same slowest stage under the same rooms (the
+    middle stages' room the largest, as fixed memory makes it), and None exactly when no composition fits."""
+    from planner.perf.pipeline import balance_layer_kinds, stage_kind_times_s
+    c = _kind_prefix(order, 3)
+    L = len(order)
+    room = [rooms[0]] + [max(rooms)] * max(pp - 2, 0) + [rooms[-1]] if pp > 1 else [rooms[0]]
+    room = room if capped else None
+    extras_first, extras_last = (float(first), float(last))
+
+    def stage_kinds(lay):
+        ends = np.cumsum([0] + list(lay))
+        return (c[:, ends[1:]] - c[:, ends[:-1]]).T
+
+    best = None
+    for cuts in itertools.combinations(range(1, L), pp - 1):
+        lay = [b - a for a, b in zip((0,) + cuts, cuts + (L,))]
+        k = stage_kinds(lay)
+        if room is not None and any(float(row @ sizes) > r for row, r in zip(k, room)):
+            continue
+        t = float(stage_kind_times_s(k, times, extras_first, extras_last, 0.0).max())
+        best = t if best is None else min(best, t)
+    got = balance_layer_kinds(c, pp, [float(x) for x in times], extras_first, extras_last,
+                              None if room is None else [float(x) for x in sizes], room)
+    if best is None:
+        assert got is None
+        return
+    assert got is not None and sum(got) == L and len(got) == pp and min(got) >= 1
+    k = stage_kind_times_s(stage_kinds(got), times, extras_first, extras_last, 0.0)
+    assert float(k.max()) == best
+    if room is not None:
+        assert all(float(row @ sizes) <= r for row, r in zip(stage_kinds(got), room))

@@ -239,3 +239,65 @@ def test_mla_prefill_attention_is_the_materialized_form(preset, h100, round_para
     # the attention core's FLOPs differ by (278,528 − 81,920) · 2048 keys · 4096 queries / 8 GPUs (MoE share 58/61
     # of the expert group is the same in both)
     assert absorbed.flops - pre.flops == pytest.approx((278_528 - 81_920) * 2048 * 4096 / 8, rel=1e-9)
+
+
+def _two_kind_model():
+    """A dense first layer, then three MoE layers (DeepSeek-V3's dense-first layout, small): h = 1024, 8 heads of
+    128 (MHA), a plain (ungated) MLP of 4096, 4 experts of 1024, top-1."""
+    from planner.specs.model import ModelSpec
+    return ModelSpec(name="two-kind", num_layers=4, hidden_size=1024, vocab_size=1000, num_heads=8, num_kv_heads=8,
+                     head_dim=128, max_context=8192, mlp_gated=False, dense_intermediate_size=4096,
+                     num_dense_layers=1, num_experts=4, experts_per_token=1, expert_intermediate_size=1024)
+
+
+def test_one_layer_of_each_kind_by_hand(h100, round_params):
+    """kind_models: one decode step of one sequence at context 1000 on one GPU, memory bound (no collectives on one
+    GPU). Dense layer: attention 4·1024² + norms 2·1024 + MLP 2·1024·4096 weights, 2 B each; MoE layer: the same
+    attention and norms, the router 1024·4, and the one expert the token is routed to, 2·1024·1024; both read
+    1000 cached tokens and write one, 2·8·128 elements of 2 B each."""
+    from planner.perf.step import kind_models
+    m, p = _two_kind_model(), round_params
+    hw = hardware(h100, "bf16")
+    hbm = 3.35e12 * 0.8
+    kv_s = 1001 * 2 * 8 * 128 * 2 / hbm
+    attention = 4 * 1024 * 1024 + 2 * 1024
+    dense_s = (attention + 2 * 1024 * 4096) * 2 / hbm + kv_s
+    moe_s = (attention + 1024 * 4 + 2 * 1024 * 1024) * 2 / hbm + kv_s
+    kinds = kind_models(m)
+    assert [(k.mlp, n) for k, n, _ in kinds] == [("dense", 1), ("moe", 3)]
+    kw = dict(tp=1, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=1, sequences=1, context_from=1000, context_to=1000,
+              reads_cache=True)
+    got = [float(layer_step(km, hw, p, **kw).time_s) for _, _, km in kinds]
+    assert got == [pytest.approx(dense_s, rel=1e-12), pytest.approx(moe_s, rel=1e-12)]
+    # the average layer is their mix: (1 · dense + 3 · MoE) / 4
+    assert float(layer_step(m, hw, p, **kw).time_s) == pytest.approx((dense_s + 3 * moe_s) / 4, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["deepseek-v3", "kimi-k2", "gpt-oss-120b", "gemma-2-27b", "llama-4-scout"])
+@pytest.mark.parametrize("phase", ["decode", "prefill", "chunk"])
+def test_kinds_sum_to_the_average_layer(preset, catalog, name, phase):
+    """Σ_k n_k · t_k = L · layer_step(model) within float rounding, for decode (a long context, so the sliding and
+    chunked windows bind), a prefill and a mixed step with a prefill chunk, with EP and DP."""
+    from planner.perf.step import kind_models
+    m, p = preset(name), catalog.perf
+    hw = hardware(catalog.gpu("h200"), "fp8", 2, 4)
+    kw = dict(tp=2, dp=4, ep=8 if m.is_moe else 1, weight_bytes=1.0, kv_bytes=1.0)
+    kw.update({"decode": dict(tokens=256, sequences=256, context_from=20_000, context_to=24_000, reads_cache=True),
+               "prefill": dict(tokens=4 * 16_000, sequences=4, context_from=0, context_to=16_000, reads_cache=False,
+                               prefill=True),
+               "chunk": dict(tokens=256, sequences=0, context_from=0, context_to=0, reads_cache=False,
+                             chunk_tokens=4 * 2048, chunk_attended_tokens=9000, chunk_kv_read_tokens=8000)}[phase])
+    kinds = kind_models(m)
+    assert len(kinds) == 2
+    parts = [layer_step(km, hw, p, **kw) for _, _, km in kinds]
+    assert parts[0].time_s != pytest.approx(parts[1].time_s, rel=1e-3)  # the kinds differ here
+    total = sum(n * float(s.time_s) for (_, n, _), s in zip(kinds, parts))
+    assert total == pytest.approx(m.num_layers * float(layer_step(m, hw, p, **kw).time_s), rel=1e-12)
+
+
+def test_stage_kind_counts_follow_the_layer_order(preset):
+    from planner.perf.step import kind_prefix_counts, stage_kind_counts
+    m = preset("deepseek-v3")  # 3 dense layers, then 58 MoE
+    assert stage_kind_counts(m, [2, 20, 39]).tolist() == [[2, 0], [1, 19], [0, 39]]
+    c = kind_prefix_counts(m)
+    assert c.shape == (2, 62) and c[:, 3].tolist() == [3, 0] and c[:, -1].tolist() == [3, 58]
