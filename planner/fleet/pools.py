@@ -364,17 +364,21 @@ def prefill_period_s(model: ModelSpec, pool: Pool, workload: Workload, p: PerfPa
     """Seconds between prompts leaving a pipelined prefill replica: slowest prefill stage + stage hop (floating
     point, from the same `perf` functions as `estimate`)."""
     from ..perf.estimate import hardware, step_terms
-    from ..perf.pipeline import stage_times_s
+    from ..perf.pipeline import stage_kind_times_s
+    from ..perf.step import kind_models, stage_kind_counts
     from ..specs.cluster import pipeline_link_bytes_per_s
 
     r = pool.row
     p = p.for_gpu(r.gpu.id, r.gpu.family)
-    t = step_terms(model, hardware(r.gpu, r.weights, r.tp, r.dp), p, tp=r.tp, ep=r.ep,
-                   weight_bytes=BYTES_PER_ELEMENT[r.weights], kv_bytes=BYTES_PER_ELEMENT[r.kv], micro_batch=r.dp,
-                   isl=workload.isl, osl=workload.osl, dp=r.dp,
-                   pipeline_link_bytes_per_s=pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
-    stages = stage_times_s(pool.layers, float(t.prefill_layer.time_s), float(t.prefill_first.time_s),
-                           float(t.prefill_last.time_s), p.step_overhead_s)
+    # one layer of each kind (perf.step.kind_models), each stage timed by the kinds it holds
+    ts = [step_terms(km, hardware(r.gpu, r.weights, r.tp, r.dp), p, tp=r.tp, ep=r.ep,
+                     weight_bytes=BYTES_PER_ELEMENT[r.weights], kv_bytes=BYTES_PER_ELEMENT[r.kv], micro_batch=r.dp,
+                     isl=workload.isl, osl=workload.osl, dp=r.dp,
+                     pipeline_link_bytes_per_s=pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
+          for _, _, km in kind_models(model)]
+    t = ts[0]
+    stages = stage_kind_times_s(stage_kind_counts(model, pool.layers), [float(k.prefill_layer.time_s) for k in ts],
+                                float(t.prefill_first.time_s), float(t.prefill_last.time_s), p.step_overhead_s)
     return float(np.max(stages)) + (float(t.prefill_p2p_s) if r.pp > 1 else 0.0)
 
 

@@ -21,9 +21,11 @@ from .batching import output_tokens_per_s, replica_time_per_round_s, steady_stat
 from .comm import p2p_time_s
 from .cost import all_tokens_basis, marginal_usd_per_million, usd_per_million_at
 from .params import PerfParams
-from .pipeline import balance_layers, chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
+from .pipeline import (balance_layer_kinds, balance_layers, chunk_stall_s, decode_cycle_s, prefill_latency_s,
+                       stage_kind_times_s)
 from .specdec import draft_pass_s, expected_tokens_per_step
-from .step import ACTIVATION_BYTES_PER_ELEMENT, Hardware, StepTime, embedding_step, layer_step, lm_head_step
+from .step import (ACTIVATION_BYTES_PER_ELEMENT, Hardware, StepTime, embedding_step, kind_models, kind_prefix_counts,
+                   layer_step, lm_head_step, stage_kind_counts)
 from .window import attended_tokens_over_layers
 
 
@@ -374,10 +376,17 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     hw = hardware(c.gpu, c.weights, c.tp, c.dp)
     q = 1 if c.spec is None else c.spec.draft_length + 1
     link = pipeline_link_bytes_per_s(c.gpu, c.tp * c.dp, c.pp)
-    t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=c.micro_batch,
-                   isl=workload.isl, osl=workload.osl, tokens_per_seq=q, pipeline_link_bytes_per_s=link, dp=c.dp,
-                   redundant_experts=c.redundant_experts)
-    layer_s = float(t.decode_layer.time_s)
+    # one layer of each kind (step.kind_models; a one-kind model is itself); the stage ends, hops and chunk counts
+    # do not depend on the kind and are read from the first kind's terms
+    kts = [step_terms(km, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=c.micro_batch,
+                      isl=workload.isl, osl=workload.osl, tokens_per_seq=q, pipeline_link_bytes_per_s=link, dp=c.dp,
+                      redundant_experts=c.redundant_experts) for _, _, km in kind_models(model)]
+    t = kts[0]
+
+    def per_kind(f) -> list[float]:
+        return [float(f(kt)) for kt in kts]
+
+    layer_s = per_kind(lambda kt: kt.decode_layer.time_s)
     first_s, last_s = float(t.decode_first.time_s), float(t.decode_last.time_s)
 
     # memory per stage: weights + KV + activations + reserve (+ the draft model on stage 0)
@@ -393,32 +402,46 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
                              isl=workload.isl, osl=workload.osl)
         draft_w, draft_kv = float(dterms.weight_bytes), float(dterms.kv_bytes)
     free = c.gpu.memory_bytes - reserve - act
-    kv_per_seq_layer = float(t.kv_bytes_per_seq_layer)
+    kv_per_seq_layer = per_kind(lambda kt: kt.kv_bytes_per_seq_layer)
 
     def stage_fixed(s: int) -> float:
         w = float(mem.stage_weight_bytes_per_gpu(model, wb, c.tp, 0, s == 0, s == c.pp - 1))
         return w + (draft_w + draft_kv if s == 0 else 0.0)
 
-    layer_bytes = float(t.layer_weight_bytes) + c.batch * kv_per_seq_layer
+    layer_w = per_kind(lambda kt: kt.layer_weight_bytes)
+    layer_bytes = [w + c.batch * kv for w, kv in zip(layer_w, kv_per_seq_layer)]
     if c.layers_per_stage is not None:
         layers = list(c.layers_per_stage)
-    else:
-        caps = [max(0, int((free - stage_fixed(s)) // layer_bytes)) for s in range(c.pp)]
-        layers = balance_layers(model.num_layers, c.pp, layer_s, first_s, last_s, caps)
+    elif len(kts) > 1:  # several layer kinds: min-max over the kinds' times, each stage's bytes in its room
+        rooms = [free - stage_fixed(s) for s in range(c.pp)]
+        prefix = kind_prefix_counts(model)
+        layers = balance_layer_kinds(prefix, c.pp, layer_s, first_s, last_s, layer_bytes, rooms)
         if layers is None:  # does not fit: place by time alone and report the overflow
-            layers = balance_layers(model.num_layers, c.pp, layer_s, first_s, last_s)
+            layers = balance_layer_kinds(prefix, c.pp, layer_s, first_s, last_s)
+    else:
+        caps = [max(0, int((free - stage_fixed(s)) // layer_bytes[0])) for s in range(c.pp)]
+        layers = balance_layers(model.num_layers, c.pp, layer_s[0], first_s, last_s, caps)
+        if layers is None:  # does not fit: place by time alone and report the overflow
+            layers = balance_layers(model.num_layers, c.pp, layer_s[0], first_s, last_s)
+    counts = stage_kind_counts(model, layers).tolist()  # [pp][K] layers of each kind per stage
+
+    def on_stage(s: int, values, scale=1) -> float:
+        """Σ_k n_{s,k} · scale · values_k: stage s's share of a per-layer quantity (one kind: l_s · scale · v)."""
+        return sum(n * scale * v for n, v in zip(counts[s], values))
+
     stage_w = [float(mem.stage_weight_bytes_per_gpu(model, wb, c.tp, layers[s], s == 0, s == c.pp - 1, c.dp,
-                                                    c.redundant_experts))
+                                                    c.redundant_experts, layers_bytes=on_stage(s, layer_w)))
                + (draft_w if s == 0 else 0.0) for s in range(c.pp)]
-    stage_kv = [layers[s] * c.batch * kv_per_seq_layer + (draft_kv if s == 0 else 0.0) for s in range(c.pp)]
+    stage_kv = [on_stage(s, kv_per_seq_layer, c.batch) + (draft_kv if s == 0 else 0.0) for s in range(c.pp)]
     totals = [stage_w[s] + stage_kv[s] + act + reserve for s in range(c.pp)]
     worst = int(np.argmax(totals))
     # Engines size their KV pool from the memory left and refuse to start when one sequence of their maximum length
     # does not fit in it (vLLM: "max seq len ... is larger than the maximum number of tokens that can be stored in
     # KV cache"), whatever the batch: each stage must also hold max_len tokens of KV for its layers.
     max_len = workload.engine_max_len(model)
-    long_kv_per_layer = float(mem.kv_bytes_per_sequence_per_layer_per_gpu(model, kvb, c.tp, max_len))
-    long_totals = [stage_w[s] + layers[s] * long_kv_per_layer + (draft_kv if s == 0 else 0.0) + act + reserve
+    long_kv_per_layer = [float(mem.kv_bytes_per_sequence_per_layer_per_gpu(km, kvb, c.tp, max_len))
+                         for _, _, km in kind_models(model)]
+    long_totals = [stage_w[s] + on_stage(s, long_kv_per_layer) + (draft_kv if s == 0 else 0.0) + act + reserve
                    for s in range(c.pp)]
     long_worst = int(np.argmax(long_totals))
     long_fits = long_totals[long_worst] <= c.gpu.memory_bytes
@@ -426,17 +449,17 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     draft_kv_per_seq = draft_kv / c.batch
     room = c.gpu.memory_bytes - reserve - (act - c.batch * logits_per_seq)  # all but batch-dependent memory
     max_batch = max(0, min(int((room - stage_w[s])
-                               // (layers[s] * kv_per_seq_layer + logits_per_seq + (draft_kv_per_seq if s == 0 else 0.0)))
+                               // (on_stage(s, kv_per_seq_layer) + logits_per_seq + (draft_kv_per_seq if s == 0 else 0.0)))
                            for s in range(c.pp)))
     memory = {"weights": stage_w[worst], "kv_cache": stage_kv[worst], "activations": act, "reserve": reserve,
               "total": totals[worst], "capacity": c.gpu.memory_bytes}
 
     # time
-    dec_stage = stage_times_s(layers, layer_s, first_s, last_s, p.step_overhead_s)
+    dec_stage = stage_kind_times_s(counts, layer_s, first_s, last_s, p.step_overhead_s)
     cycle = decode_cycle_s(dec_stage, float(t.decode_p2p_s), c.pp)
-    pre_layer = float(t.prefill_layer.time_s)
-    pre_stage = stage_times_s(layers, pre_layer, float(t.prefill_first.time_s), float(t.prefill_last.time_s),
-                              p.step_overhead_s)
+    pre_layer = per_kind(lambda kt: kt.prefill_layer.time_s)
+    pre_stage = stage_kind_times_s(counts, pre_layer, float(t.prefill_first.time_s), float(t.prefill_last.time_s),
+                                   p.step_overhead_s)
     ttft = prefill_latency_s(pre_stage, float(t.prefill_p2p_s))
     tokens_per_cycle = 1.0
     if dterms is not None:
@@ -446,7 +469,8 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     # chunked prefill: each prompt's chunks ride on decode steps; what they add to the cycle is the stall that the
     # other sequences wait for (perf/batching.py)
     ch = t.chunk
-    chunk_stage = stage_times_s(layers, float(ch.layer_s), float(ch.first_s), float(ch.last_s), 0.0)
+    chunk_stage = stage_kind_times_s(counts, per_kind(lambda kt: kt.chunk.layer_s), float(ch.first_s),
+                                     float(ch.last_s), 0.0)
     stall = float(t.prefill_chunks) * chunk_stall_s(dec_stage, chunk_stage, float(t.decode_p2p_s), float(ch.p2p_s),
                                                     c.pp)
     if p.prefill_first:  # the prompt runs alone and the decoders wait for its slowest stage
@@ -466,21 +490,23 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     mfu = thr * (flops_per_out + prefill_flops / workload.osl) / (c.gpus * hw.peak_flops_per_s)
     bottleneck_stage = int(np.argmax(dec_stage))
     # the embedding is read on the first stage only, the LM head on the last only
-    dec_bytes = (layers[bottleneck_stage] * float(t.decode_layer.bytes)
+    b = bottleneck_stage
+    dec_bytes = (on_stage(b, per_kind(lambda kt: kt.decode_layer.bytes))
                  + (float(t.decode_first.bytes) if bottleneck_stage == 0 else 0.0)
                  + (float(t.decode_last.bytes) if bottleneck_stage == c.pp - 1 else 0.0))
     mbu = dec_bytes * c.pp / cycle / c.gpu.hbm_bytes_per_s  # the bottleneck stage steps pp micro-batches per cycle
 
     parts = {
-        "compute": layers[bottleneck_stage] * float(t.decode_layer.compute_bound_s),
-        "memory_bandwidth": layers[bottleneck_stage] * float(t.decode_layer.memory_bound_s) + p.step_overhead_s,
-        "communication": layers[bottleneck_stage] * float(t.decode_layer.comm_s) + (float(t.decode_p2p_s) if c.pp > 1 else 0.0),
+        "compute": on_stage(b, per_kind(lambda kt: kt.decode_layer.compute_bound_s)),
+        "memory_bandwidth": on_stage(b, per_kind(lambda kt: kt.decode_layer.memory_bound_s)) + p.step_overhead_s,
+        "communication": on_stage(b, per_kind(lambda kt: kt.decode_layer.comm_s))
+        + (float(t.decode_p2p_s) if c.pp > 1 else 0.0),
     }
     messages = []
     if not long_fits and totals[worst] <= c.gpu.memory_bytes:  # (when the batch does not fit, that says it)
         messages.append(
             f"does not fit one sequence of the maximum length {max_len} tokens: stage {long_worst} needs "
-            f"{long_totals[long_worst] / 2**30:.1f} GiB per GPU (KV {layers[long_worst] * long_kv_per_layer / 2**30:.1f}"
+            f"{long_totals[long_worst] / 2**30:.1f} GiB per GPU (KV {on_stage(long_worst, long_kv_per_layer) / 2**30:.1f}"
             f" GiB) but {c.gpu.id} has {c.gpu.memory_bytes / 2**30:.1f} GiB; the engine would refuse to start: "
             "lower --max-model-len or use more GPUs")
     if not fits:

@@ -46,6 +46,11 @@ class _Model:
     layers_on_stage: dict[int, list[cp_model.IntVar]]  # per PP degree, the layers of each stage
     tpot: cp_model.IntVar
     objective: cp_model.IntVar
+    # per PP degree, with several layer kinds: stage_start[p][s] (s = 1 … p − 1), the first layer of stage s, and
+    # kind_before[p][k][s], the layers of kind k before it (table.kind_prefix[k] at stage_start; K − 1 kinds, the
+    # last kind's count is the stage's layers less the others')
+    stage_start: dict[int, list[cp_model.IntVar]]
+    kind_before: dict[int, list[list[cp_model.IntVar]]]
 
 
 def solve(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
@@ -88,8 +93,16 @@ def _hint(md: _Model, t: Table, picked: tuple[int, tuple[int, ...]]) -> None:
     md.model.ClearHints()
     for i in md.rows:
         md.model.AddHint(md.chosen_row[i], int(i == row))
-    for v, n in zip(md.layers_on_stage[int(t.pp[row])], lay):
+    p = int(t.pp[row])
+    for v, n in zip(md.layers_on_stage[p], lay):
         md.model.AddHint(v, n)
+    if p in md.stage_start:
+        start = 0
+        for s, n in enumerate(lay[:-1], start=1):
+            start += n
+            md.model.AddHint(md.stage_start[p][s - 1], start)
+            for k, before in enumerate(md.kind_before[p]):
+                md.model.AddHint(before[s - 1], int(t.kind_prefix[k, start]))
 
 
 def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
@@ -108,8 +121,13 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     x = {i: m.NewBoolVar(f"x{i}") for i in rows}
     pps = sorted({int(t.pp[i]) for i in rows})
     layers = {p: [m.NewIntVar(1, L - p + 1, f"l{p}_{s}") for s in range(p)] for p in pps}
-    dec_stage_max = max(int(t.dec_ns_per_layer[i]) * L + max(t.extras(i, "dec")) for i in rows)
-    chunk_stage_max = max(int(t.chunk_ns_per_layer[i]) * L + max(t.extras(i, "ch")) for i in rows)
+    K = t.kind_prefix.shape[0]
+    # stage_start[p][s − 1]: the first layer of stage s; kind_before[p][k][s − 1]: layers of kind k before it
+    start = {p: [m.NewIntVar(s, L - p + s, f"start{p}_{s}") for s in range(1, p)] for p in pps} if K > 1 else {}
+    before = {p: [[m.NewIntVar(0, int(t.kind_prefix[k, -1]), f"before{p}_{k}_{s}") for s in range(1, p)]
+                  for k in range(K - 1)] for p in start}
+    dec_stage_max = max(int(t.dec_ns_per_kind[i].max()) * L + max(t.extras(i, "dec")) for i in rows)
+    chunk_stage_max = max(int(t.chunk_ns_per_kind[i].max()) * L + max(t.extras(i, "ch")) for i in rows)
     dec_stage_ns = m.NewIntVar(0, dec_stage_max, "dec_stage_ns")  # slowest stage's decode step
     chunk_stage_ns = m.NewIntVar(0, chunk_stage_max, "chunk_stage_ns")  # slowest stage's prefill-chunk increment
     tpot = m.NewIntVar(0, lim.tpot_ns, "tpot")
@@ -122,15 +140,22 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     m.AddExactlyOne(x.values())
     for p in pps:
         m.Add(sum(layers[p]) == L)
+    # stage s starts after the layers of stages 0 … s − 1; the layers of kind k before it are the model's prefix
+    # count there (an element constraint on the model-level table kind_prefix[k])
+    for p in start:
+        for s, v in enumerate(start[p], start=1):
+            m.Add(v == sum(layers[p][:s]))
+            for k in range(K - 1):
+                m.AddElement(v, [int(c) for c in t.kind_prefix[k]], before[p][k][s - 1])
     for i in rows:
         p, xi = int(t.pp[i]), x[i]
-        l = layers[p]
-        dec_ns, chunk_ns = int(t.dec_ns_per_layer[i]), int(t.chunk_ns_per_layer[i])  # per layer
-        mem_kib, cap_kib = int(t.mem_kib_per_layer[i]), int(t.cap_kib[i])
+        cap_kib = int(t.cap_kib[i])
+        dec_l, chunk_l, mem_l = (_stage_layer_terms(t, layers[p], before.get(p), coef[i].tolist())
+                                 for coef in (t.dec_ns_per_kind, t.chunk_ns_per_kind, t.mem_kib_per_kind))
         for s, (e_d, e_c, f) in enumerate(zip(t.extras(i, "dec"), t.extras(i, "ch"), t.extras(i, "mem"))):
-            m.Add(dec_stage_ns >= dec_ns * l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
-            m.Add(chunk_stage_ns >= chunk_ns * l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
-            m.Add(mem_kib * l[s] + f <= cap_kib).OnlyEnforceIf(xi)  # stage memory
+            m.Add(dec_stage_ns >= dec_l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
+            m.Add(chunk_stage_ns >= chunk_l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
+            m.Add(mem_l[s] + f <= cap_kib).OnlyEnforceIf(xi)  # stage memory
         osl, b, k, hop_ch = t.osl, int(t.batch[i]), int(t.stall_coef[i]), int(t.chunk_hop_ns[i])
         cycle = p * osl * dec_stage_ns + p * osl * int(t.dec_hop_ns[i])
         # TPOT·OSL ≥ pp·OSL·(T_dec + hop) + (B − 1)·k·(T_ch + hop_ch): the other requests' prefill stalls
@@ -170,10 +195,28 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     # not prove optimality on ~150 rows within seconds.
     by_bound = sorted(rows, key=lambda i: (int(lb.objective[i]), i))
     m.AddDecisionStrategy([x[i] for i in by_bound], cp_model.CHOOSE_FIRST, cp_model.SELECT_MAX_VALUE)
-    md = _Model(m, rows, x, layers, tpot, obj)
+    md = _Model(m, rows, x, layers, tpot, obj, start, before)
     if hint is not None and hint[0] in x:  # start from a known plan (the greedy placement)
         _hint(md, t, (hint[0], tuple(hint[1])))
     return md
+
+
+def _stage_layer_terms(t: Table, layers: list, before: list | None, coef: list[int]) -> list:
+    """Per stage, Σ_k n_{s,k} · coef_k as a linear expression (table.Table.stage_layers' semantics). One kind:
+    coef · layers_on_stage (today's model). Several: n_{s,k} = before_k[s + 1] − before_k[s] (0 before the first
+    stage, the model's count after the last) for k < K − 1, and the last kind the stage's remaining layers."""
+    if before is None:
+        return [coef[0] * l for l in layers]
+    K, p = len(coef), len(layers)
+    out = []
+    for s in range(p):
+        expr = coef[K - 1] * layers[s]
+        for k in range(K - 1):
+            hi = int(t.kind_prefix[k, -1]) if s == p - 1 else before[k][s]
+            lo = 0 if s == 0 else before[k][s - 1]
+            expr += (coef[k] - coef[K - 1]) * (hi - lo)
+        out.append(expr)
+    return out
 
 
 def _solver(settings: SolverSettings) -> cp_model.CpSolver:

@@ -16,7 +16,7 @@ from ..perf import memory as mem
 from ..perf.estimate import draft_terms, hardware, step_terms
 from ..perf.specdec import per_token_decode_terms
 from ..perf.params import PerfParams
-from ..perf.step import Hardware
+from ..perf.step import Hardware, kind_models, kind_prefix_counts
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..units import BYTES_PER_ELEMENT
 from ..errors import InputError
@@ -65,13 +65,17 @@ class Table:
     num_layers: int
     osl: int
     # Times in ns (rounded up), memory in KiB (needs rounded up, capacity down), prices in 1e-4 USD per GPU-hour
-    # (rounded up); a stage's time is layers · *_ns_per_layer + its *_extra_ns, the [n, 3] extras kept as (first,
-    # middle, last) stage, *_extra_single_ns the one stage's when pp = 1.
-    dec_ns_per_layer: np.ndarray  # decode: one layer's time in a micro-batch step (ns)
+    # (rounded up). Per-layer terms are [n, K], one column per layer kind k of the model (perf.step.kind_models:
+    # dense/MoE MLP × full/sliding/chunked attention). A stage over layers [a, b) holds
+    # n_k = kind_prefix[k, b] − kind_prefix[k, a] layers of kind k; its time is Σ_k n_k · *_ns_per_kind[:, k] + its
+    # *_extra_ns, the [n, 3] extras kept as (first, middle, last) stage, *_extra_single_ns the one stage's when
+    # pp = 1; its memory Σ_k n_k · mem_kib_per_kind[:, k] + its fixed memory.
+    kind_prefix: np.ndarray  # [K, L + 1] layers of kind k among layers 0 … b − 1 (model only, not per row)
+    dec_ns_per_kind: np.ndarray  # [n, K] decode: one layer's time in a micro-batch step (ns)
     dec_extra_ns: np.ndarray  # [n, 3] decode stage extras incl. the per-step overhead (ns)
     dec_extra_single_ns: np.ndarray  # decode extra of the single stage (ns)
     dec_hop_ns: np.ndarray  # decode stage-to-stage send (ns), 0 when pp = 1
-    pf_ns_per_layer: np.ndarray  # prefill of one prompt, per layer (ns)
+    pf_ns_per_kind: np.ndarray  # [n, K] prefill of one prompt, per layer (ns)
     pf_extra_ns: np.ndarray  # [n, 3] prefill stage extras (ns)
     pf_extra_single_ns: np.ndarray  # prefill extra of the single stage (ns)
     pf_hop_ns: np.ndarray  # prefill stage-to-stage send (ns), 0 when pp = 1
@@ -80,12 +84,12 @@ class Table:
     # per layer (ns) and per stage (first, middle, last; single when pp = 1), and per hop. A prompt takes
     # `chunks` such steps; its stall on the decode cycle is at most pp · chunks · (slowest stage increment + hop)
     # (perf.pipeline.chunk_stall_s; exact when pp = 1): `stall_coef` = pp · chunks.
-    chunk_ns_per_layer: np.ndarray  # one chunk's increment, per layer (ns)
+    chunk_ns_per_kind: np.ndarray  # [n, K] one chunk's increment, per layer (ns)
     chunk_extra_ns: np.ndarray  # [n, 3] one chunk's increment per stage (ns)
     chunk_extra_single_ns: np.ndarray  # one chunk's increment of the single stage (ns)
     chunk_hop_ns: np.ndarray  # one chunk's stage-to-stage send (ns), 0 when pp = 1
     stall_coef: np.ndarray  # pp · chunks (a count)
-    mem_kib_per_layer: np.ndarray  # memory per layer per GPU incl. the batch's KV (KiB)
+    mem_kib_per_kind: np.ndarray  # [n, K] memory per layer per GPU incl. the batch's KV (KiB)
     fixed_mem_kib: np.ndarray  # [n, 3] fixed memory per stage (embedding/head + activations + reserve) (KiB)
     fixed_mem_single_kib: np.ndarray  # fixed memory of the single stage (KiB)
     cap_kib: np.ndarray  # device memory (KiB, rounded down)
@@ -100,6 +104,26 @@ class Table:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def kind_counts(self) -> np.ndarray:
+        """[K] the model's layers of each kind."""
+        return self.kind_prefix[:, -1]
+
+    def stage_kinds(self, layers: Sequence[int]) -> list[list[int]]:
+        """Layers of each kind on each stage of a placement ([pp][K], stages taking consecutive layers)."""
+        c, a, out = self.kind_prefix, 0, []
+        for n in layers:
+            out.append([int(c[k, a + n]) - int(c[k, a]) for k in range(len(c))])
+            a += n
+        return out
+
+    def stage_layers(self, i: int, layers: Sequence[int], which: str) -> list[int]:
+        """Per stage of a placement, its layers' share Σ_k n_{s,k} · (row i's per-layer term of kind k) of 'dec',
+        'pf', 'ch' (prefill chunk increment) time or 'mem' (ns or KiB)."""
+        coef = {"dec": self.dec_ns_per_kind, "pf": self.pf_ns_per_kind, "ch": self.chunk_ns_per_kind,
+                "mem": self.mem_kib_per_kind}[which][i].tolist()
+        return [sum(n * c for n, c in zip(counts, coef)) for counts in self.stage_kinds(layers)]
 
     def extras(self, i: int, which: str) -> list[int]:
         """Per-stage extras of row i for 'dec', 'pf', 'ch' (prefill chunk increment) or 'mem'."""
@@ -133,8 +157,8 @@ class ShapeTerms:
     gpu_key: list[tuple[str, str]]
     params: PerfParams  # each shape's family / engine profile (PerfParams.for_rows over the shapes)
     # bytes per GPU that do not depend on the micro-batch (perf.memory): one layer's weights, one sequence's KV per
-    # layer at full context (over the DP groups) and at the engine's maximum length, the first / last / single
-    # stage's embedding and head
+    # layer at full context (over the DP groups) and at the engine's maximum length ([n, K]: one layer of each
+    # kind, perf.step.kind_models), the first / last / single stage's embedding and head
     layer_weight_bytes: np.ndarray = None
     kv_seq_layer_bytes: np.ndarray = None
     long_kv_layer_bytes: np.ndarray = None
@@ -186,14 +210,21 @@ class ShapeTerms:
         kvb = np.array([BYTES_PER_ELEMENT[r.kv] for r in shapes], float).reshape(n)
         tp, dp = ints[:, 0].astype(float), ints[:, 3]
         m, w = req.model, req.workload
+        kms = [km for _, _, km in kind_models(m)]
+
+        def per_kind(f):  # [n, K]
+            return np.stack([f(km) for km in kms], axis=1)
+
         return cls(shapes, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], wb, kvb, hw, link,
                    np.array([g.memory_bytes for g in gpus], float).reshape(len(gpus))[gpu_of],
                    np.array([g.usd_per_hour for g in gpus], float).reshape(len(gpus))[gpu_of],
                    np.array([limit_of.get(g.id, -1) for g in gpus], np.int64).reshape(len(gpus))[gpu_of],
                    keys, p.for_rows(keys),
-                   mem.layer_weight_bytes_per_gpu(m, wb, tp, dp) + 0 * tp,
-                   mem.kv_bytes_per_sequence_per_layer_per_gpu(m, kvb, tp, np.add(w.isl, w.osl)) / dp,
-                   mem.kv_bytes_per_sequence_per_layer_per_gpu(m, kvb, tp, w.engine_max_len(m)) + 0 * tp,
+                   per_kind(lambda km: mem.layer_weight_bytes_per_gpu(km, wb, tp, dp) + 0 * tp),
+                   per_kind(lambda km: mem.kv_bytes_per_sequence_per_layer_per_gpu(km, kvb, tp, np.add(w.isl, w.osl))
+                            / dp),
+                   per_kind(lambda km: mem.kv_bytes_per_sequence_per_layer_per_gpu(km, kvb, tp, w.engine_max_len(m))
+                            + 0 * tp),
                    mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, False) + 0 * tp,
                    mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, False, True) + 0 * tp,
                    mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, True) + 0 * tp)
@@ -234,8 +265,8 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
 
 
 def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, first_stage_extra_bytes=0.0):
-    """(memory per layer per GPU incl. the batch's KV, [n, 3] fixed memory per stage, fixed memory of a single
-    stage, capacity), KiB, rounded conservatively: shapes `idx` at micro-batches `mb`. KV per layer is the batch's
+    """([n, K] memory per layer of each kind per GPU incl. the batch's KV, [n, 3] fixed memory per stage, fixed
+    memory of a single stage, capacity), KiB, rounded conservatively: shapes `idx` at micro-batches `mb`. KV per layer is the batch's
     at full context, and at least one sequence of the engine's maximum length (perf.estimate: engines refuse to
     start otherwise); every term is affine in the micro-batch. `first_stage_extra_bytes`: more on the first stage
     (a speculative draft's weights and KV)."""
@@ -244,8 +275,8 @@ def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, fir
     mb = np.asarray(mb, np.int64)
     batch = pp * mb
     U = BYTES_PER_MEM_UNIT
-    mem_kib_per_layer = _ceil((s.layer_weight_bytes[idx] + np.maximum(batch * s.kv_seq_layer_bytes[idx],
-                                                                       s.long_kv_layer_bytes[idx])) / U)
+    mem_kib_per_kind = _ceil((s.layer_weight_bytes[idx] + np.maximum(batch[:, None] * s.kv_seq_layer_bytes[idx],
+                                                                      s.long_kv_layer_bytes[idx])) / U)
     cap_bytes = s.cap_bytes[idx]
     # activations as perf.estimate sizes them
     act = mem.activation_bytes_per_gpu(m, tp, s.param("max_batched_tokens", idx), mb / dp)
@@ -253,20 +284,21 @@ def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, fir
     emb, head, both = s.first_stage_bytes[idx], s.last_stage_bytes[idx], s.single_stage_bytes[idx]
     extra = first_stage_extra_bytes
     fixed_mem_kib = np.stack([_ceil((emb + base + extra) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
-    return mem_kib_per_layer, fixed_mem_kib, _ceil((both + base + extra) / U), np.floor(cap_bytes / U).astype(np.int64)
+    return mem_kib_per_kind, fixed_mem_kib, _ceil((both + base + extra) / U), np.floor(cap_bytes / U).astype(np.int64)
 
 
 def memory_fits(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> np.ndarray:
     """`lower_bounds`' necessary memory condition, without the time terms (cheap; monotone in the micro-batch)."""
-    return _memory_ok(req.model.num_layers, s.pp[idx], *memory_kib(req, s, idx, mb))
+    return _memory_ok(kind_prefix_counts(req.model)[:, -1], s.pp[idx], *memory_kib(req, s, idx, mb))
 
 
-def _memory_ok(L: int, pp: np.ndarray, mem_kib_per_layer: np.ndarray, fixed_mem_kib: np.ndarray,
+def _memory_ok(kind_counts: np.ndarray, pp: np.ndarray, mem_kib_per_kind: np.ndarray, fixed_mem_kib: np.ndarray,
                fixed_single_kib: np.ndarray, cap_kib: np.ndarray) -> np.ndarray:
-    """Necessary for memory over every placement: the layers' total fits in pp devices, and a stage of one layer
-    fits beside the largest stage's fixed memory."""
-    return ((L * mem_kib_per_layer + stage_sum(fixed_mem_kib, fixed_single_kib, pp) <= pp * cap_kib)
-            & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + mem_kib_per_layer <= cap_kib))
+    """Necessary for memory over every placement: the layers' total (Σ_k n_k · m_k, whatever the placement) fits
+    in pp devices, and a stage of one layer (at least the smallest kind's) fits beside the largest stage's fixed
+    memory."""
+    return ((mem_kib_per_kind @ kind_counts + stage_sum(fixed_mem_kib, fixed_single_kib, pp) <= pp * cap_kib)
+            & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + mem_kib_per_kind.min(axis=1) <= cap_kib))
 
 
 def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,
@@ -293,14 +325,21 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     hw = Hardware(**{f: getattr(s.hw, f)[ui] for f in Hardware.__dataclass_fields__})
     # each unit's family / engine profile (the arrays PerfParams.for_rows made per shape, taken per unit)
     p = replace(s.params, **{f: v[ui] for f, v in vars(s.params).items() if isinstance(v, np.ndarray)})
-    t = step_terms(m, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
-                   pipeline_link_bytes_per_s=s.link[ui], dp=dpu,
-                   tokens_per_seq=1 if spec is None else spec.draft_length + 1)
+    # one layer of each kind (perf.step.kind_models); the stage ends, hops and chunk counts do not depend on the
+    # layers' kind and are read from the first kind's terms
+    ts = [step_terms(km, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
+                     pipeline_link_bytes_per_s=s.link[ui], dp=dpu,
+                     tokens_per_seq=1 if spec is None else spec.draft_length + 1) for _, _, km in kind_models(m)]
+    t = ts[0]
+
+    def kinds(f) -> np.ndarray:  # [K, units]: a per-layer term of each kind
+        return np.stack([np.asarray(f(tk), float) + 0 * tp for tk in ts])
+
     ovh = p.step_overhead_s
     S = NS_PER_S
     first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
     first_p, last_p = np.asarray(t.prefill_first.time_s) + 0 * tp, np.asarray(t.prefill_last.time_s) + 0 * tp
-    dec_layer, dec_first, dec_mid, dec_last, dec_single = (t.decode_layer.time_s, first_d + ovh, np.full(nu, ovh) + 0.0,
+    dec_layer, dec_first, dec_mid, dec_last, dec_single = (kinds(lambda tk: tk.decode_layer.time_s), first_d + ovh, np.full(nu, ovh) + 0.0,
                                                            last_d + ovh, first_d + last_d + ovh)
     dec_hop, draft = np.asarray(t.decode_p2p_s) + 0 * tp, None
     if spec is not None:  # per expected emitted token, γ draft passes included (perf.specdec.per_token_decode_terms)
@@ -314,36 +353,38 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
                               axis=1))
     dec_extra_single_ns = at(_ceil(dec_single * S))
     pf_extra_single_ns = at(_ceil((first_p + last_p + ovh) * S))
-    dec_ns_per_layer = at(_ceil(dec_layer * S))
-    pf_ns_per_layer = at(_ceil(t.prefill_layer.time_s * S))
+    dec_ns_per_kind = at(_ceil(dec_layer * S).T)
+    pf_ns_per_kind = at(_ceil(kinds(lambda tk: tk.prefill_layer.time_s) * S).T)
     multi = pp > 1
     dec_hop_ns = np.where(multi, at(_ceil(dec_hop * S)), 0)
     pf_hop_ns = np.where(multi, at(_ceil(np.asarray(t.prefill_p2p_s) * S)), 0)
     L = m.num_layers
-    ttft = L * pf_ns_per_layer + stage_sum(pf_extra_ns, pf_extra_single_ns, pp) + (pp - 1) * pf_hop_ns
+    kind_prefix = kind_prefix_counts(m)
+    ttft = pf_ns_per_kind @ kind_prefix[:, -1] + stage_sum(pf_extra_ns, pf_extra_single_ns, pp) + (pp - 1) * pf_hop_ns
     if draft is not None:  # the draft prefills each prompt too
         ttft = ttft + _ceil(np.asarray(draft.prefill_s) * S + 0 * tp)
     ch = t.chunk
-    chunk_ns_per_layer = at(_ceil(np.asarray(ch.layer_s) * S + 0 * tp))
+    chunk_ns_per_kind = at(_ceil(kinds(lambda tk: tk.chunk.layer_s) * S).T)
     first_c, last_c = np.asarray(ch.first_s) + 0 * tp, np.asarray(ch.last_s) + 0 * tp
     chunk_extra_ns = at(np.stack([_ceil(first_c * S), np.zeros(nu, np.int64), _ceil(last_c * S)], axis=1))
     chunk_extra_single_ns = at(_ceil((first_c + last_c) * S))
     chunk_hop_ns = np.where(multi, at(_ceil(np.asarray(ch.p2p_s) * S + 0 * tp)), 0)
     stall_coef = (pp * at(np.asarray(t.prefill_chunks) + 0 * tp)).astype(np.int64)
     if p.prefill_first:  # a prompt's whole prefill on the slowest stage stalls the decoders (perf.estimate)
-        chunk_ns_per_layer, chunk_extra_ns, chunk_extra_single_ns = pf_ns_per_layer, pf_extra_ns, pf_extra_single_ns
+        chunk_ns_per_kind, chunk_extra_ns, chunk_extra_single_ns = pf_ns_per_kind, pf_extra_ns, pf_extra_single_ns
         chunk_hop_ns, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
 
     batch = pp * mb_i
     draft_mem = 0.0 if draft is None else draft.weight_bytes + draft.kv_bytes  # on the first stage
-    mem_kib_per_layer, fixed_mem_kib, fixed_mem_single_kib, cap_kib = memory_kib(req, s, idx, mb_i, draft_mem)
+    mem_kib_per_kind, fixed_mem_kib, fixed_mem_single_kib, cap_kib = memory_kib(req, s, idx, mb_i, draft_mem)
     return Table(rows=RowList(s.shapes, idx, mb_i) if rows is None else rows, num_layers=L, osl=w.osl,
-                 dec_ns_per_layer=dec_ns_per_layer, dec_extra_ns=dec_extra_ns, dec_extra_single_ns=dec_extra_single_ns,
-                 dec_hop_ns=dec_hop_ns, pf_ns_per_layer=pf_ns_per_layer, pf_extra_ns=pf_extra_ns,
+                 kind_prefix=kind_prefix, dec_ns_per_kind=dec_ns_per_kind, dec_extra_ns=dec_extra_ns,
+                 dec_extra_single_ns=dec_extra_single_ns, dec_hop_ns=dec_hop_ns, pf_ns_per_kind=pf_ns_per_kind,
+                 pf_extra_ns=pf_extra_ns,
                  pf_extra_single_ns=pf_extra_single_ns, pf_hop_ns=pf_hop_ns, ttft_ns=ttft,
-                 chunk_ns_per_layer=chunk_ns_per_layer, chunk_extra_ns=chunk_extra_ns,
+                 chunk_ns_per_kind=chunk_ns_per_kind, chunk_extra_ns=chunk_extra_ns,
                  chunk_extra_single_ns=chunk_extra_single_ns, chunk_hop_ns=chunk_hop_ns, stall_coef=stall_coef,
-                 mem_kib_per_layer=mem_kib_per_layer, fixed_mem_kib=fixed_mem_kib,
+                 mem_kib_per_kind=mem_kib_per_kind, fixed_mem_kib=fixed_mem_kib,
                  fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib,
                  price_1e4_usd_per_h=_ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD), batch=batch, pp=pp,
                  gpus=(s.tp[idx].astype(float) * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx])
@@ -452,16 +493,15 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
     pp = int(table.pp[i])
     assert len(layers) == pp and sum(layers) == table.num_layers and min(layers) >= 1
     dec_extra_ns, pf_extra_ns, fixed_mem_kib = table.extras(i, "dec"), table.extras(i, "pf"), table.extras(i, "mem")
-    dec_ns, pf_ns = int(table.dec_ns_per_layer[i]), int(table.pf_ns_per_layer[i])  # per layer
-    mem_kib, cap_kib = int(table.mem_kib_per_layer[i]), int(table.cap_kib[i])
-    dec_stage_ns = max(l * dec_ns + e for l, e in zip(layers, dec_extra_ns))
-    pf_stage_ns = max(l * pf_ns + e for l, e in zip(layers, pf_extra_ns))
-    chunk_stage_ns = max(l * int(table.chunk_ns_per_layer[i]) + e for l, e in zip(layers, table.extras(i, "ch")))
+    cap_kib = int(table.cap_kib[i])
+    dec_stage_ns = max(l + e for l, e in zip(table.stage_layers(i, layers, "dec"), dec_extra_ns))
+    pf_stage_ns = max(l + e for l, e in zip(table.stage_layers(i, layers, "pf"), pf_extra_ns))
+    chunk_stage_ns = max(l + e for l, e in zip(table.stage_layers(i, layers, "ch"), table.extras(i, "ch")))
     tp_ns = tpot_ns(table, i, dec_stage_ns, chunk_stage_ns)
     rd_ns = round_ns(table, i, dec_stage_ns, chunk_stage_ns)
     ttft = int(table.ttft_ns[i])
     violated = []
-    if any(l * mem_kib + f > cap_kib for l, f in zip(layers, fixed_mem_kib)):
+    if any(l + f > cap_kib for l, f in zip(table.stage_layers(i, layers, "mem"), fixed_mem_kib)):
         violated.append("memory")
     if tp_ns > lim.tpot_ns:
         violated.append("tpot")
@@ -528,24 +568,26 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
 
 
 def _lower_bounds(t: Table, lim: Limits) -> Bounds:
-    L, pp = t.num_layers, t.pp
+    counts, pp = t.kind_counts, t.pp
 
-    def slowest_stage_ns(per_layer, extra, single):
-        # the slowest stage takes at least the balanced share of the total, and at least one layer plus the
-        # largest stage extra
-        return np.maximum(-(-(L * per_layer + stage_sum(extra, single, pp)) // pp),
-                          stage_max(extra, single, pp) + per_layer)
+    def slowest_stage_ns(per_kind, extra, single):
+        # Every placement puts each of the model's layers on exactly one stage, so the stages' layer terms sum to
+        # Σ_k n_k · t_k whatever the placement: the slowest stage takes at least the balanced share of that total
+        # plus the extras. The stage with the largest extra holds at least one layer, of some kind: at least the
+        # cheapest kind's t_k more. (One kind: L · t and t + the largest extra.)
+        return np.maximum(-(-(per_kind @ counts + stage_sum(extra, single, pp)) // pp),
+                          stage_max(extra, single, pp) + per_kind.min(axis=1))
 
-    dec_stage_ns = slowest_stage_ns(t.dec_ns_per_layer, t.dec_extra_ns, t.dec_extra_single_ns)
-    pf_stage_ns = slowest_stage_ns(t.pf_ns_per_layer, t.pf_extra_ns, t.pf_extra_single_ns)
-    chunk_stage_ns = slowest_stage_ns(t.chunk_ns_per_layer, t.chunk_extra_ns, t.chunk_extra_single_ns)
+    dec_stage_ns = slowest_stage_ns(t.dec_ns_per_kind, t.dec_extra_ns, t.dec_extra_single_ns)
+    pf_stage_ns = slowest_stage_ns(t.pf_ns_per_kind, t.pf_extra_ns, t.pf_extra_single_ns)
+    chunk_stage_ns = slowest_stage_ns(t.chunk_ns_per_kind, t.chunk_extra_ns, t.chunk_extra_single_ns)
     cycle = pp * t.osl * (dec_stage_ns + t.dec_hop_ns)
     # coefficients clamped just past MAX_STALL_COEF (such rows are infeasible) so the products stay inside int64
     users = np.minimum((t.batch - 1) * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     prompts = np.minimum(t.batch * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     tpot = -(-(cycle + users * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
     rnd = -(-(cycle + prompts * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
-    memory_ok = _memory_ok(L, pp, t.mem_kib_per_layer, t.fixed_mem_kib, t.fixed_mem_single_kib, t.cap_kib)
+    memory_ok = _memory_ok(counts, pp, t.mem_kib_per_kind, t.fixed_mem_kib, t.fixed_mem_single_kib, t.cap_kib)
     ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
     tpot_ok = (tpot <= lim.tpot_ns) & (rnd <= MAX_ROUND_NS) & (t.batch * t.stall_coef <= MAX_STALL_COEF)
     if lim.demand_tokens_per_s is None:

@@ -13,7 +13,7 @@ from planner.search.oracle import exact_space_table
 from planner.search.space import Request, enumerate_rows
 from planner.search.table import Limits, Table, build_table
 from planner.specs.accelerator import Price
-from planner.specs.model import ModelSpec, model_from_config
+from planner.specs.model import LayerKind, ModelSpec, model_from_config
 from planner.specs.workload import SLO, Workload
 
 CATALOG = load_catalog()
@@ -24,7 +24,9 @@ GiB = 2**30
 
 
 @st.composite
-def models(draw) -> ModelSpec:
+def models(draw, multi_kind: bool = False) -> ModelSpec:
+    """A random model; `multi_kind`: one of several layer kinds (perf.step.kind_models), dense-first or interleaved
+    dense/MoE layers and/or sliding-window layers alternating with full attention."""
     layers = draw(st.integers(4, 12))
     heads = draw(st.sampled_from([4, 8, 16, 32]))
     head_dim = draw(st.sampled_from([32, 64, 128]))
@@ -32,7 +34,7 @@ def models(draw) -> ModelSpec:
     kv_heads = draw(st.sampled_from([k for k in (1, 2, 4, heads) if heads % k == 0]))
     vocab = draw(st.sampled_from([8000, 32000, 128256]))
     moe = draw(st.booleans())
-    via_config = draw(st.booleans())
+    via_config = draw(st.booleans()) and not multi_kind
     if via_config:
         cfg = {"hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
                "num_key_value_heads": kv_heads, "head_dim": head_dim, "vocab_size": vocab,
@@ -52,11 +54,21 @@ def models(draw) -> ModelSpec:
                       expert_intermediate_size=hidden * draw(st.integers(1, 3)),
                       num_shared_experts=draw(st.integers(0, 1)))
         kwargs["shared_expert_intermediate_size"] = kwargs["expert_intermediate_size"] if kwargs["num_shared_experts"] else 0
-        dense_layers = draw(st.integers(0, 2))
+        dense_layers = draw(st.integers(1 if multi_kind else 0, 2))
         dense_ff = dense_ff if dense_layers else 0
+    mlps = ["dense"] * dense_layers + ["moe"] * (layers - dense_layers)
+    window = 0
+    if multi_kind:
+        if moe and draw(st.booleans()):  # interleaved: the dense layers spread among the MoE layers
+            step = layers // dense_layers
+            mlps = ["dense" if j % step == step - 1 and j // step < dense_layers else "moe" for j in range(layers)]
+        window = draw(st.sampled_from([0, 64, 512]) if moe else st.sampled_from([64, 512]))
+    # sliding-window attention on every other layer (Gemma-2, gpt-oss)
+    kinds = tuple(LayerKind(mlp, "sliding" if window and j % 2 == 0 else "full", window if j % 2 == 0 else 0)
+                  for j, mlp in enumerate(mlps))
     return ModelSpec(name="random", num_layers=layers, hidden_size=hidden, vocab_size=vocab, num_heads=heads,
                      num_kv_heads=kv_heads, head_dim=head_dim, max_context=8192, mlp_gated=draw(st.booleans()),
-                     dense_intermediate_size=dense_ff, num_dense_layers=dense_layers, **kwargs)
+                     dense_intermediate_size=dense_ff, num_dense_layers=dense_layers, layer_kinds=kinds, **kwargs)
 
 
 @st.composite
@@ -76,8 +88,8 @@ def accelerators(draw):
 
 
 @st.composite
-def requests(draw, demand: bool | None = None) -> Request:
-    model = draw(models())
+def requests(draw, demand: bool | None = None, multi_kind: bool = False) -> Request:
+    model = draw(models(multi_kind))
     isl = draw(st.integers(1, 4096))
     osl = draw(st.integers(1, 2048))
     if demand is None:

@@ -41,7 +41,7 @@ def test_decode_and_memory_terms_never_fall_as_the_micro_batch_grows(model, isl,
         n = min(int(sp.top[s]), 400)
         t = sp.table(np.full(n, s), np.arange(n), p)
         b = lower_bounds(t, lim)
-        for name in ("dec_ns_per_layer", "dec_extra_ns", "dec_extra_single_ns", "dec_hop_ns", "mem_kib_per_layer",
+        for name in ("dec_ns_per_kind", "dec_extra_ns", "dec_extra_single_ns", "dec_hop_ns", "mem_kib_per_kind",
                      "fixed_mem_kib", "fixed_mem_single_kib"):
             assert (np.diff(getattr(t, name), axis=0) >= 0).all(), (name, sp.shapes[s])
         # a prompt's stall on the decoders is a time: >= 0 at every micro-batch (it need not grow)

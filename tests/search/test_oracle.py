@@ -61,6 +61,34 @@ def test_cpsat_on_every_row_equals_oracle_with_demand(req):
     _check_every_row(req)
 
 
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(multi_kind=True))
+def test_cpsat_on_every_row_equals_oracle_with_several_layer_kinds(req):
+    """Dense-first or interleaved dense/MoE layers and sliding-window layers: the stages' per-kind terms (CP-SAT's
+    boundary variables and element constraints on the prefix counts) agree with `evaluate` on every placement."""
+    assert len(req.model.layer_kind_counts()) > 1
+    event("interleaved" if req.model.layer_kinds[0].mlp == "moe" and req.model.num_dense_layers else "in order")
+    _check_every_row(req)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(multi_kind=True))
+def test_search_pipeline_equals_oracle_with_several_layer_kinds(req):
+    """The whole pipeline (bounds, per-kind greedy placement, CP-SAT) on models of several layer kinds, and the
+    floating-point check (`verify`, through `perf.estimate` at the chosen placement) agreeing with it."""
+    t, lim = _small(req)
+    ref = oracle.exhaustive(t, lim)
+    if ref is None:
+        with pytest.raises(InfeasibleError):
+            search(req, CATALOG.perf, alternatives=False)
+        return
+    res = search(req, CATALOG.perf, alternatives=False)
+    assert res.best.objective == ref[2].objective
+    assert verify(req, res.best) == []
+
+
 def _check_every_row(req):
     t, lim = _small(req)
     ref = oracle.exhaustive(t, lim)

@@ -16,12 +16,13 @@ def _row(layers: int, pp: int, *, dec_ns: int = 10, dec_extra=(55, 5, 35), pf_ns
     one = lambda v: np.array([v], np.int64)  # noqa: E731
     three = lambda v: np.array([v], np.int64).reshape(1, 3)  # noqa: E731
     zero3 = three((0, 0, 0))
-    return Table(rows=[None], num_layers=layers, osl=1,
-                 dec_ns_per_layer=one(dec_ns), dec_extra_ns=three(dec_extra), dec_extra_single_ns=one(dec_extra[0]),
-                 dec_hop_ns=one(0), pf_ns_per_layer=one(pf_ns), pf_extra_ns=three(pf_extra),
+    col = lambda v: np.array([[v]], np.int64)  # noqa: E731  (one layer kind)
+    return Table(rows=[None], num_layers=layers, osl=1, kind_prefix=np.arange(layers + 1).reshape(1, -1),
+                 dec_ns_per_kind=col(dec_ns), dec_extra_ns=three(dec_extra), dec_extra_single_ns=one(dec_extra[0]),
+                 dec_hop_ns=one(0), pf_ns_per_kind=col(pf_ns), pf_extra_ns=three(pf_extra),
                  pf_extra_single_ns=one(pf_extra[0]), pf_hop_ns=one(0), ttft_ns=one(0),
-                 chunk_ns_per_layer=one(0), chunk_extra_ns=zero3, chunk_extra_single_ns=one(0), chunk_hop_ns=one(0),
-                 stall_coef=one(0), mem_kib_per_layer=one(mem_kib), fixed_mem_kib=three(fixed_kib),
+                 chunk_ns_per_kind=col(0), chunk_extra_ns=zero3, chunk_extra_single_ns=one(0), chunk_hop_ns=one(0),
+                 stall_coef=one(0), mem_kib_per_kind=col(mem_kib), fixed_mem_kib=three(fixed_kib),
                  fixed_mem_single_kib=one(fixed_kib[0]), cap_kib=one(cap_kib), price_1e4_usd_per_h=one(1),
                  batch=one(1), pp=one(pp), gpus=one(pp), gpu_limit=one(-1))
 

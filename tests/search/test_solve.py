@@ -36,7 +36,7 @@ def test_balanced_without_head_stage_overhead():
 
 def test_head_stage_overhead_moves_layers_off_the_first_stage():
     base = _placement(0.0)
-    layer_s = int(base.table.dec_ns_per_layer[base.index]) / 1e9  # one layer's decode step on the chosen row
+    layer_s = int(base.table.dec_ns_per_kind[base.index, 0]) / 1e9  # one layer's decode step on the chosen row
     res = _placement(2 * layer_s)
     first, *middle, last = res.best.layers
     assert sum(res.best.layers) == 80

@@ -30,6 +30,17 @@ def _random_placement(data, L: int, pp: int) -> tuple[int, ...]:
 @PROPERTY
 @given(req=requests(), data=st.data())
 def test_lower_bounds_hold_for_every_placement(req, data):
+    _check_lower_bounds(req, data)
+
+
+@PROPERTY
+@given(req=requests(multi_kind=True), data=st.data())
+def test_lower_bounds_hold_for_every_placement_with_several_layer_kinds(req, data):
+    """The per-kind bounds (the kinds' total over the stages, the cheapest kind for the one-layer stage)."""
+    _check_lower_bounds(req, data)
+
+
+def _check_lower_bounds(req, data):
     tl = tabulate(req)
     assume(tl is not None)
     t, lim = tl
@@ -59,6 +70,20 @@ def test_lower_bounds_hold_for_every_placement(req, data):
 def test_integer_evaluation_is_conservative(req, data):
     """Times round up (ns), memory needs up and capacity down (KiB): what the integer model accepts, the
     floating-point estimate accepts too, and its TPOT is never above the integer one."""
+    _check_conservative(req, data)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(demand=False, multi_kind=True), data=st.data())
+def test_integer_evaluation_is_conservative_with_several_layer_kinds(req, data):
+    """`perf.estimate` at a given placement reads the same per-kind terms as the table: conservative, and (the
+    integer terms rounding each kind's per-layer time up by < 1 ns) within a few ns per layer of it."""
+    e, ev = _check_conservative(req, data)
+    assert ev.ttft_ns - e.ttft_s * NS_PER_S <= 2 * (req.model.num_layers + 8)
+
+
+def _check_conservative(req, data):
     tl = tabulate(req)
     assume(tl is not None)
     t, lim = tl
@@ -73,6 +98,7 @@ def test_integer_evaluation_is_conservative(req, data):
     assert e.ttft_s * NS_PER_S <= ev.ttft_ns * (1 + 1e-12)
     if "memory" not in ev.violated:
         assert e.fits
+    return e, ev
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,
@@ -134,3 +160,62 @@ def test_lower_bounds_are_computed_once_per_table_and_limits(req):
     t.min_replicas = np.full(len(t), lim.max_replicas, np.int64)  # as solve.py sets them after the table is built
     b3 = lower_bounds(t, tighter)
     assert b3 is not b2 and (b3.replicas == np.maximum(b2.replicas, lim.max_replicas)).all()
+
+
+def _two_kind_table(order, dec_ns, mem_kib, cap_kib, pp, dec_extra=(0, 0, 0), fixed_kib=(0, 0, 0)):
+    """A one-row table of a model whose layers have the kinds `order` (0, 1), per-layer decode time and memory per
+    kind, extras as (first, middle, last) stage; the prefill and chunk terms zero."""
+    from planner.search.table import Table
+    K, L = 2, len(order)
+    one = lambda v: np.array([v], np.int64)  # noqa: E731
+    three = lambda v: np.array([v], np.int64).reshape(1, 3)  # noqa: E731
+    kinds = lambda v: np.array([v], np.int64).reshape(1, K)  # noqa: E731
+    hot = np.array([[int(k == j) for k in order] for j in range(K)], np.int64)
+    prefix = np.concatenate([np.zeros((K, 1), np.int64), np.cumsum(hot, axis=1)], axis=1)
+    return Table(rows=[None], num_layers=L, osl=1, kind_prefix=prefix, dec_ns_per_kind=kinds(dec_ns),
+                 dec_extra_ns=three(dec_extra), dec_extra_single_ns=one(dec_extra[0] + dec_extra[2]),
+                 dec_hop_ns=one(0), pf_ns_per_kind=kinds((0, 0)), pf_extra_ns=three((0, 0, 0)),
+                 pf_extra_single_ns=one(0), pf_hop_ns=one(0), ttft_ns=one(0), chunk_ns_per_kind=kinds((0, 0)),
+                 chunk_extra_ns=three((0, 0, 0)), chunk_extra_single_ns=one(0), chunk_hop_ns=one(0),
+                 stall_coef=one(0), mem_kib_per_kind=kinds(mem_kib), fixed_mem_kib=three(fixed_kib),
+                 fixed_mem_single_kib=one(fixed_kib[0] + fixed_kib[2]), cap_kib=one(cap_kib),
+                 price_1e4_usd_per_h=one(1), batch=one(1), pp=one(pp), gpus=one(pp), gpu_limit=one(-1))
+
+
+def test_stage_time_and_memory_by_layer_kind_by_hand():
+    """DeepSeek-like: 3 dense layers (200 ns, 1,000 KiB each) then 9 MoE layers (500 ns, 8,000 KiB each), two
+    stages (first stage +70 ns embedding, last +90 ns head, 5,000 KiB of fixed memory on each end). Placement
+    (5, 7): stage 0 holds 3 dense + 2 MoE: 3·200 + 2·500 + 70 = 1,670 ns, 3·1,000 + 2·8,000 + 5,000 = 24,000 KiB;
+    stage 1 holds 7 MoE: 7·500 + 90 = 3,590 ns, 56,000 + 5,000 = 61,000 KiB."""
+    from planner.search.table import Limits
+    t = _two_kind_table([0] * 3 + [1] * 9, (200, 500), (1000, 8000), 60_000, 2, dec_extra=(70, 0, 90),
+                        fixed_kib=(5000, 0, 5000))
+    assert t.stage_kinds((5, 7)) == [[3, 2], [0, 7]]
+    assert t.stage_layers(0, (5, 7), "dec") == [1600, 3500]
+    assert t.stage_layers(0, (5, 7), "mem") == [19_000, 56_000]
+    lim = Limits(tpot_ns=10**9, ttft_ns=None, demand_tokens_per_s=None, max_replicas=1, max_objective=2**40)
+    ev = evaluate(t, 0, (5, 7), lim)
+    assert ev.dec_stage_ns == 3590 and ev.violated == ("memory",)  # 61,000 KiB > 60,000
+    ev = evaluate(t, 0, (6, 6), lim)  # 3·200 + 3·500 + 70 = 2,170 ns, 32,000 KiB; 6·500 + 90 = 3,090, 53,000 KiB
+    assert ev.feasible and ev.dec_stage_ns == 3090
+    # lower bounds: the balanced share of 3·200 + 9·500 + 70 + 90 = 5,260 over 2 stages, 2,630 ns; memory needs
+    # 3·1,000 + 9·8,000 + 10,000 = 85,000 KiB ≤ 2 · 60,000, and one dense layer beside 5,000 KiB
+    b = lower_bounds(t, lim)
+    assert int(b.dec_stage_ns[0]) == 2630 and bool(b.memory_ok[0])
+
+
+def test_the_average_layer_is_wrong_both_ways_on_memory():
+    """Two dense layers of 10 KiB then two MoE layers of 100 KiB, 150 KiB per device, two stages. The average layer
+    (55 KiB) deems (2, 2) feasible (110 KiB a stage) though its MoE stage needs 200 KiB, and (3, 1) infeasible
+    (165 KiB) though it needs 120 and 100 KiB. By kind, evaluate and the greedy placement get both right."""
+    from planner.search.placement import greedy_placement
+    from planner.search.table import Limits
+    t = _two_kind_table([0, 0, 1, 1], (1, 1), (10, 100), 150, 2)
+    lim = Limits(tpot_ns=10**9, ttft_ns=None, demand_tokens_per_s=None, max_replicas=1, max_objective=2**40)
+    average = (2 * 10 + 2 * 100) / 4
+    assert 2 * average <= 150 and 3 * average > 150
+    assert evaluate(t, 0, (2, 2), lim).violated == ("memory",)
+    assert evaluate(t, 0, (3, 1), lim).feasible
+    assert greedy_placement(t, 0) == (3, 1)
+    from planner.search import cpsat
+    assert cpsat.solve(t, [0], lim, None).layers == (3, 1)
