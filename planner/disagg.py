@@ -34,6 +34,7 @@ from .numbers import covers, round6, within
 from .perf.cost import all_tokens_basis, usd_per_million, usd_per_million_at
 from .perf.estimate import Estimate
 from .perf.params import PerfParams
+from .perf.step import placement_dict
 from .search.space import Request, pools_space
 from .search.table import PRICE_UNITS_PER_USD, Limits
 from .units import SECONDS_PER_HOUR
@@ -542,7 +543,7 @@ def plan_dict(out: Outcome, schema_version: int) -> dict[str, Any]:
         "batch": r.batch,
         "micro_batch": r.micro_batch,
         "precision": {"weights": r.weights, "kv": r.kv},
-        "placement": {"layers_per_stage": list(d.pool.layers)},
+        "placement": placement_dict(req.model, d.pool.layers),
         "workload": {"isl": w.isl, "osl": w.osl, "rate_rps": w.rate_rps, "output_tokens_per_s": demand,
                      "max_model_len": w.engine_max_len(req.model)},
         "slo": {"ttft_s": req.slo.ttft_s, "tpot_s": req.slo.tpot_s, "percentile": out.percentile},

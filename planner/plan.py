@@ -10,6 +10,7 @@ from .engines import serving_engine
 from .explain import batch_limited_by, binding_constraints
 from .numbers import round6
 from .perf.cost import all_tokens_basis, usd_per_million_at
+from .perf.step import placement_dict
 from .search.solve import Choice, SearchResult
 from .search.table import OBJ_DIVISOR, PRICE_UNITS_PER_USD
 from .speculative import speculative_block
@@ -126,7 +127,7 @@ class Plan:
             "batch": r.batch,
             "micro_batch": r.micro_batch,
             "precision": {"weights": r.weights, "kv": r.kv},
-            "placement": {"layers_per_stage": list(c.layers)},
+            "placement": placement_dict(req.model, c.layers),
             "workload": {"isl": req.workload.isl, "osl": req.workload.osl, "rate_rps": req.workload.rate_rps,
                          "output_tokens_per_s": req.workload.demand_output_tokens_per_s,
                          "max_model_len": req.workload.engine_max_len(req.model)},

@@ -25,7 +25,7 @@ from .pipeline import (balance_layer_kinds, balance_layers, chunk_stall_s, decod
                        stage_kind_times_s)
 from .specdec import draft_pass_s, expected_tokens_per_step
 from .step import (ACTIVATION_BYTES_PER_ELEMENT, Hardware, StepTime, embedding_step, kind_models, kind_prefix_counts,
-                   layer_step, lm_head_step, stage_kind_counts)
+                   layer_step, lm_head_step, placement_dict, stage_kind_counts)
 from .window import attended_tokens_over_layers
 
 
@@ -309,6 +309,7 @@ class Estimate:
     engine: str = ""  # the engine profile the perf terms were taken for
     profile: tuple[str, ...] = ()  # the catalog [profile.*] tables applied (PerfParams.for_gpu)
     two_batch_overlap: bool = False  # the MoE layers' steps were timed with two-batch overlap (perf/step.py)
+    placement: dict[str, Any] = field(default_factory=dict)  # step.placement_dict (layers, and kinds per stage)
 
     @property
     def tokens_per_s_per_user(self) -> float:
@@ -341,7 +342,7 @@ class Estimate:
                        "price_tier": c.gpu.price.tier if c.usd_per_hour_per_gpu is None else "user",
                        "speculative": None if c.spec is None else {
                            "draft": c.spec.draft.name, "gamma": c.spec.draft_length, "alpha": c.spec.acceptance}},
-            "placement": {"layers_per_stage": list(self.layers_per_stage)},
+            "placement": self.placement or {"layers_per_stage": list(self.layers_per_stage)},
             "tp_link": c.gpu.intra_node_link(c.tp).kind,
             "metrics": {
                 "ttft_s": round6(self.ttft_s), "tpot_s": round6(self.tpot_s),
@@ -526,4 +527,5 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         max_batch=max_batch, bottleneck=bottleneck, usd_per_hour=c.gpus * c.price_per_gpu, messages=tuple(messages),
         prefill_stall_s=stall,
         engine=p.engine, profile=p.profile, two_batch_overlap=bool(p.two_batch_overlap),
+        placement=placement_dict(model, layers),
     )

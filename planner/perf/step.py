@@ -324,6 +324,18 @@ def kind_prefix_counts(model: ModelSpec) -> np.ndarray:
     return np.concatenate([np.zeros((len(kinds), 1), np.int64), np.cumsum(one_hot, axis=1)], axis=1)
 
 
+def placement_dict(model: ModelSpec, layers_per_stage) -> dict:
+    """The JSON placement block: layers per stage, and for a model of several layer kinds each stage's layers by
+    kind ({"dense": 3, "moe": 28}; an attention span other than full is named: "moe/sliding-128")."""
+    out = {"layers_per_stage": [int(n) for n in layers_per_stage]}
+    kinds = kind_models(model)
+    if len(kinds) > 1:
+        names = [k.mlp if k.attention == "full" else f"{k.mlp}/{k.attention}-{k.window}" for k, _, _ in kinds]
+        out["layer_kinds_per_stage"] = [{name: int(n) for name, n in zip(names, row) if n}
+                                        for row in stage_kind_counts(model, layers_per_stage).tolist()]
+    return out
+
+
 def stage_kind_counts(model: ModelSpec, layers_per_stage) -> np.ndarray:
     """[pp, K] layers of each kind on each stage of a placement (stages take consecutive layers in order)."""
     c = kind_prefix_counts(model)

@@ -301,3 +301,12 @@ def test_stage_kind_counts_follow_the_layer_order(preset):
     assert stage_kind_counts(m, [2, 20, 39]).tolist() == [[2, 0], [1, 19], [0, 39]]
     c = kind_prefix_counts(m)
     assert c.shape == (2, 62) and c[:, 3].tolist() == [3, 0] and c[:, -1].tolist() == [3, 58]
+
+
+def test_placement_names_each_stages_layer_kinds(preset):
+    from planner.perf.step import placement_dict
+    assert placement_dict(preset("deepseek-v3"), [31, 30]) == {
+        "layers_per_stage": [31, 30], "layer_kinds_per_stage": [{"dense": 3, "moe": 28}, {"moe": 30}]}
+    gpt_oss = placement_dict(preset("gpt-oss-120b"), [3, 33])["layer_kinds_per_stage"]
+    assert gpt_oss[0] == {"moe/sliding-128": 2, "moe": 1} and sum(gpt_oss[1].values()) == 33
+    assert placement_dict(preset("llama-3.1-70b"), [40, 40]) == {"layers_per_stage": [40, 40]}  # one kind
