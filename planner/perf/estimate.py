@@ -450,7 +450,8 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     draft_kv_per_seq = draft_kv / c.batch
     room = c.gpu.memory_bytes - reserve - (act - c.batch * logits_per_seq)  # all but batch-dependent memory
     max_batch = max(0, min(int((room - stage_w[s])
-                               // (on_stage(s, kv_per_seq_layer) + logits_per_seq + (draft_kv_per_seq if s == 0 else 0.0)))
+                               // (on_stage(s, kv_per_seq_layer) + logits_per_seq
+                                   + (draft_kv_per_seq if s == 0 else 0.0)))
                            for s in range(c.pp)))
     memory = {"weights": stage_w[worst], "kv_cache": stage_kv[worst], "activations": act, "reserve": reserve,
               "total": totals[worst], "capacity": c.gpu.memory_bytes}
@@ -507,7 +508,8 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
     if not long_fits and totals[worst] <= c.gpu.memory_bytes:  # (when the batch does not fit, that says it)
         messages.append(
             f"does not fit one sequence of the maximum length {max_len} tokens: stage {long_worst} needs "
-            f"{long_totals[long_worst] / 2**30:.1f} GiB per GPU (KV {on_stage(long_worst, long_kv_per_layer) / 2**30:.1f}"
+            f"{long_totals[long_worst] / 2**30:.1f} GiB per GPU "
+            f"(KV {on_stage(long_worst, long_kv_per_layer) / 2**30:.1f}"
             f" GiB) but {c.gpu.id} has {c.gpu.memory_bytes / 2**30:.1f} GiB; the engine would refuse to start: "
             "lower --max-model-len or use more GPUs")
     if not fits:

@@ -198,9 +198,10 @@ def latency_depths(req: Request, p: PerfParams, lim: Limits) -> dict[tuple, int]
     the sum of the q stages' extras (table.stage_sum) and u(q) the stalling prompts `lower_bounds` counts
     ((B − 1) · q · chunks, clamped as there). Proof: per-layer terms and stage extras do not depend on the depth or
     the pipeline link (`table_of` computes them once per unit, a shape without its depth), so one stand-in row per
-    group gives them for every q; the slowest stage is at least the balanced share (L·d + E_dec(q))/q, the hops
-    are >= 0 and so is the chunk's stage time when c and the chunk extras are (checked per group here; the hops
-    and the claim itself on the perf model in tests/search/test_bounds.py). Where the bound misses the target (or
+    group gives them for every q; the slowest stage is at least the balanced share (L·d + E_dec(q))/q (with
+    several layer kinds L·d is Σ_k n_k·d_k, the same for every placement), the hops are >= 0 and so is the
+    chunk's stage time when c and the chunk extras are (checked per group here; the hops and the claim itself
+    on the perf model in tests/search/test_bounds.py). Where the bound misses the target (or
     the stall range `B · q · chunks <= MAX_STALL_COEF` is exceeded, which is exact), position 0 fails `passes`, and
     a shape failing at position 0 has no range (`range_ends`): it holds no row of the space. Every depth up to the
     deepest that passes is kept. This decides before any shape is listed (a 1.8T MoE over the catalog: 3.5k groups
@@ -215,7 +216,8 @@ def latency_depths(req: Request, p: PerfParams, lim: Limits) -> dict[tuple, int]
     t = table_of(req, terms, np.arange(len(reps)), terms.dp, p)  # position 0: micro-batch DP, depth 1
     L, osl = req.model.num_layers, req.workload.osl
     nonneg = ((t.dec_extra_ns >= 0).all(axis=1) & (t.dec_extra_single_ns >= 0) & (t.pf_extra_ns >= 0).all(axis=1)
-              & (t.pf_extra_single_ns >= 0) & (t.chunk_ns_per_layer >= 0) & (t.chunk_extra_ns >= 0).all(axis=1)
+              & (t.pf_extra_single_ns >= 0) & (t.chunk_ns_per_kind >= 0).all(axis=1)
+              & (t.chunk_extra_ns >= 0).all(axis=1)
               & (t.chunk_extra_single_ns >= 0))
     limit = {g.id: req.gpu_limit(g) for g in req.gpus}
     tops = np.array([L if limit[r.gpu.id] is None else min(L, limit[r.gpu.id] // (r.tp * r.dp)) for r in reps],
@@ -226,11 +228,13 @@ def latency_depths(req: Request, p: PerfParams, lim: Limits) -> dict[tuple, int]
     chunks = t.stall_coef[g]  # at depth 1: the prompt's chunks (1 when engines prefill first)
     coef = chunks if bool(np.any(terms.params.prefill_first)) else q * chunks
     users = np.minimum((q * dp - 1) * np.minimum(coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
-    cycle = osl * (L * t.dec_ns_per_layer[g] + stage_sum(t.dec_extra_ns[g], t.dec_extra_single_ns[g], q))
-    chunk = -(-(L * t.chunk_ns_per_layer[g] + stage_sum(t.chunk_extra_ns[g], t.chunk_extra_single_ns[g], q)) // q)
+    layers_dec, layers_ch, layers_pf = (x @ t.kind_counts for x in (t.dec_ns_per_kind, t.chunk_ns_per_kind,
+                                                                    t.pf_ns_per_kind))  # L·d, L·c, L·f
+    cycle = osl * (layers_dec[g] + stage_sum(t.dec_extra_ns[g], t.dec_extra_single_ns[g], q))
+    chunk = -(-(layers_ch[g] + stage_sum(t.chunk_extra_ns[g], t.chunk_extra_single_ns[g], q)) // q)
     ok = (-(-(cycle + users * chunk) // osl) <= lim.tpot_ns) & (q * dp * coef <= MAX_STALL_COEF)
     if lim.ttft_ns is not None:
-        ok &= L * t.pf_ns_per_layer[g] + stage_sum(t.pf_extra_ns[g], t.pf_extra_single_ns[g], q) <= lim.ttft_ns
+        ok &= layers_pf[g] + stage_sum(t.pf_extra_ns[g], t.pf_extra_single_ns[g], q) <= lim.ttft_ns
     ok |= ~nonneg[g]  # a group whose terms the claim does not cover keeps every depth
     deepest = np.zeros(len(reps), np.int64)
     np.maximum.at(deepest, g[ok], q[ok])

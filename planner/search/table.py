@@ -266,10 +266,10 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
 
 def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, first_stage_extra_bytes=0.0):
     """([n, K] memory per layer of each kind per GPU incl. the batch's KV, [n, 3] fixed memory per stage, fixed
-    memory of a single stage, capacity), KiB, rounded conservatively: shapes `idx` at micro-batches `mb`. KV per layer is the batch's
-    at full context, and at least one sequence of the engine's maximum length (perf.estimate: engines refuse to
-    start otherwise); every term is affine in the micro-batch. `first_stage_extra_bytes`: more on the first stage
-    (a speculative draft's weights and KV)."""
+    memory of a single stage, capacity), KiB, rounded conservatively: shapes `idx` at micro-batches `mb`. KV per
+    layer is the batch's at full context, and at least one sequence of the engine's maximum length (perf.estimate:
+    engines refuse to start otherwise); every term is affine in the micro-batch. `first_stage_extra_bytes`: more
+    on the first stage (a speculative draft's weights and KV)."""
     m = req.model
     tp, dp, pp = s.tp[idx].astype(float), s.dp[idx], s.pp[idx]
     mb = np.asarray(mb, np.int64)
@@ -339,8 +339,9 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     S = NS_PER_S
     first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
     first_p, last_p = np.asarray(t.prefill_first.time_s) + 0 * tp, np.asarray(t.prefill_last.time_s) + 0 * tp
-    dec_layer, dec_first, dec_mid, dec_last, dec_single = (kinds(lambda tk: tk.decode_layer.time_s), first_d + ovh, np.full(nu, ovh) + 0.0,
-                                                           last_d + ovh, first_d + last_d + ovh)
+    dec_layer = kinds(lambda tk: tk.decode_layer.time_s)  # [K, units]
+    dec_first, dec_mid, dec_last, dec_single = (first_d + ovh, np.full(nu, ovh) + 0.0, last_d + ovh,
+                                                first_d + last_d + ovh)
     dec_hop, draft = np.asarray(t.decode_p2p_s) + 0 * tp, None
     if spec is not None:  # per expected emitted token, γ draft passes included (perf.specdec.per_token_decode_terms)
         draft = draft_terms(spec, hw, p, tp=tp, dp=dpu, weight_bytes=wb, kv_bytes=kvb, batch=pp * mb, isl=w.isl,
