@@ -254,9 +254,9 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     L · d(m') + E_dec(q, m'), d the group's decode time per layer and E_dec the sum of its q stages' decode
     extras (table.stage_sum). Proof: TPOT >= the decode cycle q · (T_dec + hop) (the prefill stalls are >= 0:
     chunk increments and hops are times; tested on the perf model), T_dec >= the balanced share
-    (L · d(m) + E_dec(q, m))/q, hops >= 0, and d and the extras never fall as the micro-batch grows (fact 1 of the
-    module docstring); d and the extras do not depend on the depth or the pipeline link (`table_of`: one unit per
-    shape without its depth), so one stand-in row per group and grid micro-batch gives them for every depth, and
+    (L · d(m) + E_dec(q, m))/q (with several layer kinds L · d is Σ_k n_k · d_k), hops >= 0, and d and the
+    extras never fall as the micro-batch grows (fact 1 of the module docstring); d and the extras do not depend
+    on the depth or the pipeline link (`table_of`: one unit per shape without its depth), so one stand-in row per group and grid micro-batch gives them for every depth, and
     grid micro-batches are shared by groups alike in DP and EP (MoE routing statistics are computed once per
     distinct token count and EP). The search then skips tabulating positions known to fail: most of a large
     request's shapes miss TPOT at the largest micro-batch memory allows (the range's first probe)."""
@@ -277,14 +277,13 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     if len(gi) == 0:
         return out
     t = table_of(sp.req, terms, gi, terms.dp[gi] * j, p)
-    L = sp.req.model.num_layers
     # every (shape, grid point of its group): the cycle bound at the shape's depth
     start = np.cumsum(per) - per
     n_of = per[g]
     s_rep = np.repeat(np.arange(len(sp)), n_of)
     k = start[g][s_rep] + (np.arange(len(s_rep)) - np.repeat(np.cumsum(n_of) - n_of, n_of))
     q = sp.terms.pp[s_rep]
-    bound = L * t.dec_ns_per_layer[k] + stage_sum(t.dec_extra_ns[k], t.dec_extra_single_ns[k], q)
+    bound = (t.dec_ns_per_kind @ t.kind_counts)[k] + stage_sum(t.dec_extra_ns[k], t.dec_extra_single_ns[k], q)
     fails = bound > tpot_ns
     np.minimum.at(out, s_rep[fails], (terms.dp[gi] * j)[k[fails]])
     return out

@@ -45,7 +45,7 @@ def test_decode_and_memory_terms_never_fall_as_the_micro_batch_grows(model, isl,
                      "fixed_mem_kib", "fixed_mem_single_kib"):
             assert (np.diff(getattr(t, name), axis=0) >= 0).all(), (name, sp.shapes[s])
         # a prompt's stall on the decoders is a time: >= 0 at every micro-batch (it need not grow)
-        for name in ("chunk_ns_per_layer", "chunk_extra_ns", "chunk_extra_single_ns", "chunk_hop_ns"):
+        for name in ("chunk_ns_per_kind", "chunk_extra_ns", "chunk_extra_single_ns", "chunk_hop_ns"):
             assert (getattr(t, name) >= 0).all(), (name, sp.shapes[s])
         for name, v in (("stall range", t.batch * t.stall_coef),
                         ("decode stage bound", b.dec_stage_ns), ("cycle", t.pp * (b.dec_stage_ns + t.dec_hop_ns))):
