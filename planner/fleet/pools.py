@@ -291,7 +291,9 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             kv = kv_exact(i, lay)
             if ttft is not None and ev.ttft_ns + kv > ttft:
                 return None  # cannot hand over its own prompts in time: pairs with no decode pool (`compatible`)
-            cap = int(capacity_units(t.rows[i].dp, ev.pf_stage_ns + int(t.pf_hop_ns[i])))
+            # each DP group's GPUs send one prompt's share per prompt over their NICs: no faster than the NIC
+            cap = int(min(capacity_units(t.rows[i].dp, ev.pf_stage_ns + int(t.pf_hop_ns[i])),
+                          capacity_units(t.rows[i].dp, kv)))
             # every kept prefill pool meets latency + its own transfer ≤ TTFT, so of two with latency keys
             # a ≤ b the first pairs with every decode pool the second does, whatever their own transfers
             return _Exact(cap, int(pre_key[i]), lay, ev.ttft_ns, 0, kv)
@@ -323,8 +325,9 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             cycle = int(t.pp[i]) * (ev.dec_stage_ns + int(t.dec_hop_ns[i]))
             if cycle > lim.tpot_ns:
                 return None
-            cap = int(capacity_units(int(t.batch[i]), cycle * osl))
             kv = kv_exact(i, lay)
+            # and no faster than its GPUs' NICs take the prompts in (one per request, per DP group)
+            cap = int(min(capacity_units(int(t.batch[i]), cycle * osl), capacity_units(t.rows[i].dp, kv)))
             return _Exact(cap, recv_key(kv, i), lay, 0, cycle, kv)
 
         # A decode pool's receive is a dominance key only where it can bind: above TTFT − the slowest kept prefill
@@ -385,12 +388,17 @@ def prefill_period_s(model: ModelSpec, pool: Pool, workload: Workload, p: PerfPa
 def replica_requests_per_s(model: ModelSpec, pool: Pool, workload: Workload, e, p: PerfParams) -> float:
     """Requests/s one replica of the pool serves, in floating point, from its estimate `e` (`estimate_pool`):
     aggregated output tokens/s / OSL; decode B / (decode cycle · OSL); prefill DP / `prefill_period_s` (one prompt
-    per attention-DP group)."""
+    per attention-DP group). A prefill or decode replica also moves each request's KV cache through its NICs
+    (each GPU its share, `pool_kv_transfer_s` t_kv per prompt, one prompt at a time per DP group): at most
+    DP / t_kv requests/s. The transfer overlaps the compute (RDMA from a background thread: SGLang's
+    "Non-blocking Transfer", LMSYS large-scale-EP blog), so the smaller of the two rates holds; it binds only
+    where outputs are short (a decode GPU of B sequences takes in B / (OSL · cycle) prompts/s)."""
     if pool.role == "aggregated":
         return e.output_tokens_per_s / workload.osl
+    nic = pool.row.dp / pool_kv_transfer_s(model, pool, workload.isl, p)
     if pool.role == "decode":
-        return pool.row.batch / (e.decode_cycle_s * workload.osl)
-    return pool.row.dp / prefill_period_s(model, pool, workload, p)
+        return min(pool.row.batch / (e.decode_cycle_s * workload.osl), nic)
+    return min(pool.row.dp / prefill_period_s(model, pool, workload, p), nic)
 
 
 def kv_transfer_s(model: ModelSpec, kv: str, scale_out_bytes_per_s: float, isl: int, p: PerfParams, tp: int = 1,

@@ -60,7 +60,34 @@ def test_replica_requests_per_s_by_role():
     from planner.catalog import load_model
     from planner.specs.workload import Workload
 
+    from planner.perf.params import PerfParams
+
     m, w, e = load_model("llama-3.1-8b"), Workload(1000, 300), _Estimate()
     assert replica_requests_per_s(m, AGG, w, e, None) == pytest.approx(600.0 / 300)  # output tok/s ÷ OSL
-    # decode: batch ÷ (cycle · OSL); the synthetic rows have batch 1
-    assert replica_requests_per_s(m, DEC, w, e, None) == pytest.approx(1 / (0.025 * 300))
+    # decode: batch ÷ (cycle · OSL); the synthetic rows have batch 1 (their NICs take a prompt in ~3 ms: not binding)
+    assert replica_requests_per_s(m, DEC, w, e, PerfParams()) == pytest.approx(1 / (0.025 * 300))
+
+
+def test_short_outputs_bound_a_decode_replica_by_its_nic(catalog):
+    """Llama-3.1-70B, 8000-token prompts with fp8 KV (8000 · 163,840 B = 1.31 GB each), one output token: a TP1
+    decode replica of batch 512 at a 40 ms cycle would finish 512 / 0.04 = 12,800 requests/s, but its one NIC
+    (40 GB/s at 80 %) takes a prompt in 1.31e9 / 40e9 + 15 µs = 32.78 ms: 30.5 requests/s. With TP4 (2 of the 8
+    KV heads per GPU) each NIC takes a quarter, 4 × as many."""
+    from planner.catalog import load_model
+    from planner.fleet.pools import Pool
+    from planner.search.space import Row
+    from planner.specs.workload import Workload
+
+    m, h100, perf = load_model("llama-3.1-70b"), catalog.gpu("h100-sxm"), catalog.perf
+    w = Workload(8000, 1)
+    e = _Estimate()
+    e.decode_cycle_s = 0.04
+    dec = Pool(0, "decode", Row(h100, "fp8", "fp8", 1, 1, 1, 512), (80,), 1, 0, 0, 0)
+    t = 8000 * 163_840 / (50e9 * 0.8) + 15e-6
+    assert replica_requests_per_s(m, dec, w, e, perf) == pytest.approx(1 / t)
+    tp4 = Pool(0, "decode", Row(h100, "fp8", "fp8", 4, 1, 1, 512), (80,), 1, 0, 0, 0)
+    assert replica_requests_per_s(m, tp4, w, e, perf) == pytest.approx(1 / ((t - 15e-6) / 4 + 15e-6))
+    # with 2000 output tokens the cycle binds again: 512 / (0.04 · 2000) = 6.4 < 30.5 (at 300 tokens, 42.7, it
+    # would not: the NIC still binds there)
+    assert replica_requests_per_s(m, dec, Workload(8000, 2000), e, perf) == pytest.approx(512 / (0.04 * 2000))
+    assert replica_requests_per_s(m, dec, Workload(8000, 300), e, perf) == pytest.approx(1 / t)
