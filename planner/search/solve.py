@@ -14,11 +14,10 @@ from ..perf.cost import usd_per_million_at
 from ..perf.estimate import Config, Estimate, estimate
 from ..perf.params import PerfParams
 from .cpsat import Solution, SolverSettings, solve
-from .oracle import count_placements
 from .placement import greedy_placement
-from .queueing import QueueTarget, min_replicas
+from .queueing import QueueTarget
 from .bounds import Space, build_space, demand_batch_cap, queue_bound, search_space
-from .space import Request, Row, count_shapes, enumerate_rows, per_row
+from .space import Request, Row, count_shapes, enumerate_rows
 from .table import Bounds, Limits, Table, build_table, evaluate, lower_bounds
 
 HEURISTIC_ROWS = 48  # rows (cheapest lower bounds first) given a greedy placement to seed the upper bound
@@ -38,7 +37,7 @@ class SearchStats:
     cp_sat_s: float = 0.0  # time in those calls (model building included), all together
     bound_s: float = 0.0  # the lazy search of the exact space (search/bounds.py): its tables and bounds
     examined: int = 0  # rows it tabulated
-    space: str = "exact"  # exact (every integer), pinned (the request's lists) or grid (search/space.py's grid)
+    space: str = "exact"  # exact (every integer) or pinned (the request's lists)
 
 
 @dataclass(frozen=True)
@@ -170,31 +169,24 @@ def verify(req: Request, c: Choice) -> list[str]:
 
 
 def search(req: Request, p: PerfParams, alternatives: bool = True, queue: "QueueTarget | None" = None) -> SearchResult:
-    """The cheapest plan for `req` over the exact space (search/bounds.py), or the request's grid
-    (`Request.grid`) where that is not affordable (`_exact_affordable`). With `queue` (and a demand), each row's
-    replicas also meet the TTFT percentile's queueing bound (search/queueing.py; over the exact space each
-    shape's, bounds.QueueBound)."""
+    """The cheapest plan for `req` over the exact space (search/bounds.py), or over the request's pinned lists.
+    With `queue` (and a demand), each row's replicas also meet the TTFT percentile's queueing bound
+    (search/queueing.py; each shape's, bounds.QueueBound)."""
     if queue is not None and req.workload.demand_output_tokens_per_s is None:
         queue = None
-    if not _exact_affordable(req):
-        return _search_grid(req.grid(), p, alternatives, queue)
     return _search_exact(req, p, alternatives, queue=queue)
 
 
-# MoE shapes cost ~10x a dense shape to tabulate (busiest-rank statistics per distinct batch). Up to this many the
-# exact space took 1.4-2.4x the grid's time and found plans up to 11 % cheaper (14k-33k shapes); the whole catalog
-# (Mixtral-8x22B ~128k shapes, the 1.8T MoE ~224k: 2.8x, ~19 s on a loaded machine) stays on the grid
-# (python benchmarks/solve_speed/moe_exact.py --big; benchmarks/solve_speed/RESULTS.md, session 11)
-MAX_EXACT_MOE_SHAPES = 40_000
+# The frontier searches one space for every speed (shared shapes and memory ranges, not pruned per speed): for MoE
+# spaces over this many shapes that took 6-9x the grid's time for 15 speeds (Mixtral-8x22B over the catalog: 7.8 s
+# against 1.4 s CPU, loaded machine), so those frontiers stay on the grid of search/space.py.
+MAX_EXACT_FRONTIER_MOE_SHAPES = 40_000
 
 
-def _exact_affordable(req: Request) -> bool:
-    """Whether the lazy exact search answers this request in about a second today: dense models yes; MoE models
-    when their attention-DP × EP × PP × TP shapes are few (small GPU budgets, or pinned TP/PP); otherwise they stay
-    on the grid."""
-    if not req.model.is_moe:
-        return True
-    return count_shapes(req) <= MAX_EXACT_MOE_SHAPES
+def _frontier_exact_affordable(req: Request) -> bool:
+    """Whether `frontier` searches the exact space: dense models yes; MoE models when their attention-DP × EP × PP
+    × TP shapes are few (small GPU budgets, or pinned TP/PP)."""
+    return not req.model.is_moe or count_shapes(req) <= MAX_EXACT_FRONTIER_MOE_SHAPES
 
 
 def _search_exact(req: Request, p: PerfParams, alternatives: bool, sp: Space | None = None,
@@ -360,70 +352,11 @@ def _sweep(req: Request, speeds: list[float], progress, point) -> tuple[list[Cho
     return points, timed_out
 
 
-def _search_grid(req: Request, p: PerfParams, alternatives: bool = True, queue: "QueueTarget | None" = None) -> SearchResult:
-    """The search over the request's grid (every row tabulated)."""
-    from ..explain import infeasibility_reasons
-
-    start = time.perf_counter()
-    rows = enumerate_rows(req, p.max_batch)
-    if not rows:
-        raise InfeasibleError(["no configuration is possible: check --gpus, --weights and the GPU limits "
-                               f"(TP must divide the model's {req.model.num_heads} heads and fit the scale-up domain)"])
-    t = build_table(req, rows, p)
-    table_s = time.perf_counter() - start
-    lim = Limits.of(req, p.max_batch)
-    if queue is not None and lim.demand_tokens_per_s is not None:
-        t.min_replicas = min_replicas(t, lower_bounds(t, lim), queue, lim.max_replicas)
-    b = lower_bounds(t, lim)
-    deadline = time.perf_counter() + req.time_limit_s
-    everything = np.arange(len(t))
-    clock = [0, 0.0]  # CP-SAT solves and seconds, over every call below
-
-    def timed(*args):
-        t0 = time.perf_counter()
-        try:
-            s_, kept_ = _search_rows(*args)
-        finally:
-            clock[1] += time.perf_counter() - t0
-        clock[0] += s_.solves if s_ is not None else 1
-        return s_, kept_
-
-    sol, kept = timed(t, b, lim, everything, SolverSettings(time_limit_s=req.time_limit_s))
-    if sol is None:
-        raise InfeasibleError(infeasibility_reasons(req, t, b, lim, p))
-    best = _choice(req, t, sol.row, sol.layers, lim, p, sol)
-    problems = verify(req, best)
-    if problems:  # the integer model rounds conservatively, so this is a bug, never a user error
-        raise RuntimeError("chosen plan failed verification: " + "; ".join(problems))
-    alts: list[Choice] = []
-    if alternatives:
-        gpu_of_row = per_row(t.rows, lambda r: r.gpu.id)  # from the shapes: no Row made per row
-        others = [g for g in sorted(set(gpu_of_row.tolist())) if g != best.row.gpu.id]
-        alts.append(best)
-        for k, gid in enumerate(others):
-            try:
-                s, _ = timed(t, b, lim, everything[gpu_of_row == gid], _slice(deadline, len(others) - k))
-            except SolverLimitError:
-                continue  # out of time for this GPU type: no alternative listed for it
-            if s is not None:
-                c = _choice(req, t, s.row, s.layers, lim, p, s)
-                if not verify(req, c):
-                    alts.append(c)
-        alts.sort(key=lambda c: (c.objective, c.row.gpu.id))
-    pps, counts = np.unique(t.pp, return_counts=True)
-    placements = sum(int(c) * count_placements(t.num_layers, int(pp)) for pp, c in zip(pps, counts))
-    stats = SearchStats(len(t), placements, kept, table_s, time.perf_counter() - start, clock[0], clock[1],
-                        space="grid")
-    return SearchResult(req, best, tuple(alts), stats, t, b, sol.row, lim)
-
-
-
-
 def frontier(req: Request, p: PerfParams, speeds: list[float], progress=None) -> list[Choice]:
     """Optimal plans for a sweep of per-user speed targets (tok/s/user), each over the exact space, sharing its
     shapes and memory ranges; the result is filtered to the Pareto frontier of ($ per token, tokens/s/user),
     sorted by speed."""
-    if not _exact_affordable(req):
+    if not _frontier_exact_affordable(req):
         points, timed_out = _frontier_grid(req.grid(), p, speeds, progress)
         return _pareto(req, speeds, points, timed_out)
     sp = build_space(req, p, demand_batch_cap(Limits.of(req, 1)))

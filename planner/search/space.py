@@ -86,7 +86,7 @@ class Request:
 
     def grid(self) -> "Request":
         """The request on the grid (DEFAULT_PP, DEFAULT_MICRO_BATCHES, TP powers of two) where it left a choice
-        open: the space the queueing-bound search and the fleet pools use."""
+        open: the space the fleet's and the disaggregated plan's pools use (`pools_space`)."""
         from dataclasses import replace
 
         pp = self.pp or DEFAULT_PP

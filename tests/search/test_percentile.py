@@ -123,8 +123,6 @@ def test_a_miss_tightens_and_resolves(monkeypatch):
     monkeypatch.setattr(queueing, "min_replicas",
                         lambda t, b, target, cap: __import__("numpy").maximum(
                             1, [target.extra_replicas.get(i, 1) for i in range(len(t))]))
-    import planner.search.solve as solve_mod
-    monkeypatch.setattr(solve_mod, "min_replicas", queueing.min_replicas)
     d = api.plan(str(ROOT / "examples/chat-70b.toml")).to_dict()
     assert d["simulation"]["rounds"] > 1
     assert d["simulation"]["ttft_s"]["p99"] <= 1.0
@@ -133,8 +131,6 @@ def test_a_miss_tightens_and_resolves(monkeypatch):
 def test_never_returns_a_plan_whose_percentile_misses(monkeypatch):
     monkeypatch.setattr(pct, "MAX_ROUNDS", 1)
     monkeypatch.setattr(pct, "max_concurrency", lambda model, c, tpot, p: c)
-    import planner.search.solve as solve_mod
-    monkeypatch.setattr(solve_mod, "min_replicas", lambda t, b, target, cap: __import__("numpy").ones(len(t), int))
     with pytest.raises(InfeasibleError, match="still misses"):  # the colocated search's confirmation
         api.plan(str(ROOT / "examples/chat-70b.toml"), disagg="off")
 
