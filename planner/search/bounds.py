@@ -256,10 +256,11 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     chunk increments and hops are times; tested on the perf model), T_dec >= the balanced share
     (L · d(m) + E_dec(q, m))/q (with several layer kinds L · d is Σ_k n_k · d_k), hops >= 0, and d and the
     extras never fall as the micro-batch grows (fact 1 of the module docstring); d and the extras do not depend
-    on the depth or the pipeline link (`table_of`: one unit per shape without its depth), so one stand-in row per group and grid micro-batch gives them for every depth, and
-    grid micro-batches are shared by groups alike in DP and EP (MoE routing statistics are computed once per
-    distinct token count and EP). The search then skips tabulating positions known to fail: most of a large
-    request's shapes miss TPOT at the largest micro-batch memory allows (the range's first probe)."""
+    on the depth or the pipeline link (`table_of`: one unit per shape without its depth), so one stand-in row
+    per group and grid micro-batch gives them for every depth, and grid micro-batches are shared by groups alike
+    in DP and EP (MoE routing statistics are computed once per distinct token count and EP). The search then
+    skips tabulating positions known to fail: most of a large request's shapes miss TPOT at the largest
+    micro-batch memory allows (the range's first probe)."""
     never = np.iinfo(np.int64).max
     out = np.full(len(sp), never, np.int64)
     if sp.values is not None or sp.req.spec is not None or len(sp) == 0:
