@@ -35,8 +35,8 @@ def infeasibility_reasons(req: Request, t: Table, b: Bounds, lim: Limits, p: Per
     reasons: list[str] = []
     mem, ttft, tpot, gpus = b.memory_ok, b.ttft_ok, b.tpot_ok, b.gpus_ok
     if not mem.any():
-        need = ((t.mem_kib_per_kind @ t.kind_counts + stage_sum(t.fixed_mem_kib, t.fixed_mem_single_kib, t.pp))
-                / (t.pp * t.cap_kib))
+        need = np.max([(m @ t.kind_counts + stage_sum(t.fixed_mem_kib, t.fixed_mem_single_kib, t.pp))
+                       / (t.pp * t.cap_kib) for _, m in t.memory_per_kind], axis=0)
         i = int(np.argmin(need))
         reasons.append(f"memory: no configuration fits {req.model.name} with {req.workload.context_tokens} tokens of "
                        f"context; the closest, {_describe(t, i)}, needs {need[i]:.2f}x its "

@@ -117,12 +117,12 @@ def balance_layers(num_layers: int, pp: int, layer_s: float, first_extra_s: floa
 
 
 def balance_layer_kinds(kind_prefix: np.ndarray, pp: int, layer_s_per_kind: Sequence[float], first_extra_s: float,
-                        last_extra_s: float, layer_bytes_per_kind: Sequence[float] | None = None,
-                        stage_room_bytes: Sequence[float] | None = None) -> list[int] | None:
+                        last_extra_s: float, layer_bytes_per_kind=None, stage_room_bytes=None) -> list[int] | None:
     """`balance_layers` for a model of several layer kinds (perf.step.kind_models): layers per stage minimizing
     the slowest stage max_s(Σ_k n_{s,k}·t_k + o_s), each stage ≥ 1 layer and its layers' bytes Σ_k n_{s,k}·m_k
     within `stage_room_bytes[s]`, where n_{s,k} are the layers of kind k in the stage's consecutive layers
-    (kind_prefix[k, b]: layers of kind k among the first b). None when the layers cannot be placed within memory.
+    (kind_prefix[k, b]: layers of kind k among the first b). Several memory conditions: `layer_bytes_per_kind`
+    [D][K] and `stage_room_bytes` [D][pp]. None when the layers cannot be placed within memory.
 
     Exact: for a limit T, stages filled from the last one backwards, each taking as many layers as T and its room
     allow (leaving one for each earlier stage), place every layer iff any placement meets T: a stage's constraints
@@ -135,8 +135,11 @@ def balance_layer_kinds(kind_prefix: np.ndarray, pp: int, layer_s_per_kind: Sequ
     if pp > L:
         return None
     time = np.asarray(layer_s_per_kind, float) @ c  # [L + 1] time of the first b layers
-    size = np.zeros(L + 1) if layer_bytes_per_kind is None else np.asarray(layer_bytes_per_kind, float) @ c
-    room = [math.inf] * pp if stage_room_bytes is None else [float(r) for r in stage_room_bytes]
+    # [D, L + 1] bytes of the first b layers under each memory condition, [D, pp] each stage's room for them
+    size = (np.zeros((1, L + 1)) if layer_bytes_per_kind is None
+            else np.atleast_2d(np.asarray(layer_bytes_per_kind, float)) @ c)
+    room = (np.full((1, pp), math.inf) if stage_room_bytes is None
+            else np.atleast_2d(np.asarray(stage_room_bytes, float)))
     extras = [0.0] * pp
     extras[0] += first_extra_s
     extras[-1] += last_extra_s
@@ -145,9 +148,10 @@ def balance_layer_kinds(kind_prefix: np.ndarray, pp: int, layer_s_per_kind: Sequ
         counts, end = [], L
         for s in range(pp - 1, -1, -1):
             a = end - 1  # at least one layer; then as many more as the limit and the room allow
-            if time[end] - time[a] + extras[s] > limit or size[end] - size[a] > room[s]:
+            if time[end] - time[a] + extras[s] > limit or (size[:, end] - size[:, a] > room[:, s]).any():
                 return None
-            while a > s and time[end] - time[a - 1] + extras[s] <= limit and size[end] - size[a - 1] <= room[s]:
+            while (a > s and time[end] - time[a - 1] + extras[s] <= limit
+                   and (size[:, end] - size[:, a - 1] <= room[:, s]).all()):
                 a -= 1
             if s == 0 and a > 0:
                 return None

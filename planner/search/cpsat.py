@@ -150,12 +150,14 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     for i in rows:
         p, xi = int(t.pp[i]), x[i]
         cap_kib = int(t.cap_kib[i])
-        dec_l, chunk_l, mem_l = (_stage_layer_terms(t, layers[p], before.get(p), coef[i].tolist())
-                                 for coef in (t.dec_ns_per_kind, t.chunk_ns_per_kind, t.mem_kib_per_kind))
+        dec_l, chunk_l, *mem_l = (_stage_layer_terms(t, layers[p], before.get(p), coef[i].tolist())
+                                  for coef in (t.dec_ns_per_kind, t.chunk_ns_per_kind,
+                                               *(m for _, m in t.memory_per_kind)))
         for s, (e_d, e_c, f) in enumerate(zip(t.extras(i, "dec"), t.extras(i, "ch"), t.extras(i, "mem"))):
             m.Add(dec_stage_ns >= dec_l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
             m.Add(chunk_stage_ns >= chunk_l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
-            m.Add(mem_l[s] + f <= cap_kib).OnlyEnforceIf(xi)  # stage memory
+            for mem in mem_l:  # stage memory (the batch's KV; with several kinds also one longest sequence's)
+                m.Add(mem[s] + f <= cap_kib).OnlyEnforceIf(xi)
         osl, b, k, hop_ch = t.osl, int(t.batch[i]), int(t.stall_coef[i]), int(t.chunk_hop_ns[i])
         cycle = p * osl * dec_stage_ns + p * osl * int(t.dec_hop_ns[i])
         # TPOT·OSL ≥ pp·OSL·(T_dec + hop) + (B − 1)·k·(T_ch + hop_ch): the other requests' prefill stalls

@@ -18,7 +18,7 @@ def greedy_placement(t: Table, i: int, phase: str = "dec") -> tuple[int, ...] | 
     if per_kind.shape[1] > 1:
         room = [int(t.cap_kib[i]) - fs for fs in f]
         lay = balance_layer_kinds(t.kind_prefix, pp, per_kind[i].tolist(), float(first), float(last),
-                                  t.mem_kib_per_kind[i].tolist(), room)
+                                  [m[i].tolist() for _, m in t.memory_per_kind], [room] * len(t.memory_per_kind))
         return None if lay is None else tuple(lay)
     caps = [max(0, (int(t.cap_kib[i]) - fs) // int(t.mem_kib_per_kind[i, 0])) for fs in f]
     lay = balance_layers(t.num_layers, pp, float(per_kind[i, 0]), float(first), float(last), caps)

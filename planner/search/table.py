@@ -89,7 +89,9 @@ class Table:
     chunk_extra_single_ns: np.ndarray  # one chunk's increment of the single stage (ns)
     chunk_hop_ns: np.ndarray  # one chunk's stage-to-stage send (ns), 0 when pp = 1
     stall_coef: np.ndarray  # pp · chunks (a count)
-    mem_kib_per_kind: np.ndarray  # [n, K] memory per layer per GPU incl. the batch's KV (KiB)
+    # [n, K] memory per layer per GPU incl. the batch's KV (KiB); with one kind, incl. the larger of the batch's KV
+    # and one maximum-length sequence's (both conditions in one), with several that one's in long_kib_per_kind
+    mem_kib_per_kind: np.ndarray
     fixed_mem_kib: np.ndarray  # [n, 3] fixed memory per stage (embedding/head + activations + reserve) (KiB)
     fixed_mem_single_kib: np.ndarray  # fixed memory of the single stage (KiB)
     cap_kib: np.ndarray  # device memory (KiB, rounded down)
@@ -101,9 +103,19 @@ class Table:
     # fewest replicas meeting the TTFT percentile under queueing (search/queueing.py; -1: none does); None: no
     # queueing bound (no demand, or none asked for)
     min_replicas: np.ndarray | None = None
+    # several layer kinds: [n, K] memory per layer incl. one sequence of the engine's maximum length (KiB); a stage
+    # must hold both its layers' mem_kib_per_kind and their long_kib_per_kind beside its fixed memory
+    long_kib_per_kind: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def memory_per_kind(self) -> list[tuple[str, np.ndarray]]:
+        """The per-layer memory terms a stage must hold (each beside its fixed memory): 'mem', and 'long' with
+        several layer kinds."""
+        return [("mem", self.mem_kib_per_kind)] + ([] if self.long_kib_per_kind is None
+                                                    else [("long", self.long_kib_per_kind)])
 
     @property
     def kind_counts(self) -> np.ndarray:
@@ -120,9 +132,9 @@ class Table:
 
     def stage_layers(self, i: int, layers: Sequence[int], which: str) -> list[int]:
         """Per stage of a placement, its layers' share Σ_k n_{s,k} · (row i's per-layer term of kind k) of 'dec',
-        'pf', 'ch' (prefill chunk increment) time or 'mem' (ns or KiB)."""
+        'pf', 'ch' (prefill chunk increment) time or 'mem' / 'long' memory (ns or KiB)."""
         coef = {"dec": self.dec_ns_per_kind, "pf": self.pf_ns_per_kind, "ch": self.chunk_ns_per_kind,
-                "mem": self.mem_kib_per_kind}[which][i].tolist()
+                "mem": self.mem_kib_per_kind, "long": self.long_kib_per_kind}[which][i].tolist()
         return [sum(n * c for n, c in zip(counts, coef)) for counts in self.stage_kinds(layers)]
 
     def extras(self, i: int, which: str) -> list[int]:
@@ -265,18 +277,24 @@ def build_table(req: Request, rows: Sequence[Row], p: PerfParams) -> Table:
 
 
 def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, first_stage_extra_bytes=0.0):
-    """([n, K] memory per layer of each kind per GPU incl. the batch's KV, [n, 3] fixed memory per stage, fixed
-    memory of a single stage, capacity), KiB, rounded conservatively: shapes `idx` at micro-batches `mb`. KV per
-    layer is the batch's at full context, and at least one sequence of the engine's maximum length (perf.estimate:
-    engines refuse to start otherwise); every term is affine in the micro-batch. `first_stage_extra_bytes`: more
+    """([n, K] memory per layer of each kind per GPU incl. the batch's KV, the same incl. one sequence of the
+    engine's maximum length or None, [n, 3] fixed memory per stage, fixed memory of a single stage, capacity), KiB,
+    rounded conservatively: shapes `idx` at micro-batches `mb`. KV per layer is the batch's at full context, and a
+    stage must also hold one sequence of the engine's maximum length (perf.estimate: engines refuse to start
+    otherwise): with one layer kind the larger of the two per layer (both conditions in one), with several the two
+    apart (a sliding-window layer's KV may be set by the batch while a full layer's is by the long sequence, so
+    the per-layer larger of the two would overstate the stage); every term is affine in the micro-batch. `first_stage_extra_bytes`: more
     on the first stage (a speculative draft's weights and KV)."""
     m = req.model
     tp, dp, pp = s.tp[idx].astype(float), s.dp[idx], s.pp[idx]
     mb = np.asarray(mb, np.int64)
     batch = pp * mb
     U = BYTES_PER_MEM_UNIT
-    mem_kib_per_kind = _ceil((s.layer_weight_bytes[idx] + np.maximum(batch[:, None] * s.kv_seq_layer_bytes[idx],
-                                                                      s.long_kv_layer_bytes[idx])) / U)
+    w, kv, long = s.layer_weight_bytes[idx], batch[:, None] * s.kv_seq_layer_bytes[idx], s.long_kv_layer_bytes[idx]
+    if w.shape[1] == 1:
+        mem_kib_per_kind, long_kib_per_kind = _ceil((w + np.maximum(kv, long)) / U), None
+    else:
+        mem_kib_per_kind, long_kib_per_kind = _ceil((w + kv) / U), _ceil((w + long) / U)
     cap_bytes = s.cap_bytes[idx]
     # activations as perf.estimate sizes them
     act = mem.activation_bytes_per_gpu(m, tp, s.param("max_batched_tokens", idx), mb / dp)
@@ -284,21 +302,27 @@ def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, fir
     emb, head, both = s.first_stage_bytes[idx], s.last_stage_bytes[idx], s.single_stage_bytes[idx]
     extra = first_stage_extra_bytes
     fixed_mem_kib = np.stack([_ceil((emb + base + extra) / U), _ceil(base / U), _ceil((head + base) / U)], axis=1)
-    return mem_kib_per_kind, fixed_mem_kib, _ceil((both + base + extra) / U), np.floor(cap_bytes / U).astype(np.int64)
+    return (mem_kib_per_kind, long_kib_per_kind, fixed_mem_kib, _ceil((both + base + extra) / U),
+            np.floor(cap_bytes / U).astype(np.int64))
 
 
 def memory_fits(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> np.ndarray:
     """`lower_bounds`' necessary memory condition, without the time terms (cheap; monotone in the micro-batch)."""
-    return _memory_ok(kind_prefix_counts(req.model)[:, -1], s.pp[idx], *memory_kib(req, s, idx, mb))
+    mem_kib, long_kib, *rest = memory_kib(req, s, idx, mb)
+    return _memory_ok(kind_prefix_counts(req.model)[:, -1], s.pp[idx], [mem_kib] + [long_kib] * (long_kib is not None),
+                      *rest)
 
 
-def _memory_ok(kind_counts: np.ndarray, pp: np.ndarray, mem_kib_per_kind: np.ndarray, fixed_mem_kib: np.ndarray,
+def _memory_ok(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[np.ndarray], fixed_mem_kib: np.ndarray,
                fixed_single_kib: np.ndarray, cap_kib: np.ndarray) -> np.ndarray:
-    """Necessary for memory over every placement: the layers' total (Σ_k n_k · m_k, whatever the placement) fits
-    in pp devices, and a stage of one layer (at least the smallest kind's) fits beside the largest stage's fixed
-    memory."""
-    return ((mem_kib_per_kind @ kind_counts + stage_sum(fixed_mem_kib, fixed_single_kib, pp) <= pp * cap_kib)
-            & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + mem_kib_per_kind.min(axis=1) <= cap_kib))
+    """Necessary for memory over every placement, for each per-layer memory term m (Table.memory_per_kind): the
+    layers' total (Σ_k n_k · m_k, whatever the placement) fits in pp devices, and a stage of one layer (at least
+    the smallest kind's) fits beside the largest stage's fixed memory."""
+    ok = np.ones(len(pp), bool)
+    for m in per_kind_kib:
+        ok &= ((m @ kind_counts + stage_sum(fixed_mem_kib, fixed_single_kib, pp) <= pp * cap_kib)
+               & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + m.min(axis=1) <= cap_kib))
+    return ok
 
 
 def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,
@@ -377,7 +401,8 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
 
     batch = pp * mb_i
     draft_mem = 0.0 if draft is None else draft.weight_bytes + draft.kv_bytes  # on the first stage
-    mem_kib_per_kind, fixed_mem_kib, fixed_mem_single_kib, cap_kib = memory_kib(req, s, idx, mb_i, draft_mem)
+    mem_kib_per_kind, long_kib_per_kind, fixed_mem_kib, fixed_mem_single_kib, cap_kib = memory_kib(req, s, idx, mb_i,
+                                                                                                  draft_mem)
     return Table(rows=RowList(s.shapes, idx, mb_i) if rows is None else rows, num_layers=L, osl=w.osl,
                  kind_prefix=kind_prefix, dec_ns_per_kind=dec_ns_per_kind, dec_extra_ns=dec_extra_ns,
                  dec_extra_single_ns=dec_extra_single_ns, dec_hop_ns=dec_hop_ns, pf_ns_per_kind=pf_ns_per_kind,
@@ -388,7 +413,8 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
                  mem_kib_per_kind=mem_kib_per_kind, fixed_mem_kib=fixed_mem_kib,
                  fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib,
                  price_1e4_usd_per_h=_ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD), batch=batch, pp=pp,
-                 gpus=(s.tp[idx].astype(float) * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx])
+                 gpus=(s.tp[idx].astype(float) * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx],
+                 long_kib_per_kind=long_kib_per_kind)
 
 
 def _units(s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -502,7 +528,8 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
     rd_ns = round_ns(table, i, dec_stage_ns, chunk_stage_ns)
     ttft = int(table.ttft_ns[i])
     violated = []
-    if any(l + f > cap_kib for l, f in zip(table.stage_layers(i, layers, "mem"), fixed_mem_kib)):
+    if any(l + f > cap_kib for which, _ in table.memory_per_kind
+           for l, f in zip(table.stage_layers(i, layers, which), fixed_mem_kib)):
         violated.append("memory")
     if tp_ns > lim.tpot_ns:
         violated.append("tpot")
@@ -588,7 +615,8 @@ def _lower_bounds(t: Table, lim: Limits) -> Bounds:
     prompts = np.minimum(t.batch * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     tpot = -(-(cycle + users * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
     rnd = -(-(cycle + prompts * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
-    memory_ok = _memory_ok(counts, pp, t.mem_kib_per_kind, t.fixed_mem_kib, t.fixed_mem_single_kib, t.cap_kib)
+    memory_ok = _memory_ok(counts, pp, [m for _, m in t.memory_per_kind], t.fixed_mem_kib, t.fixed_mem_single_kib,
+                           t.cap_kib)
     ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
     tpot_ok = (tpot <= lim.tpot_ns) & (rnd <= MAX_ROUND_NS) & (t.batch * t.stall_coef <= MAX_STALL_COEF)
     if lim.demand_tokens_per_s is None:

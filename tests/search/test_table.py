@@ -162,7 +162,7 @@ def test_lower_bounds_are_computed_once_per_table_and_limits(req):
     assert b3 is not b2 and (b3.replicas == np.maximum(b2.replicas, lim.max_replicas)).all()
 
 
-def _two_kind_table(order, dec_ns, mem_kib, cap_kib, pp, dec_extra=(0, 0, 0), fixed_kib=(0, 0, 0)):
+def _two_kind_table(order, dec_ns, mem_kib, cap_kib, pp, dec_extra=(0, 0, 0), fixed_kib=(0, 0, 0), long_kib=None):
     """A one-row table of a model whose layers have the kinds `order` (0, 1), per-layer decode time and memory per
     kind, extras as (first, middle, last) stage; the prefill and chunk terms zero."""
     from planner.search.table import Table
@@ -179,7 +179,8 @@ def _two_kind_table(order, dec_ns, mem_kib, cap_kib, pp, dec_extra=(0, 0, 0), fi
                  chunk_extra_ns=three((0, 0, 0)), chunk_extra_single_ns=one(0), chunk_hop_ns=one(0),
                  stall_coef=one(0), mem_kib_per_kind=kinds(mem_kib), fixed_mem_kib=three(fixed_kib),
                  fixed_mem_single_kib=one(fixed_kib[0] + fixed_kib[2]), cap_kib=one(cap_kib),
-                 price_1e4_usd_per_h=one(1), batch=one(1), pp=one(pp), gpus=one(pp), gpu_limit=one(-1))
+                 price_1e4_usd_per_h=one(1), batch=one(1), pp=one(pp), gpus=one(pp), gpu_limit=one(-1),
+                 long_kib_per_kind=None if long_kib is None else kinds(long_kib))
 
 
 def test_stage_time_and_memory_by_layer_kind_by_hand():
@@ -219,3 +220,16 @@ def test_the_average_layer_is_wrong_both_ways_on_memory():
     assert greedy_placement(t, 0) == (3, 1)
     from planner.search import cpsat
     assert cpsat.solve(t, [0], lim, None).layers == (3, 1)
+
+
+def test_a_stage_holds_the_batch_and_one_longest_sequence_apart():
+    """Sliding-window layers (kind 0) whose KV is set by the batch (their window caps one long sequence) and full
+    layers (kind 1) whose KV one maximum-length sequence sets: per layer, with the batch 100 / 20 KiB and with the
+    long sequence 30 / 90 KiB. Two such layers hold 120 KiB with the batch, 120 with the long sequence: both fit
+    130 KiB, though the per-layer larger of the two (100 + 90 = 190 KiB) would not."""
+    from planner.search.table import Limits
+    t = _two_kind_table([0, 1], (1, 1), (100, 20), 130, 1, long_kib=(30, 90))
+    lim = Limits(tpot_ns=10**9, ttft_ns=None, demand_tokens_per_s=None, max_replicas=1, max_objective=2**40)
+    assert evaluate(t, 0, (2,), lim).feasible and bool(lower_bounds(t, lim).memory_ok[0])
+    t = _two_kind_table([0, 1], (1, 1), (100, 20), 119, 1, long_kib=(30, 90))
+    assert evaluate(t, 0, (2,), lim).violated == ("memory",) and not lower_bounds(t, lim).memory_ok[0]
