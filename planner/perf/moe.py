@@ -121,6 +121,11 @@ def busiest_rank_load_ratio(num_experts, experts_per_token, tokens, ep, redundan
     share = min(1.0, max(0.0, float(redundant_experts) / e)) if e > 0 else 0.0
     if e <= 0:
         return np.ones(t.shape, float)
+    if t.size == 1:  # one step (estimate, the simulator's single steps): no np.unique round trip
+        u = int(t.flat[0]) * (1 << 20) + int(ep_arr.flat[0])
+        ratio = (_busiest_rank_ratio((u >> 20) * k, u & ((1 << 20) - 1), share)
+                 if (u & ((1 << 20) - 1)) > 1 and (u >> 20) > 0 else 1.0)
+        return np.full(t.shape, ratio)
     # one computation per distinct (T, ep): the search asks for ~10^5 candidates sharing a few hundred pairs
     key = t.ravel() * (1 << 20) + ep_arr.ravel()
     uniq, inverse = np.unique(key, return_inverse=True)

@@ -216,3 +216,12 @@ def test_remote_domain_share_by_hand():
     chosen = np.argsort(rng.random((20000, 256)), axis=1)[:, :8] // 64
     other = np.array([len(set(row) - {0}) for row in chosen.tolist()])
     assert float(remote_domain_share(256, 8, 32, 8)) == pytest.approx(other.mean() / 8, rel=0.01)
+
+
+def test_busiest_rank_one_step_is_the_array_element():
+    # a single step (0-d or one-element input) takes its own path: the same float, in the input's shape
+    for tokens, ep, redundant in ((3.2, 8, 0), (4096, 64, 32), (0, 8, 0), (100, 1, 0), (1e-12, 4, 0)):
+        whole = busiest_rank_load_ratio(256, 8, np.array([tokens, 77.0]), np.array([ep, 8]), redundant)
+        one = busiest_rank_load_ratio(256, 8, tokens, ep, redundant)
+        assert one.shape == () and float(one) == whole[0]
+        assert busiest_rank_load_ratio(256, 8, np.array([[tokens]]), ep, redundant).shape == (1, 1)
