@@ -61,10 +61,17 @@ def _stage_link(domain: int, up: float, out: float, tp: int, pp: int) -> float:
     if pp <= 1:
         return float("inf")
     # Stage s sends from GPU s·tp to GPU (s+1)·tp. Hops within one domain are all alike and so are hops across
-    # domains: query the graph once per kind present (built with just those hops' GPUs).
-    hops = {(s * tp) // domain == ((s + 1) * tp) // domain: s for s in range(pp - 1)}
-    c = Cluster(domain, up, out, tp * pp, only={g for s in hops.values() for g in (s * tp, (s + 1) * tp)})
-    return min(c.p2p_bytes_per_s(s * tp, (s + 1) * tp) for s in hops.values())
+    # domains (whatever TP and PP: the widest path between two GPUs runs through their own links only)
+    return min(_hop_bytes_per_s(domain, up, out, (s * tp) // domain == ((s + 1) * tp) // domain)
+               for s in range(pp - 1))
+
+
+@lru_cache(maxsize=256)
+def _hop_bytes_per_s(domain: int, up: float, out: float, same_domain: bool) -> float:
+    """Widest-path bandwidth between two GPUs in one scale-up domain or in two, from the graph of just those two
+    (once per GPU type and kind: a plan search asks for ~100 (TP, PP) pairs per type)."""
+    a, b = (0, 1) if same_domain else (0, domain)
+    return Cluster(domain, up, out, b + 1, only={a, b}).p2p_bytes_per_s(a, b)
 
 
 def pipeline_link_bytes_per_s(gpu: Accelerator, tp: int, pp: int) -> float:

@@ -21,3 +21,17 @@ def test_pipeline_link_on_h100(h100):
     assert pipeline_link_bytes_per_s(h100, 4, 2) == 450e9  # both stages in one 8-GPU domain
     assert pipeline_link_bytes_per_s(h100, 8, 2) == 50e9  # stage 1 starts a new node
     assert pipeline_link_bytes_per_s(h100, 2, 8) == 50e9  # stages 3 -> 4 cross nodes
+
+
+def test_pipeline_link_is_the_slowest_hop_of_the_whole_replica_graph():
+    # the link comes from one two-GPU graph per kind of hop (inside a domain, across two): the same as the slowest
+    # hop on the graph of every GPU of the replica, whatever the domain size, TP, PP and which link is wider
+    from planner.specs.cluster import _stage_link
+
+    for domain in (1, 2, 4, 8, 72):
+        for up, out in ((450e9, 50e9), (10e9, 50e9), (50e9, 50e9)):
+            for tp in (1, 2, 3, 8):
+                for pp in (2, 3, 5, 9):
+                    full = Cluster(domain, up, out, tp * pp)
+                    slowest = min(full.p2p_bytes_per_s(s * tp, (s + 1) * tp) for s in range(pp - 1))
+                    assert _stage_link(domain, up, out, tp, pp) == slowest, (domain, up, out, tp, pp)
