@@ -40,6 +40,10 @@ def test_sglang_export_turns_it_on(plans):
     assert "--enable-two-batch-overlap" not in repr(api.export(plans["off"], "sglang").to_dict())
     note = repr(api.export(plans["auto"], "vllm").to_dict())
     assert "assume two-batch overlap" in note and "does not turn it on" in note
+    colocated = api.plan(**WIDE_EP, two_batch_overlap="on", disagg="off").to_dict()
+    assert colocated["parallelism"]["ep"] > 1
+    assert "does not turn it on" in repr(api.export(colocated, "k8s").to_dict())  # vLLM inside the pods
+    assert "--enable-two-batch-overlap" in repr(api.export(colocated, "k8s", k8s_engine="sglang").to_dict())
 
 
 def test_simulation_replays_it(plans):

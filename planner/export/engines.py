@@ -229,14 +229,21 @@ def uses_two_batch_overlap(ctx: Context) -> bool:
     return (ctx.plan.get("perf_profile") or {}).get("two_batch_overlap") is True
 
 
+def two_batch_overlap_notes(ctx: Context, res: Resolved) -> list[str]:
+    """A note where the plan's step times assume two-batch overlap and this engine's launch does not turn it on
+    (only SGLang's is exported with it)."""
+    s = ctx.spec
+    if s.engine == "sglang" or res.emitted.ep <= 1 or not uses_two_batch_overlap(ctx):
+        return []
+    return [f"the plan's MoE step times assume two-batch overlap (each step as two micro-batches, one's all-to-all "
+            f"hidden behind the other's compute); this {s.engine} launch does not turn it on (no such flag recorded "
+            f"in catalog/engines/{s.engine}.toml): expect slower steps, or re-plan with --two-batch-overlap off"]
+
+
 def _finish(ctx: Context, res: Resolved, argv: list[str], env: dict[str, str], files: dict[str, str],
             notes: list[str], what: str) -> Export:
     s = ctx.spec
-    if s.engine != "sglang" and res.emitted.ep > 1 and uses_two_batch_overlap(ctx):
-        notes = notes + [f"the plan's MoE step times assume two-batch overlap (each step as two micro-batches, one's "
-                         f"all-to-all hidden behind the other's compute); this {s.engine} launch does not turn it on "
-                         f"(no such flag recorded in catalog/engines/{s.engine}.toml): expect slower steps, or "
-                         f"re-plan with --two-batch-overlap off"]
+    notes = notes + two_batch_overlap_notes(ctx, res)
     return Export(engine=s.engine, version=s.version, docs=s.docs, argv=argv, env=env, files=files,
                   notes=ctx.notes + res.notes + notes, layout=layout_record(res), reestimate=res.reestimate,
                   header=header(ctx, res.emitted, what))

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import yaml
 from .base import SERVE_PORT, Context, Export, header, layout_record, resolve_layout
-from .engines import ctx_nodes, gpus_per_node, sglang_command, vllm_command
+from .engines import ctx_nodes, gpus_per_node, sglang_command, two_batch_overlap_notes, vllm_command
 from .spec import engine_spec
 
 K8S_ENGINES = ("vllm", "sglang")
@@ -157,7 +157,7 @@ def export_k8s(ctx: Context, engine: str = "vllm", gpu_product: str | None = Non
                          f"(e.g. multi-node NVLink), which the plan assumed for {ctx.gpu.id}")
     if ctx.gpu.vendor in inner.spec.doc.get("images_note", {}):
         notes.append(f"image {image}: {inner.spec.doc['images_note'][ctx.gpu.vendor]}")
-    notes += selector_notes + [
+    notes += two_batch_overlap_notes(inner, res) + selector_notes + [
         f"HF_TOKEN comes from the Secret {token['name']!r} (key {token['key']!r}) if it exists, for gated weights: "
         f"kubectl create secret generic {token['name']} --from-literal={token['key']}=hf_..."]
     hdr = header(inner, lay, "Kubernetes manifest") + [kind]
