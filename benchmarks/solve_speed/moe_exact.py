@@ -1,13 +1,14 @@
-"""Exact space against the grid for MoE requests of growing size (the `MAX_EXACT_MOE_SHAPES` decision,
-planner/search/solve.py).
+"""Exact space against the grid for MoE requests of growing size (until session 12 the `MAX_EXACT_MOE_SHAPES`
+decision of planner/search/solve.py; now every colocated search is exact).
 
     python benchmarks/solve_speed/moe_exact.py            # markdown table, each cell a fresh process
     python benchmarks/solve_speed/moe_exact.py --big      # also whole-catalog requests (~1 min)
 
 Each cell times `planner.search.solve.search(request)` in a fresh interpreter (imports excluded; colocated only,
-no disaggregated pools) with the exact space forced on or off, and reports the plan and its $/M output tokens:
-wall and CPU time (CPU varies far less on a shared machine), shapes in the space and shapes listed (those whose
-depth can meet the latency targets, bounds.latency_depths)."""
+no disaggregated pools) over the exact space or over the grid's lists (`Request.grid()`: the same rows as the
+former grid search, now searched by the lazy search as pinned lists), and reports the plan and its $/M output
+tokens: wall and CPU time (CPU varies far less on a shared machine), shapes in the space and shapes listed (those
+whose depth can meet the latency targets, bounds.latency_depths)."""
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,8 @@ from planner.search.bounds import latency_depths
 from planner.search.table import Limits
 mode, model, kw = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 req, cat = make_request(model, **kw)
-sv._exact_affordable = (lambda r: True) if mode == "exact" else (lambda r: False)
 t0, c0 = time.perf_counter(), time.process_time()
-res = sv.search(req, cat.perf)
+res = sv.search(req if mode == "exact" else req.grid(), cat.perf)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 b = res.best
 d = latency_depths(req, cat.perf, Limits.of(req, 1))
