@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InfeasibleError
+from ..numbers import covers
 from ..perf.estimate import Config, Estimate, estimate
 from ..perf.params import PerfParams
 from ..specs.workload import SLO
@@ -63,10 +64,13 @@ def _estimate_at(model, c: Choice, batch: int, p: PerfParams) -> Estimate:
     return estimate(model, cfg, _workload(c), p)
 
 
-def max_concurrency(model, c: Choice, tpot_s: float | None, p: PerfParams) -> Choice:
+def max_concurrency(model, c: Choice, tpot_s: float | None, p: PerfParams,
+                    demand_tokens_per_s: float | None = None) -> Choice:
     """The same row and layers with the largest batch (a multiple of pp and of the attention-DP degree, within
-    memory and MAX_CONCURRENCY) whose TPOT meets `tpot_s`: the engine's maximum concurrent sequences. TPOT grows
-    with the batch, so bisect."""
+    memory and MAX_CONCURRENCY) whose TPOT meets `tpot_s` and whose replicas still serve `demand_tokens_per_s`: the
+    engine's maximum concurrent sequences. TPOT grows with the batch, so bisect (from the optimizer's batch, which
+    meets both: the batch returned always does). Throughput need not grow with the batch (prefill stalls can grow
+    faster: a MoE plan of the exact space whose replicas just cover the demand served less at a larger batch)."""
     pp, dp = c.row.pp, c.row.dp
     step = dp // math.gcd(pp, dp)  # micro-batches per unit: pp·k must be a multiple of dp
     lo = c.row.micro_batch // step  # meets the target (the optimizer chose it), in units of `step` micro-batches
@@ -74,7 +78,8 @@ def max_concurrency(model, c: Choice, tpot_s: float | None, p: PerfParams) -> Ch
 
     def ok(j: int) -> bool:
         e = _estimate_at(model, c, pp * step * j, p)
-        return e.fits and (tpot_s is None or e.tpot_s <= tpot_s)
+        return (e.fits and (tpot_s is None or e.tpot_s <= tpot_s)
+                and (demand_tokens_per_s is None or covers(c.replicas * e.output_tokens_per_s, demand_tokens_per_s)))
 
     if c.row.micro_batch % step or lo < 1:
         return c  # not on the lattice (cannot happen for a valid row): keep the optimizer's batch
@@ -155,7 +160,7 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
         sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=tpot))
         queue = None if req.slo.ttft_s is None else QueueTarget(percentile, req.slo.ttft_s, rate, dict(extra))
         res = search(sub, perf, queue=queue)
-        best = max_concurrency(req.model, res.best, tpot, perf)
+        best = max_concurrency(req.model, res.best, tpot, perf, w.demand_output_tokens_per_s)
         problems = verify(req, best)
         if problems:  # the concurrency search keeps every constraint, so this is a bug
             raise RuntimeError("plan at its maximum concurrency failed verification: " + "; ".join(problems))
