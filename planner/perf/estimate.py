@@ -139,14 +139,11 @@ def prefill_chunk_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep
     stage's (one chunk per group); the embedding, LM head and stage-to-stage hop see one group's share.
     `base_layer_s`: `chunk_base_layer_s` at these arguments, when the caller keeps it.
 
-    MoE tile edges: the increment inherits the grouped GEMM's M-tile rounding of the mean load per expert
-    (step.py), so a chunk that tips the experts past a tile edge is charged the new tiles of every expert. Mixtral-8x7B
-    TP2 on A100, batch 512, 128/128: 1024 decode assignments fill the 8 experts' 128-row tiles exactly; the 128-token
-    chunk makes 160 per expert, padded to 256 (kernels.moe_tile_tokens gives 128-row tiles above 64 tokens), so the
-    chunk adds 0.92 ms per layer (as much as the whole 128-token prefill, 0.94 ms), against 0.009 ms at batch 384:
-    29.6 ms per prompt, 511/128 of it per output token, TPOT 164 ms (87.7 ms at batch 576, 45.5 ms at 384). Not a
-    double count (the increment is one mixed step minus one decode step, the stall is per prompt, per step); the
-    cliff is the deterministic mean load sitting on a tile edge (README Known limits)."""
+    MoE tile edges: the increment inherits the grouped GEMM's M-tile padding (step.py), the expectation over each
+    expert's Binomial load (kernels.expected_padded_rows), so a chunk that tips experts past a tile edge is charged
+    the new tiles of the experts likely to cross it. Rounding the mean load instead (before 2026-11-27) made a
+    cliff: Mixtral-8x7B TP2 on A100 at batch 512, 128/128, filled all 8 experts' 128-row tiles exactly and the
+    128-token chunk padded every expert to a second tile (TPOT 164 ms against 88 ms at batch 576)."""
     kw = _chunk_step_kw(tp, ep, weight_bytes, kv_bytes, decode_tokens, dp, redundant_experts)
     mixed = layer_step(model, hw, p, chunk_tokens=chunk_tokens, chunk_attended_tokens=chunk_attended_tokens,
                        chunk_kv_read_tokens=chunk_kv_read_tokens, **kw)

@@ -12,6 +12,9 @@ multiprocessors (CUs on CDNA, MXUs on TPU), t_m × t_n the kernel's output tile.
   (flash-decoding) cut each context into chunks of s tokens, max(1, context / s) items per (sequence, KV head)."""
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -56,26 +59,67 @@ def attention_occupancy(sequences, kv_heads_per_gpu, context_tokens, sm_count, c
     return np.where(need > 0, np.minimum(1.0, items / np.where(need > 0, need, 1.0)), 1.0)
 
 
-def padded_expert_tokens(tokens, experts_per_token, touched, tile_tokens):
-    """Rows a grouped MoE GEMM computes: each touched expert's T·k/touched tokens rounded up to the tile,
-    touched · t_m · ⌈T·k / (touched · t_m)⌉ (T·k when the tile is 0)."""
-    t = np.asarray(tokens, float) * np.asarray(experts_per_token, float)
-    e = np.asarray(touched, float)
+@lru_cache(maxsize=65536)
+def _expected_tiles(trials: int, prob: float, tile: float) -> float:
+    """E[⌈X / t⌉] for X ~ Binomial(n, q): Σ_x P(X = x) · ⌈x / t⌉ over mean ± 12 standard deviations (outside it the
+    probability is below 1e-30: nothing at double precision)."""
+    if trials <= 0 or prob <= 0.0:
+        return 0.0
+    if prob >= 1.0:
+        return float(math.ceil(trials / tile - 1e-9))
+    mean = trials * prob
+    sd = math.sqrt(trials * prob * (1.0 - prob))
+    lo = max(0, int(mean - 12.0 * sd) - 1)
+    hi = min(trials, int(mean + 12.0 * sd) + 2)
+    x = np.arange(lo, hi + 1, dtype=float)
+    # ln x! and ln (n − x)! over the window by running sums of logs from one lgamma each
+    ln_x_fact = math.lgamma(lo + 1) + np.concatenate(([0.0], np.cumsum(np.log(x[1:]))))
+    ln_rest_fact = math.lgamma(trials - lo + 1) - np.concatenate(([0.0], np.cumsum(np.log(trials - x[:-1]))))
+    pmf = np.exp(math.lgamma(trials + 1) - ln_x_fact - ln_rest_fact + x * math.log(prob)
+                 + (trials - x) * math.log1p(-prob))
+    return float(np.dot(pmf, np.ceil(x / tile - 1e-9)))
+
+
+def expected_padded_rows(tokens, hit_probability, experts, tile_tokens):
+    """Rows a grouped MoE GEMM computes when each of `experts` experts pads its own tokens to whole M tiles:
+
+        rows = experts · t_m · E[⌈X / t_m⌉],   X ~ Binomial(T, q)
+
+    X is one expert's load: each of T tokens picks it with probability q (top-k of E uniform routing: q = k/E).
+    The loads spread around the mean T·q, so the padding is the expectation over that spread, not the mean load
+    rounded up (which pads every expert to one more tile when the mean sits just past a tile edge: a cliff).
+    T may be fractional (an effective token count): the value is linear between ⌊T⌋ and ⌊T⌋ + 1, which keeps it
+    continuous and non-decreasing in T. With the tile at 0 (off) the rows are the assignments experts · T · q.
+    Vectorized over the arguments; one exact sum per distinct (⌊T⌋, q, t_m)."""
+    t = np.maximum(np.asarray(tokens, float), 0.0)
+    q = np.asarray(hit_probability, float)
+    e = np.asarray(experts, float)
     tm = np.asarray(tile_tokens, float)
-    on = (tm > 0) & (e > 0)
-    per = t / np.where(on, e, 1.0)
-    return np.where(on, e * np.where(on, tm, 1.0) * np.ceil(per / np.where(on, tm, 1.0) - 1e-9), t)
+    t, q, e, tm = np.broadcast_arrays(t, q, e, tm)
+    on = tm > 0
+    base = np.floor(t + 1e-9)
+    frac = np.clip(t - base, 0.0, 1.0)
+    keys = np.stack([base.ravel(), q.ravel(), np.where(on, tm, 1.0).ravel()], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    lower = np.array([_expected_tiles(int(n), float(p), float(w)) for n, p, w in uniq.tolist()], float)
+    upper = np.array([_expected_tiles(int(n) + 1, float(p), float(w)) for n, p, w in uniq.tolist()], float)
+    tiles = ((1.0 - frac.ravel()) * lower[inverse] + frac.ravel() * upper[inverse]).reshape(t.shape)
+    return np.where(on, e * tm * tiles, e * t * q)
 
 
-def moe_tile_tokens(tokens_per_expert, min_tile, max_tile):
+def moe_tile_tokens(tokens_per_expert, min_tile, max_tile, batch_tokens=0.0, full_tile_batch_tokens=0.0):
     """M tile a grouped MoE GEMM uses for a mean of n tokens per touched expert: the smallest t_min · 2^j ≥ n, at
-    most t_max (t_max where t_min is 0; 0 where t_max is 0: tiles off). Grouped-GEMM kernels tuned per token count
-    (vLLM's fused_moe configs) shrink BLOCK_SIZE_M when each expert gets few tokens, so a decode step's experts
-    are not padded to 128 rows each."""
+    most t_max (t_max where t_min is 0; 0 where t_max is 0: tiles off); below t_max / 2 while the GEMM's batch of
+    M tokens is at most `full_tile_batch_tokens` (> 0). Grouped-GEMM kernels tuned per token count (vLLM's
+    fused_moe configs, looked up by M) shrink BLOCK_SIZE_M when each expert gets few tokens, so a decode step's
+    experts are not padded to 128 rows each, and keep the half tile up to M of about a thousand tokens."""
     n = np.maximum(np.asarray(tokens_per_expert, float), 1.0)
     lo = np.asarray(min_tile, float)
     hi = np.asarray(max_tile, float)
     on = (lo > 0) & (hi > 0)
     lo_safe = np.where(on, lo, 1.0)
     tile = lo_safe * np.exp2(np.ceil(np.log2(np.maximum(n / lo_safe, 1.0)) - 1e-9))
-    return np.where(on, np.minimum(tile, hi), hi)
+    full = np.asarray(full_tile_batch_tokens, float)
+    cap = np.where((full > 0) & (np.asarray(batch_tokens, float) <= full), np.maximum(hi / 2.0, lo), hi)
+    return np.where(on, np.minimum(tile, cap), hi)

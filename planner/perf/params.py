@@ -80,6 +80,9 @@ class PerfParams:
     # Smallest M tile of a grouped MoE GEMM: each touched expert pads its tokens to the smallest power-of-two
     # multiple of this that holds them, at most gemm_tile_tokens (kernels.moe_tile_tokens; 0: gemm_tile_tokens).
     moe_min_tile_tokens: float = float(_default("moe_min_tile_tokens"))
+    # Tokens a grouped MoE GEMM's launch sees up to which its M tile stays at most gemm_tile_tokens / 2
+    # (kernels.moe_tile_tokens; 0: no such cap).
+    moe_full_tile_batch_tokens: float = float(_default("moe_full_tile_batch_tokens"))
     # Decode attention saturates HBM once it has attention_ctas_per_sm work items per SM (0: always saturated);
     # a work item is one (sequence, KV head, KV split); split-KV kernels cut the context into chunks of
     # attention_split_kv_tokens (0: no split).

@@ -23,7 +23,8 @@ all-reduce over the eTP GPUs sharing an expert.
 Each GEMM group's compute efficiency depends on its shape (kernels.gemm_flops_efficiency: the useful share of
 whole tiles in whole waves over the SMs; prefill and decode have their own maximum), the decode KV read's bandwidth
 on the attention work available (kernels.attention_occupancy), and routed experts compute whole kernel tiles per
-touched expert, in M tiles sized to its tokens (kernels.padded_expert_tokens, moe_tile_tokens). Every layer also costs a fixed `layer_overhead_s` (launches, norms,
+expert, in M tiles sized to its tokens, in expectation over the routing spread of its load
+(kernels.expected_padded_rows, moe_tile_tokens). Every layer also costs a fixed `layer_overhead_s` (launches, norms,
 rotary and other small kernels).
 With two-batch overlap (PerfParams.two_batch_overlap) a MoE layer with EP > 1 runs as two half-batches whose
 all-to-alls overlap the other half's compute (`two_batch_overlap_step`); otherwise all of the above add up.
@@ -37,8 +38,8 @@ import numpy as np
 
 from ..specs.model import LayerKind, ModelSpec
 from .comm import ring_allreduce_time_s, two_level_alltoall_time_s
-from .kernels import (attention_occupancy, gemm_flops_efficiency, grouped_gemm_efficiency, moe_tile_tokens,
-                      padded_expert_tokens)
+from .kernels import (attention_occupancy, expected_padded_rows, gemm_flops_efficiency, grouped_gemm_efficiency,
+                      moe_tile_tokens)
 from .memory import EMBEDDING_BYTES_PER_ELEMENT, kv_bytes_per_token_per_layer_per_gpu, shared_weight_bytes_per_element
 from .moe import busiest_rank_load_ratio, expected_experts_touched_on_rank, remote_domain_share
 from .params import PerfParams
@@ -251,16 +252,24 @@ def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weig
         busiest_assignments = rho * tokens * model.experts_per_token / ep
         touched = expected_experts_touched_on_rank(model.num_experts, model.experts_per_token, tokens, ep,
                                                    redundant_experts, rho)
-        # the grouped GEMM computes whole tiles per touched expert, at the efficiency of its padded rows
-        # in M tiles sized to the tokens each expert gets (kernels.moe_tile_tokens)
+        # the grouped GEMM computes whole tiles per expert, at the efficiency of its padded rows, in M tiles sized
+        # to the tokens each expert gets and the tokens the launch sees (kernels.moe_tile_tokens); each of the
+        # rank's (E + R)/ep experts takes a Binomial(T·ρ, k/(E + R)) load (summing to the busiest rank's
+        # assignments) and pads it to whole tiles, in expectation over that spread (kernels.expected_padded_rows)
+        slots = (model.num_experts + redundant_experts) / ep
         tile = moe_tile_tokens(busiest_assignments / np.maximum(touched, 1e-9), p.moe_min_tile_tokens,
-                               p.gemm_tile_tokens)
-        rows = padded_expert_tokens(busiest_assignments, 1.0, touched, tile)
+                               p.gemm_tile_tokens, busiest_assignments / model.experts_per_token,
+                               p.moe_full_tile_batch_tokens)
+        rows = expected_padded_rows(tokens * rho, model.experts_per_token / (model.num_experts + redundant_experts),
+                                    slots, tile)
+        # one grouped launch: the experts' M tiles (rows / t_m of them, the expected count) share the waves
+        # (kernels.grouped_gemm_efficiency, each M tile a group of t_m rows, so the rows' padding is not rounded
+        # up a second time); wave quantization per expert would charge every expert a whole wave of idle SMs
+        on = tile > 0
         per_expert = np.where(touched > 0, rows / np.maximum(touched, 1e-9), 0.0)
-        # one grouped launch: the touched experts' tiles share the waves (kernels.grouped_gemm_efficiency); wave
-        # quantization per expert would charge every expert a whole wave of idle SMs
-        eff = grouped_gemm_efficiency(per_expert, model.expert_params / (model.hidden_size * etp), touched,
-                                      hw.sm_count, eta_max, tile, p.gemm_tile_cols)
+        eff = grouped_gemm_efficiency(np.where(on, tile, per_expert), model.expert_params / (model.hidden_size * etp),
+                                      np.where(on, rows / np.where(on, tile, 1.0), touched), hw.sm_count, eta_max,
+                                      tile, p.gemm_tile_cols)
         experts = _group(f * 2.0 * model.expert_params * rows / etp,
                          f * touched * model.expert_params * wb / etp,
                          hw.peak_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)

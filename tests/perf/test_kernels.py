@@ -7,8 +7,10 @@ from dataclasses import replace
 import pytest
 
 from planner.perf.estimate import hardware
-from planner.perf.kernels import (attention_occupancy, gemm_flops_efficiency, grouped_gemm_efficiency,
-                                  moe_tile_tokens, padded_expert_tokens, wave_efficiency)
+import numpy as np
+
+from planner.perf.kernels import (attention_occupancy, expected_padded_rows, gemm_flops_efficiency,
+                                  grouped_gemm_efficiency, moe_tile_tokens, wave_efficiency)
 from planner.perf.step import layer_step
 
 
@@ -48,16 +50,48 @@ def test_attention_occupancy_by_hand():
     assert attention_occupancy(1, 8, 8192, 132, 0.0, 0) == 1.0  # not modelled
 
 
-def test_padded_expert_tokens_by_hand():
-    # 4 tokens, top-2 of 8: 8·(1 − 0.75⁴) = 5.46875 experts touched, 8 / 5.47 = 1.46 tokens each, padded to one
-    # 128-row tile each: 5.46875 · 128 = 700 rows
-    touched = 8 * (1 - 0.75 ** 4)
-    assert padded_expert_tokens(4, 2, touched, 128) == pytest.approx(touched * 128)
-    # 4096 tokens over all 8 experts: 1024 each = exactly 8 tiles, no padding
-    assert padded_expert_tokens(4096, 2, 8.0, 128) == pytest.approx(8192)
-    # 1000 tokens · 2 / 8 = 250 each -> 2 tiles = 256 rows per expert
-    assert padded_expert_tokens(1000, 2, 8.0, 128) == pytest.approx(8 * 256)
-    assert padded_expert_tokens(4, 2, touched, 0) == pytest.approx(8)  # tile off: T·k
+def _tiles_exact(n: int, q_num: int, q_den: int, tile: int) -> float:
+    """E[⌈X / tile⌉] for X ~ Binomial(n, q_num/q_den), summed over every x in exact integer arithmetic."""
+    total = sum(math.comb(n, x) * q_num ** x * (q_den - q_num) ** (n - x) * -(-x // tile) for x in range(n + 1))
+    return total / q_den ** n
+
+
+def test_expected_padded_rows_by_hand():
+    # 2 tokens, each picks the expert with probability 1/2: X = 0, 1, 2 with 1/4, 1/2, 1/4. Tile 2: ⌈X/2⌉ = 0, 1, 1
+    # -> 3/4 tile per expert; 4 experts · 2 rows · 3/4 = 6 rows. Tile 1: E[X] = 1 -> 4 · 1 · 1 = 4 (no padding)
+    assert expected_padded_rows(2, 0.5, 4, 2) == pytest.approx(6.0, rel=1e-12)
+    assert expected_padded_rows(2, 0.5, 4, 1) == pytest.approx(4.0, rel=1e-12)
+    # 3 tokens: X = 0..3 with 1/8, 3/8, 3/8, 1/8; ⌈X/2⌉ = 0, 1, 1, 2 -> 1 tile per expert; 2.5 tokens lie halfway
+    assert expected_padded_rows(3, 0.5, 4, 2) == pytest.approx(8.0, rel=1e-12)
+    assert expected_padded_rows(2.5, 0.5, 4, 2) == pytest.approx(7.0, rel=1e-12)
+    # 4 tokens, top-2 of 8 (q = 1/4), 16-row tiles: an expert is padded to one tile when hit, 8·16·(1 − (3/4)^4)
+    assert expected_padded_rows(4, 0.25, 8, 16) == pytest.approx(8 * 16 * (1 - 0.75 ** 4), rel=1e-12)
+    # Mixtral at 512 tokens (mean 128 per expert, on the edge of a 128-row tile): about half the experts spill into
+    # a second tile, where rounding the mean gave none; the exact sum over all 513 outcomes
+    rows = expected_padded_rows(512, 0.25, 8, 128)
+    assert rows == pytest.approx(8 * 128 * _tiles_exact(512, 1, 4, 128), rel=1e-9)
+    assert 1024 + 0.4 * 1024 < rows < 1024 + 0.6 * 1024
+    # far from an edge it is the mean rounded up: 640 tokens -> 160 each, two tiles almost surely
+    assert expected_padded_rows(640, 0.25, 8, 128) == pytest.approx(8 * 256, rel=1e-3)
+    assert expected_padded_rows(4, 0.25, 8, 0) == pytest.approx(8)  # tile off: the assignments T·q·experts
+    assert expected_padded_rows(0, 0.25, 8, 16) == 0.0
+    # vectorized, and continuous and non-decreasing in the tokens
+    grid = np.linspace(0.0, 700.0, 2801)
+    curve = expected_padded_rows(grid, 0.25, 8, 64)
+    assert curve.shape == grid.shape and np.all(np.diff(curve) >= -1e-9)
+    assert np.max(np.diff(curve)) < 8 * 64 * 0.25  # no step: at most ~ the tiles' probability of growing
+
+
+def test_expected_padded_rows_against_sampled_routing():
+    """Top-2 of 8 routing sampled (each token picks 2 distinct experts uniformly): Σ_e ⌈load_e / t⌉ · t averaged
+    over 4000 steps matches the formula within a few standard errors."""
+    rng = np.random.default_rng(14)
+    for tokens, tile in ((512, 64), (200, 16), (1000, 128)):
+        picks = np.argpartition(rng.random((4000, tokens, 8)), 2, axis=2)[:, :, :2]
+        loads = np.stack([(picks == e).sum(axis=(1, 2)) for e in range(8)], axis=1)
+        rows = (np.ceil(loads / tile) * tile).sum(axis=1)
+        stderr = rows.std() / math.sqrt(len(rows))
+        assert abs(rows.mean() - expected_padded_rows(tokens, 0.25, 8, tile)) < 4 * stderr + 1e-9
 
 
 def test_grouped_gemm_shares_waves_across_experts_by_hand():
@@ -120,29 +154,44 @@ def test_moe_expert_flops_are_padded_to_the_tile(preset, h100, round_params):
     tiled = layer_step(m, hw, p, tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=1000, sequences=1,
                        context_from=0, context_to=1000, reads_cache=False, prefill=True)
     expert = 3 * 4096 * 14336
-    touched = 8 * (1 - 0.75 ** 1000)  # = 8 to double precision
-    # 1000 · 2 / 8 = 250 tokens per expert -> 256 rows: 8 · 256 − 2000 = 48 padded rows of 2·P_e FLOP over TP2
-    assert tiled.flops - base.flops == pytest.approx(2 * expert * (touched * 256 - 2000) / 2, rel=1e-9)
+    # 1000 · 2 / 8 = 250 tokens per expert on average in a launch of 1000 tokens (<= 1280): 64-row tiles; each
+    # expert's load is Binomial(1000, 1/4), padded to whole tiles: 8 · 64 · E[⌈X/64⌉] rows of 2·P_e FLOP over TP2
+    rows = 8 * 64 * _tiles_exact(1000, 1, 4, 64)
+    assert 8 * 256 < rows < 8 * 320
+    assert tiled.flops - base.flops == pytest.approx(2 * expert * (rows - 2000) / 2, rel=1e-9)
+    # without the batch cap the 128-row tile: mostly 2 tiles (256 rows) each, some experts past 256 take a third
+    whole = layer_step(m, hw, replace(p, moe_full_tile_batch_tokens=0.0), tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0,
+                       tokens=1000, sequences=1, context_from=0, context_to=1000, reads_cache=False, prefill=True)
+    assert whole.flops - base.flops == pytest.approx(2 * expert * (8 * 128 * _tiles_exact(1000, 1, 4, 128) - 2000) / 2,
+                                                     rel=1e-9)
 
 
 def test_moe_tile_tokens_by_hand():
-    """The smallest 16 · 2^j holding the tokens per expert, at most 128 (vLLM's tuned fused_moe configs for
-    Mixtral on A100: BLOCK_SIZE_M 16 up to 8 tokens per expert, 32 up to 32, 64 up to 256, then 128)."""
+    """The smallest 16 · 2^j holding the tokens per expert, at most 128, at most 64 while the launch has at most
+    `full_tile_batch_tokens` tokens (vLLM's tuned fused_moe configs for Mixtral on A100: BLOCK_SIZE_M 16 up to 8
+    tokens per expert, 32 up to 32, 64 up to 256 (M = 1024), then 128)."""
     assert moe_tile_tokens(0.5, 16, 128) == 16
     assert moe_tile_tokens(8, 16, 128) == 16
     assert moe_tile_tokens(16, 16, 128) == 16
     assert moe_tile_tokens(17, 16, 128) == 32
     assert moe_tile_tokens(64, 16, 128) == 64
     assert moe_tile_tokens(65, 16, 128) == 128
-    assert moe_tile_tokens(250, 16, 128) == 128  # more than one tile: padded_expert_tokens takes whole 128s
+    assert moe_tile_tokens(250, 16, 128) == 128  # more than one tile: expected_padded_rows takes whole 128s
     assert moe_tile_tokens(8, 0, 128) == 128  # off: the GEMM tile
     assert moe_tile_tokens(8, 16, 0) == 0  # tiles off altogether
     assert list(moe_tile_tokens([3, 20, 40, 1000], 16, 128)) == [16, 32, 64, 128]
+    # the launch's batch: at most half the tile (64 rows) up to 1280 tokens, as vLLM's nearest-M config lookup does
+    # (Mixtral TP2 on A100: BLOCK_SIZE_M 64 from M = 256 to 1024, 128 from 1536)
+    assert moe_tile_tokens(250, 16, 128, 1000, 1280) == 64
+    assert moe_tile_tokens(250, 16, 128, 1280, 1280) == 64
+    assert moe_tile_tokens(250, 16, 128, 1281, 1280) == 128
+    assert moe_tile_tokens(20, 16, 128, 1000, 1280) == 32  # below the cap: unchanged
+    assert moe_tile_tokens(250, 16, 128, 1000, 0) == 128  # no cap
 
 
 def test_moe_decode_pads_experts_to_the_small_tile(preset, h100, round_params):
-    """Mixtral TP2 decode of 32 tokens: 64 (token, expert) assignments over 8·(1 − 0.75^32) touched experts, 8 each,
-    so each touched expert computes one 16-row tile (not a 128-row one)."""
+    """Mixtral TP2 decode of 32 tokens: 64 (token, expert) assignments over 8·(1 − 0.75^32) touched experts, 8 each
+    on average, so each touched expert computes one 16-row tile (not a 128-row one)."""
     m = preset("mixtral-8x7b")
     hw = hardware(h100, "bf16")
     kw = dict(tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=32, sequences=32, context_from=1000,
@@ -152,7 +201,10 @@ def test_moe_decode_pads_experts_to_the_small_tile(preset, h100, round_params):
     whole = layer_step(m, hw, replace(round_params, gemm_tile_tokens=128.0, moe_min_tile_tokens=0.0), **kw)
     expert = 3 * 4096 * 14336
     touched = 8 * (1 - 0.75 ** 32)
-    assert small.flops - base.flops == pytest.approx(2 * expert * (touched * 16 - 64) / 2, rel=1e-9)
+    # Binomial(32, 1/4) loads: one 16-row tile per touched expert, a second one in the rare step an expert gets 17+
+    small_rows = 8 * 16 * _tiles_exact(32, 1, 4, 16)
+    assert small_rows == pytest.approx(touched * 16, rel=1e-3)
+    assert small.flops - base.flops == pytest.approx(2 * expert * (small_rows - 64) / 2, rel=1e-9)
     assert whole.flops - base.flops == pytest.approx(2 * expert * (touched * 128 - 64) / 2, rel=1e-9)
     # at a tenth of peak, whole 128-row tiles make the step compute bound; 16-row tiles leave it on the weight read
     slow = dict(gemm_tile_tokens=128.0, flops_efficiency=0.1)
@@ -162,19 +214,44 @@ def test_moe_decode_pads_experts_to_the_small_tile(preset, h100, round_params):
     assert small_t == pytest.approx(base_t, rel=1e-9) and whole_t > 1.5 * small_t
 
 
-def test_moe_chunk_at_a_tile_edge_pads_every_expert(preset, h100, round_params):
-    """Why Mixtral TP2 at batch 512, 128/128 has a high TPOT (prefill_chunk_terms' docstring, README Known limits):
-    512 decode tokens give 1024 assignments, 128 per expert, exactly one 128-row tile each; a 128-token chunk makes
-    1280, 160 per expert, rounded to two tiles (256 rows) on all 8 experts. So the chunk's increment carries
-    8 · 256 − 1280 = 768 padded rows of 2·P_e FLOP over TP2 beyond its own 256 assignments, the decode alone none."""
+def test_moe_chunk_at_a_tile_edge_pads_by_the_routing_spread(preset, h100, round_params):
+    """Mixtral TP2 at batch 512, 128/128 with 128-row tiles (no batch cap): 512 decode tokens give 128 assignments
+    per expert on average, exactly one tile. Rounding the mean load charged the decode no padding and a 128-token
+    chunk (160 per expert: two tiles on all 8 experts) 8 · 256 − 1280 = 768 padded rows: a cliff in TPOT (164 ms
+    against 88 ms at batch 576, before 2026-11-27). Each expert's load is Binomial(T, 1/4): about half the experts
+    already spill into a second tile at 512 tokens, so the chunk's increment of padding is the difference of the
+    two expectations, 8·128·(E[⌈Y/128⌉] − E[⌈X/128⌉]) − 256, Y ~ Binomial(640, 1/4), X ~ Binomial(512, 1/4)."""
     m = preset("mixtral-8x7b")
     hw = hardware(h100, "bf16")
-    tiled = replace(round_params, gemm_tile_tokens=128.0, moe_min_tile_tokens=16.0)
+    tiled = replace(round_params, gemm_tile_tokens=128.0, moe_min_tile_tokens=16.0, moe_full_tile_batch_tokens=0.0)
     kw = dict(tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=512, sequences=512, context_from=128,
               context_to=256, reads_cache=True)
     chunk = dict(chunk_tokens=128, chunk_attended_tokens=64, chunk_kv_read_tokens=0)
     expert = 3 * 4096 * 14336
     alone = layer_step(m, hw, tiled, **kw).flops - layer_step(m, hw, round_params, **kw).flops
     mixed = layer_step(m, hw, tiled, **kw, **chunk).flops - layer_step(m, hw, round_params, **kw, **chunk).flops
-    assert alone == pytest.approx(0.0, abs=1e-3 * expert)
-    assert mixed == pytest.approx(2 * expert * (8 * 256 - 1280) / 2, rel=1e-9)
+    alone_rows = 8 * 128 * _tiles_exact(512, 1, 4, 128) - 1024
+    mixed_rows = 8 * 128 * _tiles_exact(640, 1, 4, 128) - 1280
+    assert alone == pytest.approx(2 * expert * alone_rows / 2, rel=1e-9)
+    assert mixed == pytest.approx(2 * expert * mixed_rows / 2, rel=1e-9)
+    assert 400 < alone_rows < 600 and mixed_rows == pytest.approx(768, rel=1e-2)
+    assert mixed_rows - alone_rows < 0.4 * 768  # the chunk's own padding: a fraction of the old cliff
+
+
+def test_moe_padding_is_not_rounded_again_in_the_wave_count(preset, h100, round_params):
+    """The expected padded rows are not whole tiles per expert (E[⌈X/t⌉]·t averages over the routing spread), so
+    the grouped GEMM's waves count rows / t_m M tiles of the experts' columns rather than ⌈rows per expert / t_m⌉
+    tiles of every expert (which would round the spread back up to the mean's tile edge: a jump of one M tile on
+    all 8 experts, 8 · 21504 / 128 = 1344 tiles = 10.2 waves of 132 SMs, where the mean crosses 128 or 192).
+    Mixtral TP2 decode at 300..1280 tokens on H100 (64-row tiles): one more token never costs more than a few
+    waves, one wave = 2 · h · SM · t_m · t_n / (peak · η) = 2 · 4096 · 132 · 64 · 128 / (989.4e12 · 0.1)."""
+    m = preset("mixtral-8x7b")
+    hw = hardware(h100, "bf16")
+    p = replace(round_params, gemm_tile_tokens=128.0, gemm_tile_cols=128.0, moe_min_tile_tokens=16.0,
+                moe_full_tile_batch_tokens=1280.0, flops_efficiency=0.1)
+    tokens = np.arange(300, 1281)
+    step = layer_step(m, hw, p, tp=2, ep=1, weight_bytes=2.0, kv_bytes=2.0, tokens=tokens, sequences=tokens,
+                      context_from=128, context_to=256, reads_cache=True)
+    wave = 2 * 4096 * 132 * 64 * 128 / (989.4e12 * 0.1)
+    jumps = np.diff(step.time_s)
+    assert np.all(jumps > 0) and jumps.max() < 3 * wave
