@@ -13,11 +13,13 @@ A pool is one replica configuration (GPU type, precision, TP/PP/EP, batch, layer
 - decode: a replica only runs decode steps, with no prefill interference: TPOT = pp · (T_dec + hop) (the decode
   cycle, `batching.steady_state_tpot_s` without its prefill term): capacity = B / (cycle · OSL) requests/s.
 
-Every quantity comes from the optimizer's integer table (`table.build_table`, `table.evaluate`) with its
+Every quantity comes from the optimizer's integer table (`table.table_of`, `table.evaluate`) with its
 conservative rounding, for a placement found by the optimizer's greedy (`solve.greedy_placement`, or the same
 `greedy_placement(..., "pf")` on prefill terms for prefill pools) and verified by `table.evaluate`.
 
-Pruning keeps, per GPU type (and KV precision, for the disaggregated roles, whose prefill and decode halves must
+Only the grid's rows some role may choose are tabulated (`search.bounds.pool_rows`, proven there: memory, and
+the decode cycle's bound against the TPOT target, bisected per shape group over its micro-batches; prefill rows
+are kept whatever their decode). Pruning keeps, per GPU type (and KV precision, for the disaggregated roles, whose prefill and decode halves must
 agree on it), the non-dominated configurations: B is dropped when m = ⌊g_B / g_A⌋ ≥ 1 replicas of a kept A use
 no more GPUs, serve at least as many requests/s (m · cap_A ≥ cap_B) and are at least as compatible (A's latency
 key ≤ B's). Replacing every B replica by m copies of A keeps every constraint of the fleet model (demand,
@@ -39,7 +41,8 @@ from ..units import BYTES_PER_ELEMENT
 from .request import ROLES, FleetRequest, roles_of
 from ..search.solve import greedy_placement
 from ..search.space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS, Request, Row, RowList, enumerate_rows, per_row
-from ..search.table import NS_PER_S, Limits, Table, build_table, evaluate, lower_bounds
+from ..search.bounds import pool_rows
+from ..search.table import NS_PER_S, Limits, ShapeTerms, Table, evaluate, lower_bounds, table_of
 
 # Capacity and demand unit: micro-requests per second. Capacities are rounded down, demands up.
 CAP_UNITS_PER_RPS = 10**6
@@ -224,13 +227,20 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
                   slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv), pp=tuple(pp),
                   micro_batches=tuple(micro_batches), tp=None if tp is None else tuple(tp),
                   max_gpus_per_type=dict(max_gpus_per_type or {}), engine=engine)
+    lim = Limits.of(req, p.max_batch)
     if table is None:
         rows = enumerate_rows(req, p.max_batch)
         if not rows:
             return []
-        table = build_table(req, rows, p)
+        # only the rows some role's candidate filter below may pass are tabulated (bounds.pool_rows: proven there)
+        terms = ShapeTerms.of(req, rows.shapes, p)
+        keep = pool_rows(req, terms, rows.shape_index, rows.micro_batch, p, lim,
+                         "prefill" in roles and "decode" in roles)
+        rows = RowList(rows.shapes, rows.shape_index[keep], rows.micro_batch[keep])
+        if not rows:
+            return []
+        table = table_of(req, terms, rows.shape_index, rows.micro_batch, p, rows=rows)
     t = table
-    lim = Limits.of(req, p.max_batch)
     b = lower_bounds(t, lim)
     osl = workload.osl
     pools: list[Pool] = []

@@ -290,6 +290,75 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     return out
 
 
+def pool_rows(req: Request, terms: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams, lim: Limits,
+              prefill: bool) -> np.ndarray:
+    """Which rows (shapes `idx` of `terms`, micro-batches `mb`) the pools of `fleet.pools.class_pools` may choose,
+    decided before they are tabulated: a mask that keeps every row any role's candidate filter there can pass.
+    `prefill`: the prefill role is searched (its rows are those at micro-batch = DP).
+
+    Claim: a row is a candidate of some role only if (a) it passes `memory_fits` and (b) its micro-batch is DP
+    (a prefill row) or its decode cycle bound pp · (dec_stage + hop) (`lower_bounds`) is at most the TPOT target.
+    Proof: every role's candidates need `lower_bounds`' memory_ok, which is `memory_fits` (the same condition
+    on the same memory terms). A decode candidate needs that cycle bound <= TPOT; an aggregated one needs the
+    TPOT bound <= TPOT, and that bound is the cycle plus the prefill stalls (>= 0), so it needs the cycle bound
+    <= TPOT too. Only prefill rows (micro-batch = DP) are exempt. For (b) without tabulating every row: a shape
+    of group g (space.group_key) at depth q and micro-batch m has cycle bound >= L · d(m) + E_dec(q, m) (the
+    slowest stage takes at least the balanced share, times q; the hop is >= 0), d and the extras per group as in
+    `cycle_floor` (one stand-in row per group at depth 1 gives them for every depth) and non-decreasing in m
+    (fact 1). So min over the group's depths q of L · d(m) + E_dec(q, m) is non-decreasing in m, and where it
+    exceeds the target at some m, no row of the group at m or above is a decode or aggregated candidate: per
+    group, the largest micro-batch (of those its memory-fitting rows hold) where it does not is found by
+    bisection, tabulating about log2(micro-batches) stand-in rows per group instead of every (group,
+    micro-batch) unit. Tested on the perf model in tests/search/test_bounds.py."""
+    idx, mb = np.asarray(idx, np.int64), np.asarray(mb, np.int64)
+    keep = memory_fits(req, terms, idx, mb)
+    if req.spec is not None or not keep.any():
+        return keep
+    shapes = terms.shapes
+    group: dict[tuple, int] = {}
+    g_shape = np.fromiter((group.setdefault(group_key(r), len(group)) for r in shapes), np.int64, len(shapes))
+    first = np.unique(g_shape, return_index=True)[1]
+    reps = [replace(shapes[i], pp=1) for i in first.tolist()]
+    rt = ShapeTerms.of(req, reps, p)
+    g_row = g_shape[idx]
+    live = np.flatnonzero(keep)
+    # per group, its memory-fitting micro-batches (sorted) and depths
+    base = int(max(mb.max(), terms.pp.max())) + 1
+    key = np.unique(g_row[live] * base + mb[live])
+    pairs = np.stack([key // base, key % base])  # (group, micro-batch), sorted
+    count = np.bincount(pairs[0], minlength=len(reps)).astype(np.int64)
+    start = np.cumsum(count) - count
+    depths: list[np.ndarray] = [np.zeros(0, np.int64)] * len(reps)
+    key = np.unique(g_row[live] * base + terms.pp[idx[live]])
+    gq = np.stack([key // base, key % base])  # (group, depth), sorted
+    cuts = np.flatnonzero(np.diff(gq[0])) + 1
+    for seg in np.split(np.arange(gq.shape[1]), cuts):
+        if len(seg):
+            depths[int(gq[0, seg[0]])] = gq[1, seg]
+    nq = np.array([len(d) for d in depths], np.int64)
+    tpot = lim.tpot_ns
+
+    def ok(gs: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        m_ = pairs[1, start[gs] + pos]
+        t = table_of(req, rt, gs, m_, p)
+        layers = t.dec_ns_per_kind @ t.kind_counts
+        k = np.repeat(np.arange(len(gs)), nq[gs])  # every (stand-in row, depth of its group)
+        q = np.concatenate([depths[i] for i in gs.tolist()]) if len(gs) else np.zeros(0, np.int64)
+        bound = layers[k] + stage_sum(t.dec_extra_ns[k], t.dec_extra_single_ns[k], q)
+        best = np.full(len(gs), np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(best, k, bound)
+        return best <= tpot
+
+    n_ok = _last_true(ok, count)
+    top = np.zeros(len(reps), np.int64)  # per group, the largest micro-batch passing (0: none)
+    has = np.flatnonzero(n_ok > 0)
+    top[has] = pairs[1, start[has] + n_ok[has] - 1]
+    dec = mb <= top[g_row]
+    if prefill:
+        dec |= mb == terms.dp[idx]
+    return keep & dec
+
+
 def _last_true(ok, count: np.ndarray) -> np.ndarray:
     """Per shape, how many of its first `count` positions pass `ok(shapes, positions)`, given ok monotone (true,
     then false): bisection, all shapes at once."""

@@ -202,3 +202,41 @@ def test_cycle_floor_is_where_every_micro_batch_fails(model, isl, osl, gpus, spe
         pos = np.arange(first, int(sp.top[s]))[:300]
         t = sp.table(np.full(len(pos), s), pos, p)
         assert not bounds.passes(t, lower_bounds(t, lim), lim).any(), sp.shapes[s]
+
+
+# Pools (fleet/pools.class_pools): the rows left out before tabulating (bounds.pool_rows) are rows no role's
+# candidate filter passes, on the perf model; and the pools are the same as over the whole grid table.
+POOL_CASES = [("llama-3.1-70b", 2000, 500, None, 20), ("mixtral-8x22b", 1000, 300, "h100-sxm,mi300x", 30),
+              ("gpt-oss-120b", 4000, 400, "h100-sxm,l40s", 60),
+              pytest.param("deepseek-v3", 8000, 2000, None, 20, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed", POOL_CASES)
+def test_pool_rows_leave_out_only_rows_no_role_may_choose(model, isl, osl, gpus, speed):
+    from planner.fleet.pools import class_pools
+    from planner.search.space import enumerate_rows
+    from planner.search.table import ShapeTerms, build_table
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, ttft_ms=3000, gpus=gpus)
+    p = cat.perf
+    g = req.grid()
+    preq = g  # class_pools' own request: the grid's lists
+    rows = enumerate_rows(preq, p.max_batch)
+    lim = Limits.of(preq, p.max_batch)
+    terms = ShapeTerms.of(preq, rows.shapes, p)
+    for prefill in (True, False):
+        keep = bounds.pool_rows(preq, terms, rows.shape_index, rows.micro_batch, p, lim, prefill)
+        assert 0 < keep.sum() < len(keep)  # the cases leave something out, and keep something
+        t = build_table(preq, rows, p)
+        b = lower_bounds(t, lim)
+        cycle = t.pp * (b.dec_stage_ns + t.dec_hop_ns)
+        dp = terms.dp[rows.shape_index]
+        may = b.memory_ok & ((cycle <= lim.tpot_ns) | (prefill & (rows.micro_batch == dp)))
+        assert not (may & ~keep).any()  # every row a role may choose is kept
+        assert not (keep & ~b.memory_ok).any()  # memory_fits is lower_bounds' memory condition
+    args = dict(weights=req.weights, kv=req.kv, pp=g.pp, micro_batches=g.micro_batches, tp=req.tp)
+    for roles in (("prefill", "decode"), ("aggregated",), ("aggregated", "prefill", "decode")):
+        pruned = class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=roles, **args)
+        full = class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=roles,
+                           table=build_table(preq, rows, p), **args)
+        assert pruned and pruned == full
