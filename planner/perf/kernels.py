@@ -17,6 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .moe import binomial_window
+
 
 def wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols):
     """Useful share of the tile work the SMs do: T·N / (⌈tiles / SM⌉ · SM · t_m · t_n), tiles = ⌈T/t_m⌉·⌈N/t_n⌉.
@@ -67,16 +69,7 @@ def _expected_tiles(trials: int, prob: float, tile: float) -> float:
         return 0.0
     if prob >= 1.0:
         return float(math.ceil(trials / tile - 1e-9))
-    mean = trials * prob
-    sd = math.sqrt(trials * prob * (1.0 - prob))
-    lo = max(0, int(mean - 12.0 * sd) - 1)
-    hi = min(trials, int(mean + 12.0 * sd) + 2)
-    x = np.arange(lo, hi + 1, dtype=float)
-    # ln x! and ln (n − x)! over the window by running sums of logs from one lgamma each
-    ln_x_fact = math.lgamma(lo + 1) + np.concatenate(([0.0], np.cumsum(np.log(x[1:]))))
-    ln_rest_fact = math.lgamma(trials - lo + 1) - np.concatenate(([0.0], np.cumsum(np.log(trials - x[:-1]))))
-    pmf = np.exp(math.lgamma(trials + 1) - ln_x_fact - ln_rest_fact + x * math.log(prob)
-                 + (trials - x) * math.log1p(-prob))
+    _, x, pmf = binomial_window(trials, prob)
     return float(np.dot(pmf, np.ceil(x / tile - 1e-9)))
 
 

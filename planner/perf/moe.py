@@ -34,26 +34,18 @@ def tokens_per_touched_expert(num_experts, experts_per_token, tokens):
 _running_sum = np.add.accumulate  # np.cumsum less its dispatch (sequential: the same sums bit for bit)
 
 
-def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.0) -> float:
-    """E[max(M, floor)] where M is the largest of `bins` independent Binomial(trials, prob) counts:
-
-        E[max(M, c)] = c + Σ_{x ≥ c} P(M > x),   P(M > x) = 1 − F(x)^bins,   F the binomial CDF
-
-    (the sum is over unit steps from c, the first partial step weighted by ⌈c⌉ − c). F is summed in log space
-    over mean ± 12 standard deviations (outside it P(M > x) is 1 below and 0 above to double precision)."""
-    if trials <= 0 or prob <= 0.0:
-        return max(0.0, floor)
-    if prob >= 1.0:
-        return max(float(trials), floor)
+def binomial_window(trials: int, prob: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """(lo, x, pmf): the Binomial(trials, prob) probabilities at x = lo … hi, mean ± 12 standard deviations (outside
+    it each is below 1e-30: nothing at double precision), for trials > 0 and 0 < prob < 1. ln x! and ln (trials − x)!
+    come from running sums of logs from one lgamma each; the search meets ~25k distinct (T, ep) per MoE plan, so
+    the buffers are reused in place and the running sums go straight into them (the same float operations in the
+    same order as the plain form kept in tests/perf/test_moe.py)."""
     mean = trials * prob
     sd = math.sqrt(trials * prob * (1.0 - prob))
     lo = max(0, int(mean - 12.0 * sd) - 1)
     hi = min(trials, int(mean + 12.0 * sd) + 2)
     n = hi - lo + 1
     x = np.arange(lo, hi + 1, dtype=float)  # whole numbers, exact in float64
-    # ln x! and ln (trials − x)! over the window by running sums of logs from one lgamma each; the search meets
-    # ~25k distinct (T, ep) per MoE plan, so the buffers are reused in place and the running sums go straight
-    # into them (the same float operations in the same order as the plain form kept in tests/perf/test_moe.py)
     ln_x_fact = np.empty(n)
     ln_x_fact[0] = 0.0
     _running_sum(np.log(x[1:]), out=ln_x_fact[1:])
@@ -65,7 +57,23 @@ def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.
     log_pmf -= math.lgamma(trials - lo + 1) - ln_rest_sum
     log_pmf += x * math.log(prob)
     log_pmf += (trials - x) * math.log1p(-prob)
-    cum = _running_sum(np.exp(log_pmf, out=log_pmf), out=ln_rest_sum)  # F before the cap at 1
+    return lo, x, np.exp(log_pmf, out=log_pmf)
+
+
+def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.0) -> float:
+    """E[max(M, floor)] where M is the largest of `bins` independent Binomial(trials, prob) counts:
+
+        E[max(M, c)] = c + Σ_{x ≥ c} P(M > x),   P(M > x) = 1 − F(x)^bins,   F the binomial CDF
+
+    (the sum is over unit steps from c, the first partial step weighted by ⌈c⌉ − c). F is summed in log space
+    over mean ± 12 standard deviations (outside it P(M > x) is 1 below and 0 above to double precision)."""
+    if trials <= 0 or prob <= 0.0:
+        return max(0.0, floor)
+    if prob >= 1.0:
+        return max(float(trials), floor)
+    lo, x, pmf = binomial_window(trials, prob)
+    hi, n = lo + len(x) - 1, len(x)
+    cum = _running_sum(pmf, out=pmf)  # F before the cap at 1
     if floor <= 0.0:
         return lo + float((1.0 - np.minimum(1.0, cum) ** bins).sum())
     c_up = math.ceil(floor)
