@@ -217,14 +217,13 @@ def pool_metrics(model: Any, e: Estimate, role: str, p: PerfParams) -> dict[str,
     return out
 
 
-def candidate_pools(req: Request, p: PerfParams, table: Any = None) -> list[Pool]:
+def candidate_pools(req: Request, p: PerfParams) -> list[Pool]:
     """The non-dominated prefill and decode pools of the request (`fleet.pools.class_pools`)."""
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
     grid = req.grid()  # the pools search the grid (search/space.py), whatever space the colocated plan searched
     return class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=("prefill", "decode"),
                        weights=req.weights, kv=req.kv, pp=grid.pp, micro_batches=grid.micro_batches, tp=req.tp,
-                       max_gpus_per_type=limits, table=table,
-                       engine=req.engine)
+                       max_gpus_per_type=limits, engine=req.engine)
 
 
 def _max_replicas(limit: int | None, pool: Pool) -> int:
@@ -315,11 +314,10 @@ def verify(req: Request, c: DisaggChoice) -> list[str]:
     return problems
 
 
-def search_disagg(req: Request, p: PerfParams, table: Any = None) -> tuple[DisaggChoice | None, str]:
-    """The cheapest disaggregated plan, or None and the reason there is none (`table`: the request's integer
-    table, when the colocated search has built it)."""
+def search_disagg(req: Request, p: PerfParams) -> tuple[DisaggChoice | None, str]:
+    """The cheapest disaggregated plan, or None and the reason there is none."""
     started = time.perf_counter()
-    pools = candidate_pools(req, p, table)
+    pools = candidate_pools(req, p)
     if not any(x.role == "prefill" for x in pools):
         return None, ("no prefill pool fits in memory with its prompt's KV transfer inside the TTFT limit"
                       if req.slo.ttft_s is not None else "no prefill pool fits in memory")
@@ -433,11 +431,7 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
     except InfeasibleError as e:
         err = e
     demand = req.workload.demand_output_tokens_per_s
-    # the colocated search's table holds the same rows (not with a draft model: the pools run none)
-    # (only a grid search tabulates every row: the exact space's table holds the rows it examined)
-    table = (None if plan is None or getattr(req, "spec", None) is not None or plan.result.stats.space != "grid"
-             else plan.result.table)
-    choice, why_none = search_disagg(req, p, table)
+    choice, why_none = search_disagg(req, p)
     simulation = None
     if choice is not None and demand is not None:
         choice, simulation, why_none = confirm(req, choice, 99.0 if percentile is None else percentile, catalog, seed)

@@ -221,8 +221,8 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
                 max_gpus_per_type: dict[str, int] | None = None, table: Table | None = None,
                 engine: str | None = None) -> list[Pool]:
     """The non-dominated candidate pools of one request class (`roles` picks aggregated / disaggregated).
-    `table`: the same request's integer table when the caller has built it already (`plan`'s colocated search);
-    `engine`: only rows that engine runs (`search.space.Request.engine`)."""
+    `table`: the request's whole grid table, when a caller wants the pools from it rather than from the pruned
+    one built here (the tests compare the two); `engine`: only rows that engine runs (`search.space.Request.engine`)."""
     req = Request(model=model, workload=Workload(workload.isl, workload.osl, max_model_len=workload.max_model_len),
                   slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv), pp=tuple(pp),
                   micro_batches=tuple(micro_batches), tp=None if tp is None else tuple(tp),

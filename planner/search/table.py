@@ -582,7 +582,7 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
     """Valid lower bounds on each row's integer TPOT and objective over all placements, and necessary conditions
     for memory: every stage holds >= 1 layer and the layers' total memory fits in pp devices.
 
-    Kept on the table for the last `lim` asked (plan's colocated search and its disaggregated pools read the same
+    Kept on the table for the last `lim` asked (the exact search's steps in search/bounds.py ask again for the same
     table's bounds: computed once); the arrays are read-only, and a table whose `min_replicas` or `gpu_limit` was
     replaced since is computed afresh."""
     memo = t.__dict__.get("_bounds_memo")  # not a dataclass field: dataclasses.replace does not copy it
