@@ -1,6 +1,7 @@
 """Byte-identity check for behaviour-preserving refactors (issue #11).
 
     python tools/golden.py capture DIR     # run every golden command, write DIR/<name>.out
+    python tools/golden.py capture DIR --matrix   # also the quick plan matrix (benchmarks/plan_matrix --quick)
     python tools/golden.py compare A B     # list the goldens whose output differs between A and B
 
 Goldens: `planner plan --json` on every plan example, `planner fleet --json` on every fleet example, `planner train --json` on every training example,
@@ -28,8 +29,25 @@ def _run(args: list[str]) -> str:
     return f"$ planner {' '.join(args)}\nrc={r.returncode}\n--- stdout\n{r.stdout}--- stderr\n{r.stderr}"
 
 
-def commands(tmp: Path) -> dict[str, list[str]]:
+MATRIX = False  # capture ... --matrix: add the quick plan matrix's plans (the large MoE spaces the examples miss)
+
+
+def matrix_commands() -> dict[str, list[str]]:
+    """The plans of `benchmarks/plan_matrix/run.py --quick` (its presets, precisions, workloads and demands), so a
+    speed change is checked on the spaces it is meant to speed up."""
     cmds: dict[str, list[str]] = {}
+    for preset in ("llama-3.1-70b", "deepseek-v3", "gpt4-moe-rumored", "mixtral-8x22b"):
+        for prec, extra in (("default", []), ("all", ["--weights", "bf16,fp8,int8,int4,fp4", "--kv", "bf16,fp8,int8"])):
+            for isl, osl in ((2000, 500), (8000, 2000)):
+                for demand, rate in (("none", []), ("50rps", ["--rate-rps", "50"])):
+                    cmds[f"matrix-{preset}-{prec}-{isl}-{osl}-{demand}"] = [
+                        "plan", "--model", preset, "--isl", str(isl), "--osl", str(osl), "--min-tokens-per-s-user",
+                        "20", "--max-gpus", "1024", *extra, *rate, "--json"]
+    return cmds
+
+
+def commands(tmp: Path) -> dict[str, list[str]]:
+    cmds: dict[str, list[str]] = matrix_commands() if MATRIX else {}
     for ex in sorted((ROOT / "examples").glob("*.toml")):
         rel = str(ex.relative_to(ROOT))
         if ex.name.startswith("fleet"):
@@ -90,7 +108,8 @@ def compare(a: Path, b: Path) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "capture":
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "capture" and sys.argv[3:] in ([], ["--matrix"]):
+        MATRIX = sys.argv[3:] == ["--matrix"]
         capture(Path(sys.argv[2]).resolve())
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
