@@ -87,14 +87,14 @@ def test_a_request_that_fails_validation_loads_no_solver():
 
 def test_a_plan_without_a_cp_sat_solve_loads_no_or_tools():
     # one GPU type, dense: single-stage candidates are searched without CP-SAT; the disaggregated pools by
-    # enumeration; the confirming simulation runs (planner.sim), the fleet's solvers do not. (networkx loads:
-    # pipelined rows' stage links come from the cluster graph, specs/cluster.py.)
+    # enumeration; the confirming simulation runs (planner.sim), the fleet's solvers do not. Nor networkx:
+    # pipelined rows' stage links come from the two-GPU hop in closed form (specs/cluster.py).
     out = _loaded_after("from planner.cli import main\n"
                         "try:\n    main(['plan', '--model', 'llama-3.1-8b', '--gpus', 'h100', '--isl', '1000', "
                         "'--osl', '300', '--json'])\nexcept SystemExit as e:\n    print('rc', e.code)")
     plan, rc = out["stdout"].rsplit("rc ", 1)
     assert rc.strip() == "0" and json.loads(plan)["solver"]["status"] == "OPTIMAL"
-    assert not {"pandas", "ortools", "planner.export", "planner.train"} & set(out["heavy"]), out["heavy"]
+    assert not {"pandas", "ortools", "networkx", "planner.export", "planner.train"} & set(out["heavy"]), out["heavy"]
 
 
 def test_the_api_names_stay_the_functions_after_their_namesake_submodules_load():

@@ -68,10 +68,15 @@ def _stage_link(domain: int, up: float, out: float, tp: int, pp: int) -> float:
 
 @lru_cache(maxsize=256)
 def _hop_bytes_per_s(domain: int, up: float, out: float, same_domain: bool) -> float:
-    """Widest-path bandwidth between two GPUs in one scale-up domain or in two, from the graph of just those two
-    (once per GPU type and kind: a plan search asks for ~100 (TP, PP) pairs per type)."""
+    """Widest-path bandwidth between two GPUs in one scale-up domain or in two: what `Cluster.p2p_bytes_per_s`
+    finds on the graph of just those two, in closed form. Their paths are GPU–domain switch–GPU (scale-up, only
+    when they share the domain) and GPU–fabric–GPU (scale-out), so the widest is max(up, out) within a domain and
+    out across two. Computed without building the graph: a plan needs nothing else from networkx, whose import
+    is ~0.08 s of every `planner plan` (issue #16); tests/specs/test_cluster.py checks it against the graph."""
     a, b = (0, 1) if same_domain else (0, domain)
-    return Cluster(domain, up, out, b + 1, only={a, b}).p2p_bytes_per_s(a, b)
+    if a // domain == b // domain:
+        return max(up, out)
+    return out
 
 
 def pipeline_link_bytes_per_s(gpu: Accelerator, tp: int, pp: int) -> float:

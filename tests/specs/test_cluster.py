@@ -35,3 +35,16 @@ def test_pipeline_link_is_the_slowest_hop_of_the_whole_replica_graph():
                     full = Cluster(domain, up, out, tp * pp)
                     slowest = min(full.p2p_bytes_per_s(s * tp, (s + 1) * tp) for s in range(pp - 1))
                     assert _stage_link(domain, up, out, tp, pp) == slowest, (domain, up, out, tp, pp)
+
+
+def test_hop_bandwidth_closed_form_is_the_two_gpu_graph_query():
+    # _hop_bytes_per_s answers without building the graph (no networkx at plan time): the same float as the
+    # widest-path query on the graph of the two GPUs, whichever link is wider or missing
+    from planner.specs.cluster import _hop_bytes_per_s
+
+    for domain in (1, 2, 8, 72):
+        for up, out in ((450e9, 50e9), (10e9, 50e9), (50e9, 50e9), (0.0, 50e9), (450e9, 0.0)):
+            for same in (True, False):
+                a, b = (0, 1) if same else (0, domain)
+                graph = Cluster(domain, up, out, b + 1, only={a, b}).p2p_bytes_per_s(a, b)
+                assert _hop_bytes_per_s.__wrapped__(domain, up, out, same) == graph, (domain, up, out, same)
