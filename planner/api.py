@@ -186,8 +186,15 @@ def _plan_tbo(preq, timings: bool):
         tbo = _plan(replace(preq, two_batch_overlap="on"), timings)
     except InfeasibleError:
         return plain
-    cost = lambda p: p.to_dict()["solver"]["objective"]  # noqa: E731  (same request: same units)
-    return tbo if cost(tbo) < cost(plain) else plain
+    return tbo if _objective(tbo) < _objective(plain) else plain
+
+
+def _objective(p) -> int:
+    """The plan's `solver.objective` (same request: same units), read from the plan rather than its whole JSON:
+    the disaggregated pair's when it was chosen, else the colocated plan's."""
+    if p.disagg is not None and p.disagg.chosen:
+        return p.disagg.choice.objective
+    return p.best.objective
 
 
 def _plan(preq, timings: bool):

@@ -76,3 +76,12 @@ def test_estimate_flag():
     off = api.estimate("deepseek-v3", "h200", **kw).to_dict()
     assert on["perf_profile"]["two_batch_overlap"] is True and "two_batch_overlap" not in off["perf_profile"]
     assert on["metrics"]["ttft_s"] != off["metrics"]["ttft_s"]
+
+
+def test_auto_compares_the_objective_the_json_prints():
+    # _plan_tbo reads the objective from the plan (not its whole JSON): the same number, colocated or disaggregated
+    for disagg in ("off", "on"):
+        p = api.plan(model="llama-3.1-8b", gpus="h100-sxm", isl=1000, osl=300, disagg=disagg)
+        d = p.to_dict()
+        assert ("pools" in d) == (disagg == "on")
+        assert api._objective(p) == d["solver"]["objective"]
