@@ -172,3 +172,68 @@ def test_balance_layer_kinds_matches_brute_force(order, pp, times, sizes, first,
     assert float(k.max()) == best
     if room is not None:
         assert all(float(row @ sizes) <= r for row, r in zip(stage_kinds(got), room))
+
+
+def _balance_layer_kinds_stepwise(c, pp, times, first, last, sizes=None, rooms=None):
+    """`balance_layer_kinds` as it was before its stage test bisected and its limit search started at the mean
+    stage: each stage's start stepped back one layer at a time, the limit bisected over every candidate."""
+    from planner.perf.pipeline import _greedy_stages_stepwise, _runs
+    L = c.shape[1] - 1
+    if pp > L:
+        return None
+    time = np.asarray(times, float) @ c
+    size = np.zeros((1, L + 1)) if sizes is None else np.atleast_2d(np.asarray(sizes, float)) @ c
+    room = np.full((1, pp), np.inf) if rooms is None else np.atleast_2d(np.asarray(rooms, float))
+    extras = [0.0] * pp
+    extras[0] += first
+    extras[-1] += last
+    fits = _greedy_stages_stepwise(time, size, room, extras, pp, L)
+    cand = np.unique(np.concatenate([_runs(time) + e for e in sorted(set(extras))]))
+    lo, hi = 0, len(cand) - 1
+    if fits(float(cand[hi])) is None:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if fits(float(cand[mid])) is None else (lo, mid)
+    return fits(float(cand[lo]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_balance_layer_kinds_same_as_stepwise_search(seed):
+    """The bisected stage test and the search up from the mean stage return the placement the stepwise form did,
+    on random models of 1–3 kinds (ns integers as the table passes them, and float seconds as perf.estimate does),
+    one or two memory conditions, tight and loose rooms (the middle stages' room the largest, as the function
+    requires), and the stage test the same answer at every seventh candidate limit, whatever the rooms."""
+    from planner.perf.pipeline import _greedy_stages, _greedy_stages_stepwise, _runs, balance_layer_kinds
+    rng = np.random.default_rng(seed)
+    for _ in range(150):
+        kinds, L = int(rng.integers(1, 4)), int(rng.integers(1, 70))
+        c = _kind_prefix(rng.integers(0, kinds, L).tolist(), kinds)
+        pp = int(rng.integers(1, min(L, 17) + 1))
+        if rng.random() < 0.5:
+            times = rng.integers(0, 50_000, kinds).astype(float).tolist()
+            first, last = float(rng.integers(0, 200_000)), float(rng.integers(0, 200_000))
+        else:
+            times = (rng.random(kinds) * 3e-3).tolist()
+            first, last = float(rng.random() * 1e-2), float(rng.random() * 1e-2)
+        sizes = rooms = None
+        if rng.random() < 0.7:
+            D = int(rng.integers(1, 3))
+            sizes = rng.integers(1, 1000, (D, kinds)).astype(float)
+            total = sizes @ c[:, -1]
+            rooms = total[:, None] / pp * rng.uniform(0.8, 3.0, (D, pp))
+            if rng.random() < 0.7:  # as the table's rooms are: the middle stages' the largest (no embedding, head)
+                rooms[:, 1:-1] = rooms.max(axis=1, keepdims=True)
+            sizes, rooms = sizes.tolist(), rooms.tolist()
+        if rooms is None or all(max(r) == max(r[1:-1], default=max(r)) for r in rooms):
+            assert (balance_layer_kinds(c, pp, times, first, last, sizes, rooms)
+                    == _balance_layer_kinds_stepwise(c, pp, times, first, last, sizes, rooms))
+        time = np.asarray(times, float) @ c
+        size = np.zeros((1, L + 1)) if sizes is None else np.asarray(sizes, float) @ c
+        room = np.full((1, pp), np.inf) if rooms is None else np.asarray(rooms, float)
+        extras = [first + last] if pp == 1 else [first] + [0.0] * (pp - 2) + [last]
+        fast, monotone = _greedy_stages(time, size, room, extras, pp, L)
+        slow = _greedy_stages_stepwise(time, size, room, extras, pp, L)
+        assert monotone
+        for limit in np.unique(np.concatenate([_runs(time) + e for e in set(extras)]))[::7].tolist():
+            assert fast(limit) == slow(limit)
