@@ -249,6 +249,8 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
     def pool(i: int, role: str, x: _Exact) -> Pool:
         return Pool(cls, role, t.rows[i], x.layers, x.capacity, x.latency_ns, x.tpot_ns, x.kv_ns)
 
+    placed: dict = {}  # greedy_placement's memo on this table: rows with the same placement problem
+
     # the sweep's groups, per row from the shapes (no Row made per row)
     by_type = _group_rank(t.rows, lambda r: (r.gpu.id,))
     by_type_kv = _group_rank(t.rows, lambda r: (r.gpu.id, r.kv))
@@ -258,7 +260,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         cap_ub = capacity_units(t.batch, b.round_ns * osl)
 
         def agg(i: int) -> _Exact | None:
-            lay = greedy_placement(t, i)
+            lay = greedy_placement(t, i, memo=placed)
             if lay is None:
                 return None
             ev = evaluate(t, i, lay, lim)
@@ -276,9 +278,15 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         row_tp = per_row(t.rows, lambda r: r.tp)
         L = model.num_layers
 
+        kv_seen: dict[tuple, int] = {}
+
         def kv_exact(i: int, lay: Sequence[int]) -> int:
-            """The pool's side of the KV transfer for its placement (its largest stage)."""
-            return int(kv_transfer_ns(model, kvb[i], nic[i], workload.isl, p, row_tp[i], max(lay)))
+            """The pool's side of the KV transfer for its placement (its largest stage); one computation per
+            distinct input (KV bytes, NIC, TP, largest stage)."""
+            key = (float(kvb[i]), float(nic[i]), int(row_tp[i]), max(lay))
+            if key not in kv_seen:
+                kv_seen[key] = int(kv_transfer_ns(model, kvb[i], nic[i], workload.isl, p, row_tp[i], max(lay)))
+            return kv_seen[key]
 
         # per row, before placement: a lower bound (no stage holds fewer than ⌈L/PP⌉ layers) for the filters and
         # the sweeps' bounds, an upper bound (every layer on one stage) where a worst case is needed
@@ -292,7 +300,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         cap_ub = capacity_units(dp, b.pf_stage_ns + t.pf_hop_ns)
 
         def pre(i: int) -> _Exact | None:
-            lay = greedy_placement(t, i, "pf")
+            lay = greedy_placement(t, i, "pf", placed)
             if lay is None:
                 return None
             ev = evaluate(t, i, lay, lim)
@@ -326,7 +334,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         cap_ub = capacity_units(t.batch, cycle_lb * osl)
 
         def dec(i: int) -> _Exact | None:
-            lay = greedy_placement(t, i)
+            lay = greedy_placement(t, i, memo=placed)
             if lay is None:
                 return None
             ev = evaluate(t, i, lay, lim)

@@ -5,9 +5,11 @@ from ..perf.pipeline import balance_layer_kinds, balance_layers
 from .table import Table
 
 
-def greedy_placement(t: Table, i: int, phase: str = "dec") -> tuple[int, ...] | None:
+def greedy_placement(t: Table, i: int, phase: str = "dec", memo: dict | None = None) -> tuple[int, ...] | None:
     """Memory-capped min-max placement on decode ("dec") or prefill ("pf") time (perf.pipeline.balance_layers, on
-    the integer terms; with several layer kinds perf.pipeline.balance_layer_kinds on the per-kind terms)."""
+    the integer terms; with several layer kinds perf.pipeline.balance_layer_kinds on the per-kind terms).
+    `memo`: a dict kept across calls on the same table; rows whose placement problem is the same (PP, per-kind
+    times, extras, per-kind memory and rooms: the whole input of the balance) share one answer."""
     pp = int(t.pp[i])
     f = t.extras(i, "mem")
     e = t.extras(i, phase)
@@ -17,9 +19,16 @@ def greedy_placement(t: Table, i: int, phase: str = "dec") -> tuple[int, ...] | 
     last = e[-1] - base if pp > 1 else 0
     if per_kind.shape[1] > 1:
         room = [int(t.cap_kib[i]) - fs for fs in f]
-        lay = balance_layer_kinds(t.kind_prefix, pp, per_kind[i].tolist(), float(first), float(last),
-                                  [m[i].tolist() for _, m in t.memory_per_kind], [room] * len(t.memory_per_kind))
-        return None if lay is None else tuple(lay)
+        times, mems = per_kind[i].tolist(), [m[i].tolist() for _, m in t.memory_per_kind]
+        key = None if memo is None else (pp, tuple(times), first, last, tuple(map(tuple, mems)), tuple(room))
+        if key is not None and key in memo:
+            return memo[key]
+        lay = balance_layer_kinds(t.kind_prefix, pp, times, float(first), float(last), mems,
+                                  [room] * len(t.memory_per_kind))
+        out = None if lay is None else tuple(lay)
+        if key is not None:
+            memo[key] = out
+        return out
     caps = [max(0, (int(t.cap_kib[i]) - fs) // int(t.mem_kib_per_kind[i, 0])) for fs in f]
     lay = balance_layers(t.num_layers, pp, float(per_kind[i, 0]), float(first), float(last), caps)
     return None if lay is None else tuple(lay)
