@@ -3,7 +3,9 @@
 The event loop never evaluates a formula: it looks step times up in tables built here from
 `perf.estimate.step_terms` (with `hardware()`), `perf.pipeline.stage_times_s` / `decode_cycle_s` /
 `prefill_latency_s` and the same speculative-decoding composition `estimate()` uses. `tests/sim/test_tables.py`
-checks that the tables reproduce `estimate()`'s decode cycle and TTFT exactly at the plan's own point.
+checks that the tables reproduce `estimate()`'s decode cycle and TTFT exactly at the plan's own point. A model of
+several layer kinds on several stages (DeepSeek-V3's dense-first layers, Llama-4's interleaved ones) has each stage
+timed by its own kinds (`stage_kinds`), as `estimate()` and the search time it; with one stage, by the average layer.
 
 - `decode_s[n, j]`: one decode cycle (every one of n running sequences gains a token, or a speculative
   draft-and-verify round) when the running sequences attend `ctx_grid[j]` tokens on average. Decode time is
@@ -30,9 +32,9 @@ import numpy as np
 from ..errors import InputError
 from ..perf.estimate import Config, Estimate, chunk_base_layer_s, estimate, hardware, prefill_chunk_terms, step_terms
 from ..perf.params import PerfParams
-from ..perf.pipeline import chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_times_s
+from ..perf.pipeline import chunk_stall_s, decode_cycle_s, prefill_latency_s, stage_kind_times_s, stage_times_s
 from ..perf.specdec import draft_pass_s
-from ..perf.step import chunk_attention_layer_s
+from ..perf.step import chunk_attention_layer_s, kind_models, stage_kind_counts
 from ..perf.window import attention_spans
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..specs.model import ModelSpec
@@ -43,6 +45,26 @@ from ..units import BYTES_PER_ELEMENT
 # (prefill time has an ~L² attention term, best resolved where prompts are short relative to the maximum).
 LINEAR_GRID_POINTS = 129
 GEOMETRIC_GRID_POINTS = 96
+
+
+def stage_kinds(model: ModelSpec, pp: int, layers) -> "tuple[list[ModelSpec], list[list[int]]] | None":
+    """For a model of several layer kinds (DeepSeek's dense-first layers, Llama-4's interleaved ones) on several
+    stages: one model per kind (`perf.step.kind_models`) and each stage's layers of each kind ([pp][K]), so that a
+    stage is timed by its own kinds, Σ_k n_{s,k} · t_k, as `estimate()` and the search time it. None for one kind
+    or one stage, where the average layer times the stage (exactly, up to float rounding, for one stage)."""
+    kinds = kind_models(model)
+    if len(kinds) == 1 or pp == 1:
+        return None
+    return [km for _, _, km in kinds], stage_kind_counts(model, layers).tolist()
+
+
+def kind_stage_times_s(counts: list[list[int]], layer_s_per_kind, first_extra_s, last_extra_s,
+                       per_step_s: float) -> np.ndarray:
+    """`perf.pipeline.stage_kind_times_s` for arrays of candidates (the tables' grids): each stage's
+    Σ_k n_{s,k} · t_k (the same operations in the same order), then its ends and overhead; shape [pp, ...]."""
+    layers_s = np.stack([sum(n * np.asarray(t, float) for n, t in zip(row, layer_s_per_kind)) for row in counts])
+    ones = np.ones((len(counts),) + (1,) * (layers_s.ndim - 1))
+    return stage_times_s(ones, layers_s, first_extra_s, last_extra_s, per_step_s)
 
 
 @dataclass(frozen=True)
@@ -269,10 +291,15 @@ class ChunkCost:
         self.q = 1 if c.spec is None else c.spec.draft_length + 1
         self.ctx = workload.isl + workload.osl / 2.0  # decoders' context for the stage times (pp > 1 only)
         self.memo: dict[tuple, float] = {}
+        # several layer kinds on several stages: each stage timed by its own kinds (one set of rows per kind)
+        self.kinds = stage_kinds(model, c.pp, layers)
         # the decode loads `_step_s` passes the target: (running / pp) · q for running = 0 … batch
-        loads = [(running / c.pp) * self.q for running in range(c.batch + 1)] if model.is_moe else ()
-        self.target = ChunkTermRows(model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
-                                    pipeline_link_bytes_per_s=self.link, decode_loads=loads, **self.dp_kw)
+        loads = [(running / c.pp) * self.q for running in range(c.batch + 1)]
+        self.targets = [ChunkTermRows(m, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
+                                      pipeline_link_bytes_per_s=self.link, decode_loads=loads if m.is_moe else (),
+                                      **self.dp_kw)
+                        for m in ([model] if self.kinds is None else self.kinds[0])]
+        self.target = self.targets[0]  # the model's rows (several kinds: the first kind's, whose ends and hop count)
         # the draft prefills the same chunk (at the full batch, on every GPU of stage 0)
         self.draft = None if c.spec is None else ChunkTermRows(c.spec.draft, self.hw, p, tp=c.tp, ep=1,
                                                                weight_bytes=self.wb, kv_bytes=self.kvb, dp=1)
@@ -299,9 +326,13 @@ class ChunkCost:
         c, p = self.config, self.params
         mb = running / c.pp  # the chunk rides in one micro-batch
         attended = attended_key_tokens / max(1, chunk_tokens)
-        target = self.target.direct if direct else self.target
-        layer_s, first_s, last_s, p2p_s = target(mb * self.q, chunk_tokens, attended, kv_read_tokens, prompts_done)
-        chunk_stage = stage_times_s(self.layers, layer_s, first_s, last_s, 0.0)
+        terms = [(rows.direct if direct else rows)(mb * self.q, chunk_tokens, attended, kv_read_tokens, prompts_done)
+                 for rows in self.targets]
+        layer_s, first_s, last_s, p2p_s = terms[0]
+        if self.kinds is None:
+            chunk_stage = stage_times_s(self.layers, layer_s, first_s, last_s, 0.0)
+        else:
+            chunk_stage = stage_kind_times_s(self.kinds[1], [x[0] for x in terms], first_s, last_s, 0.0)
         draft = 0.0
         if self.draft is not None:
             d = c.spec.draft
@@ -324,11 +355,9 @@ class ChunkCost:
         """Per-stage time of a step with no tokens (weights read, overheads) and the draft's, computed once."""
         if self._empty is None:
             c, p = self.config, self.params
-            t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
-                           micro_batch=0.0, isl=1, osl=0, pipeline_link_bytes_per_s=self.link, chunked=False,
-                           **self.dp_kw)
-            empty = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
-                                  float(t.decode_last.time_s), p.step_overhead_s)
+            empty = self._stages(lambda m: step_terms(
+                m, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb, micro_batch=0.0, isl=1,
+                osl=0, pipeline_link_bytes_per_s=self.link, chunked=False, **self.dp_kw))[0]
             empty_draft = 0.0
             if c.spec is not None:
                 d = c.spec.draft
@@ -344,13 +373,26 @@ class ChunkCost:
         hit = self._decode_stages.get(running)
         if hit is None:
             c, p = self.config, self.params
-            t = step_terms(self.model, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb,
-                           micro_batch=running / c.pp, isl=self.ctx, osl=0, tokens_per_seq=self.q,
-                           pipeline_link_bytes_per_s=self.link, chunked=False, **self.dp_kw)
+            hit = self._decode_stages[running] = self._stages(lambda m: step_terms(
+                m, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb, micro_batch=running / c.pp,
+                isl=self.ctx, osl=0, tokens_per_seq=self.q, pipeline_link_bytes_per_s=self.link, chunked=False,
+                **self.dp_kw))
+        return hit
+
+    def _stages(self, terms_of) -> tuple[np.ndarray, float]:
+        """Per-stage decode step (with the step overhead) and its hop from `terms_of(model)` (perf step_terms):
+        by the average layer, or with several kinds on several stages by each stage's own kinds."""
+        p = self.params
+        if self.kinds is None:
+            t = terms_of(self.model)
             stage = stage_times_s(self.layers, float(t.decode_layer.time_s), float(t.decode_first.time_s),
                                   float(t.decode_last.time_s), p.step_overhead_s)
-            hit = self._decode_stages[running] = (stage, float(t.decode_p2p_s))
-        return hit
+            return stage, float(t.decode_p2p_s)
+        ts = [terms_of(m) for m in self.kinds[0]]
+        t = ts[0]
+        stage = stage_kind_times_s(self.kinds[1], [float(k.decode_layer.time_s) for k in ts],
+                                   float(t.decode_first.time_s), float(t.decode_last.time_s), p.step_overhead_s)
+        return stage, float(t.decode_p2p_s)
 
 
 def _interp1(xs: list[float], ys: list[float], x: float) -> float:
@@ -385,12 +427,19 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     cx = np.asarray(ctx, float)[None, :]
     shape = (n.shape[0], cx.shape[1])
     # step_terms decodes at context isl + osl/2: pass isl = ctx, osl = 0
-    t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=n / c.pp,
-                   isl=cx, osl=0, tokens_per_seq=q, pipeline_link_bytes_per_s=link, dp=c.dp,
-                   redundant_experts=c.redundant_experts, chunked=False)
+    kinds = stage_kinds(model, c.pp, layers)
+    terms = [step_terms(m, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=n / c.pp, isl=cx,
+                        osl=0, tokens_per_seq=q, pipeline_link_bytes_per_s=link, dp=c.dp,
+                        redundant_experts=c.redundant_experts, chunked=False)
+             for m in ([model] if kinds is None else kinds[0])]
+    t = terms[0]  # the stage ends and the hop do not depend on the kind (as in estimate())
     flat = [np.broadcast_to(np.asarray(x, float), shape).ravel() for x in
             (t.decode_layer.time_s, t.decode_first.time_s, t.decode_last.time_s, t.decode_p2p_s)]
-    stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
+    if kinds is None:
+        stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
+    else:
+        per_kind = [np.broadcast_to(np.asarray(k.decode_layer.time_s, float), shape).ravel() for k in terms]
+        stage = kind_stage_times_s(kinds[1], per_kind, flat[1], flat[2], p.step_overhead_s)
     if c.pp == 1:
         cycle = stage[0]  # decode_cycle_s of a single stage is that stage's time (no hop, one micro-batch)
     else:
@@ -417,11 +466,18 @@ def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layer
     hw = hardware(c.gpu, c.weights, c.tp, c.dp)
     link = pipeline_link_bytes_per_s(c.gpu, c.tp * c.dp, c.pp)
     L = np.asarray(prompt, float)
-    t = step_terms(model, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
-                   pipeline_link_bytes_per_s=link, dp=c.dp, redundant_experts=c.redundant_experts, chunked=False)
+    kinds = stage_kinds(model, c.pp, layers)
+    terms = [step_terms(m, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
+                        pipeline_link_bytes_per_s=link, dp=c.dp, redundant_experts=c.redundant_experts, chunked=False)
+             for m in ([model] if kinds is None else kinds[0])]
+    t = terms[0]
     flat = [np.broadcast_to(np.asarray(x, float), L.shape) for x in
             (t.prefill_layer.time_s, t.prefill_first.time_s, t.prefill_last.time_s, t.prefill_p2p_s)]
-    stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
+    if kinds is None:
+        stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
+    else:
+        per_kind = [np.broadcast_to(np.asarray(k.prefill_layer.time_s, float), L.shape) for k in terms]
+        stage = kind_stage_times_s(kinds[1], per_kind, flat[1], flat[2], p.step_overhead_s)
     latency = np.fromiter((prefill_latency_s(stage[:, k], flat[3][k]) for k in range(L.size)), float, L.size)
     busy = np.max(stage, axis=0) / c.dp
     if c.spec is not None:

@@ -44,6 +44,7 @@ LOW_LOAD = [
     dict(model="llama-3.1-70b", tp=4, pp=2),
     dict(model="mixtral-8x7b", tp=2, ep=2),
     dict(model="llama-3.1-70b", tp=4, spec=("llama-3.1-8b", 4, 0.7)),
+    dict(model="deepseek-v3", tp=8, pp=2),  # two stages, each timed by its own layer kinds (dense-first, MoE)
 ]
 
 

@@ -12,6 +12,10 @@ CASES = [
     ("llama-3.1-70b", dict(tp=4, pp=2, batch=48)),
     ("mixtral-8x7b", dict(tp=2, ep=2, batch=32)),
     ("llama-3.1-70b", dict(tp=4, batch=16, spec=("llama-3.1-8b", 4, 0.7))),
+    # several layer kinds on several stages: each stage timed by its own kinds (3 dense-first + 58 MoE layers;
+    # Llama-4-Scout's 24 MoE layers interleaved with 24 dense ones)
+    ("deepseek-v3", dict(gpu="h200", tp=8, pp=2, batch=32, weights="fp8", kv="fp8")),
+    ("llama-4-scout", dict(tp=2, pp=3, batch=24)),
 ]
 
 
@@ -21,7 +25,7 @@ def test_tables_reproduce_estimate(catalog, preset, model, kw):
     spec = kw.pop("spec", None)
     if spec:
         kw["spec"] = SpecDecode(preset(spec[0]), spec[1], spec[2])
-    cfg = Config(gpu=catalog.gpu("h100-sxm"), **kw)
+    cfg = Config(gpu=catalog.gpu(kw.pop("gpu", "h100-sxm")), **kw)
     w = Workload(isl=1024, osl=256)
     tb = build_tables(preset(model), cfg, w, catalog.perf, max_ctx=4096)
     est = estimate(preset(model), cfg, w, catalog.perf)
@@ -153,3 +157,34 @@ def test_moe_chunk_tables_are_the_per_load_calls(catalog, preset, model, kw, tbo
     for i in rng.choice(len(keys), size=min(60, len(keys)), replace=False):
         d, k, done = keys[i]
         assert filled[keys[i]] == rows.direct(d, k, k / 2.0, 0, done, rows.base[d]), keys[i]
+
+
+def test_stages_are_timed_by_their_own_layer_kinds(catalog, preset):
+    """DeepSeek-V3 on two stages of 31 and 30 layers: stage 0 holds the 3 dense-first layers (a dense layer decodes
+    far faster than a MoE layer), so stage 1, with 30 MoE layers against 28, is the slower one, as the plan's
+    `layer_kinds_per_stage` says; timed by the average layer, the 31-layer stage 0 would be. Each stage is the sum
+    of its kinds' layers (the kinds' one-layer times, hand-composed here), as in estimate()."""
+    from planner.perf.estimate import hardware, step_terms
+    from planner.perf.step import kind_models
+    from planner.specs.cluster import pipeline_link_bytes_per_s
+    from planner.units import BYTES_PER_ELEMENT
+
+    model = preset("deepseek-v3")
+    cfg = Config(gpu=catalog.gpu("h200"), tp=8, pp=2, batch=32, weights="fp8", kv="fp8", layers_per_stage=(31, 30))
+    w = Workload(isl=1024, osl=256)
+    tb = build_tables(model, cfg, w, catalog.perf, max_ctx=4096)
+    est = estimate(model, cfg, w, catalog.perf)
+    assert est.placement["layer_kinds_per_stage"] == [{"dense": 3, "moe": 28}, {"moe": 30}]
+    stage, _ = tb.chunk_cost._decode_stage(cfg.batch)
+    assert int(np.argmax(stage)) == 1
+    p = catalog.perf.for_gpu("h200", cfg.gpu.family)
+    kinds = {k.mlp: step_terms(km, hardware(cfg.gpu, "fp8", 8, 1), p, tp=8, ep=1, weight_bytes=BYTES_PER_ELEMENT["fp8"],
+                               kv_bytes=BYTES_PER_ELEMENT["fp8"], micro_batch=16, isl=1024 + 128, osl=0,
+                               pipeline_link_bytes_per_s=pipeline_link_bytes_per_s(cfg.gpu, 8, 2), chunked=False)
+             for k, _, km in kind_models(model)}
+    dense, moe = (float(kinds[k].decode_layer.time_s) for k in ("dense", "moe"))
+    assert moe > 2 * dense
+    first, last = float(kinds["dense"].decode_first.time_s), float(kinds["dense"].decode_last.time_s)
+    hand = [3 * dense + 28 * moe + first + p.step_overhead_s, 30 * moe + last + p.step_overhead_s]
+    assert stage.tolist() == pytest.approx(hand, rel=1e-12)
+    assert tb.decode_step_s(cfg.batch, 1024 + 128) == pytest.approx(est.decode_cycle_s, rel=1e-12)
