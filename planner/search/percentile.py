@@ -124,15 +124,17 @@ def _misses(sim: dict[str, Any], slo: SLO, percentile: float) -> dict[str, str]:
     return out
 
 
-def confirmation(model, c: Choice, rate_rps: float, p: PerfParams) -> dict[str, Any]:
+def confirmation(model, c: Choice, rate_rps: float, p: PerfParams, mean: float | None = None) -> dict[str, Any]:
     """What the confirming simulation of `c` at `rate_rps` runs (module docstring, step 3): the whole plan as
-    `planner simulate` does when it has one replica, else one replica at its share after a warm-up."""
+    `planner simulate` does when it has one replica, else one replica at its share after a warm-up (`mean`: the
+    plan's `mean_batch` when the caller has it)."""
     from ..sim.simulate import DEFAULT_REQUESTS
 
     if c.replicas == 1:
         return {"simulated_replicas": 1, "rate_rps_per_replica": rate_rps, "requests": DEFAULT_REQUESTS,
                 "warmup_requests": 0}
-    warmup = min(MAX_WARMUP_REQUESTS, WARMUP_FACTOR * math.ceil(mean_batch(model, c, rate_rps, p)))
+    mean = mean_batch(model, c, rate_rps, p) if mean is None else mean
+    warmup = min(MAX_WARMUP_REQUESTS, WARMUP_FACTOR * math.ceil(mean))
     return {"simulated_replicas": 1, "rate_rps_per_replica": rate_rps / c.replicas, "requests": CONFIRM_REQUESTS,
             "warmup_requests": warmup}
 
@@ -166,7 +168,10 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
             raise RuntimeError("plan at its maximum concurrency failed verification: " + "; ".join(problems))
         res = replace(res, request=req, best=best,
                       alternatives=tuple(best if a is res.best else a for a in res.alternatives))
-        how = confirmation(req.model, best, rate, perf)
+        # the plan's mean batch: the warm-up of a several-replica confirmation, and the plan's `mean_batch` field
+        # (one fixed-point iteration of estimates, computed once per round)
+        mean = mean_batch(req.model, best, rate, perf) if best.replicas > 1 else None
+        how = confirmation(req.model, best, rate, perf, mean)
         sim = simulate_plan(plan_dict(res), rate_rps=how["rate_rps_per_replica"], replicas=1,
                             requests=how["requests"] + how["warmup_requests"],
                             warmup_requests=how["warmup_requests"], seed=seed, catalog=catalog)
@@ -182,7 +187,7 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
                 "ttft_s": sim["ttft_s"], "tpot_s": sim["tpot_s"], "slo_attainment": sim["slo_attainment"],
                 "rounds": round_,
             }
-            return Confirmed(res, mean_batch(req.model, best, rate, perf), record)
+            return Confirmed(res, mean_batch(req.model, best, rate, perf) if mean is None else mean, record)
         if "ttft" in misses:
             row = row_key(res.table.rows[res.index])  # the optimizer's row (max_concurrency raised best's batch)
             extra[row] = max(extra.get(row, 0), best.replicas + 1, math.ceil(best.replicas * REPLICA_STEP))
