@@ -311,7 +311,7 @@ def pool_rows(req: Request, terms: ShapeTerms, idx: np.ndarray, mb: np.ndarray, 
     bisection, tabulating about log2(micro-batches) stand-in rows per group instead of every (group,
     micro-batch) unit. Tested on the perf model in tests/search/test_bounds.py."""
     idx, mb = np.asarray(idx, np.int64), np.asarray(mb, np.int64)
-    keep = memory_fits(req, terms, idx, mb)
+    keep = _memory_prefix(req, terms, idx, mb)
     if req.spec is not None or not keep.any():
         return keep
     shapes = terms.shapes
@@ -357,6 +357,24 @@ def pool_rows(req: Request, terms: ShapeTerms, idx: np.ndarray, mb: np.ndarray, 
     if prefill:
         dec |= mb == terms.dp[idx]
     return keep & dec
+
+
+def _memory_prefix(req: Request, terms: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> np.ndarray:
+    """`memory_fits` of every row, tested on about log2(micro-batches) rows per shape: where the rows come as
+    runs of one shape with rising micro-batches (enumerate_rows' order), the rows that fit are the first of each
+    run, since every memory term is non-decreasing in the micro-batch (weights fixed, KV and activations
+    affine with non-negative slopes, each rounded up) and the conditions compare them with fixed capacities;
+    found by bisection (`_last_true`). Other row orders: every row tested."""
+    n = len(idx)
+    if n == 0:
+        return np.zeros(0, bool)
+    new_run = np.r_[True, idx[1:] != idx[:-1]]
+    runs = np.flatnonzero(new_run)
+    if not ((idx[1:] >= idx[:-1]).all() and (mb[1:] > mb[:-1])[~new_run[1:]].all()):
+        return memory_fits(req, terms, idx, mb)
+    count = np.diff(np.r_[runs, n])
+    n_fit = _last_true(lambda rs, pos: memory_fits(req, terms, idx[runs[rs]], mb[runs[rs] + pos]), count)
+    return np.arange(n) - np.repeat(runs, count) < np.repeat(n_fit, count)
 
 
 def _last_true(ok, count: np.ndarray) -> np.ndarray:

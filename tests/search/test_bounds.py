@@ -240,3 +240,25 @@ def test_pool_rows_leave_out_only_rows_no_role_may_choose(model, isl, osl, gpus,
         full = class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=roles,
                            table=build_table(preq, rows, p), **args)
         assert pruned and pruned == full
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,extra", [
+    ("llama-3.1-70b", 2000, 500, None, {}), ("mixtral-8x22b", 8000, 2000, None, {"weights": "bf16,fp8,int4"}),
+    ("deepseek-v3", 2000, 500, None, {}), ("gpt4-moe-rumored", 2000, 500, None, {}),
+    ("llama-3.1-8b", 1000, 200, "h100-sxm,l4", {"batch": (64, 8, 512, 24)})])
+def test_memory_prefix_is_memory_fits_of_every_row(model, isl, osl, gpus, extra):
+    """pool_rows' memory condition bisected per shape (`_memory_prefix`) is `memory_fits` of every row, on the
+    pools' grid rows (runs of one shape, rising micro-batches) and on rows in another order (every row tested)."""
+    from planner.search.space import enumerate_rows
+    from planner.search.table import ShapeTerms, memory_fits
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=20, gpus=gpus, max_gpus=1024, **extra)
+    g = req.grid()
+    rows = enumerate_rows(g, cat.perf.max_batch)
+    terms = ShapeTerms.of(g, rows.shapes, cat.perf)
+    idx, mb = rows.shape_index, rows.micro_batch
+    every = memory_fits(g, terms, idx, mb)
+    assert 0 < every.sum() < len(every)  # some rows fit and some do not
+    assert (bounds._memory_prefix(g, terms, idx, mb) == every).all()
+    back = np.arange(len(idx))[::-1]
+    assert (bounds._memory_prefix(g, terms, idx[back], mb[back]) == every[back]).all()
