@@ -96,6 +96,76 @@ class _Group(click.Group):
             ctx.exit(3)
 
 
+class _CpModelWithoutPandas:
+    """Imports OR-Tools' cp_model without pandas (issue #16: pandas is ~0.15 s of a plan that builds a CP-SAT model,
+    about as long as the import of cp_model itself and often longer than the solve).
+
+    cp_model imports pandas only for its `*_series` helpers and their type annotations (`pd.Index`, `pd.Series`,
+    evaluated when the module runs); the planner builds and reads models variable by variable and never calls
+    those. Installed on `sys.meta_path` by the `planner` command only (a library user's process may use pandas with
+    cp_model), this finder wraps cp_model's own loader, once: the module runs against a stand-in `pandas` holding
+    just those two names, removed from `sys.modules` right after (a later `import pandas` gets the real one).
+    Guarded against OR-Tools changing: if running the module needs anything else from pandas, it runs again with
+    the real pandas; if pandas is already loaded, nothing changes; a `*_series` call fails loudly (the stand-in
+    classes cannot be instantiated). Nothing is imported before something imports cp_model, so a command that never
+    solves still loads no OR-Tools (tests/test_imports.py)."""
+
+    NAME = "ortools.sat.python.cp_model"
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != self.NAME:
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)  # once: the real spec comes from the finders after this one
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or "pandas" in sys.modules:
+            return spec
+        spec.loader = _LoaderWithoutPandas(spec.loader)
+        return spec
+
+    @classmethod
+    def install(cls) -> None:
+        if cls.NAME not in sys.modules and not any(isinstance(f, cls) for f in sys.meta_path):
+            sys.meta_path.insert(0, cls())
+
+
+class _NotPandas:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the planner command imported OR-Tools' cp_model without pandas: its pandas helpers are "
+                           "unavailable")
+
+
+class _LoaderWithoutPandas:
+    """cp_model's loader, running the module against a stand-in pandas (`_CpModelWithoutPandas`)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename, ...: the real loader's
+        return getattr(self.loader, name)
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        import types
+
+        stand_in = types.ModuleType("pandas")
+        stand_in.Index = type("Index", (_NotPandas,), {})  # type: ignore[attr-defined]
+        stand_in.Series = type("Series", (_NotPandas,), {})  # type: ignore[attr-defined]
+        sys.modules["pandas"] = stand_in
+        try:
+            self.loader.exec_module(module)
+        except Exception:  # this OR-Tools needs more of pandas when its module runs: run it with the real one
+            if sys.modules.get("pandas") is stand_in:
+                del sys.modules["pandas"]
+            self.loader.exec_module(module)
+        finally:
+            if sys.modules.get("pandas") is stand_in:
+                del sys.modules["pandas"]
+
+
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     DEBUG["on"] = bool(value)
     return value
@@ -107,6 +177,7 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 @click.version_option(package_name="inference-planner")
 def main() -> None:
     """Plan LLM inference deployments at the lowest cost per token."""
+    _CpModelWithoutPandas.install()
 
 
 @contextlib.contextmanager

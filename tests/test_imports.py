@@ -111,3 +111,39 @@ def test_the_api_names_stay_the_functions_after_their_namesake_submodules_load()
     assert out["stdout"].splitlines() == ["True", "True planner.fleet.result planner.fleet.verify True",
                                           "planner.search planner.fleet.pools",
                                           "module 'planner' has no attribute 'no_such_name'"], out["stderr"]
+
+
+def test_a_plan_with_a_cp_sat_solve_loads_no_pandas():
+    # pinned to two stages, the layer placement is a CP-SAT model: OR-Tools loads, its cp_model without pandas
+    # (cli._CpModelWithoutPandas); a later `import pandas` still gets the real pandas
+    out = _loaded_after("from planner.cli import main\n"
+                        "try:\n    main(['plan', '--model', 'llama-3.1-8b', '--gpus', 'h100', '--pp', '2', '--isl', "
+                        "'1000', '--osl', '300', '--json'])\nexcept SystemExit as e:\n    print('rc', e.code)")
+    plan, rc = out["stdout"].rsplit("rc ", 1)
+    assert rc.strip() == "0" and json.loads(plan)["solver"]["status"] == "OPTIMAL"
+    assert json.loads(plan)["parallelism"]["pp"] == 2
+    assert "ortools" in out["heavy"] and "pandas" not in out["heavy"], out["heavy"]
+
+
+def test_cp_model_without_pandas_falls_back_to_the_real_pandas(tmp_path):
+    # a module that needs more of pandas than the stand-in has (as a future cp_model might) runs again with the
+    # real pandas; one that needs only Index and Series runs against the stand-in, which then leaves sys.modules
+    (tmp_path / "needs_more.py").write_text("import pandas as pd\nFRAME = pd.DataFrame\n")
+    (tmp_path / "needs_types.py").write_text("import pandas as pd\nfrom typing import Union\n"
+                                             "T = Union[pd.Index, pd.Series]\nPD = pd\n")
+    out = _loaded_after(
+        "import importlib.util\n"
+        "from planner.cli import _LoaderWithoutPandas\n"
+        "def load(name):\n"
+        f"    spec = importlib.util.spec_from_file_location(name, {str(tmp_path)!r} + '/' + name + '.py')\n"
+        "    spec.loader = _LoaderWithoutPandas(spec.loader)\n"
+        "    m = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(m)\n"
+        "    return m\n"
+        "t = load('needs_types')\n"
+        "print(t.PD.__name__, hasattr(t.PD, 'DataFrame'), 'pandas' in sys.modules)\n"
+        "try:\n    t.PD.Series([1])\nexcept RuntimeError as e:\n    print('refused')\n"
+        "m = load('needs_more')\n"
+        "import pandas\n"
+        "print(m.FRAME is pandas.DataFrame)")
+    assert out["stdout"].splitlines() == ["pandas False False", "refused", "True"], out["stderr"]
