@@ -30,7 +30,7 @@ import numpy as np
 
 from ..perf.params import PerfParams
 from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, row_key
-from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_groups
+from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_group_index, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
                     Table, evaluate, lower_bounds, memory_fits, stage_sum, table_of)
 
@@ -265,8 +265,7 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     out = np.full(len(sp), never, np.int64)
     if sp.values is not None or sp.req.spec is not None or len(sp) == 0:
         return out
-    group: dict[tuple, int] = {}
-    g = np.fromiter((group.setdefault(group_key(r), len(group)) for r in sp.shapes), np.int64, len(sp))
+    g = shape_group_index(sp.shapes)
     first = np.unique(g, return_index=True)[1]
     reps = [replace(sp.shapes[i], pp=1) for i in first.tolist()]
     terms = ShapeTerms.of(sp.req, reps, p)
@@ -278,7 +277,47 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     if len(gi) == 0:
         return out
     t = table_of(sp.req, terms, gi, terms.dp[gi] * j, p)
-    # every (shape, grid point of its group): the cycle bound at the shape's depth
+    mb = terms.dp[gi] * j  # each (group, grid point)'s micro-batch, in order within each group
+    # The bound at depth q is A + D (q = 1) or A + B + (q − 2)·C (q > 1), A = L·d, D the single stage's extra,
+    # B the first and last stages' and C the middle one's (stage_sum): per (group, grid point), where it exceeds
+    # the target is decided for every depth at once, then each shape takes its group's first such grid point.
+    A = t.dec_ns_per_kind @ t.kind_counts
+    e = t.dec_extra_ns
+    if (e[:, 1] < 0).any():  # a middle stage's extra below 0: not affine upwards in q; bound every shape
+        return _cycle_floor_per_shape(sp, g, per, gi, mb, t, tpot_ns)
+    fails_one = A + t.dec_extra_single_ns > tpot_ns
+    rest = tpot_ns - A - e[:, 0] - e[:, 2]  # q > 1 fails where (q − 2)·C > rest
+    C = e[:, 1]
+    top_q = int(sp.terms.pp.max()) + 1  # deeper than any shape: "at no depth"
+    q_min = np.where(C > 0, 2 + np.floor_divide(rest, np.maximum(C, 1)) + 1, np.where(rest < 0, 2, top_q))
+    q_min = np.clip(q_min, 2, top_q)
+    group_end = np.cumsum(per)
+    # the first grid point of group h failing at depth q is the first whose q_min <= q: along the grid the running
+    # minimum of q_min falls, so it is found by one search over all groups' (group, −running minimum) keys
+    span = top_q + 2
+    lift = (len(reps) - gi) * span  # earlier groups lifted above later ones: one running minimum serves all
+    run_min = np.minimum.accumulate(q_min + lift) - lift
+    keys = gi * span + (top_q - run_min)  # non-decreasing within each group, groups in order
+    q = sp.terms.pp
+    deep = q > 1
+    at = np.searchsorted(keys, g * span + (top_q - q), side="left")
+    hit = deep & (at < group_end[g])
+    out[hit] = mb[at[hit]]
+    # depth 1: the first grid point of the group where A + D exceeds the target
+    first_one = np.full(len(reps), -1, np.int64)
+    idx = np.flatnonzero(fails_one)
+    h, at_one = np.unique(gi[idx], return_index=True)
+    first_one[h] = idx[at_one]
+    one = ~deep & (first_one[g] >= 0)
+    out[one] = mb[first_one[g[one]]]
+    return out
+
+
+def _cycle_floor_per_shape(sp: Space, g: np.ndarray, per: np.ndarray, gi: np.ndarray, mb: np.ndarray, t: Table,
+                           tpot_ns: int) -> np.ndarray:
+    """`cycle_floor`'s bound at every (shape, grid point of its group) (the form that needs no sign of the
+    middle stage's extra)."""
+    out = np.full(len(sp), np.iinfo(np.int64).max, np.int64)
     start = np.cumsum(per) - per
     n_of = per[g]
     s_rep = np.repeat(np.arange(len(sp)), n_of)
@@ -286,7 +325,7 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     q = sp.terms.pp[s_rep]
     bound = (t.dec_ns_per_kind @ t.kind_counts)[k] + stage_sum(t.dec_extra_ns[k], t.dec_extra_single_ns[k], q)
     fails = bound > tpot_ns
-    np.minimum.at(out, s_rep[fails], (terms.dp[gi] * j)[k[fails]])
+    np.minimum.at(out, s_rep[fails], mb[k[fails]])
     return out
 
 

@@ -160,29 +160,62 @@ class Row:
         return self.pp * self.micro_batch
 
 
-def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> list[Row]:
+class Shapes(list):
+    """`enumerate_shapes`' list of shapes, which also knows each shape's group (`group_key`): `group[i]` numbers
+    shape i's group in order of first appearance (so the searches that work per group need not re-key the
+    shapes one by one)."""
+
+    group: np.ndarray
+
+
+def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Shapes:
     """Every structurally valid shape (a row without its micro-batch; micro_batch = 1 stands in), in a fixed order
     (GPU id, weights, kv, tp, dp, pp, ep): PP from the request's list or every integer from 1 to min(layers, the
     GPU budget / (TP·DP)). `depths`: per group (`group_key`), the deepest PP to list (a group not in it: none);
     None: every depth of every group."""
-    shapes: list[Row] = []
+    shapes = Shapes()
+    group: list[int] = []
     supported = _support_check(req)
+    n_groups = 0
     for gpu, w, kv, tp, dp, pps, eps in _shape_loops(req):
         deepest = [(ep, len(pps) and max(pps) if depths is None else depths.get((gpu.id, w, kv, tp, dp, ep), 0))
                    for ep in eps]
         if not any(d for _, d in deepest):
             continue
+        # the engine's answer depends on the PP depth only through whether there are stages (_support_check):
+        # asked once for one stage and once for several, per EP degree
+        cols = []
+        for ep, d in deepest:
+            if d:
+                cols.append([ep, d, supported(gpu.id, w, kv, tp, 1, ep, dp),
+                             d > 1 and supported(gpu.id, w, kv, tp, 2, ep, dp), -1])
         for pp in pps:
-            for ep, d in deepest:
-                if pp > d or not supported(gpu.id, w, kv, tp, pp, ep, dp):
+            for col in cols:
+                ep, d, one, many, gid = col
+                if pp > d or not (one if pp == 1 else many):
                     continue  # deeper than the group may go, or the engine cannot run this shape
+                if gid < 0:  # the group's first shape: number it
+                    gid = col[4] = n_groups
+                    n_groups += 1
                 shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
+                group.append(gid)
+    shapes.group = np.array(group, np.int64)
     return shapes
 
 
 def group_key(r: Row) -> tuple:
     """A shape's group: the shape without its PP depth (GPU, weights, KV, TP, DP, EP)."""
     return (r.gpu.id, r.weights, r.kv, r.tp, r.dp, r.ep)
+
+
+def shape_group_index(shapes: Sequence[Row]) -> np.ndarray:
+    """Each shape's group (`group_key`) as a number, in order of first appearance (`Shapes.group` where the list
+    knows it)."""
+    group = getattr(shapes, "group", None)
+    if group is not None:
+        return group
+    ids: dict[tuple, int] = {}
+    return np.fromiter((ids.setdefault(group_key(r), len(ids)) for r in shapes), np.int64, len(shapes))
 
 
 def shape_groups(req: Request) -> list[Row]:

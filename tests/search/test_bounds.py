@@ -204,6 +204,39 @@ def test_cycle_floor_is_where_every_micro_batch_fails(model, isl, osl, gpus, spe
         assert not bounds.passes(t, lower_bounds(t, lim), lim).any(), sp.shapes[s]
 
 
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,ttft", DEPTH_CASES)
+def test_cycle_floor_per_group_equals_the_bound_at_every_shape(model, isl, osl, gpus, speed, ttft):
+    """bounds.cycle_floor decides each (group, grid point) for every depth at once; it gives what the bound
+    evaluated at every (shape, grid point) gives (`_cycle_floor_per_shape`, the plain form), at targets that
+    leave every shape, some or none with a floor."""
+    from dataclasses import replace
+
+    from planner.search.space import shape_group_index
+    from planner.search.table import ShapeTerms, table_of
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
+                            ttft_ms=None if ttft is None else ttft * 1000)
+    p = cat.perf
+    sp = bounds.build_space(req, p, lim=Limits.of(req, 1))
+    g = shape_group_index(sp.shapes)
+    assert (g == shape_group_index(list(sp.shapes))).all()  # enumerate_shapes' groups, as keyed one by one
+    first = np.unique(g, return_index=True)[1]
+    terms = ShapeTerms.of(req, [replace(sp.shapes[i], pp=1) for i in first.tolist()], p)
+    largest = np.zeros(len(first), np.int64)
+    np.maximum.at(largest, g, sp.top)
+    per = np.searchsorted(bounds.CYCLE_GRID, largest, side="right")
+    gi = np.repeat(np.arange(len(first)), per)
+    mb = terms.dp[gi] * bounds.CYCLE_GRID[np.arange(len(gi)) - np.repeat(np.cumsum(per) - per, per)]
+    t = table_of(req, terms, gi, mb, p)
+    tpot = Limits.of(req, sp.max_batch).tpot_ns
+    seen = set()
+    for target in [1, 10**15] + [int(tpot * 2.0**k) for k in range(-6, 24, 2)]:
+        got = bounds.cycle_floor(sp, p, target)
+        assert (got == bounds._cycle_floor_per_shape(sp, g, per, gi, mb, t, target)).all()
+        seen.add(int((got < np.iinfo(np.int64).max).sum()))
+    assert 0 in seen and max(seen) > 0  # targets where no shape, and where shapes have a floor
+
+
 # Pools (fleet/pools.class_pools): the rows left out before tabulating (bounds.pool_rows) are rows no role's
 # candidate filter passes, on the perf model; and the pools are the same as over the whole grid table.
 POOL_CASES = [("llama-3.1-70b", 2000, 500, None, 20), ("mixtral-8x22b", 1000, 300, "h100-sxm,mi300x", 30),
