@@ -20,7 +20,7 @@ from ..perf.step import Hardware, kind_models, kind_prefix_counts
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..units import BYTES_PER_ELEMENT
 from ..errors import InputError
-from .space import Request, Row, RowList  # noqa: F401 (RowList re-exported)
+from .space import Request, Row, RowList, shape_group_index  # noqa: F401 (RowList re-exported)
 
 NS_PER_S = 10**9  # time unit: nanoseconds
 BYTES_PER_MEM_UNIT = 1024  # memory unit: KiB
@@ -189,14 +189,22 @@ class ShapeTerms:
 
     @classmethod
     def of(cls, req: Request, shapes: Sequence[Row], p: PerfParams) -> "ShapeTerms":
-        shapes = list(shapes)
+        # Shapes of one group (space.group_key: the shape without its PP depth) share every term but the pipeline
+        # link and the depth: each is computed once per group (its first shape standing in) and broadcast
+        shapes = shapes if isinstance(shapes, list) else list(shapes)  # a space.Shapes keeps its groups
         n = len(shapes)
-        ints = np.array([(r.tp, r.pp, r.ep, r.dp) for r in shapes], dtype=np.int64).reshape(n, 4)
+        g = shape_group_index(shapes)
+        reps = [shapes[i] for i in np.unique(g, return_index=True)[1].tolist()]  # groups by first appearance
+        ng = len(reps)
+        ints_g = np.array([(r.tp, r.ep, r.dp) for r in reps], dtype=np.int64).reshape(ng, 3)
+        pp = np.fromiter((r.pp for r in shapes), np.int64, n)
+        tp_i, ep_i, dp_i = ints_g[g, 0], ints_g[g, 1], ints_g[g, 2]
         # per (GPU, weights, tp, dp) hardware, per (GPU, tp·dp, pp) pipeline link: computed once, broadcast
         keys: dict[tuple, int] = {}
-        key_of = np.array([keys.setdefault((r.gpu.id, r.weights, r.tp, r.dp), len(keys)) for r in shapes], np.int64)
+        key_of = np.array([keys.setdefault((r.gpu.id, r.weights, r.tp, r.dp), len(keys)) for r in reps],
+                          np.int64).reshape(ng)[g]
         first: dict[tuple, Row] = {}
-        for r in shapes:
+        for r in reps:
             first.setdefault((r.gpu.id, r.weights, r.tp, r.dp), r)
         hws = [hardware(r.gpu, r.weights, r.tp, r.dp) for r in first.values()]  # in key order
         p_default = {"tp_link_efficiency": p.link_efficiency, "tp_latency_s": p.allreduce_latency_s}
@@ -204,42 +212,57 @@ class ShapeTerms:
                          for f in Hardware.__dataclass_fields__})
         # the link per distinct (GPU, TP·DP, PP) (numpy groups the shapes), and per _link_key among those
         gpu_ids: dict[str, int] = {}
-        gpu_of = np.fromiter((gpu_ids.setdefault(r.gpu.id, len(gpu_ids)) for r in shapes), np.int64, n)
-        depth = np.stack([gpu_of, ints[:, 0] * ints[:, 3], ints[:, 1]], axis=1)
-        uniq, first_at, inverse = np.unique(depth, axis=0, return_index=True, return_inverse=True)
+        gpu_of_g = np.fromiter((gpu_ids.setdefault(r.gpu.id, len(gpu_ids)) for r in reps), np.int64, ng)
+        gpu_of = gpu_of_g[g]
+        tpdp = tp_i * dp_i
+        depth = (gpu_of * (int(tpdp.max(initial=0)) + 1) + tpdp) * (int(pp.max(initial=0)) + 1) + pp
+        _, first_at, inverse = np.unique(depth, return_index=True, return_inverse=True)
         links: dict[tuple, float] = {}  # by _link_key
-        per_depth = np.empty(len(uniq), float)
+        per_depth = np.empty(len(first_at), float)
         for u in np.argsort(first_at).tolist():  # in the shapes' order, as the link cache was filled before
             r = shapes[int(first_at[u])]
             k = _link_key(r)
             per_depth[u] = links[k] if k in links else links.setdefault(
                 k, pipeline_link_bytes_per_s(r.gpu, r.tp * r.dp, r.pp))
         link = per_depth[inverse.reshape(n)]
-        limit_of = {g.id: (-1 if req.gpu_limit(g) is None else req.gpu_limit(g)) for g in req.gpus}
-        keys = [(r.gpu.id, r.gpu.family) for r in shapes]
-        gpus = [shapes[i].gpu for i in np.unique(gpu_of, return_index=True)[1].tolist()]  # in gpu_ids' order
-        wb = np.array([BYTES_PER_ELEMENT[r.weights] for r in shapes], float).reshape(n)
-        kvb = np.array([BYTES_PER_ELEMENT[r.kv] for r in shapes], float).reshape(n)
-        tp, dp = ints[:, 0].astype(float), ints[:, 3]
+        limit_of = {g_.id: (-1 if req.gpu_limit(g_) is None else req.gpu_limit(g_)) for g_ in req.gpus}
+        gpu_key_g = [(r.gpu.id, r.gpu.family) for r in reps]
+        gpu_key = [gpu_key_g[k] for k in g.tolist()]
+        gpus = [reps[i].gpu for i in np.unique(gpu_of_g, return_index=True)[1].tolist()]  # in gpu_ids' order
+        # each shape's family / engine profile (PerfParams.for_rows over the groups, taken per shape)
+        pg = p.for_rows(gpu_key_g)
+        params = replace(pg, **{f: v[g] for f, v in vars(pg).items() if isinstance(v, np.ndarray)})
+        wb_g = np.array([BYTES_PER_ELEMENT[r.weights] for r in reps], float).reshape(ng)
+        kvb_g = np.array([BYTES_PER_ELEMENT[r.kv] for r in reps], float).reshape(ng)
+        tp_g, dp_g = ints_g[:, 0].astype(float), ints_g[:, 2]
         m, w = req.model, req.workload
         kms = [km for _, _, km in kind_models(m)]
 
-        def per_kind(f):  # [n, K]
-            return np.stack([f(km) for km in kms], axis=1)
+        def per_kind(f):  # [n, K], from each group's
+            return np.stack([f(km) for km in kms], axis=1).reshape(ng, len(kms))[g]
 
-        return cls(shapes, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], wb, kvb, hw, link,
-                   np.array([g.memory_bytes for g in gpus], float).reshape(len(gpus))[gpu_of],
-                   np.array([g.usd_per_hour for g in gpus], float).reshape(len(gpus))[gpu_of],
-                   np.array([limit_of.get(g.id, -1) for g in gpus], np.int64).reshape(len(gpus))[gpu_of],
-                   keys, p.for_rows(keys),
-                   per_kind(lambda km: mem.layer_weight_bytes_per_gpu(km, wb, tp, dp) + 0 * tp),
-                   per_kind(lambda km: mem.kv_bytes_per_sequence_per_layer_per_gpu(km, kvb, tp, np.add(w.isl, w.osl))
-                            / dp),
-                   per_kind(lambda km: mem.kv_bytes_per_sequence_per_layer_per_gpu(km, kvb, tp, w.engine_max_len(m))
-                            + 0 * tp),
-                   mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, False) + 0 * tp,
-                   mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, False, True) + 0 * tp,
-                   mem.stage_weight_bytes_per_gpu(m, wb, tp, 0, True, True) + 0 * tp)
+        def per_shape(x):  # each group's, per shape
+            return np.asarray(x, float).reshape(ng)[g]
+
+        # each shape's unit (`_units`): its group and pipeline link, numbered by first appearance
+        link_ids = np.unique(link, return_inverse=True)[1].reshape(n)
+        _, unit_first, unit_inv = np.unique(g * (int(link_ids.max(initial=0)) + 1) + link_ids, return_index=True,
+                                            return_inverse=True)
+        unit = np.argsort(np.argsort(unit_first, kind="stable"), kind="stable")[unit_inv.reshape(n)]
+        return cls(shapes, tp_i, pp, ep_i, dp_i, wb_g[g], kvb_g[g], hw, link,
+                   np.array([g_.memory_bytes for g_ in gpus], float).reshape(len(gpus))[gpu_of],
+                   np.array([g_.usd_per_hour for g_ in gpus], float).reshape(len(gpus))[gpu_of],
+                   np.array([limit_of.get(g_.id, -1) for g_ in gpus], np.int64).reshape(len(gpus))[gpu_of],
+                   gpu_key, params,
+                   per_kind(lambda km: mem.layer_weight_bytes_per_gpu(km, wb_g, tp_g, dp_g) + 0 * tp_g),
+                   per_kind(lambda km: mem.kv_bytes_per_sequence_per_layer_per_gpu(km, kvb_g, tp_g,
+                                                                                   np.add(w.isl, w.osl)) / dp_g),
+                   per_kind(lambda km: mem.kv_bytes_per_sequence_per_layer_per_gpu(km, kvb_g, tp_g,
+                                                                                   w.engine_max_len(m)) + 0 * tp_g),
+                   per_shape(mem.stage_weight_bytes_per_gpu(m, wb_g, tp_g, 0, True, False) + 0 * tp_g),
+                   per_shape(mem.stage_weight_bytes_per_gpu(m, wb_g, tp_g, 0, False, True) + 0 * tp_g),
+                   per_shape(mem.stage_weight_bytes_per_gpu(m, wb_g, tp_g, 0, True, True) + 0 * tp_g),
+                   unit=unit.astype(np.int64))
 
 
 def _link_key(r: Row) -> tuple:
