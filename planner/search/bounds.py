@@ -32,7 +32,7 @@ from ..perf.params import PerfParams
 from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, row_key
 from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_group_index, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
-                    Table, evaluate, lower_bounds, memory_fits, stage_sum, table_of)
+                    Table, evaluate, lower_bounds, memory_excess_kib, memory_fits, stage_sum, table_of)
 
 # A replica batch (pp × micro-batch) of the exact space stays at most this (no catalog GPU holds that many
 # sequences of a real model); it sizes the integer objective's range (Limits.of).
@@ -180,7 +180,7 @@ def build_space(req: Request, p: PerfParams, demand_cap: int | None = None, lim:
     space = Space(req, shapes, terms, values, np.zeros(n, np.int64), count,
                   np.array([type_of[r.gpu.id] for r in shapes], np.int64).reshape(n), 1)
     space.latency = None if depths is None else lim
-    space.top = _last_true(lambda s, pos: memory_fits(req, terms, s, space.micro_batch(s, pos)), count)
+    space.top = _memory_top(space, count)
     tops = np.flatnonzero(space.top)
     if len(tops):
         space.max_batch = int((pp[tops] * space.micro_batch(tops, space.top[tops] - 1)).max())
@@ -416,22 +416,71 @@ def _memory_prefix(req: Request, terms: ShapeTerms, idx: np.ndarray, mb: np.ndar
     return np.arange(n) - np.repeat(runs, count) < np.repeat(n_fit, count)
 
 
-def _last_true(ok, count: np.ndarray) -> np.ndarray:
-    """Per shape, how many of its first `count` positions pass `ok(shapes, positions)`, given ok monotone (true,
-    then false): bisection, all shapes at once."""
+def _memory_top(sp: Space, count: np.ndarray) -> np.ndarray:
+    """Per shape, how many of its first `count` micro-batch positions pass `memory_fits` (monotone: true, then
+    false), as `_last_true`'s bisection finds it, with fewer tabulations: each condition's excess (need − room)
+    at the first and the last position gives by proportion where it reaches 0, the earliest of those is checked
+    at two positions (the last passing, the first failing), and only the shapes where that check fails (a kink
+    where the batch's KV overtakes one long sequence's, rounding) are bisected, inside the bracket the check
+    left. The answer is the same: a count is taken only where the position before it passes and the one at it
+    fails (or it is 0 or `count`, decided at the ends)."""
+    req, terms = sp.req, sp.terms
+
+    def excess(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        return memory_excess_kib(req, terms, s, sp.micro_batch(s, pos))
+
+    def ok(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        return (excess(s, pos) <= 0).all(axis=1)
+
     n = len(count)
-    lo = np.zeros(n, np.int64)  # positions < lo pass
-    hi = count.astype(np.int64).copy()  # positions >= hi fail
-    live = np.flatnonzero(hi > 0)
-    first = ok(live, np.zeros(len(live), np.int64)) if len(live) else np.zeros(0, bool)
-    lo[live[first]] = 1
-    hi[live[~first]] = 0
+    out = np.zeros(n, np.int64)
+    live = np.flatnonzero(count > 0)
+    if len(live) == 0:
+        return out
+    last = count[live].astype(np.int64) - 1
+    e0 = excess(live, np.zeros(len(live), np.int64))
+    e1 = excess(live, last)
+    fits0, fits1 = (e0 <= 0).all(axis=1), (e1 <= 0).all(axis=1)
+    out[live[fits0 & fits1]] = count[live[fits0 & fits1]]
+    mid = fits0 & ~fits1  # position 0 passes, the last fails: the count is in 1 … last
+    s, e0, e1, last = live[mid], e0[mid], e1[mid], last[mid]
+    if len(s) == 0:
+        return out
+    # per condition missed at the last position, the last position where its chord is still <= 0
+    crossing = np.where(e1 > 0, (-e0 * last[:, None]) // np.maximum(e1 - e0, 1), np.iinfo(np.int64).max)
+    guess = np.clip(crossing.min(axis=1) + 1, 1, last)  # the count: positions < guess pass
+    before, at = ok(s, guess - 1), ok(s, guess)
+    right = before & ~at
+    out[s[right]] = guess[right]
+    lo = np.where(at, guess + 1, 1)  # positions < lo pass
+    hi = np.where(before, last, guess - 1)  # positions >= hi fail
+    wrong = ~right
+    out[s[wrong]] = _last_true(ok, count[s[wrong]], s[wrong], lo[wrong], hi[wrong])
+    return out
+
+
+def _last_true(ok, count: np.ndarray, shapes: np.ndarray | None = None, lo: np.ndarray | None = None,
+               hi: np.ndarray | None = None) -> np.ndarray:
+    """Per shape, how many of its first `count` positions pass `ok(shapes, positions)`, given ok monotone (true,
+    then false): bisection, all shapes at once. `shapes`: the shape numbers `ok` takes (default 0 … n − 1);
+    `lo`, `hi`: a bracket already known (positions < lo pass, positions >= hi fail; lo <= hi)."""
+    n = len(count)
+    ids = np.arange(n) if shapes is None else np.asarray(shapes, np.int64)
+    if lo is None:
+        lo = np.zeros(n, np.int64)  # positions < lo pass
+        hi = count.astype(np.int64).copy()  # positions >= hi fail
+        live = np.flatnonzero(hi > 0)
+        first = ok(ids[live], np.zeros(len(live), np.int64)) if len(live) else np.zeros(0, bool)
+        lo[live[first]] = 1
+        hi[live[~first]] = 0
+    else:
+        lo, hi = lo.astype(np.int64).copy(), hi.astype(np.int64).copy()
     while True:
         act = np.flatnonzero(hi - lo > 0)
         if len(act) == 0:
             return lo
         mid = (lo[act] + hi[act]) // 2  # lo - 1 passes; test mid in [lo, hi)
-        good = ok(act, mid)
+        good = ok(ids[act], mid)
         lo[act] = np.where(good, mid + 1, lo[act])
         hi[act] = np.where(good, hi[act], mid)
 

@@ -331,9 +331,16 @@ def memory_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, fir
 
 def memory_fits(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> np.ndarray:
     """`lower_bounds`' necessary memory condition, without the time terms (cheap; monotone in the micro-batch)."""
+    return (memory_excess_kib(req, s, idx, mb) <= 0).all(axis=1)
+
+
+def memory_excess_kib(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> np.ndarray:
+    """[n, C] by how much each of `_memory_ok`'s conditions is missed (KiB; <= 0: met): `memory_fits` is every
+    column <= 0. Each column grows (or stays) with the micro-batch, nearly in proportion (the terms are affine in
+    it before rounding, but for the larger of the batch's KV and one long sequence's)."""
     mem_kib, long_kib, *rest = memory_kib(req, s, idx, mb)
-    return _memory_ok(kind_prefix_counts(req.model)[:, -1], s.pp[idx], [mem_kib] + [long_kib] * (long_kib is not None),
-                      *rest)
+    return _memory_excess(kind_prefix_counts(req.model)[:, -1], s.pp[idx],
+                          [mem_kib] + [long_kib] * (long_kib is not None), *rest)
 
 
 def _memory_ok(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[np.ndarray], fixed_mem_kib: np.ndarray,
@@ -346,6 +353,16 @@ def _memory_ok(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[np.nd
         ok &= ((m @ kind_counts + stage_sum(fixed_mem_kib, fixed_single_kib, pp) <= pp * cap_kib)
                & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + m.min(axis=1) <= cap_kib))
     return ok
+
+
+def _memory_excess(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[np.ndarray], fixed_mem_kib: np.ndarray,
+                   fixed_single_kib: np.ndarray, cap_kib: np.ndarray) -> np.ndarray:
+    """`_memory_ok`'s conditions as need − room per column (met where <= 0)."""
+    cols = []
+    for m in per_kind_kib:
+        cols.append(m @ kind_counts + stage_sum(fixed_mem_kib, fixed_single_kib, pp) - pp * cap_kib)
+        cols.append(stage_max(fixed_mem_kib, fixed_single_kib, pp) + m.min(axis=1) - cap_kib)
+    return np.stack(cols, axis=1).reshape(len(pp), len(cols))
 
 
 def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,

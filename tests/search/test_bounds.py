@@ -82,6 +82,23 @@ def test_memory_end_of_the_range_is_where_memory_ends(model, isl, osl, gpus):
         assert list(lower_bounds(t, lim).memory_ok) == [True, False]
 
 
+@pytest.mark.parametrize("model,isl,osl,gpus", CASES[:2])
+def test_memory_top_from_the_excess_slopes_equals_the_bisection(model, isl, osl, gpus):
+    """bounds._memory_top (a guess from each memory condition's excess at the range's ends, checked, bisected where
+    the check fails) counts what the plain bisection over `memory_fits` counts, for every shape; also where a
+    demand caps the range and where every position fits."""
+    from planner.search.table import memory_excess_kib, memory_fits
+
+    sp, lim, p = _space(model, isl, osl, gpus)
+    for count in (sp.count, np.minimum(sp.count, 3), np.minimum(sp.count, 40)):
+        plain = bounds._last_true(lambda s, pos: memory_fits(sp.req, sp.terms, s, sp.micro_batch(s, pos)), count)
+        assert (bounds._memory_top(sp, count) == plain).all()
+        assert 0 < plain.sum() and (plain < count).any() and (plain == count).any()
+    s = np.arange(len(sp))
+    e = memory_excess_kib(sp.req, sp.terms, s, sp.micro_batch(s, np.zeros(len(sp), np.int64)))
+    assert ((e <= 0).all(axis=1) == memory_fits(sp.req, sp.terms, s, sp.terms.dp)).all()
+
+
 def test_dense_1t_int4_on_8_h100_takes_the_cheapest_batch(dense_1t_path):
     """Issue #12: a 1T dense model (128 layers, hidden 25600) in int4 on 8 H100. On the grid the batch stops at a
     grid point (24 of {16, 24, 32}); the exact space takes the cheapest batch, checked against every (TP, batch)
