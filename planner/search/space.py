@@ -175,6 +175,7 @@ def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Sh
     None: every depth of every group."""
     shapes = Shapes()
     group: list[int] = []
+    new_row = object.__new__
     supported = _support_check(req)
     n_groups = 0
     for gpu, w, kv, tp, dp, pps, eps in _shape_loops(req):
@@ -189,7 +190,9 @@ def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Sh
             if d:
                 cols.append([ep, d, supported(gpu.id, w, kv, tp, 1, ep, dp),
                              d > 1 and supported(gpu.id, w, kv, tp, 2, ep, dp), -1])
-        for pp in pps:
+        fields = {"gpu": gpu, "weights": w, "kv": kv, "tp": tp, "micro_batch": 1, "dp": dp}
+        top = max(d for _, d, _, _, _ in cols)
+        for pp in (pps if pps[-1] <= top else [q for q in pps if q <= top]):
             for col in cols:
                 ep, d, one, many, gid = col
                 if pp > d or not (one if pp == 1 else many):
@@ -197,7 +200,9 @@ def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Sh
                 if gid < 0:  # the group's first shape: number it
                     gid = col[4] = n_groups
                     n_groups += 1
-                shapes.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
+                r = new_row(Row)
+                r.__dict__.update(fields, pp=pp, ep=ep)  # Row(gpu, w, kv, tp, pp, ep, 1, dp), 4x faster
+                shapes.append(r)
                 group.append(gid)
     shapes.group = np.array(group, np.int64)
     return shapes

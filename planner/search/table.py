@@ -47,12 +47,21 @@ INT_LIMIT = 2**62
 
 def stage_sum(e: np.ndarray, single: np.ndarray, pp: np.ndarray) -> np.ndarray:
     """Σ over a row's stages of a per-stage extra kept as [first, middle, last] (`single` when pp = 1)."""
-    return np.where(pp > 1, e[:, 0] + e[:, 2] + (pp - 2).clip(0) * e[:, 1], single)
+    return np.where(pp > 1, e[:, 0] + e[:, 2] + np.maximum(pp - 2, 0) * e[:, 1], single)
 
 
 def stage_max(e: np.ndarray, single: np.ndarray, pp: np.ndarray) -> np.ndarray:
     """max over a row's stages of a per-stage extra (see stage_sum)."""
-    return np.where(pp > 1, e.max(axis=1), single)
+    return np.where(pp > 1, np.maximum(np.maximum(e[:, 0], e[:, 1]), e[:, 2]), single)
+
+
+def min_over_kinds(per_kind: np.ndarray) -> np.ndarray:
+    """per_kind.min(axis=1) of an [n, K] per-layer term, column by column (numpy's reduction over a short
+    axis costs several times more for the few kinds a model has)."""
+    out = per_kind[:, 0]
+    for k in range(1, per_kind.shape[1]):
+        out = np.minimum(out, per_kind[:, k])
+    return out
 
 
 def _ceil(x) -> np.ndarray:
@@ -351,7 +360,7 @@ def _memory_ok(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[np.nd
     ok = np.ones(len(pp), bool)
     for m in per_kind_kib:
         ok &= ((m @ kind_counts + stage_sum(fixed_mem_kib, fixed_single_kib, pp) <= pp * cap_kib)
-               & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + m.min(axis=1) <= cap_kib))
+               & (stage_max(fixed_mem_kib, fixed_single_kib, pp) + min_over_kinds(m) <= cap_kib))
     return ok
 
 
@@ -361,7 +370,7 @@ def _memory_excess(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[n
     cols = []
     for m in per_kind_kib:
         cols.append(m @ kind_counts + stage_sum(fixed_mem_kib, fixed_single_kib, pp) - pp * cap_kib)
-        cols.append(stage_max(fixed_mem_kib, fixed_single_kib, pp) + m.min(axis=1) - cap_kib)
+        cols.append(stage_max(fixed_mem_kib, fixed_single_kib, pp) + min_over_kinds(m) - cap_kib)
     return np.stack(cols, axis=1).reshape(len(pp), len(cols))
 
 
@@ -644,7 +653,7 @@ def _lower_bounds(t: Table, lim: Limits) -> Bounds:
         # plus the extras. The stage with the largest extra holds at least one layer, of some kind: at least the
         # cheapest kind's t_k more. (One kind: L · t and t + the largest extra.)
         return np.maximum(-(-(per_kind @ counts + stage_sum(extra, single, pp)) // pp),
-                          stage_max(extra, single, pp) + per_kind.min(axis=1))
+                          stage_max(extra, single, pp) + min_over_kinds(per_kind))
 
     dec_stage_ns = slowest_stage_ns(t.dec_ns_per_kind, t.dec_extra_ns, t.dec_extra_single_ns)
     pf_stage_ns = slowest_stage_ns(t.pf_ns_per_kind, t.pf_extra_ns, t.pf_extra_single_ns)
