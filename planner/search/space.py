@@ -163,9 +163,10 @@ class Row:
 class Shapes(list):
     """`enumerate_shapes`' list of shapes, which also knows each shape's group (`group_key`): `group[i]` numbers
     shape i's group in order of first appearance (so the searches that work per group need not re-key the
-    shapes one by one)."""
+    shapes one by one), and `pp[i]` its depth."""
 
     group: np.ndarray
+    pp: np.ndarray
 
 
 def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Shapes:
@@ -175,6 +176,7 @@ def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Sh
     None: every depth of every group."""
     shapes = Shapes()
     group: list[int] = []
+    depth: list[int] = []
     new_row = object.__new__
     supported = _support_check(req)
     n_groups = 0
@@ -204,7 +206,9 @@ def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Sh
                 r.__dict__.update(fields, pp=pp, ep=ep)  # Row(gpu, w, kv, tp, pp, ep, 1, dp), 4x faster
                 shapes.append(r)
                 group.append(gid)
+                depth.append(pp)
     shapes.group = np.array(group, np.int64)
+    shapes.pp = np.array(depth, np.int64)
     return shapes
 
 
@@ -233,6 +237,8 @@ def shape_groups(req: Request) -> list[Row]:
 def _shape_loops(req: Request):
     """(GPU, weights, KV, TP, DP, PP depths, EP degrees) in enumerate_shapes' order."""
     L = req.model.num_layers
+    eps_of: dict[tuple[int, int], list[int]] = {}  # the EP degrees a (TP, DP) allows
+    dps = dp_options(req.model, req.dp)
     for gpu in req.gpus:
         limit = req.gpu_limit(gpu)
         tps = tp_options(req.model, gpu, req.tp)
@@ -241,10 +247,13 @@ def _shape_loops(req: Request):
                 for tp in tps:
                     if req.spec is not None and req.spec.draft.num_heads % tp:
                         continue  # the draft runs TP-way on the same GPUs
-                    for dp in dp_options(req.model, req.dp):
+                    for dp in dps:
                         top = L if limit is None else min(L, limit // (tp * dp))
                         pps = range(1, top + 1) if req.pp is None else [q for q in req.pp if q <= top]
-                        yield gpu, w, kv, tp, dp, pps, ep_options(req.model, tp, dp, req.ep)
+                        eps = eps_of.get((tp, dp))
+                        if eps is None:
+                            eps = eps_of[(tp, dp)] = ep_options(req.model, tp, dp, req.ep)
+                        yield gpu, w, kv, tp, dp, pps, eps
 
 
 def _support_check(req: Request):

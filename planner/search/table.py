@@ -206,7 +206,8 @@ class ShapeTerms:
         reps = [shapes[i] for i in np.unique(g, return_index=True)[1].tolist()]  # groups by first appearance
         ng = len(reps)
         ints_g = np.array([(r.tp, r.ep, r.dp) for r in reps], dtype=np.int64).reshape(ng, 3)
-        pp = np.fromiter((r.pp for r in shapes), np.int64, n)
+        pp = getattr(shapes, "pp", None)  # a space.Shapes knows its depths
+        pp = np.fromiter((r.pp for r in shapes), np.int64, n) if pp is None else pp
         tp_i, ep_i, dp_i = ints_g[g, 0], ints_g[g, 1], ints_g[g, 2]
         # per (GPU, weights, tp, dp) hardware, per (GPU, tp·dp, pp) pipeline link: computed once, broadcast
         keys: dict[tuple, int] = {}
