@@ -160,13 +160,34 @@ class Row:
         return self.pp * self.micro_batch
 
 
-class Shapes(list):
-    """`enumerate_shapes`' list of shapes, which also knows each shape's group (`group_key`): `group[i]` numbers
-    shape i's group in order of first appearance (so the searches that work per group need not re-key the
-    shapes one by one), and `pp[i]` its depth."""
+class Shapes(Sequence):
+    """`enumerate_shapes`' shapes, each made when read (a large MoE space lists ~10^5 shapes that the search reads
+    by number, a few one by one). Also knows each shape's group (`group_key`): `group[i]` numbers shape i's group
+    in order of first appearance (so the searches that work per group need not re-key the shapes one by one),
+    `pp[i]` its depth and `reps[g]` group g's shape at PP 1."""
 
-    group: np.ndarray
-    pp: np.ndarray
+    def __init__(self, reps: list[Row], group: np.ndarray, pp: np.ndarray):
+        self.reps, self.group, self.pp = reps, group, pp
+
+    def __len__(self) -> int:
+        return len(self.group)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        r = object.__new__(Row)  # Row(…, pp, …) of the group's shape without the frozen dataclass's setattr
+        r.__dict__.update(self.reps[self.group[i]].__dict__, pp=int(self.pp[i]))
+        return r
+
+    def __iter__(self):
+        reps, new = self.reps, object.__new__
+        for g, pp in zip(self.group.tolist(), self.pp.tolist()):
+            r = new(Row)
+            r.__dict__.update(reps[g].__dict__, pp=pp)
+            yield r
+
+    def __repr__(self) -> str:
+        return f"Shapes({len(self)} shapes of {len(self.reps)} groups)"
 
 
 def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Shapes:
@@ -174,42 +195,45 @@ def enumerate_shapes(req: Request, depths: dict[tuple, int] | None = None) -> Sh
     (GPU id, weights, kv, tp, dp, pp, ep): PP from the request's list or every integer from 1 to min(layers, the
     GPU budget / (TP·DP)). `depths`: per group (`group_key`), the deepest PP to list (a group not in it: none);
     None: every depth of every group."""
-    shapes = Shapes()
-    group: list[int] = []
-    depth: list[int] = []
-    new_row = object.__new__
     supported = _support_check(req)
-    n_groups = 0
-    for gpu, w, kv, tp, dp, pps, eps in _shape_loops(req):
-        deepest = [(ep, len(pps) and max(pps) if depths is None else depths.get((gpu.id, w, kv, tp, dp, ep), 0))
-                   for ep in eps]
-        if not any(d for _, d in deepest):
-            continue
-        # the engine's answer depends on the PP depth only through whether there are stages (_support_check):
-        # asked once for one stage and once for several, per EP degree
-        cols = []
-        for ep, d in deepest:
-            if d:
-                cols.append([ep, d, supported(gpu.id, w, kv, tp, 1, ep, dp),
-                             d > 1 and supported(gpu.id, w, kv, tp, 2, ep, dp), -1])
-        fields = {"gpu": gpu, "weights": w, "kv": kv, "tp": tp, "micro_batch": 1, "dp": dp}
-        top = max(d for _, d, _, _, _ in cols)
-        for pp in (pps if pps[-1] <= top else [q for q in pps if q <= top]):
-            for col in cols:
-                ep, d, one, many, gid = col
-                if pp > d or not (one if pp == 1 else many):
-                    continue  # deeper than the group may go, or the engine cannot run this shape
-                if gid < 0:  # the group's first shape: number it
-                    gid = col[4] = n_groups
-                    n_groups += 1
-                r = new_row(Row)
-                r.__dict__.update(fields, pp=pp, ep=ep)  # Row(gpu, w, kv, tp, pp, ep, 1, dp), 4x faster
-                shapes.append(r)
-                group.append(gid)
-                depth.append(pp)
-    shapes.group = np.array(group, np.int64)
-    shapes.pp = np.array(depth, np.int64)
-    return shapes
+    reps: list[Row] = []  # per listed group (GPU, weights, KV, TP, DP, EP), in the loops' order
+    block: list[int] = []  # per group, its (GPU, weights, KV, TP, DP) block: groups of a block interleave by PP
+    depths_of: list[np.ndarray] = []  # per group, the depths it lists
+    order_of: list[np.ndarray] = []  # per group, each depth's place in the request's PP list
+    for k, (gpu, w, kv, tp, dp, pps, eps) in enumerate(_shape_loops(req)):
+        for ep in eps:
+            d = (len(pps) and max(pps)) if depths is None else depths.get((gpu.id, w, kv, tp, dp, ep), 0)
+            if not d:
+                continue
+            # the engine's answer depends on the PP depth only through whether there are stages (_support_check)
+            one = supported(gpu.id, w, kv, tp, 1, ep, dp)
+            many = d > 1 and supported(gpu.id, w, kv, tp, 2, ep, dp)
+            if isinstance(pps, range):  # 1 … top
+                q = np.arange(1 if one else 2, (min(d, len(pps)) if many else 1) + 1, dtype=np.int64)
+                at = q
+            else:  # deeper than the group may go, or a depth the engine cannot run, left out
+                kept = [(j, v) for j, v in enumerate(pps) if v <= d and (one if v == 1 else many)]
+                q = np.array([v for _, v in kept], np.int64)
+                at = np.array([j for j, _ in kept], np.int64)
+            if len(q):
+                reps.append(Row(gpu, w, kv, tp, 1, ep, 1, dp))
+                block.append(k)
+                depths_of.append(q)
+                order_of.append(at)
+    counts = np.array([len(q) for q in depths_of], np.int64)
+    col = np.repeat(np.arange(len(reps), dtype=np.int64), counts)
+    pp = np.concatenate(depths_of) if depths_of else np.zeros(0, np.int64)
+    at = np.concatenate(order_of) if order_of else np.zeros(0, np.int64)
+    # the loops' order: block, then the place in the PP list, then the EP degree (the groups' order in the block)
+    order = np.lexsort((col, at, np.asarray(block, np.int64)[col]))
+    col, pp = col[order], pp[order]
+    # groups numbered by first appearance in that order
+    first = np.full(len(reps), len(col), np.int64)
+    np.minimum.at(first, col, np.arange(len(col)))
+    rank = np.argsort(first, kind="stable")
+    number = np.empty(len(reps), np.int64)
+    number[rank] = np.arange(len(reps))
+    return Shapes([reps[i] for i in rank.tolist()], number[col], pp)
 
 
 def group_key(r: Row) -> tuple:

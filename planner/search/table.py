@@ -20,7 +20,7 @@ from ..perf.step import Hardware, kind_models, kind_prefix_counts
 from ..specs.cluster import pipeline_link_bytes_per_s
 from ..units import BYTES_PER_ELEMENT
 from ..errors import InputError
-from .space import Request, Row, RowList, shape_group_index  # noqa: F401 (RowList re-exported)
+from .space import Request, Row, RowList, Shapes, shape_group_index  # noqa: F401 (RowList re-exported)
 
 NS_PER_S = 10**9  # time unit: nanoseconds
 BYTES_PER_MEM_UNIT = 1024  # memory unit: KiB
@@ -200,7 +200,7 @@ class ShapeTerms:
     def of(cls, req: Request, shapes: Sequence[Row], p: PerfParams) -> "ShapeTerms":
         # Shapes of one group (space.group_key: the shape without its PP depth) share every term but the pipeline
         # link and the depth: each is computed once per group (its first shape standing in) and broadcast
-        shapes = shapes if isinstance(shapes, list) else list(shapes)  # a space.Shapes keeps its groups
+        shapes = shapes if isinstance(shapes, (list, Shapes)) else list(shapes)  # a Shapes keeps its groups
         n = len(shapes)
         g = shape_group_index(shapes)
         reps = [shapes[i] for i in np.unique(g, return_index=True)[1].tolist()]  # groups by first appearance

@@ -92,3 +92,44 @@ def test_pools_are_proven_over_the_grid_unless_every_grid_choice_is_pinned():
     assert pools_space(replace(req, tp=(1,), pp=(1,))) == "grid"  # micro-batches still the grid's
     assert pools_space(replace(req, tp=(1,), pp=(1,), micro_batches=(8,))) == "pinned"
     assert pools_space(replace(req, tp=(1,), pp=(1, 2), batches=(16,))) == "pinned"
+
+
+def _shapes_one_by_one(req, depths):
+    """enumerate_shapes as first written: every (GPU, weights, KV, TP, DP) block, its depths in the request's
+    order, each EP degree, the engine asked per shape (the reference the lazy, numpy form must equal)."""
+    from planner import engines
+    from planner.search.space import Row, _shape_loops
+
+    out = []
+    for gpu, w, kv, tp, dp, pps, eps in _shape_loops(req):
+        deepest = [(ep, len(pps) and max(pps) if depths is None else depths.get((gpu.id, w, kv, tp, dp, ep), 0))
+                   for ep in eps]
+        for pp in pps:
+            for ep, d in deepest:
+                if pp <= d and engines.row_supported(req.engine, gpu.id, w, kv, tp, pp, ep, dp, req.spec is not None):
+                    out.append(Row(gpu, w, kv, tp, pp, ep, 1, dp))
+    return out
+
+
+def test_enumerate_shapes_lists_the_shapes_one_by_one_listing_does_in_its_order():
+    """space.enumerate_shapes (groups and depths with numpy, Rows made when read) lists what the per-shape loop
+    lists, in its order, with each shape's group numbered by first appearance: over the exact space, with the
+    latency depths, with an unsorted pinned PP list, and under an engine that leaves shapes out."""
+    import numpy as np
+
+    from planner.search.bounds import latency_depths
+    from planner.search.space import enumerate_shapes, group_key
+    from planner.search.table import Limits
+
+    cases = [dict(model="deepseek-v3", gpus="h200,b200,mi300x", max_gpus=256),
+             dict(model="mixtral-8x7b", pp=(4, 2, 1, 3), engine="sglang", gpus="h100-sxm,a100-80gb"),
+             dict(model="llama-3.1-70b", max_gpus=64, engine="trtllm")]
+    for kw in cases:
+        req, cat = make_request(isl=2000, osl=500, min_tokens_per_s_user=20, **kw)
+        for depths in (None, latency_depths(req, cat.perf, Limits.of(req, 1))):
+            got, want = enumerate_shapes(req, depths), _shapes_one_by_one(req, depths)
+            assert len(want) > 0 and list(got) == want and [got[i] for i in range(len(got))] == want
+            ids: dict = {}
+            assert got.group.tolist() == [ids.setdefault(group_key(r), len(ids)) for r in want]
+            assert got.pp.tolist() == [r.pp for r in want]
+            assert got[-1] == want[-1] and got[3:7] == want[3:7] and got[np.int64(2)] == want[2]
