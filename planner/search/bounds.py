@@ -178,7 +178,7 @@ def build_space(req: Request, p: PerfParams, demand_cap: int | None = None, lim:
         count = np.array([len(v) for v in values], np.int64).reshape(n)
     type_of = {g.id: k for k, g in enumerate(req.gpus)}
     space = Space(req, shapes, terms, values, np.zeros(n, np.int64), count,
-                  np.array([type_of[r.gpu.id] for r in shapes], np.int64).reshape(n), 1)
+                  np.array([type_of[r.gpu.id] for r in shapes.reps], np.int64)[shapes.group].reshape(n), 1)
     space.latency = None if depths is None else lim
     space.top = _memory_top(space, count)
     tops = np.flatnonzero(space.top)

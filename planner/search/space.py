@@ -186,6 +186,11 @@ class Shapes(Sequence):
             r.__dict__.update(reps[g].__dict__, pp=pp)
             yield r
 
+    def __eq__(self, other) -> bool:  # equal to a sequence of the same rows, as the list it replaces was
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None
+
     def __repr__(self) -> str:
         return f"Shapes({len(self)} shapes of {len(self.reps)} groups)"
 

@@ -203,7 +203,9 @@ class ShapeTerms:
         shapes = shapes if isinstance(shapes, (list, Shapes)) else list(shapes)  # a Shapes keeps its groups
         n = len(shapes)
         g = shape_group_index(shapes)
-        reps = [shapes[i] for i in np.unique(g, return_index=True)[1].tolist()]  # groups by first appearance
+        # one shape per group, by first appearance (a Shapes holds them at PP 1: nothing below reads their depth)
+        reps = (shapes.reps if isinstance(shapes, Shapes)
+                else [shapes[i] for i in np.unique(g, return_index=True)[1].tolist()])
         ng = len(reps)
         ints_g = np.array([(r.tp, r.ep, r.dp) for r in reps], dtype=np.int64).reshape(ng, 3)
         pp = getattr(shapes, "pp", None)  # a space.Shapes knows its depths

@@ -129,6 +129,7 @@ def test_enumerate_shapes_lists_the_shapes_one_by_one_listing_does_in_its_order(
         for depths in (None, latency_depths(req, cat.perf, Limits.of(req, 1))):
             got, want = enumerate_shapes(req, depths), _shapes_one_by_one(req, depths)
             assert len(want) > 0 and list(got) == want and [got[i] for i in range(len(got))] == want
+            assert got == want and want == got and got != want[:-1]
             ids: dict = {}
             assert got.group.tolist() == [ids.setdefault(group_key(r), len(ids)) for r in want]
             assert got.pp.tolist() == [r.pp for r in want]
