@@ -73,6 +73,16 @@ def _expected_tiles(trials: int, prob: float, tile: float) -> float:
     return float(np.dot(pmf, np.ceil(x / tile - 1e-9)))
 
 
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct values in increasing order, each element's index among them), flattened; one value: no sort."""
+    flat = values.ravel()
+    first = flat[:1]
+    if flat.size == 0 or bool(np.all(flat == first[0])):
+        return first.copy(), np.zeros(flat.size, np.int64)
+    vals, code = np.unique(flat, return_inverse=True)
+    return vals, code.reshape(-1)
+
+
 def expected_padded_rows(tokens, hit_probability, experts, tile_tokens):
     """Rows a grouped MoE GEMM computes when each of `experts` experts pads its own tokens to whole M tiles:
 
@@ -92,11 +102,18 @@ def expected_padded_rows(tokens, hit_probability, experts, tile_tokens):
     on = tm > 0
     base = np.floor(t + 1e-9)
     frac = np.clip(t - base, 0.0, 1.0)
-    keys = np.stack([base.ravel(), q.ravel(), np.where(on, tm, 1.0).ravel()], axis=1)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    # one integer key per (⌊T⌋, q, t_m): q and t_m take a few distinct values each, coded by their rank, so the
+    # distinct triples come from a 1-D sort (np.unique over float rows sorted structured rows: 10x slower)
+    q_vals, q_code = _codes(q)
+    w_vals, w_code = _codes(np.where(on, tm, 1.0))
+    key = (base.ravel().astype(np.int64) * len(q_vals) + q_code) * len(w_vals) + w_code
+    uniq, inverse = np.unique(key, return_inverse=True)
     inverse = inverse.reshape(-1)
-    lower = np.array([_expected_tiles(int(n), float(p), float(w)) for n, p, w in uniq.tolist()], float)
-    upper = np.array([_expected_tiles(int(n) + 1, float(p), float(w)) for n, p, w in uniq.tolist()], float)
+    n_of = (uniq // (len(q_vals) * len(w_vals))).tolist()
+    p_of = q_vals[uniq // len(w_vals) % len(q_vals)].tolist()
+    w_of = w_vals[uniq % len(w_vals)].tolist()
+    lower = np.array([_expected_tiles(n, p, w) for n, p, w in zip(n_of, p_of, w_of)], float)
+    upper = np.array([_expected_tiles(n + 1, p, w) for n, p, w in zip(n_of, p_of, w_of)], float)
     tiles = ((1.0 - frac.ravel()) * lower[inverse] + frac.ravel() * upper[inverse]).reshape(t.shape)
     return np.where(on, e * tm * tiles, e * t * q)
 
