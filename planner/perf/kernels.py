@@ -13,11 +13,10 @@ multiprocessors (CUs on CDNA, MXUs on TPU), t_m × t_n the kernel's output tile.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
-from .moe import binomial_window
+from .moe import RecentArrays, binomial_window, window_blocks
 
 
 def wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols):
@@ -61,7 +60,6 @@ def attention_occupancy(sequences, kv_heads_per_gpu, context_tokens, sm_count, c
     return np.where(need > 0, np.minimum(1.0, items / np.where(need > 0, need, 1.0)), 1.0)
 
 
-@lru_cache(maxsize=65536)
 def _expected_tiles(trials: int, prob: float, tile: float) -> float:
     """E[⌈X / t⌉] for X ~ Binomial(n, q): Σ_x P(X = x) · ⌈x / t⌉ over mean ± 12 standard deviations (outside it the
     probability is below 1e-30: nothing at double precision)."""
@@ -71,6 +69,48 @@ def _expected_tiles(trials: int, prob: float, tile: float) -> float:
         return float(math.ceil(trials / tile - 1e-9))
     _, x, pmf = binomial_window(trials, prob)
     return float(np.dot(pmf, np.ceil(x / tile - 1e-9)))
+
+
+_tiles: dict = {}  # (trials, prob, tile) -> _expected_tiles, for the whole process
+
+
+def _expected_tiles_many(trials: list, probs: list, tiles: list) -> np.ndarray:
+    """_expected_tiles of each (trials[j], probs[j], tiles[j]), the same floats: the ones not yet known computed
+    together per probability (moe.window_blocks: one window per distinct trials, bit for bit binomial_window's;
+    each sum is np.dot over the window's own contiguous rows, as in the one-at-a-time form)."""
+    keys = list(zip(trials, probs, tiles))
+    out = np.array([_tiles.get(key, np.nan) for key in keys], float)
+    todo = np.flatnonzero(np.isnan(out)).tolist()
+    by_prob: dict = {}
+    for j in todo:
+        n, q, w = keys[j]
+        if n <= 0 or not 0.0 < q < 1.0:
+            out[j] = _tiles.setdefault(keys[j], _expected_tiles(n, q, w))
+        else:
+            by_prob.setdefault(q, []).append(j)
+    for q, js in by_prob.items():
+        ns = np.array([keys[j][0] for j in js], np.int64)
+        distinct, at = np.unique(ns, return_inverse=True)
+        where = {}  # distinct trials index -> (block, column)
+        blocks = []
+        for b, (cols, _, n, x, pmf) in enumerate(window_blocks(distinct, q)):
+            blocks.append((n, x, pmf))
+            where.update((int(c), (b, i)) for i, c in enumerate(cols.tolist()))
+        at_block = [where[a] for a in at.reshape(-1).tolist()]
+        for b, (n, x, pmf) in enumerate(blocks):
+            mine = [(j, c) for j, (in_block, c) in zip(js, at_block) if in_block == b]
+            if not mine:
+                continue
+            col = np.array([c for _, c in mine], np.int64)
+            width = np.array([keys[j][2] for j, _ in mine], float)
+            p_rows = np.ascontiguousarray(pmf[:, col].T)
+            c_rows = np.ascontiguousarray(np.ceil(x[:, col] / width - 1e-9).T)
+            for r, ((j, c), m) in enumerate(zip(mine, n[col].tolist())):
+                out[j] = value = float(np.dot(p_rows[r, :m], c_rows[r, :m]))
+                _tiles[keys[j]] = value
+    if len(_tiles) > 1 << 18:  # bound a long-lived process's memory; values do not depend on what is kept
+        _tiles.clear()
+    return out
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +140,17 @@ def expected_padded_rows(tokens, hit_probability, experts, tile_tokens):
     tm = np.asarray(tile_tokens, float)
     t, q, e, tm = np.broadcast_arrays(t, q, e, tm)
     on = tm > 0
+    tiles = _recent_tiles.get((), t, q, tm)
+    if tiles is None:
+        tiles = _recent_tiles.put((), t, q, tm, _expected_tiles_at(t, q, tm, on))
+    return np.where(on, e * tm * tiles, e * t * q)
+
+
+_recent_tiles = RecentArrays()
+
+
+def _expected_tiles_at(t, q, tm, on):
+    """E[⌈X / t_m⌉] of `expected_padded_rows`, linear between ⌊T⌋ and ⌊T⌋ + 1."""
     base = np.floor(t + 1e-9)
     frac = np.clip(t - base, 0.0, 1.0)
     # one integer key per (⌊T⌋, q, t_m): q and t_m take a few distinct values each, coded by their rank, so the
@@ -112,10 +163,9 @@ def expected_padded_rows(tokens, hit_probability, experts, tile_tokens):
     n_of = (uniq // (len(q_vals) * len(w_vals))).tolist()
     p_of = q_vals[uniq // len(w_vals) % len(q_vals)].tolist()
     w_of = w_vals[uniq % len(w_vals)].tolist()
-    lower = np.array([_expected_tiles(n, p, w) for n, p, w in zip(n_of, p_of, w_of)], float)
-    upper = np.array([_expected_tiles(n + 1, p, w) for n, p, w in zip(n_of, p_of, w_of)], float)
-    tiles = ((1.0 - frac.ravel()) * lower[inverse] + frac.ravel() * upper[inverse]).reshape(t.shape)
-    return np.where(on, e * tm * tiles, e * t * q)
+    both = _expected_tiles_many(n_of + [n + 1 for n in n_of], p_of + p_of, w_of + w_of)
+    lower, upper = both[:len(n_of)], both[len(n_of):]
+    return ((1.0 - frac.ravel()) * lower[inverse] + frac.ravel() * upper[inverse]).reshape(t.shape)
 
 
 def moe_tile_tokens(tokens_per_expert, min_tile, max_tile, batch_tokens=0.0, full_tile_batch_tokens=0.0):

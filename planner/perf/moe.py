@@ -3,8 +3,6 @@ load of the busiest expert-parallel rank."""
 from __future__ import annotations
 
 import math
-from functools import lru_cache
-
 import numpy as np
 
 
@@ -60,6 +58,67 @@ def binomial_window(trials: int, prob: float) -> tuple[int, np.ndarray, np.ndarr
     return lo, x, np.exp(log_pmf, out=log_pmf)
 
 
+_lgammas = np.frompyfunc(math.lgamma, 1, 1)
+
+
+def _lgamma_of(values: np.ndarray) -> np.ndarray:
+    """math.lgamma of each whole number (the same floats as calling it one by one)."""
+    return _lgammas(values.astype(float)).astype(float)
+
+
+# elements per batched block of windows (`window_blocks`): 512 KiB per [W, m] array, so that a block's passes run
+# in cache (numpy's exp on 4 MiB arrays measured 6x slower per element than on 512 KiB ones)
+_BLOCK_ELEMENTS = 1 << 16
+
+
+def window_blocks(trials: np.ndarray, prob: float):
+    """`binomial_window(trials[j], prob)` for many trials of one probability at once, as blocks of columns:
+    yields (cols, lo, n, x, pmf) where column c of the [W, m] arrays x and pmf holds window j = cols[c] in its
+    rows 0 … n[c] − 1 (below them x repeats its last value and pmf is 0). Every trials > 0 and 0 < prob < 1.
+
+    Each element is computed by the same float operations as binomial_window's (the running sums run down the
+    columns, one sequential add per row; log, log1p and exp elementwise), so the windows are bit for bit those
+    of the one-at-a-time form (tests/perf/test_moe.py checks it); the search meets ~25k distinct windows per MoE
+    plan, and one call per window spent most of its time in numpy's per-call overhead and the running sums'
+    add latency, which here run across a block's columns. Columns are taken in increasing trials (similar widths
+    share a block: little padding)."""
+    t_all = np.asarray(trials, np.int64)
+    order = np.argsort(t_all, kind="stable")
+    t_sorted = t_all[order]
+    mean = t_sorted * prob
+    sd = np.sqrt(t_sorted * prob * (1.0 - prob))
+    lo_all = np.maximum(0, np.trunc(mean - 12.0 * sd).astype(np.int64) - 1)
+    hi_all = np.minimum(t_sorted, np.trunc(mean + 12.0 * sd).astype(np.int64) + 2)
+    n_all = hi_all - lo_all + 1
+    log_q, log_rest_q = math.log(prob), math.log1p(-prob)
+    start = 0
+    while start < len(t_sorted):
+        # the widths grow with the trials: take columns while the block stays within its element budget
+        stop = start + 1
+        while stop < len(t_sorted) and int(n_all[stop]) * (stop + 1 - start) <= _BLOCK_ELEMENTS:
+            stop += 1
+        t, lo, n = t_sorted[start:stop], lo_all[start:stop], n_all[start:stop]
+        w = int(n[-1]) if stop - start == 1 else int(n.max())
+        x = (lo + np.minimum(np.arange(w)[:, None], n - 1)).astype(float)  # padding repeats the last x
+        tf = t.astype(float)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ln_x_fact = np.empty((w, len(t)))
+            ln_x_fact[0] = 0.0
+            _running_sum(np.log(x[1:]), axis=0, out=ln_x_fact[1:])
+            ln_x_fact += _lgamma_of(lo + 1)
+            ln_rest_sum = np.empty((w, len(t)))
+            ln_rest_sum[0] = 0.0
+            _running_sum(np.log(tf - x[:-1]), axis=0, out=ln_rest_sum[1:])
+            log_pmf = np.subtract(_lgamma_of(t + 1), ln_x_fact, out=ln_x_fact)
+            log_pmf -= _lgamma_of(t - lo + 1) - ln_rest_sum
+            log_pmf += x * log_q
+            log_pmf += (tf - x) * log_rest_q
+            pmf = np.exp(log_pmf, out=log_pmf)
+        pmf[np.arange(w)[:, None] >= n] = 0.0
+        yield order[start:stop], lo, n, x, pmf
+        start = stop
+
+
 def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.0) -> float:
     """E[max(M, floor)] where M is the largest of `bins` independent Binomial(trials, prob) counts:
 
@@ -95,14 +154,115 @@ def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.
     return floor + partial + below + inside
 
 
-_lgamma = np.vectorize(math.lgamma, otypes=[float])
+def expected_max_binomial_floored(trials, prob: float, bins: int, floor) -> np.ndarray:
+    """expected_max_binomial(trials[j], prob, bins, floor[j]) for each j, bit for bit (the same float operations
+    per element; windows from `window_blocks`), for trials > 0, 0 < prob < 1 and floor > 0."""
+    trials = np.asarray(trials, np.int64)
+    floor = np.asarray(floor, float)
+    out = np.empty(len(trials))
+    for cols, lo, n, _, pmf in window_blocks(trials, prob):
+        f = floor[cols]
+        hi = lo + n - 1
+        m = np.arange(len(cols))
+        with np.errstate(over="ignore", invalid="ignore"):
+            cum = _running_sum(pmf, axis=0, out=pmf)  # F before the cap at 1 (the padding repeats the last F)
+            c_up = np.ceil(f).astype(np.int64)
+            v = np.floor(f).astype(np.int64)
+            at_v = cum[np.clip(v - lo, 0, n - 1), m]
+            p_v = np.where(v < lo, 1.0, np.where(v <= hi, 1.0 - np.minimum(1.0, at_v) ** bins, 0.0))
+            partial = np.where(c_up > f, (c_up - f) * p_v, 0.0)
+            below = np.maximum(0, np.minimum(lo, hi + 1) - c_up)
+            # P(M > x) inside the window: 1 − F(x)^bins before the first x with F(x) = 1 (cum is non-decreasing
+            # down each column, padding included), exactly 0 from there; only rows start … saturated are read
+            start = np.minimum(np.maximum(c_up, lo) - lo, n)
+            saturated = np.maximum(start, np.minimum((cum < 1.0).sum(axis=0), n))
+            r0, r1 = int(start.min()), int(saturated.max())
+            exceed = 1.0 - cum[r0:r1] ** bins
+            exceed[np.arange(r0, r1)[:, None] >= saturated] = 0.0
+        # each column's sum over its own rows start … n − 1 (zeros from `saturated` on) as one contiguous row:
+        # numpy's pairwise summation of the same values in the same length, as in the one-at-a-time form
+        rows = np.zeros((len(cols), int(n.max()) - r0))
+        rows[:, :r1 - r0] = exceed.T
+        inside = np.array([float(rows[c, s - r0:e - r0].sum()) if on else 0.0
+                           for c, (s, e, on) in enumerate(zip(start.tolist(), n.tolist(), (c_up <= hi).tolist()))])
+        out[cols] = f + partial + below + inside
+    return out
 
 
-@lru_cache(maxsize=65536)
+_ratios: dict = {}  # (assignments, ranks, redundant share) -> busiest-rank load ratio, for the whole process
+
+
 def _busiest_rank_ratio(assignments: int, ranks: int, redundant_share: float) -> float:
-    mean = assignments / ranks
-    fixed = expected_max_binomial(assignments, (1.0 - redundant_share) / ranks, ranks, floor=mean)
-    return fixed / mean
+    key = (assignments, ranks, redundant_share)
+    ratio = _ratios.get(key)
+    if ratio is None:
+        mean = assignments / ranks
+        fixed = expected_max_binomial(assignments, (1.0 - redundant_share) / ranks, ranks, floor=mean)
+        ratio = _remember(_ratios, key, fixed / mean)
+    return ratio
+
+
+def _remember(memo: dict, key, value):
+    if len(memo) >= 1 << 18:  # bound a long-lived process's memory; values do not depend on what is kept
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def _busiest_rank_ratios(assignments: np.ndarray, ranks: np.ndarray, redundant_share: float) -> np.ndarray:
+    """_busiest_rank_ratio for each (assignments[j], ranks[j]) (all > 0, ranks > 1): the ones not yet known
+    computed together per rank count (expected_max_binomial_floored), the same floats as one at a time."""
+    keys = list(zip(assignments.tolist(), ranks.tolist()))
+    out = np.array([_ratios.get((a, r, redundant_share), np.nan) for a, r in keys], float)
+    todo = np.flatnonzero(np.isnan(out))
+    if todo.size:
+        for r in np.unique(ranks[todo]).tolist():
+            js = todo[ranks[todo] == r]
+            a = assignments[js]
+            prob = (1.0 - redundant_share) / r
+            if not 0.0 < prob < 1.0:  # (a share of 1 leaves no fixed load): the one-at-a-time form's edge cases
+                out[js] = [_busiest_rank_ratio(int(t), r, redundant_share) for t in a.tolist()]
+                continue
+            mean = a / r
+            ratio = expected_max_binomial_floored(a, prob, r, mean) / mean
+            out[js] = ratio
+            for t, value in zip(a.tolist(), ratio.tolist()):
+                _remember(_ratios, (t, r, redundant_share), value)
+    return out
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return a.view(f"u{a.dtype.itemsize}") if a.dtype.kind == "f" else a
+
+
+class RecentArrays:
+    """The last few results of a vectorized function, keyed by scalars and whole input arrays (compared by value):
+    a step's terms ask for the same candidates' statistics several times (the decode step and the chunk's base
+    step carry the same tokens; each layer's kernel groups and its collectives need the same busiest-rank load).
+    Results are returned read-only so that no caller can change a kept one. Inputs match when their bits do
+    (a float −0.0 is not 0.0 here), so a kept result is exactly what the function would return."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self.entries: list = []
+
+    def get(self, scalars, *arrays):
+        for i, (s, keep, value) in enumerate(self.entries):
+            if s == scalars and all(a.shape == b.shape and a.dtype == b.dtype and np.array_equal(_bits(a), _bits(b))
+                                    for a, b in zip(arrays, keep)):
+                self.entries.insert(0, self.entries.pop(i))
+                return value
+        return None
+
+    def put(self, scalars, *arrays_and_value):
+        *arrays, value = arrays_and_value
+        value.flags.writeable = False
+        self.entries.insert(0, (scalars, [np.array(a) for a in arrays], value))
+        del self.entries[self.size:]
+        return value
+
+
+_recent_ratios = RecentArrays()
 
 
 def busiest_rank_load_ratio(num_experts, experts_per_token, tokens, ep, redundant_experts=0):
@@ -134,12 +294,18 @@ def busiest_rank_load_ratio(num_experts, experts_per_token, tokens, ep, redundan
         ratio = (_busiest_rank_ratio((u >> 20) * k, u & ((1 << 20) - 1), share)
                  if (u & ((1 << 20) - 1)) > 1 and (u >> 20) > 0 else 1.0)
         return np.full(t.shape, ratio)
+    known = _recent_ratios.get((k, share), t, ep_arr)
+    if known is not None:
+        return known
     # one computation per distinct (T, ep): the search asks for ~10^5 candidates sharing a few hundred pairs
     key = t.ravel() * (1 << 20) + ep_arr.ravel()
     uniq, inverse = np.unique(key, return_inverse=True)
-    ratio = np.array([_busiest_rank_ratio(int(u >> 20) * k, int(u & ((1 << 20) - 1)), share)
-                      if (u & ((1 << 20) - 1)) > 1 and (u >> 20) > 0 else 1.0 for u in uniq.tolist()], float)
-    return ratio[inverse].reshape(t.shape)
+    ranks = uniq & ((1 << 20) - 1)
+    tokens = uniq >> 20
+    live = (ranks > 1) & (tokens > 0)
+    ratio = np.ones(len(uniq))
+    ratio[live] = _busiest_rank_ratios(tokens[live] * k, ranks[live], share)
+    return _recent_ratios.put((k, share), t, ep_arr, ratio[inverse].reshape(t.shape))
 
 
 def expected_experts_touched_on_rank(num_experts, experts_per_token, tokens, ep, redundant_experts=0, load_ratio=1.0):

@@ -94,6 +94,46 @@ def test_expected_padded_rows_against_sampled_routing():
         assert abs(rows.mean() - expected_padded_rows(tokens, 0.25, 8, tile)) < 4 * stderr + 1e-9
 
 
+def expected_tiles_plain(trials: int, prob: float, tile: float) -> float:
+    """kernels._expected_tiles as first written (#14), the reference for the batched form: the binomial window's
+    probabilities by lgamma running sums (moe.binomial_window's plain copy in tests/perf/test_moe.py), then
+    np.dot with ⌈x / t⌉."""
+    if trials <= 0 or prob <= 0.0:
+        return 0.0
+    if prob >= 1.0:
+        return float(math.ceil(trials / tile - 1e-9))
+    mean = trials * prob
+    sd = math.sqrt(trials * prob * (1.0 - prob))
+    lo = max(0, int(mean - 12.0 * sd) - 1)
+    hi = min(trials, int(mean + 12.0 * sd) + 2)
+    x = np.arange(lo, hi + 1, dtype=float)
+    ln_x_fact = math.lgamma(lo + 1) + np.concatenate(([0.0], np.cumsum(np.log(x[1:]))))
+    ln_rest_fact = math.lgamma(trials - lo + 1) - np.concatenate(([0.0], np.cumsum(np.log(trials - x[:-1]))))
+    log_pmf = math.lgamma(trials + 1) - ln_x_fact - ln_rest_fact + x * math.log(prob) + (trials - x) * math.log1p(-prob)
+    return float(np.dot(np.exp(log_pmf), np.ceil(x / tile - 1e-9)))
+
+
+def test_expected_padded_rows_same_floats_as_plain_sums(monkeypatch):
+    """The distinct (⌊T⌋, q, t_m) of an array are summed together (moe.window_blocks); each element must be the
+    float the plain one-at-a-time sum gives, interpolated between ⌊T⌋ and ⌊T⌋ + 1 as the docstring says."""
+    from planner.perf import kernels, moe
+    monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 12)
+    rng = np.random.default_rng(18)
+    n = 400
+    tokens = np.concatenate([[0.0, 0.5, 1.0, 2.0, 3.7], rng.uniform(0, 40_000, n - 5)])
+    q = rng.choice([8 / 256, 8 / 288, 2 / 8, 0.5, 1.0, 0.0], n)
+    tile = rng.choice([0.0, 16.0, 32.0, 64.0, 128.0], n)
+    experts = rng.uniform(1, 300, n)
+    kernels._tiles.clear()
+    got = expected_padded_rows(tokens, q, experts, tile)
+    for t, p, e, w, g in zip(tokens, q, experts, tile, got):
+        base = math.floor(t + 1e-9)
+        frac = min(max(t - base, 0.0), 1.0)
+        tiles = (1.0 - frac) * expected_tiles_plain(base, p, w or 1.0) + frac * expected_tiles_plain(base + 1, p, w or 1.0)
+        assert g == (e * w * tiles if w > 0 else e * t * p)
+    assert expected_padded_rows(tokens.copy(), q, experts, tile).tolist() == got.tolist()  # kept result reused
+
+
 def test_grouped_gemm_shares_waves_across_experts_by_hand():
     """DeepSeek-V3 decode on 8 GPUs: 32 experts touched, one 128-row tile each (padded), 2048·3·7168 / (7168·8)
     = 768 columns per expert = 6 column tiles. Per expert that would be 6 tiles in a wave of 132 SMs (4.5 % useful);

@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from planner.perf.moe import (busiest_rank_load_ratio, expected_experts_touched, expected_experts_touched_on_rank,
-                              expected_max_binomial, tokens_per_touched_expert, remote_domain_share)
+from planner.perf import moe
+from planner.perf.moe import (binomial_window, busiest_rank_load_ratio, expected_experts_touched,
+                              expected_experts_touched_on_rank, expected_max_binomial, expected_max_binomial_floored,
+                              tokens_per_touched_expert, remote_domain_share, window_blocks)
 
 
 @pytest.mark.parametrize("e, k, t, expected", [
@@ -139,6 +141,52 @@ def test_expected_max_binomial_same_floats_as_plain_form():
                   rng.uniform(-1.0, 2000.0, 300))]
     diff = [c for c in cases if expected_max_binomial(*c) != expected_max_binomial_plain(*c)]
     assert not diff
+
+
+def test_window_blocks_are_the_one_at_a_time_windows_bit_for_bit(monkeypatch):
+    # many trials of one probability at once (small blocks, so that several blocks and their padding are used):
+    # each column is binomial_window's (lo, x, pmf), the same floats; the padding rows hold pmf 0
+    monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 12)
+    rng = np.random.default_rng(13)
+    for prob in (1 / 8, 1 / 64, 0.875 / 8, 0.3, 0.9, 1e-3):
+        trials = np.concatenate([[1, 2, 3, 5, 8, 1000], rng.integers(1, 200_000, 120)])
+        seen = []
+        for cols, lo, n, x, pmf in window_blocks(trials, prob):
+            assert pmf.shape[1] == len(cols) and not pmf[np.arange(len(pmf))[:, None] >= n].any()
+            for c, j in enumerate(cols.tolist()):
+                lo1, x1, pmf1 = binomial_window(int(trials[j]), prob)
+                assert (lo1, len(x1)) == (lo[c], n[c])
+                assert np.array_equal(x1, x[:n[c], c]) and np.array_equal(pmf1, pmf[:n[c], c])
+            seen += cols.tolist()
+        assert sorted(seen) == list(range(len(trials)))
+
+
+def test_expected_max_binomial_floored_same_floats_as_plain_form(monkeypatch):
+    # the batched busiest-rank form against the plain reference: floor at the mean (as busiest_rank_load_ratio
+    # asks), and floors below, inside and above the windows
+    monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 13)
+    rng = np.random.default_rng(17)
+    for prob, bins in ((1 / 8, 8), (1 / 64, 64), (0.875 / 8, 8), (1 / 2, 2), (1 / 256, 256), (0.01, 16)):
+        trials = np.concatenate([[1, 2, 3, 7, 1000, 1000, 1000, 1000], rng.integers(1, 150_000, 60)])
+        floors = np.concatenate([[1 * prob, 2 * prob, 3 * prob, 7 * prob, 0.3, 3.0, 999.5, 10.0],
+                                 trials[8:38] * prob, rng.uniform(0.01, 3000.0, 30)])
+        got = expected_max_binomial_floored(trials, prob, bins, floors)
+        want = [expected_max_binomial_plain(int(t), prob, bins, float(f)) for t, f in zip(trials, floors)]
+        assert got.tolist() == want
+
+
+def test_busiest_rank_array_is_each_element_alone():
+    # the array path (distinct (T, ep) computed together, kept results reused) gives each element the float the
+    # one-step path gives it alone, with and without redundant experts; asked again, the same array
+    tokens = np.array([1.0, 3.2, 77.0, 512.0, 4096.0, 3.2, 20_000.0, 0.0])
+    ep = np.array([8, 8, 64, 16, 256, 8, 32, 8])
+    for redundant in (0, 32):
+        moe._ratios.clear()
+        whole = busiest_rank_load_ratio(256, 8, tokens, ep, redundant)
+        moe._ratios.clear()
+        alone = [float(busiest_rank_load_ratio(256, 8, t, e, redundant)) for t, e in zip(tokens, ep)]
+        assert whole.tolist() == alone
+        assert busiest_rank_load_ratio(256, 8, tokens.copy(), ep.copy(), redundant).tolist() == alone
 
 
 def monte_carlo_busiest(tokens, k, experts, ep, redundant=0, trials=600, seed=0):
