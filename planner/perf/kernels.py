@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .moe import RecentArrays, binomial_window, window_blocks
+from .moe import RecentArrays, binomial_window, memo_for, window_blocks
 
 
 def wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols):
@@ -71,46 +71,36 @@ def _expected_tiles(trials: int, prob: float, tile: float) -> float:
     return float(np.dot(pmf, np.ceil(x / tile - 1e-9)))
 
 
-_tiles: dict = {}  # (trials, prob, tile) -> _expected_tiles, for the whole process
+_tile_memos: dict = {}  # (q, t_m) -> _expected_tiles by trials n
 
 
-def _expected_tiles_many(trials: list, probs: list, tiles: list) -> np.ndarray:
-    """_expected_tiles of each (trials[j], probs[j], tiles[j]), the same floats: the ones not yet known computed
-    together per probability (moe.window_blocks: one window per distinct trials, bit for bit binomial_window's;
-    each sum is np.dot over the window's own contiguous rows, as in the one-at-a-time form)."""
-    keys = list(zip(trials, probs, tiles))
-    out = np.array([_tiles.get(key, np.nan) for key in keys], float)
-    todo = np.flatnonzero(np.isnan(out)).tolist()
-    by_prob: dict = {}
-    for j in todo:
-        n, q, w = keys[j]
-        if n <= 0 or not 0.0 < q < 1.0:
-            out[j] = _tiles.setdefault(keys[j], _expected_tiles(n, q, w))
-        else:
-            by_prob.setdefault(q, []).append(j)
-    for q, js in by_prob.items():
-        ns = np.array([keys[j][0] for j in js], np.int64)
-        distinct, at = np.unique(ns, return_inverse=True)
-        where = {}  # distinct trials index -> (block, column)
-        blocks = []
-        for b, (cols, _, n, x, pmf) in enumerate(window_blocks(distinct, q)):
-            blocks.append((n, x, pmf))
-            where.update((int(c), (b, i)) for i, c in enumerate(cols.tolist()))
-        at_block = [where[a] for a in at.reshape(-1).tolist()]
-        for b, (n, x, pmf) in enumerate(blocks):
-            mine = [(j, c) for j, (in_block, c) in zip(js, at_block) if in_block == b]
-            if not mine:
-                continue
-            col = np.array([c for _, c in mine], np.int64)
-            width = np.array([keys[j][2] for j, _ in mine], float)
-            p_rows = np.ascontiguousarray(pmf[:, col].T)
-            c_rows = np.ascontiguousarray(np.ceil(x[:, col] / width - 1e-9).T)
-            for r, ((j, c), m) in enumerate(zip(mine, n[col].tolist())):
-                out[j] = value = float(np.dot(p_rows[r, :m], c_rows[r, :m]))
-                _tiles[keys[j]] = value
-    if len(_tiles) > 1 << 18:  # bound a long-lived process's memory; values do not depend on what is kept
-        _tiles.clear()
-    return out
+def _expected_tiles_one(trials: int, prob: float, tile: float) -> float:
+    memo = memo_for(_tile_memos, (prob, tile))
+    value = memo.get1(trials)
+    return memo.put1(trials, _expected_tiles(trials, prob, tile)) if value != value else value
+
+
+def _expected_tiles_of(trials: np.ndarray, prob: float, tile: float) -> np.ndarray:
+    """_expected_tiles(trials[j], prob, tile) for distinct whole trials[j] ≥ 0, the same floats: the ones not yet
+    known computed together (moe.window_blocks: bit for bit binomial_window's windows; each sum is np.dot over
+    the window's own contiguous row, as in the one-at-a-time form)."""
+    memo = memo_for(_tile_memos, (prob, tile))
+    values = memo.get(trials)
+    todo = np.flatnonzero(np.isnan(values))
+    if not todo.size:
+        return values
+    n_new = trials[todo]
+    if not 0.0 < prob < 1.0:
+        new = np.array([_expected_tiles(n, prob, tile) for n in n_new.tolist()], float)
+    else:
+        new = np.zeros(len(n_new))  # trials 0: nothing to pad
+        live = np.flatnonzero(n_new > 0)
+        for rows, _, n, x, pmf in window_blocks(n_new[live], prob):
+            ceil_x = np.ceil(np.subtract(np.divide(x, tile, out=x), 1e-9, out=x), out=x)  # ⌈x / t − 1e-9⌉
+            new[live[rows]] = [float(np.dot(pmf[r, :m], ceil_x[r, :m])) for r, m in enumerate(n.tolist())]
+    memo.put(n_new, new)
+    values[todo] = new
+    return values
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +130,14 @@ def expected_padded_rows(tokens, hit_probability, experts, tile_tokens):
     tm = np.asarray(tile_tokens, float)
     t, q, e, tm = np.broadcast_arrays(t, q, e, tm)
     on = tm > 0
+    if t.size == 1:  # one step (estimate, the simulator's single steps): no unique/memo round trips
+        one = float(t.flat[0])
+        base = math.floor(one + 1e-9)
+        frac = min(max(one - base, 0.0), 1.0)
+        p, w = float(q.flat[0]), float(tm.flat[0]) if bool(on.flat[0]) else 1.0
+        tiles = np.full(t.shape, (1.0 - frac) * _expected_tiles_one(base, p, w)
+                        + frac * _expected_tiles_one(base + 1, p, w))
+        return np.where(on, e * tm * tiles, e * t * q)
     tiles = _recent_tiles.get((), t, q, tm)
     if tiles is None:
         tiles = _recent_tiles.put((), t, q, tm, _expected_tiles_at(t, q, tm, on))
@@ -150,22 +148,25 @@ _recent_tiles = RecentArrays()
 
 
 def _expected_tiles_at(t, q, tm, on):
-    """E[⌈X / t_m⌉] of `expected_padded_rows`, linear between ⌊T⌋ and ⌊T⌋ + 1."""
+    """E[⌈X / t_m⌉] of `expected_padded_rows`, linear between ⌊T⌋ and ⌊T⌋ + 1: the exact sums at the distinct
+    whole ⌊T⌋ and ⌊T⌋ + 1 of each (q, t_m) (they take a few distinct values each)."""
     base = np.floor(t + 1e-9)
-    frac = np.clip(t - base, 0.0, 1.0)
-    # one integer key per (⌊T⌋, q, t_m): q and t_m take a few distinct values each, coded by their rank, so the
-    # distinct triples come from a 1-D sort (np.unique over float rows sorted structured rows: 10x slower)
+    frac = np.clip(t - base, 0.0, 1.0).ravel()
+    whole = base.ravel().astype(np.int64)
+    if not whole.size:
+        return np.zeros(t.shape)
     q_vals, q_code = _codes(q)
     w_vals, w_code = _codes(np.where(on, tm, 1.0))
-    key = (base.ravel().astype(np.int64) * len(q_vals) + q_code) * len(w_vals) + w_code
-    uniq, inverse = np.unique(key, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    n_of = (uniq // (len(q_vals) * len(w_vals))).tolist()
-    p_of = q_vals[uniq // len(w_vals) % len(q_vals)].tolist()
-    w_of = w_vals[uniq % len(w_vals)].tolist()
-    both = _expected_tiles_many(n_of + [n + 1 for n in n_of], p_of + p_of, w_of + w_of)
-    lower, upper = both[:len(n_of)], both[len(n_of):]
-    return ((1.0 - frac.ravel()) * lower[inverse] + frac.ravel() * upper[inverse]).reshape(t.shape)
+    group = q_code * len(w_vals) + w_code
+    lower, upper = np.empty(whole.size), np.empty(whole.size)
+    for g in (np.unique(group) if len(q_vals) * len(w_vals) > 1 else np.zeros(1, np.int64)).tolist():
+        at = np.flatnonzero(group == g) if len(q_vals) * len(w_vals) > 1 else slice(None)
+        uniq, inverse = np.unique(whole[at], return_inverse=True)
+        need = np.union1d(uniq, uniq + 1)
+        values = _expected_tiles_of(need, float(q_vals[g // len(w_vals)]), float(w_vals[g % len(w_vals)]))
+        lower[at] = values[np.searchsorted(need, uniq)][inverse.reshape(-1)]
+        upper[at] = values[np.searchsorted(need, uniq + 1)][inverse.reshape(-1)]
+    return ((1.0 - frac) * lower + frac * upper).reshape(t.shape)
 
 
 def moe_tile_tokens(tokens_per_expert, min_tile, max_tile, batch_tokens=0.0, full_tile_batch_tokens=0.0):

@@ -66,22 +66,23 @@ def _lgamma_of(values: np.ndarray) -> np.ndarray:
     return _lgammas(values.astype(float)).astype(float)
 
 
-# elements per batched block of windows (`window_blocks`): 512 KiB per [W, m] array, so that a block's passes run
-# in cache (numpy's exp on 4 MiB arrays measured 6x slower per element than on 512 KiB ones)
-_BLOCK_ELEMENTS = 1 << 16
+# elements per batched block of windows (`window_blocks`): 128 KiB per [m, W] array, so that a block's passes run
+# in cache (numpy's exp on 4 MiB arrays measured 6x slower per element than on 512 KiB ones; 2^12 … 2^16 elements
+# per block measured 17.5–24 ns per window element in all, the least at 2^14, on the loaded 2-core machine)
+_BLOCK_ELEMENTS = 1 << 14
 
 
 def window_blocks(trials: np.ndarray, prob: float):
-    """`binomial_window(trials[j], prob)` for many trials of one probability at once, as blocks of columns:
-    yields (cols, lo, n, x, pmf) where column c of the [W, m] arrays x and pmf holds window j = cols[c] in its
-    rows 0 … n[c] − 1 (below them x repeats its last value and pmf is 0). Every trials > 0 and 0 < prob < 1.
+    """`binomial_window(trials[j], prob)` for many trials of one probability at once, as blocks of rows: yields
+    (js, lo, n, x, pmf) where row r of the [m, W] arrays x and pmf holds window j = js[r] in its columns
+    0 … n[r] − 1 (beyond them x runs on and pmf is 0). Every trials > 0 and 0 < prob < 1.
 
-    Each element is computed by the same float operations as binomial_window's (the running sums run down the
-    columns, one sequential add per row; log, log1p and exp elementwise), so the windows are bit for bit those
-    of the one-at-a-time form (tests/perf/test_moe.py checks it); the search meets ~25k distinct windows per MoE
-    plan, and one call per window spent most of its time in numpy's per-call overhead and the running sums'
-    add latency, which here run across a block's columns. Columns are taken in increasing trials (similar widths
-    share a block: little padding)."""
+    Each element is computed by the same float operations as binomial_window's (the running sums along each
+    row, one sequential add per element; log, log1p and exp elementwise; whole numbers exact however formed), so
+    the windows are bit for bit those of the one-at-a-time form (tests/perf/test_moe.py checks it); the search
+    meets ~25k distinct windows per MoE plan, and one call per window spent most of its time in numpy's per-call
+    overhead. Rows are taken in increasing trials (similar widths share a block: little padding); a block holds
+    at most _BLOCK_ELEMENTS, so its passes run in cache."""
     t_all = np.asarray(trials, np.int64)
     order = np.argsort(t_all, kind="stable")
     t_sorted = t_all[order]
@@ -91,30 +92,32 @@ def window_blocks(trials: np.ndarray, prob: float):
     hi_all = np.minimum(t_sorted, np.trunc(mean + 12.0 * sd).astype(np.int64) + 2)
     n_all = hi_all - lo_all + 1
     log_q, log_rest_q = math.log(prob), math.log1p(-prob)
+    steps = np.arange(int(n_all.max()) if len(n_all) else 0, dtype=float)
+    # the rows of a block: as many as fit the element budget at the block's widest (last, in trials order) row
+    widths = np.maximum.accumulate(n_all).tolist()
     start = 0
     while start < len(t_sorted):
-        # the widths grow with the trials: take columns while the block stays within its element budget
         stop = start + 1
-        while stop < len(t_sorted) and int(n_all[stop]) * (stop + 1 - start) <= _BLOCK_ELEMENTS:
+        while stop < len(t_sorted) and widths[stop] * (stop + 1 - start) <= _BLOCK_ELEMENTS:
             stop += 1
         t, lo, n = t_sorted[start:stop], lo_all[start:stop], n_all[start:stop]
-        w = int(n[-1]) if stop - start == 1 else int(n.max())
-        x = (lo + np.minimum(np.arange(w)[:, None], n - 1)).astype(float)  # padding repeats the last x
-        tf = t.astype(float)
+        w = int(n.max())
+        x = lo.astype(float)[:, None] + steps[:w]  # x = lo … lo + W − 1 (whole numbers)
+        rest = t.astype(float)[:, None] - x  # trials − x
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ln_x_fact = np.empty((w, len(t)))
-            ln_x_fact[0] = 0.0
-            _running_sum(np.log(x[1:]), axis=0, out=ln_x_fact[1:])
-            ln_x_fact += _lgamma_of(lo + 1)
-            ln_rest_sum = np.empty((w, len(t)))
-            ln_rest_sum[0] = 0.0
-            _running_sum(np.log(tf - x[:-1]), axis=0, out=ln_rest_sum[1:])
-            log_pmf = np.subtract(_lgamma_of(t + 1), ln_x_fact, out=ln_x_fact)
-            log_pmf -= _lgamma_of(t - lo + 1) - ln_rest_sum
+            ln_x_fact = np.empty((len(t), w))
+            ln_x_fact[:, 0] = 0.0
+            _running_sum(np.log(x[:, 1:]), axis=1, out=ln_x_fact[:, 1:])
+            ln_x_fact += _lgamma_of(lo + 1)[:, None]
+            ln_rest_sum = np.empty((len(t), w))
+            ln_rest_sum[:, 0] = 0.0
+            _running_sum(np.log(rest[:, :-1]), axis=1, out=ln_rest_sum[:, 1:])
+            log_pmf = np.subtract(_lgamma_of(t + 1)[:, None], ln_x_fact, out=ln_x_fact)
+            log_pmf -= np.subtract(_lgamma_of(t - lo + 1)[:, None], ln_rest_sum, out=ln_rest_sum)
             log_pmf += x * log_q
-            log_pmf += (tf - x) * log_rest_q
+            log_pmf += np.multiply(rest, log_rest_q, out=rest)
             pmf = np.exp(log_pmf, out=log_pmf)
-        pmf[np.arange(w)[:, None] >= n] = 0.0
+        pmf[steps[:w] >= n[:, None]] = 0.0
         yield order[start:stop], lo, n, x, pmf
         start = stop
 
@@ -160,74 +163,112 @@ def expected_max_binomial_floored(trials, prob: float, bins: int, floor) -> np.n
     trials = np.asarray(trials, np.int64)
     floor = np.asarray(floor, float)
     out = np.empty(len(trials))
-    for cols, lo, n, _, pmf in window_blocks(trials, prob):
-        f = floor[cols]
+    for js, lo, n, _, pmf in window_blocks(trials, prob):
+        f = floor[js]
         hi = lo + n - 1
-        m = np.arange(len(cols))
         with np.errstate(over="ignore", invalid="ignore"):
-            cum = _running_sum(pmf, axis=0, out=pmf)  # F before the cap at 1 (the padding repeats the last F)
+            cum = _running_sum(pmf, axis=1, out=pmf)  # F before the cap at 1 (beyond the window: the last F)
             c_up = np.ceil(f).astype(np.int64)
             v = np.floor(f).astype(np.int64)
-            at_v = cum[np.clip(v - lo, 0, n - 1), m]
+            at_v = cum[np.arange(len(js)), np.clip(v - lo, 0, n - 1)]
             p_v = np.where(v < lo, 1.0, np.where(v <= hi, 1.0 - np.minimum(1.0, at_v) ** bins, 0.0))
             partial = np.where(c_up > f, (c_up - f) * p_v, 0.0)
             below = np.maximum(0, np.minimum(lo, hi + 1) - c_up)
-            # P(M > x) inside the window: 1 − F(x)^bins before the first x with F(x) = 1 (cum is non-decreasing
-            # down each column, padding included), exactly 0 from there; only rows start … saturated are read
+            # P(M > x) inside the window: 1 − F(x)^bins before the first x with F(x) = 1 (F is non-decreasing
+            # along each row, beyond the window included), exactly 0 from there; only start … saturated are read
             start = np.minimum(np.maximum(c_up, lo) - lo, n)
-            saturated = np.maximum(start, np.minimum((cum < 1.0).sum(axis=0), n))
+            saturated = np.maximum(start, np.minimum((cum < 1.0).sum(axis=1), n))
             r0, r1 = int(start.min()), int(saturated.max())
-            exceed = 1.0 - cum[r0:r1] ** bins
-            exceed[np.arange(r0, r1)[:, None] >= saturated] = 0.0
-        # each column's sum over its own rows start … n − 1 (zeros from `saturated` on) as one contiguous row:
-        # numpy's pairwise summation of the same values in the same length, as in the one-at-a-time form
-        rows = np.zeros((len(cols), int(n.max()) - r0))
-        rows[:, :r1 - r0] = exceed.T
-        inside = np.array([float(rows[c, s - r0:e - r0].sum()) if on else 0.0
-                           for c, (s, e, on) in enumerate(zip(start.tolist(), n.tolist(), (c_up <= hi).tolist()))])
-        out[cols] = f + partial + below + inside
+            # each row's sum over its own start … n − 1 (zeros from `saturated` on) in that length: numpy's pairwise
+            # summation of the same values in the same order as the one-at-a-time form
+            exceed = np.zeros((len(js), int(n.max()) - r0))
+            part = np.subtract(1.0, np.power(cum[:, r0:r1], bins, out=cum[:, r0:r1]), out=exceed[:, :r1 - r0])
+            part[np.arange(r0, r1) >= saturated[:, None]] = 0.0
+        inside = np.array([float(exceed[r, s - r0:e - r0].sum()) if on else 0.0
+                           for r, (s, e, on) in enumerate(zip(start.tolist(), n.tolist(), (c_up <= hi).tolist()))])
+        out[js] = f + partial + below + inside
     return out
 
 
-_ratios: dict = {}  # (assignments, ranks, redundant share) -> busiest-rank load ratio, for the whole process
+class WholeMemo:
+    """Known values of a function of a whole number n ≥ 0 (the other arguments fixed by whoever keeps it), for the
+    whole process: an array below DENSE (NaN: not known), a dict above, so that an array of arguments is looked up
+    in one numpy step. The search asks ~25k distinct statistics per MoE plan, many of them again in later steps."""
+
+    DENSE = 1 << 16
+
+    def __init__(self):
+        self.dense = np.full(self.DENSE, np.nan)
+        self.sparse: dict = {}
+
+    def get(self, n: np.ndarray) -> np.ndarray:
+        small = n < self.DENSE
+        if small.all():
+            return self.dense[n]
+        out = np.full(n.shape, np.nan)
+        out[small] = self.dense[n[small]]
+        out[~small] = [self.sparse.get(v, np.nan) for v in n[~small].tolist()]
+        return out
+
+    def put(self, n: np.ndarray, values: np.ndarray) -> None:
+        small = n < self.DENSE
+        self.dense[n[small]] = values[small]
+        if not small.all():
+            if len(self.sparse) > 1 << 18:  # bound a long-lived process's memory; values do not depend on it
+                self.sparse.clear()
+            self.sparse.update(zip(n[~small].tolist(), values[~small].tolist()))
+
+    def get1(self, n: int) -> float:
+        return float(self.dense[n]) if n < self.DENSE else self.sparse.get(n, math.nan)
+
+    def put1(self, n: int, value: float) -> float:
+        self.put(np.array([n]), np.array([value]))
+        return value
 
 
-def _busiest_rank_ratio(assignments: int, ranks: int, redundant_share: float) -> float:
-    key = (assignments, ranks, redundant_share)
-    ratio = _ratios.get(key)
-    if ratio is None:
+def memo_for(memos: dict, key) -> WholeMemo:
+    memo = memos.get(key)
+    if memo is None:
+        memo = memos[key] = WholeMemo()
+    return memo
+
+
+_ratio_memos: dict = {}  # (k, ranks, redundant share) -> busiest-rank load ratio by tokens T
+
+
+def _busiest_rank_ratio(tokens: int, k: int, ranks: int, redundant_share: float) -> float:
+    """E[max(M_fixed, mean)] / mean for T·k assignments over `ranks` (busiest_rank_load_ratio), one at a time."""
+    memo = memo_for(_ratio_memos, (k, ranks, redundant_share))
+    ratio = memo.get1(tokens)
+    if ratio != ratio:  # not known yet
+        assignments = tokens * k
         mean = assignments / ranks
         fixed = expected_max_binomial(assignments, (1.0 - redundant_share) / ranks, ranks, floor=mean)
-        ratio = _remember(_ratios, key, fixed / mean)
+        ratio = memo.put1(tokens, fixed / mean)
     return ratio
 
 
-def _remember(memo: dict, key, value):
-    if len(memo) >= 1 << 18:  # bound a long-lived process's memory; values do not depend on what is kept
-        memo.clear()
-    memo[key] = value
-    return value
-
-
-def _busiest_rank_ratios(assignments: np.ndarray, ranks: np.ndarray, redundant_share: float) -> np.ndarray:
-    """_busiest_rank_ratio for each (assignments[j], ranks[j]) (all > 0, ranks > 1): the ones not yet known
+def _busiest_rank_ratios(tokens: np.ndarray, ranks: np.ndarray, k: int, redundant_share: float) -> np.ndarray:
+    """_busiest_rank_ratio for each distinct (tokens[j], ranks[j]) (all > 0, ranks > 1): the ones not yet known
     computed together per rank count (expected_max_binomial_floored), the same floats as one at a time."""
-    keys = list(zip(assignments.tolist(), ranks.tolist()))
-    out = np.array([_ratios.get((a, r, redundant_share), np.nan) for a, r in keys], float)
-    todo = np.flatnonzero(np.isnan(out))
-    if todo.size:
-        for r in np.unique(ranks[todo]).tolist():
-            js = todo[ranks[todo] == r]
-            a = assignments[js]
+    out = np.empty(len(tokens))
+    for r in np.unique(ranks).tolist():
+        at = np.flatnonzero(ranks == r)
+        t = tokens[at]
+        memo = memo_for(_ratio_memos, (k, r, redundant_share))
+        values = memo.get(t)
+        todo = np.flatnonzero(np.isnan(values))
+        if todo.size:
             prob = (1.0 - redundant_share) / r
-            if not 0.0 < prob < 1.0:  # (a share of 1 leaves no fixed load): the one-at-a-time form's edge cases
-                out[js] = [_busiest_rank_ratio(int(t), r, redundant_share) for t in a.tolist()]
-                continue
-            mean = a / r
-            ratio = expected_max_binomial_floored(a, prob, r, mean) / mean
-            out[js] = ratio
-            for t, value in zip(a.tolist(), ratio.tolist()):
-                _remember(_ratios, (t, r, redundant_share), value)
+            if 0.0 < prob < 1.0:
+                a = t[todo] * k
+                mean = a / r
+                new = expected_max_binomial_floored(a, prob, r, mean) / mean
+                memo.put(t[todo], new)
+                values[todo] = new
+            else:  # (a share of 1 leaves no fixed load): the one-at-a-time form's edge cases
+                values[todo] = [_busiest_rank_ratio(v, k, r, redundant_share) for v in t[todo].tolist()]
+        out[at] = values
     return out
 
 
@@ -290,9 +331,8 @@ def busiest_rank_load_ratio(num_experts, experts_per_token, tokens, ep, redundan
     if e <= 0:
         return np.ones(t.shape, float)
     if t.size == 1:  # one step (estimate, the simulator's single steps): no np.unique round trip
-        u = int(t.flat[0]) * (1 << 20) + int(ep_arr.flat[0])
-        ratio = (_busiest_rank_ratio((u >> 20) * k, u & ((1 << 20) - 1), share)
-                 if (u & ((1 << 20) - 1)) > 1 and (u >> 20) > 0 else 1.0)
+        tokens, ranks = int(t.flat[0]), int(ep_arr.flat[0])
+        ratio = _busiest_rank_ratio(tokens, k, ranks, share) if ranks > 1 and tokens > 0 else 1.0
         return np.full(t.shape, ratio)
     known = _recent_ratios.get((k, share), t, ep_arr)
     if known is not None:
@@ -304,7 +344,7 @@ def busiest_rank_load_ratio(num_experts, experts_per_token, tokens, ep, redundan
     tokens = uniq >> 20
     live = (ranks > 1) & (tokens > 0)
     ratio = np.ones(len(uniq))
-    ratio[live] = _busiest_rank_ratios(tokens[live] * k, ranks[live], share)
+    ratio[live] = _busiest_rank_ratios(tokens[live], ranks[live], k, share)
     return _recent_ratios.put((k, share), t, ep_arr, ratio[inverse].reshape(t.shape))
 
 

@@ -124,7 +124,7 @@ def test_expected_padded_rows_same_floats_as_plain_sums(monkeypatch):
     q = rng.choice([8 / 256, 8 / 288, 2 / 8, 0.5, 1.0, 0.0], n)
     tile = rng.choice([0.0, 16.0, 32.0, 64.0, 128.0], n)
     experts = rng.uniform(1, 300, n)
-    kernels._tiles.clear()
+    kernels._tile_memos.clear()
     got = expected_padded_rows(tokens, q, experts, tile)
     for t, p, e, w, g in zip(tokens, q, experts, tile, got):
         base = math.floor(t + 1e-9)
@@ -132,6 +132,9 @@ def test_expected_padded_rows_same_floats_as_plain_sums(monkeypatch):
         tiles = (1.0 - frac) * expected_tiles_plain(base, p, w or 1.0) + frac * expected_tiles_plain(base + 1, p, w or 1.0)
         assert g == (e * w * tiles if w > 0 else e * t * p)
     assert expected_padded_rows(tokens.copy(), q, experts, tile).tolist() == got.tolist()  # kept result reused
+    kernels._tile_memos.clear()
+    alone = [float(expected_padded_rows(t, p, e, w)) for t, p, e, w in zip(tokens[:60], q, experts, tile)]
+    assert alone == got[:60].tolist()  # one step alone (its own path) gives the array's element
 
 
 def test_grouped_gemm_shares_waves_across_experts_by_hand():

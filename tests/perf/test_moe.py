@@ -145,19 +145,19 @@ def test_expected_max_binomial_same_floats_as_plain_form():
 
 def test_window_blocks_are_the_one_at_a_time_windows_bit_for_bit(monkeypatch):
     # many trials of one probability at once (small blocks, so that several blocks and their padding are used):
-    # each column is binomial_window's (lo, x, pmf), the same floats; the padding rows hold pmf 0
+    # each row is binomial_window's (lo, x, pmf), the same floats; beyond the window pmf is 0
     monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 12)
     rng = np.random.default_rng(13)
     for prob in (1 / 8, 1 / 64, 0.875 / 8, 0.3, 0.9, 1e-3):
         trials = np.concatenate([[1, 2, 3, 5, 8, 1000], rng.integers(1, 200_000, 120)])
         seen = []
-        for cols, lo, n, x, pmf in window_blocks(trials, prob):
-            assert pmf.shape[1] == len(cols) and not pmf[np.arange(len(pmf))[:, None] >= n].any()
-            for c, j in enumerate(cols.tolist()):
+        for js, lo, n, x, pmf in window_blocks(trials, prob):
+            assert len(pmf) == len(js) and not pmf[np.arange(pmf.shape[1]) >= n[:, None]].any()
+            for r, j in enumerate(js.tolist()):
                 lo1, x1, pmf1 = binomial_window(int(trials[j]), prob)
-                assert (lo1, len(x1)) == (lo[c], n[c])
-                assert np.array_equal(x1, x[:n[c], c]) and np.array_equal(pmf1, pmf[:n[c], c])
-            seen += cols.tolist()
+                assert (lo1, len(x1)) == (lo[r], n[r])
+                assert np.array_equal(x1, x[r, :n[r]]) and np.array_equal(pmf1, pmf[r, :n[r]])
+            seen += js.tolist()
         assert sorted(seen) == list(range(len(trials)))
 
 
@@ -181,9 +181,9 @@ def test_busiest_rank_array_is_each_element_alone():
     tokens = np.array([1.0, 3.2, 77.0, 512.0, 4096.0, 3.2, 20_000.0, 0.0])
     ep = np.array([8, 8, 64, 16, 256, 8, 32, 8])
     for redundant in (0, 32):
-        moe._ratios.clear()
+        moe._ratio_memos.clear()
         whole = busiest_rank_load_ratio(256, 8, tokens, ep, redundant)
-        moe._ratios.clear()
+        moe._ratio_memos.clear()
         alone = [float(busiest_rank_load_ratio(256, 8, t, e, redundant)) for t, e in zip(tokens, ep)]
         assert whole.tolist() == alone
         assert busiest_rank_load_ratio(256, 8, tokens.copy(), ep.copy(), redundant).tolist() == alone
