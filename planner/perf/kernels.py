@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .moe import RecentArrays, binomial_window, memo_for, window_blocks
+from .moe import _BATCH_FROM, RecentArrays, binomial_window, memo_for, window_blocks
 
 
 def wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols):
@@ -27,6 +27,9 @@ def wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols):
     n = np.maximum(np.asarray(cols, float), 1.0)
     sm = np.asarray(sm_count, float)
     on = (np.asarray(tile_tokens, float) > 0) & (np.asarray(tile_cols, float) > 0) & (sm > 0)
+    if on.all():  # (the usual case: the same floats without the np.where passes)
+        tm, tn = np.asarray(tile_tokens, float), np.asarray(tile_cols, float)
+        return np.asarray(t * n / (np.ceil(np.ceil(t / tm) * np.ceil(n / tn) / sm) * sm * tm * tn))
     tm = np.where(on, tile_tokens, 1.0)
     tn = np.where(on, tile_cols, 1.0)
     sms = np.where(on, sm, 1.0)
@@ -90,7 +93,7 @@ def _expected_tiles_of(trials: np.ndarray, prob: float, tile: float) -> np.ndarr
     if not todo.size:
         return values
     n_new = trials[todo]
-    if not 0.0 < prob < 1.0:
+    if not 0.0 < prob < 1.0 or len(n_new) < _BATCH_FROM:
         new = np.array([_expected_tiles(n, prob, tile) for n in n_new.tolist()], float)
     else:
         new = np.zeros(len(n_new))  # trials 0: nothing to pad

@@ -105,13 +105,19 @@ def window_blocks(trials: np.ndarray, prob: float):
         x = lo.astype(float)[:, None] + steps[:w]  # x = lo … lo + W − 1 (whole numbers)
         rest = t.astype(float)[:, None] - x  # trials − x
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ln_x_fact = np.empty((len(t), w))
+            # windows that start at the same lo share the running sum of log x (the same adds in the same order):
+            # the more trials per block, the fewer distinct lo (small q: ~1/q trials per lo)
+            starts, start_of = np.unique(lo, return_inverse=True)
+            ln_x_fact = np.empty((len(starts), w))
             ln_x_fact[:, 0] = 0.0
-            _running_sum(np.log(x[:, 1:]), axis=1, out=ln_x_fact[:, 1:])
+            x_of = x if len(starts) == len(t) else starts.astype(float)[:, None] + steps[:w]
+            _running_sum(np.log(x_of)[:, 1:], axis=1, out=ln_x_fact[:, 1:])  # (log of whole rows: contiguous)
+            if len(starts) < len(t):
+                ln_x_fact = ln_x_fact[start_of.reshape(-1)]
             ln_x_fact += _lgamma_of(lo + 1)[:, None]
             ln_rest_sum = np.empty((len(t), w))
             ln_rest_sum[:, 0] = 0.0
-            _running_sum(np.log(rest[:, :-1]), axis=1, out=ln_rest_sum[:, 1:])
+            _running_sum(np.log(rest)[:, :-1], axis=1, out=ln_rest_sum[:, 1:])
             log_pmf = np.subtract(_lgamma_of(t + 1)[:, None], ln_x_fact, out=ln_x_fact)
             log_pmf -= np.subtract(_lgamma_of(t - lo + 1)[:, None], ln_rest_sum, out=ln_rest_sum)
             log_pmf += x * log_q
@@ -190,6 +196,9 @@ def expected_max_binomial_floored(trials, prob: float, bins: int, floor) -> np.n
     return out
 
 
+_BATCH_FROM = 3  # windows to compute at once before `window_blocks` pays (its fixed cost is ~2 windows' one at a time)
+
+
 class WholeMemo:
     """Known values of a function of a whole number n ≥ 0 (the other arguments fixed by whoever keeps it), for the
     whole process: an array below DENSE (NaN: not known), a dict above, so that an array of arguments is looked up
@@ -260,13 +269,13 @@ def _busiest_rank_ratios(tokens: np.ndarray, ranks: np.ndarray, k: int, redundan
         todo = np.flatnonzero(np.isnan(values))
         if todo.size:
             prob = (1.0 - redundant_share) / r
-            if 0.0 < prob < 1.0:
+            if 0.0 < prob < 1.0 and todo.size >= _BATCH_FROM:
                 a = t[todo] * k
                 mean = a / r
                 new = expected_max_binomial_floored(a, prob, r, mean) / mean
                 memo.put(t[todo], new)
                 values[todo] = new
-            else:  # (a share of 1 leaves no fixed load): the one-at-a-time form's edge cases
+            else:  # a few (a block's fixed cost is more than theirs), or the edge cases (a share of 1: no fixed load)
                 values[todo] = [_busiest_rank_ratio(v, k, r, redundant_share) for v in t[todo].tolist()]
         out[at] = values
     return out

@@ -178,8 +178,8 @@ def test_expected_max_binomial_floored_same_floats_as_plain_form(monkeypatch):
 def test_busiest_rank_array_is_each_element_alone():
     # the array path (distinct (T, ep) computed together, kept results reused) gives each element the float the
     # one-step path gives it alone, with and without redundant experts; asked again, the same array
-    tokens = np.array([1.0, 3.2, 77.0, 512.0, 4096.0, 3.2, 20_000.0, 0.0])
-    ep = np.array([8, 8, 64, 16, 256, 8, 32, 8])
+    tokens = np.concatenate([[1.0, 3.2, 77.0, 512.0, 4096.0, 3.2, 20_000.0, 0.0], np.arange(1, 30) * 37.5])
+    ep = np.concatenate([[8, 8, 64, 16, 256, 8, 32, 8], np.full(29, 8)])  # (several per ep: computed together)
     for redundant in (0, 32):
         moe._ratio_memos.clear()
         whole = busiest_rank_load_ratio(256, 8, tokens, ep, redundant)
