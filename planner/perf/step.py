@@ -213,6 +213,23 @@ def _plain_layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tokens, 
     return step + StepTime(comm + fixed, 0.0, fixed, comm, 0.0, 0.0)
 
 
+_walks: dict = {}  # id(model) -> (model, its layers counted by MLP kind, attention_spans(model))
+
+
+def _layer_walk(model: ModelSpec) -> tuple[dict, dict]:
+    """The layer counts `_layer_groups` needs from a walk over the model's layers ({"dense": n, "moe": n} and
+    attention_spans), once per model object: a single step (the simulator's, ~1 ms) spent a tenth of its time
+    walking DeepSeek-V3's 61 layers and hashing their kinds. Kept by identity (the entry holds the model, so its
+    id stays its own); the dicts are read only."""
+    hit = _walks.get(id(model))
+    if hit is None or hit[0] is not model:
+        if len(_walks) >= 256:
+            _walks.clear()
+        mlp = {kind: sum(k.mlp == kind for k in model.layer_kinds) for kind in ("dense", "moe")}
+        hit = _walks[id(model)] = (model, mlp, attention_spans(model))
+    return hit[1], hit[2]
+
+
 def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, tokens,
                   sequences, context_from, context_to, reads_cache, chunk_tokens, chunk_attended_tokens,
                   chunk_kv_read_tokens, dp, redundant_experts, prefill):
@@ -237,7 +254,7 @@ def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weig
     eta_max = np.where(prefill, p.prefill_flops_efficiency, np.where(chunk > 0, mixed_max, p.flops_efficiency))
     groups = []
     for mlp in ("dense", "moe"):
-        n = sum(k.mlp == mlp for k in model.layer_kinds)
+        n = _layer_walk(model)[0][mlp]
         if n:
             shared = model.shared_params_of(LayerKind(mlp))
             # the shared GEMMs as one of N = P_shared / (h · TP) output columns (QKV, O, gate/up, down side by side)
@@ -282,7 +299,7 @@ def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weig
     center = np.asarray(chunk_attended_tokens, float)
     kv_heads = np.maximum(1.0, model.num_kv_heads / tp)
     eta_attn = p.attention_flops_efficiency
-    for kind, n in attention_spans(model).items():
+    for kind, n in _layer_walk(model)[1].items():
         span = mean_span(kind, context_from, context_to)
         read = np.asarray(sequences, float) / dp * span if reads_cache else 0.0
         # the KV read at the bandwidth the attention work allows (kernels.attention_occupancy); the write at full
