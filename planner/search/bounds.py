@@ -120,7 +120,8 @@ def queue_bound(sp: Space, lim: Limits, p: PerfParams, target: QueueTarget) -> Q
     if len(has):
         t = table_of(sp.req, sp.terms, has, sp.micro_batch(has, ends[has] - 1), p)
         need[has] = fewest_replicas(RowTimes.of(t, lower_bounds(t, lim)), target, lim.max_replicas)
-    shape_of = {row_key(r)[:-1]: k for k, r in enumerate(sp.shapes)}
+    # the shapes keyed one by one only when the percentile's rounds asked for more replicas somewhere
+    shape_of = {row_key(r)[:-1]: k for k, r in enumerate(sp.shapes)} if target.extra_replicas else {}
     extra = {}
     for key, k in target.extra_replicas.items():
         shape = shape_of.get(key[:-1])
