@@ -73,15 +73,22 @@ def _loaded_after(code: str) -> dict:
     return {"heavy": json.loads(r.stderr.strip().splitlines()[-1]), "stdout": r.stdout, "stderr": r.stderr}
 
 
+def _cli_after(args: list[str]) -> tuple[dict, int, dict | None]:
+    """`planner ARGS` run through the CLI in a fresh interpreter (`_loaded_after`): what it loaded, its exit code
+    and its JSON plan (None when it printed none)."""
+    out = _loaded_after(f"from planner.cli import main\ntry:\n    main({args!r})\nexcept SystemExit as e:\n"
+                        "    print('rc', e.code)")
+    body, rc = out["stdout"].rsplit("rc ", 1)
+    return out, int(rc), (json.loads(body) if body.strip() else None)
+
+
 def test_importing_the_cli_loads_no_heavy_library():
     assert _loaded_after("import planner, planner.cli")["heavy"] == []
 
 
 def test_a_request_that_fails_validation_loads_no_solver():
-    out = _loaded_after("from planner.cli import main\n"
-                        "try:\n    main(['plan', '--model', 'gpt4-moe-rumored', '--isl', '8000', '--osl', '2000'])\n"
-                        "except SystemExit as e:\n    print('rc', e.code)")
-    assert out["stdout"].strip() == "rc 2" and "exceeds gpt4-moe-rumored's context" in out["stderr"]
+    out, rc, plan = _cli_after(['plan', '--model', 'gpt4-moe-rumored', '--isl', '8000', '--osl', '2000'])
+    assert rc == 2 and plan is None and "exceeds gpt4-moe-rumored's context" in out["stderr"]
     assert out["heavy"] == []
 
 
@@ -89,11 +96,9 @@ def test_a_plan_without_a_cp_sat_solve_loads_no_or_tools():
     # one GPU type, dense: single-stage candidates are searched without CP-SAT; the disaggregated pools by
     # enumeration; the confirming simulation runs (planner.sim), the fleet's solvers do not. Nor networkx:
     # pipelined rows' stage links come from the two-GPU hop in closed form (specs/cluster.py).
-    out = _loaded_after("from planner.cli import main\n"
-                        "try:\n    main(['plan', '--model', 'llama-3.1-8b', '--gpus', 'h100', '--isl', '1000', "
-                        "'--osl', '300', '--json'])\nexcept SystemExit as e:\n    print('rc', e.code)")
-    plan, rc = out["stdout"].rsplit("rc ", 1)
-    assert rc.strip() == "0" and json.loads(plan)["solver"]["status"] == "OPTIMAL"
+    out, rc, plan = _cli_after(['plan', '--model', 'llama-3.1-8b', '--gpus', 'h100', '--isl', '1000', '--osl', '300',
+                                '--json'])
+    assert rc == 0 and plan["solver"]["status"] == "OPTIMAL"
     assert not {"pandas", "ortools", "networkx", "planner.export", "planner.train"} & set(out["heavy"]), out["heavy"]
 
 
@@ -116,12 +121,9 @@ def test_the_api_names_stay_the_functions_after_their_namesake_submodules_load()
 def test_a_plan_with_a_cp_sat_solve_loads_no_pandas():
     # pinned to two stages, the layer placement is a CP-SAT model: OR-Tools loads, its cp_model without pandas
     # (cli._CpModelWithoutPandas); a later `import pandas` still gets the real pandas
-    out = _loaded_after("from planner.cli import main\n"
-                        "try:\n    main(['plan', '--model', 'llama-3.1-8b', '--gpus', 'h100', '--pp', '2', '--isl', "
-                        "'1000', '--osl', '300', '--json'])\nexcept SystemExit as e:\n    print('rc', e.code)")
-    plan, rc = out["stdout"].rsplit("rc ", 1)
-    assert rc.strip() == "0" and json.loads(plan)["solver"]["status"] == "OPTIMAL"
-    assert json.loads(plan)["parallelism"]["pp"] == 2
+    out, rc, plan = _cli_after(['plan', '--model', 'llama-3.1-8b', '--gpus', 'h100', '--pp', '2', '--isl', '1000',
+                                '--osl', '300', '--json'])
+    assert rc == 0 and plan["solver"]["status"] == "OPTIMAL" and plan["parallelism"]["pp"] == 2
     assert "ortools" in out["heavy"] and "pandas" not in out["heavy"], out["heavy"]
 
 
