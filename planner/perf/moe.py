@@ -3,6 +3,7 @@ load of the busiest expert-parallel rank."""
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 

@@ -204,6 +204,7 @@ def _smallest_passing(fits, values: np.ndarray) -> list[int] | None:
             hi, got = mid, r
     return got
 
+
 def _greedy_stages(time: np.ndarray, size: np.ndarray, room: np.ndarray, extras: list[float], pp: int, L: int):
     """`balance_layer_kinds`' test of a limit T: the stages filled from the last one backwards, each taking as many
     layers as T and its room allow (leaving one for each earlier stage); their layer counts, or None.
