@@ -170,21 +170,26 @@ def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):
 
 def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
                isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf, dp=1,
-               redundant_experts=0, chunked: bool = True) -> StepTerms:
+               redundant_experts=0, chunked: bool = True, prefill: bool = True) -> StepTerms:
     """Decode at `micro_batch` sequences over the stage's DP groups, spread over contexts isl … isl + osl (full
     attention: isl + osl/2 keys per query on average), and prefill of one prompt of `isl` tokens in each DP group
     at once (causal: isl/2 keys per query; TTFT is that step's latency); sliding and chunked layers attend at most
     their window (perf/window.py). Chunked prefill puts one chunk per DP group into a decode step, so the chunk
     terms (the stall one prompt adds) are that mixed step's increment over DP: per prompt. `chunked=False` leaves
     the chunk terms out (chunk None, one chunk) for callers that need only the decode and prefill steps (the
-    simulator's tables, whose 2-D grids would give MoE models one expert-load computation per grid point)."""
+    simulator's tables, whose 2-D grids would give MoE models one expert-load computation per grid point).
+    `prefill=False` (with chunked=False) leaves the prefill terms out too (prefill_layer, prefill_first,
+    prefill_last, prefill_p2p_s None): for callers that read the decode terms only (the search's decode-cycle
+    bounds, table_of's `decode_only`); the decode terms are the same calls either way."""
     dpf = np.asarray(dp, float)
     dec_tokens = np.asarray(micro_batch, float) * tokens_per_seq
     kw = dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, redundant_experts=redundant_experts)
     dec = layer_step(model, hw, p, tokens=dec_tokens, sequences=micro_batch, context_from=isl,
                      context_to=np.add(isl, osl), reads_cache=True, **kw)
-    pre = layer_step(model, hw, p, tokens=np.asarray(isl, float) * dpf, sequences=dpf, context_from=0.0,
-                     context_to=isl, reads_cache=False, prefill=True, **kw)
+    if chunked and not prefill:
+        raise ValueError("step_terms: the chunk terms need the prefill terms (prefill=False needs chunked=False)")
+    pre = (layer_step(model, hw, p, tokens=np.asarray(isl, float) * dpf, sequences=dpf, context_from=0.0,
+                      context_to=isl, reads_cache=False, prefill=True, **kw) if prefill else None)
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     # one prompt in c equal chunks of k = isl/c tokens; chunk j (offset j·k) attends j·k + k/2 keys per token and
     # reads its j·k cached tokens: on average isl/2 keys and (isl − k)/2 cached tokens
@@ -203,10 +208,11 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         decode_first=embedding_step(model, hw, p, tokens=dec_tokens / dpf),
         decode_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=dec_tokens / dpf),
         prefill_layer=pre,
-        prefill_first=embedding_step(model, hw, p, tokens=isl),
-        prefill_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=1),
+        prefill_first=embedding_step(model, hw, p, tokens=isl) if prefill else None,
+        prefill_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=1) if prefill else None,
         decode_p2p_s=p2p_time_s(dec_tokens / dpf * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
-        prefill_p2p_s=p2p_time_s(isl * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
+        prefill_p2p_s=(p2p_time_s(isl * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
+                       if prefill else None),
         layer_weight_bytes=mem.layer_weight_bytes_per_gpu(model, weight_bytes, tp, dp, redundant_experts),
         kv_bytes_per_seq_layer=mem.kv_bytes_per_sequence_per_layer_per_gpu(model, kv_bytes, tp, np.add(isl, osl)) / dpf,
         chunk=chunk, prefill_chunks=chunks,

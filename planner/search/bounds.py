@@ -277,7 +277,7 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     j = CYCLE_GRID[np.arange(len(gi)) - np.repeat(np.cumsum(per) - per, per)]
     if len(gi) == 0:
         return out
-    t = table_of(sp.req, terms, gi, terms.dp[gi] * j, p)
+    t = table_of(sp.req, terms, gi, terms.dp[gi] * j, p, decode_only=True)  # reads the decode terms only
     mb = terms.dp[gi] * j  # each (group, grid point)'s micro-batch, in order within each group
     # The bound at depth q is A + D (q = 1) or A + B + (q − 2)·C (q > 1), A = L·d, D the single stage's extra,
     # B the first and last stages' and C the middle one's (stage_sum): per (group, grid point), where it exceeds
@@ -380,7 +380,7 @@ def pool_rows(req: Request, terms: ShapeTerms, idx: np.ndarray, mb: np.ndarray, 
 
     def ok(gs: np.ndarray, pos: np.ndarray) -> np.ndarray:
         m_ = pairs[1, start[gs] + pos]
-        t = table_of(req, rt, gs, m_, p)
+        t = table_of(req, rt, gs, m_, p, decode_only=True)  # reads the decode terms only
         layers = t.dec_ns_per_kind @ t.kind_counts
         k = np.repeat(np.arange(len(gs)), nq[gs])  # every (stand-in row, depth of its group)
         q = np.concatenate([depths[i] for i in gs.tolist()]) if len(gs) else np.zeros(0, np.int64)

@@ -378,8 +378,14 @@ def _memory_excess(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[n
 
 
 def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,
-             rows: Sequence[Row] | None = None) -> Table:
+             rows: Sequence[Row] | None = None, decode_only: bool = False) -> Table:
     """The integer table of shapes `idx` (of `s`) at micro-batches `mb`, all rows at once.
+
+    `decode_only`: only the decode terms (dec_ns_per_kind, dec_extra_ns, dec_extra_single_ns, dec_hop_ns) and the
+    row facts (batch, pp, gpus, price, GPU limit, kind_prefix) are filled, every other term is None (a read fails
+    loudly): for the decode-cycle bounds (bounds.cycle_floor, bounds.pool_rows), which read nothing else. The
+    decode terms are the same computation as in a full table (step_terms computes the decode step first, the
+    prefill and chunk steps beside it), so they are equal to a full table's bit for bit (tested).
 
     Rows that differ only in their PP depth share every time term but the stage-to-stage sends, and those depend
     on the pipeline link: the terms are computed once per unit (shape without PP, pipeline link, micro-batch;
@@ -405,7 +411,8 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     # layers' kind and are read from the first kind's terms
     ts = [step_terms(km, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
                      pipeline_link_bytes_per_s=s.link[ui], dp=dpu,
-                     tokens_per_seq=1 if spec is None else spec.draft_length + 1) for _, _, km in kind_models(m)]
+                     tokens_per_seq=1 if spec is None else spec.draft_length + 1, chunked=not decode_only,
+                     prefill=not decode_only) for _, _, km in kind_models(m)]
     t = ts[0]
 
     def kinds(f) -> np.ndarray:  # [K, units]: a per-layer term of each kind
@@ -414,7 +421,6 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     ovh = p.step_overhead_s
     S = NS_PER_S
     first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
-    first_p, last_p = np.asarray(t.prefill_first.time_s) + 0 * tp, np.asarray(t.prefill_last.time_s) + 0 * tp
     dec_layer = kinds(lambda tk: tk.decode_layer.time_s)  # [K, units]
     dec_first, dec_mid, dec_last, dec_single = (first_d + ovh, np.full(nu, ovh) + 0.0, last_d + ovh,
                                                 first_d + last_d + ovh)
@@ -426,17 +432,25 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
             dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop, pp, draft.step_s, spec.acceptance,
             spec.draft_length)
     dec_extra_ns = at(np.stack([_ceil(dec_first * S), _ceil(dec_mid * S), _ceil(dec_last * S)], axis=1))
-    pf_extra_ns = at(np.stack([_ceil((first_p + ovh) * S), _ceil(np.full(nu, ovh) * S), _ceil((last_p + ovh) * S)],
-                              axis=1))
     dec_extra_single_ns = at(_ceil(dec_single * S))
-    pf_extra_single_ns = at(_ceil((first_p + last_p + ovh) * S))
     dec_ns_per_kind = at(_ceil(dec_layer * S).T)
-    pf_ns_per_kind = at(_ceil(kinds(lambda tk: tk.prefill_layer.time_s) * S).T)
     multi = pp > 1
     dec_hop_ns = np.where(multi, at(_ceil(dec_hop * S)), 0)
-    pf_hop_ns = np.where(multi, at(_ceil(np.asarray(t.prefill_p2p_s) * S)), 0)
     L = m.num_layers
     kind_prefix = kind_prefix_counts(m)
+    facts = dict(rows=RowList(s.shapes, idx, mb_i) if rows is None else rows, num_layers=L, osl=w.osl,
+                 kind_prefix=kind_prefix, dec_ns_per_kind=dec_ns_per_kind, dec_extra_ns=dec_extra_ns,
+                 dec_extra_single_ns=dec_extra_single_ns, dec_hop_ns=dec_hop_ns,
+                 price_1e4_usd_per_h=_ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD), batch=pp * mb_i, pp=pp,
+                 gpus=(s.tp[idx].astype(float) * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx])
+    if decode_only:
+        return Table(**facts, **{f: None for f in _NOT_DECODE})
+    first_p, last_p = np.asarray(t.prefill_first.time_s) + 0 * tp, np.asarray(t.prefill_last.time_s) + 0 * tp
+    pf_extra_ns = at(np.stack([_ceil((first_p + ovh) * S), _ceil(np.full(nu, ovh) * S), _ceil((last_p + ovh) * S)],
+                              axis=1))
+    pf_extra_single_ns = at(_ceil((first_p + last_p + ovh) * S))
+    pf_ns_per_kind = at(_ceil(kinds(lambda tk: tk.prefill_layer.time_s) * S).T)
+    pf_hop_ns = np.where(multi, at(_ceil(np.asarray(t.prefill_p2p_s) * S)), 0)
     ttft = pf_ns_per_kind @ kind_prefix[:, -1] + stage_sum(pf_extra_ns, pf_extra_single_ns, pp) + (pp - 1) * pf_hop_ns
     if draft is not None:  # the draft prefills each prompt too
         ttft = ttft + _ceil(np.asarray(draft.prefill_s) * S + 0 * tp)
@@ -451,22 +465,21 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
         chunk_ns_per_kind, chunk_extra_ns, chunk_extra_single_ns = pf_ns_per_kind, pf_extra_ns, pf_extra_single_ns
         chunk_hop_ns, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
 
-    batch = pp * mb_i
     draft_mem = 0.0 if draft is None else draft.weight_bytes + draft.kv_bytes  # on the first stage
     mem_kib_per_kind, long_kib_per_kind, fixed_mem_kib, fixed_mem_single_kib, cap_kib = memory_kib(req, s, idx, mb_i,
                                                                                                   draft_mem)
-    return Table(rows=RowList(s.shapes, idx, mb_i) if rows is None else rows, num_layers=L, osl=w.osl,
-                 kind_prefix=kind_prefix, dec_ns_per_kind=dec_ns_per_kind, dec_extra_ns=dec_extra_ns,
-                 dec_extra_single_ns=dec_extra_single_ns, dec_hop_ns=dec_hop_ns, pf_ns_per_kind=pf_ns_per_kind,
-                 pf_extra_ns=pf_extra_ns,
+    return Table(**facts, pf_ns_per_kind=pf_ns_per_kind, pf_extra_ns=pf_extra_ns,
                  pf_extra_single_ns=pf_extra_single_ns, pf_hop_ns=pf_hop_ns, ttft_ns=ttft,
                  chunk_ns_per_kind=chunk_ns_per_kind, chunk_extra_ns=chunk_extra_ns,
                  chunk_extra_single_ns=chunk_extra_single_ns, chunk_hop_ns=chunk_hop_ns, stall_coef=stall_coef,
                  mem_kib_per_kind=mem_kib_per_kind, fixed_mem_kib=fixed_mem_kib,
-                 fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib,
-                 price_1e4_usd_per_h=_ceil(s.usd_per_hour[idx] * PRICE_UNITS_PER_USD), batch=batch, pp=pp,
-                 gpus=(s.tp[idx].astype(float) * dp * pp).astype(np.int64), gpu_limit=s.gpu_limit[idx],
-                 long_kib_per_kind=long_kib_per_kind)
+                 fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib, long_kib_per_kind=long_kib_per_kind)
+
+
+# the Table terms a decode_only table (table_of) leaves None
+_NOT_DECODE = ("pf_ns_per_kind", "pf_extra_ns", "pf_extra_single_ns", "pf_hop_ns", "ttft_ns", "chunk_ns_per_kind",
+               "chunk_extra_ns", "chunk_extra_single_ns", "chunk_hop_ns", "stall_coef", "mem_kib_per_kind",
+               "fixed_mem_kib", "fixed_mem_single_kib", "cap_kib")
 
 
 def _units(s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,8 +12,8 @@ import numpy as np
 
 from planner.perf.estimate import Config, estimate
 from planner.search.oracle import compositions, count_placements
-from planner.search.table import (NS_PER_S, OBJECTIVE_UNIT_PER_HOUR, OBJECTIVE_UNIT_PER_TOKEN, ShapeTerms,
-                                   evaluate, lower_bounds)
+from planner.search.table import (_NOT_DECODE, NS_PER_S, OBJECTIVE_UNIT_PER_HOUR, OBJECTIVE_UNIT_PER_TOKEN,
+                                   ShapeTerms, evaluate, lower_bounds, table_of)
 from planner.specs.cluster import pipeline_link_bytes_per_s
 
 from .instances import CATALOG, requests, tabulate, tabulate_grid
@@ -233,3 +233,36 @@ def test_a_stage_holds_the_batch_and_one_longest_sequence_apart():
     assert evaluate(t, 0, (2,), lim).feasible and bool(lower_bounds(t, lim).memory_ok[0])
     t = _two_kind_table([0, 1], (1, 1), (100, 20), 119, 1, long_kib=(30, 90))
     assert evaluate(t, 0, (2,), lim).violated == ("memory",) and not lower_bounds(t, lim).memory_ok[0]
+
+
+def _check_decode_only(req):
+    tl = tabulate_grid(req)
+    assume(tl is not None)
+    rows = tl[0].rows
+    p = CATALOG.perf
+    terms = ShapeTerms.of(req, rows.shapes, p)
+    full = table_of(req, terms, rows.shape_index, rows.micro_batch, p)
+    dec = table_of(req, terms, rows.shape_index, rows.micro_batch, p, decode_only=True)
+    for f in ("dec_ns_per_kind", "dec_extra_ns", "dec_extra_single_ns", "dec_hop_ns", "kind_prefix", "batch", "pp",
+              "gpus", "price_1e4_usd_per_h", "gpu_limit"):
+        a, b = getattr(full, f), getattr(dec, f)
+        assert a.dtype == b.dtype and np.array_equal(a, b), f
+    for f in _NOT_DECODE:  # left out, so that a read of them fails instead of seeing a wrong number
+        assert getattr(dec, f) is None and getattr(full, f) is not None, f
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests())
+def test_a_decode_only_table_has_the_full_tables_decode_terms(req):
+    """table_of(decode_only=True) (the decode-cycle bounds' tables, bounds.cycle_floor and pool_rows) skips the
+    prefill and chunk steps and the memory terms; its decode terms equal the full table's bit for bit, so the
+    bounds read the same integers either way."""
+    _check_decode_only(req)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(multi_kind=True))
+def test_a_decode_only_table_has_the_full_tables_decode_terms_with_several_layer_kinds(req):
+    _check_decode_only(req)
