@@ -32,7 +32,8 @@ from ..perf.params import PerfParams
 from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, row_key
 from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_group_index, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
-                    Table, evaluate, lower_bounds, memory_excess_kib, memory_fits, stage_sum, table_of)
+                    Table, decode_cycle_ns, evaluate, lower_bounds, memory_excess_kib, memory_fits, stage_sum,
+                    table_of)
 
 # A replica batch (pp × micro-batch) of the exact space stays at most this (no catalog GPU holds that many
 # sequences of a real model); it sizes the integer objective's range (Limits.of).
@@ -523,19 +524,33 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
     examined, table_s = 0, 0.0
 
     def examine(s: np.ndarray, pos: np.ndarray):
+        """Tabulate rows (s, pos): their decode cycle (which never falls as the micro-batch grows) and `passes`.
+        The rows whose decode cycle alone exceeds the TPOT target are tabulated for their decode terms only
+        (`table_of` decode_only: no prefill-chunk step, whose MoE routing statistics at each mixed token count
+        are most of a table's cost): they fail `passes` and are not feasible, because `lower_bounds`' TPOT is
+        ⌈(osl · cycle + stalling prompts · (chunk stage + chunk hop)) / osl⌉ >= cycle, the stall term being
+        >= 0 (counts >= 0; chunk increments and hops are times, >= 0: tested on the perf model in
+        tests/search/test_bounds.py, as cycle_floor's claim takes them), and their objective bound is read only
+        where feasible. The others get the full table, as before; the verdicts are the same."""
         nonlocal examined, table_s
+        n = len(s)
         t0 = time.perf_counter()
-        t = sp.table(s, pos, p)
+        cycle = decode_cycle_ns(table_of(req, sp.terms, s, sp.micro_batch(s, pos), p, decode_only=True))
+        live = np.flatnonzero(cycle <= lim.tpot_ns)
+        t = sp.table(s[live], pos[live], p)
         table_s += time.perf_counter() - t0
         b = lower_bounds(t, lim)
-        examined += len(s)
-        ok = passes(t, b, lim)
+        examined += n
+        ok, lb, feas = np.zeros(n, bool), np.full(n, np.iinfo(np.int64).max, np.int64), np.zeros(n, bool)
+        ok[live] = passes(t, b, lim)
+        lb[live] = b.objective
+        feas[live] = b.feasible & ok[live]
         ev_s.append(s)
         ev_pos.append(pos)
-        ev_lb.append(b.objective)
-        ev_feas.append(b.feasible & ok)
-        _improve(sp, t, b, s, pos, lim, inc, upper, greedy_done)
-        return t.pp * (b.dec_stage_ns + t.dec_hop_ns), ok  # the decode cycle: never falls as the micro-batch grows
+        ev_lb.append(lb)
+        ev_feas.append(feas)
+        _improve(sp, t, b, s[live], pos[live], lim, inc, upper, greedy_done)
+        return cycle, ok
 
     # round 0: every shape at its smallest micro-batch, then the shapes whose smallest passes (the others have no
     # range: range_ends) at the largest memory allows. Most shapes of a large request fail at their smallest

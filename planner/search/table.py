@@ -660,16 +660,27 @@ def lower_bounds(t: Table, lim: Limits) -> Bounds:
     return b
 
 
+def _slowest_stage_ns(t: Table, per_kind: np.ndarray, extra: np.ndarray, single: np.ndarray) -> np.ndarray:
+    # Every placement puts each of the model's layers on exactly one stage, so the stages' layer terms sum to
+    # Σ_k n_k · t_k whatever the placement: the slowest stage takes at least the balanced share of that total
+    # plus the extras. The stage with the largest extra holds at least one layer, of some kind: at least the
+    # cheapest kind's t_k more. (One kind: L · t and t + the largest extra.)
+    pp = t.pp
+    return np.maximum(-(-(per_kind @ t.kind_counts + stage_sum(extra, single, pp)) // pp),
+                      stage_max(extra, single, pp) + min_over_kinds(per_kind))
+
+
+def decode_cycle_ns(t: Table) -> np.ndarray:
+    """pp · (slowest decode stage + hop) of `lower_bounds` (its TPOT bound without the prefill stalls), from the
+    decode terms only (a `decode_only` table will do)."""
+    return t.pp * (_slowest_stage_ns(t, t.dec_ns_per_kind, t.dec_extra_ns, t.dec_extra_single_ns) + t.dec_hop_ns)
+
+
 def _lower_bounds(t: Table, lim: Limits) -> Bounds:
     counts, pp = t.kind_counts, t.pp
 
     def slowest_stage_ns(per_kind, extra, single):
-        # Every placement puts each of the model's layers on exactly one stage, so the stages' layer terms sum to
-        # Σ_k n_k · t_k whatever the placement: the slowest stage takes at least the balanced share of that total
-        # plus the extras. The stage with the largest extra holds at least one layer, of some kind: at least the
-        # cheapest kind's t_k more. (One kind: L · t and t + the largest extra.)
-        return np.maximum(-(-(per_kind @ counts + stage_sum(extra, single, pp)) // pp),
-                          stage_max(extra, single, pp) + min_over_kinds(per_kind))
+        return _slowest_stage_ns(t, per_kind, extra, single)
 
     dec_stage_ns = slowest_stage_ns(t.dec_ns_per_kind, t.dec_extra_ns, t.dec_extra_single_ns)
     pf_stage_ns = slowest_stage_ns(t.pf_ns_per_kind, t.pf_extra_ns, t.pf_extra_single_ns)

@@ -13,7 +13,7 @@ import numpy as np
 from planner.perf.estimate import Config, estimate
 from planner.search.oracle import compositions, count_placements
 from planner.search.table import (_NOT_DECODE, NS_PER_S, OBJECTIVE_UNIT_PER_HOUR, OBJECTIVE_UNIT_PER_TOKEN,
-                                   ShapeTerms, evaluate, lower_bounds, table_of)
+                                   ShapeTerms, decode_cycle_ns, evaluate, lower_bounds, table_of)
 from planner.specs.cluster import pipeline_link_bytes_per_s
 
 from .instances import CATALOG, requests, tabulate, tabulate_grid
@@ -266,3 +266,31 @@ def test_a_decode_only_table_has_the_full_tables_decode_terms(req):
 @given(req=requests(multi_kind=True))
 def test_a_decode_only_table_has_the_full_tables_decode_terms_with_several_layer_kinds(req):
     _check_decode_only(req)
+
+
+def _check_cycle_fails(req):
+    tl = tabulate_grid(req)
+    assume(tl is not None)
+    t, lim = tl
+    b = lower_bounds(t, lim)
+    cycle = decode_cycle_ns(t)
+    assert (cycle == t.pp * (b.dec_stage_ns + t.dec_hop_ns)).all()
+    over = cycle > lim.tpot_ns
+    # the TPOT bound is the cycle plus the prompts' stalls (>= 0): a row whose cycle alone misses the target fails
+    assert (b.tpot_ns[over] >= cycle[over]).all()
+    assert not b.tpot_ok[over].any() and not b.feasible[over].any()
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests())
+def test_a_row_whose_decode_cycle_misses_tpot_fails(req):
+    """bounds.search_space's examine tabulates such rows for their decode terms only and counts them failed."""
+    _check_cycle_fails(req)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=requests(multi_kind=True))
+def test_a_row_whose_decode_cycle_misses_tpot_fails_with_several_layer_kinds(req):
+    _check_cycle_fails(req)
