@@ -170,7 +170,7 @@ def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):
 
 def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
                isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf, dp=1,
-               redundant_experts=0, chunked: bool = True, prefill: bool = True) -> StepTerms:
+               redundant_experts=0, chunked: bool = True, prefill: bool = True, decode: bool = True) -> StepTerms:
     """Decode at `micro_batch` sequences over the stage's DP groups, spread over contexts isl … isl + osl (full
     attention: isl + osl/2 keys per query on average), and prefill of one prompt of `isl` tokens in each DP group
     at once (causal: isl/2 keys per query; TTFT is that step's latency); sliding and chunked layers attend at most
@@ -180,12 +180,13 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     simulator's tables, whose 2-D grids would give MoE models one expert-load computation per grid point).
     `prefill=False` (with chunked=False) leaves the prefill terms out too (prefill_layer, prefill_first,
     prefill_last, prefill_p2p_s None): for callers that read the decode terms only (the search's decode-cycle
-    bounds, table_of's `decode_only`); the decode terms are the same calls either way."""
+    bounds, table_of's `decode_only`); the decode terms are the same calls either way. `decode=False` leaves the
+    decode layer step out (decode_layer None) for a caller that has it already (table_of's `decode_terms`)."""
     dpf = np.asarray(dp, float)
     dec_tokens = np.asarray(micro_batch, float) * tokens_per_seq
     kw = dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, redundant_experts=redundant_experts)
-    dec = layer_step(model, hw, p, tokens=dec_tokens, sequences=micro_batch, context_from=isl,
-                     context_to=np.add(isl, osl), reads_cache=True, **kw)
+    dec = (layer_step(model, hw, p, tokens=dec_tokens, sequences=micro_batch, context_from=isl,
+                      context_to=np.add(isl, osl), reads_cache=True, **kw) if decode else None)
     if chunked and not prefill:
         raise ValueError("step_terms: the chunk terms need the prefill terms (prefill=False needs chunked=False)")
     pre = (layer_step(model, hw, p, tokens=np.asarray(isl, float) * dpf, sequences=dpf, context_from=0.0,

@@ -79,9 +79,9 @@ class Space:
         rows_per_pp = np.bincount(self.terms.pp, weights=self.top, minlength=L + 1) if len(self) else []
         return sum(int(n) * math.comb(L - 1, pp - 1) for pp, n in enumerate(rows_per_pp) if n and pp >= 1)
 
-    def table(self, s: np.ndarray, pos: np.ndarray, p: PerfParams) -> Table:
+    def table(self, s: np.ndarray, pos: np.ndarray, p: PerfParams, decode_terms: tuple | None = None) -> Table:
         s = np.asarray(s, np.int64)
-        t = table_of(self.req, self.terms, s, self.micro_batch(s, pos), p)
+        t = table_of(self.req, self.terms, s, self.micro_batch(s, pos), p, decode_terms=decode_terms)
         if self.queue is not None:
             t.min_replicas = self.queue.replicas(t, s)
         return t
@@ -535,9 +535,13 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         nonlocal examined, table_s
         n = len(s)
         t0 = time.perf_counter()
-        cycle = decode_cycle_ns(table_of(req, sp.terms, s, sp.micro_batch(s, pos), p, decode_only=True))
+        td = table_of(req, sp.terms, s, sp.micro_batch(s, pos), p, decode_only=True)
+        cycle = decode_cycle_ns(td)
         live = np.flatnonzero(cycle <= lim.tpot_ns)
-        t = sp.table(s[live], pos[live], p)
+        # the live rows' full table takes their decode terms from td (the same numbers) when there is no draft
+        dec = (None if req.spec is not None else
+               tuple(x[live] for x in (td.dec_ns_per_kind, td.dec_extra_ns, td.dec_extra_single_ns, td.dec_hop_ns)))
+        t = sp.table(s[live], pos[live], p, decode_terms=dec)
         table_s += time.perf_counter() - t0
         b = lower_bounds(t, lim)
         examined += n

@@ -378,7 +378,8 @@ def _memory_excess(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[n
 
 
 def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,
-             rows: Sequence[Row] | None = None, decode_only: bool = False) -> Table:
+             rows: Sequence[Row] | None = None, decode_only: bool = False,
+             decode_terms: tuple | None = None) -> Table:
     """The integer table of shapes `idx` (of `s`) at micro-batches `mb`, all rows at once.
 
     `decode_only`: only the decode terms (dec_ns_per_kind, dec_extra_ns, dec_extra_single_ns, dec_hop_ns) and the
@@ -386,6 +387,8 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     loudly): for the decode-cycle bounds (bounds.cycle_floor, bounds.pool_rows), which read nothing else. The
     decode terms are the same computation as in a full table (step_terms computes the decode step first, the
     prefill and chunk steps beside it), so they are equal to a full table's bit for bit (tested).
+    `decode_terms`: (dec_ns_per_kind, dec_extra_ns, dec_extra_single_ns, dec_hop_ns) of these very rows from a
+    decode_only table (taken instead of computing the decode layer step again; without a draft model).
 
     Rows that differ only in their PP depth share every time term but the stage-to-stage sends, and those depend
     on the pipeline link: the terms are computed once per unit (shape without PP, pipeline link, micro-batch;
@@ -412,7 +415,7 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     ts = [step_terms(km, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
                      pipeline_link_bytes_per_s=s.link[ui], dp=dpu,
                      tokens_per_seq=1 if spec is None else spec.draft_length + 1, chunked=not decode_only,
-                     prefill=not decode_only) for _, _, km in kind_models(m)]
+                     prefill=not decode_only, decode=decode_terms is None) for _, _, km in kind_models(m)]
     t = ts[0]
 
     def kinds(f) -> np.ndarray:  # [K, units]: a per-layer term of each kind
@@ -420,22 +423,28 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
 
     ovh = p.step_overhead_s
     S = NS_PER_S
-    first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
-    dec_layer = kinds(lambda tk: tk.decode_layer.time_s)  # [K, units]
-    dec_first, dec_mid, dec_last, dec_single = (first_d + ovh, np.full(nu, ovh) + 0.0, last_d + ovh,
-                                                first_d + last_d + ovh)
-    dec_hop, draft = np.asarray(t.decode_p2p_s) + 0 * tp, None
-    if spec is not None:  # per expected emitted token, γ draft passes included (perf.specdec.per_token_decode_terms)
-        draft = draft_terms(spec, hw, p, tp=tp, dp=dpu, weight_bytes=wb, kv_bytes=kvb, batch=pp * mb, isl=w.isl,
-                            osl=w.osl)
-        dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop = per_token_decode_terms(
-            dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop, pp, draft.step_s, spec.acceptance,
-            spec.draft_length)
-    dec_extra_ns = at(np.stack([_ceil(dec_first * S), _ceil(dec_mid * S), _ceil(dec_last * S)], axis=1))
-    dec_extra_single_ns = at(_ceil(dec_single * S))
-    dec_ns_per_kind = at(_ceil(dec_layer * S).T)
     multi = pp > 1
-    dec_hop_ns = np.where(multi, at(_ceil(dec_hop * S)), 0)
+    if decode_terms is not None:
+        if spec is not None:
+            raise ValueError("table_of: decode_terms without a draft model only")
+        dec_ns_per_kind, dec_extra_ns, dec_extra_single_ns, dec_hop_ns = decode_terms
+        draft = None
+    else:
+        first_d, last_d = np.asarray(t.decode_first.time_s) + 0 * tp, np.asarray(t.decode_last.time_s) + 0 * tp
+        dec_layer = kinds(lambda tk: tk.decode_layer.time_s)  # [K, units]
+        dec_first, dec_mid, dec_last, dec_single = (first_d + ovh, np.full(nu, ovh) + 0.0, last_d + ovh,
+                                                    first_d + last_d + ovh)
+        dec_hop, draft = np.asarray(t.decode_p2p_s) + 0 * tp, None
+        if spec is not None:  # per expected emitted token, γ draft passes included (specdec.per_token_decode_terms)
+            draft = draft_terms(spec, hw, p, tp=tp, dp=dpu, weight_bytes=wb, kv_bytes=kvb, batch=pp * mb,
+                                isl=w.isl, osl=w.osl)
+            dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop = per_token_decode_terms(
+                dec_layer, (dec_first, dec_mid, dec_last, dec_single), dec_hop, pp, draft.step_s, spec.acceptance,
+                spec.draft_length)
+        dec_extra_ns = at(np.stack([_ceil(dec_first * S), _ceil(dec_mid * S), _ceil(dec_last * S)], axis=1))
+        dec_extra_single_ns = at(_ceil(dec_single * S))
+        dec_ns_per_kind = at(_ceil(dec_layer * S).T)
+        dec_hop_ns = np.where(multi, at(_ceil(dec_hop * S)), 0)
     L = m.num_layers
     kind_prefix = kind_prefix_counts(m)
     facts = dict(rows=RowList(s.shapes, idx, mb_i) if rows is None else rows, num_layers=L, osl=w.osl,

@@ -13,7 +13,7 @@ import numpy as np
 from planner.perf.estimate import Config, estimate
 from planner.search.oracle import compositions, count_placements
 from planner.search.table import (_NOT_DECODE, NS_PER_S, OBJECTIVE_UNIT_PER_HOUR, OBJECTIVE_UNIT_PER_TOKEN,
-                                   ShapeTerms, decode_cycle_ns, evaluate, lower_bounds, table_of)
+                                   ShapeTerms, Table, decode_cycle_ns, evaluate, lower_bounds, table_of)
 from planner.specs.cluster import pipeline_link_bytes_per_s
 
 from .instances import CATALOG, requests, tabulate, tabulate_grid
@@ -249,6 +249,18 @@ def _check_decode_only(req):
         assert a.dtype == b.dtype and np.array_equal(a, b), f
     for f in _NOT_DECODE:  # left out, so that a read of them fails instead of seeing a wrong number
         assert getattr(dec, f) is None and getattr(full, f) is not None, f
+    if req.spec is None:  # a full table of some rows, their decode terms taken from the decode-only table
+        keep = np.flatnonzero(np.arange(len(rows)) % 3 != 1)
+        terms4 = ("dec_ns_per_kind", "dec_extra_ns", "dec_extra_single_ns", "dec_hop_ns")
+        part = table_of(req, terms, rows.shape_index[keep], rows.micro_batch[keep], p,
+                        decode_terms=tuple(getattr(dec, f)[keep] for f in terms4))
+        ref = table_of(req, terms, rows.shape_index[keep], rows.micro_batch[keep], p)
+        for f in Table.__dataclass_fields__:
+            a, b = getattr(ref, f), getattr(part, f)
+            if isinstance(a, np.ndarray):
+                assert a.dtype == b.dtype and np.array_equal(a, b), f
+                if f in terms4:
+                    assert np.array_equal(a, getattr(full, f)[keep]), f
 
 
 @settings(max_examples=25, deadline=None, derandomize=True,
