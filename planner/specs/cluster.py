@@ -66,17 +66,14 @@ def _stage_link(domain: int, up: float, out: float, tp: int, pp: int) -> float:
                for s in range(pp - 1))
 
 
-@lru_cache(maxsize=256)
 def _hop_bytes_per_s(domain: int, up: float, out: float, same_domain: bool) -> float:
     """Widest-path bandwidth between two GPUs in one scale-up domain or in two: what `Cluster.p2p_bytes_per_s`
     finds on the graph of just those two, in closed form. Their paths are GPU–domain switch–GPU (scale-up, only
     when they share the domain) and GPU–fabric–GPU (scale-out), so the widest is max(up, out) within a domain and
     out across two. Computed without building the graph: a plan needs nothing else from networkx, whose import
-    is ~0.08 s of every `planner plan` (issue #16); tests/specs/test_cluster.py checks it against the graph."""
-    a, b = (0, 1) if same_domain else (0, domain)
-    if a // domain == b // domain:
-        return max(up, out)
-    return out
+    is ~0.08 s of every `planner plan` (issue #16); tests/specs/test_cluster.py checks it against the graph. A
+    domain of one GPU holds no two GPUs: across two, whatever `same_domain` says. (Not cached: `_stage_link` is.)"""
+    return max(up, out) if same_domain and domain > 1 else out
 
 
 def pipeline_link_bytes_per_s(gpu: Accelerator, tp: int, pp: int) -> float:
