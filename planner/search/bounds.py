@@ -356,8 +356,7 @@ def pool_rows(req: Request, terms: ShapeTerms, idx: np.ndarray, mb: np.ndarray, 
     if req.spec is not None or not keep.any():
         return keep
     shapes = terms.shapes
-    group: dict[tuple, int] = {}
-    g_shape = np.fromiter((group.setdefault(group_key(r), len(group)) for r in shapes), np.int64, len(shapes))
+    g_shape = shape_group_index(shapes)
     first = np.unique(g_shape, return_index=True)[1]
     reps = [replace(shapes[i], pp=1) for i in first.tolist()]
     rt = ShapeTerms.of(req, reps, p)
