@@ -220,10 +220,19 @@ def pool_metrics(model: Any, e: Estimate, role: str, p: PerfParams) -> dict[str,
 def candidate_pools(req: Request, p: PerfParams) -> list[Pool]:
     """The non-dominated prefill and decode pools of the request (`fleet.pools.class_pools`)."""
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
-    grid = req.grid()  # the pools search the grid (search/space.py), whatever space the colocated plan searched
+    grid = req.grid()
+    if _exact(req):  # every micro-batch memory allows (fleet/pool_space.py), on the grid's PP and TP
+        return class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=("prefill", "decode"),
+                           weights=req.weights, kv=req.kv, pp=grid.pp, micro_batches=None, tp=grid.tp,
+                           max_gpus_per_type=limits, engine=req.engine)
     return class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=("prefill", "decode"),
                        weights=req.weights, kv=req.kv, pp=grid.pp, micro_batches=grid.micro_batches, tp=req.tp,
                        max_gpus_per_type=limits, engine=req.engine)
+
+
+def _exact(req: Request) -> bool:
+    """Do the pools search every micro-batch (no pinned micro-batches or batches)?"""
+    return req.micro_batches is None and req.batches is None
 
 
 def _max_replicas(limit: int | None, pool: Pool) -> int:
@@ -488,12 +497,14 @@ def _serving_engine(req: Request, c: DisaggChoice) -> dict[str, Any]:
     return out
 
 
-def _decode_batch_limited_by(r, e: Estimate) -> str:
-    """Why the decode pool runs no larger batch: the next micro-batch of the grid does not fit in memory, or is
-    not there, or (the decode pools kept are the most capacity per GPU meeting the TPOT limit) is too slow."""
+def _decode_batch_limited_by(req: Request, r, e: Estimate) -> str:
+    """Why the decode pool runs no larger batch: the next micro-batch (of the exact space: + DP; of the grid: its
+    next value) does not fit in memory, or is not there, or (the decode pools kept are the most capacity per GPU
+    meeting the TPOT limit) is too slow."""
     from .search.space import DEFAULT_MICRO_BATCHES
 
-    nxt = [m for m in DEFAULT_MICRO_BATCHES if m > r.micro_batch and m % r.dp == 0]
+    nxt = ([r.micro_batch + r.dp] if _exact(req) else
+           [m for m in DEFAULT_MICRO_BATCHES if m > r.micro_batch and m % r.dp == 0])
     if not nxt:
         return "max_batch"
     return "memory" if r.pp * nxt[0] > e.max_batch else "tpot"
@@ -519,7 +530,8 @@ def plan_dict(out: Outcome, schema_version: int) -> dict[str, Any]:
         "objective_unit": objective_unit,
         # rows: candidate pools (each with its greedy placement); placements: sized pairs evaluated
         "candidates": {"rows": c.pools, "placements": c.pairs, "rows_after_bounds": c.pools},
-        # the pools' rows are the grid's (candidate_pools): the pair is proven optimal over the grid only
+        # the pools' rows (candidate_pools): the grid's PP depths and TP degrees, each micro-batch memory allows
+        # (none pinned) or the grid's; the pair is proven optimal over that space
         "space": pools_space(req),
         "time_limit_s": req.time_limit_s, "workers": 1, "seed": 0,
     }
@@ -568,7 +580,7 @@ def plan_dict(out: Outcome, schema_version: int) -> dict[str, Any]:
         "perf_profile": ed["perf_profile"],
         "serving_engine": _serving_engine(req, c),
         "binding_constraints": _binding(req, c),
-        "batch_limited_by": _decode_batch_limited_by(r, e),
+        "batch_limited_by": _decode_batch_limited_by(req, r, e),
         "alternatives": [],
         "solver": solver,
         "pools": {"prefill": c.prefill.to_dict(), "decode": c.decode.to_dict()},

@@ -64,7 +64,10 @@ def _head_stage_request(tmp_path, overhead_s: float):
     (tmp_path / "perf.toml").write_text(f"[perf]\nhead_stage_overhead_s = {overhead_s!r}\n", encoding="utf-8")
     (tmp_path / "req.toml").write_text(
         'model = "llama-3.1-70b"\ngpus = ["h100-sxm"]\nisl = 1000\nosl = 4000\nmin_tokens_per_s_user = 20\n'
-        'weights = ["fp8"]\nkv = ["fp8"]\ntp = [8]\npp = [4]\ncatalog = "perf.toml"\n', encoding="utf-8")
+        'weights = ["fp8"]\nkv = ["fp8"]\ntp = [8]\npp = [4]\ncatalog = "perf.toml"\n'
+        # the colocated plan's placement (a disaggregated decode pool at the largest batch memory allows fills
+        # every stage to its memory cap)
+        'disagg = "off"\n', encoding="utf-8")
     r = _run("plan", str(tmp_path / "req.toml"), "--json")
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)["placement"]["layers_per_stage"]

@@ -160,7 +160,7 @@ class _Exact:
     kv_ns: int
 
 
-def _sweep(t: Table, cand: np.ndarray, cap_ub: np.ndarray, lat_lb: np.ndarray, group: np.ndarray,
+def _sweep(gpus: np.ndarray, cand: np.ndarray, cap_ub: np.ndarray, lat_lb: np.ndarray, group: np.ndarray,
            exact: Callable[[int], _Exact | None]) -> list[tuple[int, _Exact]]:
     """The non-dominated rows of `cand`, evaluating exactly only rows whose upper bounds are not yet dominated.
     `group`: each row's group as an integer (`_group_rank`); dominance is within a group.
@@ -168,8 +168,8 @@ def _sweep(t: Table, cand: np.ndarray, cap_ub: np.ndarray, lat_lb: np.ndarray, g
     Rows are visited by (group, GPUs, −capacity bound, latency bound, row); a row is skipped when a pool kept
     before it dominates its bounds. Each kept pool marks the later rows of its group it dominates at once
     (numpy), which is the same test: a kept pool dropped later was dominated by the pool that dropped it, and
-    dominance is transitive (⌊g_c/g_a⌋ ≥ ⌊g_c/g_b⌋·⌊g_b/g_a⌋), so that pool dominates whatever it marked."""
-    gpus = t.gpus
+    dominance is transitive (⌊g_c/g_a⌋ ≥ ⌊g_c/g_b⌋·⌊g_b/g_a⌋), so that pool dominates whatever it marked.
+    `gpus`: each row's GPUs per replica."""
     cand = np.asarray(cand, np.int64)
     order = cand[np.lexsort((cand, lat_lb[cand], -cap_ub[cand], gpus[cand], group[cand]))]
     starts = np.flatnonzero(np.diff(group[order])) + 1
@@ -216,17 +216,26 @@ def _group_rank(rows: Sequence[Row], key: Callable[[Row], tuple]) -> np.ndarray:
 
 def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: Sequence[Accelerator],
                 p: PerfParams, *, roles: Sequence[str] = ROLES, weights: Sequence[str] = DEFAULT_WEIGHTS,
-                kv: Sequence[str] = DEFAULT_KV, pp: Sequence[int] = DEFAULT_PP,
-                micro_batches: Sequence[int] = DEFAULT_MICRO_BATCHES, tp: Sequence[int] | None = None,
+                kv: Sequence[str] = DEFAULT_KV, pp: Sequence[int] | None = DEFAULT_PP,
+                micro_batches: Sequence[int] | None = DEFAULT_MICRO_BATCHES, tp: Sequence[int] | None = None,
                 max_gpus_per_type: dict[str, int] | None = None, table: Table | None = None,
                 engine: str | None = None) -> list[Pool]:
     """The non-dominated candidate pools of one request class (`roles` picks aggregated / disaggregated).
+    `micro_batches` None: the exact space (`fleet.pool_space`: every micro-batch memory allows, and with `pp` /
+    `tp` None every PP depth and TP degree `search.space.enumerate_shapes` lists); a list: the grid of those
+    micro-batches and PP depths (`pp`, default DEFAULT_PP) and TP powers of two where `tp` is None.
     `table`: the request's whole grid table, when a caller wants the pools from it rather than from the pruned
     one built here (the tests compare the two); `engine`: only rows that engine runs (`search.space.Request.engine`)."""
     req = Request(model=model, workload=Workload(workload.isl, workload.osl, max_model_len=workload.max_model_len),
-                  slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv), pp=tuple(pp),
-                  micro_batches=tuple(micro_batches), tp=None if tp is None else tuple(tp),
+                  slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv),
+                  pp=None if pp is None else tuple(pp),
+                  micro_batches=None if micro_batches is None else tuple(micro_batches),
+                  tp=None if tp is None else tuple(tp),
                   max_gpus_per_type=dict(max_gpus_per_type or {}), engine=engine)
+    if micro_batches is None and table is None:
+        from .pool_space import exact_pools
+
+        return exact_pools(cls, req, workload.osl, workload.isl, p, roles)
     lim = Limits.of(req, p.max_batch)
     if table is None:
         rows = enumerate_rows(req, p.max_batch)
@@ -269,7 +278,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             cap = int(capacity_units(int(t.batch[i]), ev.round_ns * osl))
             return _Exact(cap, 0, lay, ev.ttft_ns, ev.tpot_ns, 0)
 
-        pools += [pool(i, "aggregated", x) for i, x in _sweep(t, cand, cap_ub, zero, by_type, agg)]
+        pools += [pool(i, "aggregated", x) for i, x in _sweep(t.gpus, cand, cap_ub, zero, by_type, agg)]
 
     if "prefill" in roles and "decode" in roles:
         ttft = lim.ttft_ns
@@ -326,7 +335,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         for k, v in recv_worst.items():
             worst[kvs == k] = v
         pre_key = np.zeros(len(t), np.int64) if ttft is None else np.where(t.ttft_ns + worst <= ttft, 0, t.ttft_ns)
-        prefill = _sweep(t, np.flatnonzero(ok), cap_ub, pre_key, by_type_kv, pre)
+        prefill = _sweep(t.gpus, np.flatnonzero(ok), cap_ub, pre_key, by_type_kv, pre)
         slowest: dict[str, int] = {}
         for i, x in prefill:
             slowest[t.rows[i].kv] = max(slowest.get(t.rows[i].kv, 0), x.latency_ns)
@@ -363,7 +372,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
             for k, r in room.items():
                 limit[kvs == k] = r
             recv_lb = np.where(kv_lb <= limit, 0, kv_lb)
-        decode = _sweep(t, np.flatnonzero(dec_ok), cap_ub, recv_lb, by_type_kv, dec)
+        decode = _sweep(t.gpus, np.flatnonzero(dec_ok), cap_ub, recv_lb, by_type_kv, dec)
         dec_kv = {t.rows[i].kv for i, _ in decode}
         pools += [pool(i, "prefill", x) for i, x in prefill if t.rows[i].kv in dec_kv]
         pools += [pool(i, "decode", x) for i, x in decode]

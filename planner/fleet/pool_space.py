@@ -1,0 +1,392 @@
+"""The pools of one request class over the exact integer space (`fleet.pools.class_pools` with no micro-batch list):
+every shape `search.space.enumerate_shapes` lists (PP any integer up to the layers within the GPU budget, TP any
+divisor of the heads in the scale-up domain, or the request's pinned lists), and every micro-batch from DP to what
+memory allows (`search.bounds` `_memory_top`, up to `bounds.MAX_BATCH`; no grid, no 2048 cap).
+
+Tabulating every (shape, micro-batch) is far too slow and unnecessary. The roles and their rows:
+
+- prefill: one row per shape, at micro-batch DP (one prompt per attention-DP group in each micro-batch);
+- decode and aggregated: every micro-batch position 0 … end − 1 of a shape, `end` where memory or the decode-cycle
+  bound pp · (balanced slowest decode stage + hop) (`table.decode_cycle_ns`) passes the TPOT target for the last
+  time. Both conditions are monotone in the micro-batch (bounds.py, fact 1: the decode terms and the memory terms
+  never fall as it grows; tested in tests/search/test_bounds.py), so `end` is found by bisection
+  (`bounds._last_true`, after `bounds.cycle_floor`'s bracket). A row past `end` is no candidate of either role:
+  a decode pool needs its cycle, an aggregated pool its TPOT (the cycle plus prefill stalls >= 0), within the target.
+
+Inside a shape's range the useful micro-batches are not provably few (the exact decode cycle after the greedy
+placement, MoE tile padding and the placement's largest stage, hence the KV-transfer key, can move either way),
+so the range is searched by dominance, as `search.bounds.search_space` searches it by cost. Claim: every row of a
+gap of unexamined positions a … b − 1 of shape s, whose decode-cycle bound at position a is c_a, has
+
+    capacity <= min(⌊pp·m_{b−1}·K / (c_a·OSL)⌋, ⌊DP·K / t_kv,min⌋)   (decode; aggregated: the first term)
+    latency key >= the key of t_kv,min                                  (decode; aggregated: 0)
+
+with K = CAP_UNITS_PER_RPS·1e9, m_{b−1} the gap's largest micro-batch and t_kv,min the transfer of the shape's
+smallest possible largest stage (⌈L/PP⌉ layers). Proof: a row's batch is at most pp·m_{b−1}; its exact decode cycle
+is at least its own bound, which is at least c_a (monotone in the micro-batch); the aggregated round is at least
+the cycle (stalls >= 0); the transfer grows with the largest stage, which holds at least ⌈L/PP⌉ layers, and the
+decode key is non-decreasing in the transfer (`class_pools`' recv_key). So where a kept pool A (same group: GPU
+type, and KV precision for the disaggregated roles) with g_A <= g_s, ⌊g_s/g_A⌋·cap_A >= that capacity bound and
+key_A <= that key bound exists, A dominates every row of the gap (class_pools' dominance), and the gap is dropped
+unexamined. Otherwise one row of it is examined exactly (its largest micro-batch first, after that the geometric
+middle) and the sweep (`pools._sweep`) runs again over every row examined so far. A pool that dominated a gap and
+is dropped later was dominated by the one that dropped it (dominance is transitive), so the kept pools dominate
+every row never examined: the fleet model and the disaggregated pairing lose no optimum to the rows left out.
+Tested against an exhaustive oracle over every integer micro-batch and PP (tests/fleet/test_pool_space.py)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..perf.params import PerfParams
+from ..search.bounds import MAX_BATCH, Space, _last_true, _memory_top, cycle_floor
+from ..search.placement import greedy_placement
+from ..search.space import MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
+from ..search.table import Limits, ShapeTerms, Table, decode_cycle_ns, evaluate, lower_bounds, stage_sum, table_of
+from ..units import BYTES_PER_ELEMENT
+from .pools import Pool, _Exact, _sweep, capacity_units, kv_transfer_ns
+
+_NEVER = np.iinfo(np.int64).max
+
+
+def pool_depths(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str]) -> dict[tuple, int]:
+    """Per group (space.group_key), the deepest PP at which a shape of the group may hold a pool of some role;
+    groups where none may: left out (as `bounds.latency_depths`, with each role's own latency).
+
+    Claim: a shape of group g at depth q, at micro-batch DP (its smallest), has a decode-cycle bound >= L·d +
+    E_dec(q) and a TTFT >= L·f + E_pf(q) (`latency_depths`' terms and proof: per-layer terms and stage extras do
+    not depend on the depth, hops >= 0, extras >= 0 checked per group). A decode pool needs the cycle within the
+    TPOT target at some micro-batch, so at DP (the cycle never falls as the micro-batch grows); a prefill pool
+    needs its TTFT (plus a transfer >= 0) within the TTFT target; an aggregated pool both. Depths failing every
+    role's condition hold no pool; every depth up to the deepest that passes is kept."""
+    reps = shape_groups(req)
+    if not reps:
+        return {}
+    terms = ShapeTerms.of(req, reps, p)
+    t = table_of(req, terms, np.arange(len(reps)), terms.dp, p)  # micro-batch DP, depth 1
+    L = req.model.num_layers
+    nonneg = ((t.dec_extra_ns >= 0).all(axis=1) & (t.dec_extra_single_ns >= 0) & (t.pf_extra_ns >= 0).all(axis=1)
+              & (t.pf_extra_single_ns >= 0))
+    limit = {g.id: req.gpu_limit(g) for g in req.gpus}
+    tops = np.array([L if limit[r.gpu.id] is None else min(L, limit[r.gpu.id] // (r.tp * r.dp)) for r in reps],
+                    np.int64)
+    tops = np.maximum(tops, 0)
+    g = np.repeat(np.arange(len(reps)), tops)  # every (group, depth q)
+    q = np.arange(len(g)) - np.repeat(np.cumsum(tops) - tops, tops) + 1
+    cycle = (t.dec_ns_per_kind @ t.kind_counts)[g] + stage_sum(t.dec_extra_ns[g], t.dec_extra_single_ns[g], q)
+    ttft = (t.pf_ns_per_kind @ t.kind_counts)[g] + stage_sum(t.pf_extra_ns[g], t.pf_extra_single_ns[g], q)
+    cycle_ok = cycle <= lim.tpot_ns
+    ttft_ok = np.ones(len(g), bool) if lim.ttft_ns is None else ttft <= lim.ttft_ns
+    ok = np.zeros(len(g), bool)
+    if "decode" in roles:
+        ok |= cycle_ok
+    if "aggregated" in roles:
+        ok |= cycle_ok & ttft_ok
+    if "prefill" in roles:
+        ok |= ttft_ok
+    ok |= ~nonneg[g]  # a group whose terms the claim does not cover keeps every depth
+    deepest = np.zeros(len(reps), np.int64)
+    np.maximum.at(deepest, g[ok], q[ok])
+    return {group_key(r): int(d) for r, d in zip(reps, deepest.tolist()) if d > 0}
+
+
+def pool_space(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str]) -> Space:
+    """The shapes that may hold a pool (`pool_depths`) and their micro-batch ranges before latency: every multiple
+    of DP up to bounds.MAX_BATCH per replica (and MAX_MICRO_BATCH), cut where memory ends (`_memory_top`)."""
+    shapes = enumerate_shapes(req, pool_depths(req, p, lim, roles))
+    terms = ShapeTerms.of(req, shapes, p)
+    n = len(shapes)
+    count = np.maximum(0, np.minimum(MAX_MICRO_BATCH, MAX_BATCH // np.maximum(terms.pp, 1)) // np.maximum(terms.dp, 1))
+    count = np.asarray(count, np.int64).reshape(n)
+    type_of = {g.id: k for k, g in enumerate(req.gpus)}
+    gpu_type = (np.array([type_of[r.gpu.id] for r in shapes.reps], np.int64)[shapes.group].reshape(n) if n
+                else np.zeros(0, np.int64))
+    sp = Space(req, shapes, terms, None, np.zeros(n, np.int64), count, gpu_type, 1)
+    sp.top = _memory_top(sp, count) if n else np.zeros(0, np.int64)
+    return sp
+
+
+class _Store:
+    """Rows tabulated in several tables (the rounds of the search), numbered in order of tabulation; per row its
+    shape, position and the table facts the sweeps read."""
+
+    def __init__(self, lim: Limits):
+        self.lim = lim
+        self.tables: list[Table] = []
+        self.start: list[int] = []
+        self.cols: dict[str, list[np.ndarray]] = {}
+        self._cat: dict[str, np.ndarray] | None = None
+
+    def add(self, t: Table, s: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        b = lower_bounds(t, self.lim)
+        first = len(self)
+        self.start.append(first)
+        self.tables.append(t)
+        for name, v in (("s", s), ("pos", pos), ("batch", t.batch), ("gpus", t.gpus), ("memory_ok", b.memory_ok),
+                        ("ttft_ok", b.ttft_ok), ("tpot_ok", b.tpot_ok), ("round_ns", b.round_ns),
+                        ("cycle", t.pp * (b.dec_stage_ns + t.dec_hop_ns)), ("ttft_ns", t.ttft_ns),
+                        ("pf_period", b.pf_stage_ns + t.pf_hop_ns)):
+            self.cols.setdefault(name, []).append(np.asarray(v))
+        self._cat = None
+        return np.arange(first, first + len(t))
+
+    def __len__(self) -> int:
+        return self.start[-1] + len(self.tables[-1]) if self.tables else 0
+
+    def col(self, name: str) -> np.ndarray:
+        if self._cat is None:
+            self._cat = {k: np.concatenate(v) for k, v in self.cols.items()}
+        return self._cat[name]
+
+    def at(self, i: int) -> tuple[Table, int]:
+        k = int(np.searchsorted(self.start, i, side="right")) - 1
+        return self.tables[k], i - self.start[k]
+
+
+def exact_pools(cls: int, req: Request, osl: int, isl: int, p: PerfParams, roles: Sequence[str]) -> list[Pool]:
+    """`class_pools` over the exact space (module docstring)."""
+    model = req.model
+    L = model.num_layers
+    lim = Limits.of(req, p.max_batch)
+    sp = pool_space(req, p, lim, roles)
+    terms, shapes = sp.terms, sp.shapes
+    live = np.flatnonzero(sp.top > 0)
+    if len(live) == 0:
+        return []
+    max_batch = int((terms.pp[live] * sp.micro_batch(live, sp.top[live] - 1)).max())
+    lim = Limits.of(req, max(max_batch, 1))
+    n = len(sp)
+    reps, grp = shapes.reps, shapes.group
+    gpus_s = (terms.tp * terms.dp * terms.pp).astype(np.int64)
+    kvb_s = np.array([BYTES_PER_ELEMENT[r.kv] for r in reps], float)[grp]
+    nic_s = np.array([r.gpu.scale_out_bytes_per_s for r in reps], float)[grp]
+    kv_s = np.array([r.kv for r in reps])[grp]
+    # the sweeps' groups: GPU type (aggregated), GPU type and KV precision (prefill, decode), ranked in key order
+    type_keys = sorted({(r.gpu.id,) for r in reps})
+    kv_keys = sorted({(r.gpu.id, r.kv) for r in reps})
+    by_type_s = np.array([type_keys.index((r.gpu.id,)) for r in reps], np.int64)[grp]
+    by_kv_s = np.array([kv_keys.index((r.gpu.id, r.kv)) for r in reps], np.int64)[grp]
+
+    store = _Store(lim)
+    # every shape at its smallest micro-batch (DP): the prefill rows, and each range's first row
+    rows0 = store.add(table_of(req, terms, live, terms.dp[live], p), live, np.zeros(len(live), np.int64))
+    c0 = np.full(n, _NEVER, np.int64)
+    c0[live] = store.col("cycle")[rows0]
+    mem0 = np.zeros(n, bool)
+    mem0[live] = store.col("memory_ok")[rows0]
+    placed: dict = {}  # greedy_placement's memo (content-keyed: shared by every table)
+    pools: list[Pool] = []
+
+    def pool(i: int, role: str, x: _Exact) -> Pool:
+        t, j = store.at(i)
+        return Pool(cls, role, t.rows[j], x.layers, x.capacity, x.latency_ns, x.tpot_ns, x.kv_ns)
+
+    # per shape, how many positions are in the decode/aggregated range (memory, and the cycle bound <= TPOT)
+    end = np.zeros(n, np.int64)
+    if "aggregated" in roles or "decode" in roles:
+        floor = cycle_floor(sp, p, lim.tpot_ns)
+        dp = terms.dp
+        below = np.where(floor == _NEVER, sp.top, np.minimum(sp.top, np.maximum(floor - 1, 0) // dp))
+        ok0 = mem0 & (c0 <= lim.tpot_ns) & (below > 0)
+        s1 = np.flatnonzero(ok0)
+
+        def cycle_ok(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            td = table_of(req, terms, s, sp.micro_batch(s, pos), p, decode_only=True)
+            return decode_cycle_ns(td) <= lim.tpot_ns
+
+        if len(s1):
+            end[s1] = _last_true(cycle_ok, below[s1], s1, np.ones(len(s1), np.int64), below[s1])
+
+    zero_key = np.zeros(n, np.int64)
+
+    def search(role: str, cand_rows: np.ndarray, gap_shapes: np.ndarray, cap_row, key_row, cap_gap, key_gap,
+               group_s: np.ndarray, exact) -> list[tuple[int, _Exact]]:
+        """The non-dominated rows of a role over the ranges: `cand_rows` the candidates among the first rows,
+        `gap_shapes` the shapes whose later positions may hold one, `cap_row(rows)`/`key_row(rows)` the rows'
+        bounds, `cap_gap(s, last, cycle)`/`key_gap(s)` a gap's (module docstring)."""
+        cand = [np.asarray(cand_rows, np.int64)]
+        memo: dict[int, _Exact | None] = {}
+
+        def ex(i: int) -> _Exact | None:
+            if i not in memo:
+                memo[i] = exact(i)
+            return memo[i]
+
+        # gaps (s, a, b, c_a, fresh): positions a … b − 1 unexamined, c_a the cycle bound at a; fresh: none examined
+        gs = gap_shapes[end[gap_shapes] > 1]
+        g_a, g_b, g_c = np.ones(len(gs), np.int64), end[gs], c0[gs]
+        g_fresh = np.ones(len(gs), bool)
+        while True:
+            rows = np.concatenate(cand)
+            n_rows = len(store)
+            full = np.zeros(n_rows, np.int64)
+            cap_ub, key_lb = full.copy(), full.copy()
+            cap_ub[rows], key_lb[rows] = cap_row(rows), key_row(rows)
+            group = np.zeros(n_rows, np.int64)
+            group[rows] = group_s[store.col("s")[rows]]
+            kept = _sweep(store.col("gpus"), rows, cap_ub, key_lb, group, ex)
+            if len(gs) == 0:
+                return kept
+            # drop the gaps a kept pool dominates
+            cap = cap_gap(gs, g_b - 1, g_c)
+            key = key_gap(gs)
+            dead = np.zeros(len(gs), bool)
+            kg = group_s[gs]
+            for i, x in kept:
+                h = group_s[int(store.col("s")[i])]
+                ga = int(store.col("gpus")[i])
+                m = (kg == h) & (ga <= gpus_s[gs])
+                dead |= m & ((gpus_s[gs] // ga) * x.capacity >= cap) & (x.latency_key <= key)
+            live_ = ~dead
+            gs, g_a, g_b, g_c, g_fresh = gs[live_], g_a[live_], g_b[live_], g_c[live_], g_fresh[live_]
+            if len(gs) == 0:
+                return kept
+            mid = np.where(g_fresh, g_b - 1, _geometric_middle(g_a, g_b))
+            t = table_of(req, terms, gs, sp.micro_batch(gs, mid), p)
+            new = store.add(t, gs, mid)
+            cm = store.col("cycle")[new]
+            cand.append(row_cand(new, role))
+            # (a, mid) and (mid + 1, b): the upper one's cycle bound is the examined row's
+            lower, upper = mid > g_a, g_b > mid + 1
+            gs, g_a, g_b, g_c, g_fresh = (np.concatenate([gs[lower], gs[upper]]),
+                                          np.concatenate([g_a[lower], mid[upper] + 1]),
+                                          np.concatenate([mid[lower], g_b[upper]]),
+                                          np.concatenate([g_c[lower], cm[upper]]),
+                                          np.zeros(int(lower.sum() + upper.sum()), bool))
+
+    def row_cand(rows: np.ndarray, role: str) -> np.ndarray:
+        c = store.col
+        if role == "aggregated":
+            return rows[(c("memory_ok") & c("ttft_ok") & c("tpot_ok"))[rows]]
+        return rows[(c("memory_ok")[rows]) & (c("cycle")[rows] <= lim.tpot_ns)]
+
+    if "aggregated" in roles:
+        def agg(i: int) -> _Exact | None:
+            t, j = store.at(i)
+            lay = greedy_placement(t, j, memo=placed)
+            if lay is None:
+                return None
+            ev = evaluate(t, j, lay, lim)
+            if {"memory", "tpot", "ttft"} & set(ev.violated):
+                return None
+            cap = int(capacity_units(int(t.batch[j]), ev.round_ns * osl))
+            return _Exact(cap, 0, lay, ev.ttft_ns, ev.tpot_ns, 0)
+
+        ttft_ok0 = np.zeros(n, bool)
+        ttft_ok0[live] = store.col("ttft_ok")[rows0]
+        # TTFT does not depend on the micro-batch; the TPOT with stalls need not grow with it (bounds.py), so every
+        # shape whose range is not empty and whose TTFT passes is searched
+        kept = search("aggregated", row_cand(rows0, "aggregated"), np.flatnonzero(ttft_ok0 & (end > 0)),
+                      lambda r: capacity_units(store.col("batch")[r], store.col("round_ns")[r] * osl),
+                      lambda r: np.zeros(len(r), np.int64),
+                      lambda s, last, c: capacity_units(terms.pp[s] * sp.micro_batch(s, last), c * osl),
+                      lambda s: zero_key[s], by_type_s, agg)
+        pools += [pool(i, "aggregated", x) for i, x in kept]
+
+    if "prefill" in roles and "decode" in roles:
+        ttft = lim.ttft_ns
+        tp_s = terms.tp
+        kv_lb_s = kv_transfer_ns(model, kvb_s, nic_s, isl, p, tp_s, -(-L // terms.pp))
+        kv_ub_s = kv_transfer_ns(model, kvb_s, nic_s, isl, p, tp_s)
+        kv_seen: dict[tuple, int] = {}
+
+        def kv_exact(s: int, lay: Sequence[int]) -> int:
+            key = (float(kvb_s[s]), float(nic_s[s]), int(tp_s[s]), max(lay))
+            if key not in kv_seen:
+                kv_seen[key] = int(kv_transfer_ns(model, kvb_s[s], nic_s[s], isl, p, tp_s[s], max(lay)))
+            return kv_seen[key]
+
+        col = store.col
+        s0 = col("s")[rows0]
+        ok = col("memory_ok")[rows0].copy()
+        if ttft is not None:
+            ok &= col("ttft_ns")[rows0] + kv_lb_s[s0] <= ttft
+        dec_shape = mem0 & (c0 <= lim.tpot_ns)  # shapes with a decode row (their first row is one)
+        recv_worst = {k: int(kv_ub_s[dec_shape & (kv_s == k)].max(initial=0)) for k in np.unique(kv_s).tolist()}
+        worst_s = np.array([recv_worst[k] for k in kv_s.tolist()], np.int64).reshape(n)
+        # a prefill pool's latency is a dominance key only where it can bind (as class_pools' pre_key)
+        pre_key_s = np.zeros(n, np.int64)
+        if ttft is not None:
+            ttft_s = np.zeros(n, np.int64)
+            ttft_s[s0] = col("ttft_ns")[rows0]
+            pre_key_s = np.where(ttft_s + worst_s <= ttft, 0, ttft_s)
+
+        def pre(i: int) -> _Exact | None:
+            t, j = store.at(i)
+            s = int(col("s")[i])
+            lay = greedy_placement(t, j, "pf", placed)
+            if lay is None:
+                return None
+            ev = evaluate(t, j, lay, lim)
+            if "memory" in ev.violated:
+                return None
+            kv = kv_exact(s, lay)
+            if ttft is not None and ev.ttft_ns + kv > ttft:
+                return None
+            dp_ = int(terms.dp[s])
+            cap = int(min(capacity_units(dp_, ev.pf_stage_ns + int(t.pf_hop_ns[j])), capacity_units(dp_, kv)))
+            return _Exact(cap, int(pre_key_s[s]), lay, ev.ttft_ns, 0, kv)
+
+        pcand = rows0[ok]
+        cap_pre = np.zeros(len(store), np.int64)
+        cap_pre[pcand] = capacity_units(terms.dp[col("s")[pcand]], col("pf_period")[pcand])
+        key_pre = np.zeros(len(store), np.int64)
+        key_pre[pcand] = pre_key_s[col("s")[pcand]]
+        group = np.zeros(len(store), np.int64)
+        group[pcand] = by_kv_s[col("s")[pcand]]
+        prefill = _sweep(col("gpus"), pcand, cap_pre, key_pre, group, pre)
+        slowest: dict[str, int] = {}
+        for i, x in prefill:
+            k = str(kv_s[int(col("s")[i])])
+            slowest[k] = max(slowest.get(k, 0), x.latency_ns)
+        room = {k: (None if ttft is None else ttft - v) for k, v in slowest.items()}
+        limit_s = np.full(n, -1, np.int64)
+        for k, r in room.items():
+            limit_s[kv_s == k] = -1 if r is None else r
+        recv_lb_s = np.zeros(n, np.int64) if ttft is None else np.where(kv_lb_s <= limit_s, 0, kv_lb_s)
+
+        def recv_key(kv: int, s: int) -> int:
+            return 0 if ttft is None or kv <= room[str(kv_s[s])] else kv
+
+        def dec(i: int) -> _Exact | None:
+            t, j = store.at(i)
+            s = int(col("s")[i])
+            lay = greedy_placement(t, j, memo=placed)
+            if lay is None:
+                return None
+            ev = evaluate(t, j, lay, lim)
+            if "memory" in ev.violated:
+                return None
+            cycle = int(t.pp[j]) * (ev.dec_stage_ns + int(t.dec_hop_ns[j]))
+            if cycle > lim.tpot_ns:
+                return None
+            kv = kv_exact(s, lay)
+            cap = int(min(capacity_units(int(t.batch[j]), cycle * osl), capacity_units(int(terms.dp[s]), kv)))
+            return _Exact(cap, recv_key(kv, s), lay, 0, cycle, kv)
+
+        has_kv = np.isin(kv_s, list(slowest))
+        dcand = row_cand(rows0, "decode")
+        dcand = dcand[has_kv[col("s")[dcand]]]
+
+        def cap_dec_rows(r: np.ndarray) -> np.ndarray:
+            s = store.col("s")[r]
+            return np.minimum(capacity_units(store.col("batch")[r], store.col("cycle")[r] * osl),
+                              capacity_units(terms.dp[s], kv_lb_s[s]))
+
+        def cap_dec_gap(s: np.ndarray, last: np.ndarray, c: np.ndarray) -> np.ndarray:
+            return np.minimum(capacity_units(terms.pp[s] * sp.micro_batch(s, last), c * osl),
+                              capacity_units(terms.dp[s], kv_lb_s[s]))
+
+        decode = search("decode", dcand, col("s")[dcand], cap_dec_rows, lambda r: recv_lb_s[store.col("s")[r]], cap_dec_gap,
+                        lambda s: recv_lb_s[s], by_kv_s, dec) if slowest else []
+        dec_kv = {str(kv_s[int(col("s")[i])]) for i, _ in decode}
+        pools += [pool(i, "prefill", x) for i, x in prefill if str(kv_s[int(col("s")[i])]) in dec_kv]
+        pools += [pool(i, "decode", x) for i, x in decode]
+    return pools
+
+
+def _geometric_middle(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A position in lo … hi − 1 (hi − lo >= 1) near the geometric mean of the micro-batches at its ends."""
+    mid = np.floor(np.sqrt((lo + 1.0) * hi)).astype(np.int64) - 1
+    return np.clip(mid, lo, hi - 1)

@@ -1,0 +1,78 @@
+"""planner/fleet/pool_space.py: the pools over the exact integer space (every PP depth, TP degree and micro-batch
+memory allows) agree with an exhaustive oracle, the grid sweep of `class_pools` over a table of every row of that
+space, on small random instances (reduced-layer models, small GPUs: tests/search/instances.py): the same best
+pool per role, GPU type (and KV precision) and cost per request/s, and the same disaggregated pair
+(`disagg.best_pair`), with and without a demand."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import HealthCheck, assume, event, given, settings
+
+from planner.disagg import best_pair
+from planner.fleet.pools import class_pools
+from planner.search.bounds import build_space
+from planner.search.table import Limits
+
+from tests.search.instances import CATALOG, exact_requests
+
+ORACLE_ROWS = 400  # rows of the exhaustive table (every shape × every micro-batch memory allows)
+ROLE_SETS = (("prefill", "decode"), ("aggregated",), ("aggregated", "prefill", "decode"))
+
+
+def _oracle_table(req):
+    """Every (shape, micro-batch) of the exact space up to where memory ends, tabulated."""
+    p = CATALOG.perf
+    sp = build_space(req, p)
+    s = np.repeat(np.arange(len(sp)), sp.top)
+    if len(s) == 0 or len(s) > ORACLE_ROWS:
+        return None
+    pos = np.concatenate([np.arange(k) for k in sp.top]).astype(np.int64)
+    return sp.table(s, pos, p)
+
+
+def _pools(req, roles, table=None):
+    return class_pools(0, req.model, req.workload, req.slo, req.gpus, CATALOG.perf, roles=roles,
+                       weights=req.weights, kv=req.kv, pp=None, tp=None, max_gpus_per_type=req.max_gpus_per_type,
+                       micro_batches=None if table is None else (1,), table=table)
+
+
+def _best(pools) -> dict[tuple, float]:
+    """Per (role, GPU type, KV precision of the disaggregated roles), the least GPU-hours per request/s."""
+    out: dict[tuple, float] = {}
+    for x in pools:
+        key = (x.role, x.gpu, None if x.role == "aggregated" else x.kv)
+        v = x.gpus / x.capacity
+        out[key] = min(out.get(key, v), v)
+    return out
+
+
+PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+@PROPERTY
+@given(req=exact_requests())
+def test_exact_pools_equal_the_oracle_over_every_row(req):
+    # the GPU limit per type, as disagg.candidate_pools passes it
+    req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
+    table = _oracle_table(req)
+    assume(table is not None)
+    event("moe" if req.model.is_moe else "dense")
+    for roles in ROLE_SETS:
+        got, ref = _pools(req, roles), _pools(req, roles, table)
+        assert _best(got) == _best(ref), roles
+        for x in got:  # every kept pool is a row of the space, within the limits its role needs
+            assert x.row.pp * x.row.micro_batch == x.row.batch and sum(x.layers) == req.model.num_layers
+            if x.role == "decode":
+                assert x.tpot_ns <= Limits.of(req, 1).tpot_ns
+        if roles == ("prefill", "decode"):
+            event("pair" if any(x.role == "decode" for x in ref) else "no pair")
+            for demand in (None, 2.0):
+                r = replace(req, workload=replace(req.workload, rate_rps=demand, output_tokens_per_s=None))
+                a = best_pair(r, got, CATALOG.perf.max_batch)[0]
+                b = best_pair(r, ref, CATALOG.perf.max_batch)[0]
+                assert (a is None) == (b is None)
+                if a is not None:
+                    assert a[4] == b[4]  # the same objective
