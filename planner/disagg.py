@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import InfeasibleError, InputError
+from .fleet.pool_space import exact_pools, pool_request
 from .fleet.pools import (CAP_UNITS_PER_RPS, Pool, class_pools, compatible, estimate_pool, pair_kv_transfer_s,
                           pool_kv_transfer_s, replica_requests_per_s)
 from .numbers import covers, round6, within
@@ -222,9 +223,9 @@ def candidate_pools(req: Request, p: PerfParams) -> list[Pool]:
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
     grid = req.grid()
     if _exact(req):  # every micro-batch memory allows (fleet/pool_space.py), on the grid's PP and TP
-        return class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=("prefill", "decode"),
-                           weights=req.weights, kv=req.kv, pp=grid.pp, micro_batches=None, tp=grid.tp,
-                           max_gpus_per_type=limits, engine=req.engine)
+        return exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
+                                           kv=req.kv, pp=grid.pp, tp=grid.tp, max_gpus_per_type=limits,
+                                           engine=req.engine), p, ("prefill", "decode"))
     return class_pools(0, req.model, req.workload, req.slo, req.gpus, p, roles=("prefill", "decode"),
                        weights=req.weights, kv=req.kv, pp=grid.pp, micro_batches=grid.micro_batches, tp=req.tp,
                        max_gpus_per_type=limits, engine=req.engine)

@@ -11,6 +11,7 @@ One module per job, each importing only those above it:
     request.py  the typed request and its parsing (TOML file or dict)
     pools.py    candidate replica pools of each class (from the optimizer's integer table) and their
                 floating-point re-estimates
+    pool_space.py  the pools over every micro-batch memory allows (the exact space), searched by dominance
     table.py    the fleet's integer table, exact pruning, a solution and its integer semantics (`check`)
     model.py    the CP-SAT model and its solve
     lp.py       the LP relaxation (lower bound) and the warm start built from it

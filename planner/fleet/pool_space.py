@@ -40,6 +40,9 @@ from typing import Sequence
 import numpy as np
 
 from ..perf.params import PerfParams
+from ..specs.accelerator import Accelerator
+from ..specs.model import ModelSpec
+from ..specs.workload import SLO, Workload
 from ..search.bounds import MAX_BATCH, Space, _last_true, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
 from ..search.space import MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
@@ -144,9 +147,23 @@ class _Store:
         return self.tables[k], i - self.start[k]
 
 
-def exact_pools(cls: int, req: Request, osl: int, isl: int, p: PerfParams, roles: Sequence[str]) -> list[Pool]:
-    """`class_pools` over the exact space (module docstring)."""
+def pool_request(model: ModelSpec, workload: Workload, slo: SLO, gpus: Sequence[Accelerator], *,
+                 weights: Sequence[str], kv: Sequence[str], pp: Sequence[int] | None = None,
+                 tp: Sequence[int] | None = None, max_gpus_per_type: dict[str, int] | None = None,
+                 engine: str | None = None) -> Request:
+    """The request whose space `exact_pools` searches: every micro-batch; PP and TP the lists given, or (None)
+    every depth and degree `enumerate_shapes` allows; no demand (a pool's capacity does not depend on one)."""
+    return Request(model=model, workload=Workload(workload.isl, workload.osl, max_model_len=workload.max_model_len),
+                   slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv),
+                   pp=None if pp is None else tuple(pp), micro_batches=None, tp=None if tp is None else tuple(tp),
+                   max_gpus_per_type=dict(max_gpus_per_type or {}), engine=engine)
+
+
+def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> list[Pool]:
+    """`class_pools`' non-dominated pools of class `cls` over `req`'s space with every micro-batch memory allows
+    (`pool_request`; module docstring)."""
     model = req.model
+    osl, isl = req.workload.osl, req.workload.isl
     L = model.num_layers
     lim = Limits.of(req, p.max_batch)
     sp = pool_space(req, p, lim, roles)

@@ -216,26 +216,18 @@ def _group_rank(rows: Sequence[Row], key: Callable[[Row], tuple]) -> np.ndarray:
 
 def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: Sequence[Accelerator],
                 p: PerfParams, *, roles: Sequence[str] = ROLES, weights: Sequence[str] = DEFAULT_WEIGHTS,
-                kv: Sequence[str] = DEFAULT_KV, pp: Sequence[int] | None = DEFAULT_PP,
-                micro_batches: Sequence[int] | None = DEFAULT_MICRO_BATCHES, tp: Sequence[int] | None = None,
+                kv: Sequence[str] = DEFAULT_KV, pp: Sequence[int] = DEFAULT_PP,
+                micro_batches: Sequence[int] = DEFAULT_MICRO_BATCHES, tp: Sequence[int] | None = None,
                 max_gpus_per_type: dict[str, int] | None = None, table: Table | None = None,
                 engine: str | None = None) -> list[Pool]:
     """The non-dominated candidate pools of one request class (`roles` picks aggregated / disaggregated).
-    `micro_batches` None: the exact space (`fleet.pool_space`: every micro-batch memory allows, and with `pp` /
-    `tp` None every PP depth and TP degree `search.space.enumerate_shapes` lists); a list: the grid of those
-    micro-batches and PP depths (`pp`, default DEFAULT_PP) and TP powers of two where `tp` is None.
+    Over every micro-batch memory allows: `fleet.pool_space.exact_pools`.
     `table`: the request's whole grid table, when a caller wants the pools from it rather than from the pruned
     one built here (the tests compare the two); `engine`: only rows that engine runs (`search.space.Request.engine`)."""
     req = Request(model=model, workload=Workload(workload.isl, workload.osl, max_model_len=workload.max_model_len),
-                  slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv),
-                  pp=None if pp is None else tuple(pp),
-                  micro_batches=None if micro_batches is None else tuple(micro_batches),
-                  tp=None if tp is None else tuple(tp),
+                  slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv), pp=tuple(pp),
+                  micro_batches=tuple(micro_batches), tp=None if tp is None else tuple(tp),
                   max_gpus_per_type=dict(max_gpus_per_type or {}), engine=engine)
-    if micro_batches is None and table is None:
-        from .pool_space import exact_pools
-
-        return exact_pools(cls, req, workload.osl, workload.isl, p, roles)
     lim = Limits.of(req, p.max_batch)
     if table is None:
         rows = enumerate_rows(req, p.max_batch)

@@ -11,6 +11,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, event, given, settings
 
 from planner.disagg import best_pair
+from planner.fleet.pool_space import exact_pools, pool_request
 from planner.fleet.pools import class_pools
 from planner.search.bounds import build_space
 from planner.search.table import Limits
@@ -33,9 +34,11 @@ def _oracle_table(req):
 
 
 def _pools(req, roles, table=None):
+    if table is None:
+        return exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
+                                           kv=req.kv, max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf, roles)
     return class_pools(0, req.model, req.workload, req.slo, req.gpus, CATALOG.perf, roles=roles,
-                       weights=req.weights, kv=req.kv, pp=None, tp=None, max_gpus_per_type=req.max_gpus_per_type,
-                       micro_batches=None if table is None else (1,), table=table)
+                       weights=req.weights, kv=req.kv, max_gpus_per_type=req.max_gpus_per_type, table=table)
 
 
 def _best(pools) -> dict[tuple, float]:
