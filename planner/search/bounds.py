@@ -522,7 +522,7 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
     greedy_done: set[tuple[int, int]] = set()
     examined, table_s = 0, 0.0
 
-    def examine(s: np.ndarray, pos: np.ndarray):
+    def examine(s: np.ndarray, pos: np.ndarray, gap: tuple | None = None):
         """Tabulate rows (s, pos): their decode cycle (which never falls as the micro-batch grows) and `passes`.
         The rows whose decode cycle alone exceeds the TPOT target are tabulated for their decode terms only
         (`table_of` decode_only: no prefill-chunk step, whose MoE routing statistics at each mixed token count
@@ -530,13 +530,20 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         ⌈(osl · cycle + stalling prompts · (chunk stage + chunk hop)) / osl⌉ >= cycle, the stall term being
         >= 0 (counts >= 0; chunk increments and hops are times, >= 0: tested on the perf model in
         tests/search/test_bounds.py, as cycle_floor's claim takes them), and their objective bound is read only
-        where feasible. The others get the full table, as before; the verdicts are the same."""
+        where feasible. So are the probes `_settled` finds (`gap`: the probed gaps (edge, lo, hi, cycle at lo)):
+        they are reported as failing `passes`, which changes no later step. The others get the full table, as
+        before; the verdicts read are the same."""
         nonlocal examined, table_s
         n = len(s)
         t0 = time.perf_counter()
         td = table_of(req, sp.terms, s, sp.micro_batch(s, pos), p, decode_only=True)
         cycle = decode_cycle_ns(td)
-        live = np.flatnonzero(cycle <= lim.tpot_ns)
+        fast = cycle <= lim.tpot_ns
+        if gap is not None and fast.any():
+            f = np.flatnonzero(fast)
+            bar = inc[sp.gpu_type[s[f]]]  # each row's GPU type's best plan so far
+            fast[f[_settled(sp, lim, s[f], pos[f], cycle[f], bar, *(x[f] for x in gap))]] = False
+        live = np.flatnonzero(fast)
         # the live rows' full table takes their decode terms from td (the same numbers) when there is no draft
         dec = (None if req.spec is not None else
                tuple(x[live] for x in (td.dec_ns_per_kind, td.dec_extra_ns, td.dec_extra_single_ns, td.dec_hop_ns)))
@@ -568,17 +575,23 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
     # infeasible request and the frontier's shared space tabulate them) are not tabulated: they fail `passes`
     floor = cycle_floor(sp, p, lim.tpot_ns) if sp.latency is not None else np.full(len(sp), np.iinfo(np.int64).max)
 
-    def probe(s: np.ndarray, pos: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """examine(s, pos) where an edge gap's probe is not known to fail; a known failure: (0, False)."""
+    def probe(s: np.ndarray, pos: np.ndarray, edge: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              cycle_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """examine(s, pos) of the gaps (lo, hi) (cycle at lo: cycle_lo) where an edge gap's probe is not known to
+        fail; a known failure: (0, False)."""
         known = edge & (sp.micro_batch(s, pos) >= floor[s])
         cycle_, ok_ = np.zeros(len(s), np.int64), np.zeros(len(s), bool)
         if not known.all():
-            cycle_[~known], ok_[~known] = examine(s[~known], pos[~known])
+            k = ~known
+            cycle_[k], ok_[k] = examine(s[k], pos[k], (edge[k], lo[k], hi[k], cycle_lo[k]))
         return cycle_, ok_
 
     ok_top = np.ones(len(live1), bool)
     if both.any():
-        ok_top[both] = probe(live1[both], top[both], np.ones(int(both.sum()), bool))[1]
+        # the range's last position probed as in a gap (0, top + 1) whose only half is (0, top)
+        nb = int(both.sum())
+        ok_top[both] = probe(live1[both], top[both], np.ones(nb, bool), np.zeros(nb, np.int64), top[both] + 1,
+                             cycle[first][both])[1]
     # gaps (lo, hi): lo examined and in the range; positions lo+1 .. hi-1 unexamined. An edge gap's hi failed the
     # range conditions (the bisection for the range's end goes on in it); an inner gap's hi is in the range.
     g_s, g_lo, g_hi, g_cycle = live1, np.zeros(len(live1), np.int64), top, cycle[first]
@@ -596,7 +609,7 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
             break
         # the range's end by bisection; inside the range, split where the bound is loosest (geometric middle)
         mid = np.where(g_edge, (g_lo + g_hi) // 2, _geometric_middle(g_lo, g_hi))
-        cycle_m, ok_m = probe(g_s, mid, g_edge)
+        cycle_m, ok_m = probe(g_s, mid, g_edge, g_lo, g_hi, g_cycle)
         rounds += 1
         # inner gap: (lo, mid) and (mid, hi), both inner. Edge gap: mid in range -> (lo, mid) inner and (mid, hi)
         # edge; mid out of range -> (lo, mid) edge
@@ -643,6 +656,44 @@ def _explain_table(sp: Space, s: np.ndarray, pos: np.ndarray, p: PerfParams) -> 
     if not keys:
         return None
     return sp.table(np.array([k[0] for k in keys], np.int64), np.array([k[1] for k in keys], np.int64), p)
+
+
+def _settled(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cycle: np.ndarray, bar: np.ndarray,
+             edge: np.ndarray, lo: np.ndarray, hi: np.ndarray, cycle_lo: np.ndarray) -> np.ndarray:
+    """Which probes (s, pos) of `search_space`, whose decode cycles `cycle` meet the TPOT target, need no full
+    table: nothing the search reads of them can matter while the best plan of their GPU type is `bar` (at least
+    the best plan of any type, which bounds the search when it is not `per_type`). A probe at pos of gap
+    (lo, hi), lo < pos < hi, cycle at lo `cycle_lo`, edge gap or not (`edge`), is settled when
+
+    (a) its own bound `_gap_bound` at pos (batch at pos, its own cycle) is above `bar`: the row's objective bound
+        (`lower_bounds`) is at least that (every term of that bound — replicas, round time >= cycle, the
+        queueing replicas — is at least the gap bound's, module docstring 2), so the row is no candidate
+        (candidates need a bound at most the final best plan, and the best plan only falls) and no greedy
+        placement tries it (`_improve` stops at the first row whose bound is not below the best plan); and
+    (b) it probes an inner gap, or an edge gap whose halves are both closed already: (lo, pos) has no position
+        inside or its bound (batch at pos − 1, cycle at lo) is at least `bar`, and (pos, hi) likewise (batch at
+        hi − 1, cycle at pos). An inner gap's probe splits it into the same two inner halves whether it passes
+        or not, and the next round closes every half whose bound is not below the best plan then (<= bar). An
+        edge gap's probe decides only which halves are kept and which of them is the edge: once both are
+        closed, the same gaps remain for the next round either way.
+
+    So the lazy search examines the same rows, keeps the same candidates and finds the same upper bounds with
+    the settled probes reported as failing `passes` (the rows whose decode cycle alone misses TPOT are reported
+    so too); each one saves its prefill and prefill-chunk step (the chunk's MoE routing statistics at each mixed
+    token count). Tested against the search without it in tests/search/test_bounds.py."""
+    out = _gap_bound(sp, lim, s, pos, cycle) > bar
+    e = np.flatnonzero(out & edge)
+    if len(e) == 0:
+        return out
+    closed = np.ones(len(e), bool)
+    inside = np.flatnonzero(pos[e] - lo[e] > 1)
+    ii = e[inside]
+    closed[inside] &= _gap_bound(sp, lim, s[ii], pos[ii] - 1, cycle_lo[ii]) >= bar[ii]
+    inside = np.flatnonzero(hi[e] - pos[e] > 1)
+    ii = e[inside]
+    closed[inside] &= _gap_bound(sp, lim, s[ii], hi[ii] - 1, cycle[ii]) >= bar[ii]
+    out[e] = closed
+    return out
 
 
 def _gap_bound(sp: Space, lim: Limits, s: np.ndarray, last: np.ndarray, cycle: np.ndarray) -> np.ndarray:

@@ -312,3 +312,49 @@ def test_memory_prefix_is_memory_fits_of_every_row(model, isl, osl, gpus, extra)
     assert (bounds._memory_prefix(g, terms, idx, mb) == every).all()
     back = np.arange(len(idx))[::-1]
     assert (bounds._memory_prefix(g, terms, idx[back], mb[back]) == every[back]).all()
+
+
+# (model, isl, osl, GPUs, tokens/s/user, output tokens/s demand, TTFT s): without and with a demand (and with it
+# the TTFT percentile's queueing bound)
+SETTLED_CASES = [("llama-3.1-70b", 2000, 500, None, 20, None, None),
+                 ("mixtral-8x22b", 1000, 300, "h100-sxm,mi300x", 20, None, None),
+                 ("gpt4-moe-rumored", 2000, 500, "h100-sxm,b200", 8, None, None),
+                 ("mixtral-8x22b", 2000, 500, "h100-sxm,mi300x", 20, 5000.0, 2.0)]
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,demand,ttft", SETTLED_CASES)
+@pytest.mark.parametrize("per_type", [True, False])
+def test_settled_probes_change_nothing_the_search_keeps(monkeypatch, model, isl, osl, gpus, speed, demand, ttft,
+                                                        per_type):
+    """bounds._settled's claim: the probes it settles (no full table) change nothing the lazy search returns —
+    the same rows examined, rounds, candidates, their table and the per-type upper bounds as the search that
+    tabulates every probe in full — and it settles some, so fewer rows are tabulated in full."""
+    from planner.search.queueing import QueueTarget
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
+                            output_tokens_per_s=demand, ttft_ms=None if ttft is None else ttft * 1000)
+    p = cat.perf
+    full_rows = []
+    table = bounds.Space.table
+
+    def counted(self, s, pos, p_, decode_terms=None):
+        if decode_terms is not None:  # examine's full tables of the rows whose decode cycle meets TPOT
+            full_rows.append(len(s))
+        return table(self, s, pos, p_, decode_terms=decode_terms)
+
+    monkeypatch.setattr(bounds.Space, "table", counted)
+    got = []
+    for settle in (True, False):
+        if not settle:
+            monkeypatch.setattr(bounds, "_settled", lambda sp, lim, s, *a: np.zeros(len(s), bool))
+        full_rows.clear()
+        sp = bounds.build_space(req, p, bounds.demand_batch_cap(Limits.of(req, 1)), Limits.of(req, 1))
+        lim = Limits.of(req, sp.max_batch)
+        if demand is not None:
+            sp.queue = bounds.queue_bound(sp, lim, p, QueueTarget(99.0, ttft, demand / osl))
+        ex = bounds.search_space(sp, lim, p, per_type=per_type)
+        rows = list(zip(ex.table.rows.shape_index.tolist(), ex.table.rows.micro_batch.tolist()))
+        got.append(((ex.examined, ex.rounds, ex.candidates.tolist(), rows, ex.upper), sum(full_rows)))
+    (settled, n_settled), (plain, n_plain) = got
+    assert settled == plain
+    assert len(plain[2]) > 0 and n_settled < n_plain
