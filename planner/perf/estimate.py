@@ -117,8 +117,10 @@ class ChunkTerms:
 
 
 def _chunk_step_kw(tp, ep, weight_bytes, kv_bytes, decode_tokens, dp, redundant_experts) -> dict:
+    # only the steps' times are read (time_only: the same floats, without the bookkeeping of what bounds them)
     return dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, tokens=decode_tokens,
-                sequences=0.0, context_from=0.0, context_to=0.0, reads_cache=False, redundant_experts=redundant_experts)
+                sequences=0.0, context_from=0.0, context_to=0.0, reads_cache=False, redundant_experts=redundant_experts,
+                time_only=True)
 
 
 def chunk_base_layer_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes,
@@ -151,9 +153,10 @@ def prefill_chunk_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep
     dpf = np.asarray(dp, float)
     dec = np.asarray(decode_tokens, float) / dpf
     both = dec + np.asarray(chunk_tokens, float) / dpf
-    first = embedding_step(model, hw, p, tokens=both).time_s - embedding_step(model, hw, p, tokens=dec).time_s
-    last = (lm_head_step(model, hw, p, tp=tp, logit_tokens=dec + logit_tokens).time_s
-            - lm_head_step(model, hw, p, tp=tp, logit_tokens=dec).time_s)
+    first = (embedding_step(model, hw, p, tokens=both, time_only=True).time_s
+             - embedding_step(model, hw, p, tokens=dec, time_only=True).time_s)
+    last = (lm_head_step(model, hw, p, tp=tp, logit_tokens=dec + logit_tokens, time_only=True).time_s
+            - lm_head_step(model, hw, p, tp=tp, logit_tokens=dec, time_only=True).time_s)
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     hop = (p2p_time_s(both * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
            - p2p_time_s(dec * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s))
@@ -170,7 +173,8 @@ def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):
 
 def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
                isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf, dp=1,
-               redundant_experts=0, chunked: bool = True, prefill: bool = True, decode: bool = True) -> StepTerms:
+               redundant_experts=0, chunked: bool = True, prefill: bool = True, decode: bool = True,
+               time_only: bool = False) -> StepTerms:
     """Decode at `micro_batch` sequences over the stage's DP groups, spread over contexts isl … isl + osl (full
     attention: isl + osl/2 keys per query on average), and prefill of one prompt of `isl` tokens in each DP group
     at once (causal: isl/2 keys per query; TTFT is that step's latency); sliding and chunked layers attend at most
@@ -181,16 +185,18 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     `prefill=False` (with chunked=False) leaves the prefill terms out too (prefill_layer, prefill_first,
     prefill_last, prefill_p2p_s None): for callers that read the decode terms only (the search's decode-cycle
     bounds, table_of's `decode_only`); the decode terms are the same calls either way. `decode=False` leaves the
-    decode layer step out (decode_layer None) for a caller that has it already (table_of's `decode_terms`)."""
+    decode layer step out (decode_layer None) for a caller that has it already (table_of's `decode_terms`).
+    `time_only=True` keeps only time_s in the StepTime terms (their other fields None; the same time_s floats,
+    less bookkeeping): for callers that read the times alone (the search's tables, the simulator's)."""
     dpf = np.asarray(dp, float)
     dec_tokens = np.asarray(micro_batch, float) * tokens_per_seq
     kw = dict(tp=tp, ep=ep, dp=dp, weight_bytes=weight_bytes, kv_bytes=kv_bytes, redundant_experts=redundant_experts)
     dec = (layer_step(model, hw, p, tokens=dec_tokens, sequences=micro_batch, context_from=isl,
-                      context_to=np.add(isl, osl), reads_cache=True, **kw) if decode else None)
+                      context_to=np.add(isl, osl), reads_cache=True, time_only=time_only, **kw) if decode else None)
     if chunked and not prefill:
         raise ValueError("step_terms: the chunk terms need the prefill terms (prefill=False needs chunked=False)")
     pre = (layer_step(model, hw, p, tokens=np.asarray(isl, float) * dpf, sequences=dpf, context_from=0.0,
-                      context_to=isl, reads_cache=False, prefill=True, **kw) if prefill else None)
+                      context_to=isl, reads_cache=False, prefill=True, time_only=time_only, **kw) if prefill else None)
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     # one prompt in c equal chunks of k = isl/c tokens; chunk j (offset j·k) attends j·k + k/2 keys per token and
     # reads its j·k cached tokens: on average isl/2 keys and (isl − k)/2 cached tokens
@@ -206,11 +212,11 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
         chunk = ChunkTerms(*(np.asarray(getattr(chunk, f)) / dpf for f in ChunkTerms.__dataclass_fields__))
     return StepTerms(
         decode_layer=dec,
-        decode_first=embedding_step(model, hw, p, tokens=dec_tokens / dpf),
-        decode_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=dec_tokens / dpf),
+        decode_first=embedding_step(model, hw, p, tokens=dec_tokens / dpf, time_only=time_only),
+        decode_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=dec_tokens / dpf, time_only=time_only),
         prefill_layer=pre,
-        prefill_first=embedding_step(model, hw, p, tokens=isl) if prefill else None,
-        prefill_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=1) if prefill else None,
+        prefill_first=embedding_step(model, hw, p, tokens=isl, time_only=time_only) if prefill else None,
+        prefill_last=lm_head_step(model, hw, p, tp=tp, logit_tokens=1, time_only=time_only) if prefill else None,
         decode_p2p_s=p2p_time_s(dec_tokens / dpf * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s),
         prefill_p2p_s=(p2p_time_s(isl * msg, pipeline_link_bytes_per_s, p.link_efficiency, p.p2p_latency_s)
                        if prefill else None),

@@ -69,7 +69,8 @@ class Hardware:
 
 @dataclass(frozen=True)
 class StepTime:
-    """Per-GPU time of a step, split by what bounds each part (arrays)."""
+    """Per-GPU time of a step, split by what bounds each part (arrays). A time-only step (`layer_step(time_only=
+    True)`, for callers that read time_s alone) keeps None in the other fields: its time_s is the same float."""
 
     time_s: object
     compute_bound_s: object  # time of kernel groups whose roofline is compute
@@ -79,25 +80,32 @@ class StepTime:
     bytes: object
 
     def __add__(self, other: "StepTime") -> "StepTime":
+        if self.compute_bound_s is None:  # time-only: one field, the same adds
+            return StepTime(np.add(self.time_s, other.time_s), None, None, None, None, None)
         return StepTime(*(np.add(getattr(self, f), getattr(other, f)) for f in self.__dataclass_fields__))
 
     def scaled(self, k) -> "StepTime":
         if type(k) is float and k == 1.0:  # x · 1.0 is x: a kind's own model weighs every group 1 (no passes)
             return self
+        if self.compute_bound_s is None:
+            return StepTime(np.multiply(self.time_s, k), None, None, None, None, None)
         return StepTime(*(np.multiply(getattr(self, f), k) for f in self.__dataclass_fields__))
 
 
-def _group(flops, bytes_moved, peak, hbm, flops_efficiency, hbm_efficiency) -> StepTime:
+def _group(flops, bytes_moved, peak, hbm, flops_efficiency, hbm_efficiency, time_only=False) -> StepTime:
     return _roofline(compute_time_s(flops, peak, flops_efficiency), memory_time_s(bytes_moved, hbm, hbm_efficiency),
-                     flops, bytes_moved)
+                     flops, bytes_moved, time_only)
 
 
-def _roofline(c, m, flops, bytes_moved) -> StepTime:
-    """max(compute time, memory time), recorded by what bounds it."""
+def _roofline(c, m, flops, bytes_moved, time_only=False) -> StepTime:
+    """max(compute time, memory time), recorded by what bounds it (time_only: the time alone)."""
     t = np.maximum(c, m)
+    if time_only:
+        return StepTime(t, None, None, None, None, None)
     zero = np.zeros_like(t)
-    return StepTime(t, np.where(c >= m, t, 0.0), np.where(c >= m, 0.0, t), zero, np.asarray(flops, float) + zero,
-                    np.asarray(bytes_moved, float) + zero)
+    compute_bound = c >= m
+    return StepTime(t, np.where(compute_bound, t, 0.0), np.where(compute_bound, 0.0, t), zero,
+                    np.asarray(flops, float) + zero, np.asarray(bytes_moved, float) + zero)
 
 
 def _gemm_efficiency(p: PerfParams, hw: Hardware, tokens, cols, max_efficiency):
@@ -106,7 +114,8 @@ def _gemm_efficiency(p: PerfParams, hw: Hardware, tokens, cols, max_efficiency):
 
 def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, tokens,
                sequences, context_from, context_to, reads_cache, chunk_tokens=0.0, chunk_attended_tokens=0.0,
-               chunk_kv_read_tokens=0.0, dp=1, redundant_experts=0, prefill: bool = False) -> StepTime:
+               chunk_kv_read_tokens=0.0, dp=1, redundant_experts=0, prefill: bool = False,
+               time_only: bool = False) -> StepTime:
     """One average layer's forward step on one GPU: Σ over the model's layers / L, each layer the sum of its own
     kernel groups' rooflines (dense and MoE layers differ in their shared-weight group, full, sliding and chunked
     layers in their attention groups; the experts group and communication scale with the MoE layers' share).
@@ -124,11 +133,13 @@ def layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     dp              attention data-parallel groups; each holds tokens/dp, sequences/dp and chunk/dp
     redundant_experts  extra expert copies spread over the EP ranks (EPLB); see moe.busiest_rank_load_ratio
     prefill         the GEMMs' maximum efficiency is prefill_flops_efficiency, else flops_efficiency (with a chunk:
-                    the smaller of the two)"""
+                    the smaller of the two)
+    time_only       only time_s is kept (StepTime's other fields None): the same float, without the per-group
+                    bookkeeping of what bounds it (the search's and simulator's chunk terms read the time alone)"""
     kw = dict(tp=tp, ep=ep, weight_bytes=weight_bytes, kv_bytes=kv_bytes, sequences=sequences,
               context_from=context_from, context_to=context_to, reads_cache=reads_cache,
               chunk_attended_tokens=chunk_attended_tokens, chunk_kv_read_tokens=chunk_kv_read_tokens, dp=dp,
-              redundant_experts=redundant_experts, prefill=prefill)
+              redundant_experts=redundant_experts, prefill=prefill, time_only=time_only)
     plain = _plain_layer_step(model, hw, p, tokens=tokens, chunk_tokens=chunk_tokens, **kw)
     if not (p.two_batch_overlap and model.is_moe) or not np.any(np.asarray(ep) > 1):
         return plain
@@ -180,13 +191,15 @@ def two_batch_overlap_step(model: ModelSpec, hw: Hardware, p: PerfParams, plain:
     t_moe = tbo_moe_layer_s(a, e, dispatch, combine, sigma)
     t_dense = 2.0 * (shared.get("dense", 0.0) + attention + fixed + 2.0 * allreduce)
     time_s = (1.0 - f) * t_dense + f * t_moe + np.minimum(a, combine) / model.num_layers
+    on = np.asarray(kw["ep"], float) > 1
+    if kw["time_only"]:
+        return StepTime(np.where(on, time_s, plain.time_s), None, None, None, None, None)
     work = None
     for _, g, w in groups:
         work = g.scaled(w) if work is None else work + g.scaled(w)
     busy_compute, busy_memory = 2.0 * work.compute_bound_s, 2.0 * (work.memory_bound_s + fixed)
     overlapped = StepTime(time_s, busy_compute, busy_memory, time_s - busy_compute - busy_memory,
                           2.0 * work.flops, 2.0 * work.bytes)
-    on = np.asarray(kw["ep"], float) > 1
     return StepTime(*(np.where(on, getattr(overlapped, n), getattr(plain, n)) for n in StepTime.__dataclass_fields__))
 
 
@@ -212,6 +225,8 @@ def _plain_layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tokens, 
                              + np.asarray(chunk_tokens, float), dp=kw["dp"],
                              redundant_experts=kw["redundant_experts"], weight_bytes=kw["weight_bytes"],
                              prefill=kw["prefill"])
+    if kw["time_only"]:
+        return step + StepTime(comm + fixed, None, None, None, None, None)
     return step + StepTime(comm + fixed, 0.0, fixed, comm, 0.0, 0.0)
 
 
@@ -234,7 +249,7 @@ def _layer_walk(model: ModelSpec) -> tuple[dict, dict]:
 
 def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, tokens,
                   sequences, context_from, context_to, reads_cache, chunk_tokens, chunk_attended_tokens,
-                  chunk_kv_read_tokens, dp, redundant_experts, prefill):
+                  chunk_kv_read_tokens, dp, redundant_experts, prefill, time_only=False):
     """The kernel groups of `layer_step` (module docstring), in the order it sums them, as (what, StepTime of one
     layer of that kind, weight in the average layer): ("shared", "dense"|"moe") per MLP kind (weight n/L),
     ("experts", None) (already over the MoE-layer fraction: weight 1), ("attention", kind) and ("chunk", kind)
@@ -262,7 +277,7 @@ def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weig
             # the shared GEMMs as one of N = P_shared / (h · TP) output columns (QKV, O, gate/up, down side by side)
             eff = _gemm_efficiency(p, hw, group_tokens, shared / (model.hidden_size * tp), eta_max)
             g = _group(2.0 * shared * group_tokens / tp, shared * shared_wb / tp, hw.peak_flops_per_s,
-                       hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
+                       hw.hbm_bytes_per_s, eff, p.hbm_efficiency, time_only)
             groups.append((("shared", mlp), g, n / L))
     if model.is_moe:
         f = model.moe_layer_fraction
@@ -291,7 +306,7 @@ def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weig
                                       tile, p.gemm_tile_cols)
         experts = _group(f * 2.0 * model.expert_params * rows / etp,
                          f * touched * model.expert_params * wb / etp,
-                         hw.peak_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
+                         hw.peak_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency, time_only)
         groups.append((("experts", None), experts, 1.0))
     kv_token = kv_bytes_per_token_per_layer_per_gpu(model, kv_bytes, tp)
     # a prefill (and a prefill chunk, group 4) attends in MLA's materialized form, decode in its absorbed form
@@ -307,16 +322,17 @@ def _layer_groups(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weig
         # the KV read at the bandwidth the attention work allows (kernels.attention_occupancy); the write at full
         occupancy = attention_occupancy(np.asarray(sequences, float) / dp, kv_heads, span, hw.sm_count,
                                         p.attention_ctas_per_sm, p.attention_split_kv_tokens)
-        attn = _roofline(compute_time_s(a * span * own / dp / tp, hw.attention_flops_per_s, eta_attn),
+        attn_flops = a * span * own / dp / tp
+        attn = _roofline(compute_time_s(attn_flops, hw.attention_flops_per_s, eta_attn),
                          memory_time_s(read * kv_token, hw.hbm_bytes_per_s,
                                        p.hbm_efficiency * np.maximum(occupancy, 1e-12))  # no work: 0 s
                          + memory_time_s(own / dp * kv_token, hw.hbm_bytes_per_s, p.hbm_efficiency),
-                         a * span * own / dp / tp, (read + own / dp) * kv_token)
+                         attn_flops, None if time_only else (read + own / dp) * kv_token, time_only)
         groups.append((("attention", kind), attn, n / L))
         if has_chunk:
             g = chunk_attention_group(kind, hw, p, attention_flops_per_token=a_chunk, kv_token_bytes=kv_token, tp=tp,
                                       dp=dp, chunk_tokens=chunk, chunk_attended_tokens=center,
-                                      chunk_kv_read_tokens=chunk_kv_read_tokens)
+                                      chunk_kv_read_tokens=chunk_kv_read_tokens, time_only=time_only)
             groups.append((("chunk", kind), g, n / L))
     return groups, p.layer_overhead_s
 
@@ -376,8 +392,8 @@ def stage_kind_counts(model: ModelSpec, layers_per_stage) -> np.ndarray:
 
 
 def chunk_attention_group(kind: LayerKind, hw: Hardware, p: PerfParams, *, attention_flops_per_token,
-                          kv_token_bytes, tp, dp, chunk_tokens, chunk_attended_tokens, chunk_kv_read_tokens
-                          ) -> StepTime:
+                          kv_token_bytes, tp, dp, chunk_tokens, chunk_attended_tokens, chunk_kv_read_tokens,
+                          time_only=False) -> StepTime:
     """Group 4 of one layer of this attention kind (module docstring): a prefill chunk of K tokens (over all DP
     groups) attending A keys per token around its centre, reading a cached prefix R: a·A'·(K/DP)/TP FLOP at the
     attention efficiency, (R' + K/DP)·kv bytes, where A' and R' are A and R within the kind's window.
@@ -389,7 +405,7 @@ def chunk_attention_group(kind: LayerKind, hw: Hardware, p: PerfParams, *, atten
     keys = np.minimum(center, mean_span(kind, np.maximum(center - chunk / 2.0, 0.0), center + chunk / 2.0))
     prefix = span_at(kind, chunk_kv_read_tokens)
     return _group(a * keys * chunk / dp / tp, (prefix + chunk / dp) * kv_token_bytes, hw.attention_flops_per_s,
-                  hw.hbm_bytes_per_s, p.attention_flops_efficiency, p.hbm_efficiency)
+                  hw.hbm_bytes_per_s, p.attention_flops_efficiency, p.hbm_efficiency, time_only)
 
 
 def chunk_attention_layer_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, kv_bytes, chunk_tokens,
@@ -405,7 +421,7 @@ def chunk_attention_layer_s(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp
     for kind, n in (attention_spans(model) if spans is None else spans).items():
         g = chunk_attention_group(kind, hw, p, attention_flops_per_token=a, kv_token_bytes=kv_token, tp=tp, dp=dp,
                                   chunk_tokens=chunk_tokens, chunk_attended_tokens=chunk_attended_tokens,
-                                  chunk_kv_read_tokens=chunk_kv_read_tokens)
+                                  chunk_kv_read_tokens=chunk_kv_read_tokens, time_only=True)
         out = out + g.time_s * (n / model.num_layers)
     return out
 
@@ -486,18 +502,19 @@ def comm_parts(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, tokens,
     return allreduce, dispatch, combine, inner
 
 
-def lm_head_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, logit_tokens) -> StepTime:
+def lm_head_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, logit_tokens, time_only=False) -> StepTime:
     """The LM head on the last stage: 2·V·h FLOP per token that needs logits; V·h 16-bit weights per step."""
     tp = np.asarray(tp, float)
     eff = _gemm_efficiency(p, hw, logit_tokens, model.vocab_size / tp, p.flops_efficiency)
     return _group(2.0 * model.lm_head_params * np.asarray(logit_tokens, float) / tp,
                   model.lm_head_params * EMBEDDING_BYTES_PER_ELEMENT / tp,
-                  hw.attention_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency)
+                  hw.attention_flops_per_s, hw.hbm_bytes_per_s, eff, p.hbm_efficiency, time_only)
 
 
-def embedding_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tokens) -> StepTime:
+def embedding_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tokens, time_only=False) -> StepTime:
     """Embedding lookup on the first stage: reads T rows of h 16-bit values; plus `head_stage_overhead_s`."""
     g = _group(0.0, np.asarray(tokens, float) * model.hidden_size * EMBEDDING_BYTES_PER_ELEMENT,
-               hw.attention_flops_per_s, hw.hbm_bytes_per_s, p.flops_efficiency, p.hbm_efficiency)
+               hw.attention_flops_per_s, hw.hbm_bytes_per_s, p.flops_efficiency, p.hbm_efficiency, time_only)
     extra = p.head_stage_overhead_s
-    return g + StepTime(extra, 0.0, extra, 0.0, 0.0, 0.0)
+    return g + (StepTime(extra, None, None, None, None, None) if time_only
+                else StepTime(extra, 0.0, extra, 0.0, 0.0, 0.0))

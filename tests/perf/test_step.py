@@ -310,3 +310,33 @@ def test_placement_names_each_stages_layer_kinds(preset):
     gpt_oss = placement_dict(preset("gpt-oss-120b"), [3, 33])["layer_kinds_per_stage"]
     assert gpt_oss[0] == {"moe/sliding-128": 2, "moe": 1} and sum(gpt_oss[1].values()) == 33
     assert placement_dict(preset("llama-3.1-70b"), [40, 40]) == {"layers_per_stage": [40, 40]}  # one kind
+
+
+@pytest.mark.parametrize("name, tbo", [("llama-3.1-70b", False), ("deepseek-v3", False), ("deepseek-v3", True),
+                                       ("gpt-oss-120b", False)])
+def test_time_only_steps_are_the_full_steps_times_bit_for_bit(preset, catalog, name, tbo):
+    """layer_step(time_only=True) (and the embedding and LM head steps) keep time_s alone: the same floats as the
+    full step's time_s, decode, prefill and mixed (a chunk riding on the decode batch), scalar and arrays, with
+    and without two-batch overlap; the other fields are not kept."""
+    import numpy as np
+
+    m = preset(name)
+    gpu = catalog.gpu("h200")
+    p = replace(catalog.perf.for_gpu("h200", gpu.family), two_batch_overlap=tbo)
+    hw = hardware(gpu, "fp8", 2, 4)
+    ep = np.array([1, 2, 4, 8]) if m.is_moe else 1
+    for tokens, chunk in ((3.0, 0.0), (np.array([1.0, 37.0, 512.0, 4000.0]), 0.0),
+                          (np.array([8.0, 64.0, 300.0, 1000.0]), np.array([512.0, 100.0, 2048.0, 7.0]))):
+        for prefill in (False, True):
+            kw = dict(tp=2, ep=ep, dp=4, weight_bytes=1.0, kv_bytes=1.0, tokens=tokens, sequences=tokens,
+                      context_from=0.0 if prefill else 1000.0, context_to=2000.0, reads_cache=not prefill,
+                      chunk_tokens=chunk, chunk_attended_tokens=np.asarray(chunk) / 2.0 + 100.0,
+                      chunk_kv_read_tokens=200.0, prefill=prefill)
+            full, fast = layer_step(m, hw, p, **kw), layer_step(m, hw, p, time_only=True, **kw)
+            assert np.array_equal(np.asarray(full.time_s), np.asarray(fast.time_s))
+            assert fast.compute_bound_s is None and fast.flops is None and fast.bytes is None
+    for t in (5.0, np.array([1.0, 77.0, 4096.0])):
+        assert np.array_equal(embedding_step(m, hw, p, tokens=t).time_s,
+                              embedding_step(m, hw, p, tokens=t, time_only=True).time_s)
+        assert np.array_equal(lm_head_step(m, hw, p, tp=2, logit_tokens=t).time_s,
+                              lm_head_step(m, hw, p, tp=2, logit_tokens=t, time_only=True).time_s)
