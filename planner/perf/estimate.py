@@ -73,10 +73,25 @@ class Config:
         return self.gpu.usd_per_hour if self.usd_per_hour_per_gpu is None else self.usd_per_hour_per_gpu
 
 
+_hardware_kept: dict = {}  # (id(gpu), weights, tp, dp) -> (gpu, its Hardware)
+
+
 def hardware(gpu: Accelerator, weights: str, tp: int = 1, dp: int = 1) -> Hardware:
     """The rates one GPU of a TP × DP stage sees: its tensor FLOP/s, HBM, the link TP collectives use
     (Accelerator.intra_node_link), the link EP all-to-alls use inside one node (over min(TP·DP, node) GPUs) and
-    the scale-out NIC beyond it."""
+    the scale-out NIC beyond it. Kept per GPU object (by identity; the entry holds it, so its id stays its own)
+    and arguments: a search asks ~6k times for a few dozen distinct ones (Hardware is frozen)."""
+    key = (id(gpu), weights, tp, dp)
+    hit = _hardware_kept.get(key)
+    if hit is not None and hit[0] is gpu:
+        return hit[1]
+    if len(_hardware_kept) >= 4096:
+        _hardware_kept.clear()
+    hw = _hardware_kept[key] = (gpu, _hardware(gpu, weights, tp, dp))
+    return hw[1]
+
+
+def _hardware(gpu: Accelerator, weights: str, tp: int, dp: int) -> Hardware:
     attn = gpu.flops_per_s.get("bf16") or gpu.flops_per_s.get("fp16") or max(gpu.flops_per_s.values())
     tp_link = gpu.intra_node_link(tp) or gpu.intra_node_link(1)
     a2a_link = gpu.intra_node_link(min(tp * dp, gpu.node_gpus))

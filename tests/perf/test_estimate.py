@@ -347,3 +347,16 @@ def test_deepseek_v3_mfu_counts_prefill_attention_materialized_and_decode_absorb
     decode_attention = 61 * 278_528 * 1100  # per output token
     flops_per_output = matmul + decode_attention + 1000 * (matmul + prefill_attention) / 200
     assert e.mfu == pytest.approx(e.output_tokens_per_s * flops_per_output / (8 * 1978.9e12), rel=1e-9)
+
+
+def test_hardware_is_kept_per_gpu_object_and_arguments(catalog):
+    """hardware() keeps its answer per GPU object and (weights, tp, dp): asked again, the same object; another GPU
+    object (even with the same id once the first is gone) or other arguments get their own rates."""
+    from planner.perf.estimate import _hardware
+
+    h100 = catalog.gpu("h100-sxm")
+    first = hardware(h100, "fp8", 4, 2)
+    assert hardware(h100, "fp8", 4, 2) is first and first == _hardware(h100, "fp8", 4, 2)
+    assert hardware(h100, "bf16", 4, 2).peak_flops_per_s == h100.peak_flops("bf16") != first.peak_flops_per_s
+    faster = replace(h100, hbm_bytes_per_s=2 * h100.hbm_bytes_per_s)
+    assert hardware(faster, "fp8", 4, 2).hbm_bytes_per_s == 2 * first.hbm_bytes_per_s
