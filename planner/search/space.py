@@ -116,7 +116,7 @@ def tp_options(model: ModelSpec, gpu: Accelerator, tp: Sequence[int] | None) -> 
     one PCIe host where the part has no fabric, can hold (Accelerator.intra_node_link)."""
     if tp is None:
         tp = range(1, gpu.node_gpus + 1)
-    return [t for t in tp if gpu.intra_node_link(t) is not None and model.num_heads % t == 0]
+    return [t for t in tp if model.num_heads % t == 0 and gpu.intra_node_link(t) is not None]
 
 
 def dp_options(model: ModelSpec, dp: Sequence[int]) -> list[int]:
