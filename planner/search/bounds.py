@@ -33,7 +33,7 @@ from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, 
 from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_group_index, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
                     Table, decode_cycle_ns, evaluate, lower_bounds, memory_excess_kib, memory_fits, stage_sum,
-                    table_of)
+                    table_of, with_memory)
 
 # A replica batch (pp × micro-batch) of the exact space stays at most this (no catalog GPU holds that many
 # sequences of a real model); it sizes the integer objective's range (Limits.of).
@@ -79,9 +79,10 @@ class Space:
         rows_per_pp = np.bincount(self.terms.pp, weights=self.top, minlength=L + 1) if len(self) else []
         return sum(int(n) * math.comb(L - 1, pp - 1) for pp, n in enumerate(rows_per_pp) if n and pp >= 1)
 
-    def table(self, s: np.ndarray, pos: np.ndarray, p: PerfParams, decode_terms: tuple | None = None) -> Table:
+    def table(self, s: np.ndarray, pos: np.ndarray, p: PerfParams, decode_terms: tuple | None = None,
+              fits: bool = False) -> Table:
         s = np.asarray(s, np.int64)
-        t = table_of(self.req, self.terms, s, self.micro_batch(s, pos), p, decode_terms=decode_terms)
+        t = table_of(self.req, self.terms, s, self.micro_batch(s, pos), p, decode_terms=decode_terms, fits=fits)
         if self.queue is not None:
             t.min_replicas = self.queue.replicas(t, s)
         return t
@@ -547,7 +548,8 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         # the live rows' full table takes their decode terms from td (the same numbers) when there is no draft
         dec = (None if req.spec is not None else
                tuple(x[live] for x in (td.dec_ns_per_kind, td.dec_extra_ns, td.dec_extra_single_ns, td.dec_hop_ns)))
-        t = sp.table(s[live], pos[live], p, decode_terms=dec)
+        # positions below Space.top pass memory_fits: without a draft, no memory terms (table_of fits)
+        t = sp.table(s[live], pos[live], p, decode_terms=dec, fits=req.spec is None)
         table_s += time.perf_counter() - t0
         b = lower_bounds(t, lim)
         examined += n
@@ -722,7 +724,8 @@ def _geometric_middle(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def _improve(sp: Space, t: Table, b: Bounds, s: np.ndarray, pos: np.ndarray, lim: Limits, inc: np.ndarray,
              upper: dict[int, int], done: set) -> None:
-    """Raise the per-type upper bounds `inc` with greedy placements of the most promising feasible rows of `t`."""
+    """Raise the per-type upper bounds `inc` with greedy placements of the most promising feasible rows of `t`
+    (a table without memory terms, table_of `fits`: the rows the placements may try are given theirs first)."""
     from .placement import greedy_placement
 
     feas = np.flatnonzero(b.feasible)
@@ -731,6 +734,22 @@ def _improve(sp: Space, t: Table, b: Bounds, s: np.ndarray, pos: np.ndarray, lim
     types = sp.gpu_type[s[feas]]
     order = feas[np.lexsort((feas, b.objective[feas], types))]
     types = sp.gpu_type[s[order]]
+    at = None  # row of `t` -> row of the table the placements read
+    if t.mem_kib_per_kind is None:
+        # the rows the loop below may reach: per type, those before its first row whose bound is not below the
+        # best plan (which only falls in the loop) and up to its quota of rows not tried before
+        reach = []
+        for g in np.unique(types):
+            left = GREEDY_ROWS_PER_TYPE
+            for i in order[types == g].tolist():
+                if b.objective[i] >= inc[g] or left == 0:
+                    break
+                reach.append(i)
+                left -= (int(s[i]), int(pos[i])) not in done
+        if not reach:
+            return
+        t = with_memory(sp.req, sp.terms, t, np.array(reach, np.int64))
+        at = {i: k for k, i in enumerate(reach)}
     for g in np.unique(types):
         tried = 0
         for i in order[types == g]:
@@ -741,10 +760,11 @@ def _improve(sp: Space, t: Table, b: Bounds, s: np.ndarray, pos: np.ndarray, lim
                 continue
             done.add(key)
             tried += 1
-            lay = greedy_placement(t, int(i))
+            k = int(i) if at is None else at[int(i)]
+            lay = greedy_placement(t, k)
             if lay is None:
                 continue
-            ev = evaluate(t, int(i), lay, lim)
+            ev = evaluate(t, k, lay, lim)
             if ev.feasible and ev.objective < inc[g]:
                 inc[g] = ev.objective
                 upper[int(g)] = ev.objective

@@ -7,7 +7,7 @@ inequalities, and the oracle calls `evaluate()` directly, so the two optimize th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import numpy as np
@@ -130,6 +130,21 @@ class Table:
     def kind_counts(self) -> np.ndarray:
         """[K] the model's layers of each kind."""
         return self.kind_prefix[:, -1]
+
+    def take(self, idx: np.ndarray) -> "Table":
+        """Rows `idx` of this table, as a table (the per-row terms taken, the model's kept)."""
+        idx = np.asarray(idx, np.int64)
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None or f.name in ("num_layers", "osl", "kind_prefix"):
+                out[f.name] = v
+            elif f.name == "rows":
+                out[f.name] = (RowList(v.shapes, v.shape_index[idx], v.micro_batch[idx]) if isinstance(v, RowList)
+                               else [v[i] for i in idx.tolist()])
+            else:
+                out[f.name] = v[idx]
+        return Table(**out)
 
     def stage_kinds(self, layers: Sequence[int]) -> list[list[int]]:
         """Layers of each kind on each stage of a placement ([pp][K], stages taking consecutive layers)."""
@@ -379,7 +394,7 @@ def _memory_excess(kind_counts: np.ndarray, pp: np.ndarray, per_kind_kib: list[n
 
 def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: PerfParams,
              rows: Sequence[Row] | None = None, decode_only: bool = False,
-             decode_terms: tuple | None = None) -> Table:
+             decode_terms: tuple | None = None, fits: bool = False) -> Table:
     """The integer table of shapes `idx` (of `s`) at micro-batches `mb`, all rows at once.
 
     `decode_only`: only the decode terms (dec_ns_per_kind, dec_extra_ns, dec_extra_single_ns, dec_hop_ns) and the
@@ -389,6 +404,11 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     prefill and chunk steps beside it), so they are equal to a full table's bit for bit (tested).
     `decode_terms`: (dec_ns_per_kind, dec_extra_ns, dec_extra_single_ns, dec_hop_ns) of these very rows from a
     decode_only table (taken instead of computing the decode layer step again; without a draft model).
+    `fits`: the rows are known to pass `memory_fits` (the lazy search's positions below `Space.top`) and there is
+    no draft model (whose weights and KV `memory_fits` leaves out): the memory terms (mem_kib_per_kind,
+    long_kib_per_kind, fixed_mem_kib, fixed_mem_single_kib, cap_kib) are left None and `lower_bounds` takes
+    memory_ok as true, which is what those terms would give (`memory_fits` is its memory condition on the same
+    terms); `with_memory` gives rows of such a table with them.
 
     Rows that differ only in their PP depth share every time term but the stage-to-stage sends, and those depend
     on the pipeline link: the terms are computed once per unit (shape without PP, pipeline link, micro-batch;
@@ -474,15 +494,26 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
         chunk_ns_per_kind, chunk_extra_ns, chunk_extra_single_ns = pf_ns_per_kind, pf_extra_ns, pf_extra_single_ns
         chunk_hop_ns, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
 
+    if fits and draft is not None:
+        raise ValueError("table_of: fits without a draft model only")
     draft_mem = 0.0 if draft is None else draft.weight_bytes + draft.kv_bytes  # on the first stage
-    mem_kib_per_kind, long_kib_per_kind, fixed_mem_kib, fixed_mem_single_kib, cap_kib = memory_kib(req, s, idx, mb_i,
-                                                                                                  draft_mem)
+    mem_kib_per_kind, long_kib_per_kind, fixed_mem_kib, fixed_mem_single_kib, cap_kib = (
+        (None,) * 5 if fits else memory_kib(req, s, idx, mb_i, draft_mem))
     return Table(**facts, pf_ns_per_kind=pf_ns_per_kind, pf_extra_ns=pf_extra_ns,
                  pf_extra_single_ns=pf_extra_single_ns, pf_hop_ns=pf_hop_ns, ttft_ns=ttft,
                  chunk_ns_per_kind=chunk_ns_per_kind, chunk_extra_ns=chunk_extra_ns,
                  chunk_extra_single_ns=chunk_extra_single_ns, chunk_hop_ns=chunk_hop_ns, stall_coef=stall_coef,
                  mem_kib_per_kind=mem_kib_per_kind, fixed_mem_kib=fixed_mem_kib,
                  fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib, long_kib_per_kind=long_kib_per_kind)
+
+
+def with_memory(req: Request, s: ShapeTerms, t: Table, idx: np.ndarray) -> Table:
+    """Rows `idx` of a table whose memory terms were left out (table_of `fits`; rows of shapes `s`, no draft
+    model), with their memory terms."""
+    sub = t.take(idx)
+    sub.mem_kib_per_kind, sub.long_kib_per_kind, sub.fixed_mem_kib, sub.fixed_mem_single_kib, sub.cap_kib = (
+        memory_kib(req, s, sub.rows.shape_index, sub.rows.micro_batch))
+    return sub
 
 
 # the Table terms a decode_only table (table_of) leaves None
@@ -700,8 +731,10 @@ def _lower_bounds(t: Table, lim: Limits) -> Bounds:
     prompts = np.minimum(t.batch * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     tpot = -(-(cycle + users * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
     rnd = -(-(cycle + prompts * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
-    memory_ok = _memory_ok(counts, pp, [m for _, m in t.memory_per_kind], t.fixed_mem_kib, t.fixed_mem_single_kib,
-                           t.cap_kib)
+    # a table without memory terms holds rows known to fit (table_of `fits`)
+    memory_ok = (np.ones(len(t), bool) if t.mem_kib_per_kind is None else
+                 _memory_ok(counts, pp, [m for _, m in t.memory_per_kind], t.fixed_mem_kib, t.fixed_mem_single_kib,
+                            t.cap_kib))
     ttft_ok = np.ones(len(t), bool) if lim.ttft_ns is None else t.ttft_ns <= lim.ttft_ns
     tpot_ok = (tpot <= lim.tpot_ns) & (rnd <= MAX_ROUND_NS) & (t.batch * t.stall_coef <= MAX_STALL_COEF)
     if lim.demand_tokens_per_s is None:

@@ -337,10 +337,10 @@ def test_settled_probes_change_nothing_the_search_keeps(monkeypatch, model, isl,
     full_rows = []
     table = bounds.Space.table
 
-    def counted(self, s, pos, p_, decode_terms=None):
+    def counted(self, s, pos, p_, decode_terms=None, fits=False):
         if decode_terms is not None:  # examine's full tables of the rows whose decode cycle meets TPOT
             full_rows.append(len(s))
-        return table(self, s, pos, p_, decode_terms=decode_terms)
+        return table(self, s, pos, p_, decode_terms=decode_terms, fits=fits)
 
     monkeypatch.setattr(bounds.Space, "table", counted)
     got = []
@@ -358,3 +358,105 @@ def test_settled_probes_change_nothing_the_search_keeps(monkeypatch, model, isl,
     (settled, n_settled), (plain, n_plain) = got
     assert settled == plain
     assert len(plain[2]) > 0 and n_settled < n_plain
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus", CASES[:2])
+def test_tables_without_memory_terms_give_the_same_bounds(model, isl, osl, gpus):
+    """table_of `fits` (the lazy search's rows, below Space.top): lower_bounds is the same as over the table with
+    its memory terms, memory_ok true included; with_memory gives the same rows with those terms."""
+    from dataclasses import fields
+
+    from planner.search.table import with_memory
+
+    sp, lim, p = _space(model, isl, osl, gpus)
+    rng = np.random.default_rng(3)
+    s = np.repeat(_sample(sp, 40), 3)
+    pos = np.minimum(rng.integers(0, 1 << 12, len(s)), sp.top[s] - 1)
+    full, fit = sp.table(s, pos, p), sp.table(s, pos, p, fits=True)
+    assert fit.mem_kib_per_kind is None and fit.cap_kib is None
+    a, b = lower_bounds(full, lim), lower_bounds(fit, lim)
+    assert a.memory_ok.all()
+    for f in fields(a):
+        assert (getattr(a, f.name) == getattr(b, f.name)).all(), f.name
+    idx = rng.choice(len(s), size=20, replace=False)
+    got, want = with_memory(sp.req, sp.terms, fit, idx), full.take(idx)
+    assert list(got.rows) == list(want.rows) == [full.rows[i] for i in idx.tolist()]
+    for f in fields(want):
+        x, y = getattr(got, f.name), getattr(want, f.name)
+        assert (x is None and y is None) or (np.asarray(x) == np.asarray(y)).all(), f.name
+
+
+def test_tables_without_memory_terms_need_no_draft():
+    from dataclasses import replace
+
+    from planner.catalog import load_model
+    from planner.perf.estimate import SpecDecode
+
+    req, cat = make_request("llama-3.1-70b", isl=1000, osl=200, min_tokens_per_s_user=20, gpus="h100-sxm", tp=[4],
+                            pp=[1], weights="fp8", kv="fp8")
+    sp = bounds.build_space(replace(req, spec=SpecDecode(load_model("llama-3.1-8b"), 4, 0.8)), cat.perf)
+    with pytest.raises(ValueError, match="fits without a draft"):
+        sp.table(np.array([0]), np.array([0]), cat.perf, fits=True)
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,demand,ttft", [SETTLED_CASES[i] for i in (0, 1, 3)])
+def test_search_over_tables_without_memory_terms_keeps_the_same_rows(monkeypatch, model, isl, osl, gpus, speed,
+                                                                     demand, ttft):
+    """The lazy search tabulates its rows without memory terms (table_of `fits`, the greedy placements' rows given
+    theirs by with_memory): the same rows examined, candidates, their table and upper bounds as with them."""
+    from planner.search.queueing import QueueTarget
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
+                            output_tokens_per_s=demand, ttft_ms=None if ttft is None else ttft * 1000)
+    p = cat.perf
+    table = bounds.Space.table
+    got = []
+    for fits in (True, False):
+        if not fits:
+            monkeypatch.setattr(bounds.Space, "table",
+                                lambda self, s, pos, p_, decode_terms=None, fits=False: table(self, s, pos, p_,
+                                                                                              decode_terms))
+        sp = bounds.build_space(req, p, bounds.demand_batch_cap(Limits.of(req, 1)), Limits.of(req, 1))
+        lim = Limits.of(req, sp.max_batch)
+        if demand is not None:
+            sp.queue = bounds.queue_bound(sp, lim, p, QueueTarget(99.0, ttft, demand / osl))
+        ex = bounds.search_space(sp, lim, p)
+        rows = list(zip(ex.table.rows.shape_index.tolist(), ex.table.rows.micro_batch.tolist()))
+        got.append((ex.examined, ex.rounds, ex.candidates.tolist(), rows, ex.upper))
+    assert got[0] == got[1] and len(got[0][2]) > 0 and got[0][4]
+
+
+def test_greedy_placements_over_a_table_without_memory_terms_try_the_same_rows(monkeypatch):
+    """bounds._improve over a table without memory terms (table_of `fits`) gives the rows it may try their memory
+    terms (with_memory) and tries the same rows, in the same order, with the same results, as over the full
+    table: with rows tried before (`done`, not counted) and placements that fail (each type's whole quota tried)."""
+    from planner.search import placement
+
+    req, cat = make_request("llama-3.1-405b", isl=2000, osl=500, min_tokens_per_s_user=10, gpus="h100-sxm,mi300x",
+                            pp=[4, 5, 7], weights="fp8", kv="fp8")
+    p = cat.perf
+    sp = bounds.build_space(req, p)
+    lim = Limits.of(req, sp.max_batch)
+    live = np.flatnonzero(sp.top > 0)
+    s = np.repeat(live, np.minimum(sp.top[live], 40))
+    pos = np.concatenate([np.arange(min(int(sp.top[k]), 40)) for k in live.tolist()])
+    real = placement.greedy_placement
+    got = []
+    for fits in (False, True):
+        t = sp.table(s, pos, p, fits=fits)
+        b = lower_bounds(t, lim)
+        order = np.lexsort((np.arange(len(s)), b.objective, sp.gpu_type[s]))
+        done = {(int(s[i]), int(pos[i])) for i in order[b.feasible[order]][:3].tolist()}
+        calls = []
+
+        def greedy(t_, i):
+            calls.append(t_.rows[i])
+            return None if len(calls) <= 10 else real(t_, i)
+
+        monkeypatch.setattr(placement, "greedy_placement", greedy)
+        inc = np.full(len(req.gpus), np.iinfo(np.int64).max, np.int64)
+        upper = {}
+        bounds._improve(sp, t, b, s, pos, lim, inc, upper, done)
+        got.append((calls, inc.tolist(), upper, sorted(done)))
+    assert got[0] == got[1]
+    assert len(got[0][0]) > 2 * bounds.GREEDY_ROWS_PER_TYPE - 6 and got[0][2]  # quotas reached, a plan found
