@@ -70,10 +70,13 @@ def frontier_is_sound(s: Scenario, speeds: tuple[float, ...]) -> list[str]:
         return check_frontier(json.loads(json.dumps(f)), ask, cat)
 
 
-def _objective(s: Scenario) -> tuple[int, str] | None:
-    """(integer objective, solver status) of the best plan, or None when infeasible."""
+def _objective(s: Scenario, time_limit_s: float | None = None) -> tuple[int, str] | None:
+    """(integer objective, solver status) of the best plan, or None when infeasible; `time_limit_s`: CP-SAT's
+    limit (None: the planner's default)."""
     with _folder() as d:
         kw = s.write(Path(d))
+        if time_limit_s is not None:
+            kw["time_limit_s"] = time_limit_s
         req, cat = api.make_request(**kw)
         try:
             res = search(req, cat.perf, alternatives=False)
@@ -84,14 +87,14 @@ def _objective(s: Scenario) -> tuple[int, str] | None:
         return res.best.objective, res.best.solution.status if res.best.solution else "HEURISTIC"
 
 
-def never_costs_more(tight: Scenario, loose: Scenario, what: str) -> list[str]:
+def never_costs_more(tight: Scenario, loose: Scenario, what: str, time_limit_s: float | None = None) -> list[str]:
     """`loose` relaxes `tight` (a looser SLO, a cheaper price, more GPUs, less demand): whenever `tight` has a plan,
-    `loose` has one, and (both proven optimal) it costs no more."""
+    `loose` has one, and (both proven optimal within `time_limit_s`) it costs no more."""
     OUTCOMES["monotonicity pairs"] += 1
-    a = _objective(tight)
+    a = _objective(tight, time_limit_s)
     if a is None:
         return []
-    b = _objective(loose)
+    b = _objective(loose, time_limit_s)
     if b is None:
         return [f"{what}: the tighter request has a plan (objective {a[0]}) but the looser one is infeasible"]
     if a[1] == b[1] == "OPTIMAL" and b[0] > a[0]:
