@@ -35,6 +35,7 @@ every row never examined: the fleet model and the disaggregated pairing lose no 
 Tested against an exhaustive oracle over every integer micro-batch and PP (tests/fleet/test_pool_space.py)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -46,7 +47,8 @@ from ..specs.workload import SLO, Workload
 from ..search.bounds import MAX_BATCH, Space, _last_true, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
 from ..search.space import MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
-from ..search.table import Limits, ShapeTerms, Table, decode_cycle_ns, evaluate, lower_bounds, stage_sum, table_of
+from ..search.table import (Limits, ShapeTerms, Table, decode_cycle_ns, evaluate, lower_bounds, memory_fits,
+                            memory_kib, stage_sum, table_of)
 from ..units import BYTES_PER_ELEMENT
 from .pools import Pool, _Exact, _sweep, capacity_units, kv_transfer_ns
 
@@ -121,15 +123,22 @@ class _Store:
         self.cols: dict[str, list[np.ndarray]] = {}
         self._cat: dict[str, np.ndarray] | None = None
 
-    def add(self, t: Table, s: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        b = lower_bounds(t, self.lim)
+    def add(self, t: Table, s: np.ndarray, pos: np.ndarray, memory_ok: np.ndarray | None = None) -> np.ndarray:
+        """Append table `t` (rows: shapes `s` at positions `pos`); `memory_ok` given: a decode table
+        (`decode_table`), whose prefill and stall columns are left 0."""
         first = len(self)
         self.start.append(first)
         self.tables.append(t)
-        for name, v in (("s", s), ("pos", pos), ("batch", t.batch), ("gpus", t.gpus), ("memory_ok", b.memory_ok),
-                        ("ttft_ok", b.ttft_ok), ("tpot_ok", b.tpot_ok), ("round_ns", b.round_ns),
-                        ("cycle", t.pp * (b.dec_stage_ns + t.dec_hop_ns)), ("ttft_ns", t.ttft_ns),
-                        ("pf_period", b.pf_stage_ns + t.pf_hop_ns)):
+        if memory_ok is None:
+            b = lower_bounds(t, self.lim)
+            cols = (("memory_ok", b.memory_ok), ("ttft_ok", b.ttft_ok), ("tpot_ok", b.tpot_ok),
+                    ("round_ns", b.round_ns), ("cycle", t.pp * (b.dec_stage_ns + t.dec_hop_ns)),
+                    ("ttft_ns", t.ttft_ns), ("pf_period", b.pf_stage_ns + t.pf_hop_ns))
+        else:
+            none = np.zeros(len(t), np.int64)
+            cols = (("memory_ok", memory_ok), ("ttft_ok", none.astype(bool)), ("tpot_ok", none.astype(bool)),
+                    ("round_ns", none), ("cycle", decode_cycle_ns(t)), ("ttft_ns", none), ("pf_period", none))
+        for name, v in (("s", s), ("pos", pos), ("batch", t.batch), ("gpus", t.gpus)) + cols:
             self.cols.setdefault(name, []).append(np.asarray(v))
         self._cat = None
         return np.arange(first, first + len(t))
@@ -157,6 +166,50 @@ def pool_request(model: ModelSpec, workload: Workload, slo: SLO, gpus: Sequence[
                    slo=slo, gpus=tuple(gpus), weights=tuple(weights), kv=tuple(kv),
                    pp=None if pp is None else tuple(pp), micro_batches=None, tp=None if tp is None else tuple(tp),
                    max_gpus_per_type=dict(max_gpus_per_type or {}), engine=engine)
+
+
+def decode_table(req: Request, terms: ShapeTerms, s: np.ndarray, mb: np.ndarray, p: PerfParams) -> Table:
+    """The table of rows (shapes `s` of `terms`, micro-batches `mb`) with only what a decode pool reads: the decode
+    terms (`table_of` decode_only: the same numbers as a full table's) and the memory terms (`table.memory_kib`,
+    as `table_of` fills them without a draft); the prefill and chunk terms stay None (a read fails loudly). The
+    prefill-chunk step is most of a full table's cost and a decode pool never runs one."""
+    t = table_of(req, terms, s, mb, p, decode_only=True)
+    mem_kind, long_kind, fixed, fixed_single, cap = memory_kib(req, terms, s, mb)
+    return replace(t, mem_kib_per_kind=mem_kind, long_kib_per_kind=long_kind, fixed_mem_kib=fixed,
+                   fixed_mem_single_kib=fixed_single, cap_kib=cap)
+
+
+def _stage_evaluation(t: Table, i: int, layers: Sequence[int], per_kind: np.ndarray, extra: np.ndarray,
+                      single: np.ndarray) -> tuple[int, bool]:
+    """(slowest stage of the time term (per_kind, extra, single), ns; memory fits) of row i with `layers` per
+    stage: `table.evaluate`'s max over stages of Σ_k n_{s,k}·t_k + o_s and its "memory" condition (every stage's
+    Σ_k n_{s,k}·m_k + fixed <= capacity, for each memory term), in integers as there, the stages' kind counts
+    n_{s,k} taken from `kind_prefix` at the stage bounds at once."""
+    pp = len(layers)
+    ends = np.cumsum(np.r_[0, np.asarray(layers, np.int64)])
+    counts = t.kind_prefix[:, ends[1:]] - t.kind_prefix[:, ends[:-1]]  # [K, pp]
+    if pp == 1:
+        e, fixed = np.array([single[i]]), np.array([t.fixed_mem_single_kib[i]])
+    else:
+        e = np.r_[extra[i, 0], np.full(pp - 2, extra[i, 1]), extra[i, 2]]
+        fixed = np.r_[t.fixed_mem_kib[i, 0], np.full(pp - 2, t.fixed_mem_kib[i, 1]), t.fixed_mem_kib[i, 2]]
+    stage_ns = int((per_kind[i] @ counts + e).max())
+    cap_kib = int(t.cap_kib[i])
+    fits = all(bool((m[i] @ counts + fixed <= cap_kib).all()) for _, m in t.memory_per_kind)
+    return stage_ns, fits
+
+
+def decode_evaluation(t: Table, i: int, layers: Sequence[int]) -> tuple[int, bool]:
+    """(slowest decode stage, ns; memory fits) of row i with `layers` per stage: `table.evaluate`'s dec_stage_ns and
+    its "memory" condition, from the decode and memory terms only (`decode_table`; tested equal)."""
+    return _stage_evaluation(t, i, layers, t.dec_ns_per_kind, t.dec_extra_ns, t.dec_extra_single_ns)
+
+
+def prefill_evaluation(t: Table, i: int, layers: Sequence[int]) -> tuple[int, bool]:
+    """(slowest prefill stage, ns; memory fits) of row i with `layers` per stage: `table.evaluate`'s pf_stage_ns
+    and its "memory" condition, without the decode and chunk stages a prefill pool does not read (its latency is
+    the placement-independent `ttft_ns`; tested equal)."""
+    return _stage_evaluation(t, i, layers, t.pf_ns_per_kind, t.pf_extra_ns, t.pf_extra_single_ns)
 
 
 def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> list[Pool]:
@@ -201,6 +254,7 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
 
     # per shape, how many positions are in the decode/aggregated range (memory, and the cycle bound <= TPOT)
     end = np.zeros(n, np.int64)
+    anchors: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (shape, position, cycle bound) in range
     if "aggregated" in roles or "decode" in roles:
         floor = cycle_floor(sp, p, lim.tpot_ns)
         dp = terms.dp
@@ -210,7 +264,10 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
 
         def cycle_ok(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
             td = table_of(req, terms, s, sp.micro_batch(s, pos), p, decode_only=True)
-            return decode_cycle_ns(td) <= lim.tpot_ns
+            c = decode_cycle_ns(td)
+            ok = c <= lim.tpot_ns
+            anchors.append((s[ok], pos[ok], c[ok]))  # the gaps' cycle bounds (search)
+            return ok
 
         if len(s1):
             end[s1] = _last_true(cycle_ok, below[s1], s1, np.ones(len(s1), np.int64), below[s1])
@@ -221,8 +278,9 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                group_s: np.ndarray, exact) -> list[tuple[int, _Exact]]:
         """The non-dominated rows of a role over the ranges: `cand_rows` the candidates among the first rows,
         `gap_shapes` the shapes whose later positions may hold one, `cap_row(rows)`/`key_row(rows)` the rows'
-        bounds, `cap_gap(s, last, cycle)`/`key_gap(s)` a gap's (module docstring)."""
-        cand = [np.asarray(cand_rows, np.int64)]
+        bounds, `cap_gap(s, last, cycle)`/`key_gap(s)` a gap's (module docstring). Each round sweeps the pools
+        kept so far and the rows just examined: a row the sweeps dropped is dominated by a kept pool (dominance is
+        transitive), so the pools kept are those of one sweep over every row examined, ties aside."""
         memo: dict[int, _Exact | None] = {}
 
         def ex(i: int) -> _Exact | None:
@@ -230,47 +288,72 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                 memo[i] = exact(i)
             return memo[i]
 
-        # gaps (s, a, b, c_a, fresh): positions a … b − 1 unexamined, c_a the cycle bound at a; fresh: none examined
+        # gaps (s, a, b, c_a, top): positions a … b − 1 unexamined, c_a a cycle bound at a (the range's first row
+        # or a position the range's bisection tabulated); top: the gap below the range's end, none examined
         gs = gap_shapes[end[gap_shapes] > 1]
-        g_a, g_b, g_c = np.ones(len(gs), np.int64), end[gs], c0[gs]
-        g_fresh = np.ones(len(gs), bool)
+        a_s, a_pos, a_c = ((np.concatenate([x[k] for x in anchors]) for k in range(3)) if anchors
+                           else (np.zeros(0, np.int64),) * 3)
+        inside = np.isin(a_s, gs) & (a_pos >= 1) & (a_pos < end[a_s])
+        a_s = np.concatenate([gs, a_s[inside]])
+        a_pos = np.concatenate([np.ones(len(gs), np.int64), a_pos[inside]])
+        a_c = np.concatenate([c0[gs], a_c[inside]])
+        key = np.unique(a_s * (int(a_pos.max(initial=0)) + 2) + a_pos, return_index=True)[1]
+        a_s, a_pos, a_c = a_s[key], a_pos[key], a_c[key]  # by shape, then position
+        last = np.r_[a_s[1:] != a_s[:-1], True][:len(a_s)]  # each shape's last anchor
+        nxt = np.r_[a_pos[1:], 0][:len(a_s)]
+        gs, g_a, g_c = a_s, a_pos, a_c
+        g_b = np.where(last, end[a_s], nxt)
+        g_fresh = last
+        cand = np.asarray(cand_rows, np.int64)
+        kept: list[tuple[int, _Exact]] = []
+        # the first round examines the top of every range before any sweep: the largest micro-batch meeting the
+        # cycle bound usually dominates the rest of its shape, and its bounds drop most other rows unevaluated
+        first = bool(g_fresh.any())
         while True:
-            rows = np.concatenate(cand)
-            n_rows = len(store)
-            full = np.zeros(n_rows, np.int64)
-            cap_ub, key_lb = full.copy(), full.copy()
-            cap_ub[rows], key_lb[rows] = cap_row(rows), key_row(rows)
-            group = np.zeros(n_rows, np.int64)
-            group[rows] = group_s[store.col("s")[rows]]
-            kept = _sweep(store.col("gpus"), rows, cap_ub, key_lb, group, ex)
-            if len(gs) == 0:
-                return kept
-            # drop the gaps a kept pool dominates
-            cap = cap_gap(gs, g_b - 1, g_c)
-            key = key_gap(gs)
-            dead = np.zeros(len(gs), bool)
-            kg = group_s[gs]
-            for i, x in kept:
-                h = group_s[int(store.col("s")[i])]
-                ga = int(store.col("gpus")[i])
-                m = (kg == h) & (ga <= gpus_s[gs])
-                dead |= m & ((gpus_s[gs] // ga) * x.capacity >= cap) & (x.latency_key <= key)
-            live_ = ~dead
-            gs, g_a, g_b, g_c, g_fresh = gs[live_], g_a[live_], g_b[live_], g_c[live_], g_fresh[live_]
-            if len(gs) == 0:
-                return kept
+            if not first:
+                rows = np.concatenate([np.array([i for i, _ in kept], np.int64), cand])
+                n_rows = len(store)
+                cap_ub, key_lb = np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64)
+                cap_ub[rows], key_lb[rows] = cap_row(rows), key_row(rows)
+                group = np.zeros(n_rows, np.int64)
+                group[rows] = group_s[store.col("s")[rows]]
+                kept = _sweep(store.col("gpus"), rows, cap_ub, key_lb, group, ex)
+                if len(gs) == 0:
+                    return kept
+                # drop the gaps a kept pool dominates
+                cap = cap_gap(gs, g_b - 1, g_c)
+                key = key_gap(gs)
+                dead = np.zeros(len(gs), bool)
+                kg = group_s[gs]
+                for i, x in kept:
+                    h = group_s[int(store.col("s")[i])]
+                    ga = int(store.col("gpus")[i])
+                    m = (kg == h) & (ga <= gpus_s[gs])
+                    dead |= m & ((gpus_s[gs] // ga) * x.capacity >= cap) & (x.latency_key <= key)
+                live_ = ~dead
+                gs, g_a, g_b, g_c, g_fresh = gs[live_], g_a[live_], g_b[live_], g_c[live_], g_fresh[live_]
+                if len(gs) == 0:
+                    return kept
+            probe = g_fresh if first else np.ones(len(gs), bool)
+            wait = ~probe  # gaps left for the next round as they are
+            w_s, w_a, w_b, w_c = gs[wait], g_a[wait], g_b[wait], g_c[wait]
+            gs, g_a, g_b, g_c, g_fresh = gs[probe], g_a[probe], g_b[probe], g_c[probe], g_fresh[probe]
             mid = np.where(g_fresh, g_b - 1, _geometric_middle(g_a, g_b))
-            t = table_of(req, terms, gs, sp.micro_batch(gs, mid), p)
-            new = store.add(t, gs, mid)
+            mbs = sp.micro_batch(gs, mid)
+            if role == "aggregated":
+                new = store.add(table_of(req, terms, gs, mbs, p), gs, mid)
+            else:
+                new = store.add(decode_table(req, terms, gs, mbs, p), gs, mid, memory_fits(req, terms, gs, mbs))
             cm = store.col("cycle")[new]
-            cand.append(row_cand(new, role))
+            cand = np.concatenate([cand, row_cand(new, role)]) if first else row_cand(new, role)
+            first = False
             # (a, mid) and (mid + 1, b): the upper one's cycle bound is the examined row's
             lower, upper = mid > g_a, g_b > mid + 1
-            gs, g_a, g_b, g_c, g_fresh = (np.concatenate([gs[lower], gs[upper]]),
-                                          np.concatenate([g_a[lower], mid[upper] + 1]),
-                                          np.concatenate([mid[lower], g_b[upper]]),
-                                          np.concatenate([g_c[lower], cm[upper]]),
-                                          np.zeros(int(lower.sum() + upper.sum()), bool))
+            gs, g_a, g_b, g_c = (np.concatenate([w_s, gs[lower], gs[upper]]),
+                                 np.concatenate([w_a, g_a[lower], mid[upper] + 1]),
+                                 np.concatenate([w_b, mid[lower], g_b[upper]]),
+                                 np.concatenate([w_c, g_c[lower], cm[upper]]))
+            g_fresh = np.zeros(len(gs), bool)
 
     def row_cand(rows: np.ndarray, role: str) -> np.ndarray:
         c = store.col
@@ -335,19 +418,22 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
             lay = greedy_placement(t, j, "pf", placed)
             if lay is None:
                 return None
-            ev = evaluate(t, j, lay, lim)
-            if "memory" in ev.violated:
+            pf_stage_ns, fits = prefill_evaluation(t, j, lay)
+            if not fits:
                 return None
             kv = kv_exact(s, lay)
-            if ttft is not None and ev.ttft_ns + kv > ttft:
+            latency = int(t.ttft_ns[j])
+            if ttft is not None and latency + kv > ttft:
                 return None
             dp_ = int(terms.dp[s])
-            cap = int(min(capacity_units(dp_, ev.pf_stage_ns + int(t.pf_hop_ns[j])), capacity_units(dp_, kv)))
-            return _Exact(cap, int(pre_key_s[s]), lay, ev.ttft_ns, 0, kv)
+            cap = int(min(capacity_units(dp_, pf_stage_ns + int(t.pf_hop_ns[j])), capacity_units(dp_, kv)))
+            return _Exact(cap, int(pre_key_s[s]), lay, latency, 0, kv)
 
         pcand = rows0[ok]
         cap_pre = np.zeros(len(store), np.int64)
-        cap_pre[pcand] = capacity_units(terms.dp[col("s")[pcand]], col("pf_period")[pcand])
+        # no faster than the NIC takes a prompt's KV at the smallest largest stage (kv_lb)
+        cap_pre[pcand] = np.minimum(capacity_units(terms.dp[col("s")[pcand]], col("pf_period")[pcand]),
+                                    capacity_units(terms.dp[col("s")[pcand]], kv_lb_s[col("s")[pcand]]))
         key_pre = np.zeros(len(store), np.int64)
         key_pre[pcand] = pre_key_s[col("s")[pcand]]
         group = np.zeros(len(store), np.int64)
@@ -372,10 +458,10 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
             lay = greedy_placement(t, j, memo=placed)
             if lay is None:
                 return None
-            ev = evaluate(t, j, lay, lim)
-            if "memory" in ev.violated:
+            dec_stage_ns, fits = decode_evaluation(t, j, lay)
+            if not fits:
                 return None
-            cycle = int(t.pp[j]) * (ev.dec_stage_ns + int(t.dec_hop_ns[j]))
+            cycle = int(t.pp[j]) * (dec_stage_ns + int(t.dec_hop_ns[j]))
             if cycle > lim.tpot_ns:
                 return None
             kv = kv_exact(s, lay)

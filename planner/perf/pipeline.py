@@ -104,13 +104,33 @@ def balance_layers(num_layers: int, pp: int, layer_s: float, first_extra_s: floa
             surplus -= cut
         return alloc
 
-    candidates = sorted({l * layer_s + extras[s] for s in range(pp) for l in range(1, caps[s] + 1)})
+    # the values l·t + o_s, l ≤ cap_s, taken once per distinct overhead (middle stages share one) up to the
+    # largest cap among its stages: the same set, without a pass over every stage
+    most_of: dict[float, int] = {}
+    for e, c in zip(extras, caps):
+        most_of[e] = max(most_of.get(e, 0), c)
+    candidates = sorted({l * layer_s + e for e, c in most_of.items() for l in range(1, c + 1)})
+    # stages alike in (overhead, cap) allot alike: whether `fits` places every layer is decided once per kind of
+    # stage, times its count (the same floor of the same floats as fits' per-stage loop)
+    alike: dict[tuple[float, int], int] = {}
+    for e, c in zip(extras, caps):
+        alike[(e, c)] = alike.get((e, c), 0) + 1
+
+    def places(limit: float) -> bool:  # fits(limit) is not None
+        total = 0
+        for (e, c), k in alike.items():
+            n = min(c, math.floor((limit - e) / layer_s + 1e-9))
+            if n < 1:
+                return False
+            total += n * k
+        return total >= num_layers
+
     lo, hi = 0, len(candidates) - 1
-    if fits(candidates[hi]) is None:
+    if not places(candidates[hi]):
         return None
     while lo < hi:
         mid = (lo + hi) // 2
-        if fits(candidates[mid]) is None:
+        if not places(candidates[mid]):
             lo = mid + 1
         else:
             hi = mid

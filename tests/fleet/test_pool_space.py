@@ -9,12 +9,13 @@ from dataclasses import replace
 
 import numpy as np
 from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
 
 from planner.disagg import best_pair
-from planner.fleet.pool_space import exact_pools, pool_request
+from planner.fleet.pool_space import decode_evaluation, decode_table, exact_pools, pool_request, prefill_evaluation
 from planner.fleet.pools import class_pools
 from planner.search.bounds import build_space
-from planner.search.table import Limits
+from planner.search.table import Limits, evaluate
 
 from tests.search.instances import CATALOG, exact_requests
 
@@ -79,3 +80,28 @@ def test_exact_pools_equal_the_oracle_over_every_row(req):
                 assert (a is None) == (b is None)
                 if a is not None:
                     assert a[4] == b[4]  # the same objective
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=exact_requests(), data=st.data())
+def test_decode_and_prefill_evaluations_are_evaluate_s(req, data):
+    """pool_space's lean evaluations (decode / prefill stage, memory) equal `table.evaluate`'s on the same rows
+    and placements, and a decode table (decode and memory terms only) gives the full table's numbers."""
+    table = _oracle_table(req)
+    assume(table is not None)
+    lim = Limits.of(req, 1)
+    for i in data.draw(st.lists(st.integers(0, len(table) - 1), min_size=1, max_size=6)):
+        pp = int(table.pp[i])
+        cuts = sorted(data.draw(st.lists(st.integers(1, table.num_layers - 1), min_size=pp - 1, max_size=pp - 1,
+                                         unique=True))) if pp > 1 else []
+        lay = [b - a for a, b in zip([0] + cuts, cuts + [table.num_layers])]
+        ev = evaluate(table, i, lay, lim)
+        assert decode_evaluation(table, i, lay) == (ev.dec_stage_ns, "memory" not in ev.violated)
+        assert prefill_evaluation(table, i, lay) == (ev.pf_stage_ns, "memory" not in ev.violated)
+        r = table.rows[i]
+        sp = build_space(req, CATALOG.perf)
+        s = next(k for k, x in enumerate(sp.shapes) if (x.gpu.id, x.weights, x.kv, x.tp, x.pp, x.ep, x.dp)
+                 == (r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp))
+        d = decode_table(req, sp.terms, np.array([s]), np.array([r.micro_batch]), CATALOG.perf)
+        assert decode_evaluation(d, 0, lay) == (ev.dec_stage_ns, "memory" not in ev.violated)
