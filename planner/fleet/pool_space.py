@@ -44,7 +44,7 @@ from ..perf.params import PerfParams
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import SLO, Workload
-from ..search.bounds import MAX_BATCH, Space, _last_true, _memory_top, cycle_floor
+from ..search.bounds import MAX_BATCH, Space, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
 from ..search.space import MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
 from ..search.table import (Limits, ShapeTerms, Table, decode_cycle_ns, evaluate, lower_bounds, memory_fits,
@@ -252,25 +252,14 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
         t, j = store.at(i)
         return Pool(cls, role, t.rows[j], x.layers, x.capacity, x.latency_ns, x.tpot_ns, x.kv_ns)
 
-    # per shape, how many positions are in the decode/aggregated range (memory, and the cycle bound <= TPOT)
-    end = np.zeros(n, np.int64)
-    anchors: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (shape, position, cycle bound) in range
+    # per shape, the positions a decode or aggregated row may take: memory's (`top`) up to where the cycle is
+    # known to miss TPOT (`bounds.cycle_floor`); where in them the cycle bound passes for the last time is found by
+    # the search's edge gaps, and only where no kept pool dominates them
+    below = np.zeros(n, np.int64)
     if "aggregated" in roles or "decode" in roles:
         floor = cycle_floor(sp, p, lim.tpot_ns)
-        dp = terms.dp
-        below = np.where(floor == _NEVER, sp.top, np.minimum(sp.top, np.maximum(floor - 1, 0) // dp))
-        ok0 = mem0 & (c0 <= lim.tpot_ns) & (below > 0)
-        s1 = np.flatnonzero(ok0)
-
-        def cycle_ok(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
-            td = table_of(req, terms, s, sp.micro_batch(s, pos), p, decode_only=True)
-            c = decode_cycle_ns(td)
-            ok = c <= lim.tpot_ns
-            anchors.append((s[ok], pos[ok], c[ok]))  # the gaps' cycle bounds (search)
-            return ok
-
-        if len(s1):
-            end[s1] = _last_true(cycle_ok, below[s1], s1, np.ones(len(s1), np.int64), below[s1])
+        below = np.where(floor == _NEVER, sp.top, np.minimum(sp.top, np.maximum(floor - 1, 0) // terms.dp))
+        below = np.where(mem0 & (c0 <= lim.tpot_ns), below, 0)
 
     zero_key = np.zeros(n, np.int64)
 
@@ -288,29 +277,21 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                 memo[i] = exact(i)
             return memo[i]
 
-        # gaps (s, a, b, c_a, top): positions a … b − 1 unexamined, c_a a cycle bound at a (the range's first row
-        # or a position the range's bisection tabulated); top: the gap below the range's end, none examined
-        gs = gap_shapes[end[gap_shapes] > 1]
-        a_s, a_pos, a_c = ((np.concatenate([x[k] for x in anchors]) for k in range(3)) if anchors
-                           else (np.zeros(0, np.int64),) * 3)
-        inside = np.isin(a_s, gs) & (a_pos >= 1) & (a_pos < end[a_s])
-        a_s = np.concatenate([gs, a_s[inside]])
-        a_pos = np.concatenate([np.ones(len(gs), np.int64), a_pos[inside]])
-        a_c = np.concatenate([c0[gs], a_c[inside]])
-        key = np.unique(a_s * (int(a_pos.max(initial=0)) + 2) + a_pos, return_index=True)[1]
-        a_s, a_pos, a_c = a_s[key], a_pos[key], a_c[key]  # by shape, then position
-        last = np.r_[a_s[1:] != a_s[:-1], True][:len(a_s)]  # each shape's last anchor
-        nxt = np.r_[a_pos[1:], 0][:len(a_s)]
-        gs, g_a, g_c = a_s, a_pos, a_c
-        g_b = np.where(last, end[a_s], nxt)
-        g_fresh = last
+        # gaps (s, a, b, c_a, edge, seek, fresh): positions a … b − 1 unexamined, c_a a cycle bound at a (that of
+        # the examined row before it); edge: b is where the positions known to miss end (position b fails the
+        # cycle bound, or b = below), not a row known to pass; seek: no row of the shape above its first examined
+        # yet passes the cycle bound; fresh: none examined but the first
+        gs = gap_shapes[below[gap_shapes] > 1]
+        g_a, g_b, g_c = np.ones(len(gs), np.int64), below[gs], c0[gs]
+        g_edge, g_seek, g_fresh = (np.ones(len(gs), bool) for _ in range(3))
         cand = np.asarray(cand_rows, np.int64)
         kept: list[tuple[int, _Exact]] = []
-        # the first round examines the top of every range before any sweep: the largest micro-batch meeting the
-        # cycle bound usually dominates the rest of its shape, and its bounds drop most other rows unevaluated
-        first = bool(g_fresh.any())
         while True:
-            if not first:
+            # until each range has a row passing the cycle bound above its first (its largest such row usually
+            # dominates the rest of its shape, and its bounds drop most other rows unevaluated), only those
+            # ranges are probed, with no sweep: their largest position first, then bisected
+            seeking = bool(g_seek.any())
+            if not seeking:
                 rows = np.concatenate([np.array([i for i, _ in kept], np.int64), cand])
                 n_rows = len(store)
                 cap_ub, key_lb = np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64)
@@ -318,6 +299,7 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                 group = np.zeros(n_rows, np.int64)
                 group[rows] = group_s[store.col("s")[rows]]
                 kept = _sweep(store.col("gpus"), rows, cap_ub, key_lb, group, ex)
+                cand = np.zeros(0, np.int64)
                 if len(gs) == 0:
                     return kept
                 # drop the gaps a kept pool dominates
@@ -331,28 +313,33 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                     m = (kg == h) & (ga <= gpus_s[gs])
                     dead |= m & ((gpus_s[gs] // ga) * x.capacity >= cap) & (x.latency_key <= key)
                 live_ = ~dead
-                gs, g_a, g_b, g_c, g_fresh = gs[live_], g_a[live_], g_b[live_], g_c[live_], g_fresh[live_]
+                gs, g_a, g_b, g_c, g_edge, g_seek, g_fresh = (x[live_] for x in (gs, g_a, g_b, g_c, g_edge, g_seek,
+                                                                                 g_fresh))
                 if len(gs) == 0:
                     return kept
-            probe = g_fresh if first else np.ones(len(gs), bool)
+            probe = g_seek if seeking else np.ones(len(gs), bool)
             wait = ~probe  # gaps left for the next round as they are
-            w_s, w_a, w_b, w_c = gs[wait], g_a[wait], g_b[wait], g_c[wait]
-            gs, g_a, g_b, g_c, g_fresh = gs[probe], g_a[probe], g_b[probe], g_c[probe], g_fresh[probe]
-            mid = np.where(g_fresh, g_b - 1, _geometric_middle(g_a, g_b))
+            w = [x[wait] for x in (gs, g_a, g_b, g_c, g_edge, g_seek)]
+            gs, g_a, g_b, g_c, g_edge, g_fresh = (x[probe] for x in (gs, g_a, g_b, g_c, g_edge, g_fresh))
+            # a fresh range: its largest position first; an edge gap: bisected for where the cycle bound ends;
+            # an inner gap: split where its bound is loosest (geometric middle)
+            mid = np.where(g_fresh, g_b - 1, np.where(g_edge, (g_a + g_b - 1) // 2, _geometric_middle(g_a, g_b)))
             mbs = sp.micro_batch(gs, mid)
             if role == "aggregated":
                 new = store.add(table_of(req, terms, gs, mbs, p), gs, mid)
             else:
                 new = store.add(decode_table(req, terms, gs, mbs, p), gs, mid, memory_fits(req, terms, gs, mbs))
             cm = store.col("cycle")[new]
-            cand = np.concatenate([cand, row_cand(new, role)]) if first else row_cand(new, role)
-            first = False
-            # (a, mid) and (mid + 1, b): the upper one's cycle bound is the examined row's
-            lower, upper = mid > g_a, g_b > mid + 1
-            gs, g_a, g_b, g_c = (np.concatenate([w_s, gs[lower], gs[upper]]),
-                                 np.concatenate([w_a, g_a[lower], mid[upper] + 1]),
-                                 np.concatenate([w_b, mid[lower], g_b[upper]]),
-                                 np.concatenate([w_c, g_c[lower], cm[upper]]))
+            ok_m = cm <= lim.tpot_ns  # monotone: every position below passes too, every one above an edge's fails
+            cand = np.concatenate([cand, row_cand(new, role)])
+            # (a, mid): inner where mid passes, else still an edge (and still seeking); (mid + 1, b), only where mid
+            # passes: its cycle bound is the examined row's, its kind the gap's
+            lower, upper = mid > g_a, (g_b > mid + 1) & ok_m
+            gs, g_a, g_b, g_c, g_edge, g_seek = (
+                np.concatenate([w[0], gs[lower], gs[upper]]), np.concatenate([w[1], g_a[lower], mid[upper] + 1]),
+                np.concatenate([w[2], mid[lower], g_b[upper]]), np.concatenate([w[3], g_c[lower], cm[upper]]),
+                np.concatenate([w[4], ~ok_m[lower], g_edge[upper]]),
+                np.concatenate([w[5], ~ok_m[lower], np.zeros(int(upper.sum()), bool)]))
             g_fresh = np.zeros(len(gs), bool)
 
     def row_cand(rows: np.ndarray, role: str) -> np.ndarray:
@@ -377,7 +364,7 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
         ttft_ok0[live] = store.col("ttft_ok")[rows0]
         # TTFT does not depend on the micro-batch; the TPOT with stalls need not grow with it (bounds.py), so every
         # shape whose range is not empty and whose TTFT passes is searched
-        kept = search("aggregated", row_cand(rows0, "aggregated"), np.flatnonzero(ttft_ok0 & (end > 0)),
+        kept = search("aggregated", row_cand(rows0, "aggregated"), np.flatnonzero(ttft_ok0 & (below > 0)),
                       lambda r: capacity_units(store.col("batch")[r], store.col("round_ns")[r] * osl),
                       lambda r: np.zeros(len(r), np.int64),
                       lambda s, last, c: capacity_units(terms.pp[s] * sp.micro_batch(s, last), c * osl),
