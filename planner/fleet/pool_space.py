@@ -1,22 +1,24 @@
-"""The pools of one request class over the exact integer space (`fleet.pools.class_pools` with no micro-batch list):
-every shape `search.space.enumerate_shapes` lists (PP any integer up to the layers within the GPU budget, TP any
-divisor of the heads in the scale-up domain, or the request's pinned lists), and every micro-batch from DP to what
-memory allows (`search.bounds` `_memory_top`, up to `bounds.MAX_BATCH`; no grid, no 2048 cap).
+"""The pools of one request class over every micro-batch memory allows (`exact_pools`, as `fleet.pools.class_pools`
+keeps them over the grid): every shape `search.space.enumerate_shapes` lists for the request (PP any integer up
+to the layers within the GPU budget and TP any divisor of the heads in the scale-up domain, or the request's
+lists: `disagg.candidate_pools` passes the grid's), each with every micro-batch from DP up to what memory allows
+(`search.bounds._memory_top`, up to `bounds.MAX_BATCH` sequences per replica; no 2048 cap).
 
 Tabulating every (shape, micro-batch) is far too slow and unnecessary. The roles and their rows:
 
 - prefill: one row per shape, at micro-batch DP (one prompt per attention-DP group in each micro-batch);
-- decode and aggregated: every micro-batch position 0 … end − 1 of a shape, `end` where memory or the decode-cycle
-  bound pp · (balanced slowest decode stage + hop) (`table.decode_cycle_ns`) passes the TPOT target for the last
-  time. Both conditions are monotone in the micro-batch (bounds.py, fact 1: the decode terms and the memory terms
-  never fall as it grows; tested in tests/search/test_bounds.py), so `end` is found by bisection
-  (`bounds._last_true`, after `bounds.cycle_floor`'s bracket). A row past `end` is no candidate of either role:
-  a decode pool needs its cycle, an aggregated pool its TPOT (the cycle plus prefill stalls >= 0), within the target.
+- decode and aggregated: the micro-batches whose decode-cycle bound pp · (balanced slowest decode stage + hop)
+  (`table.decode_cycle_ns`) meets the TPOT target. The bound never falls as the micro-batch grows (bounds.py,
+  fact 1: the decode and memory terms never fall; tested in tests/search/test_bounds.py), so these are a prefix
+  of each shape's positions; positions past `bounds.cycle_floor`'s floor or memory's end are known to miss. A
+  row past the prefix is no candidate of either role: a decode pool needs its cycle, an aggregated pool its TPOT
+  (the cycle plus prefill stalls >= 0), within the target.
 
-Inside a shape's range the useful micro-batches are not provably few (the exact decode cycle after the greedy
-placement, MoE tile padding and the placement's largest stage, hence the KV-transfer key, can move either way),
-so the range is searched by dominance, as `search.bounds.search_space` searches it by cost. Claim: every row of a
-gap of unexamined positions a … b − 1 of shape s, whose decode-cycle bound at position a is c_a, has
+Inside a shape's prefix the useful micro-batches are not provably few (the exact decode cycle after the greedy
+placement, MoE tile padding, and the placement's largest stage, hence the KV-transfer key, can move either way),
+so the positions are searched by dominance, as `search.bounds.search_space` searches them by cost. Claim: every
+candidate row of a gap of unexamined positions a … b − 1 of shape s, whose decode-cycle bound at position a is
+at least c_a, has
 
     capacity <= min(⌊pp·m_{b−1}·K / (c_a·OSL)⌋, ⌊DP·K / t_kv,min⌋)   (decode; aggregated: the first term)
     latency key >= the key of t_kv,min                                  (decode; aggregated: 0)
@@ -27,12 +29,15 @@ is at least its own bound, which is at least c_a (monotone in the micro-batch); 
 the cycle (stalls >= 0); the transfer grows with the largest stage, which holds at least ⌈L/PP⌉ layers, and the
 decode key is non-decreasing in the transfer (`class_pools`' recv_key). So where a kept pool A (same group: GPU
 type, and KV precision for the disaggregated roles) with g_A <= g_s, ⌊g_s/g_A⌋·cap_A >= that capacity bound and
-key_A <= that key bound exists, A dominates every row of the gap (class_pools' dominance), and the gap is dropped
-unexamined. Otherwise one row of it is examined exactly (its largest micro-batch first, after that the geometric
-middle) and the sweep (`pools._sweep`) runs again over every row examined so far. A pool that dominated a gap and
-is dropped later was dominated by the one that dropped it (dominance is transitive), so the kept pools dominate
-every row never examined: the fleet model and the disaggregated pairing lose no optimum to the rows left out.
-Tested against an exhaustive oracle over every integer micro-batch and PP (tests/fleet/test_pool_space.py)."""
+key_A <= that key bound exists, A dominates every candidate row of the gap (class_pools' dominance), and the gap
+is dropped unexamined. Otherwise one row of it is examined: an "edge" gap (its end not known to pass the cycle
+bound) is bisected for where the prefix ends (a failing row drops every position above it), an inner gap split
+at its geometric middle; each shape's largest passing row is found before the first sweep (it usually dominates
+the rest of its shape). Each round sweeps (`pools._sweep`) the pools kept so far and the new rows. A pool that
+dominated a gap and is dropped later was dominated by the one that dropped it (dominance is transitive), so the
+kept pools dominate every row never examined: the fleet model and the disaggregated pairing lose no optimum to
+the rows left out. Tested against an exhaustive oracle over every integer micro-batch, PP and TP of small random
+instances (tests/fleet/test_pool_space.py)."""
 from __future__ import annotations
 
 from dataclasses import replace
