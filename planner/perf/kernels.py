@@ -100,7 +100,7 @@ def _expected_tiles_of(trials: np.ndarray, prob: float, tile: float) -> np.ndarr
         live = np.flatnonzero(n_new > 0)
         for rows, _, n, x, pmf in window_blocks(n_new[live], prob):
             ceil_x = np.ceil(np.subtract(np.divide(x, tile, out=x), 1e-9, out=x), out=x)  # ⌈x / t − 1e-9⌉
-            new[live[rows]] = [float(np.dot(pmf[r, :m], ceil_x[r, :m])) for r, m in enumerate(n.tolist())]
+            new[live[rows]] = [float(np.dot(p_row[:m], c_row[:m])) for p_row, c_row, m in zip(pmf, ceil_x, n.tolist())]
     memo.put(n_new, new)
     values[todo] = new
     return values

@@ -31,6 +31,7 @@ def tokens_per_touched_expert(num_experts, experts_per_token, tokens):
 
 
 _running_sum = np.add.accumulate  # np.cumsum less its dispatch (sequential: the same sums bit for bit)
+_add_reduce = np.add.reduce  # ndarray.sum less its Python wrapper (the same pairwise sum: one call per window)
 
 
 def binomial_window(trials: int, prob: float) -> tuple[int, np.ndarray, np.ndarray]:
@@ -194,8 +195,8 @@ def expected_max_binomial_floored(trials, prob: float, bins: int, floor) -> np.n
             exceed = np.zeros((len(js), int(n.max()) - r0))
             part = np.subtract(1.0, np.power(cum[:, r0:r1], bins, out=cum[:, r0:r1]), out=exceed[:, :r1 - r0])
             part[np.arange(r0, r1) >= saturated[:, None]] = 0.0
-        inside = np.array([float(exceed[r, s - r0:e - r0].sum()) if on else 0.0
-                           for r, (s, e, on) in enumerate(zip(start.tolist(), n.tolist(), (c_up <= hi).tolist()))])
+        inside = np.array([float(_add_reduce(row[s - r0:e - r0])) if on else 0.0
+                           for row, s, e, on in zip(exceed, start.tolist(), n.tolist(), (c_up <= hi).tolist())])
         out[js] = f + partial + below + inside
     return out
 
