@@ -370,6 +370,9 @@ def expected_experts_touched_on_rank(num_experts, experts_per_token, tokens, ep,
     ep = np.asarray(ep, dtype=float)
     slots = (e + redundant_experts) / ep
     t_eff = np.asarray(tokens, dtype=float) * np.asarray(load_ratio, dtype=float)
+    if e.ndim == 0 and e > 0:  # a MoE model (one E): the same operations without the dense model's guards
+        hit = float(experts_per_token) / float(e)
+        return np.asarray(slots * (1.0 - np.power(1.0 - hit, t_eff)))
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(e > 0, 1.0 - np.power(1.0 - np.where(e > 0, experts_per_token / np.where(e > 0, e, 1.0), 0.0), t_eff), 0.0)
     return np.where(e > 0, slots * frac, 0.0)

@@ -273,3 +273,27 @@ def test_busiest_rank_one_step_is_the_array_element():
         one = busiest_rank_load_ratio(256, 8, tokens, ep, redundant)
         assert one.shape == () and float(one) == whole[0]
         assert busiest_rank_load_ratio(256, 8, np.array([[tokens]]), ep, redundant).shape == (1, 1)
+
+
+def _touched_on_rank_guarded(e, k, tokens, ep, redundant, load_ratio):
+    """expected_experts_touched_on_rank's formula with the dense-model guards on every operation (E = 0 allowed):
+    the reference its MoE path (one E > 0, guards dropped) must agree with bit for bit."""
+    e = np.asarray(e, dtype=float)
+    slots = (e + redundant) / np.asarray(ep, dtype=float)
+    t_eff = np.asarray(tokens, dtype=float) * np.asarray(load_ratio, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(e > 0, 1.0 - np.power(1.0 - np.where(e > 0, k / np.where(e > 0, e, 1.0), 0.0), t_eff), 0.0)
+    return np.where(e > 0, slots * frac, 0.0)
+
+
+def test_experts_touched_on_rank_same_floats_as_guarded_form():
+    rng = np.random.default_rng(19)
+    for e, k in ((256, 8), (16, 2), (8, 2), (128, 4), (384, 8), (0, 0)):
+        for redundant in (0, 32):
+            t, ep, rho = rng.uniform(0, 50_000, 500), rng.choice([1, 2, 4, 8, 16, 32], 500), rng.uniform(1, 3, 500)
+            got = expected_experts_touched_on_rank(e, k, t, ep, redundant, rho)
+            assert got.tobytes() == _touched_on_rank_guarded(e, k, t, ep, redundant, rho).tobytes()
+            for i in range(20):  # one step: the same value and shape
+                one = expected_experts_touched_on_rank(e, k, float(t[i]), int(ep[i]), redundant, float(rho[i]))
+                ref = _touched_on_rank_guarded(e, k, float(t[i]), int(ep[i]), redundant, float(rho[i]))
+                assert np.shape(one) == np.shape(ref) and np.asarray(one).tobytes() == np.asarray(ref).tobytes()
