@@ -431,11 +431,12 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     # each unit's family / engine profile (the arrays PerfParams.for_rows made per shape, taken per unit)
     p = replace(s.params, **{f: v[ui] for f, v in vars(s.params).items() if isinstance(v, np.ndarray)})
     # one layer of each kind (perf.step.kind_models); the stage ends, hops and chunk counts do not depend on the
-    # layers' kind and are read from the first kind's terms
+    # layers' kind and are read from the first kind's terms. Only the steps' times are read (time_only)
     ts = [step_terms(km, hw, p, tp=tp, ep=ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=mb, isl=w.isl, osl=w.osl,
                      pipeline_link_bytes_per_s=s.link[ui], dp=dpu,
                      tokens_per_seq=1 if spec is None else spec.draft_length + 1, chunked=not decode_only,
-                     prefill=not decode_only, decode=decode_terms is None) for _, _, km in kind_models(m)]
+                     prefill=not decode_only, decode=decode_terms is None, time_only=True)
+          for _, _, km in kind_models(m)]
     t = ts[0]
 
     def kinds(f) -> np.ndarray:  # [K, units]: a per-layer term of each kind

@@ -306,3 +306,30 @@ def test_a_row_whose_decode_cycle_misses_tpot_fails(req):
 @given(req=requests(multi_kind=True))
 def test_a_row_whose_decode_cycle_misses_tpot_fails_with_several_layer_kinds(req):
     _check_cycle_fails(req)
+
+
+def test_table_of_reads_time_only_steps_bit_for_bit(monkeypatch):
+    """table_of asks step_terms for time-only steps (time_only=True): every term of its tables, full and decode-only,
+    MoE and dense, is the same as from the steps with their bookkeeping."""
+    import planner.search.table as table_mod
+    from planner.api import make_request
+    from planner.search.bounds import build_space
+
+    real = table_mod.step_terms
+    for model, gpus in (("mixtral-8x22b", "h100-sxm,mi300x"), ("llama-3.1-70b", "h100-sxm,l40s")):
+        req, cat = make_request(model, isl=2000, osl=500, min_tokens_per_s_user=20, gpus=gpus, weights="bf16,fp8")
+        sp = build_space(req, cat.perf)
+        s = np.flatnonzero(sp.top > 0)
+        s = np.repeat(s, 2)[:600]
+        assert len(s) == 600
+        pos = np.minimum(np.tile([0, 37], len(s) // 2), sp.top[s] - 1)
+        got = []
+        for time_only in (True, False):
+            monkeypatch.setattr(table_mod, "step_terms",
+                                lambda *a, _real=real, _keep=time_only, **k: _real(*a, **{**k, "time_only": _keep}))
+            got.append([table_mod.table_of(req, sp.terms, s, sp.micro_batch(s, pos), cat.perf, decode_only=d)
+                        for d in (False, True)])
+        for a, b in zip(*got):
+            for name, v in vars(a).items():
+                if isinstance(v, np.ndarray):
+                    assert np.array_equal(v, getattr(b, name)), (model, name)
