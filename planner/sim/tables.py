@@ -138,8 +138,11 @@ class StepTables:
 CHUNK_BLOCK_TOKENS = 2048
 MOE_CHUNK_BLOCK_TOKENS = 1
 # MoE: a chunk size or step total met at this many decode loads is computed at every load at once
-# (ChunkTermRows._fill_lines; one vectorized call costs about as much as a few dozen single ones)
-LINE_FILL_MISSES = 3
+# (ChunkTermRows._fill_lines; one vectorized call costs about as much as a few dozen single ones). Lines that pay
+# are met many times: over the quick plan matrix's MoE confirmations 5 rather than 3 fills ~5x fewer lines
+# (DeepSeek-V3 8000/2000: 35 -> 6, 20.2k -> 3.1k steps) for ~1 % more single steps (1,463 -> 1,444 of 1,932 met
+# along a line), ~0.1 s less CPU per 8000/2000 confirmation (benchmarks/plan_matrix/RESULTS.md, session 14).
+LINE_FILL_MISSES = 5
 # Prompts one step may complete, tabulated per decode load for the LM-head term (more: computed directly).
 MAX_TABULATED_DONE = 64
 
