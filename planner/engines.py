@@ -107,8 +107,21 @@ def engines_running(gpu_id: str, weights: str, kv: str, features: tuple[str, ...
     """`engines_for` by what the answer depends on: the GPU (its architecture), the precisions and the features
     the shape uses (`layout_features`). Memoized: a search asks it for tens of thousands of shapes, which share a
     few hundred such keys."""
+    arch = architecture(gpu_id)
     return tuple(e for e in PREFERENCE
-                 if runs_on(e, gpu_id, weights, kv) and not any(unsupported_feature(e, f) for f in features))
+                 if _runs_on_arch(e, arch, weights, kv) and not any(_feature_refused(e, f) for f in features))
+
+
+@lru_cache(maxsize=None)
+def _runs_on_arch(engine: str, arch: str | None, weights: str, kv: str) -> bool:
+    """`runs_on` by what it depends on (the GPU's architecture, not its id): `engines_running`'s few hundred keys
+    per search (DeepSeek-V3 over every precision: ~810) share a few dozen of these; each scans the rules."""
+    return not rules_for(engine, arch, weights, kv)
+
+
+@lru_cache(maxsize=None)
+def _feature_refused(engine: str, feature: str) -> bool:
+    return unsupported_feature(engine, feature) is not None
 
 
 def row_supported(engine: str | None, gpu_id: str, weights: str, kv: str, tp: int, pp: int, ep: int,

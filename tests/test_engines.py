@@ -288,3 +288,21 @@ def test_an_empty_frontier_because_of_the_engine_says_so():
     r = _run("frontier", "--model", "llama-3.1-8b", "--gpus", "h100-sxm", "--isl", "1000", "--osl", "200",
              "--engine", "trtllm", "--speeds", "100000")
     assert r.exit_code == 1 and "no plan" not in r.stderr and "reachable" in r.stderr
+
+
+def test_engines_running_is_the_rules_asked_one_by_one():
+    """The search's memoized predicate (keyed by architecture, not GPU id) names exactly the engines, in preference
+    order, that `runs_on` and `unsupported_feature` allow, for every catalog GPU, a user-catalog one (no
+    architecture), every precision pair and every set of features."""
+    from itertools import combinations
+
+    features = ("pp", "ep", "attention_dp", "draft_model", "draft_model_dp")
+    gpus = [*engines.support_matrix()["architecture"], "my-own-gpu"]
+    for g in gpus:
+        for w in ("bf16", "fp8", "int8", "int4", "fp4"):
+            for k in ("bf16", "fp8", "int8"):
+                for n in range(3):
+                    for used in combinations(features, n):
+                        want = tuple(e for e in engines.PREFERENCE if engines.runs_on(e, g, w, k)
+                                     and all(engines.unsupported_feature(e, f) is None for f in used))
+                        assert engines.engines_running(g, w, k, used) == want, (g, w, k, used)
