@@ -51,11 +51,13 @@ from ..specs.model import ModelSpec
 from ..specs.workload import SLO, Workload
 from ..search.bounds import MAX_BATCH, Space, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
-from ..search.space import MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
+from ..search.space import GRID_TP, MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
 from ..search.table import (Limits, ShapeTerms, Table, decode_cycle_ns, evaluate, lower_bounds, memory_fits,
                             memory_kib, stage_sum, table_of)
 from ..units import BYTES_PER_ELEMENT
 from .pools import Pool, _Exact, _sweep, capacity_units, kv_transfer_ns
+from .pools import candidate_pools as grid_candidate_pools
+from .request import FleetRequest, roles_of
 
 _NEVER = np.iinfo(np.int64).max
 
@@ -126,7 +128,7 @@ class _Store:
         self.tables: list[Table] = []
         self.start: list[int] = []
         self.cols: dict[str, list[np.ndarray]] = {}
-        self._cat: dict[str, np.ndarray] | None = None
+        self._cat: dict[str, np.ndarray] = {}
 
     def add(self, t: Table, s: np.ndarray, pos: np.ndarray, memory_ok: np.ndarray | None = None) -> np.ndarray:
         """Append table `t` (rows: shapes `s` at positions `pos`); `memory_ok` given: a decode table
@@ -145,16 +147,20 @@ class _Store:
                     ("round_ns", none), ("cycle", decode_cycle_ns(t)), ("ttft_ns", none), ("pf_period", none))
         for name, v in (("s", s), ("pos", pos), ("batch", t.batch), ("gpus", t.gpus)) + cols:
             self.cols.setdefault(name, []).append(np.asarray(v))
-        self._cat = None
+        self._cat = {}
         return np.arange(first, first + len(t))
 
     def __len__(self) -> int:
         return self.start[-1] + len(self.tables[-1]) if self.tables else 0
 
     def col(self, name: str) -> np.ndarray:
-        if self._cat is None:
-            self._cat = {k: np.concatenate(v) for k, v in self.cols.items()}
-        return self._cat[name]
+        """Column `name` over every row (each joined once per table added, when first read)."""
+        v = self._cat.get(name)
+        if v is None:
+            parts = self.cols[name]
+            v = self._cat[name] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            self.cols[name] = [v]
+        return v
 
     def at(self, i: int) -> tuple[Table, int]:
         k = int(np.searchsorted(self.start, i, side="right")) - 1
@@ -311,12 +317,18 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                 cap = cap_gap(gs, g_b - 1, g_c)
                 key = key_gap(gs)
                 dead = np.zeros(len(gs), bool)
-                kg = group_s[gs]
-                for i, x in kept:
-                    h = group_s[int(store.col("s")[i])]
-                    ga = int(store.col("gpus")[i])
-                    m = (kg == h) & (ga <= gpus_s[gs])
-                    dead |= m & ((gpus_s[gs] // ga) * x.capacity >= cap) & (x.latency_key <= key)
+                if kept:
+                    k_rows = np.array([i for i, _ in kept], np.int64)
+                    k_group = group_s[store.col("s")[k_rows]][:, None]
+                    k_gpus = store.col("gpus")[k_rows][:, None]
+                    k_cap = np.array([x.capacity for _, x in kept], np.int64)[:, None]
+                    k_key = np.array([x.latency_key for _, x in kept], np.int64)[:, None]
+                    g_gpus = gpus_s[gs][None, :]
+                    for lo in range(0, len(kept), 256):  # [kept, gaps] in blocks
+                        sl = slice(lo, lo + 256)
+                        dead |= ((k_group[sl] == group_s[gs][None, :]) & (k_gpus[sl] <= g_gpus)
+                                 & ((g_gpus // k_gpus[sl]) * k_cap[sl] >= cap[None, :])
+                                 & (k_key[sl] <= key[None, :])).any(axis=0)
                 live_ = ~dead
                 gs, g_a, g_b, g_c, g_edge, g_seek, g_fresh = (x[live_] for x in (gs, g_a, g_b, g_c, g_edge, g_seek,
                                                                                  g_fresh))
@@ -331,10 +343,17 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
             mid = np.where(g_fresh, g_b - 1, np.where(g_edge, (g_a + g_b - 1) // 2, _geometric_middle(g_a, g_b)))
             mbs = sp.micro_batch(gs, mid)
             if role == "aggregated":
-                new = store.add(table_of(req, terms, gs, mbs, p), gs, mid)
+                # the decode terms first; the full table (prefill-chunk step and all) only where the cycle bound
+                # passes, the others being no candidates (as bounds.search_space's examine)
+                td = table_of(req, terms, gs, mbs, p, decode_only=True)
+                cm = decode_cycle_ns(td)
+                live = np.flatnonzero(cm <= lim.tpot_ns)
+                dec = tuple(x[live] for x in (td.dec_ns_per_kind, td.dec_extra_ns, td.dec_extra_single_ns,
+                                              td.dec_hop_ns))
+                new = store.add(table_of(req, terms, gs[live], mbs[live], p, decode_terms=dec), gs[live], mid[live])
             else:
                 new = store.add(decode_table(req, terms, gs, mbs, p), gs, mid, memory_fits(req, terms, gs, mbs))
-            cm = store.col("cycle")[new]
+                cm = store.col("cycle")[new]
             ok_m = cm <= lim.tpot_ns  # monotone: every position below passes too, every one above an edge's fails
             cand = np.concatenate([cand, row_cand(new, role)])
             # (a, mid): inner where mid passes, else still an edge (and still seeking); (mid + 1, b), only where mid
@@ -485,3 +504,19 @@ def _geometric_middle(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """A position in lo … hi − 1 (hi − lo >= 1) near the geometric mean of the micro-batches at its ends."""
     mid = np.floor(np.sqrt((lo + 1.0) * hi)).astype(np.int64) - 1
     return np.clip(mid, lo, hi - 1)
+
+
+def candidate_pools(req: FleetRequest, p: PerfParams) -> list[Pool]:
+    """`planner fleet`'s pools: every class's non-dominated pools over every micro-batch memory allows
+    (`exact_pools`) on the request's PP list (the grid's by default) and TP list (powers of two by default), or,
+    where the request pins micro-batches, `fleet.pools.candidate_pools` over them."""
+    if req.micro_batches is not None:
+        return grid_candidate_pools(req, p)
+    gpus = [o.gpu for o in req.offers]
+    limits = {o.gpu.id: o.available for o in req.offers if o.available is not None}
+    out: list[Pool] = []
+    for c, cl in enumerate(req.classes):
+        r = pool_request(req.model, cl.workload, cl.slo, gpus, weights=req.weights, kv=req.kv, pp=req.pp,
+                         tp=req.tp or GRID_TP, max_gpus_per_type=limits, engine=req.engine)
+        out += exact_pools(c, r, p, roles_of(req.disaggregation))
+    return out

@@ -439,12 +439,15 @@ def pair_kv_transfer_s(model: ModelSpec, prefill: Pool, decode: Pool, isl: int, 
 
 
 def candidate_pools(req: FleetRequest, p: PerfParams) -> list[Pool]:
-    """Every class's non-dominated pools (dominance within a GPU type only, so any subset of types stays exact)."""
+    """Every class's non-dominated pools over the grid (the request's micro-batches, else the grid's; dominance
+    within a GPU type only, so any subset of types stays exact). `fleet.pool_space.candidate_pools` takes every
+    micro-batch where the request pins none."""
     gpus = [o.gpu for o in req.offers]
     limits = {o.gpu.id: o.available for o in req.offers if o.available is not None}
     out: list[Pool] = []
     for c, cl in enumerate(req.classes):
         out += class_pools(c, req.model, cl.workload, cl.slo, gpus, p, roles=roles_of(req.disaggregation),
-                           weights=req.weights, kv=req.kv, pp=req.pp, micro_batches=req.micro_batches, tp=req.tp,
+                           weights=req.weights, kv=req.kv, pp=req.pp,
+                           micro_batches=req.micro_batches or DEFAULT_MICRO_BATCHES, tp=req.tp,
                            max_gpus_per_type=limits, engine=req.engine)
     return out

@@ -65,7 +65,8 @@ class FleetRequest:
     weights: tuple[str, ...] = DEFAULT_WEIGHTS
     kv: tuple[str, ...] = DEFAULT_KV
     pp: tuple[int, ...] = DEFAULT_PP
-    micro_batches: tuple[int, ...] = DEFAULT_MICRO_BATCHES
+    # None: every micro-batch memory allows (fleet/pool_space.py); a tuple: those (the grid's, DEFAULT_MICRO_BATCHES)
+    micro_batches: tuple[int, ...] | None = None
     tp: tuple[int, ...] | None = None
     disaggregation: str = "auto"  # auto: choose against aggregated by cost; off; only
     budget_usd_per_hour: float | None = None  # in every hour

@@ -229,8 +229,8 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
         "gap": round6((sol.objective - fleet.lower_bound) / sol.objective) if sol.objective else 0.0,
         "objective": sol.objective, "objective_unit": f"{1 / PRICE_UNITS_PER_USD:g} USD over the profile's hours",
         "lower_bound_usd_per_month": round6(bound),
-        # the pools are rows of the request's PP list and the grid's micro-batches (fleet/pools.py class_pools):
-        # the fleet is proven optimal over those pools, not over every integer batch and depth
+        # the pools are rows of the request's PP list and TP list (the grid's by default), each with every
+        # micro-batch memory allows (fleet/pool_space.py): the fleet is proven optimal over those pools
         "space": "grid",
         "candidate_pools": s.candidates, "pools_in_model": len(ft.pools), "pools_pruned": ft.pruned,
         "hours": H, "distinct_hours": len(ft.hour_groups()),

@@ -12,7 +12,8 @@ from ..search.table import PRICE_UNITS_PER_USD
 from ..units import HOURS_PER_MONTH
 from .lp import relax, warm_start
 from .model import _settings, solve
-from .pools import Pool, candidate_pools
+from .pool_space import candidate_pools
+from .pools import Pool
 from .request import FleetRequest
 from .table import FleetSolution, FleetTable, fleet_table
 
