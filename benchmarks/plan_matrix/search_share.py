@@ -1,7 +1,8 @@
 """CPU time of the colocated exact search (`planner.search.solve.search`) split into its own work and the perf-model
-and CP-SAT calls it makes, per section (issue #16: the search's own share outside the perf model).
+and CP-SAT calls it makes, per section (issue #16: the search's own share outside the perf model); with `--rows`,
+the rows each step tabulates instead.
 
-    python benchmarks/plan_matrix/search_share.py [CASE ...] [--repeat N]
+    python benchmarks/plan_matrix/search_share.py [CASE ...] [--repeat N] [--rows]
 
 Cases: `headline` (the 1.8T MoE of benchmarks/solve_speed), `deepseek-v3-all` (the quick matrix's slowest: all
 precisions, 8000/2000, 50 req/s, searched with the first percentile round's queueing bound) and `mixtral-8x22b-all`
@@ -30,7 +31,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("cases", nargs="*", default=list(CASES), choices=list(CASES))
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--rows", action="store_true",
+                    help="instead of times: the rows each step of the search tabulates (decode terms only or in full) "
+                         "and their distinct units (shape without PP, pipeline link, micro-batch)")
     args = ap.parse_args()
+    if args.rows:
+        return rows_tabulated(args.cases)
 
     import networkx  # noqa: F401  (imported by the pipeline links; its import is start-up, not search)
     from ortools.sat.python import cp_model  # noqa: F401
@@ -104,6 +110,52 @@ def main() -> None:
             for s, v in sorted(list(own.items()) + [("(rest of the search)", rest)], key=lambda x: -x[1]):
                 if s not in OUTSIDE and v >= 0.0005:
                     print(f"    {s:28s} {v * 1000:7.1f} ms")
+
+
+def rows_tabulated(cases: list[str]) -> None:
+    """Per case, the search's `table_of` calls grouped by the step that asks (the caller's name; `Space.table`'s
+    caller for its calls) and by what they tabulate: rows, units (`table._units`, what the perf model is asked
+    for), and the full units asked for again in a later call."""
+    import sys
+    from collections import defaultdict
+
+    import numpy as np
+
+    from planner import api
+    from planner.plan_request import resolve
+    from planner.search import bounds, solve, table
+
+    calls: list[tuple[str, bool, int, set]] = []
+    real = table.table_of
+
+    def counted(req, s, idx, mb, p, *a, decode_only=False, **k):
+        f = sys._getframe(1)
+        if f.f_code.co_name == "table":  # Space.table: the step that asked it
+            f = f.f_back
+        idx, mb_ = np.asarray(idx, np.int64), np.asarray(mb, np.int64)
+        units = (set(zip(s.unit[idx].tolist(), mb_.tolist())) if req.spec is None and s.unit is not None
+                 else set(range(len(idx))))
+        calls.append((f.f_code.co_name, decode_only, len(idx), {(id(s), u) for u in units}))
+        return real(req, s, idx, mb, p, *a, decode_only=decode_only, **k)
+
+    bounds.table_of = counted
+    for case in cases:
+        calls.clear()
+        req, cat = api.search_request(resolve(None, dict(CASES[case])))
+        res = solve.search(req, cat.perf)
+        print(f"{case}: {res.stats.examined} rows examined, {res.stats.rows_after_bounds} candidates after bounds")
+        agg: dict = defaultdict(lambda: [0, 0, 0])
+        seen: set = set()
+        again = 0
+        for name, dec, n, units in calls:
+            a = agg[(name, dec)]
+            a[0], a[1], a[2] = a[0] + 1, a[1] + n, a[2] + len(units)
+            if not dec:
+                again += len(units & seen)
+                seen |= units
+        for (name, dec), (k, n, u) in agg.items():
+            print(f"    {name:16s} {'decode terms' if dec else 'full':12s} {k:3d} calls {n:8d} rows {u:8d} units")
+        print(f"    full units asked for again in a later call: {again}")
 
 
 if __name__ == "__main__":
