@@ -360,12 +360,13 @@ class ChunkCost:
             c, p = self.config, self.params
             empty = self._stages(lambda m: step_terms(
                 m, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb, micro_batch=0.0, isl=1,
-                osl=0, pipeline_link_bytes_per_s=self.link, chunked=False, **self.dp_kw))[0]
+                osl=0, pipeline_link_bytes_per_s=self.link, chunked=False, prefill=False, time_only=True,
+                **self.dp_kw))[0]
             empty_draft = 0.0
             if c.spec is not None:
                 d = c.spec.draft
                 dt = step_terms(d, self.hw, p, tp=c.tp, ep=1, weight_bytes=self.wb, kv_bytes=self.kvb,
-                                micro_batch=0.0, isl=1, osl=0, chunked=False)
+                                micro_batch=0.0, isl=1, osl=0, chunked=False, prefill=False, time_only=True)
                 empty_draft = draft_pass_s(d.num_layers, float(dt.decode_layer.time_s),
                                            float(dt.decode_first.time_s), float(dt.decode_last.time_s))
             self._empty = (empty, empty_draft)
@@ -379,7 +380,7 @@ class ChunkCost:
             hit = self._decode_stages[running] = self._stages(lambda m: step_terms(
                 m, self.hw, p, tp=c.tp, ep=c.ep, weight_bytes=self.wb, kv_bytes=self.kvb, micro_batch=running / c.pp,
                 isl=self.ctx, osl=0, tokens_per_seq=self.q, pipeline_link_bytes_per_s=self.link, chunked=False,
-                **self.dp_kw))
+                prefill=False, time_only=True, **self.dp_kw))
         return hit
 
     def _stages(self, terms_of) -> tuple[np.ndarray, float]:
@@ -433,7 +434,7 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     kinds = stage_kinds(model, c.pp, layers)
     terms = [step_terms(m, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=n / c.pp, isl=cx,
                         osl=0, tokens_per_seq=q, pipeline_link_bytes_per_s=link, dp=c.dp,
-                        redundant_experts=c.redundant_experts, chunked=False)
+                        redundant_experts=c.redundant_experts, chunked=False, prefill=False, time_only=True)
              for m in ([model] if kinds is None else kinds[0])]
     t = terms[0]  # the stage ends and the hop do not depend on the kind (as in estimate())
     flat = [np.broadcast_to(np.asarray(x, float), shape).ravel() for x in
@@ -451,7 +452,7 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
     if c.spec is not None:
         d = c.spec.draft
         dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=n, isl=cx, osl=0,
-                        dp=c.dp, chunked=False)
+                        dp=c.dp, chunked=False, prefill=False, time_only=True)
         draft_step = draft_pass_s(d.num_layers, dt.decode_layer.time_s, dt.decode_first.time_s, dt.decode_last.time_s,
                                   p.step_overhead_s)
         cycle = cycle + c.spec.draft_length * np.broadcast_to(draft_step, shape)
@@ -471,7 +472,8 @@ def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layer
     L = np.asarray(prompt, float)
     kinds = stage_kinds(model, c.pp, layers)
     terms = [step_terms(m, hw, p, tp=c.tp, ep=c.ep, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
-                        pipeline_link_bytes_per_s=link, dp=c.dp, redundant_experts=c.redundant_experts, chunked=False)
+                        pipeline_link_bytes_per_s=link, dp=c.dp, redundant_experts=c.redundant_experts, chunked=False,
+                        decode=False, time_only=True)
              for m in ([model] if kinds is None else kinds[0])]
     t = terms[0]
     flat = [np.broadcast_to(np.asarray(x, float), L.shape) for x in
@@ -486,7 +488,7 @@ def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layer
     if c.spec is not None:
         d = c.spec.draft
         dt = step_terms(d, hw, p, tp=c.tp, ep=1, weight_bytes=wb, kv_bytes=kvb, micro_batch=1.0, isl=L, osl=0,
-                        dp=c.dp, chunked=False)
+                        dp=c.dp, chunked=False, decode=False, time_only=True)
         draft = draft_pass_s(d.num_layers, dt.prefill_layer.time_s, dt.prefill_first.time_s, dt.prefill_last.time_s)
         draft = np.broadcast_to(np.asarray(draft, float), L.shape)
         latency, busy = latency + draft, busy + draft
