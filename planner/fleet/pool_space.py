@@ -33,7 +33,11 @@ key_A <= that key bound exists, A dominates every candidate row of the gap (clas
 is dropped unexamined. Otherwise one row of it is examined: an "edge" gap (its end not known to pass the cycle
 bound) is bisected for where the prefix ends (a failing row drops every position above it), an inner gap split
 at its geometric middle; each shape's largest passing row is found before the first sweep (it usually dominates
-the rest of its shape). Each round sweeps (`pools._sweep`) the pools kept so far and the new rows. A pool that
+the rest of its shape). A decode row that is no pool (no placement within memory, or its exact cycle over TPOT)
+has none above it in its shape, and the gap above it is dropped: the greedy placement is the exact min-max over
+the placements within each stage's memory (`perf.pipeline.balance_layers` / `balance_layer_kinds`), and as the
+micro-batch grows every stage's time grows and its room shrinks (fact 1), so the placements only shrink and the
+least slowest stage never falls. Each round sweeps (`pools._sweep`) the pools kept so far and the new rows. A pool that
 dominated a gap and is dropped later was dominated by the one that dropped it (dominance is transitive), so the
 kept pools dominate every row never examined: the fleet model and the disaggregated pairing lose no optimum to
 the rows left out. Tested against an exhaustive oracle over every integer micro-batch, PP and TP of small random
@@ -256,6 +260,8 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
     c0[live] = store.col("cycle")[rows0]
     mem0 = np.zeros(n, bool)
     mem0[live] = store.col("memory_ok")[rows0]
+    row0_of = np.full(n, -1, np.int64)  # each shape's first row in the store
+    row0_of[live] = rows0
     placed: dict = {}  # greedy_placement's memo (content-keyed: shared by every table)
     pools: list[Pool] = []
 
@@ -295,6 +301,9 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
         gs = gap_shapes[below[gap_shapes] > 1]
         g_a, g_b, g_c = np.ones(len(gs), np.int64), below[gs], c0[gs]
         g_edge, g_seek, g_fresh = (np.ones(len(gs), bool) for _ in range(3))
+        # and g_row: the examined row just below the gap (-1: none). A decode row that is no pool (no placement
+        # in memory, or its exact cycle over TPOT) has none above it either (`exact_pools`): its gap is dropped
+        g_row = row0_of[gs]
         cand = np.asarray(cand_rows, np.int64)
         kept: list[tuple[int, _Exact]] = []
         while True:
@@ -329,15 +338,18 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                         dead |= ((k_group[sl] == group_s[gs][None, :]) & (k_gpus[sl] <= g_gpus)
                                  & ((g_gpus // k_gpus[sl]) * k_cap[sl] >= cap[None, :])
                                  & (k_key[sl] <= key[None, :])).any(axis=0)
+                if role == "decode":
+                    dead |= np.array([r >= 0 and r in memo and memo[r] is None for r in g_row.tolist()], bool)
                 live_ = ~dead
-                gs, g_a, g_b, g_c, g_edge, g_seek, g_fresh = (x[live_] for x in (gs, g_a, g_b, g_c, g_edge, g_seek,
-                                                                                 g_fresh))
+                gs, g_a, g_b, g_c, g_edge, g_seek, g_fresh, g_row = (
+                    x[live_] for x in (gs, g_a, g_b, g_c, g_edge, g_seek, g_fresh, g_row))
                 if len(gs) == 0:
                     return kept
             probe = g_seek if seeking else np.ones(len(gs), bool)
             wait = ~probe  # gaps left for the next round as they are
-            w = [x[wait] for x in (gs, g_a, g_b, g_c, g_edge, g_seek)]
-            gs, g_a, g_b, g_c, g_edge, g_fresh = (x[probe] for x in (gs, g_a, g_b, g_c, g_edge, g_fresh))
+            w = [x[wait] for x in (gs, g_a, g_b, g_c, g_edge, g_seek, g_row)]
+            gs, g_a, g_b, g_c, g_edge, g_fresh, g_row = (x[probe] for x in (gs, g_a, g_b, g_c, g_edge, g_fresh,
+                                                                            g_row))
             # a fresh range: its largest position first; an edge gap: bisected for where the cycle bound ends;
             # an inner gap: split where its bound is loosest (geometric middle)
             mid = np.where(g_fresh, g_b - 1, np.where(g_edge, (g_a + g_b - 1) // 2, _geometric_middle(g_a, g_b)))
@@ -351,9 +363,12 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                 dec = tuple(x[live] for x in (td.dec_ns_per_kind, td.dec_extra_ns, td.dec_extra_single_ns,
                                               td.dec_hop_ns))
                 new = store.add(table_of(req, terms, gs[live], mbs[live], p, decode_terms=dec), gs[live], mid[live])
+                probe_row = np.full(len(gs), -1, np.int64)
+                probe_row[live] = new
             else:
                 new = store.add(decode_table(req, terms, gs, mbs, p), gs, mid, memory_fits(req, terms, gs, mbs))
                 cm = store.col("cycle")[new]
+                probe_row = new
             ok_m = cm <= lim.tpot_ns  # monotone: every position below passes too, every one above an edge's fails
             cand = np.concatenate([cand, row_cand(new, role)])
             # (a, mid): inner where mid passes, else still an edge (and still seeking); (mid + 1, b), only where mid
@@ -364,6 +379,7 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                 np.concatenate([w[2], mid[lower], g_b[upper]]), np.concatenate([w[3], g_c[lower], cm[upper]]),
                 np.concatenate([w[4], ~ok_m[lower], g_edge[upper]]),
                 np.concatenate([w[5], ~ok_m[lower], np.zeros(int(upper.sum()), bool)]))
+            g_row = np.concatenate([w[6], g_row[lower], probe_row[upper]])
             g_fresh = np.zeros(len(gs), bool)
 
     def row_cand(rows: np.ndarray, role: str) -> np.ndarray:
