@@ -56,10 +56,10 @@ from ..specs.workload import SLO, Workload
 from ..search.bounds import MAX_BATCH, Space, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
 from ..search.space import GRID_TP, MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
-from ..search.table import (Limits, ShapeTerms, Table, decode_cycle_ns, evaluate, lower_bounds, memory_fits,
+from ..search.table import (Limits, ShapeTerms, Table, decode_cycle_ns, lower_bounds, memory_fits,
                             memory_kib, stage_sum, table_of)
 from ..units import BYTES_PER_ELEMENT
-from .pools import Pool, _Exact, _sweep, capacity_units, kv_transfer_ns
+from .pools import Pool, _Exact, _sweep, aggregated_pool, capacity_units, kv_transfer_ns
 from .pools import candidate_pools as grid_candidate_pools
 from .request import FleetRequest, roles_of
 
@@ -390,15 +390,7 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
 
     if "aggregated" in roles:
         def agg(i: int) -> _Exact | None:
-            t, j = store.at(i)
-            lay = greedy_placement(t, j, memo=placed)
-            if lay is None:
-                return None
-            ev = evaluate(t, j, lay, lim)
-            if {"memory", "tpot", "ttft"} & set(ev.violated):
-                return None
-            cap = int(capacity_units(int(t.batch[j]), ev.round_ns * osl))
-            return _Exact(cap, 0, lay, ev.ttft_ns, ev.tpot_ns, 0)
+            return aggregated_pool(*store.at(i), lim, osl, placed)
 
         ttft_ok0 = np.zeros(n, bool)
         ttft_ok0[live] = store.col("ttft_ok")[rows0]

@@ -204,6 +204,19 @@ def _sweep(gpus: np.ndarray, cand: np.ndarray, cap_ub: np.ndarray, lat_lb: np.nd
     return out
 
 
+def aggregated_pool(t: Table, i: int, lim: Limits, osl: int, placed: dict) -> _Exact | None:
+    """Row i of table t as an aggregated pool: its greedy placement (`placed`: the table's placement memo), None
+    where no placement fits or the placed row misses memory, TPOT or TTFT; its capacity from the round time."""
+    lay = greedy_placement(t, i, memo=placed)
+    if lay is None:
+        return None
+    ev = evaluate(t, i, lay, lim)
+    if {"memory", "tpot", "ttft"} & set(ev.violated):
+        return None
+    cap = int(capacity_units(int(t.batch[i]), ev.round_ns * osl))
+    return _Exact(cap, 0, lay, ev.ttft_ns, ev.tpot_ns, 0)
+
+
 def _group_rank(rows: Sequence[Row], key: Callable[[Row], tuple]) -> np.ndarray:
     """Each row's rank among the distinct `key(row)` values in sorted order (integer order = key order); for a
     RowList from its shapes (`key` must not read the micro-batch)."""
@@ -261,14 +274,7 @@ def class_pools(cls: int, model: ModelSpec, workload: Workload, slo: SLO, gpus: 
         cap_ub = capacity_units(t.batch, b.round_ns * osl)
 
         def agg(i: int) -> _Exact | None:
-            lay = greedy_placement(t, i, memo=placed)
-            if lay is None:
-                return None
-            ev = evaluate(t, i, lay, lim)
-            if {"memory", "tpot", "ttft"} & set(ev.violated):
-                return None
-            cap = int(capacity_units(int(t.batch[i]), ev.round_ns * osl))
-            return _Exact(cap, 0, lay, ev.ttft_ns, ev.tpot_ns, 0)
+            return aggregated_pool(t, i, lim, osl, placed)
 
         pools += [pool(i, "aggregated", x) for i, x in _sweep(t.gpus, cand, cap_ub, zero, by_type, agg)]
 
