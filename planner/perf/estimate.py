@@ -331,6 +331,11 @@ class Estimate:
     usd_per_hour: float
     messages: tuple[str, ...] = field(default=())
     prefill_stall_s: float = 0.0  # how much one prompt's (chunked) prefill lengthens the decode steps it shares
+    # The slowest stage's increment for one prefill chunk (+ the chunk's hop with PP > 1), and the chunks per prompt:
+    # the exact search charges a prompt's stall at their bound pp · prefill_chunks · chunk_stage_s (search/table.py;
+    # = prefill_stall_s with one stage, ≥ it with several); read by the property tests' checker.
+    chunk_stage_s: float = 0.0
+    prefill_chunks: float = 1.0
     engine: str = ""  # the engine profile the perf terms were taken for
     profile: tuple[str, ...] = ()  # the catalog [profile.*] tables applied (PerfParams.for_gpu)
     two_batch_overlap: bool = False  # the MoE layers' steps were timed with two-batch overlap (perf/step.py)
@@ -552,7 +557,8 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         model=model.name, config=c, workload=workload, layers_per_stage=tuple(layers), ttft_s=ttft, tpot_s=tpot,
         decode_cycle_s=cycle, output_tokens_per_s=thr, mfu=float(mfu), mbu=float(mbu), memory=memory, fits=bool(fits),
         max_batch=max_batch, bottleneck=bottleneck, usd_per_hour=c.gpus * c.price_per_gpu, messages=tuple(messages),
-        prefill_stall_s=stall,
+        prefill_stall_s=stall, chunk_stage_s=float(np.max(chunk_stage)) + (float(ch.p2p_s) if c.pp > 1 else 0.0),
+        prefill_chunks=float(t.prefill_chunks),
         engine=p.engine, profile=p.profile, two_batch_overlap=bool(p.two_batch_overlap),
         placement=placement_dict(model, layers),
     )

@@ -173,13 +173,43 @@ def check_plan(d: dict[str, Any], ask: Ask, cat: Catalog) -> list[str]:
         v.append("plan: OPTIMAL with a non-zero gap")
     for a in d.get("alternatives", []):
         v += check_alternative(a, ask, cat)
-    # proven optimal: no listed alternative is cheaper (beyond the search's conservative integer rounding of
-    # prices to 1e-4 USD and times to ns)
     alts = d.get("alternatives", [])
-    if d["solver"]["status"] == "OPTIMAL" and alts and \
-            min(_alt_cost(a, ask) for a in alts) < _alt_cost(_summary_of(d), ask) * (1 - 1e-3):
-        v.append("plan: an alternative is cheaper than the plan proven optimal")
+    if d["solver"]["status"] == "OPTIMAL" and alts:
+        v += _optimal_over(d, alts, e, ask, cat)
     return _count(v)
+
+
+def _optimal_over(d: dict[str, Any], alts: list[dict[str, Any]], e, ask: Ask, cat: Catalog) -> list[str]:
+    """Proven optimal: no listed alternative costs less in the search's objective (beyond its conservative integer
+    rounding: prices up to 1e-4 USD, times up to ns). With a demand that is the fleet's $/hour, which each alternative
+    lists. Without one it is $ per output token at full load with a pipelined prompt's prefill stall charged at its
+    bound (_search_usd_per_million), so a pipelined alternative's listed $/token may be below the plan's; its search
+    cost may not. An alternative lists no layer placement: its search cost is taken at estimate's own, one the search
+    could choose (an upper bound on the search's minimum over placements); one that does not fit there is skipped."""
+    if ask.demand_tokens_per_s is not None:
+        if min(_alt_cost(a, ask) for a in alts) < _alt_cost(_summary_of(d), ask) * (1 - 1e-3):
+            return ["plan: an alternative is cheaper than the plan proven optimal"]
+        return []
+    mine = _search_usd_per_million(e, cat)
+    for a in alts:
+        ea = _estimate(ask, cat, a["gpu"], a["tp"], a["pp"], a["ep"], a["batch"], a["weights"], a["kv"], None, a["dp"])
+        if ea.fits and _search_usd_per_million(ea, cat) < mine * (1 - 1e-3):
+            return [f"plan: an alternative ({a['gpu']} TP{a['tp']} DP{a['dp']} PP{a['pp']} batch {a['batch']}) is "
+                    "cheaper than the plan proven optimal in the search's objective"]
+    return []
+
+
+def _search_usd_per_million(e, cat: Catalog) -> float:
+    """USD per million output tokens at full load as the exact search charges a row (its objective without a
+    demand): a round of B tokens per sequence is the decode cycle plus B prompts' prefill stalls over OSL, each stall
+    with PP > 1 and chunked prefill taken at the bound PP x chunks x (slowest stage's chunk increment + hop)
+    (planner/search/table.py `stall_coef`, documented there and in the README's optimizer section; exact with one
+    stage, and with prefill_first, where the stall is the prompt's slowest prefill stage)."""
+    c, g = e.config, cat.accelerators[e.config.gpu.id]
+    prefill_first = cat.perf.for_gpu(g.id, g.family).prefill_first
+    stall = e.prefill_stall_s if prefill_first else c.pp * e.prefill_chunks * e.chunk_stage_s
+    round_s = e.decode_cycle_s + c.batch / e.workload.osl * stall
+    return c.gpus * g.usd_per_hour / SECONDS_PER_HOUR * round_s / c.batch * 1e6
 
 
 def _summary_of(d: dict[str, Any]) -> dict[str, Any]:
