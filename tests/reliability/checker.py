@@ -15,6 +15,7 @@ from typing import Any
 from planner.catalog import Catalog
 from planner.perf import memory as mem
 from planner.perf.estimate import Config, estimate
+from planner.perf.step import kind_models, stage_kind_counts
 from planner.specs.model import ModelSpec
 from planner.specs.workload import Workload
 from planner.units import BYTES_PER_ELEMENT, COMPUTE_DTYPE, SECONDS_PER_HOUR
@@ -85,15 +86,21 @@ def stage_memory_bytes(ask: Ask, cat: Catalog, gpu_id: str, tp: int, pp: int, ba
     """Bytes one GPU of each stage holds: weights of its layers (+ embedding on the first stage, LM head on the
     last), the KV cache of its DP group's share of the replica's `batch` sequences at full context for its
     layers, the activation workspace of one step (the token budget and the group's share of the micro-batch's
-    logits), and the runtime reserve."""
+    logits), and the runtime reserve. With several layer kinds (DeepSeek-V3's 3 dense layers before 58 MoE ones,
+    windowed attention) each stage's layers and KV are its count of each kind times that kind's per-layer bytes
+    (the README: "its memory likewise", perf.step.kind_models), not its layer count times the average layer's."""
     m, p, g = ask.model, cat.perf, cat.accelerators[gpu_id]
     wb, kvb = BYTES_PER_ELEMENT[weights], BYTES_PER_ELEMENT[kv]
     act = float(mem.activation_bytes_per_gpu(m, tp, p.max_batched_tokens, batch / pp / dp))
     reserve = float(mem.reserve_bytes(g.memory_bytes, p.memory_reserve_fraction))
+    kinds = [km for _, _, km in kind_models(m)]
+    w_layer = [float(mem.layer_weight_bytes_per_gpu(km, wb, tp, dp)) for km in kinds]
+    kv_layer = [float(mem.kv_cache_bytes_per_gpu(km, kvb, tp, 1, batch, ask.isl + ask.osl, dp)) for km in kinds]
     out = []
-    for s, n in enumerate(layers):
-        w = float(mem.stage_weight_bytes_per_gpu(m, wb, tp, n, s == 0, s == pp - 1, dp))
-        k = float(mem.kv_cache_bytes_per_gpu(m, kvb, tp, n, batch, ask.isl + ask.osl, dp))
+    for s, (n, counts) in enumerate(zip(layers, stage_kind_counts(m, layers).tolist())):
+        w = float(mem.stage_weight_bytes_per_gpu(m, wb, tp, n, s == 0, s == pp - 1, dp,
+                                                 layers_bytes=sum(c * b for c, b in zip(counts, w_layer))))
+        k = sum(c * b for c, b in zip(counts, kv_layer))
         out.append(w + k + act + reserve)
     return out
 
