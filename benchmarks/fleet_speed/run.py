@@ -101,7 +101,7 @@ def in_process(path: Path) -> dict:
     from planner.fleet import load_request
     from planner.fleet.lp import relax, round_relaxation, warm_start
     from planner.fleet.model import _settings, solve
-    from planner.fleet.pools import candidate_pools
+    from planner.fleet.pool_space import candidate_pools  # what `planner fleet` calls (fleet.search)
     from planner.fleet.search import FULL_MODEL_MAX_VARIABLES, WARM_START_SHARE
     from planner.fleet.table import fleet_table
 
