@@ -79,16 +79,21 @@ class StepTime:
     flops: object
     bytes: object
 
+    @classmethod
+    def of_time(cls, time_s) -> "StepTime":
+        """A time-only step: time_s kept, the other fields None."""
+        return cls(time_s, None, None, None, None, None)
+
     def __add__(self, other: "StepTime") -> "StepTime":
         if self.compute_bound_s is None:  # time-only: one field, the same adds
-            return StepTime(np.add(self.time_s, other.time_s), None, None, None, None, None)
+            return StepTime.of_time(np.add(self.time_s, other.time_s))
         return StepTime(*(np.add(getattr(self, f), getattr(other, f)) for f in self.__dataclass_fields__))
 
     def scaled(self, k) -> "StepTime":
         if type(k) is float and k == 1.0:  # x · 1.0 is x: a kind's own model weighs every group 1 (no passes)
             return self
         if self.compute_bound_s is None:
-            return StepTime(np.multiply(self.time_s, k), None, None, None, None, None)
+            return StepTime.of_time(np.multiply(self.time_s, k))
         return StepTime(*(np.multiply(getattr(self, f), k) for f in self.__dataclass_fields__))
 
 
@@ -101,7 +106,7 @@ def _roofline(c, m, flops, bytes_moved, time_only=False) -> StepTime:
     """max(compute time, memory time), recorded by what bounds it (time_only: the time alone)."""
     t = np.maximum(c, m)
     if time_only:
-        return StepTime(t, None, None, None, None, None)
+        return StepTime.of_time(t)
     zero = np.zeros_like(t)
     compute_bound = c >= m
     return StepTime(t, np.where(compute_bound, t, 0.0), np.where(compute_bound, 0.0, t), zero,
@@ -193,7 +198,7 @@ def two_batch_overlap_step(model: ModelSpec, hw: Hardware, p: PerfParams, plain:
     time_s = (1.0 - f) * t_dense + f * t_moe + np.minimum(a, combine) / model.num_layers
     on = np.asarray(kw["ep"], float) > 1
     if kw["time_only"]:
-        return StepTime(np.where(on, time_s, plain.time_s), None, None, None, None, None)
+        return StepTime.of_time(np.where(on, time_s, plain.time_s))
     work = None
     for _, g, w in groups:
         work = g.scaled(w) if work is None else work + g.scaled(w)
@@ -226,7 +231,7 @@ def _plain_layer_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tokens, 
                              redundant_experts=kw["redundant_experts"], weight_bytes=kw["weight_bytes"],
                              prefill=kw["prefill"])
     if kw["time_only"]:
-        return step + StepTime(comm + fixed, None, None, None, None, None)
+        return step + StepTime.of_time(comm + fixed)
     return step + StepTime(comm + fixed, 0.0, fixed, comm, 0.0, 0.0)
 
 
@@ -516,5 +521,5 @@ def embedding_step(model: ModelSpec, hw: Hardware, p: PerfParams, *, tokens, tim
     g = _group(0.0, np.asarray(tokens, float) * model.hidden_size * EMBEDDING_BYTES_PER_ELEMENT,
                hw.attention_flops_per_s, hw.hbm_bytes_per_s, p.flops_efficiency, p.hbm_efficiency, time_only)
     extra = p.head_stage_overhead_s
-    return g + (StepTime(extra, None, None, None, None, None) if time_only
+    return g + (StepTime.of_time(extra) if time_only
                 else StepTime(extra, 0.0, extra, 0.0, 0.0, 0.0))
