@@ -84,7 +84,7 @@ def unsupported_feature(engine: str, feature: str) -> dict[str, Any] | None:
 
 
 def runs_on(engine: str, gpu_id: str, weights: str, kv: str) -> bool:
-    return unsupported_rule(engine, gpu_id, weights, kv) is None
+    return _runs_on_arch(engine, architecture(gpu_id), weights, kv)
 
 
 def layout_features(pp: int, ep: int, dp: int, draft: bool = False) -> tuple[str, ...]:
@@ -114,8 +114,9 @@ def engines_running(gpu_id: str, weights: str, kv: str, features: tuple[str, ...
 
 @lru_cache(maxsize=None)
 def _runs_on_arch(engine: str, arch: str | None, weights: str, kv: str) -> bool:
-    """`runs_on` by what it depends on (the GPU's architecture, not its id): `engines_running`'s few hundred keys
-    per search (DeepSeek-V3 over every precision: ~810) share a few dozen of these; each scans the rules."""
+    """No support.toml rule forbids `engine` on architecture `arch` with these precisions: `runs_on` and
+    `engines_running` ask it by what the answer depends on (the architecture, not the GPU id), so their keys (a
+    few hundred per search; DeepSeek-V3 over every precision: ~810) share a few dozen scans of the rules."""
     return not rules_for(engine, arch, weights, kv)
 
 
