@@ -328,16 +328,10 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
                 dead = np.zeros(len(gs), bool)
                 if kept:
                     k_rows = np.array([i for i, _ in kept], np.int64)
-                    k_group = group_s[store.col("s")[k_rows]][:, None]
-                    k_gpus = store.col("gpus")[k_rows][:, None]
-                    k_cap = np.array([x.capacity for _, x in kept], np.int64)[:, None]
-                    k_key = np.array([x.latency_key for _, x in kept], np.int64)[:, None]
-                    g_gpus = gpus_s[gs][None, :]
-                    for lo in range(0, len(kept), 256):  # [kept, gaps] in blocks
-                        sl = slice(lo, lo + 256)
-                        dead |= ((k_group[sl] == group_s[gs][None, :]) & (k_gpus[sl] <= g_gpus)
-                                 & ((g_gpus // k_gpus[sl]) * k_cap[sl] >= cap[None, :])
-                                 & (k_key[sl] <= key[None, :])).any(axis=0)
+                    dead = _gaps_dominated(group_s[store.col("s")[k_rows]], store.col("gpus")[k_rows],
+                                           np.array([x.capacity for _, x in kept], np.int64),
+                                           np.array([x.latency_key for _, x in kept], np.int64),
+                                           group_s[gs], gpus_s[gs], cap, key)
                 if role == "decode":
                     dead |= np.array([r >= 0 and r in memo and memo[r] is None for r in g_row.tolist()], bool)
                 live_ = ~dead
@@ -506,6 +500,27 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
         pools += [pool(i, "prefill", x) for i, x in prefill if str(kv_s[int(col("s")[i])]) in dec_kv]
         pools += [pool(i, "decode", x) for i, x in decode]
     return pools
+
+
+def _gaps_dominated(k_group: np.ndarray, k_gpus: np.ndarray, k_cap: np.ndarray, k_key: np.ndarray,
+                    g_group: np.ndarray, g_gpus: np.ndarray, g_cap: np.ndarray, g_key: np.ndarray) -> np.ndarray:
+    """Per gap, is there a kept pool k of its group with gpus_k <= gpus_g, ⌊gpus_g/gpus_k⌋·cap_k >= cap_g and
+    key_k <= key_g (`class_pools`' dominance of the gap's bounds)? The same test as over every (kept, gap) pair,
+    made within each group only (pools of other groups never dominate), in blocks of 256 kept pools."""
+    dead = np.zeros(len(g_group), bool)
+    for grp in np.unique(g_group).tolist():
+        gi = np.flatnonzero(g_group == grp)
+        ki = np.flatnonzero(k_group == grp)
+        if len(ki) == 0:
+            continue
+        gg, gc, gk = g_gpus[gi][None, :], g_cap[gi][None, :], g_key[gi][None, :]
+        kg, kc, kk = k_gpus[ki][:, None], k_cap[ki][:, None], k_key[ki][:, None]
+        hit = np.zeros(len(gi), bool)
+        for lo in range(0, len(ki), 256):
+            sl = slice(lo, lo + 256)
+            hit |= ((kg[sl] <= gg) & ((gg // kg[sl]) * kc[sl] >= gc) & (kk[sl] <= gk)).any(axis=0)
+        dead[gi] = hit
+    return dead
 
 
 def _geometric_middle(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
