@@ -20,6 +20,8 @@ CASES = {
     "headline": dict(model="gpt4-moe-rumored", isl=2000, osl=500, min_tokens_per_s_user=8, max_gpus=1024),
     "deepseek-v3-all": dict(model="deepseek-v3", isl=8000, osl=2000, min_tokens_per_s_user=20, max_gpus=1024,
                             weights=("bf16", "fp8", "int8", "int4", "fp4"), kv=("bf16", "fp8", "int8"), rate_rps=50),
+    "deepseek-v3-all-2000": dict(model="deepseek-v3", isl=2000, osl=500, min_tokens_per_s_user=20, max_gpus=1024,
+                                 weights=("bf16", "fp8", "int8", "int4", "fp4"), kv=("bf16", "fp8", "int8")),
     "mixtral-8x22b-all": dict(model="mixtral-8x22b", isl=8000, osl=2000, min_tokens_per_s_user=20, max_gpus=1024,
                               weights=("bf16", "fp8", "int8", "int4", "fp4"), kv=("bf16", "fp8", "int8"),
                               rate_rps=50),

@@ -57,6 +57,9 @@ class Space:
     max_batch: int
     queue: "QueueBound | None" = None  # with a demand and a TTFT percentile: each shape's queueing replicas
     latency: Limits | None = None  # the limits whose latency targets the shapes were listed for (None: every shape)
+    # `latency_depths`' stand-ins (space.shape_groups: one shape per group at PP 1) and their terms, when it ran:
+    # `cycle_floor` takes its groups' terms from them instead of computing them again
+    stand_ins: "tuple[list[Row], ShapeTerms] | None" = None
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -161,7 +164,7 @@ def build_space(req: Request, p: PerfParams, demand_cap: int | None = None, lim:
     """Shapes and their micro-batch ranges. `demand_cap`: the largest batch worth searching with a demand. `lim`:
     leave out the shapes that cannot meet its TPOT and TTFT targets even at their smallest micro-batch
     (`latency_depths`; they hold no row of the space); None: every shape (a space shared by several targets, as the frontier's)."""
-    depths = None if lim is None else latency_depths(req, p, lim)
+    depths, stand_ins = (None, None) if lim is None else _latency_depths(req, p, lim)
     shapes = enumerate_shapes(req, depths)
     terms = ShapeTerms.of(req, shapes, p)
     n = len(shapes)
@@ -183,6 +186,7 @@ def build_space(req: Request, p: PerfParams, demand_cap: int | None = None, lim:
     space = Space(req, shapes, terms, values, np.zeros(n, np.int64), count,
                   np.array([type_of[r.gpu.id] for r in shapes.reps], np.int64)[shapes.group].reshape(n), 1)
     space.latency = None if depths is None else lim
+    space.stand_ins = stand_ins
     space.top = _memory_top(space, count)
     tops = np.flatnonzero(space.top)
     if len(tops):
@@ -210,13 +214,20 @@ def latency_depths(req: Request, p: PerfParams, lim: Limits) -> dict[tuple, int]
     deepest that passes is kept. This decides before any shape is listed (a 1.8T MoE over the catalog: 3.5k groups
     for 224k shapes, most of them too slow for the TPOT target at their smallest micro-batch: too few GPUs per
     stage, or so many stages that the prompts' stalls alone exceed it)."""
+    return _latency_depths(req, p, lim)[0]
+
+
+def _latency_depths(req: Request, p: PerfParams, lim: Limits) -> tuple[dict[tuple, int] | None,
+                                                                        tuple[list[Row], ShapeTerms] | None]:
+    """`latency_depths`, and the stand-ins it computed the terms of (Space.stand_ins; None where it returns None)."""
     if req.spec is not None or req.micro_batches is not None or req.batches is not None:
-        return None
+        return None, None
     reps = shape_groups(req)
     if not reps:
-        return {}
+        return {}, None
     terms = ShapeTerms.of(req, reps, p)
-    t = table_of(req, terms, np.arange(len(reps)), terms.dp, p)  # position 0: micro-batch DP, depth 1
+    # position 0: micro-batch DP, depth 1; nothing here reads the memory terms (left out: `fits`)
+    t = table_of(req, terms, np.arange(len(reps)), terms.dp, p, fits=True)
     L, osl = req.model.num_layers, req.workload.osl
     nonneg = ((t.dec_extra_ns >= 0).all(axis=1) & (t.dec_extra_single_ns >= 0) & (t.pf_extra_ns >= 0).all(axis=1)
               & (t.pf_extra_single_ns >= 0) & (t.chunk_ns_per_kind >= 0).all(axis=1)
@@ -241,7 +252,7 @@ def latency_depths(req: Request, p: PerfParams, lim: Limits) -> dict[tuple, int]
     ok |= ~nonneg[g]  # a group whose terms the claim does not cover keeps every depth
     deepest = np.zeros(len(reps), np.int64)
     np.maximum.at(deepest, g[ok], q[ok])
-    return {group_key(r): int(d) for r, d in zip(reps, deepest.tolist()) if d > 0}
+    return {group_key(r): int(d) for r, d in zip(reps, deepest.tolist()) if d > 0}, (reps, terms)
 
 
 # Micro-batches (in units of DP) at which each group's decode terms are tabulated for `cycle_floor`: about √2 apart
@@ -269,13 +280,11 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     if sp.values is not None or sp.req.spec is not None or len(sp) == 0:
         return out
     g = shape_group_index(sp.shapes)
-    first = np.unique(g, return_index=True)[1]
-    reps = [replace(sp.shapes[i], pp=1) for i in first.tolist()]
-    terms = ShapeTerms.of(sp.req, reps, p)
-    largest = np.zeros(len(reps), np.int64)  # per group, its largest micro-batch memory allows, in units of DP
+    terms = _group_terms(sp, g, p)
+    largest = np.zeros(len(terms), np.int64)  # per group, its largest micro-batch memory allows, in units of DP
     np.maximum.at(largest, g, sp.top)
     per = np.searchsorted(CYCLE_GRID, largest, side="right")  # grid points up to it, per group
-    gi = np.repeat(np.arange(len(reps)), per)
+    gi = np.repeat(np.arange(len(terms)), per)
     j = CYCLE_GRID[np.arange(len(gi)) - np.repeat(np.cumsum(per) - per, per)]
     if len(gi) == 0:
         return out
@@ -298,7 +307,7 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     # the first grid point of group h failing at depth q is the first whose q_min <= q: along the grid the running
     # minimum of q_min falls, so it is found by one search over all groups' (group, −running minimum) keys
     span = top_q + 2
-    lift = (len(reps) - gi) * span  # earlier groups lifted above later ones: one running minimum serves all
+    lift = (len(terms) - gi) * span  # earlier groups lifted above later ones: one running minimum serves all
     run_min = np.minimum.accumulate(q_min + lift) - lift
     keys = gi * span + (top_q - run_min)  # non-decreasing within each group, groups in order
     q = sp.terms.pp
@@ -307,13 +316,28 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     hit = deep & (at < group_end[g])
     out[hit] = mb[at[hit]]
     # depth 1: the first grid point of the group where A + D exceeds the target
-    first_one = np.full(len(reps), -1, np.int64)
+    first_one = np.full(len(terms), -1, np.int64)
     idx = np.flatnonzero(fails_one)
     h, at_one = np.unique(gi[idx], return_index=True)
     first_one[h] = idx[at_one]
     one = ~deep & (first_one[g] >= 0)
     out[one] = mb[first_one[g[one]]]
     return out
+
+
+def _group_terms(sp: Space, g: np.ndarray, p: PerfParams) -> ShapeTerms:
+    """The terms of one stand-in per group of the space's shapes (its first shape at PP 1; groups `g` numbered
+    by first appearance): taken from `Space.stand_ins` where the space has them (the same rows: `enumerate_shapes`
+    lists its groups' stand-ins as `shape_groups` does, PP 1 and micro-batch 1; ShapeTerms.take), else computed."""
+    reps = getattr(sp.shapes, "reps", None)  # a space.Shapes holds them
+    if reps is None:
+        first = np.unique(g, return_index=True)[1]
+        reps = [replace(sp.shapes[i], pp=1) for i in first.tolist()]
+    if sp.stand_ins is None:
+        return ShapeTerms.of(sp.req, reps, p)
+    all_reps, all_terms = sp.stand_ins
+    at = {group_key(r): k for k, r in enumerate(all_reps)}
+    return all_terms.take(np.array([at[group_key(r)] for r in reps], np.int64))
 
 
 def _cycle_floor_per_shape(sp: Space, g: np.ndarray, per: np.ndarray, gi: np.ndarray, mb: np.ndarray, t: Table,

@@ -211,6 +211,32 @@ class ShapeTerms:
     def __len__(self) -> int:
         return len(self.shapes)
 
+    def take(self, idx: np.ndarray) -> "ShapeTerms":
+        """The terms of shapes `idx` (in that order) as `of` gives them for those shapes alone: every per-shape
+        array taken; a profile field that no longer differs among them made one number again, the Python value
+        `PerfParams.for_rows` would give (it keeps an array only where the profiles differ); units numbered by
+        first appearance again. Each term is computed per shape from that shape's own inputs, so taking is the
+        same as computing (tested field by field)."""
+        idx = np.asarray(idx, np.int64)
+
+        def one(v: np.ndarray):
+            x = v[idx]
+            return x[0].item() if len(x) and bool((x == x[0]).all()) else x
+
+        params = replace(self.params, **{f: one(v) for f, v in vars(self.params).items() if isinstance(v, np.ndarray)})
+        unit = None
+        if self.unit is not None:
+            _, first, inverse = np.unique(self.unit[idx], return_index=True, return_inverse=True)
+            unit = np.argsort(np.argsort(first, kind="stable"), kind="stable")[inverse.reshape(len(idx))]
+        arrays = {f: getattr(self, f)[idx] for f in ("tp", "pp", "ep", "dp", "weight_bytes", "kv_bytes", "link",
+                                                     "cap_bytes", "usd_per_hour", "gpu_limit", "layer_weight_bytes",
+                                                     "kv_seq_layer_bytes", "long_kv_layer_bytes", "first_stage_bytes",
+                                                     "last_stage_bytes", "single_stage_bytes")}
+        return ShapeTerms(shapes=[self.shapes[i] for i in idx.tolist()],
+                          hw=Hardware(**{f: getattr(self.hw, f)[idx] for f in Hardware.__dataclass_fields__}),
+                          gpu_key=[self.gpu_key[i] for i in idx.tolist()], params=params,
+                          unit=None if unit is None else unit.astype(np.int64), **arrays)
+
     @classmethod
     def of(cls, req: Request, shapes: Sequence[Row], p: PerfParams) -> "ShapeTerms":
         # Shapes of one group (space.group_key: the shape without its PP depth) share every term but the pipeline
@@ -408,7 +434,8 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     no draft model (whose weights and KV `memory_fits` leaves out): the memory terms (mem_kib_per_kind,
     long_kib_per_kind, fixed_mem_kib, fixed_mem_single_kib, cap_kib) are left None and `lower_bounds` takes
     memory_ok as true, which is what those terms would give (`memory_fits` is its memory condition on the same
-    terms); `with_memory` gives rows of such a table with them.
+    terms); `with_memory` gives rows of such a table with them. (bounds.latency_depths asks for `fits` too: it
+    reads no memory term and no `lower_bounds` of its table.)
 
     Rows that differ only in their PP depth share every time term but the stage-to-stage sends, and those depend
     on the pipeline link: the terms are computed once per unit (shape without PP, pipeline link, micro-batch;

@@ -254,6 +254,58 @@ def test_cycle_floor_per_group_equals_the_bound_at_every_shape(model, isl, osl, 
     assert 0 in seen and max(seen) > 0  # targets where no shape, and where shapes have a floor
 
 
+def _equal_terms(a, b) -> None:
+    """Two ShapeTerms hold the same terms: same rows, arrays equal in value and dtype, profile fields alike (one
+    number, of the same Python type, or arrays)."""
+    from dataclasses import fields
+
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if f.name in ("hw", "params"):
+            for h in fields(x):
+                u, v = getattr(x, h.name), getattr(y, h.name)
+                assert type(u) is type(v), (f.name, h.name)
+                if isinstance(u, np.ndarray):
+                    assert u.dtype == v.dtype and np.array_equal(u, v), (f.name, h.name)
+                else:
+                    assert u == v, (f.name, h.name)
+        elif isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y), f.name
+        else:
+            assert x == y, f.name
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,ttft", DEPTH_CASES)
+def test_cycle_floor_takes_the_stand_ins_terms_latency_depths_computed(model, isl, osl, gpus, speed, ttft):
+    """The groups' terms `cycle_floor` takes from the space's stand-ins (ShapeTerms.take of latency_depths'
+    terms) are those ShapeTerms.of computes for the groups' first shapes at PP 1, field by field, and so is its
+    floor; also where the space's groups leave fewer GPU families than the stand-ins (profile fields that no
+    longer differ are one number again)."""
+    from dataclasses import replace
+
+    from planner.search.space import shape_group_index
+    from planner.search.table import ShapeTerms
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
+                            ttft_ms=None if ttft is None else ttft * 1000)
+    p = cat.perf
+    sp = bounds.build_space(req, p, lim=Limits.of(req, 1))
+    assert sp.stand_ins is not None and len(sp.stand_ins[0]) >= len(sp.shapes.reps)
+    g = shape_group_index(sp.shapes)
+    first = np.unique(g, return_index=True)[1]
+    reps = [replace(sp.shapes[i], pp=1) for i in first.tolist()]
+    _equal_terms(bounds._group_terms(sp, g, p), ShapeTerms.of(req, reps, p))
+    tpot = Limits.of(req, sp.max_batch).tpot_ns
+    got = bounds.cycle_floor(sp, p, tpot)
+    sp.stand_ins = None
+    assert (got == bounds.cycle_floor(sp, p, tpot)).all()
+    # one GPU type's groups alone: the stand-ins' per-family arrays become one number again
+    all_reps, all_terms = bounds._latency_depths(req, p, Limits.of(req, 1))[1]
+    one = [k for k, r in enumerate(all_reps) if r.gpu.id == all_reps[-1].gpu.id]
+    _equal_terms(all_terms.take(one), ShapeTerms.of(req, [all_reps[k] for k in one], p))
+    _equal_terms(all_terms.take(np.arange(len(all_reps))), all_terms)
+
+
 # Pools (fleet/pools.class_pools): the rows left out before tabulating (bounds.pool_rows) are rows no role's
 # candidate filter passes, on the perf model; and the pools are the same as over the whole grid table.
 POOL_CASES = [("llama-3.1-70b", 2000, 500, None, 20), ("mixtral-8x22b", 1000, 300, "h100-sxm,mi300x", 30),
