@@ -44,6 +44,7 @@ the rows left out. Tested against an exhaustive oracle over every integer micro-
 instances (tests/fleet/test_pool_space.py)."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import replace
 from typing import Sequence
 
@@ -167,7 +168,7 @@ class _Store:
         return v
 
     def at(self, i: int) -> tuple[Table, int]:
-        k = int(np.searchsorted(self.start, i, side="right")) - 1
+        k = bisect_right(self.start, i) - 1  # `start` is a sorted list: bisect, not an array built per call
         return self.tables[k], i - self.start[k]
 
 
@@ -201,13 +202,15 @@ def _stage_evaluation(t: Table, i: int, layers: Sequence[int], per_kind: np.ndar
     Σ_k n_{s,k}·m_k + fixed <= capacity, for each memory term), in integers as there, the stages' kind counts
     n_{s,k} taken from `kind_prefix` at the stage bounds at once."""
     pp = len(layers)
-    ends = np.cumsum(np.r_[0, np.asarray(layers, np.int64)])
+    ends = np.zeros(pp + 1, np.int64)
+    np.cumsum(layers, out=ends[1:])
     counts = t.kind_prefix[:, ends[1:]] - t.kind_prefix[:, ends[:-1]]  # [K, pp]
     if pp == 1:
         e, fixed = np.array([single[i]]), np.array([t.fixed_mem_single_kib[i]])
-    else:
-        e = np.r_[extra[i, 0], np.full(pp - 2, extra[i, 1]), extra[i, 2]]
-        fixed = np.r_[t.fixed_mem_kib[i, 0], np.full(pp - 2, t.fixed_mem_kib[i, 1]), t.fixed_mem_kib[i, 2]]
+    else:  # first, middle × (pp − 2), last (without np.r_, whose indexing machinery cost more than the rest)
+        e, fixed = np.full(pp, extra[i, 1]), np.full(pp, t.fixed_mem_kib[i, 1])
+        e[0], e[-1] = extra[i, 0], extra[i, 2]
+        fixed[0], fixed[-1] = t.fixed_mem_kib[i, 0], t.fixed_mem_kib[i, 2]
     stage_ns = int((per_kind[i] @ counts + e).max())
     cap_kib = int(t.cap_kib[i])
     fits = all(bool((m[i] @ counts + fixed <= cap_kib).all()) for _, m in t.memory_per_kind)

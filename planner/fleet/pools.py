@@ -197,9 +197,11 @@ def _sweep(gpus: np.ndarray, cand: np.ndarray, cap_ub: np.ndarray, lat_lb: np.nd
             # an equal-size later row may dominate an earlier one (copies of a larger replica never dominate)
             kept[:] = [(j, a) for j, a in kept
                        if j == i or not dominated([(i, x)], int(gpus[j]), a.capacity, a.latency_key)]
-            rest = g_seg[k + 1:]
-            alive[k + 1:] &= ~((g <= rest) & ((rest // g) * x.capacity >= cap_seg[k + 1:])
-                               & (x.latency_key <= lat_seg[k + 1:]))
+            # (tested only on the later rows still alive: a dead one stays dead)
+            rest = k + 1 + np.flatnonzero(alive[k + 1:])
+            g_rest = g_seg[rest]
+            alive[rest] = ~((g <= g_rest) & ((g_rest // g) * x.capacity >= cap_seg[rest])
+                            & (x.latency_key <= lat_seg[rest]))
         out += kept
     return out
 
