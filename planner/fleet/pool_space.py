@@ -132,15 +132,14 @@ class _Store:
         self.lim = lim
         self.tables: list[Table] = []
         self.start: list[int] = []
-        self.cols: dict[str, list[np.ndarray]] = {}
-        self._cat: dict[str, np.ndarray] = {}
+        # per column a buffer grown by doubling, its first len(self) entries the rows' values (a table's rows are
+        # copied in once, not the whole column joined again after every table)
+        self._buf: dict[str, np.ndarray] = {}
 
     def add(self, t: Table, s: np.ndarray, pos: np.ndarray, memory_ok: np.ndarray | None = None) -> np.ndarray:
         """Append table `t` (rows: shapes `s` at positions `pos`); `memory_ok` given: a decode table
         (`decode_table`), whose prefill and stall columns are left 0."""
         first = len(self)
-        self.start.append(first)
-        self.tables.append(t)
         if memory_ok is None:
             b = lower_bounds(t, self.lim)
             cols = (("memory_ok", b.memory_ok), ("ttft_ok", b.ttft_ok), ("tpot_ok", b.tpot_ok),
@@ -150,22 +149,30 @@ class _Store:
             none = np.zeros(len(t), np.int64)
             cols = (("memory_ok", memory_ok), ("ttft_ok", none.astype(bool)), ("tpot_ok", none.astype(bool)),
                     ("round_ns", none), ("cycle", decode_cycle_ns(t)), ("ttft_ns", none), ("pf_period", none))
+        end = first + len(t)
         for name, v in (("s", s), ("pos", pos), ("batch", t.batch), ("gpus", t.gpus)) + cols:
-            self.cols.setdefault(name, []).append(np.asarray(v))
-        self._cat = {}
-        return np.arange(first, first + len(t))
+            v = np.asarray(v)
+            buf = self._buf.get(name)
+            if buf is None:
+                buf = np.empty(max(64, 2 * end), v.dtype)
+            else:
+                dtype = np.result_type(buf.dtype, v.dtype)  # as np.concatenate of the parts would give
+                if len(buf) < end or dtype != buf.dtype:
+                    grown = np.empty(max(len(buf), 2 * end), dtype)
+                    grown[:first] = buf[:first]
+                    buf = grown
+            buf[first:end] = v
+            self._buf[name] = buf
+        self.start.append(first)
+        self.tables.append(t)
+        return np.arange(first, end)
 
     def __len__(self) -> int:
         return self.start[-1] + len(self.tables[-1]) if self.tables else 0
 
     def col(self, name: str) -> np.ndarray:
-        """Column `name` over every row (each joined once per table added, when first read)."""
-        v = self._cat.get(name)
-        if v is None:
-            parts = self.cols[name]
-            v = self._cat[name] = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            self.cols[name] = [v]
-        return v
+        """Column `name` over every row (a view of its buffer: the rows added later are not in it)."""
+        return self._buf[name][:len(self)]
 
     def at(self, i: int) -> tuple[Table, int]:
         k = bisect_right(self.start, i) - 1  # `start` is a sorted list: bisect, not an array built per call
