@@ -2,8 +2,11 @@
 
 With B sequences in flight, each decode cycle gives every one of them a token, and new requests are admitted as
 others finish. Each finished request is replaced by a prefill whose chunks ride on decode steps (chunked prefill,
-vLLM's and SGLang's default: one forward pass per step, weights read once); each prompt makes the steps it shares
-longer by its stall s (perf.estimate.prefill_stall_s). Per cycle B/OSL requests finish (each lasts OSL cycles).
+vLLM's and SGLang's default: one forward pass per step, weights read once). Per cycle B/OSL requests finish (each
+lasts OSL cycles), so B·ISL/OSL prompt tokens arrive; the engine packs them, several prompts' chunks per step, into
+the token budget the decode tokens leave, and each prompt's stall s (perf.estimate.prefill_stall_s) is its share
+of the steps that carry them (perf.estimate.packed_chunk): (B/OSL)·s is then what those packed steps add to the
+cycle, at least the prompt tokens' FLOPs at peak, however many prompts share a step.
 
 A request's own prefill comes before its first token (it is TTFT's), so while it decodes it waits only for the
 prefills of the B − 1 others:

@@ -118,6 +118,10 @@ class StepTerms:
     # `prefill_chunks` steps, each longer by these increments
     chunk: "ChunkTerms" = None
     prefill_chunks: Any = 1
+    # what each of those steps adds beyond `chunk`, as a fraction of the decode micro-batch step (its layers,
+    # extras incl. the per-step overhead, and hop): > 0 only where the prompts arriving per step overflow the token
+    # budget and the steady-state round needs steps beyond the cycle's (`packed_chunk`)
+    chunk_decode_share: Any = 0.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,33 @@ def prefill_chunks(isl, decode_tokens, max_batched_tokens: int):
     return np.ceil(np.asarray(isl, float) / room - 1e-9)
 
 
+def packed_chunk(isl, osl, sequences, decode_tokens, prompt_chunk_tokens, max_batched_tokens):
+    """How chunked prefill packs prompts into a decode micro-batch's steps in steady state (per DP group).
+
+    Each step every one of the group's `sequences` (S) decodes and S/OSL of them finish, so S·ISL/OSL prompt
+    tokens arrive per step (A). The engine fills each step's token budget M after the D decode tokens
+    (room R = M − D) with prompt chunks, several prompts' in one forward pass, so a step carries
+    c = min(R, max(k, A)) prompt tokens: a lone prompt's chunk k (= ISL / its chunks) while fewer arrive (a
+    prompt's chunks ride alone on a fraction A/k of the steps), the arrivals A when they fit, the room R when
+    they overflow it (then A/R > 1 steps per cycle carry chunks: the round repeats the decode step A/R − 1 times
+    more). Per prompt (ISL tokens) that is ISL/c chunk-carrying steps; written per chunk of the prompt's own
+    (`prefill_chunks` of them, whose count TTFT's queueing bound reads), each costs
+
+        k/c · (Δ(c) + max(0, 1 − c/A) · t_dec)
+
+    Δ(c) the mixed step's increment at c prompt tokens (`prefill_chunk_terms`), t_dec the decode step. Returns
+    (c, share = k/c, decode_share = k/c · max(0, 1 − c/A)). The round B decode tokens plus B·ISL/OSL prompt tokens
+    then costs at least their FLOPs at peak (MFU ≤ 1): each step is at least its tokens' compute time."""
+    k = np.asarray(prompt_chunk_tokens, float)
+    # (no output tokens, as calibration's steps pass: no request finishes, none arrives)
+    arriving = np.asarray(sequences, float) * np.asarray(isl, float) / float(osl) if osl > 0 else 0.0 * k
+    room = np.maximum(1.0, np.asarray(max_batched_tokens, float) - np.asarray(decode_tokens, float))
+    packed = np.minimum(room, np.maximum(k, arriving))
+    share = k / packed
+    over = np.where(arriving > packed, 1.0 - packed / np.maximum(arriving, 1e-300), 0.0)
+    return packed, share, share * over
+
+
 def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_bytes, kv_bytes, micro_batch,
                isl: int, osl: int, tokens_per_seq=1, pipeline_link_bytes_per_s=np.inf, dp=1,
                redundant_experts=0, chunked: bool = True, prefill: bool = True, decode: bool = True,
@@ -215,16 +246,19 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
     msg = model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
     # one prompt in c equal chunks of k = isl/c tokens; chunk j (offset j·k) attends j·k + k/2 keys per token and
     # reads its j·k cached tokens: on average isl/2 keys and (isl − k)/2 cached tokens
-    chunk, chunks = None, 1
+    chunk, chunks, decode_share = None, 1, 0.0
     if chunked:
         chunks = prefill_chunks(isl, dec_tokens / dpf, p.max_batched_tokens)
         k = np.asarray(isl, float) / chunks
-        chunk = prefill_chunk_terms(model, hw, p, decode_tokens=dec_tokens, chunk_tokens=k * dpf,
+        packed, share, decode_share = packed_chunk(isl, osl, micro_batch / dpf, dec_tokens / dpf, k,
+                                                   p.max_batched_tokens)
+        chunk = prefill_chunk_terms(model, hw, p, decode_tokens=dec_tokens, chunk_tokens=packed * dpf,
                                     chunk_attended_tokens=np.asarray(isl, float) / 2.0,
                                     chunk_kv_read_tokens=(np.asarray(isl, float) - k) / 2.0,
-                                    logit_tokens=1.0 / chunks, pipeline_link_bytes_per_s=pipeline_link_bytes_per_s,
-                                    **kw)
-        chunk = ChunkTerms(*(np.asarray(getattr(chunk, f)) / dpf for f in ChunkTerms.__dataclass_fields__))
+                                    logit_tokens=packed / np.asarray(isl, float),
+                                    pipeline_link_bytes_per_s=pipeline_link_bytes_per_s, **kw)
+        chunk = ChunkTerms(*(np.asarray(getattr(chunk, f)) * (share / dpf) for f in ChunkTerms.__dataclass_fields__))
+        decode_share = decode_share / dpf
     return StepTerms(
         decode_layer=dec,
         decode_first=embedding_step(model, hw, p, tokens=dec_tokens / dpf, time_only=time_only),
@@ -237,7 +271,7 @@ def step_terms(model: ModelSpec, hw: Hardware, p: PerfParams, *, tp, ep, weight_
                        if prefill else None),
         layer_weight_bytes=mem.layer_weight_bytes_per_gpu(model, weight_bytes, tp, dp, redundant_experts),
         kv_bytes_per_seq_layer=mem.kv_bytes_per_sequence_per_layer_per_gpu(model, kv_bytes, tp, np.add(isl, osl)) / dpf,
-        chunk=chunk, prefill_chunks=chunks,
+        chunk=chunk, prefill_chunks=chunks, chunk_decode_share=decode_share,
     )
 
 
@@ -331,9 +365,10 @@ class Estimate:
     usd_per_hour: float
     messages: tuple[str, ...] = field(default=())
     prefill_stall_s: float = 0.0  # how much one prompt's (chunked) prefill lengthens the decode steps it shares
-    # The slowest stage's increment for one prefill chunk (+ the chunk's hop with PP > 1), and the chunks per prompt:
-    # the exact search charges a prompt's stall at their bound pp · prefill_chunks · chunk_stage_s (search/table.py;
-    # = prefill_stall_s with one stage, ≥ it with several); read by the property tests' checker.
+    # The slowest stage's increment for one prefill chunk (its share of the packed steps, `packed_chunk`; + the
+    # chunk's hop with PP > 1), and the chunks per prompt: the exact search charges a prompt's stall at their bound
+    # pp · prefill_chunks · chunk_stage_s (search/table.py; = prefill_stall_s with one stage, ≥ it with several);
+    # read by the property tests' checker.
     chunk_stage_s: float = 0.0
     prefill_chunks: float = 1.0
     engine: str = ""  # the engine profile the perf terms were taken for
@@ -500,11 +535,13 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         ttft += float(dterms.prefill_s)
     # chunked prefill: each prompt's chunks ride on decode steps; what they add to the cycle is the stall that the
     # other sequences wait for (perf/batching.py)
-    ch = t.chunk
+    # (per chunk of the prompt's own: its share of the packed steps it rides on, and of any extra steps; see
+    # packed_chunk)
+    ch, dshare = t.chunk, float(t.chunk_decode_share)
     chunk_stage = stage_kind_times_s(counts, per_kind(lambda kt: kt.chunk.layer_s), float(ch.first_s),
-                                     float(ch.last_s), 0.0)
-    stall = float(t.prefill_chunks) * chunk_stall_s(dec_stage, chunk_stage, float(t.decode_p2p_s), float(ch.p2p_s),
-                                                    c.pp)
+                                     float(ch.last_s), 0.0) + dshare * dec_stage
+    chunk_hop = float(ch.p2p_s) + dshare * float(t.decode_p2p_s)
+    stall = float(t.prefill_chunks) * chunk_stall_s(dec_stage, chunk_stage, float(t.decode_p2p_s), chunk_hop, c.pp)
     if p.prefill_first:  # the prompt runs alone and the decoders wait for its slowest stage
         stall = float(np.max(pre_stage))
     tpot = float(steady_state_tpot_s(cycle / tokens_per_cycle, c.batch, stall, workload.osl))
@@ -557,7 +594,7 @@ def estimate(model: ModelSpec, config: Config, workload: Workload, params: PerfP
         model=model.name, config=c, workload=workload, layers_per_stage=tuple(layers), ttft_s=ttft, tpot_s=tpot,
         decode_cycle_s=cycle, output_tokens_per_s=thr, mfu=float(mfu), mbu=float(mbu), memory=memory, fits=bool(fits),
         max_batch=max_batch, bottleneck=bottleneck, usd_per_hour=c.gpus * c.price_per_gpu, messages=tuple(messages),
-        prefill_stall_s=stall, chunk_stage_s=float(np.max(chunk_stage)) + (float(ch.p2p_s) if c.pp > 1 else 0.0),
+        prefill_stall_s=stall, chunk_stage_s=float(np.max(chunk_stage)) + (chunk_hop if c.pp > 1 else 0.0),
         prefill_chunks=float(t.prefill_chunks),
         engine=p.engine, profile=p.profile, two_batch_overlap=bool(p.two_batch_overlap),
         placement=placement_dict(model, layers),

@@ -89,10 +89,12 @@ class Table:
     pf_extra_single_ns: np.ndarray  # prefill extra of the single stage (ns)
     pf_hop_ns: np.ndarray  # prefill stage-to-stage send (ns), 0 when pp = 1
     ttft_ns: np.ndarray  # placement-independent prefill latency
-    # chunked prefill (perf.estimate.prefill_chunk_terms): how much one chunk lengthens a decode micro-batch step,
-    # per layer (ns) and per stage (first, middle, last; single when pp = 1), and per hop. A prompt takes
-    # `chunks` such steps; its stall on the decode cycle is at most pp · chunks · (slowest stage increment + hop)
-    # (perf.pipeline.chunk_stall_s; exact when pp = 1): `stall_coef` = pp · chunks.
+    # chunked prefill (perf.estimate.prefill_chunk_terms, packed_chunk): how much one chunk of a prompt lengthens
+    # the decode micro-batch steps, as its share of the packed steps that carry the prompts arriving per step (and
+    # of any steps beyond the cycle's), per layer (ns) and per stage (first, middle, last; single when pp = 1), and
+    # per hop. A prompt has `chunks` such chunks; its stall on the decode cycle is at most
+    # pp · chunks · (slowest stage increment + hop) (perf.pipeline.chunk_stall_s; exact when pp = 1):
+    # `stall_coef` = pp · chunks.
     chunk_ns_per_kind: np.ndarray  # [n, K] one chunk's increment, per layer (ns)
     chunk_extra_ns: np.ndarray  # [n, 3] one chunk's increment per stage (ns)
     chunk_extra_single_ns: np.ndarray  # one chunk's increment of the single stage (ns)
@@ -518,6 +520,15 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
     chunk_extra_single_ns = at(_ceil((first_c + last_c) * S))
     chunk_hop_ns = np.where(multi, at(_ceil(np.asarray(ch.p2p_s) * S + 0 * tp)), 0)
     stall_coef = (pp * at(np.asarray(t.prefill_chunks) + 0 * tp)).astype(np.int64)
+    # where the arriving prompts overflow the token budget, each chunk also carries a share of the extra decode
+    # steps (perf.estimate.packed_chunk): taken from the integer decode terms (each rounded up), so a table built
+    # with `decode_terms` gets the same values
+    dshare = at(np.asarray(t.chunk_decode_share, float) + 0 * tp)
+    if np.any(dshare > 0):
+        chunk_ns_per_kind = chunk_ns_per_kind + _ceil(dshare[:, None] * dec_ns_per_kind)
+        chunk_extra_ns = chunk_extra_ns + _ceil(dshare[:, None] * dec_extra_ns)
+        chunk_extra_single_ns = chunk_extra_single_ns + _ceil(dshare * dec_extra_single_ns)
+        chunk_hop_ns = chunk_hop_ns + _ceil(dshare * dec_hop_ns)
     if p.prefill_first:  # a prompt's whole prefill on the slowest stage stalls the decoders (perf.estimate)
         chunk_ns_per_kind, chunk_extra_ns, chunk_extra_single_ns = pf_ns_per_kind, pf_extra_ns, pf_extra_single_ns
         chunk_hop_ns, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
