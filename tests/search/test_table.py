@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -333,3 +334,31 @@ def test_table_of_reads_time_only_steps_bit_for_bit(monkeypatch):
             for name, v in vars(a).items():
                 if isinstance(v, np.ndarray):
                     assert np.array_equal(v, getattr(b, name)), (model, name)
+
+
+def test_an_overflowing_round_is_charged_as_estimate_charges_it():
+    """ISL 16, OSL 1 at micro-batch 1024 on one H100: 16,384 prompt tokens arrive per step and 8192 − 1024 fit, so
+    each chunk also carries a share of the repeated decode steps (perf.estimate.packed_chunk); the integer round
+    is the float one rounded up (each prompt's stall by up to a few ns per layer, 1024 prompts per round: within
+    1e-4 with one stage) and never below it with two."""
+    from planner.catalog import load_model
+    from planner.specs.workload import SLO, Workload
+    from planner.search.space import Request
+    req = Request(model=load_model("llama-3.1-8b"), workload=Workload(isl=16, osl=1), slo=SLO(ttft_s=None, tpot_s=None),
+                  gpus=(CATALOG.gpu("h100-sxm"),), weights=("bf16",), kv=("bf16",), pp=(1, 2),
+                  micro_batches=(1024,), tp=(1,), max_gpus=None, max_gpus_per_type={}, time_limit_s=30.0)
+    t, lim = tabulate_grid(req)
+    assert len(t) == 2
+    for i in range(len(t)):
+        r = t.rows[i]
+        lay = (32,) if r.pp == 1 else (16, 16)
+        ev = evaluate(t, i, lay, lim)
+        cfg = Config(gpu=r.gpu, tp=r.tp, pp=r.pp, ep=r.ep, batch=r.batch, weights=r.weights, kv=r.kv, dp=r.dp,
+                     layers_per_stage=lay)
+        e = estimate(req.model, cfg, req.workload, CATALOG.perf)
+        round_ns = r.batch / e.output_tokens_per_s * NS_PER_S
+        assert e.tpot_s * NS_PER_S <= ev.tpot_ns and round_ns <= ev.round_ns
+        if r.pp == 1:
+            assert ev.round_ns == pytest.approx(round_ns, rel=1e-4)
+            # the packed round: 16384 / 7168 mixed steps, above 2 decode steps
+            assert ev.round_ns > 2 * ev.dec_stage_ns
