@@ -188,3 +188,29 @@ def test_stages_are_timed_by_their_own_layer_kinds(catalog, preset):
     hand = [3 * dense + 28 * moe + first + p.step_overhead_s, 30 * moe + last + p.step_overhead_s]
     assert stage.tolist() == pytest.approx(hand, rel=1e-12)
     assert tb.decode_step_s(cfg.batch, 1024 + 128) == pytest.approx(est.decode_cycle_s, rel=1e-12)
+
+
+@pytest.mark.parametrize("model,isl,osl,batch,kw", [
+    ("llama-3.1-70b", 16, 4, 64, dict(tp=2, weights="fp8", kv="fp8")),  # 256 prompt tokens per step, packed
+    ("llama-3.1-70b", 16, 16, 64, dict(tp=2, weights="fp8", kv="fp8")),  # 64 per step: four prompts' chunks
+    ("llama-3.1-70b", 2000, 8, 64, dict(tp=4)),  # 16,000 per step: beyond the budget, 16000/8128 steps
+    ("mixtral-8x7b", 256, 8, 73, dict(tp=2)),  # MoE: 2,336 per step
+])
+def test_a_step_carrying_the_arriving_prompts_is_estimates_round(catalog, preset, model, isl, osl, batch, kw):
+    """One stage, steady state: a step of the B decoders carrying the B·ISL/OSL prompt tokens that arrive per
+    cycle, all in one forward pass (the simulator's mixed step), takes what estimate charges a round
+    (perf.estimate.packed_chunk; beyond the token budget, the round is that many budget-full steps)."""
+    m = preset(model)
+    c = Config(gpu=catalog.gpu("h100-sxm"), batch=batch, **kw)
+    w = Workload(isl=isl, osl=osl)
+    e = estimate(m, c, w, catalog.perf)
+    tb = build_tables(m, c, w, catalog.perf, isl + osl)
+    arriving = batch * isl // osl
+    room = tb.max_batched_tokens - batch
+    steps = max(1.0, arriving / room)
+    chunk = min(arriving, room)
+    prompts = chunk / isl
+    # whole prompts from their start: each token attends isl/2 keys on average, nothing cached
+    step = (tb.mixed_extra_s(batch, chunk, chunk * isl / 2.0, 0, round(prompts))
+            + tb.decode_step_s(batch, isl + osl / 2.0))
+    assert batch / e.output_tokens_per_s == pytest.approx(steps * step, rel=2e-3)
