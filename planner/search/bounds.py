@@ -28,7 +28,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..perf.estimate import prefill_chunks
 from ..perf.params import PerfParams
+from ..perf.step import ACTIVATION_BYTES_PER_ELEMENT
 from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, row_key
 from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_group_index, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
@@ -555,7 +557,8 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         ⌈(osl · cycle + stalling prompts · (chunk stage + chunk hop)) / osl⌉ >= cycle, the stall term being
         >= 0 (counts >= 0; chunk increments and hops are times, >= 0: tested on the perf model in
         tests/search/test_bounds.py, as cycle_floor's claim takes them), and their objective bound is read only
-        where feasible. So are the probes `_settled` finds (`gap`: the probed gaps (edge, lo, hi, cycle at lo)):
+        where feasible. So are the rows whose decode cycle plus their prompts' chunk sends between stages alone
+        miss the TPOT target or the round and stall ranges (`_hop_stall_fails`), and the probes `_settled` finds (`gap`: the probed gaps (edge, lo, hi, cycle at lo)):
         they are reported as failing `passes`, which changes no later step. The others get the full table, as
         before; the verdicts read are the same."""
         nonlocal examined, table_s
@@ -564,6 +567,9 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         td = table_of(req, sp.terms, s, sp.micro_batch(s, pos), p, decode_only=True)
         cycle = decode_cycle_ns(td)
         fast = cycle <= lim.tpot_ns
+        if req.spec is None and fast.any():  # the prompts' stage-to-stage sends alone miss TPOT (or the ranges)
+            f = np.flatnonzero(fast)
+            fast[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f])]] = False
         if gap is not None and fast.any():
             f = np.flatnonzero(fast)
             bar = inc[sp.gpu_type[s[f]]]  # each row's GPU type's best plan so far
@@ -720,6 +726,52 @@ def _settled(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cycle: np.n
     closed[inside] &= _gap_bound(sp, lim, s[ii], hi[ii] - 1, cycle[ii]) >= bar[ii]
     out[e] = closed
     return out
+
+
+def chunk_hop_floor_ns(sp: Space, s: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stall coefficient, a lower bound on the chunk hop) of rows (s, pos), without a draft model, from the
+    shapes' terms alone: `table_of`'s `stall_coef` (pp · the prompt's chunks, perf.estimate.prefill_chunks at
+    the row's decode tokens per DP group; 1 for an engine that prefills first) and at most its `chunk_hop_ns`.
+
+    Claim: chunk_hop_ns >= ⌊k · M / (BW · η · DP) · 1e9⌋ − 1 ns with pp > 1 (0 with pp = 1 or prefill first),
+    k = ISL / chunks a chunk's tokens, M the hidden size × the activation bytes, BW the pipeline link, η the link
+    efficiency. Proof: a chunk's hop in perf.estimate.prefill_chunk_terms is p2p(both) − p2p(dec), p2p(x) =
+    α + x·M/(BW·η) (perf.comm.p2p_time_s), both − dec the prompt tokens the step carries per DP group; step_terms
+    takes its share per DP group of the chunk's, so the hop per chunk of the prompt is k·M/(BW·η) / DP (with the
+    prompts packed into a step, its share k/c of the c tokens' send: the same), plus any share of extra decode
+    steps (>= 0); the table rounds it up to whole ns. The 1 ns and the relative 1e-9 taken off cover the float
+    rounding of the difference of two sends. Tested against the tables in tests/search/test_bounds.py."""
+    req, t = sp.req, sp.terms
+    pp, dp = t.pp[s], t.dp[s]
+    dpf = dp.astype(float)
+    chunks = prefill_chunks(req.workload.isl, sp.micro_batch(s, pos).astype(float) / dpf,
+                            t.param("max_batched_tokens", s))
+    first = np.broadcast_to(np.asarray(t.param("prefill_first", s), bool), pp.shape)
+    coef = np.where(first, 1, pp * chunks.astype(np.int64))
+    msg = req.model.hidden_size * ACTIVATION_BYTES_PER_ELEMENT
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hop_s = (req.workload.isl / chunks) * msg / (t.link[s] * t.param("link_efficiency", s)) / dpf
+    hop = np.floor(np.nan_to_num(hop_s * (1.0 - 1e-9), nan=0.0, posinf=0.0) * NS_PER_S) - 1.0
+    hop = np.where((pp > 1) & ~first & np.isfinite(hop), np.maximum(hop, 0.0), 0.0).astype(np.int64)
+    return coef, hop
+
+
+def _hop_stall_fails(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cycle: np.ndarray) -> np.ndarray:
+    """Which rows (s, pos), decode cycle `cycle` (`decode_cycle_ns`), fail `passes` whatever their prefill-chunk
+    step: `lower_bounds`' TPOT ⌈(osl · cycle + users · (chunk stage + chunk hop)) / osl⌉ and round (prompts for
+    users) are at least those with the chunk stage 0 (its increments are >= 0: tested on the perf model, as
+    examine takes them) and the chunk hop at its floor (`chunk_hop_floor_ns`), users and prompts clamped as
+    there; the stall range B · stall_coef <= MAX_STALL_COEF is exact. Without a draft model."""
+    t = sp.terms
+    coef, hop = chunk_hop_floor_ns(sp, s, pos)
+    batch = t.pp[s] * sp.micro_batch(s, pos)
+    osl = sp.req.workload.osl
+    c = np.minimum(coef, MAX_STALL_COEF + 1)
+    users = np.minimum((batch - 1) * c, MAX_STALL_COEF + 1)
+    prompts = np.minimum(batch * c, MAX_STALL_COEF + 1)
+    tpot = -(-(osl * cycle + users * hop) // osl)
+    rnd = -(-(osl * cycle + prompts * hop) // osl)
+    return (tpot > lim.tpot_ns) | (rnd > MAX_ROUND_NS) | (batch * coef > MAX_STALL_COEF)
 
 
 def _gap_bound(sp: Space, lim: Limits, s: np.ndarray, last: np.ndarray, cycle: np.ndarray) -> np.ndarray:

@@ -395,6 +395,8 @@ def test_settled_probes_change_nothing_the_search_keeps(monkeypatch, model, isl,
         return table(self, s, pos, p_, decode_terms=decode_terms, fits=fits)
 
     monkeypatch.setattr(bounds.Space, "table", counted)
+    # settling alone (the rows failing on their chunk sends, which it would settle too, tabulated as before)
+    monkeypatch.setattr(bounds, "_hop_stall_fails", lambda sp, lim, s, *a: np.zeros(len(s), bool))
     got = []
     for settle in (True, False):
         if not settle:
@@ -512,3 +514,81 @@ def test_greedy_placements_over_a_table_without_memory_terms_try_the_same_rows(m
         got.append((calls, inc.tolist(), upper, sorted(done)))
     assert got[0] == got[1]
     assert len(got[0][0]) > 2 * bounds.GREEDY_ROWS_PER_TYPE - 6 and got[0][2]  # quotas reached, a plan found
+
+
+# (model, isl, osl, GPUs, tokens/s/user): spaces with pipelined shapes whose prompts' chunk sends matter
+HOP_CASES = [("llama-3.1-70b", 2000, 500, "h100-sxm,l40s", 20), ("mixtral-8x22b", 8000, 500, "h100-sxm,mi300x", 20),
+             ("gpt4-moe-rumored", 2000, 500, "h100-sxm,b200", 8)]
+
+
+@pytest.mark.parametrize("prefill_first", [False, True])
+@pytest.mark.parametrize("model,isl,osl,gpus,speed", HOP_CASES)
+def test_chunk_hop_floor_is_below_the_tables_hop(model, isl, osl, gpus, speed, prefill_first):
+    """bounds.chunk_hop_floor_ns' claim on the perf model: its stall coefficient is the table's and its hop at most
+    the table's `chunk_hop_ns` (positive on pipelined rows, some within a few ns of it), at every position of
+    a sample of shapes; and the rows `_hop_stall_fails` marks fail `passes` on their full table (some do)."""
+    from dataclasses import replace
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024)
+    p = replace(cat.perf, prefill_first=prefill_first)
+    sp = bounds.build_space(req, p)
+    lim = Limits.of(req, sp.max_batch)
+    live = np.flatnonzero(sp.top > 0)
+    shapes = np.random.default_rng(3).choice(live, size=min(60, len(live)), replace=False)
+    at = [np.unique(np.linspace(0, sp.top[k] - 1, 40).astype(np.int64)) for k in shapes]  # positions per shape
+    s, pos = np.repeat(shapes, [len(a) for a in at]), np.concatenate(at)
+    t = sp.table(s, pos, p)
+    coef, hop = bounds.chunk_hop_floor_ns(sp, s, pos)
+    assert (coef == t.stall_coef).all()
+    assert (hop <= t.chunk_hop_ns).all() and (hop >= 0).all()
+    multi = t.pp > 1
+    assert multi.any()
+    if prefill_first:
+        assert (hop == 0).all()
+    else:
+        # within a few ns of it where no share of extra decode steps is added (packed_chunk's overflow)
+        assert (hop[multi] > 0).all() and (t.chunk_hop_ns[multi] - hop[multi] <= 3).any()
+    cycle = bounds.decode_cycle_ns(t)
+    fails = bounds._hop_stall_fails(sp, lim, s, pos, cycle)
+    assert not bounds.passes(t, lower_bounds(t, lim), lim)[fails].any()
+    if not prefill_first:
+        assert (fails & (cycle <= lim.tpot_ns)).any()  # rows the decode cycle alone does not rule out
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,demand,ttft", SETTLED_CASES)
+def test_rows_failing_on_their_chunk_sends_change_nothing_the_search_keeps(monkeypatch, model, isl, osl, gpus,
+                                                                          speed, demand, ttft):
+    """The rows `_hop_stall_fails` keeps from a full table change nothing the lazy search returns (the same rows
+    examined, rounds, candidates, their table and upper bounds as without it), and fewer rows are tabulated in
+    full where pipelined shapes are probed."""
+    from planner.search.queueing import QueueTarget
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
+                            output_tokens_per_s=demand, ttft_ms=None if ttft is None else ttft * 1000)
+    p = cat.perf
+    full_rows = []
+    table = bounds.Space.table
+
+    def counted(self, s, pos, p_, decode_terms=None, fits=False):
+        if decode_terms is not None:
+            full_rows.append(len(s))
+        return table(self, s, pos, p_, decode_terms=decode_terms, fits=fits)
+
+    monkeypatch.setattr(bounds.Space, "table", counted)
+    got = []
+    for floor in (True, False):
+        if not floor:
+            monkeypatch.setattr(bounds, "_hop_stall_fails", lambda sp, lim, s, *a: np.zeros(len(s), bool))
+        full_rows.clear()
+        sp = bounds.build_space(req, p, bounds.demand_batch_cap(Limits.of(req, 1)), Limits.of(req, 1))
+        lim = Limits.of(req, sp.max_batch)
+        if demand is not None:
+            sp.queue = bounds.queue_bound(sp, lim, p, QueueTarget(99.0, ttft, demand / osl))
+        ex = bounds.search_space(sp, lim, p)
+        rows = list(zip(ex.table.rows.shape_index.tolist(), ex.table.rows.micro_batch.tolist()))
+        got.append(((ex.examined, ex.rounds, ex.candidates.tolist(), rows, ex.upper), sum(full_rows)))
+    (with_floor, n_floor), (plain, n_plain) = got
+    assert with_floor == plain
+    assert len(plain[2]) > 0 and n_floor <= n_plain
+    if model == "gpt4-moe-rumored":
+        assert n_floor < n_plain
