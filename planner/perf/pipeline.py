@@ -240,6 +240,10 @@ def _greedy_stages(time: np.ndarray, size: np.ndarray, room: np.ndarray, extras:
     if any(b < a for a, b in zip(tl, tl[1:])) or any(b < a for row in sl for a, b in zip(row, row[1:])):
         return _greedy_stages_stepwise(time, size, room, extras, pp, L), False
     rl = room.T.tolist()  # [pp][D]
+    if len(sl) == 1:
+        return _greedy_fits_one(tl, sl[0], [r[0] for r in rl], extras, pp, L), True
+    if len(sl) == 2:
+        return _greedy_fits_two(tl, sl[0], sl[1], rl, extras, pp, L), True
     conds = range(len(sl))
 
     def fits(limit: float) -> list[int] | None:
@@ -267,6 +271,63 @@ def _greedy_stages(time: np.ndarray, size: np.ndarray, room: np.ndarray, extras:
         return counts[::-1]
 
     return fits, True
+
+
+def _greedy_fits_one(tl: list[float], sl: list[float], rl: list[float], extras: list[float], pp: int, L: int):
+    """`_greedy_stages`' test of a limit for one memory condition (sizes `sl`, each stage's room `rl[s]`): the same
+    comparisons in the same float expressions, with the stage test written out in the bisection instead of a
+    closure and a generator per test (most of a placement's time)."""
+
+    def fits(limit: float) -> list[int] | None:
+        counts, end = [], L
+        for s in range(pp - 1, -1, -1):
+            te, ex, rs, se = tl[end], extras[s], rl[s], sl[end]
+            a = end - 1  # at least one layer
+            if not (te - tl[a] + ex <= limit and se - sl[a] <= rs):
+                return None
+            lo, hi = s, a  # the earliest passing start lies in [lo, hi]; hi passes
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if te - tl[mid] + ex <= limit and se - sl[mid] <= rs:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            if s == 0 and lo > 0:
+                return None
+            counts.append(end - lo)
+            end = lo
+        return counts[::-1]
+
+    return fits
+
+
+def _greedy_fits_two(tl: list[float], s0: list[float], s1: list[float], rl: list[list[float]], extras: list[float],
+                     pp: int, L: int):
+    """`_greedy_fits_one` for two memory conditions (sizes `s0`, `s1`; each stage's rooms `rl[s]`), as models of
+    several layer kinds have ('mem' and 'long'): the same comparisons, the second condition tested after the
+    first as `all` does."""
+
+    def fits(limit: float) -> list[int] | None:
+        counts, end = [], L
+        for s in range(pp - 1, -1, -1):
+            te, ex, (r0, r1), e0, e1 = tl[end], extras[s], rl[s], s0[end], s1[end]
+            a = end - 1  # at least one layer
+            if not (te - tl[a] + ex <= limit and e0 - s0[a] <= r0 and e1 - s1[a] <= r1):
+                return None
+            lo, hi = s, a  # the earliest passing start lies in [lo, hi]; hi passes
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if te - tl[mid] + ex <= limit and e0 - s0[mid] <= r0 and e1 - s1[mid] <= r1:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            if s == 0 and lo > 0:
+                return None
+            counts.append(end - lo)
+            end = lo
+        return counts[::-1]
+
+    return fits
 
 
 def _greedy_stages_stepwise(time: np.ndarray, size: np.ndarray, room: np.ndarray, extras: list[float], pp: int,
