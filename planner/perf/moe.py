@@ -86,16 +86,17 @@ def window_blocks(trials: np.ndarray, prob: float):
     meets ~25k distinct windows per MoE plan, and one call per window spent most of its time in numpy's per-call
     overhead. Rows are taken in increasing trials (similar widths share a block: little padding); a block holds
     at most _BLOCK_ELEMENTS, so its passes run in cache."""
-    t_all = np.asarray(trials, np.int64)
-    order = np.argsort(t_all, kind="stable")
-    t_sorted = t_all[order]
-    mean = t_sorted * prob
-    sd = np.sqrt(t_sorted * prob * (1.0 - prob))
-    lo_all = np.maximum(0, np.trunc(mean - 12.0 * sd).astype(np.int64) - 1)
-    hi_all = np.minimum(t_sorted, np.trunc(mean + 12.0 * sd).astype(np.int64) + 2)
-    n_all = hi_all - lo_all + 1
+    order, t_sorted, lo_all, n_all = _window_rows(trials, prob)
     log_q, log_rest_q = math.log(prob), math.log1p(-prob)
     steps = np.arange(int(n_all.max()) if len(n_all) else 0, dtype=float)
+    # ln lo!, ln trials! and ln (trials − lo)! of every row at once (math.lgamma each: the same floats per row)
+    lg_lo, lg_t, lg_rest = (_lgamma_of(v)[:, None] for v in (lo_all + 1, t_sorted + 1, t_sorted - lo_all + 1))
+    # windows that start at the same lo share the running sum of log x (the same adds in the same order): lo is
+    # non-decreasing in trials, so equal starts are neighbours (a repeat further on would only be summed again)
+    new_start = np.empty(len(lo_all), bool)
+    new_start[:1] = True
+    np.not_equal(lo_all[1:], lo_all[:-1], out=new_start[1:])
+    run_of = np.cumsum(new_start) - 1
     # the rows of a block: as many as fit the element budget at the block's widest (last, in trials order) row
     widths = np.maximum.accumulate(n_all).tolist()
     start = 0
@@ -108,26 +109,41 @@ def window_blocks(trials: np.ndarray, prob: float):
         x = lo.astype(float)[:, None] + steps[:w]  # x = lo … lo + W − 1 (whole numbers)
         rest = t.astype(float)[:, None] - x  # trials − x
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            # windows that start at the same lo share the running sum of log x (the same adds in the same order):
             # the more trials per block, the fewer distinct lo (small q: ~1/q trials per lo)
-            starts, start_of = np.unique(lo, return_inverse=True)
-            ln_x_fact = np.empty((len(starts), w))
+            shared = run_of[stop - 1] - run_of[start] + 1 < stop - start
+            if shared:
+                firsts = new_start[start:stop].copy()
+                firsts[0] = True  # (a run may go on from the block before)
+            x_of = x[firsts] if shared else x
+            ln_x_fact = np.empty((len(x_of), w))
             ln_x_fact[:, 0] = 0.0
-            x_of = x if len(starts) == len(t) else starts.astype(float)[:, None] + steps[:w]
             _running_sum(np.log(x_of)[:, 1:], axis=1, out=ln_x_fact[:, 1:])  # (log of whole rows: contiguous)
-            if len(starts) < len(t):
-                ln_x_fact = ln_x_fact[start_of.reshape(-1)]
-            ln_x_fact += _lgamma_of(lo + 1)[:, None]
+            if shared:
+                ln_x_fact = ln_x_fact[run_of[start:stop] - run_of[start]]
+            ln_x_fact += lg_lo[start:stop]
             ln_rest_sum = np.empty((len(t), w))
             ln_rest_sum[:, 0] = 0.0
             _running_sum(np.log(rest)[:, :-1], axis=1, out=ln_rest_sum[:, 1:])
-            log_pmf = np.subtract(_lgamma_of(t + 1)[:, None], ln_x_fact, out=ln_x_fact)
-            log_pmf -= np.subtract(_lgamma_of(t - lo + 1)[:, None], ln_rest_sum, out=ln_rest_sum)
+            log_pmf = np.subtract(lg_t[start:stop], ln_x_fact, out=ln_x_fact)
+            log_pmf -= np.subtract(lg_rest[start:stop], ln_rest_sum, out=ln_rest_sum)
             log_pmf += x * log_q
             log_pmf += np.multiply(rest, log_rest_q, out=rest)
             pmf = np.exp(log_pmf, out=log_pmf)
         yield order[start:stop], lo, n, x, pmf
         start = stop
+
+
+def _window_rows(trials, prob: float):
+    """(order, trials[order], lo, n) of `window_blocks`' rows: increasing trials, binomial_window's lo and
+    window length n per row."""
+    t_all = np.asarray(trials, np.int64)
+    order = np.argsort(t_all, kind="stable")
+    t_sorted = t_all[order]
+    mean = t_sorted * prob
+    sd = np.sqrt(t_sorted * prob * (1.0 - prob))
+    lo_all = np.maximum(0, np.trunc(mean - 12.0 * sd).astype(np.int64) - 1)
+    hi_all = np.minimum(t_sorted, np.trunc(mean + 12.0 * sd).astype(np.int64) + 2)
+    return order, t_sorted, lo_all, hi_all - lo_all + 1
 
 
 def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.0) -> float:
@@ -167,37 +183,51 @@ def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.
 
 def expected_max_binomial_floored(trials, prob: float, bins: int, floor) -> np.ndarray:
     """expected_max_binomial(trials[j], prob, bins, floor[j]) for each j, bit for bit (the same float operations
-    per element; windows from `window_blocks`), for trials > 0, 0 < prob < 1 and floor > 0."""
+    per element; windows from `window_blocks`), for trials > 0, 0 < prob < 1 and floor > 0. What is one number
+    per window (the floor's terms, the window's bounds) is computed for all windows at once, in window_blocks'
+    row order (increasing trials); a block does only what needs its rows' F."""
     trials = np.asarray(trials, np.int64)
-    floor = np.asarray(floor, float)
-    out = np.empty(len(trials))
-    for js, lo, n, _, pmf in window_blocks(trials, prob):
-        f = floor[js]
-        hi = lo + n - 1
+    order, _, lo, n = _window_rows(trials, prob)
+    f = np.asarray(floor, float)[order]
+    hi = lo + n - 1
+    c_up = np.ceil(f).astype(np.int64)
+    v = np.floor(f).astype(np.int64)
+    v_col = np.clip(v - lo, 0, n - 1)
+    # P(M > x) inside the window: 1 − F(x)^bins before the first x with F(x) = 1 (F is non-decreasing along each
+    # row's window), exactly 0 from there; only start … saturated are read (≤ n: columns beyond a row's window are
+    # zeroed with the rest from `saturated` on)
+    start = np.minimum(np.maximum(c_up, lo) - lo, n)
+    at_v = np.empty(len(f))
+    inside = np.zeros(len(f))
+    start_l, n_l, on_l = start.tolist(), n.tolist(), (c_up <= hi).tolist()
+    pos = 0
+    for js, _, n_b, _, pmf in window_blocks(trials, prob):
+        m = len(js)
+        at = slice(pos, pos + m)
         with np.errstate(over="ignore", invalid="ignore"):
             # F before the cap at 1. Beyond the window pmf is NaN or ≥ 0 (window_blocks), so there F stays ≥ the
             # window's last F or is NaN: never < 1 after F reached 1 inside, so the count below finds `saturated`
             cum = _running_sum(pmf, axis=1, out=pmf)
-            c_up = np.ceil(f).astype(np.int64)
-            v = np.floor(f).astype(np.int64)
-            at_v = cum[np.arange(len(js)), np.clip(v - lo, 0, n - 1)]
-            p_v = np.where(v < lo, 1.0, np.where(v <= hi, 1.0 - np.minimum(1.0, at_v) ** bins, 0.0))
-            partial = np.where(c_up > f, (c_up - f) * p_v, 0.0)
-            below = np.maximum(0, np.minimum(lo, hi + 1) - c_up)
-            # P(M > x) inside the window: 1 − F(x)^bins before the first x with F(x) = 1 (F is non-decreasing
-            # along each row's window), exactly 0 from there; only start … saturated are read (≤ n: columns beyond
-            # a row's window are zeroed with the rest from `saturated` on)
-            start = np.minimum(np.maximum(c_up, lo) - lo, n)
-            saturated = np.maximum(start, np.minimum((cum < 1.0).sum(axis=1), n))
-            r0, r1 = int(start.min()), int(saturated.max())
+            at_v[at] = cum[np.arange(m), v_col[at]]
+            # (F < 1 in every column before r0 ≤ each row's start, or F reached 1 there and saturated = start
+            # either way: counting from r0 on gives the same saturated)
+            r0 = min(start_l[at])
+            saturated = np.maximum(start[at], np.minimum(r0 + (cum[:, r0:] < 1.0).sum(axis=1), n_b))
+            r1 = int(saturated.max())
             # each row's sum over its own start … n − 1 (zeros from `saturated` on) in that length: numpy's pairwise
             # summation of the same values in the same order as the one-at-a-time form
-            exceed = np.zeros((len(js), int(n.max()) - r0))
+            exceed = np.zeros((m, max(n_l[at]) - r0))
             part = np.subtract(1.0, np.power(cum[:, r0:r1], bins, out=cum[:, r0:r1]), out=exceed[:, :r1 - r0])
             part[np.arange(r0, r1) >= saturated[:, None]] = 0.0
-        inside = np.array([float(_add_reduce(row[s - r0:e - r0])) if on else 0.0
-                           for row, s, e, on in zip(exceed, start.tolist(), n.tolist(), (c_up <= hi).tolist())])
-        out[js] = f + partial + below + inside
+        inside[at] = [float(_add_reduce(row[s - r0:e - r0])) if on else 0.0
+                      for row, s, e, on in zip(exceed, start_l[at], n_l[at], on_l[at])]
+        pos += m
+    with np.errstate(over="ignore", invalid="ignore"):
+        p_v = np.where(v < lo, 1.0, np.where(v <= hi, 1.0 - np.minimum(1.0, at_v) ** bins, 0.0))
+    partial = np.where(c_up > f, (c_up - f) * p_v, 0.0)
+    below = np.maximum(0, np.minimum(lo, hi + 1) - c_up)
+    out = np.empty(len(trials))
+    out[order] = f + partial + below + inside
     return out
 
 
