@@ -74,7 +74,7 @@ def _lgamma_of(values: np.ndarray) -> np.ndarray:
 _BLOCK_ELEMENTS = 1 << 14
 
 
-def window_blocks(trials: np.ndarray, prob: float):
+def window_blocks(trials: np.ndarray, prob: float, rows=None):
     """`binomial_window(trials[j], prob)` for many trials of one probability at once, as blocks of rows: yields
     (js, lo, n, x, pmf) where row r of the [m, W] arrays x and pmf holds window j = js[r] in its columns
     0 … n[r] − 1 (beyond them x runs on and pmf is not set to anything: NaN or ≥ 0, never read as a probability;
@@ -85,8 +85,12 @@ def window_blocks(trials: np.ndarray, prob: float):
     the windows are bit for bit those of the one-at-a-time form (tests/perf/test_moe.py checks it); the search
     meets ~25k distinct windows per MoE plan, and one call per window spent most of its time in numpy's per-call
     overhead. Rows are taken in increasing trials (similar widths share a block: little padding); a block holds
-    at most _BLOCK_ELEMENTS, so its passes run in cache."""
-    order, t_sorted, lo_all, n_all = _window_rows(trials, prob)
+    at most _BLOCK_ELEMENTS, so its passes run in cache.
+
+    `rows`: (order, trials[order], lo, n, upto) from `_window_rows` with a length upto ≤ n per row: only columns
+    0 … upto − 1 of each row are computed (the blocks are as wide as their rows' upto; the rest of a row is not
+    set, as beyond its window)."""
+    order, t_sorted, lo_all, n_all, upto = (*_window_rows(trials, prob), None) if rows is None else rows
     log_q, log_rest_q = math.log(prob), math.log1p(-prob)
     steps = np.arange(int(n_all.max()) if len(n_all) else 0, dtype=float)
     # ln lo!, ln trials! and ln (trials − lo)! of every row at once (math.lgamma each: the same floats per row)
@@ -98,14 +102,14 @@ def window_blocks(trials: np.ndarray, prob: float):
     np.not_equal(lo_all[1:], lo_all[:-1], out=new_start[1:])
     run_of = np.cumsum(new_start) - 1
     # the rows of a block: as many as fit the element budget at the block's widest (last, in trials order) row
-    widths = np.maximum.accumulate(n_all).tolist()
+    widths = np.maximum.accumulate(n_all if upto is None else upto).tolist()
     start = 0
     while start < len(t_sorted):
         stop = start + 1
         while stop < len(t_sorted) and widths[stop] * (stop + 1 - start) <= _BLOCK_ELEMENTS:
             stop += 1
         t, lo, n = t_sorted[start:stop], lo_all[start:stop], n_all[start:stop]
-        w = int(n.max())
+        w = int((n if upto is None else upto[start:stop]).max())
         x = lo.astype(float)[:, None] + steps[:w]  # x = lo … lo + W − 1 (whole numbers)
         rest = t.astype(float)[:, None] - x  # trials − x
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -181,44 +185,97 @@ def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.
     return floor + partial + below + inside
 
 
-def expected_max_binomial_floored(trials, prob: float, bins: int, floor) -> np.ndarray:
+# ln 2^-54 = −37.43: a probability below 2^-54 added to a CDF value F in [1/2, 1) leaves it F (under half its unit
+# in the last place); a window's columns whose log-probability is provably below this are left out (_settled_from)
+_NEGLIGIBLE_LOG_PMF = -38.0
+
+
+def _settled_from(t, lo, n, prob: float) -> np.ndarray:
+    """Per window (trials t, start lo, length n): a column k from which every pmf value binomial_window gives is
+    below 2^-54, or n where none is found. Proof: k lies past the mode ⌊(t + 1)q⌋ + 1, so the probabilities fall
+    from k on; the log-probability at k, ln C(t, k) + k ln q + (t − k) ln(1 − q), is below −38 (computed from
+    lgamma: error ~1e-8 at t ~ 1e6), and binomial_window's log-probabilities differ from the exact ones by less
+    than 1e-6 (running sums of at most ~1e4 logs below 15, each add off by half a unit of ~2^-35) — under
+    ln 2^-54 = −37.43 by far. The candidates are the normal density's point of e^−38.5 plus ¼, 1 or 2 deviations; where
+    the check fails (a skewed small window) the whole window stays."""
+    tf = t.astype(float)
+    sd = np.sqrt(tf * prob * (1.0 - prob))
+    # the normal density's point of e^−38.5: z²/2 = 38.5 − ln(√(2π)·sd)
+    z = np.sqrt(2.0 * np.maximum(0.5 - _NEGLIGIBLE_LOG_PMF - np.log(2.5066282746 * np.maximum(sd, 1e-3)), 0.0))
+    out = n.copy()
+    todo = np.arange(len(t))
+    for extra in (0.25, 1.0, 2.0):  # (a skewed window's tail is longer than the normal's)
+        k = np.maximum(np.ceil(tf[todo] * prob + (z[todo] + extra) * sd[todo]),
+                       np.floor((tf[todo] + 1.0) * prob) + 1.0).astype(np.int64)
+        inside = k < lo[todo] + n[todo] - 1
+        todo, k = todo[inside], k[inside]
+        if not len(todo):
+            break
+        tt = t[todo]
+        log_pmf = (_lgamma_of(tt + 1) - _lgamma_of(k + 1) - _lgamma_of(tt - k + 1)
+                   + k * math.log(prob) + (tt - k) * math.log1p(-prob))
+        ok = log_pmf < _NEGLIGIBLE_LOG_PMF
+        out[todo[ok]] = k[ok] - lo[todo[ok]]
+        todo = todo[~ok]
+    return out
+
+
+def expected_max_binomial_floored(trials, prob: float, bins: int, floor, settle: bool = True) -> np.ndarray:
     """expected_max_binomial(trials[j], prob, bins, floor[j]) for each j, bit for bit (the same float operations
     per element; windows from `window_blocks`), for trials > 0, 0 < prob < 1 and floor > 0. What is one number
     per window (the floor's terms, the window's bounds) is computed for all windows at once, in window_blocks'
-    row order (increasing trials); a block does only what needs its rows' F."""
+    row order (increasing trials); a block does only what needs its rows' F.
+
+    The top of each window whose probabilities are all below 2^-54 (`_settled_from`: ~a sixth of the window) is
+    not computed: where F there is in [1/2, 1), adding them leaves it F, so the one-at-a-time form's F is that
+    constant up to the window's end and so is each of its terms 1 − F^bins; they are filled in, and the row's
+    sum is taken over the same values in the same length (bit for bit; `settle=False` computes whole windows,
+    as it does itself if some F there were below 1/2)."""
     trials = np.asarray(trials, np.int64)
-    order, _, lo, n = _window_rows(trials, prob)
+    order, t_sorted, lo, n = _window_rows(trials, prob)
     f = np.asarray(floor, float)[order]
     hi = lo + n - 1
     c_up = np.ceil(f).astype(np.int64)
     v = np.floor(f).astype(np.int64)
-    v_col = np.clip(v - lo, 0, n - 1)
     # P(M > x) inside the window: 1 − F(x)^bins before the first x with F(x) = 1 (F is non-decreasing along each
     # row's window), exactly 0 from there; only start … saturated are read (≤ n: columns beyond a row's window are
     # zeroed with the rest from `saturated` on)
     start = np.minimum(np.maximum(c_up, lo) - lo, n)
+    settled = _settled_from(t_sorted, lo, n, prob) if settle else n
+    # computed columns: through the first settled one (its term is the rest's) and the floor's start
+    upto = np.minimum(n, np.maximum(settled + 1, start + 1))
+    v_col = np.minimum(np.clip(v - lo, 0, n - 1), upto - 1)  # (F at v: from `settled` on it is F there)
     at_v = np.empty(len(f))
     inside = np.zeros(len(f))
     start_l, n_l, on_l = start.tolist(), n.tolist(), (c_up <= hi).tolist()
     pos = 0
-    for js, _, n_b, _, pmf in window_blocks(trials, prob):
-        m = len(js)
+    for js, _, n_b, _, pmf in window_blocks(trials, prob, (order, t_sorted, lo, n, upto)):
+        m, w = pmf.shape
         at = slice(pos, pos + m)
         with np.errstate(over="ignore", invalid="ignore"):
             # F before the cap at 1. Beyond the window pmf is NaN or ≥ 0 (window_blocks), so there F stays ≥ the
             # window's last F or is NaN: never < 1 after F reached 1 inside, so the count below finds `saturated`
             cum = _running_sum(pmf, axis=1, out=pmf)
+            if settle and np.any((settled[at] < upto[at]) & (cum[np.arange(m), np.maximum(settled[at] - 1, 0)]
+                                                              < 0.5)):
+                return expected_max_binomial_floored(trials, prob, bins, floor, settle=False)
             at_v[at] = cum[np.arange(m), v_col[at]]
             # (F < 1 in every column before r0 ≤ each row's start, or F reached 1 there and saturated = start
-            # either way: counting from r0 on gives the same saturated)
+            # either way: counting from r0 on gives the same saturated.) A row whose F stays below 1 through its
+            # w computed columns and goes on beyond them (settled) never reaches 1: saturated at its end
             r0 = min(start_l[at])
-            saturated = np.maximum(start[at], np.minimum(r0 + (cum[:, r0:] < 1.0).sum(axis=1), n_b))
+            count = r0 + (cum[:, r0:] < 1.0).sum(axis=1)
+            saturated = np.maximum(start[at], np.minimum(np.where(count >= w, n_b, count), n_b))
             r1 = int(saturated.max())
             # each row's sum over its own start … n − 1 (zeros from `saturated` on) in that length: numpy's pairwise
             # summation of the same values in the same order as the one-at-a-time form
             exceed = np.zeros((m, max(n_l[at]) - r0))
-            part = np.subtract(1.0, np.power(cum[:, r0:r1], bins, out=cum[:, r0:r1]), out=exceed[:, :r1 - r0])
-            part[np.arange(r0, r1) >= saturated[:, None]] = 0.0
+            top = min(r1, w)
+            part = np.subtract(1.0, np.power(cum[:, r0:top], bins, out=cum[:, r0:top]), out=exceed[:, :top - r0])
+            part[np.arange(r0, top) >= saturated[:, None]] = 0.0
+            if r1 > w:  # settled rows: their last computed term (F constant from `settled` on) to saturated
+                np.copyto(exceed[:, w - r0:], part[:, w - 1 - r0:w - r0],
+                          where=np.arange(w, exceed.shape[1] + r0) < saturated[:, None])
         inside[at] = [float(_add_reduce(row[s - r0:e - r0])) if on else 0.0
                       for row, s, e, on in zip(exceed, start_l[at], n_l[at], on_l[at])]
         pos += m

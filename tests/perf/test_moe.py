@@ -175,6 +175,40 @@ def test_expected_max_binomial_floored_same_floats_as_plain_form(monkeypatch):
         assert got.tolist() == want
 
 
+def test_settled_window_tops_are_below_half_a_unit_of_f():
+    # moe._settled_from's claim, which lets expected_max_binomial_floored leave a window's top uncomputed: from the
+    # settled column on every probability binomial_window gives is below 2^-54 (added to F in [1/2, 1) it leaves F),
+    # the column lies past the mode (the probabilities fall from there), and most windows of some width are cut
+    rng = np.random.default_rng(54)
+    cases = [(int(t), float(q)) for t, q in zip(rng.integers(1, 400_000, 300), rng.choice(
+        [1 / 2, 1 / 4, 1 / 8, 1 / 32, 1 / 256, 0.875 / 8, 0.3, 1e-3], 300))]
+    cut = wide = 0
+    for t, q in cases:
+        lo, x, pmf = binomial_window(t, q)
+        k = int(moe._settled_from(np.array([t]), np.array([lo]), np.array([len(x)]), q)[0])
+        assert 0 < k <= len(x)
+        assert np.all(pmf[k:] < 2.0 ** -54)
+        if k < len(x):
+            assert lo + k > (t + 1) * q and np.all(np.diff(pmf[k - 1:]) <= 0.0)
+        if t * q * (1 - q) >= 9.0:
+            wide += 1
+            cut += k < len(x) - 0.1 * len(x)
+    assert wide > 100 and cut >= 0.95 * wide
+
+
+def test_expected_max_binomial_floored_settled_tops_change_nothing(monkeypatch):
+    # the same floats with the settled tops filled in as with whole windows computed (several blocks, floors below,
+    # inside and above the windows)
+    monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 13)
+    rng = np.random.default_rng(55)
+    for prob, bins in ((1 / 8, 8), (1 / 32, 32), (1 / 256, 256), (0.875 / 16, 16), (1 / 2, 2)):
+        trials = rng.integers(1, 300_000, 80)
+        floors = np.concatenate([trials[:50] * prob, rng.uniform(0.01, 5000.0, 30)])
+        settled = expected_max_binomial_floored(trials, prob, bins, floors)
+        whole = expected_max_binomial_floored(trials, prob, bins, floors, settle=False)
+        assert settled.tobytes() == whole.tobytes()
+
+
 def test_busiest_rank_array_is_each_element_alone():
     # the array path (distinct (T, ep) computed together, kept results reused) gives each element the float the
     # one-step path gives it alone, with and without redundant experts; asked again, the same array
