@@ -164,11 +164,25 @@ def _expected_tiles_at(t, q, tm, on):
     lower, upper = np.empty(whole.size), np.empty(whole.size)
     for g in (np.unique(group) if len(q_vals) * len(w_vals) > 1 else np.zeros(1, np.int64)).tolist():
         at = np.flatnonzero(group == g) if len(q_vals) * len(w_vals) > 1 else slice(None)
-        uniq, inverse = np.unique(whole[at], return_inverse=True)
-        need = np.union1d(uniq, uniq + 1)
-        values = _expected_tiles_of(need, float(q_vals[g // len(w_vals)]), float(w_vals[g % len(w_vals)]))
-        lower[at] = values[np.searchsorted(need, uniq)][inverse.reshape(-1)]
-        upper[at] = values[np.searchsorted(need, uniq + 1)][inverse.reshape(-1)]
+        prob, tile = float(q_vals[g // len(w_vals)]), float(w_vals[g % len(w_vals)])
+        # the kept values looked up for every row (one gather each); the distinct ones not yet known computed
+        # first (_expected_tiles_of keeps them), so each row reads the float its own call would have returned
+        memo = memo_for(_tile_memos, (prob, tile))
+        n_at = whole[at]
+        low, up = memo.get(n_at), memo.get(n_at + 1)
+        missing = np.isnan(low) | np.isnan(up)
+        if missing.any():
+            gaps = np.unique(n_at[missing])
+            _expected_tiles_of(np.union1d(gaps, gaps + 1), prob, tile)
+            low, up = memo.get(n_at), memo.get(n_at + 1)
+            if np.isnan(low).any() or np.isnan(up).any():  # (a memo past its size bound started again meanwhile)
+                uniq, inverse = np.unique(n_at, return_inverse=True)
+                need = np.union1d(uniq, uniq + 1)
+                values = _expected_tiles_of(need, prob, tile)
+                low = values[np.searchsorted(need, uniq)][inverse.reshape(-1)]
+                up = values[np.searchsorted(need, uniq + 1)][inverse.reshape(-1)]
+        lower[at] = low
+        upper[at] = up
     return ((1.0 - frac) * lower + frac * upper).reshape(t.shape)
 
 

@@ -297,6 +297,7 @@ class WholeMemo:
     in one numpy step. The search asks ~25k distinct statistics per MoE plan, many of them again in later steps."""
 
     DENSE = 1 << 16
+    SPARSE_LIMIT = 1 << 18  # values kept above DENSE; past it they start again (a long-lived process's memory)
 
     def __init__(self):
         self.dense = np.full(self.DENSE, np.nan)
@@ -315,7 +316,7 @@ class WholeMemo:
         small = n < self.DENSE
         self.dense[n[small]] = values[small]
         if not small.all():
-            if len(self.sparse) > 1 << 18:  # bound a long-lived process's memory; values do not depend on it
+            if len(self.sparse) > self.SPARSE_LIMIT:  # bound a long-lived process's memory; values do not depend on it
                 self.sparse.clear()
             self.sparse.update(zip(n[~small].tolist(), values[~small].tolist()))
 
@@ -438,15 +439,29 @@ def busiest_rank_load_ratio(num_experts, experts_per_token, tokens, ep, redundan
     known = _recent_ratios.get((k, share), t, ep_arr)
     if known is not None:
         return known
-    # one computation per distinct (T, ep): the search asks for ~10^5 candidates sharing a few hundred pairs
-    key = t.ravel() * (1 << 20) + ep_arr.ravel()
-    uniq, inverse = np.unique(key, return_inverse=True)
-    ranks = uniq & ((1 << 20) - 1)
-    tokens = uniq >> 20
-    live = (ranks > 1) & (tokens > 0)
-    ratio = np.ones(len(uniq))
-    ratio[live] = _busiest_rank_ratios(tokens[live], ranks[live], k, share)
-    return _recent_ratios.put((k, share), t, ep_arr, ratio[inverse].reshape(t.shape))
+    # one computation per distinct (T, ep): the search asks for ~10^5 candidates sharing a few hundred pairs. Per
+    # EP degree the kept ratios are looked up for every row (one gather); the distinct T not yet known are
+    # computed first (_busiest_rank_ratios keeps them), so each row reads the float its own call would return
+    flat_t, flat_ep = t.ravel(), ep_arr.ravel()
+    ratio = np.ones(flat_t.size)
+    first = flat_ep[:1].tolist()
+    for r in (first if bool(np.all(flat_ep == first[0])) else np.unique(flat_ep).tolist()) if first else ():
+        if r <= 1:
+            continue
+        at = np.flatnonzero((flat_ep == r) & (flat_t > 0))
+        tokens = flat_t[at]
+        memo = memo_for(_ratio_memos, (k, r, share))
+        values = memo.get(tokens)
+        missing = np.isnan(values)
+        if missing.any():
+            gaps = np.unique(tokens[missing])
+            _busiest_rank_ratios(gaps, np.full(len(gaps), r), k, share)
+            values = memo.get(tokens)
+            if np.isnan(values).any():  # (a memo past its size bound started again meanwhile)
+                uniq, inverse = np.unique(tokens, return_inverse=True)
+                values = _busiest_rank_ratios(uniq, np.full(len(uniq), r), k, share)[inverse.reshape(-1)]
+        ratio[at] = values
+    return _recent_ratios.put((k, share), t, ep_arr, ratio.reshape(t.shape))
 
 
 def expected_experts_touched_on_rank(num_experts, experts_per_token, tokens, ep, redundant_experts=0, load_ratio=1.0):

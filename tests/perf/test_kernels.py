@@ -113,6 +113,29 @@ def expected_tiles_plain(trials: int, prob: float, tile: float) -> float:
     return float(np.dot(np.exp(log_pmf), np.ceil(x / tile - 1e-9)))
 
 
+def test_expected_padded_rows_same_floats_when_kept_values_are_dropped(monkeypatch):
+    # rows read the kept tile sums by lookup; where a memo past its size bound starts again between computing the
+    # missing sums and reading them, each row still gets the float of the plain sum (tiny memos: every put clears)
+    from planner.perf import kernels, moe
+    monkeypatch.setattr(moe.WholeMemo, "DENSE", 16)
+    monkeypatch.setattr(moe.WholeMemo, "SPARSE_LIMIT", 4)
+    kernels._tile_memos.clear()
+    kernels._recent_tiles.entries.clear()
+    rng = np.random.default_rng(19)
+    tokens = rng.uniform(0, 3000, 60)
+    tile = rng.choice([16.0, 64.0], 60)
+    for _ in range(2):  # (the second time some sums are kept, some dropped)
+        got = expected_padded_rows(tokens, 8 / 256, 1.0, tile)
+        for t, w, g in zip(tokens, tile, got):
+            base = math.floor(t + 1e-9)
+            frac = min(max(t - base, 0.0), 1.0)
+            assert g == w * ((1.0 - frac) * expected_tiles_plain(base, 8 / 256, w)
+                             + frac * expected_tiles_plain(base + 1, 8 / 256, w))
+        kernels._recent_tiles.entries.clear()
+        tokens = np.concatenate([tokens[:30], rng.uniform(0, 3000, 30)])
+    kernels._tile_memos.clear()
+
+
 def test_expected_padded_rows_same_floats_as_plain_sums(monkeypatch):
     """The distinct (⌊T⌋, q, t_m) of an array are summed together (moe.window_blocks); each element must be the
     float the plain one-at-a-time sum gives, interpolated between ⌊T⌋ and ⌊T⌋ + 1 as the docstring says."""

@@ -223,6 +223,31 @@ def test_busiest_rank_array_is_each_element_alone():
         assert busiest_rank_load_ratio(256, 8, tokens.copy(), ep.copy(), redundant).tolist() == alone
 
 
+def test_busiest_rank_and_padded_rows_of_no_candidates():
+    # an empty array of candidates (a search space with no rows left) gives empty answers, not an error
+    from planner.perf.kernels import expected_padded_rows
+    assert busiest_rank_load_ratio(256, 8, np.zeros(0), np.zeros(0, np.int64)).shape == (0,)
+    assert busiest_rank_load_ratio(256, 8, np.zeros((0, 3)), 8).shape == (0, 3)
+    assert expected_padded_rows(np.zeros(0), 8 / 256, 1.0, np.zeros(0)).shape == (0,)
+
+
+def test_busiest_rank_array_same_floats_when_kept_values_are_dropped(monkeypatch):
+    # rows read the kept ratios by lookup; where a memo past its size bound starts again between computing the
+    # missing ratios and reading them, each row still gets the float it gets alone (tiny memos: every put clears)
+    monkeypatch.setattr(moe.WholeMemo, "DENSE", 8)
+    monkeypatch.setattr(moe.WholeMemo, "SPARSE_LIMIT", 0)
+    moe._ratio_memos.clear()
+    moe._recent_ratios.entries.clear()
+    rng = np.random.default_rng(21)
+    tokens = rng.uniform(1, 5000, 50)
+    ep = rng.choice([1, 8, 32], 50)
+    alone = [float(busiest_rank_load_ratio(256, 8, t, e)) for t, e in zip(tokens, ep)]
+    for _ in range(2):  # (the last few ratios alone asked are kept: the others computed drop them)
+        moe._recent_ratios.entries.clear()
+        assert busiest_rank_load_ratio(256, 8, tokens, ep).tolist() == alone
+    moe._ratio_memos.clear()
+
+
 def monte_carlo_busiest(tokens, k, experts, ep, redundant=0, trials=600, seed=0):
     """Mean busiest-rank load over `trials` steps of uniform top-k routing (k distinct experts per token), experts
     0..R−1 replicated and their assignments placed to even the ranks out (water-filling), the rest on rank
