@@ -237,7 +237,7 @@ def _greedy_stages(time: np.ndarray, size: np.ndarray, room: np.ndarray, extras:
     are not monotone) in O(log L) tests per stage instead of O(L), in Python floats (the same IEEE doubles)."""
     tl = time.tolist()
     sl = size.tolist()
-    if any(b < a for a, b in zip(tl, tl[1:])) or any(b < a for row in sl for a, b in zip(row, row[1:])):
+    if bool((time[1:] < time[:-1]).any()) or bool((size[:, 1:] < size[:, :-1]).any()):  # a prefix sum falls
         return _greedy_stages_stepwise(time, size, room, extras, pp, L), False
     rl = room.T.tolist()  # [pp][D]
     if len(sl) == 1:
