@@ -139,10 +139,25 @@ def queue_bound(sp: Space, lim: Limits, p: PerfParams, target: QueueTarget) -> Q
 
 def _range_ends(sp: Space, lim: Limits, p: PerfParams) -> np.ndarray:
     """`range_ends`, all shapes at once (the same positions tried in the same order), tabulating about
-    2 + log2(range) rows per shape."""
+    2 + log2(range) rows per shape. Rows whose decode cycle alone, or with their prompts' chunk sends
+    (`_hop_stall_fails`), misses the targets fail `passes` whatever their other terms (as `search_space`'s
+    examine takes them): they are tabulated for their decode terms only."""
     def ok(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        t = table_of(sp.req, sp.terms, s, sp.micro_batch(s, pos), p)
-        return passes(t, lower_bounds(t, lim), lim)
+        mb = sp.micro_batch(s, pos)
+        if sp.req.spec is not None:
+            t = table_of(sp.req, sp.terms, s, mb, p)
+            return passes(t, lower_bounds(t, lim), lim)
+        td = table_of(sp.req, sp.terms, s, mb, p, decode_only=True)
+        cycle = decode_cycle_ns(td)
+        live = cycle <= lim.tpot_ns
+        f = np.flatnonzero(live)
+        live[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f])]] = False
+        k = np.flatnonzero(live)
+        out = np.zeros(len(s), bool)
+        dec = tuple(x[k] for x in (td.dec_ns_per_kind, td.dec_extra_ns, td.dec_extra_single_ns, td.dec_hop_ns))
+        t = table_of(sp.req, sp.terms, s[k], mb[k], p, decode_terms=dec)
+        out[k] = passes(t, lower_bounds(t, lim), lim)
+        return out
 
     out = np.zeros(len(sp), np.int64)
     live = np.flatnonzero(sp.top > 0)

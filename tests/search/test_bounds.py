@@ -592,3 +592,32 @@ def test_rows_failing_on_their_chunk_sends_change_nothing_the_search_keeps(monke
     assert len(plain[2]) > 0 and n_floor <= n_plain
     if model == "gpt4-moe-rumored":
         assert n_floor < n_plain
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,max_gpus", [("llama-3.1-70b", 2000, 500, "h100-sxm,l40s", 20, 8),
+                                                               ("mixtral-8x22b", 8000, 500, "h100-sxm", 20, 8)])
+def test_range_ends_by_bisection_are_the_exhaustive_ones(monkeypatch, model, isl, osl, gpus, speed, max_gpus):
+    """bounds._range_ends (the queueing bound's range ends, bisection over all shapes at once, rows that fail on
+    their decode cycle or chunk sends left without a full table) gives `range_ends`' answer, which tabulates every
+    position; and it leaves some rows without a full table."""
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=max_gpus)
+    p = cat.perf
+    sp = bounds.build_space(req, p)
+    lim = Limits.of(req, sp.max_batch)
+    full = []
+    table_of = bounds.table_of
+
+    def counted(req_, s, idx, mb, p_, *a, decode_only=False, **k):
+        if not decode_only:
+            full.append(len(idx))
+        return table_of(req_, s, idx, mb, p_, *a, decode_only=decode_only, **k)
+
+    monkeypatch.setattr(bounds, "table_of", counted)
+    got = bounds._range_ends(sp, lim, p)
+    n_full = sum(full)
+    monkeypatch.setattr(bounds, "_hop_stall_fails", lambda sp_, lim_, s, *a: np.zeros(len(s), bool))
+    monkeypatch.setattr(bounds, "decode_cycle_ns", lambda t: np.zeros(len(t), np.int64))
+    full.clear()
+    assert (got == bounds._range_ends(sp, lim, p)).all()  # every probe tabulated in full
+    assert n_full < sum(full)
+    assert (got == bounds.range_ends(sp, lim, p)).all() and (got > 0).any() and (got < sp.top).any()
