@@ -309,7 +309,9 @@ class WholeMemo:
             return self.dense[n]
         out = np.full(n.shape, np.nan)
         out[small] = self.dense[n[small]]
-        out[~small] = [self.sparse.get(v, np.nan) for v in n[~small].tolist()]
+        # one dict look-up per distinct argument (a prefill's tokens, ISL·DP, repeat over many candidates)
+        distinct, inverse = np.unique(n[~small], return_inverse=True)
+        out[~small] = np.array([self.sparse.get(v, np.nan) for v in distinct.tolist()], float)[inverse.reshape(-1)]
         return out
 
     def put(self, n: np.ndarray, values: np.ndarray) -> None:

@@ -223,6 +223,21 @@ def test_busiest_rank_array_is_each_element_alone():
         assert busiest_rank_load_ratio(256, 8, tokens.copy(), ep.copy(), redundant).tolist() == alone
 
 
+def test_whole_memo_returns_what_was_put_dense_and_sparse():
+    # values below DENSE in the array, above it in the dict (looked up once per distinct argument, repeats and
+    # unknown ones included): each element is the float put for it, NaN where none was
+    memo = moe.WholeMemo()
+    n = np.array([3, moe.WholeMemo.DENSE + 5, 7, moe.WholeMemo.DENSE + 9, 10**7])
+    values = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    memo.put(n, values)
+    ask = np.array([10**7, 3, moe.WholeMemo.DENSE + 5, moe.WholeMemo.DENSE + 5, 8, 10**7 + 1, moe.WholeMemo.DENSE + 9])
+    got = memo.get(ask)
+    assert got[[0, 1, 2, 3, 6]].tolist() == [0.5, 0.1, 0.2, 0.2, 0.4]
+    assert np.isnan(got[[4, 5]]).all()
+    assert memo.get(np.array([3, 7])).tolist() == [0.1, 0.3]  # (all dense)
+    assert memo.get1(10**7) == 0.5 and memo.get1(moe.WholeMemo.DENSE + 6) != memo.get1(moe.WholeMemo.DENSE + 6)
+
+
 def test_busiest_rank_and_padded_rows_of_no_candidates():
     # an empty array of candidates (a search space with no rows left) gives empty answers, not an error
     from planner.perf.kernels import expected_padded_rows
