@@ -62,6 +62,8 @@ class Space:
     # `latency_depths`' stand-ins (space.shape_groups: one shape per group at PP 1) and their terms, when it ran:
     # `cycle_floor` takes its groups' terms from them instead of computing them again
     stand_ins: "tuple[list[Row], ShapeTerms] | None" = None
+    # (TPOT target, params, `cycle_floor` at them): computed once for the queueing bound's range ends and the search
+    floor: "tuple[int, PerfParams, np.ndarray] | None" = None
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -142,21 +144,26 @@ def _range_ends(sp: Space, lim: Limits, p: PerfParams) -> np.ndarray:
     2 + log2(range) rows per shape. Rows whose decode cycle alone, or with their prompts' chunk sends
     (`_hop_stall_fails`), misses the targets fail `passes` whatever their other terms (as `search_space`'s
     examine takes them): they are tabulated for their decode terms only."""
+    floor = _known_floor(sp, p, lim.tpot_ns)
+
     def ok(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
         mb = sp.micro_batch(s, pos)
         if sp.req.spec is not None:
             t = table_of(sp.req, sp.terms, s, mb, p)
             return passes(t, lower_bounds(t, lim), lim)
+        out = np.zeros(len(s), bool)
+        ask = np.flatnonzero(mb < floor[s])  # from the floor on every position fails (cycle_floor): not tabulated
+        s, pos, mb = s[ask], pos[ask], mb[ask]
         td = table_of(sp.req, sp.terms, s, mb, p, decode_only=True)
         cycle = decode_cycle_ns(td)
         live = cycle <= lim.tpot_ns
         f = np.flatnonzero(live)
         live[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f])]] = False
         k = np.flatnonzero(live)
-        out = np.zeros(len(s), bool)
+        k_out = ask[k]
         dec = tuple(x[k] for x in (td.dec_ns_per_kind, td.dec_extra_ns, td.dec_extra_single_ns, td.dec_hop_ns))
         t = table_of(sp.req, sp.terms, s[k], mb[k], p, decode_terms=dec)
-        out[k] = passes(t, lower_bounds(t, lim), lim)
+        out[k_out] = passes(t, lower_bounds(t, lim), lim)
         return out
 
     out = np.zeros(len(sp), np.int64)
@@ -340,6 +347,18 @@ def cycle_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
     one = ~deep & (first_one[g] >= 0)
     out[one] = mb[first_one[g[one]]]
     return out
+
+
+def _known_floor(sp: Space, p: PerfParams, tpot_ns: int) -> np.ndarray:
+    """`cycle_floor` for a space listed for these targets (computed once per target and params: the queueing
+    bound's range ends and the search both skip the positions past it); for any other space no floor
+    (np.iinfo(int64).max: the explanation of an infeasible request and the frontier's shared space tabulate
+    those positions)."""
+    if sp.latency is None:
+        return np.full(len(sp), np.iinfo(np.int64).max, np.int64)
+    if sp.floor is None or sp.floor[0] != tpot_ns or sp.floor[1] is not p:
+        sp.floor = (tpot_ns, p, cycle_floor(sp, p, tpot_ns))
+    return sp.floor[2]
 
 
 def _group_terms(sp: Space, g: np.ndarray, p: PerfParams) -> ShapeTerms:
@@ -620,7 +639,7 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
     both = top > 0
     # positions known to fail TPOT (cycle_floor; only for a space listed for these targets: the explanation of an
     # infeasible request and the frontier's shared space tabulate them) are not tabulated: they fail `passes`
-    floor = cycle_floor(sp, p, lim.tpot_ns) if sp.latency is not None else np.full(len(sp), np.iinfo(np.int64).max)
+    floor = _known_floor(sp, p, lim.tpot_ns)
 
     def probe(s: np.ndarray, pos: np.ndarray, edge: np.ndarray, lo: np.ndarray, hi: np.ndarray,
               cycle_lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

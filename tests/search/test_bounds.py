@@ -594,15 +594,18 @@ def test_rows_failing_on_their_chunk_sends_change_nothing_the_search_keeps(monke
         assert n_floor < n_plain
 
 
+@pytest.mark.parametrize("pruned", [False, True])
 @pytest.mark.parametrize("model,isl,osl,gpus,speed,max_gpus", [("llama-3.1-70b", 2000, 500, "h100-sxm,l40s", 20, 8),
                                                                ("mixtral-8x22b", 8000, 500, "h100-sxm", 20, 8)])
-def test_range_ends_by_bisection_are_the_exhaustive_ones(monkeypatch, model, isl, osl, gpus, speed, max_gpus):
-    """bounds._range_ends (the queueing bound's range ends, bisection over all shapes at once, rows that fail on
-    their decode cycle or chunk sends left without a full table) gives `range_ends`' answer, which tabulates every
-    position; and it leaves some rows without a full table."""
+def test_range_ends_by_bisection_are_the_exhaustive_ones(monkeypatch, model, isl, osl, gpus, speed, max_gpus,
+                                                          pruned):
+    """bounds._range_ends (the queueing bound's range ends, bisection over all shapes at once; positions past
+    `cycle_floor` not tabulated in a space listed for the targets, rows that fail on their decode cycle or chunk
+    sends left without a full table) gives `range_ends`' answer, which tabulates every position, and the answer
+    of the bisection that tabulates every probe in full; and it leaves some rows without a full table."""
     req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=max_gpus)
     p = cat.perf
-    sp = bounds.build_space(req, p)
+    sp = bounds.build_space(req, p, lim=Limits.of(req, 1) if pruned else None)
     lim = Limits.of(req, sp.max_batch)
     full = []
     table_of = bounds.table_of
@@ -615,8 +618,10 @@ def test_range_ends_by_bisection_are_the_exhaustive_ones(monkeypatch, model, isl
     monkeypatch.setattr(bounds, "table_of", counted)
     got = bounds._range_ends(sp, lim, p)
     n_full = sum(full)
+    assert (sp.floor is not None) == pruned
     monkeypatch.setattr(bounds, "_hop_stall_fails", lambda sp_, lim_, s, *a: np.zeros(len(s), bool))
     monkeypatch.setattr(bounds, "decode_cycle_ns", lambda t: np.zeros(len(t), np.int64))
+    monkeypatch.setattr(bounds, "_known_floor", lambda sp_, p_, tpot: np.full(len(sp_), np.iinfo(np.int64).max))
     full.clear()
     assert (got == bounds._range_ends(sp, lim, p)).all()  # every probe tabulated in full
     assert n_full < sum(full)
