@@ -231,6 +231,32 @@ def candidate_pools(req: Request, p: PerfParams) -> list[Pool]:
                        max_gpus_per_type=limits, engine=req.engine)
 
 
+def pair_unit_cap(req: Request, objective: int) -> float:
+    """T for `fleet.pool_space.exact_pools`' `unit_cost_cap`: the largest pair bound u_p + u_d (price units per
+    hour over capacity units, as `best_pair` visits pairs) that `best_pair` may still evaluate when some pair
+    reaches `objective`: near(objective) over the bound's scale, with a relative margin (1e-6) above best_pair's
+    own (1e-9) for the floating point."""
+    osl = req.workload.osl
+    demand = req.workload.demand_output_tokens_per_s
+    demand_units = None if demand is None else -(-round(demand / osl * CAP_UNITS_PER_RPS * 10**3) // 10**3)
+    scale = _OBJ_NUM / (_OBJ_DEN * osl) if demand_units is None else float(demand_units)
+    return _near(objective, demand_units) / scale * (1 + 1e-6)
+
+
+def exact_space_pools(req: Request, p: PerfParams) -> list[Pool]:
+    """The prefill and decode pools over every PP depth and TP degree (`pool_request(pp=None, tp=None)`), every
+    micro-batch memory allows, pruned by the pair bound (`exact_pools`' unit_cost_cap) under the grid's best pair
+    as the incumbent (the grid's rows are rows of the exact space, so its best objective is at least the exact
+    optimum's). Measured, not the default: see benchmarks/plan_matrix/RESULTS.md, Session 15 (pools, second
+    round)."""
+    grid = candidate_pools(req, p)
+    found = best_pair(req, grid, p.max_batch)[0]
+    limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
+    return exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
+                                       max_gpus_per_type=limits, engine=req.engine), p, ("prefill", "decode"),
+                       unit_cost_cap=None if found is None else pair_unit_cap(req, found[4]))
+
+
 def _exact(req: Request) -> bool:
     """Do the pools search every micro-batch (no pinned micro-batches or batches)?"""
     return req.micro_batches is None and req.batches is None

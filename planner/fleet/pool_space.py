@@ -57,7 +57,7 @@ from ..specs.workload import SLO, Workload
 from ..search.bounds import MAX_BATCH, Space, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
 from ..search.space import GRID_TP, MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
-from ..search.table import (Limits, ShapeTerms, Table, decode_cycle_ns, lower_bounds, memory_fits,
+from ..search.table import (PRICE_UNITS_PER_USD, Limits, ShapeTerms, Table, decode_cycle_ns, lower_bounds, memory_fits,
                             memory_kib, stage_sum, table_of)
 from ..units import BYTES_PER_ELEMENT
 from .pools import Pool, _Exact, _sweep, aggregated_pool, capacity_units, kv_transfer_ns
@@ -237,9 +237,20 @@ def prefill_evaluation(t: Table, i: int, layers: Sequence[int]) -> tuple[int, bo
     return _stage_evaluation(t, i, layers, t.pf_ns_per_kind, t.pf_extra_ns, t.pf_extra_single_ns)
 
 
-def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> list[Pool]:
+def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str],
+                unit_cost_cap: float | None = None) -> list[Pool]:
     """`class_pools`' non-dominated pools of class `cls` over `req`'s space with every micro-batch memory allows
-    (`pool_request`; module docstring)."""
+    (`pool_request`; module docstring).
+
+    `unit_cost_cap` (the disaggregated roles only): T, in price units per GPU-hour × GPUs per capacity unit. A pool
+    X costs u_X = g_X·π_X / c_X per capacity unit (g GPUs per replica, π `_price_units`, c its capacity); a
+    prefill or decode pool is left out when a lower bound on u_X (its capacity's upper bound: `cap_pre`, the
+    decode rows' and gaps' bounds of the module docstring) plus a lower bound on every partner's u exceeds T.
+    `disagg.best_pair`'s pair bound is u_p + u_d per request/s, and it never reports a pair whose bound exceeds
+    the near-cheapest objective: with T at least that (over an incumbent's objective, which is at least the
+    optimum's), every pair it could report keeps both pools; a pool another left-out pool would have dominated
+    costs at least as much per unit (same group and price, ⌊g_Z/g_X⌋·c_X >= c_Z) and cannot pair under T
+    either (`pool_space.pair_unit_cap`; tested against the unpruned pools)."""
     model = req.model
     osl, isl = req.workload.osl, req.workload.isl
     L = model.num_layers
@@ -291,7 +302,7 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
     zero_key = np.zeros(n, np.int64)
 
     def search(role: str, cand_rows: np.ndarray, gap_shapes: np.ndarray, cap_row, key_row, cap_gap, key_gap,
-               group_s: np.ndarray, exact) -> list[tuple[int, _Exact]]:
+               group_s: np.ndarray, exact, dear=None) -> list[tuple[int, _Exact]]:
         """The non-dominated rows of a role over the ranges: `cand_rows` the candidates among the first rows,
         `gap_shapes` the shapes whose later positions may hold one, `cap_row(rows)`/`key_row(rows)` the rows'
         bounds, `cap_gap(s, last, cycle)`/`key_gap(s)` a gap's (module docstring). Each round sweeps the pools
@@ -317,6 +328,14 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
         cand = np.asarray(cand_rows, np.int64)
         kept: list[tuple[int, _Exact]] = []
         while True:
+            if dear is not None and len(gs):
+                # gaps whose every row costs too much per unit to pair under the cap (`exact_pools`' docstring),
+                # and the rows just examined that do
+                live_ = ~dear(gs, cap_gap(gs, g_b - 1, g_c))
+                gs, g_a, g_b, g_c, g_edge, g_seek, g_fresh, g_row = (
+                    x[live_] for x in (gs, g_a, g_b, g_c, g_edge, g_seek, g_fresh, g_row))
+            if dear is not None and len(cand):
+                cand = cand[~dear(store.col("s")[cand], cap_row(cand))]
             # until each range has a row passing the cycle bound above its first (its largest such row usually
             # dominates the rest of its shape, and its bounds drop most other rows unevaluated), only those
             # ranges are probed, with no sweep: their largest position first, then bisected
@@ -413,6 +432,22 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
         kv_lb_s = kv_transfer_ns(model, kvb_s, nic_s, isl, p, tp_s, -(-L // terms.pp))
         kv_ub_s = kv_transfer_ns(model, kvb_s, nic_s, isl, p, tp_s)
         kv_seen: dict[tuple, int] = {}
+        price_s = np.array([-(-round(r.gpu.usd_per_hour * PRICE_UNITS_PER_USD * 10**6) // 10**6) for r in reps],
+                           np.int64)[grp].reshape(n)
+
+        def unit_cost(s: np.ndarray, cap: np.ndarray) -> np.ndarray:
+            """g·π / c per shape `s` at capacity (upper bound) `cap`: a lower bound on its pools' unit cost."""
+            cap = np.asarray(cap, np.int64)
+            with np.errstate(divide="ignore"):
+                return np.where(cap > 0, (gpus_s[s] * price_s[s]).astype(float) / np.maximum(cap, 1), np.inf)
+
+        def dec_cap_ub(s: np.ndarray) -> np.ndarray:
+            """Per decode shape, an upper bound on every decode row's capacity: its batch is at most pp·m at the
+            last position it may take (`below` − 1, or its first), its cycle at least the bound at its first row
+            (c0: the bound never falls as the micro-batch grows, module docstring), and the NIC bound."""
+            last = np.maximum(below[s] - 1, 0)
+            return np.minimum(capacity_units(terms.pp[s] * sp.micro_batch(s, last), c0[s] * osl),
+                              capacity_units(terms.dp[s], kv_lb_s[s]))
 
         def kv_exact(s: int, lay: Sequence[int]) -> int:
             key = (float(kvb_s[s]), float(nic_s[s]), int(tp_s[s]), max(lay))
@@ -457,6 +492,15 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
         # no faster than the NIC takes a prompt's KV at the smallest largest stage (kv_lb)
         cap_pre[pcand] = np.minimum(capacity_units(terms.dp[col("s")[pcand]], col("pf_period")[pcand]),
                                     capacity_units(terms.dp[col("s")[pcand]], kv_lb_s[col("s")[pcand]]))
+        u_pre_min = u_dec_min = 0.0
+        if unit_cost_cap is not None:
+            # lower bounds on every decode pool's and every prefill pool's cost per capacity unit, then the
+            # prefill candidates that cannot pair under the cap (`exact_pools`' docstring)
+            u_dec = unit_cost(np.flatnonzero(dec_shape), dec_cap_ub(np.flatnonzero(dec_shape)))
+            u_dec_min = float(u_dec.min(initial=np.inf))
+            u_pre = unit_cost(col("s")[pcand], cap_pre[pcand])
+            u_pre_min = float(u_pre.min(initial=np.inf))
+            pcand = pcand[u_pre + u_dec_min <= unit_cost_cap]
         key_pre = np.zeros(len(store), np.int64)
         key_pre[pcand] = pre_key_s[col("s")[pcand]]
         group = np.zeros(len(store), np.int64)
@@ -504,8 +548,16 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str]) -> 
             return np.minimum(capacity_units(terms.pp[s] * sp.micro_batch(s, last), c * osl),
                               capacity_units(terms.dp[s], kv_lb_s[s]))
 
-        decode = search("decode", dcand, col("s")[dcand], cap_dec_rows, lambda r: recv_lb_s[store.col("s")[r]], cap_dec_gap,
-                        lambda s: recv_lb_s[s], by_kv_s, dec) if slowest else []
+        dear = None
+        dshapes = col("s")[dcand]  # every decode shape's later positions, whatever its first row costs
+        if unit_cost_cap is not None:
+            dcand = dcand[unit_cost(col("s")[dcand], cap_dec_rows(dcand)) + u_pre_min <= unit_cost_cap]
+
+            def dear(s: np.ndarray, cap: np.ndarray) -> np.ndarray:
+                return unit_cost(s, cap) + u_pre_min > unit_cost_cap
+
+        decode = search("decode", dcand, dshapes, cap_dec_rows, lambda r: recv_lb_s[store.col("s")[r]], cap_dec_gap,
+                        lambda s: recv_lb_s[s], by_kv_s, dec, dear) if slowest else []
         dec_kv = {str(kv_s[int(col("s")[i])]) for i, _ in decode}
         pools += [pool(i, "prefill", x) for i, x in prefill if str(kv_s[int(col("s")[i])]) in dec_kv]
         pools += [pool(i, "decode", x) for i, x in decode]

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from planner.disagg import best_pair
+from planner.disagg import best_pair, pair_unit_cap
 from planner.fleet.pool_space import decode_evaluation, decode_table, exact_pools, pool_request, prefill_evaluation
 from planner.fleet.pools import class_pools
 from planner.search.bounds import build_space
@@ -105,3 +105,49 @@ def test_decode_and_prefill_evaluations_are_evaluate_s(req, data):
                  == (r.gpu.id, r.weights, r.kv, r.tp, r.pp, r.ep, r.dp))
         d = decode_table(req, sp.terms, np.array([s]), np.array([r.micro_batch]), CATALOG.perf)
         assert decode_evaluation(d, 0, lay) == (ev.dec_stage_ns, "memory" not in ev.violated)
+
+
+def _pair_key(found):
+    """(objective, GPUs) of best_pair's pair: what the plan is, whatever the pools' indices."""
+    a, d, n_p, n_d, obj = found
+    return obj, n_p * a.gpus + n_d * d.gpus
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=exact_requests(), weaker=st.booleans())
+def test_pair_bound_pruning_keeps_the_pair(req, weaker):
+    """exact_pools with unit_cost_cap (pair bound under an incumbent) gives best_pair the same objective and GPUs
+    as the unpruned pools, with and without a demand; the incumbent either the optimum itself or a weaker one (the
+    best pair of one GPU type's pools, as the grid's is a subset of the exact space)."""
+    req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
+    roles = ("prefill", "decode")
+    full = _pools(req, roles)
+    for demand in (None, 2.0):
+        r = replace(req, workload=replace(req.workload, rate_rps=demand, output_tokens_per_s=None))
+        ref = best_pair(r, full, CATALOG.perf.max_batch)[0]
+        assume(ref is not None)
+        inc = ref
+        if weaker:
+            sub = [x for x in full if x.gpu == full[0].gpu] if full else []
+            inc = best_pair(r, sub, CATALOG.perf.max_batch)[0] or ref
+        cap = pair_unit_cap(r, inc[4])
+        pruned = exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
+                                             kv=req.kv, max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf,
+                             roles, unit_cost_cap=cap)
+        got = best_pair(r, pruned, CATALOG.perf.max_batch)[0]
+        event("pruned some" if len(pruned) < len(full) else "pruned none")
+        assert got is not None and _pair_key(got) == _pair_key(ref)
+
+
+def test_pair_bound_pruning_bites():
+    """A cap below every pool's cost per unit leaves no pool (the pruning is applied, not only computed)."""
+    from hypothesis import find
+    req = find(exact_requests(), lambda r: bool(_pools(replace(r, max_gpus=None, max_gpus_per_type={
+        g.id: r.max_gpus for g in r.gpus}), ("prefill", "decode"))),
+        settings=settings(max_examples=200, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
+    args = (0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
+                            max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf, ("prefill", "decode"))
+    assert exact_pools(*args) and not exact_pools(*args, unit_cost_cap=0.0)
