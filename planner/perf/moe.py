@@ -194,9 +194,10 @@ def _settled_from(t, lo, n, prob: float) -> np.ndarray:
     """Per window (trials t, start lo, length n): a column k from which every pmf value binomial_window gives is
     below 2^-54, or n where none is found. Proof: k lies past the mode ⌊(t + 1)q⌋ + 1, so the probabilities fall
     from k on; the log-probability at k, ln C(t, k) + k ln q + (t − k) ln(1 − q), is below −38 (computed from
-    lgamma: error ~1e-8 at t ~ 1e6), and binomial_window's log-probabilities differ from the exact ones by less
-    than 1e-6 (running sums of at most ~1e4 logs below 15, each add off by half a unit of ~2^-35) — under
-    ln 2^-54 = −37.43 by far. The candidates are the normal density's point of e^−38.5 plus ¼, 1 or 2 deviations; where
+    lgamma: error below 1e-7 up to t ~ 1e7), and binomial_window's log-probabilities differ from the exact ones by
+    less than 1e-5 up to t ~ 1e7 (running sums of at most ~3e4 logs below 17 whose partial sums stay below 2^19,
+    each add off by at most 2^-34; lgamma terms below 2^28, off by a few 2^-24) — the margin to ln 2^-54 = −37.43
+    is 0.57. The candidates are the normal density's point of e^−38.5 plus ¼, 1 or 2 deviations; where
     the check fails (a skewed small window) the whole window stays."""
     tf = t.astype(float)
     sd = np.sqrt(tf * prob * (1.0 - prob))
