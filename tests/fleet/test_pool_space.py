@@ -151,3 +151,39 @@ def test_pair_bound_pruning_bites():
     args = (0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
                             max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf, ("prefill", "decode"))
     assert exact_pools(*args) and not exact_pools(*args, unit_cost_cap=0.0)
+
+
+def _unit(x) -> float:
+    """A pool's cost per capacity unit as `disagg.best_pair` ranks pairs (GPUs × price units / capacity)."""
+    return x.gpus * (-(-round(x.row.gpu.usd_per_hour * 10**4 * 10**6) // 10**6)) / x.capacity
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=exact_requests(), factor=st.floats(1.0, 3.0))
+def test_pruning_keeps_every_pool_that_can_pair_under_the_cap(req, factor):
+    """For any cap T (not only an incumbent's): every unpruned pool X whose cost per unit plus the cheapest pool's
+    of the other role (and its KV precision) is within T has a pool of its role, GPU type and KV precision in the pruned list costing at
+    most as much per unit. Fails if a capacity upper bound ever falls below a pool's exact capacity where it
+    matters (the bounds under T are lower bounds on u, never above the tabulated value)."""
+    req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
+    roles = ("prefill", "decode")
+    full = _pools(req, roles)
+    least = {r: min((_unit(x) for x in full if x.role == r), default=None) for r in roles}
+    assume(None not in least.values())
+    cap = factor * (least["prefill"] + least["decode"])
+    # a prefill pool is kept only beside a decode pool of its KV precision (the pair's): the other role's
+    # cheapest of the same KV precision
+    least_kv = {}
+    for x in full:
+        k = (x.role, x.kv)
+        least_kv[k] = min(least_kv.get(k, np.inf), _unit(x))
+    pruned = exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
+                                         max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf, roles,
+                         unit_cost_cap=cap)
+    other = {"prefill": "decode", "decode": "prefill"}
+    must = [x for x in full if _unit(x) + least_kv.get((other[x.role], x.kv), np.inf) <= cap]
+    event("pruned some" if len(pruned) < len(full) else "pruned none")
+    for x in must:
+        assert any(y.role == x.role and y.gpu == x.gpu and y.kv == x.kv and _unit(y) <= _unit(x) * (1 + 1e-12)
+                   for y in pruned), (x.role, x.gpu, x.kv)
