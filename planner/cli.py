@@ -320,6 +320,10 @@ def plan_options(f: Callable) -> Callable:
         click.option("--disagg", type=click.Choice(["auto", "on", "off"]), default=None,
                      help="Prefill/decode disaggregation: auto (default) chooses separate prefill and decode pools "
                           "when cheaper than colocated replicas; on always, off never."),
+        click.option("--pool-space", type=click.Choice(["grid", "exact"]), default=None,
+                     help="The disaggregated plan's prefill/decode pools: grid (default; the PP list of "
+                          "planner/search/space.py, TP powers of two) or exact (every PP and TP the pins leave open, "
+                          "proven optimal over them; slower)."),
         click.option("--two-batch-overlap", type=click.Choice(["auto", "on", "off"]), default=None,
                      help="Two-batch overlap of MoE layers with expert parallelism (each step as two micro-batches, "
                           "one's all-to-all hidden behind the other's compute): auto (default) plans SGLang MoE "

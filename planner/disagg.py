@@ -244,7 +244,8 @@ def pair_unit_cap(req: Request, objective: int) -> float:
 
 
 def exact_space_pools(req: Request, p: PerfParams) -> list[Pool]:
-    """The prefill and decode pools over every PP depth and TP degree (`pool_request(pp=None, tp=None)`), every
+    """The prefill and decode pools over every PP depth and TP degree (`pool_request(pp=None, tp=None)`; pinned TP
+    or PP degrees hold), every
     micro-batch memory allows, pruned by the pair bound (`exact_pools`' unit_cost_cap) under the grid's best pair
     as the incumbent (the grid's rows are rows of the exact space, so its best objective is at least the exact
     optimum's). Measured, not the default: see benchmarks/plan_matrix/RESULTS.md, Session 15 (pools, second
@@ -253,7 +254,8 @@ def exact_space_pools(req: Request, p: PerfParams) -> list[Pool]:
     found = best_pair(req, grid, p.max_batch)[0]
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
     return exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
-                                       max_gpus_per_type=limits, engine=req.engine), p, ("prefill", "decode"),
+                                       pp=req.pp, tp=req.tp, max_gpus_per_type=limits, engine=req.engine), p,
+                       ("prefill", "decode"),
                        unit_cost_cap=None if found is None else pair_unit_cap(req, found[4]))
 
 
@@ -353,7 +355,8 @@ def verify(req: Request, c: DisaggChoice) -> list[str]:
 def search_disagg(req: Request, p: PerfParams) -> tuple[DisaggChoice | None, str]:
     """The cheapest disaggregated plan, or None and the reason there is none."""
     started = time.perf_counter()
-    pools = candidate_pools(req, p)
+    # --pool-space exact: every PP and TP the pins leave open (pinned batches keep the grid's pools, pools_space)
+    pools = exact_space_pools(req, p) if req.pool_space == "exact" and _exact(req) else candidate_pools(req, p)
     if not any(x.role == "prefill" for x in pools):
         return None, ("no prefill pool fits in memory with its prompt's KV transfer inside the TTFT limit"
                       if req.slo.ttft_s is not None else "no prefill pool fits in memory")

@@ -34,6 +34,7 @@ REQUEST_KEYS = {
     "description": "text", "ttft_p99_ms": "number",
     "tpot_p99_ms": "number", "max_model_len": "count", "slo_percentile": "percentile", "seed": "seed", "engine": "text",
     "spec_draft": "names", "spec_alpha": "fraction", "disagg": "text", "chat": "bool", "two_batch_overlap": "text",
+    "pool_space": "text",
 }
 _COUNT_MAX = {**MAX_TOKENS, "max_gpus": MAX_GPUS, "max_model_len": MAX_TOKENS["isl"] + MAX_TOKENS["osl"]}
 _NUMBER_MAX = 1e12  # as specs.workload: beyond it a rate or a latency is a typo
@@ -225,12 +226,15 @@ class PlanRequest:
     disagg: str | None = None  # prefill/decode disaggregation: auto | on | off (None: auto; planner/disagg.py)
     chat: bool = False  # serve the model's instruct/chat checkpoint (catalog/models/chat.toml) in the export
     two_batch_overlap: str | None = None  # auto | on | off (None: auto; api.plan, perf/step.py two_batch_overlap_step)
+    pool_space: str | None = None  # the disaggregated pools' space: grid | exact (None: grid; search.space.pools_space)
 
 
 # Keys a frontier ignores: it sweeps the speed target itself and is steady-state (no demand to simulate against).
-FRONTIER_IGNORES = ("tpot_ms", "min_tokens_per_s_user", "tpot_p99_ms", "slo_percentile", "seed", "disagg")
+FRONTIER_IGNORES = ("tpot_ms", "min_tokens_per_s_user", "tpot_p99_ms", "slo_percentile", "seed", "disagg",
+                    "pool_space")
 DISAGG_MODES = ("auto", "on", "off")
 TBO_MODES = ("auto", "on", "off")
+POOL_SPACES = ("grid", "exact")
 
 
 def _tighter(limit: float | None, p99: float | None) -> float | None:
@@ -261,6 +265,8 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
         raise InputError(f"--disagg must be one of {', '.join(DISAGG_MODES)}, got {a['disagg']!r}")
     if a.get("two_batch_overlap") is not None and a["two_batch_overlap"] not in TBO_MODES:
         raise InputError(f"--two-batch-overlap must be one of {', '.join(TBO_MODES)}, got {a['two_batch_overlap']!r}")
+    if a.get("pool_space") is not None and a["pool_space"] not in POOL_SPACES:
+        raise InputError(f"--pool-space must be one of {', '.join(POOL_SPACES)}, got {a['pool_space']!r}")
     tup = lambda v: v if v is None or isinstance(v, str) else tuple(v)  # noqa: E731
     limits = SearchLimits(
         gpus=tup(a.get("gpus")), weights=tup(a.get("weights")), kv=tup(a.get("kv")), tp=tup(a.get("tp")),
@@ -273,7 +279,8 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
         slo=SLO.from_flags(ttft_ms=ttft_ms, tpot_ms=tpot_ms, min_tokens_per_s_user=min_speed),
         limits=limits, catalog=a.get("catalog"), price_tier=a.get("price_tier"), engine=a.get("engine"),
         slo_percentile=percentile, seed=seed, spec_draft=tup(a.get("spec_draft")), spec_alpha=a.get("spec_alpha"),
-        disagg=a.get("disagg"), chat=bool(a.get("chat")), two_batch_overlap=a.get("two_batch_overlap"))
+        disagg=a.get("disagg"), chat=bool(a.get("chat")), two_batch_overlap=a.get("two_batch_overlap"),
+        pool_space=a.get("pool_space"))
 
 
 def resolve(request: Any, options: Mapping[str, Any], frontier: bool = False) -> PlanRequest:

@@ -258,3 +258,92 @@ def test_only_the_disaggregated_plan_is_feasible(dsv3):
     with pytest.raises(InfeasibleError) as e:
         decide(tight, perf, "on", no_colocated, 50.0, False)
     assert e.value.reasons[-1].startswith("disaggregated: no prefill pool")
+
+
+# ---- --pool-space: the disaggregated pools over the grid (default) or every PP and TP (disagg.exact_space_pools) ---
+def _twelve_heads(mib: int) -> Request:
+    """A reduced 8-layer dense model with 12 heads on an H100 cut to `mib` MiB: TP 3 and 6 divide the heads but are
+    not on the grid's powers of two (and TP 8 does not divide them), so the grid's pools miss them."""
+    from planner.catalog import load_catalog
+    from planner.specs.model import LayerKind, ModelSpec
+
+    cat = load_catalog()
+    m = ModelSpec(name="twelve-heads", num_layers=8, hidden_size=12 * 128, vocab_size=8000, num_heads=12,
+                  num_kv_heads=12, head_dim=128, max_context=8192, mlp_gated=True,
+                  dense_intermediate_size=12 * 128 * 4, num_dense_layers=8,
+                  layer_kinds=tuple(LayerKind("dense", "full", 0) for _ in range(8)))
+    g = replace(cat.gpu("h100-sxm"), id="h100-small", memory_bytes=mib * 2**20)
+    return Request(model=m, workload=Workload(2000, 200), slo=SLO(ttft_s=5.0, tpot_s=0.05), gpus=(g,),
+                   weights=("bf16",), kv=("bf16",), max_gpus_per_type={g.id: 64})
+
+
+def test_exact_pool_space_finds_an_off_grid_pool_the_grid_misses(catalog):
+    """With 900 MiB per GPU the cheapest pair's decode pool runs TP 6 (off the grid): only --pool-space exact finds
+    it, and its pair is the best pair over the unpruned exact pools (every PP, TP and micro-batch,
+    tests/fleet/test_pool_space.py checks those against an exhaustive oracle)."""
+    from planner.disagg import exact_space_pools, search_disagg
+    from planner.fleet.pool_space import exact_pools, pool_request
+    from planner.search.space import DEFAULT_PP, GRID_TP, pools_space
+
+    p = catalog.perf
+    req = _twelve_heads(900)
+    grid, _ = search_disagg(req, p)
+    exact, _ = search_disagg(replace(req, pool_space="exact"), p)
+    assert pools_space(req) == "grid" and pools_space(replace(req, pool_space="exact")) == "exact"
+    assert grid is not None and exact is not None and exact.objective < grid.objective
+    assert all(x.pool.row.tp in GRID_TP and x.pool.row.pp in DEFAULT_PP for x in (grid.prefill, grid.decode))
+    assert any(x.pool.row.tp not in GRID_TP for x in (exact.prefill, exact.decode))
+    unpruned = exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
+                                           kv=req.kv, max_gpus_per_type=req.max_gpus_per_type), p,
+                           ("prefill", "decode"))
+    ref = best_pair(req, unpruned, p.max_batch)[0]
+    assert ref[4] == exact.objective and (ref[0].row, ref[1].row) == (exact.prefill.pool.row, exact.decode.pool.row)
+    # the pair-bound pruning drops pools, never adds any
+    assert len(exact_space_pools(replace(req, pool_space="exact"), p)) <= len(unpruned)
+
+
+def test_exact_pool_space_keeps_pinned_tp_and_pp(catalog):
+    """Pinned TP or PP degrees hold in the exact pools (solver.space "pinned"); pinned batches keep the grid's
+    pools (exact_pools takes no batch pins), so the option changes nothing there."""
+    from planner.disagg import candidate_pools, exact_space_pools, search_disagg
+    from planner.search.space import pools_space
+
+    p = catalog.perf
+    req = replace(_twelve_heads(900), pool_space="exact")
+    pinned = replace(req, tp=(2, 3))
+    pools = exact_space_pools(pinned, p)
+    assert pools and {x.row.tp for x in pools} <= {2, 3} and 3 in {x.row.tp for x in pools}
+    assert pools_space(pinned) == "pinned" and pools_space(replace(req, pp=(1,))) == "pinned"
+    assert {x.row.pp for x in exact_space_pools(replace(req, pp=(1, 3)), p)} <= {1, 3}
+    batch = replace(req, batches=(1, 32))
+    assert pools_space(batch) == "grid"
+    got, want = search_disagg(batch, p)[0], search_disagg(replace(batch, pool_space="grid"), p)[0]
+    assert got.objective == want.objective and got.pools == want.pools == len(candidate_pools(batch, p))
+
+
+def test_exact_pool_space_gives_the_grid_s_plan_where_the_grid_s_is_exact():
+    """SHORT_PROMPTS (8B, H100s, disaggregation forced): the grid's pair is already the exact space's best, so the
+    plan is the same but says space "exact"; the JSON repeats byte for byte and matches the schema."""
+    grid = api.plan(**SHORT_PROMPTS, disagg="on").to_dict()
+    exact = api.plan(**SHORT_PROMPTS, disagg="on", pool_space="exact").to_dict()
+    assert grid["solver"]["space"] == "grid" and exact["solver"]["space"] == "exact"
+    assert exact["cost"] == grid["cost"] and exact["pools"] == grid["pools"]
+    assert exact["solver"]["objective"] == grid["solver"]["objective"]
+    jsonschema.validate(exact, plan_schema())
+    again = api.plan({**SHORT_PROMPTS, "disagg": "on", "pool_space": "exact"}).to_dict()  # the request key
+    assert json.dumps(again) == json.dumps(exact)
+    pinned = api.plan(**SHORT_PROMPTS, disagg="on", pool_space="exact", tp=[1]).to_dict()
+    assert pinned["solver"]["space"] == "pinned" and pinned["pools"]["decode"]["tp"] == 1
+
+
+def test_bad_pool_space_is_one_line(tmp_path):
+    with pytest.raises(InputError, match="--pool-space must be one of grid, exact, got 'all'"):
+        api.plan(**SHORT_PROMPTS, pool_space="all")
+    base = ["plan", "--model", "llama-3.1-8b", "--isl", "10", "--osl", "10"]
+    r = CliRunner().invoke(main, [*base, "--pool-space", "all"])
+    assert r.exit_code == 2 and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    f = tmp_path / "r.toml"
+    f.write_text('model = "llama-3.1-8b"\nisl = 10\nosl = 10\npool_space = "every"\n')
+    r = CliRunner().invoke(main, ["plan", str(f)])
+    assert r.exit_code == 2 and "--pool-space must be one of grid, exact" in r.output
+    assert len(r.output.strip().splitlines()) == 1

@@ -52,6 +52,9 @@ class Request:
     # speculative decoding with this draft and γ for every row (perf.estimate.SpecDecode); None: no draft. The
     # plan decides among drafts and γ by searching once per choice (planner/speculative.py)
     spec: SpecDecode | None = None
+    # the disaggregated plan's pools (planner/disagg.py): "grid" (`grid()`'s PP and TP) or "exact" (every PP and
+    # TP the pins leave open, `disagg.exact_space_pools`); see `pools_space`
+    pool_space: str = "grid"
 
     def __post_init__(self) -> None:
         if not isinstance(self.gpus, tuple) or not self.gpus or not all(isinstance(g, Accelerator) for g in self.gpus):
@@ -83,6 +86,8 @@ class Request:
             raise InputError(f"--engine must be one of {', '.join(engines.ENGINES_SERVING)}, got {self.engine!r}")
         if not self.time_limit_s > 0:
             raise InputError(f"--time-limit-s must be > 0, got {self.time_limit_s}")
+        if self.pool_space not in ("grid", "exact"):
+            raise InputError(f"--pool-space must be one of grid, exact, got {self.pool_space!r}")
 
     def grid(self) -> "Request":
         """The request on the grid (DEFAULT_PP, DEFAULT_MICRO_BATCHES, TP powers of two) where it left a choice
@@ -106,7 +111,11 @@ GRID_TP = tuple(1 << i for i in range(0, 8))
 def pools_space(req: Request) -> str:
     """The space candidate pools (disaggregated prefill/decode, fleet) are proven optimal over: `Request.grid`'s
     rows, so "grid" unless the request pins TP, PP and the batch (then "pinned", as the plan JSON's
-    solver.space names them)."""
+    solver.space names them). With `pool_space="exact"` and no pinned batch or micro-batch (`exact_pools` takes
+    none), the disaggregated pools are every PP depth and TP degree with every micro-batch: "exact", or "pinned"
+    where TP or PP is pinned (the pins hold; the rest is every integer, as the colocated search's "pinned")."""
+    if req.pool_space == "exact" and req.micro_batches is None and req.batches is None:
+        return "exact" if req.tp is None and req.pp is None else "pinned"
     pinned = req.tp is not None and req.pp is not None and (req.micro_batches is not None or req.batches is not None)
     return "pinned" if pinned else "grid"
 
