@@ -424,12 +424,14 @@ def report(plan, path: str | Path, *, frontier: dict | None = None, request: Any
 
 # ---- fleet and procurement planning --------------------------------------------------------------------------------
 def fleet(request, *, catalog: Catalog | str | Path | None = None, time_limit_s: float | None = None,
-          compare: bool | None = None, timings: bool = False, engine: str | None = None):
+          compare: bool | None = None, timings: bool = False, engine: str | None = None,
+          pool_space: str | None = None):
     """The cheapest fleet for a mix of request classes over an hourly demand profile: replica pools (aggregated or
     prefill/decode disaggregated, any GPU type) and their counts per hour, reserved or on demand, within per-type
     availability and an optional budget. `request` is a fleet request TOML path, a dict with the same keys, or a
     `planner.fleet.FleetRequest`. Returns a `planner.fleet.FleetResult` (`.to_dict()` for JSON). `engine` (or
-    the request's `engine` key): only pools that serving engine runs, under its perf profile."""
+    the request's `engine` key): only pools that serving engine runs, under its perf profile. `pool_space` (or
+    the request's `pool_space` key): "grid" (default) or "exact", the pools over every PP and TP not pinned."""
     from dataclasses import replace
 
     from .engines import check_engine
@@ -448,6 +450,8 @@ def fleet(request, *, catalog: Catalog | str | Path | None = None, time_limit_s:
                       compare=req.compare if compare is None else compare)
     if engine is not None:
         req = replace(req, engine=check_engine(engine))
+    if pool_space is not None:
+        req = replace(req, pool_space=pool_space)
     return plan_fleet(req, cat.perf if req.engine is None else cat.perf.with_engine(req.engine), timings=timings)
 
 

@@ -546,15 +546,19 @@ def export(plan_file: str, engine: str, k8s_engine: str, model: str | None, mode
 @click.option("--engine", default=None,
               help="Only pools this serving engine runs (vllm, sglang or trtllm), under its perf profile "
                    "(default: the request's engine key, else any engine and vLLM's profile).")
+@click.option("--pool-space", type=click.Choice(["grid", "exact"]), default=None,
+              help="The pools' PP and TP: grid (default: the request's lists, else the PP grid and TP powers of "
+                   "two) or exact (the request's lists, else every depth and degree; slower).")
 def fleet(request_file: str, catalog_file: str | None, time_limit_s: float | None, no_compare: bool, as_json: bool,
-          timings: bool, engine: str | None) -> None:
+          timings: bool, engine: str | None, pool_space: str | None) -> None:
     """Cheapest fleet for request classes over an hourly demand profile (TOML REQUEST_FILE: [[class]] tables,
     [available], [prices.TYPE], budget): pools per GPU type, reserved and on-demand replicas per hour."""
     from . import api
 
     with _naming(request_file):
         result = api.fleet(request_file, catalog=catalog_file, time_limit_s=time_limit_s,
-                           compare=False if no_compare else None, timings=timings or not as_json, engine=engine)
+                           compare=False if no_compare else None, timings=timings or not as_json, engine=engine,
+                           pool_space=pool_space)
     d = result.to_dict()
     if as_json:
         emit_json(d)

@@ -56,7 +56,7 @@ from ..specs.model import ModelSpec
 from ..specs.workload import SLO, Workload
 from ..search.bounds import MAX_BATCH, Space, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
-from ..search.space import GRID_TP, MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
+from ..search.space import DEFAULT_PP, GRID_TP, MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
 from ..search.table import (PRICE_UNITS_PER_USD, Limits, ShapeTerms, Table, decode_cycle_ns, lower_bounds, memory_fits,
                             memory_kib, stage_sum, table_of)
 from ..units import BYTES_PER_ELEMENT
@@ -594,14 +594,18 @@ def _geometric_middle(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def candidate_pools(req: FleetRequest, p: PerfParams) -> list[Pool]:
     """`planner fleet`'s pools: every class's non-dominated pools over every micro-batch memory allows
     (`exact_pools`) on the request's PP list (the grid's by default) and TP list (powers of two by default), or,
-    where the request pins micro-batches, `fleet.pools.candidate_pools` over them."""
+    where the request pins micro-batches, `fleet.pools.candidate_pools` over them. With pool_space "exact", PP
+    and TP are the request's lists or (None) every depth and degree (no pair bound prunes them: a fleet's pools
+    serve many classes and hours)."""
     if req.micro_batches is not None:
         return grid_candidate_pools(req, p)
+    exact = req.pool_space == "exact"
+    pp, tp = (req.pp, req.tp) if exact else (req.pp or DEFAULT_PP, req.tp or GRID_TP)
     gpus = [o.gpu for o in req.offers]
     limits = {o.gpu.id: o.available for o in req.offers if o.available is not None}
     out: list[Pool] = []
     for c, cl in enumerate(req.classes):
-        r = pool_request(req.model, cl.workload, cl.slo, gpus, weights=req.weights, kv=req.kv, pp=req.pp,
-                         tp=req.tp or GRID_TP, max_gpus_per_type=limits, engine=req.engine)
+        r = pool_request(req.model, cl.workload, cl.slo, gpus, weights=req.weights, kv=req.kv, pp=pp, tp=tp,
+                         max_gpus_per_type=limits, engine=req.engine)
         out += exact_pools(c, r, p, roles_of(req.disaggregation))
     return out

@@ -455,7 +455,7 @@ def candidate_pools(req: FleetRequest, p: PerfParams) -> list[Pool]:
     out: list[Pool] = []
     for c, cl in enumerate(req.classes):
         out += class_pools(c, req.model, cl.workload, cl.slo, gpus, p, roles=roles_of(req.disaggregation),
-                           weights=req.weights, kv=req.kv, pp=req.pp,
+                           weights=req.weights, kv=req.kv, pp=req.pp or DEFAULT_PP,
                            micro_batches=req.micro_batches or DEFAULT_MICRO_BATCHES, tp=req.tp,
                            max_gpus_per_type=limits, engine=req.engine)
     return out

@@ -64,7 +64,7 @@ class FleetRequest:
     offers: tuple[GpuOffer, ...]
     weights: tuple[str, ...] = DEFAULT_WEIGHTS
     kv: tuple[str, ...] = DEFAULT_KV
-    pp: tuple[int, ...] = DEFAULT_PP
+    pp: tuple[int, ...] | None = None  # None: DEFAULT_PP on the grid, every depth with pool_space "exact"
     # None: every micro-batch memory allows (fleet/pool_space.py); a tuple: those (the grid's, DEFAULT_MICRO_BATCHES)
     micro_batches: tuple[int, ...] | None = None
     tp: tuple[int, ...] | None = None
@@ -75,6 +75,9 @@ class FleetRequest:
     workers: int = 1  # one worker: the same request gives the same fleet
     compare: bool = True  # also solve the best single-type fleets and the aggregated-only fleet
     engine: str | None = None  # only pools this serving engine runs (planner/engines.py), its perf profile; None: any
+    # the pools' PP and TP: "grid" (the request's lists, else DEFAULT_PP and powers of two) or "exact" (the request's
+    # lists, else every depth and degree; fleet.pool_space.candidate_pools)
+    pool_space: str = "grid"
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -97,6 +100,8 @@ class FleetRequest:
             raise InputError(f"time_limit_s must be > 0, got {self.time_limit_s}")
         if self.workers < 1:
             raise InputError(f"workers must be >= 1, got {self.workers}")
+        if self.pool_space not in POOL_SPACES:
+            raise InputError(f"pool_space must be one of {', '.join(POOL_SPACES)}, got {self.pool_space!r}")
 
     @property
     def hours(self) -> int:
@@ -106,13 +111,25 @@ class FleetRequest:
         return next(o for o in self.offers if o.gpu.id == gpu_id)
 
 
+POOL_SPACES = ("grid", "exact")
+
+
+def pool_space_of(req: FleetRequest) -> str:
+    """The space the fleet's pools are proven optimal over (the fleet JSON's solver.space): "grid" unless the
+    request asks for pool_space "exact" and pins no micro-batches, then "exact", or "pinned" where it pins PP or TP
+    (the pins hold, every integer elsewhere, as `planner plan`'s)."""
+    if req.pool_space != "exact" or req.micro_batches is not None:
+        return "grid"
+    return "exact" if req.pp is None and req.tp is None else "pinned"
+
+
 def roles_of(disaggregation: str) -> tuple[str, ...]:
     return {"auto": ROLES, "off": ("aggregated",), "only": ("prefill", "decode")}[disaggregation]
 
 
 TOP_KEYS = {"description", "model", "gpus", "weights", "kv", "tp", "pp", "catalog", "price_tier", "on_demand_tier",
             "reserved_tier", "disaggregation", "budget_usd_per_hour", "budget_usd_per_month", "time_limit_s",
-            "compare", "profile", "available", "prices", "class", "engine"}
+            "compare", "profile", "available", "prices", "class", "engine", "pool_space"}
 CLASS_KEYS = {"name", "isl", "osl", "ttft_ms", "tpot_ms", "min_tokens_per_s_user", "rate_rps", "output_tokens_per_s",
               "profile", "offline", "description"}
 PRICE_KEYS = {"on_demand", "reserved"}
@@ -289,14 +306,18 @@ def request_from_dict(doc: Mapping[str, Any], catalog: Catalog | str | Path | No
     if not isinstance(compare, bool):
         raise InputError(f"{where}: compare must be true or false, got {compare!r}")
     limit = _number(doc, "time_limit_s", where)
+    space = doc.get("pool_space", "grid")
+    if space not in POOL_SPACES:
+        raise InputError(f"{where}: pool_space must be one of {', '.join(POOL_SPACES)}, got {space!r}")
     req = FleetRequest(
         model=model, classes=tuple(classes), offers=tuple(offers),
         # a quantized checkpoint is served at its own precision unless the request names others (as in `plan`)
         weights=split(doc.get("weights"), (model.native_weights,) if model.native_weights else DEFAULT_WEIGHTS),
-        kv=split(doc.get("kv"), DEFAULT_KV), pp=ints(doc.get("pp")) or DEFAULT_PP, tp=ints(doc.get("tp")),
+        kv=split(doc.get("kv"), DEFAULT_KV), pp=ints(doc.get("pp")) or None, tp=ints(doc.get("tp")),
         disaggregation=dis, budget_usd_per_hour=_number(doc, "budget_usd_per_hour", where),
         budget_usd_per_month=_number(doc, "budget_usd_per_month", where),
-        time_limit_s=5.0 if limit is None else limit, compare=compare, engine=_engine(doc.get("engine"), where))
+        time_limit_s=5.0 if limit is None else limit, compare=compare, engine=_engine(doc.get("engine"), where),
+        pool_space=space)
     return req, cat
 
 

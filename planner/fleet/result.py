@@ -12,7 +12,7 @@ from ..search.table import PRICE_UNITS_PER_USD
 from ..specs.layout import ReplicaLayout
 from ..units import HOURS_PER_MONTH, SECONDS_PER_HOUR
 from .pools import capacity_by_role, estimate_pool, replica_requests_per_s, served
-from .request import FleetRequest
+from .request import FleetRequest, pool_space_of
 from .search import Fleet, FleetSearch, search
 from .verify import hourly_usd, pool_usd, usd_per_month, verify
 
@@ -230,8 +230,9 @@ def result(s: FleetSearch, p: PerfParams, timings: bool = False) -> FleetResult:
         "objective": sol.objective, "objective_unit": f"{1 / PRICE_UNITS_PER_USD:g} USD over the profile's hours",
         "lower_bound_usd_per_month": round6(bound),
         # the pools are rows of the request's PP list and TP list (the grid's by default), each with every
-        # micro-batch memory allows (fleet/pool_space.py): the fleet is proven optimal over those pools
-        "space": "grid",
+        # micro-batch memory allows (fleet/pool_space.py): the fleet is proven optimal over those pools; with
+        # pool_space "exact" every PP and TP the request leaves open (request.pool_space_of)
+        "space": pool_space_of(req),
         "candidate_pools": s.candidates, "pools_in_model": len(ft.pools), "pools_pruned": ft.pruned,
         "hours": H, "distinct_hours": len(ft.hour_groups()),
         "time_limit_s": req.time_limit_s, "workers": req.workers, "seed": 0,

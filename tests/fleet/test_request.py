@@ -64,6 +64,7 @@ def test_prices_availability_and_tiers(catalog):
     ({"gpus": ["h100-sxn"]}, "did you mean"),
     ({"on_demand_tier": "cheap"}, "on_demand_tier"),
     ({"speed": 1}, "unknown key"),
+    ({"pool_space": "all"}, "pool_space must be one of grid, exact, got 'all'"),
 ])
 def test_bad_requests_are_one_line_input_errors(patch, message):
     doc = {**small_request([{**CHAT, "rate_rps": 1}]), **patch}
