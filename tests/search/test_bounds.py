@@ -374,15 +374,13 @@ SETTLED_CASES = [("llama-3.1-70b", 2000, 500, None, 20, None, None),
                  ("mixtral-8x22b", 2000, 500, "h100-sxm,mi300x", 20, 5000.0, 2.0)]
 
 
-@pytest.mark.parametrize("model,isl,osl,gpus,speed,demand,ttft", SETTLED_CASES)
-@pytest.mark.parametrize("per_type", [True, False])
-def test_settled_probes_change_nothing_the_search_keeps(monkeypatch, model, isl, osl, gpus, speed, demand, ttft,
-                                                        per_type):
-    """bounds._settled's claim: the probes it settles (no full table) change nothing the lazy search returns —
-    the same rows examined, rounds, candidates, their table and the per-type upper bounds as the search that
-    tabulates every probe in full — and it settles some, so fewer rows are tabulated in full."""
+def _search_with_and_without(monkeypatch, cut, case, per_type=True, always_off=()):
+    """The lazy search's result (rows examined, rounds, candidates, their table's rows, the upper bounds) and the
+    rows it tabulates in full, with the bound `bounds.<cut>` and then with it switched off (it marks no row); the
+    bounds named in `always_off` are off in both runs."""
     from planner.search.queueing import QueueTarget
 
+    model, isl, osl, gpus, speed, demand, ttft = case
     req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
                             output_tokens_per_s=demand, ttft_ms=None if ttft is None else ttft * 1000)
     p = cat.perf
@@ -394,13 +392,16 @@ def test_settled_probes_change_nothing_the_search_keeps(monkeypatch, model, isl,
             full_rows.append(len(s))
         return table(self, s, pos, p_, decode_terms=decode_terms, fits=fits)
 
+    def off(sp, lim, s, *a):
+        return np.zeros(len(s), bool)
+
     monkeypatch.setattr(bounds.Space, "table", counted)
-    # settling alone (the rows failing on their chunk sends, which it would settle too, tabulated as before)
-    monkeypatch.setattr(bounds, "_hop_stall_fails", lambda sp, lim, s, *a: np.zeros(len(s), bool))
+    for name in always_off:
+        monkeypatch.setattr(bounds, name, off)
     got = []
-    for settle in (True, False):
-        if not settle:
-            monkeypatch.setattr(bounds, "_settled", lambda sp, lim, s, *a: np.zeros(len(s), bool))
+    for use in (True, False):
+        if not use:
+            monkeypatch.setattr(bounds, cut, off)
         full_rows.clear()
         sp = bounds.build_space(req, p, bounds.demand_batch_cap(Limits.of(req, 1)), Limits.of(req, 1))
         lim = Limits.of(req, sp.max_batch)
@@ -409,7 +410,20 @@ def test_settled_probes_change_nothing_the_search_keeps(monkeypatch, model, isl,
         ex = bounds.search_space(sp, lim, p, per_type=per_type)
         rows = list(zip(ex.table.rows.shape_index.tolist(), ex.table.rows.micro_batch.tolist()))
         got.append(((ex.examined, ex.rounds, ex.candidates.tolist(), rows, ex.upper), sum(full_rows)))
-    (settled, n_settled), (plain, n_plain) = got
+    return got
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,demand,ttft", SETTLED_CASES)
+@pytest.mark.parametrize("per_type", [True, False])
+def test_settled_probes_change_nothing_the_search_keeps(monkeypatch, model, isl, osl, gpus, speed, demand, ttft,
+                                                        per_type):
+    """bounds._settled's claim: the probes it settles (no full table) change nothing the lazy search returns —
+    the same rows examined, rounds, candidates, their table and the per-type upper bounds as the search that
+    tabulates every probe in full — and it settles some, so fewer rows are tabulated in full."""
+    # settling alone (the rows failing on their chunk sends, which it would settle too, tabulated as before)
+    (settled, n_settled), (plain, n_plain) = _search_with_and_without(
+        monkeypatch, "_settled", (model, isl, osl, gpus, speed, demand, ttft), per_type=per_type,
+        always_off=("_hop_stall_fails",))
     assert settled == plain
     assert len(plain[2]) > 0 and n_settled < n_plain
 
@@ -561,33 +575,8 @@ def test_rows_failing_on_their_chunk_sends_change_nothing_the_search_keeps(monke
     """The rows `_hop_stall_fails` keeps from a full table change nothing the lazy search returns (the same rows
     examined, rounds, candidates, their table and upper bounds as without it), and fewer rows are tabulated in
     full where pipelined shapes are probed."""
-    from planner.search.queueing import QueueTarget
-
-    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024,
-                            output_tokens_per_s=demand, ttft_ms=None if ttft is None else ttft * 1000)
-    p = cat.perf
-    full_rows = []
-    table = bounds.Space.table
-
-    def counted(self, s, pos, p_, decode_terms=None, fits=False):
-        if decode_terms is not None:
-            full_rows.append(len(s))
-        return table(self, s, pos, p_, decode_terms=decode_terms, fits=fits)
-
-    monkeypatch.setattr(bounds.Space, "table", counted)
-    got = []
-    for floor in (True, False):
-        if not floor:
-            monkeypatch.setattr(bounds, "_hop_stall_fails", lambda sp, lim, s, *a: np.zeros(len(s), bool))
-        full_rows.clear()
-        sp = bounds.build_space(req, p, bounds.demand_batch_cap(Limits.of(req, 1)), Limits.of(req, 1))
-        lim = Limits.of(req, sp.max_batch)
-        if demand is not None:
-            sp.queue = bounds.queue_bound(sp, lim, p, QueueTarget(99.0, ttft, demand / osl))
-        ex = bounds.search_space(sp, lim, p)
-        rows = list(zip(ex.table.rows.shape_index.tolist(), ex.table.rows.micro_batch.tolist()))
-        got.append(((ex.examined, ex.rounds, ex.candidates.tolist(), rows, ex.upper), sum(full_rows)))
-    (with_floor, n_floor), (plain, n_plain) = got
+    (with_floor, n_floor), (plain, n_plain) = _search_with_and_without(
+        monkeypatch, "_hop_stall_fails", (model, isl, osl, gpus, speed, demand, ttft))
     assert with_floor == plain
     assert len(plain[2]) > 0 and n_floor <= n_plain
     if model == "gpt4-moe-rumored":
