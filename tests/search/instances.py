@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from planner.catalog import load_catalog
@@ -21,6 +22,11 @@ GPU_IDS = sorted(CATALOG.accelerators)
 MAX_ROWS = 160  # keeps one oracle run (rows × compositions of <= 12 layers into <= 4 stages) well under a second
 
 GiB = 2**30
+
+# What every property test over these instances runs under (each sets its own max_examples): the same examples on
+# every run, no deadline (an oracle run takes up to a second), and no health check for slow or filtered draws
+INSTANCES = settings(deadline=None, derandomize=True,
+                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 @st.composite

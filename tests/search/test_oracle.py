@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from planner.errors import InfeasibleError
@@ -22,10 +22,9 @@ from planner.search.queueing import QueueTarget, min_replicas, row_key
 from planner.search.solve import search, verify
 from planner.search.table import evaluate, lower_bounds
 
-from .instances import CATALOG, MAX_ROWS, exact_requests, requests, tabulate
+from .instances import CATALOG, INSTANCES, MAX_ROWS, exact_requests, requests, tabulate
 
-PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+PROPERTY = settings(INSTANCES, max_examples=40)
 
 
 def _small(req):
@@ -47,22 +46,19 @@ def _best_per_gpu(t, lim) -> dict[str, int]:
     return {k: v for k, v in best.items() if v is not None}
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=60)
 @given(req=requests(demand=False))
 def test_cpsat_on_every_row_equals_oracle(req):
     _check_every_row(req)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=60)
 @given(req=requests(demand=True))
 def test_cpsat_on_every_row_equals_oracle_with_demand(req):
     _check_every_row(req)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=40)
 @given(req=requests(multi_kind=True))
 def test_cpsat_on_every_row_equals_oracle_with_several_layer_kinds(req):
     """Dense-first or interleaved dense/MoE layers and sliding-window layers: the stages' per-kind terms (CP-SAT's
@@ -72,8 +68,7 @@ def test_cpsat_on_every_row_equals_oracle_with_several_layer_kinds(req):
     _check_every_row(req)
 
 
-@settings(max_examples=20, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=20)
 @given(req=requests(multi_kind=True))
 def test_search_pipeline_equals_oracle_with_several_layer_kinds(req):
     """The whole pipeline (bounds, per-kind greedy placement, CP-SAT) on models of several layer kinds, and the
@@ -133,8 +128,7 @@ def test_search_pipeline_equals_oracle(req):
     assert all(verify(req, c) == [] for c in res.alternatives)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=15)
 @given(req=requests(demand=True))
 def test_search_pipeline_equals_oracle_with_demand(req):
     """The demand objective (fleet $/hour, whole replicas) separately, so that it gets its share of examples."""
@@ -151,8 +145,7 @@ def test_same_input_same_plan():
     assert [(c.row, c.layers) for c in a.alternatives] == [(c.row, c.layers) for c in b.alternatives]
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=30)
 @given(req=exact_requests())
 def test_exact_space_search_equals_oracle(req):
     """TP, PP and the micro-batch left free (every divisor, every depth, every micro-batch in range): the lazy
@@ -174,8 +167,7 @@ def test_exact_space_search_equals_oracle(req):
     assert got == per_gpu
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=30)
 @given(req=exact_requests(demand=True), rate=st.floats(-1.5, 1.5).map(lambda e: 10.0 ** e),
        ttft=st.floats(-2.5, 0.5).map(lambda e: 10.0 ** e), percentile=st.sampled_from([50.0, 90.0, 99.0]),
        extra=st.integers(0, 3))

@@ -7,14 +7,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from planner.perf.estimate import Config, SpecDecode, estimate
 from planner.perf.specdec import expected_tokens_per_step, per_token_decode_terms
 from planner.search.table import BYTES_PER_MEM_UNIT, NS_PER_S, evaluate
 
-from .instances import CATALOG, models, requests, tabulate
+from .instances import CATALOG, INSTANCES, models, requests, tabulate
 
 
 def test_per_token_terms_by_hand():
@@ -30,8 +30,7 @@ def test_per_token_terms_by_hand():
     assert float(cycle) == pytest.approx((26.4e-3 + 12e-3) / 1.875)
 
 
-SPEC_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SPEC_SETTINGS = settings(INSTANCES, max_examples=40)
 
 
 @SPEC_SETTINGS

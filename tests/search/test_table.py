@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import numpy as np
@@ -17,10 +17,9 @@ from planner.search.table import (_NOT_DECODE, NS_PER_S, OBJECTIVE_UNIT_PER_HOUR
                                    ShapeTerms, Table, decode_cycle_ns, evaluate, lower_bounds, table_of)
 from planner.specs.cluster import pipeline_link_bytes_per_s
 
-from .instances import CATALOG, requests, tabulate, tabulate_grid
+from .instances import CATALOG, INSTANCES, requests, tabulate, tabulate_grid
 
-PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+PROPERTY = settings(INSTANCES, max_examples=60)
 
 
 def _random_placement(data, L: int, pp: int) -> tuple[int, ...]:
@@ -65,8 +64,7 @@ def _check_lower_bounds(req, data):
                 assert b.feasible[i]
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=40)
 @given(req=requests(demand=False), data=st.data())
 def test_integer_evaluation_is_conservative(req, data):
     """Times round up (ns), memory needs up and capacity down (KiB): what the integer model accepts, the
@@ -74,8 +72,7 @@ def test_integer_evaluation_is_conservative(req, data):
     _check_conservative(req, data)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=40)
 @given(req=requests(demand=False, multi_kind=True), data=st.data())
 def test_integer_evaluation_is_conservative_with_several_layer_kinds(req, data):
     """`perf.estimate` at a given placement reads the same per-kind terms as the table: conservative, and (the
@@ -102,8 +99,7 @@ def _check_conservative(req, data):
     return e, ev
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=40)
 @given(req=requests(), data=st.data())
 def test_objective_is_in_the_unit_its_mode_names(req, data):
     """Without a demand the objective is µUSD per million output tokens at the replica's throughput, with one it is
@@ -129,8 +125,7 @@ def test_objective_is_in_the_unit_its_mode_names(req, data):
         assert ev.objective == ev.replicas * gpus * price
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=25)
 @given(req=requests())
 def test_each_shapes_pipeline_link_is_its_own(req):
     """ShapeTerms.of groups the shapes by (GPU, TP·DP, PP) with numpy: each shape's link is still the one
@@ -142,8 +137,7 @@ def test_each_shapes_pipeline_link_is_its_own(req):
     assert terms.link.tolist() == want
 
 
-@settings(max_examples=10, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=10)
 @given(req=requests(demand=True))
 def test_lower_bounds_are_computed_once_per_table_and_limits(req):
     """The bounds are kept on the table for the last limits asked (the colocated search and the disaggregated
@@ -264,8 +258,7 @@ def _check_decode_only(req):
                     assert np.array_equal(a, getattr(full, f)[keep]), f
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=25)
 @given(req=requests())
 def test_a_decode_only_table_has_the_full_tables_decode_terms(req):
     """table_of(decode_only=True) (the decode-cycle bounds' tables, bounds.cycle_floor and pool_rows) skips the
@@ -274,8 +267,7 @@ def test_a_decode_only_table_has_the_full_tables_decode_terms(req):
     _check_decode_only(req)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=15)
 @given(req=requests(multi_kind=True))
 def test_a_decode_only_table_has_the_full_tables_decode_terms_with_several_layer_kinds(req):
     _check_decode_only(req)
@@ -294,16 +286,14 @@ def _check_cycle_fails(req):
     assert not b.tpot_ok[over].any() and not b.feasible[over].any()
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=30)
 @given(req=requests())
 def test_a_row_whose_decode_cycle_misses_tpot_fails(req):
     """bounds.search_space's examine tabulates such rows for their decode terms only and counts them failed."""
     _check_cycle_fails(req)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(INSTANCES, max_examples=15)
 @given(req=requests(multi_kind=True))
 def test_a_row_whose_decode_cycle_misses_tpot_fails_with_several_layer_kinds(req):
     _check_cycle_fails(req)
