@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .moe import _BATCH_FROM, RecentArrays, binomial_window, memo_for, window_blocks
+from .moe import BATCH_WINDOWS_FROM, RecentArrays, binomial_window, memo_for, window_blocks
 
 
 def wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols):
@@ -93,7 +93,7 @@ def _expected_tiles_of(trials: np.ndarray, prob: float, tile: float) -> np.ndarr
     if not todo.size:
         return values
     n_new = trials[todo]
-    if not 0.0 < prob < 1.0 or len(n_new) < _BATCH_FROM:
+    if not 0.0 < prob < 1.0 or len(n_new) < BATCH_WINDOWS_FROM:
         new = np.array([_expected_tiles(n, prob, tile) for n in n_new.tolist()], float)
     else:
         new = np.zeros(len(n_new))  # trials 0: nothing to pad

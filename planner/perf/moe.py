@@ -289,7 +289,7 @@ def expected_max_binomial_floored(trials, prob: float, bins: int, floor, settle:
     return out
 
 
-_BATCH_FROM = 3  # windows to compute at once before `window_blocks` pays (its fixed cost is ~2 windows' one at a time)
+BATCH_WINDOWS_FROM = 3  # windows to compute at once before `window_blocks` pays (its fixed cost is ~2 windows' one at a time)
 
 
 class WholeMemo:
@@ -365,7 +365,7 @@ def _busiest_rank_ratios(tokens: np.ndarray, ranks: np.ndarray, k: int, redundan
         todo = np.flatnonzero(np.isnan(values))
         if todo.size:
             prob = (1.0 - redundant_share) / r
-            if 0.0 < prob < 1.0 and todo.size >= _BATCH_FROM:
+            if 0.0 < prob < 1.0 and todo.size >= BATCH_WINDOWS_FROM:
                 a = t[todo] * k
                 mean = a / r
                 new = expected_max_binomial_floored(a, prob, r, mean) / mean
