@@ -289,7 +289,8 @@ def expected_max_binomial_floored(trials, prob: float, bins: int, floor, settle:
     return out
 
 
-BATCH_WINDOWS_FROM = 3  # windows to compute at once before `window_blocks` pays (its fixed cost is ~2 windows' one at a time)
+# windows to compute at once before `window_blocks` pays (its fixed cost is ~2 windows' one at a time)
+BATCH_WINDOWS_FROM = 3
 
 
 class WholeMemo:
