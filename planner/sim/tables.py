@@ -438,16 +438,13 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
              for m in ([model] if kinds is None else kinds[0])]
     t = terms[0]  # the stage ends and the hop do not depend on the kind (as in estimate())
     flat = [np.broadcast_to(np.asarray(x, float), shape).ravel() for x in
-            (t.decode_layer.time_s, t.decode_first.time_s, t.decode_last.time_s, t.decode_p2p_s)]
-    if kinds is None:
-        stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
-    else:
-        per_kind = [np.broadcast_to(np.asarray(k.decode_layer.time_s, float), shape).ravel() for k in terms]
-        stage = kind_stage_times_s(kinds[1], per_kind, flat[1], flat[2], p.step_overhead_s)
+            (t.decode_first.time_s, t.decode_last.time_s, t.decode_p2p_s)]
+    per_kind = [np.broadcast_to(np.asarray(k.decode_layer.time_s, float), shape).ravel() for k in terms]
+    stage = _grid_stage_times_s(kinds, layers, per_kind, flat[0], flat[1], p.step_overhead_s)
     if c.pp == 1:
         cycle = stage[0]  # decode_cycle_s of a single stage is that stage's time (no hop, one micro-batch)
     else:
-        cycle = decode_cycle_s(stage, flat[3], c.pp)
+        cycle = decode_cycle_s(stage, flat[2], c.pp)
     cycle = cycle.reshape(shape)
     if c.spec is not None:
         d = c.spec.draft
@@ -457,6 +454,14 @@ def decode_cycle_table_s(model: ModelSpec, config: Config, params: PerfParams, l
                                   p.step_overhead_s)
         cycle = cycle + c.spec.draft_length * np.broadcast_to(draft_step, shape)
     return cycle
+
+
+def _grid_stage_times_s(kinds, layers, per_kind: list, first_s, last_s, overhead_s: float) -> np.ndarray:
+    """Per-stage times over a grid of candidates ([pp, n]): by the average layer (`per_kind` holds the model's
+    one layer time) where `kinds` (stage_kinds) is None, else each stage by its own kinds (`kind_stage_times_s`)."""
+    if kinds is None:
+        return stage_times_s(np.asarray(layers, float)[:, None], per_kind[0], first_s, last_s, overhead_s)
+    return kind_stage_times_s(kinds[1], per_kind, first_s, last_s, overhead_s)
 
 
 def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layers: tuple[int, ...],
@@ -477,13 +482,10 @@ def prefill_tables_s(model: ModelSpec, config: Config, params: PerfParams, layer
              for m in ([model] if kinds is None else kinds[0])]
     t = terms[0]
     flat = [np.broadcast_to(np.asarray(x, float), L.shape) for x in
-            (t.prefill_layer.time_s, t.prefill_first.time_s, t.prefill_last.time_s, t.prefill_p2p_s)]
-    if kinds is None:
-        stage = stage_times_s(np.asarray(layers, float)[:, None], flat[0], flat[1], flat[2], p.step_overhead_s)
-    else:
-        per_kind = [np.broadcast_to(np.asarray(k.prefill_layer.time_s, float), L.shape) for k in terms]
-        stage = kind_stage_times_s(kinds[1], per_kind, flat[1], flat[2], p.step_overhead_s)
-    latency = np.fromiter((prefill_latency_s(stage[:, k], flat[3][k]) for k in range(L.size)), float, L.size)
+            (t.prefill_first.time_s, t.prefill_last.time_s, t.prefill_p2p_s)]
+    per_kind = [np.broadcast_to(np.asarray(k.prefill_layer.time_s, float), L.shape) for k in terms]
+    stage = _grid_stage_times_s(kinds, layers, per_kind, flat[0], flat[1], p.step_overhead_s)
+    latency = np.fromiter((prefill_latency_s(stage[:, k], flat[2][k]) for k in range(L.size)), float, L.size)
     busy = np.max(stage, axis=0) / c.dp
     if c.spec is not None:
         d = c.spec.draft
