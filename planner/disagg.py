@@ -30,7 +30,7 @@ from typing import Any, Callable
 from .errors import InfeasibleError, InputError
 from .fleet.pool_space import exact_pools, pool_request
 from .fleet.pools import (CAP_UNITS_PER_RPS, Pool, class_pools, compatible, estimate_pool, pair_kv_transfer_s,
-                          pool_kv_transfer_s, replica_requests_per_s)
+                          pool_kv_transfer_s, price_units, replica_requests_per_s)
 from .numbers import covers, round6, within
 from .perf.cost import all_tokens_basis, usd_per_million, usd_per_million_at
 from .perf.estimate import Estimate
@@ -61,8 +61,8 @@ def check_mode(mode: Any) -> str:
 
 
 def _price_units(pool: Pool) -> int:
-    """One GPU-hour of the pool's type in 1e-4 USD, rounded up (as `search.table.build_table`)."""
-    return -(-round(pool.row.gpu.usd_per_hour * PRICE_UNITS_PER_USD * 10**6) // 10**6)
+    """One GPU-hour of the pool's type in 1e-4 USD, rounded up (`fleet.pools.price_units`)."""
+    return price_units(pool.row.gpu.usd_per_hour)
 
 
 def pair_cost_units(p: Pool, d: Pool, n_p: int, n_d: int) -> int:

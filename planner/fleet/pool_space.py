@@ -57,10 +57,10 @@ from ..specs.workload import SLO, Workload
 from ..search.bounds import MAX_BATCH, Space, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
 from ..search.space import DEFAULT_PP, GRID_TP, MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
-from ..search.table import (PRICE_UNITS_PER_USD, Limits, ShapeTerms, Table, decode_cycle_ns, lower_bounds, memory_fits,
+from ..search.table import (Limits, ShapeTerms, Table, decode_cycle_ns, lower_bounds, memory_fits,
                             memory_kib, stage_sum, table_of)
 from ..units import BYTES_PER_ELEMENT
-from .pools import Pool, _Exact, _sweep, aggregated_pool, capacity_units, kv_transfer_ns
+from .pools import Pool, _Exact, _sweep, aggregated_pool, capacity_units, kv_transfer_ns, price_units
 from .pools import candidate_pools as grid_candidate_pools
 from .request import FleetRequest, roles_of
 
@@ -243,7 +243,7 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str],
     (`pool_request`; module docstring).
 
     `unit_cost_cap` (the disaggregated roles only): T, in price units per GPU-hour × GPUs per capacity unit. A pool
-    X costs u_X = g_X·π_X / c_X per capacity unit (g GPUs per replica, π `_price_units`, c its capacity); a
+    X costs u_X = g_X·π_X / c_X per capacity unit (g GPUs per replica, π `pools.price_units`, c its capacity); a
     prefill or decode pool is left out when a lower bound on u_X (its capacity's upper bound: `cap_pre`, the
     decode rows' and gaps' bounds of the module docstring) plus a lower bound on every partner's u exceeds T.
     `disagg.best_pair`'s pair bound is u_p + u_d per request/s, and it never reports a pair whose bound exceeds
@@ -432,8 +432,7 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str],
         kv_lb_s = kv_transfer_ns(model, kvb_s, nic_s, isl, p, tp_s, -(-L // terms.pp))
         kv_ub_s = kv_transfer_ns(model, kvb_s, nic_s, isl, p, tp_s)
         kv_seen: dict[tuple, int] = {}
-        price_s = np.array([-(-round(r.gpu.usd_per_hour * PRICE_UNITS_PER_USD * 10**6) // 10**6) for r in reps],
-                           np.int64)[grp].reshape(n)
+        price_s = np.array([price_units(r.gpu.usd_per_hour) for r in reps], np.int64)[grp].reshape(n)
 
         def unit_cost(s: np.ndarray, cap: np.ndarray) -> np.ndarray:
             """g·π / c per shape `s` at capacity (upper bound) `cap`: a lower bound on its pools' unit cost."""

@@ -42,7 +42,7 @@ from .request import ROLES, FleetRequest, roles_of
 from ..search.solve import greedy_placement
 from ..search.space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS, Request, Row, RowList, enumerate_rows, per_row
 from ..search.bounds import pool_rows
-from ..search.table import NS_PER_S, Limits, ShapeTerms, Table, evaluate, lower_bounds, table_of
+from ..search.table import NS_PER_S, PRICE_UNITS_PER_USD, Limits, ShapeTerms, Table, evaluate, lower_bounds, table_of
 
 # Capacity and demand unit: micro-requests per second. Capacities are rounded down, demands up.
 CAP_UNITS_PER_RPS = 10**6
@@ -143,6 +143,12 @@ def kv_transfer_ns(model: ModelSpec, kv_bytes_per_element, scale_out_bytes_per_s
     bytes_ = kv_transfer_bytes_per_gpu(model, kv_bytes_per_element, isl, tp, stage_layers)
     t = p2p_time_s(bytes_, np.asarray(scale_out_bytes_per_s, float), p.link_efficiency, p.p2p_latency_s)
     return np.ceil(np.asarray(t) * NS_PER_S - 1e-9).astype(np.int64)
+
+
+def price_units(usd_per_hour: float) -> int:
+    """One GPU-hour at this price in 1e-4 USD (search.table.PRICE_UNITS_PER_USD), rounded up (a price given to
+    six decimals of a unit is taken as it is): what the disaggregated pairing and its pair bound charge."""
+    return -(-round(usd_per_hour * PRICE_UNITS_PER_USD * 10**6) // 10**6)
 
 
 def capacity_units(requests, time_ns) -> np.ndarray:
