@@ -234,7 +234,6 @@ FRONTIER_IGNORES = ("tpot_ms", "min_tokens_per_s_user", "tpot_p99_ms", "slo_perc
                     "pool_space")
 DISAGG_MODES = ("auto", "on", "off")
 TBO_MODES = ("auto", "on", "off")
-POOL_SPACES = ("grid", "exact")
 
 
 def _tighter(limit: float | None, p99: float | None) -> float | None:
@@ -245,6 +244,7 @@ def build(args: Mapping[str, Any], frontier: bool = False) -> PlanRequest:
     """The `PlanRequest` of merged request keys (`merge`). `ttft_p99_ms` and `tpot_p99_ms` (older names) tighten
     `ttft_ms` / `tpot_ms`; a frontier drops the keys in FRONTIER_IGNORES (a p99 TTFT then bounds its TTFT)."""
     from .search.percentile import check_percentile
+    from .search.space import POOL_SPACES
 
     a = {k: v for k, v in args.items() if not (frontier and k in FRONTIER_IGNORES)}
     pct = a.get("slo_percentile")

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from ..catalog import Catalog, load_catalog, load_model, read_toml
 from ..errors import InputError
 from ..numbers import is_real, is_whole
-from ..search.space import DEFAULT_KV, DEFAULT_MICRO_BATCHES, DEFAULT_PP, DEFAULT_WEIGHTS
+from ..search.space import DEFAULT_KV, DEFAULT_WEIGHTS, POOL_SPACES
 from ..specs.accelerator import PRICE_TIERS, Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import SLO, Workload
@@ -109,9 +109,6 @@ class FleetRequest:
 
     def offer(self, gpu_id: str) -> GpuOffer:
         return next(o for o in self.offers if o.gpu.id == gpu_id)
-
-
-POOL_SPACES = ("grid", "exact")
 
 
 def pool_space_of(req: FleetRequest) -> str:

@@ -86,8 +86,8 @@ class Request:
             raise InputError(f"--engine must be one of {', '.join(engines.ENGINES_SERVING)}, got {self.engine!r}")
         if not self.time_limit_s > 0:
             raise InputError(f"--time-limit-s must be > 0, got {self.time_limit_s}")
-        if self.pool_space not in ("grid", "exact"):
-            raise InputError(f"--pool-space must be one of grid, exact, got {self.pool_space!r}")
+        if self.pool_space not in POOL_SPACES:
+            raise InputError(f"--pool-space must be one of {', '.join(POOL_SPACES)}, got {self.pool_space!r}")
 
     def grid(self) -> "Request":
         """The request on the grid (DEFAULT_PP, DEFAULT_MICRO_BATCHES, TP powers of two) where it left a choice
@@ -106,6 +106,8 @@ class Request:
 
 
 GRID_TP = tuple(1 << i for i in range(0, 8))
+# the spaces the disaggregated and fleet pools may be searched over (`pools_space`, `planner plan/fleet --pool-space`)
+POOL_SPACES = ("grid", "exact")
 
 
 def pools_space(req: Request) -> str:
