@@ -167,22 +167,9 @@ def _expected_tiles_at(t, q, tm, on):
         prob, tile = float(q_vals[g // len(w_vals)]), float(w_vals[g % len(w_vals)])
         # the kept values looked up for every row (one gather each); the distinct ones not yet known computed
         # first (_expected_tiles_of keeps them), so each row reads the float its own call would have returned
-        memo = memo_for(_tile_memos, (prob, tile))
         n_at = whole[at]
-        low, up = memo.get(n_at), memo.get(n_at + 1)
-        missing = np.isnan(low) | np.isnan(up)
-        if missing.any():
-            gaps = np.unique(n_at[missing])
-            _expected_tiles_of(np.union1d(gaps, gaps + 1), prob, tile)
-            low, up = memo.get(n_at), memo.get(n_at + 1)
-            if np.isnan(low).any() or np.isnan(up).any():  # (a memo past its size bound started again meanwhile)
-                uniq, inverse = np.unique(n_at, return_inverse=True)
-                need = np.union1d(uniq, uniq + 1)
-                values = _expected_tiles_of(need, prob, tile)
-                low = values[np.searchsorted(need, uniq)][inverse.reshape(-1)]
-                up = values[np.searchsorted(need, uniq + 1)][inverse.reshape(-1)]
-        lower[at] = low
-        upper[at] = up
+        lower[at], upper[at] = memo_for(_tile_memos, (prob, tile)).values(
+            lambda n: _expected_tiles_of(n, prob, tile), n_at, n_at + 1)
     return ((1.0 - frac) * lower + frac * upper).reshape(t.shape)
 
 

@@ -324,6 +324,23 @@ class WholeMemo:
                 self.sparse.clear()
             self.sparse.update(zip(n[~small].tolist(), values[~small].tolist()))
 
+    def values(self, compute, *args: np.ndarray) -> list[np.ndarray]:
+        """The kept values at each array of arguments in `args` (one gather each); the distinct arguments not kept
+        yet are computed first, together, by `compute(distinct)` (which keeps them here and returns them), so each
+        element reads the float its own call would return. Where the memo started again meanwhile (past its size
+        bound), the values are computed directly."""
+        got = [self.get(a) for a in args]
+        missing = [a[np.isnan(v)] for a, v in zip(args, got)]
+        if not any(len(m) for m in missing):
+            return got
+        compute(np.unique(np.concatenate(missing)))
+        got = [self.get(a) for a in args]
+        if any(np.isnan(v).any() for v in got):
+            uniq, inverse = np.unique(np.concatenate(args), return_inverse=True)
+            flat = compute(uniq)[inverse.reshape(-1)]
+            got = np.split(flat, np.cumsum([len(a) for a in args])[:-1])
+        return got
+
     def get1(self, n: int) -> float:
         return float(self.dense[n]) if n < self.DENSE else self.sparse.get(n, math.nan)
 
@@ -448,23 +465,16 @@ def busiest_rank_load_ratio(num_experts, experts_per_token, tokens, ep, redundan
     # computed first (_busiest_rank_ratios keeps them), so each row reads the float its own call would return
     flat_t, flat_ep = t.ravel(), ep_arr.ravel()
     ratio = np.ones(flat_t.size)
-    first = flat_ep[:1].tolist()
-    for r in (first if bool(np.all(flat_ep == first[0])) else np.unique(flat_ep).tolist()) if first else ():
+    if flat_ep.size and (flat_ep == flat_ep[0]).all():  # one EP degree (most calls): no sort
+        eps = [int(flat_ep[0])]
+    else:  # (none where there are no candidates)
+        eps = np.unique(flat_ep).tolist()
+    for r in eps:
         if r <= 1:
             continue
         at = np.flatnonzero((flat_ep == r) & (flat_t > 0))
-        tokens = flat_t[at]
         memo = memo_for(_ratio_memos, (k, r, share))
-        values = memo.get(tokens)
-        missing = np.isnan(values)
-        if missing.any():
-            gaps = np.unique(tokens[missing])
-            _busiest_rank_ratios(gaps, np.full(len(gaps), r), k, share)
-            values = memo.get(tokens)
-            if np.isnan(values).any():  # (a memo past its size bound started again meanwhile)
-                uniq, inverse = np.unique(tokens, return_inverse=True)
-                values = _busiest_rank_ratios(uniq, np.full(len(uniq), r), k, share)[inverse.reshape(-1)]
-        ratio[at] = values
+        ratio[at] = memo.values(lambda n: _busiest_rank_ratios(n, np.full(len(n), r), k, share), flat_t[at])[0]
     return _recent_ratios.put((k, share), t, ep_arr, ratio.reshape(t.shape))
 
 
