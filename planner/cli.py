@@ -407,6 +407,11 @@ def frontier(request_file: str | None, speeds: str | None, plot_path: str | None
     from . import api
 
     args = _options(flags)
+    from .plan_request import FRONTIER_IGNORES
+    ignored = [f"--{k.replace('_', '-')}" for k in FRONTIER_IGNORES if args.get(k) is not None]
+    if ignored:  # shared plan flags a frontier has no use for: say so rather than drop them silently
+        click.echo(f"note: frontier ignores {', '.join(ignored)} (it sweeps the per-user speed itself; its "
+                   "points are colocated plans)", err=True)
     if speeds:
         try:
             args["speeds"] = tuple(float(s) for s in speeds.split(","))

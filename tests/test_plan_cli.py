@@ -105,3 +105,14 @@ def test_frontier_plot(tmp_path):
     r = _run(*FRONTIER, "--plot", str(out))
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_frontier_names_the_plan_flags_it_ignores():
+    # --disagg and --pool-space are shared plan flags: a frontier's points are colocated, so it says it drops them
+    # (on stderr; the JSON on stdout is the same as without them)
+    plain = _run(*FRONTIER, "--json")
+    r = _run(*FRONTIER, "--json", "--disagg", "on", "--pool-space", "exact")
+    assert r.exit_code == 0, r.output
+    assert "note: frontier ignores --disagg, --pool-space" in r.stderr
+    assert r.stdout == plain.stdout
+    assert "ignores" not in plain.stderr
