@@ -45,7 +45,7 @@ instances (tests/fleet/test_pool_space.py)."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -54,11 +54,12 @@ from ..perf.params import PerfParams
 from ..specs.accelerator import Accelerator
 from ..specs.model import ModelSpec
 from ..specs.workload import SLO, Workload
-from ..search.bounds import MAX_BATCH, Space, _memory_top, cycle_floor
+from ..search.bounds import CYCLE_GRID, MAX_BATCH, Space, _memory_top, cycle_floor
 from ..search.placement import greedy_placement
-from ..search.space import DEFAULT_PP, GRID_TP, MAX_MICRO_BATCH, Request, enumerate_shapes, group_key, shape_groups
-from ..search.table import (Limits, ShapeTerms, Table, decode_cycle_ns, lower_bounds, memory_fits,
-                            memory_kib, stage_sum, table_of)
+from ..search.space import (DEFAULT_PP, GRID_TP, MAX_MICRO_BATCH, Request, Row, Shapes, enumerate_shapes, group_key,
+                            shape_groups)
+from ..search.table import (BYTES_PER_MEM_UNIT, Limits, ShapeTerms, Table, decode_cycle_ns, lower_bounds,
+                            memory_fits, memory_kib, stage_sum, table_of)
 from ..units import BYTES_PER_ELEMENT
 from .pools import Pool, _Exact, _sweep, aggregated_pool, capacity_units, kv_transfer_ns, price_units
 from .pools import candidate_pools as grid_candidate_pools
@@ -67,7 +68,8 @@ from .request import FleetRequest, roles_of
 _NEVER = np.iinfo(np.int64).max
 
 
-def pool_depths(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str]) -> dict[tuple, int]:
+def pool_depths(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str],
+                stand_ins: "_StandIns | None" = None) -> dict[tuple, int]:
     """Per group (space.group_key), the deepest PP at which a shape of the group may hold a pool of some role;
     groups where none may: left out (as `bounds.latency_depths`, with each role's own latency).
 
@@ -77,11 +79,10 @@ def pool_depths(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str]) 
     TPOT target at some micro-batch, so at DP (the cycle never falls as the micro-batch grows); a prefill pool
     needs its TTFT (plus a transfer >= 0) within the TTFT target; an aggregated pool both. Depths failing every
     role's condition hold no pool; every depth up to the deepest that passes is kept."""
-    reps = shape_groups(req)
+    x = stand_ins or _StandIns.of(req, p)
+    reps, t = x.reps, x.table
     if not reps:
         return {}
-    terms = ShapeTerms.of(req, reps, p)
-    t = table_of(req, terms, np.arange(len(reps)), terms.dp, p)  # micro-batch DP, depth 1
     L = req.model.num_layers
     nonneg = ((t.dec_extra_ns >= 0).all(axis=1) & (t.dec_extra_single_ns >= 0) & (t.pf_extra_ns >= 0).all(axis=1)
               & (t.pf_extra_single_ns >= 0))
@@ -108,10 +109,197 @@ def pool_depths(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str]) 
     return {group_key(r): int(d) for r, d in zip(reps, deepest.tolist()) if d > 0}
 
 
-def pool_space(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str]) -> Space:
+@dataclass(frozen=True)
+class _StandIns:
+    """One shape per group (`space.shape_groups`: PP 1, micro-batch 1 standing in), their terms, and their table at
+    micro-batch DP: the per-group facts `pool_depths` and `UnitBounds` read, computed once."""
+
+    reps: list[Row]
+    terms: ShapeTerms | None
+    table: Table | None
+
+    @classmethod
+    def of(cls, req: Request, p: PerfParams) -> "_StandIns":
+        reps = shape_groups(req)
+        if not reps:
+            return cls(reps, None, None)
+        terms = ShapeTerms.of(req, reps, p)
+        return cls(reps, terms, table_of(req, terms, np.arange(len(reps)), terms.dp, p))  # micro-batch DP, depth 1
+
+
+class UnitBounds:
+    """Lower bounds on the cost per capacity unit u = g_s·π / c of every prefill and every decode pool a shape
+    holds (`exact_pools`' pools: g_s = TP·DP·q GPUs at π price units per GPU-hour, c its capacity), from its
+    group's stand-in terms alone (`_StandIns`; no per-shape table), per shape (`at`) or per group over every depth
+    up to the deepest it lists (`groups`). With K = CAP_UNITS_PER_RPS·1e9, t_kv,min(q) the KV transfer of the
+    smallest possible largest stage (⌈L/q⌉ layers, `exact_pools`' kv_lb) and Σ_s over a shape's q stages
+    (table.stage_sum) of its group's terms:
+
+        u_pre >= TP·π·max(S_pf(q), q·t_kv,min(q)) / K,   S_pf(q) = L·f + Σ_s e_pf                       (prefill)
+        u_dec >= max(TP·DP·π·OSL·min_j c_j(q) / hi_j, TP·q·π·t_kv,min(q)) / K                            (decode)
+        c_j(q) = L·d(m_j) + Σ_s e_dec(m_j),  m_j = DP·CYCLE_GRID[j],  hi_j = min(m_{j+1} − 1, m_max(q)),
+        m_max(q) = ⌊(q·cap − W − Σ_s F_s) / (q·V)⌋   (KiB: W = Σ_k n_k·w_k, V = Σ_k n_k·v_k per sequence,
+                                                       F_s a stage's fixed memory at micro-batch DP)
+
+    (L·f = Σ_k n_k·f_k with several layer kinds), the min over the j with m_j <= m_max(q) and c_j(q) <= the TPOT
+    target (none: no decode pool, u_dec = inf; no prefill pool where m_max(q) < DP or S_pf(q) + t_kv,min(q) is
+    over the TTFT target).
+
+    Proof. Prefill: a pool's capacity is at most ⌊DP·K / (T_pf + hop)⌋ and ⌊DP·K / t_kv⌋; its slowest stage T_pf
+    is at least the mean S_pf(q)/q of its stages at micro-batch DP (per-layer terms and stage extras do not depend
+    on the depth or the link: `pool_depths`' claim), the hop >= 0, and t_kv >= t_kv,min(q) (the transfer grows
+    with the largest stage, which holds >= ⌈L/q⌉ layers); so g_s·π / c >= TP·DP·q·π·max(S_pf/q, t_kv,min) /
+    (DP·K). Its TTFT is >= S_pf(q) (hops >= 0) and a prefill candidate needs TTFT + t_kv,min <= the target; it
+    needs memory at DP. Decode: a pool at micro-batch m >= DP (batch q·m) fits every stage's memory,
+    Σ_k n_{s,k}·⌈(w_k + q·m·v_k)/U⌉ + F_s(m) <= cap (`table.memory_kib`: a layer's memory is its weights plus the
+    batch's KV or more), so, summed over the stages and with F_s(m) >= F_s(DP) (fact 1 of search/bounds.py:
+    the memory terms never fall as the micro-batch grows), m <= m_max(q); m is also at most DP·count
+    (`pool_space`'s range). Its cycle q·(T_dec + hop) >= Σ_s of its stages' decode times >= c_j(q) for m >= m_j
+    (the decode terms never fall as m grows: `bounds.cycle_floor`'s claim, whose ladder this is), a decode pool
+    needs its cycle within TPOT, and its capacity is at most ⌊q·m·K / (cycle·OSL)⌋ and ⌊DP·K / t_kv⌋: for m in
+    [m_j, hi_j], g_s·π / c >= TP·DP·q·π·cycle·OSL / (q·m·K) >= TP·DP·π·OSL·c_j(q) / (hi_j·K), and every m >= DP
+    lies in one such range (m_0 = DP). Per group (`groups`), over its depths q = 1 … Q: Σ_s e at its least
+    (the single stage's, or at q = 2 or Q as the middle stage's extra is >= 0 or not: the sum is affine in
+    q >= 2), t_kv,min(Q) <= t_kv,min(q) <= q·t_kv,min(q), m_max <= ⌊cap / V⌋: each term at most the shape's.
+    Tested: never above an exact pool's u (tests/fleet/test_pool_space.py)."""
+
+    def __init__(self, req: Request, p: PerfParams, lim: Limits, x: _StandIns, deepest: np.ndarray):
+        """`deepest`: per stand-in (`x.reps`), the deepest depth listed (0: none)."""
+        self.req, self.lim, self.x = req, lim, x
+        model, t, terms = req.model, x.table, x.terms
+        self.L = model.num_layers
+        self.tp, self.dp = terms.tp.astype(np.int64), terms.dp.astype(np.int64)
+        self.price = np.array([price_units(r.gpu.usd_per_hour) for r in x.reps], float)
+        self.kvb = np.array([BYTES_PER_ELEMENT[r.kv] for r in x.reps], float)
+        self.nic = np.array([r.gpu.scale_out_bytes_per_s for r in x.reps], float)
+        self.kv = np.array([r.kv for r in x.reps])
+        counts = t.kind_counts
+        _, _, self.fixed, self.single, self.cap_kib = memory_kib(req, terms, np.arange(len(x.reps)), terms.dp)
+        unit = float(BYTES_PER_MEM_UNIT)
+        self.w_kib = terms.layer_weight_bytes @ counts / unit
+        self.v_kib = terms.kv_seq_layer_bytes @ counts / unit
+        self.f_pf = (t.pf_ns_per_kind @ counts).astype(float)
+        # each group's ladder, up to the largest micro-batch memory leaves any of its depths (⌊cap / V⌋)
+        with np.errstate(divide="ignore"):
+            m_top = np.where(self.v_kib > 0, np.floor(self.cap_kib / np.where(self.v_kib > 0, self.v_kib, 1.0)),
+                             float(MAX_MICRO_BATCH))
+        self.m_top = np.minimum(m_top, float(MAX_MICRO_BATCH))
+        top = np.where(deepest > 0, np.minimum(self.m_top // np.maximum(self.dp, 1), CYCLE_GRID[-1]), 0)
+        self.per = np.searchsorted(CYCLE_GRID, top.astype(np.int64), side="right")
+        self.start = np.cumsum(self.per) - self.per
+        gi = np.repeat(np.arange(len(x.reps)), self.per)
+        self.ladder = None
+        if len(gi):
+            j = CYCLE_GRID[np.arange(len(gi)) - self.start[gi]]
+            self.ladder = table_of(req, terms, gi, terms.dp[gi] * j, p, decode_only=True)
+            self.a_dec = (self.ladder.dec_ns_per_kind @ self.ladder.kind_counts).astype(float)
+
+    def at(self, g: np.ndarray, q: np.ndarray, p: PerfParams) -> tuple[np.ndarray, np.ndarray]:
+        """(u_pre, u_dec) of the shapes of groups `g` (indices into the stand-ins) at depths `q`."""
+        return self._bounds(g, q, p, over_depths=False)
+
+    def groups(self, deepest: np.ndarray, p: PerfParams) -> tuple[np.ndarray, np.ndarray]:
+        """(u_pre, u_dec) per group, at most every one of its shapes' at depths 1 … `deepest` (inf where 0)."""
+        g = np.flatnonzero(deepest > 0)
+        u_pre, u_dec = np.full(len(deepest), np.inf), np.full(len(deepest), np.inf)
+        u_pre[g], u_dec[g] = self._bounds(g, deepest[g], p, over_depths=True)
+        return u_pre, u_dec
+
+    def _bounds(self, g: np.ndarray, q: np.ndarray, p: PerfParams, over_depths: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+        from .pools import _CAP_NUM
+
+        lim, osl = self.lim, self.req.workload.osl
+        q = np.asarray(q, np.int64)
+        n = len(g)
+
+        def esum(e: np.ndarray, single: np.ndarray, q: np.ndarray) -> np.ndarray:
+            """Σ_s e over q stages, or (over_depths) its least over depths 1 … q."""
+            if not over_depths:
+                return stage_sum(e, single, q)
+            two_up = np.where(q >= 2, e[:, 0] + e[:, 2] + np.minimum(0, (q - 2) * e[:, 1]), np.inf)
+            return np.minimum(single, two_up)
+
+        tp, dp, price = self.tp[g], self.dp[g], self.price[g]
+        kv_lb = kv_transfer_ns(self.req.model, self.kvb[g], self.nic[g], self.req.workload.isl, p, tp,
+                               -(-self.L // q)).astype(float)
+        nic_units = kv_lb if over_depths else q * kv_lb  # q·t_kv,min(q) >= t_kv,min(Q)
+        if over_depths:
+            m_max = self.m_top[g]
+        else:
+            room = q * self.cap_kib[g] - stage_sum(self.fixed[g], self.single[g], q) - self.w_kib[g]
+            v = self.v_kib[g]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                m_mem = np.where(v > 0, np.floor(room / np.where(v > 0, q * v, 1.0)), np.inf)
+            count = np.minimum(MAX_MICRO_BATCH, MAX_BATCH // q) // dp
+            m_max = np.minimum(m_mem, (dp * count).astype(float))
+        fits = m_max >= dp
+        t = self.x.table
+        s_pf = self.f_pf[g] + esum(t.pf_extra_ns[g], t.pf_extra_single_ns[g], q)
+        pre_ok = fits if lim.ttft_ns is None else fits & (s_pf + kv_lb <= lim.ttft_ns)
+        u_pre = np.where(pre_ok, tp * price * np.maximum(s_pf, 0 if over_depths else nic_units) / _CAP_NUM, np.inf)
+        best = np.full(n, np.inf)
+        per = self.per[g]
+        if self.ladder is not None:
+            d = self.ladder
+            for j in range(int(per.max(initial=0))):
+                i = np.flatnonzero(fits & (per > j))
+                k = self.start[g[i]] + j
+                m_j = dp[i] * CYCLE_GRID[j]
+                nxt = (np.where(per[i] > j + 1, dp[i] * CYCLE_GRID[min(j + 1, len(CYCLE_GRID) - 1)] - 1, np.inf)
+                       if j + 1 < len(CYCLE_GRID) else np.full(len(i), np.inf))
+                hi = np.minimum(nxt, m_max[i])
+                c = self.a_dec[k] + esum(d.dec_extra_ns[k], d.dec_extra_single_ns[k], q[i])
+                ok = (m_j <= hi) & (c <= lim.tpot_ns)
+                best[i[ok]] = np.minimum(best[i[ok]], c[ok] / hi[ok])
+        u_dec = np.where(np.isfinite(best), np.maximum(tp * dp * price * osl * best, tp * price * nic_units)
+                         / _CAP_NUM, np.inf)
+        return u_pre, u_dec
+
+
+def _pairs_under(kv: np.ndarray, u_pre: np.ndarray, u_dec: np.ndarray, cap: float) -> np.ndarray:
+    """Which shapes (or groups) may hold a pool of some pair whose bound u_p + u_d is within `cap`: a prefill pool
+    beside the least u_dec of its KV precision `kv` (a pair shares it: `pools.compatible`), or a decode pool beside
+    the least u_pre. The least is over the shapes given: a pool of a shape left out earlier pairs with none under
+    `cap` (its own bound plus the least of the other role was already over it)."""
+    least_pre, least_dec = np.full(len(kv), np.inf), np.full(len(kv), np.inf)
+    for k in np.unique(kv).tolist():
+        on = kv == k
+        least_pre[on], least_dec[on] = u_pre[on].min(), u_dec[on].min()
+    return (u_pre + least_dec <= cap) | (u_dec + least_pre <= cap)
+
+
+def _take(shapes: Shapes, keep: np.ndarray) -> Shapes:
+    """The shapes where `keep`, in their order, groups numbered again by first appearance."""
+    group = shapes.group[keep]
+    used, first = np.unique(group, return_index=True)
+    order = used[np.argsort(first, kind="stable")]
+    number = np.empty(len(shapes.reps), np.int64)
+    number[order] = np.arange(len(order))
+    return Shapes([shapes.reps[i] for i in order.tolist()], number[group], shapes.pp[keep])
+
+
+def pool_space(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str],
+               unit_cost_cap: float | None = None) -> Space:
     """The shapes that may hold a pool (`pool_depths`) and their micro-batch ranges before latency: every multiple
-    of DP up to bounds.MAX_BATCH per replica (and MAX_MICRO_BATCH), cut where memory ends (`_memory_top`)."""
-    shapes = enumerate_shapes(req, pool_depths(req, p, lim, roles))
+    of DP up to bounds.MAX_BATCH per replica (and MAX_MICRO_BATCH), cut where memory ends (`_memory_top`).
+    `unit_cost_cap` (the disaggregated roles only, `exact_pools`'): only the shapes whose bounds
+    (`shape_unit_bounds`) may pair under it."""
+    x = _StandIns.of(req, p)
+    depths = pool_depths(req, p, lim, roles, x)
+    if unit_cost_cap is not None and set(roles) == {"prefill", "decode"} and depths:
+        # groups first (every depth at once), then the shapes of the groups left (`UnitBounds`)
+        deepest = np.array([depths.get(group_key(r), 0) for r in x.reps], np.int64)
+        ub = UnitBounds(req, p, lim, x, deepest)
+        keep = _pairs_under(ub.kv, *ub.groups(deepest, p), unit_cost_cap)
+        depths = {k: d for k, d, ok in zip(map(group_key, x.reps), deepest.tolist(), keep.tolist()) if ok and d}
+        shapes = enumerate_shapes(req, depths)
+        if len(shapes):
+            at = {group_key(r): k for k, r in enumerate(x.reps)}
+            g = np.array([at[group_key(r)] for r in shapes.reps], np.int64)[shapes.group]
+            shapes = _take(shapes, _pairs_under(ub.kv[g], *ub.at(g, shapes.pp, p), unit_cost_cap))
+    else:
+        shapes = enumerate_shapes(req, depths)
     terms = ShapeTerms.of(req, shapes, p)
     n = len(shapes)
     count = np.maximum(0, np.minimum(MAX_MICRO_BATCH, MAX_BATCH // np.maximum(terms.pp, 1)) // np.maximum(terms.dp, 1))
@@ -250,12 +438,15 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str],
     the near-cheapest objective: with T at least that (over an incumbent's objective, which is at least the
     optimum's), every pair it could report keeps both pools; a pool another left-out pool would have dominated
     costs at least as much per unit (same group and price, ⌊g_Z/g_X⌋·c_X >= c_Z) and cannot pair under T
-    either (`pool_space.pair_unit_cap`; tested against the unpruned pools)."""
+    either (`pool_space.pair_unit_cap`; tested against the unpruned pools). Before any shape is tabulated, the
+    same test drops whole groups (over every depth) and then shapes, by `UnitBounds`' lower bounds on u from the
+    groups' stand-in terms (`pool_space`): on the 1.8T MoE headline 224k shapes -> 8.8k after the groups, 3.5k
+    after the shapes."""
     model = req.model
     osl, isl = req.workload.osl, req.workload.isl
     L = model.num_layers
     lim = Limits.of(req, p.max_batch)
-    sp = pool_space(req, p, lim, roles)
+    sp = pool_space(req, p, lim, roles, unit_cost_cap)
     terms, shapes = sp.terms, sp.shapes
     live = np.flatnonzero(sp.top > 0)
     if len(live) == 0:

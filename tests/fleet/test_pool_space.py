@@ -187,3 +187,42 @@ def test_pruning_keeps_every_pool_that_can_pair_under_the_cap(req, factor):
     for x in must:
         assert any(y.role == x.role and y.gpu == x.gpu and y.kv == x.kv and _unit(y) <= _unit(x) * (1 + 1e-12)
                    for y in pruned), (x.role, x.gpu, x.kv)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=exact_requests())
+def test_unit_bounds_never_exceed_a_pool_s_cost_per_unit(req):
+    """`UnitBounds` (what `pool_space` prunes shapes and groups by before any per-shape table): per shape and per
+    group (over its depths), the prefill and decode bounds are at most the cost per unit (`_unit`) of every pool
+    of that role the exhaustive oracle's table gives, and a shape with such a pool never gets inf; and the pair
+    pruning built on them keeps best_pair's pair (test_pair_bound_pruning_keeps_the_pair)."""
+    from planner.fleet.pool_space import UnitBounds, _StandIns, pool_depths
+    from planner.search.space import group_key
+
+    req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
+    table = _oracle_table(req)
+    assume(table is not None)
+    roles = ("prefill", "decode")
+    ref = _pools(req, roles, table)
+    assume(ref)
+    p = CATALOG.perf
+    preq = pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
+                        max_gpus_per_type=req.max_gpus_per_type)
+    lim = Limits.of(preq, p.max_batch)
+    x = _StandIns.of(preq, p)
+    depths = pool_depths(preq, p, lim, roles, x)
+    deepest = np.array([depths.get(group_key(r), 0) for r in x.reps], np.int64)
+    ub = UnitBounds(preq, p, lim, x, deepest)
+    at = {group_key(r): k for k, r in enumerate(x.reps)}
+    g = np.array([at[group_key(y.row)] for y in ref], np.int64)
+    q = np.array([y.row.pp for y in ref], np.int64)
+    shape_pre, shape_dec = ub.at(g, q, p)
+    group_pre, group_dec = ub.groups(deepest, p)
+    event("moe" if req.model.is_moe else "dense")
+    for k, y in enumerate(ref):
+        u = _unit(y) * (1 + 1e-12)
+        bound = shape_pre[k] if y.role == "prefill" else shape_dec[k]
+        assert q[k] <= deepest[g[k]]
+        assert bound <= u and (group_pre if y.role == "prefill" else group_dec)[g[k]] <= bound * (1 + 1e-12), y
+        event(f"{y.role} bound within {int(10 * bound / _unit(y))}/10 of u")
