@@ -28,14 +28,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..perf.estimate import prefill_chunks
+from ..perf.estimate import packed_chunk, prefill_chunks
 from ..perf.params import PerfParams
-from ..perf.step import ACTIVATION_BYTES_PER_ELEMENT
+from ..perf.step import ACTIVATION_BYTES_PER_ELEMENT, Hardware, chunk_attention_layer_s, kind_models, kind_prefix_counts
 from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, row_key
 from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_group_index, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
-                    Table, decode_cycle_ns, evaluate, lower_bounds, memory_excess_kib, memory_fits, stage_sum,
-                    table_of, with_memory)
+                    Table, decode_cycle_ns, evaluate, lower_bounds, memory_excess_kib, memory_fits, min_over_kinds,
+                    stage_sum, table_of, with_memory)
 
 # A replica batch (pp × micro-batch) of the exact space stays at most this (no catalog GPU holds that many
 # sequences of a real model); it sizes the integer objective's range (Limits.of).
@@ -790,12 +790,57 @@ def chunk_hop_floor_ns(sp: Space, s: np.ndarray, pos: np.ndarray) -> tuple[np.nd
     return coef, hop
 
 
+def chunk_layer_floor_ns(sp: Space, s: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """A lower bound on `table_of`'s `chunk_ns_per_kind` of rows (s, pos) ([n, K], ns per layer of each kind,
+    perf.step.kind_models), without a draft model, from the chunk's own attention alone: no expert-routing
+    statistics (the full table's chunk step computes them at every mixed token count, most of its cost).
+
+    Claim: chunk_ns_per_kind[k] >= ⌊g_k · share / DP · 1e9 · (1 − 1e-9)⌋ − 1 ns, g_k the prefill chunk's attention
+    group averaged over kind k's layers (perf.step.chunk_attention_layer_s, group 4 of `layer_step`) at the chunk
+    step_terms puts in the decode step (packed_chunk's c · DP tokens attending ISL/2 keys, reading (ISL − k)/2
+    cached ones), share = k/c; 0 on rows whose engine prefills first (their chunk terms are the prefill's) and
+    on MoE kinds under two-batch overlap with EP > 1 (there the chunk's attention may hide behind the
+    all-to-all). Proof: the table's term is ⌈(mixed − alone) · share / DP · 1e9⌉ plus any share of extra decode
+    steps (>= 0) (perf.estimate.step_terms, prefill_chunk_terms), mixed and alone each the sum of their kernel
+    groups, communication and fixed time (`layer_step` without two-batch overlap); mixed holds group 4 (g_k), and
+    each of its other terms is at least alone's: the same decode tokens' attention group, and the GEMM,
+    expert and collective terms at the decode plus chunk tokens instead of the decode tokens alone, which never
+    fall as the tokens grow (wave quantization, padded expert tiles, the busiest rank's load, bytes sent) nor as
+    the GEMM efficiency falls to the mixed step's smaller maximum; the 1 ns and the relative 1e-9 cover the
+    float rounding of the difference. Tested against the tables in tests/search/test_bounds.py."""
+    t, model, wl = sp.terms, sp.req.model, sp.req.workload
+    kinds = kind_models(model)
+    out = np.zeros((len(s), len(kinds)), np.int64)
+    if len(s) == 0:
+        return out
+    dp = t.dp[s].astype(float)
+    per_group = sp.micro_batch(s, pos).astype(float) / dp  # decode tokens (= sequences) per DP group
+    budget = t.param("max_batched_tokens", s)
+    k = wl.isl / prefill_chunks(wl.isl, per_group, budget)
+    packed, share, _ = packed_chunk(wl.isl, wl.osl, per_group, per_group, k, budget)
+    hw = Hardware(**{f: getattr(t.hw, f)[s] for f in Hardware.__dataclass_fields__})
+    p = replace(t.params, **{f: v[s] for f, v in vars(t.params).items() if isinstance(v, np.ndarray)})
+    first = np.broadcast_to(np.asarray(t.param("prefill_first", s), bool), (len(s),))
+    tbo = np.broadcast_to(np.asarray(t.param("two_batch_overlap", s), bool), (len(s),)) & (t.ep[s] > 1)
+    for j, (_, _, km) in enumerate(kinds):
+        g = chunk_attention_layer_s(km, hw, p, tp=t.tp[s], kv_bytes=t.kv_bytes[s], chunk_tokens=packed * dp,
+                                    chunk_attended_tokens=wl.isl / 2.0, chunk_kv_read_tokens=(wl.isl - k) / 2.0,
+                                    dp=dp)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ns = np.floor(np.nan_to_num(g * (share / dp) * (1.0 - 1e-9) * NS_PER_S, nan=0.0, posinf=0.0)) - 1.0
+        off = first | (tbo if km.is_moe else False)
+        out[:, j] = np.where(off, 0.0, np.maximum(ns, 0.0)).astype(np.int64)
+    return out
+
+
 def _hop_stall_fails(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cycle: np.ndarray) -> np.ndarray:
     """Which rows (s, pos), decode cycle `cycle` (`decode_cycle_ns`), fail `passes` whatever their prefill-chunk
     step: `lower_bounds`' TPOT ⌈(osl · cycle + users · (chunk stage + chunk hop)) / osl⌉ and round (prompts for
-    users) are at least those with the chunk stage 0 (its increments are >= 0: tested on the perf model, as
-    examine takes them) and the chunk hop at its floor (`chunk_hop_floor_ns`), users and prompts clamped as
-    there; the stall range B · stall_coef <= MAX_STALL_COEF is exact. Without a draft model."""
+    users) are at least those with the chunk's per-layer terms at their floor (`chunk_layer_floor_ns`) and its
+    stage extras 0 (they are >= 0: tested on the perf model, as examine takes them; the slowest chunk stage is
+    at least the balanced share of the layers' total and at least the cheapest kind's layer, as in
+    `lower_bounds`) and the chunk hop at its floor (`chunk_hop_floor_ns`), users and prompts clamped as there;
+    the stall range B · stall_coef <= MAX_STALL_COEF is exact. Without a draft model."""
     t = sp.terms
     coef, hop = chunk_hop_floor_ns(sp, s, pos)
     batch = t.pp[s] * sp.micro_batch(s, pos)
@@ -805,7 +850,15 @@ def _hop_stall_fails(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cyc
     prompts = np.minimum(batch * c, MAX_STALL_COEF + 1)
     tpot = -(-(osl * cycle + users * hop) // osl)
     rnd = -(-(osl * cycle + prompts * hop) // osl)
-    return (tpot > lim.tpot_ns) | (rnd > MAX_ROUND_NS) | (batch * coef > MAX_STALL_COEF)
+    fails = (tpot > lim.tpot_ns) | (rnd > MAX_ROUND_NS) | (batch * coef > MAX_STALL_COEF)
+    # the others with the chunk stage at its floor (0 where no prompt stalls a decoder: one-sequence batches)
+    k = np.flatnonzero(~fails & (users > 0))
+    per_kind = chunk_layer_floor_ns(sp, s[k], pos[k])
+    stage = np.maximum(-(-(per_kind @ kind_prefix_counts(sp.req.model)[:, -1]) // t.pp[s[k]]),
+                       min_over_kinds(per_kind))
+    fails[k] = ((-(-(osl * cycle[k] + users[k] * (stage + hop[k])) // osl) > lim.tpot_ns)
+                | (-(-(osl * cycle[k] + prompts[k] * (stage + hop[k])) // osl) > MAX_ROUND_NS))
+    return fails
 
 
 def _gap_bound(sp: Space, lim: Limits, s: np.ndarray, last: np.ndarray, cycle: np.ndarray) -> np.ndarray:

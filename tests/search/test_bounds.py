@@ -374,10 +374,10 @@ SETTLED_CASES = [("llama-3.1-70b", 2000, 500, None, 20, None, None),
                  ("mixtral-8x22b", 2000, 500, "h100-sxm,mi300x", 20, 5000.0, 2.0)]
 
 
-def _search_with_and_without(monkeypatch, cut, case, per_type=True, always_off=()):
+def _search_with_and_without(monkeypatch, cut, case, per_type=True, always_off=(), cut_off=None):
     """The lazy search's result (rows examined, rounds, candidates, their table's rows, the upper bounds) and the
-    rows it tabulates in full, with the bound `bounds.<cut>` and then with it switched off (it marks no row); the
-    bounds named in `always_off` are off in both runs."""
+    rows it tabulates in full, with the bound `bounds.<cut>` and then with it switched off (it marks no row, or
+    `cut_off` stands in for it); the bounds named in `always_off` are off in both runs."""
     from planner.search.queueing import QueueTarget
 
     model, isl, osl, gpus, speed, demand, ttft = case
@@ -401,7 +401,7 @@ def _search_with_and_without(monkeypatch, cut, case, per_type=True, always_off=(
     got = []
     for use in (True, False):
         if not use:
-            monkeypatch.setattr(bounds, cut, off)
+            monkeypatch.setattr(bounds, cut, off if cut_off is None else cut_off)
         full_rows.clear()
         sp = bounds.build_space(req, p, bounds.demand_batch_cap(Limits.of(req, 1)), Limits.of(req, 1))
         lim = Limits.of(req, sp.max_batch)
@@ -581,6 +581,66 @@ def test_rows_failing_on_their_chunk_sends_change_nothing_the_search_keeps(monke
     assert len(plain[2]) > 0 and n_floor <= n_plain
     if model == "gpt4-moe-rumored":
         assert n_floor < n_plain
+
+
+# (model, isl, osl, GPUs, tok/s/user, perf profile changes): dense and MoE, DP attention groups (DeepSeek-V3), an
+# engine that prefills first and two-batch overlap (where the floor is 0 on MoE kinds with EP > 1)
+CHUNK_FLOOR_CASES = [("llama-3.1-70b", 2000, 500, "h100-sxm,l40s", 20, {}),
+                     ("mixtral-8x22b", 8000, 500, "h100-sxm,mi300x", 20, {}),
+                     ("deepseek-v3", 8000, 2000, "h200", 20, {}),
+                     ("deepseek-v3", 2000, 500, "h200", 20, {"two_batch_overlap": True}),
+                     ("mixtral-8x22b", 2000, 500, "h100-sxm", 20, {"prefill_first": True})]
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,changes", CHUNK_FLOOR_CASES)
+def test_chunk_layer_floor_is_below_the_tables_chunk_terms(model, isl, osl, gpus, speed, changes):
+    """bounds.chunk_layer_floor_ns' claim on the perf model: at every position of a sample of shapes, each kind's
+    floor is at most the table's `chunk_ns_per_kind` (the chunk's attention is a part of the mixed step's
+    increment), positive where the claim applies and 0 where it does not (prefill first; MoE kinds under two-batch
+    overlap with EP > 1); and the rows `_hop_stall_fails` marks fail `passes` on their full table."""
+    from dataclasses import replace
+
+    from planner.perf.step import kind_models
+
+    req, cat = make_request(model, isl=isl, osl=osl, min_tokens_per_s_user=speed, gpus=gpus, max_gpus=1024)
+    p = replace(cat.perf, **changes)
+    sp = bounds.build_space(req, p)
+    lim = Limits.of(req, sp.max_batch)
+    live = np.flatnonzero(sp.top > 0)
+    shapes = np.random.default_rng(5).choice(live, size=min(60, len(live)), replace=False)
+    at = [np.unique(np.linspace(0, sp.top[k] - 1, 30).astype(np.int64)) for k in shapes]
+    s, pos = np.repeat(shapes, [len(a) for a in at]), np.concatenate(at)
+    t = sp.table(s, pos, p)
+    floor = bounds.chunk_layer_floor_ns(sp, s, pos)
+    assert floor.shape == t.chunk_ns_per_kind.shape
+    assert (floor >= 0).all() and (floor <= t.chunk_ns_per_kind).all()
+    moe = np.array([km.is_moe for _, _, km in kind_models(req.model)])
+    if changes.get("prefill_first"):
+        assert (floor == 0).all()
+    elif changes.get("two_batch_overlap"):
+        ep = sp.terms.ep[s] > 1
+        assert ep.any() and (floor[ep][:, moe] == 0).all() and (floor[:, ~moe] > 0).all()
+    else:
+        assert (floor > 0).all()
+        if model == "deepseek-v3":  # rows with DP attention groups among them
+            assert (sp.terms.dp[s] > 1).any()
+    cycle = bounds.decode_cycle_ns(t)
+    fails = bounds._hop_stall_fails(sp, lim, s, pos, cycle)
+    assert not bounds.passes(t, lower_bounds(t, lim), lim)[fails].any()
+
+
+@pytest.mark.parametrize("model,isl,osl,gpus,speed,demand,ttft", SETTLED_CASES)
+def test_rows_failing_on_their_chunks_attention_change_nothing_the_search_keeps(monkeypatch, model, isl, osl, gpus,
+                                                                                speed, demand, ttft):
+    """`_hop_stall_fails` with the chunk's per-layer floor (`chunk_layer_floor_ns`) returns what it returns with
+    that floor at 0 (the chunk sends alone): the same rows examined, rounds, candidates, their table and upper
+    bounds, and fewer rows tabulated in full."""
+    floor = bounds.chunk_layer_floor_ns
+    (with_floor, n_floor), (plain, n_plain) = _search_with_and_without(
+        monkeypatch, "chunk_layer_floor_ns", (model, isl, osl, gpus, speed, demand, ttft),
+        cut_off=lambda sp, s, pos: 0 * floor(sp, s, pos))
+    assert with_floor == plain
+    assert len(plain[2]) > 0 and n_floor < n_plain
 
 
 @pytest.mark.parametrize("pruned", [False, True])
