@@ -603,7 +603,9 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         fast = cycle <= lim.tpot_ns
         if req.spec is None and fast.any():  # the prompts' stage-to-stage sends alone miss TPOT (or the ranges)
             f = np.flatnonzero(fast)
-            fast[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f])]] = False
+            # (the chunk's floor only on the probes: round 0's rows, at DP sequences each, share units across PP
+            # depths and cost little in full, about what their floors would)
+            fast[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f], chunk_floor=gap is not None)]] = False
         if gap is not None and fast.any():
             f = np.flatnonzero(fast)
             bar = inc[sp.gpu_type[s[f]]]  # each row's GPU type's best plan so far
@@ -833,14 +835,16 @@ def chunk_layer_floor_ns(sp: Space, s: np.ndarray, pos: np.ndarray) -> np.ndarra
     return out
 
 
-def _hop_stall_fails(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cycle: np.ndarray) -> np.ndarray:
+def _hop_stall_fails(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cycle: np.ndarray,
+                     chunk_floor: bool = True) -> np.ndarray:
     """Which rows (s, pos), decode cycle `cycle` (`decode_cycle_ns`), fail `passes` whatever their prefill-chunk
     step: `lower_bounds`' TPOT ⌈(osl · cycle + users · (chunk stage + chunk hop)) / osl⌉ and round (prompts for
     users) are at least those with the chunk's per-layer terms at their floor (`chunk_layer_floor_ns`) and its
     stage extras 0 (they are >= 0: tested on the perf model, as examine takes them; the slowest chunk stage is
     at least the balanced share of the layers' total and at least the cheapest kind's layer, as in
     `lower_bounds`) and the chunk hop at its floor (`chunk_hop_floor_ns`), users and prompts clamped as there;
-    the stall range B · stall_coef <= MAX_STALL_COEF is exact. Without a draft model."""
+    the stall range B · stall_coef <= MAX_STALL_COEF is exact. Without a draft model. `chunk_floor` False: the
+    chunk's per-layer terms at 0 instead (a weaker bound, for rows whose full table costs less than the floor)."""
     t = sp.terms
     coef, hop = chunk_hop_floor_ns(sp, s, pos)
     batch = t.pp[s] * sp.micro_batch(s, pos)
@@ -852,7 +856,7 @@ def _hop_stall_fails(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cyc
     rnd = -(-(osl * cycle + prompts * hop) // osl)
     fails = (tpot > lim.tpot_ns) | (rnd > MAX_ROUND_NS) | (batch * coef > MAX_STALL_COEF)
     # the others with the chunk stage at its floor (0 where no prompt stalls a decoder: one-sequence batches)
-    k = np.flatnonzero(~fails & (users > 0))
+    k = np.flatnonzero(~fails & (users > 0) & chunk_floor)
     per_kind = chunk_layer_floor_ns(sp, s[k], pos[k])
     stage = np.maximum(-(-(per_kind @ kind_prefix_counts(sp.req.model)[:, -1]) // t.pp[s[k]]),
                        min_over_kinds(per_kind))

@@ -392,7 +392,7 @@ def _search_with_and_without(monkeypatch, cut, case, per_type=True, always_off=(
             full_rows.append(len(s))
         return table(self, s, pos, p_, decode_terms=decode_terms, fits=fits)
 
-    def off(sp, lim, s, *a):
+    def off(sp, lim, s, *a, **k):
         return np.zeros(len(s), bool)
 
     monkeypatch.setattr(bounds.Space, "table", counted)
