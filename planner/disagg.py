@@ -245,18 +245,18 @@ def pair_unit_cap(req: Request, objective: int) -> float:
 
 def exact_space_pools(req: Request, p: PerfParams) -> list[Pool]:
     """The prefill and decode pools over every PP depth and TP degree (`pool_request(pp=None, tp=None)`; pinned TP
-    or PP degrees hold), every
-    micro-batch memory allows, pruned by the pair bound (`exact_pools`' unit_cost_cap) under the grid's best pair
-    as the incumbent (the grid's rows are rows of the exact space, so its best objective is at least the exact
-    optimum's). Measured, not the default: see benchmarks/plan_matrix/RESULTS.md, Session 15 (pools, second
-    round)."""
-    grid = candidate_pools(req, p)
-    found = best_pair(req, grid, p.max_batch)[0]
+    or PP degrees hold), every micro-batch memory allows, pruned by the pair bound (`exact_pools`' cap_from) under
+    an incumbent: the best pair of the pools of the few shapes of least bound (`pool_space._Priced.seed`), or,
+    where those pair with none, the grid's (the grid's rows are rows of the exact space too); either objective is
+    at least the exact optimum's. See benchmarks/plan_matrix/RESULTS.md, Session 16 (pools)."""
+    def cap_from(seed: list[Pool]) -> float | None:
+        found = best_pair(req, seed, p.max_batch)[0] or best_pair(req, candidate_pools(req, p), p.max_batch)[0]
+        return None if found is None else pair_unit_cap(req, found[4])
+
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
     return exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
                                        pp=req.pp, tp=req.tp, max_gpus_per_type=limits, engine=req.engine), p,
-                       ("prefill", "decode"),
-                       unit_cost_cap=None if found is None else pair_unit_cap(req, found[4]))
+                       ("prefill", "decode"), cap_from=cap_from)
 
 
 def _exact(req: Request) -> bool:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -279,27 +279,63 @@ def _take(shapes: Shapes, keep: np.ndarray) -> Shapes:
     return Shapes([shapes.reps[i] for i in order.tolist()], number[group], shapes.pp[keep])
 
 
+class _Priced:
+    """The disaggregated pools' groups with their `UnitBounds`, for listing the shapes that may pair under a cap
+    (`under`) or the few of least bound (`seed`)."""
+
+    def __init__(self, req: Request, p: PerfParams, lim: Limits, x: _StandIns, depths: dict[tuple, int]):
+        self.req, self.p, self.x = req, p, x
+        self.keys = [group_key(r) for r in x.reps]
+        self.deepest = np.array([depths.get(k, 0) for k in self.keys], np.int64)
+        self.ub = UnitBounds(req, p, lim, x, self.deepest)
+        self.u_pre, self.u_dec = self.ub.groups(self.deepest, p)
+
+    def _shapes(self, groups: np.ndarray) -> tuple[Shapes, np.ndarray, np.ndarray, np.ndarray]:
+        """The shapes of the stand-ins `groups` (bool), their stand-ins and their (u_pre, u_dec)."""
+        shapes = enumerate_shapes(self.req, {k: int(d) for k, d, ok in zip(self.keys, self.deepest.tolist(),
+                                                                           groups.tolist()) if ok and d})
+        at = {k: i for i, k in enumerate(self.keys)}
+        g = np.array([at[group_key(r)] for r in shapes.reps], np.int64)[shapes.group] if len(shapes) else \
+            np.zeros(0, np.int64)
+        return (shapes, g) + self.ub.at(g, shapes.pp, self.p)
+
+    def under(self, cap: float) -> Shapes:
+        """The shapes that may hold a pool of a pair whose bound is within `cap`: groups first (every depth at
+        once), then the shapes of the groups left."""
+        shapes, g, u_pre, u_dec = self._shapes(_pairs_under(self.ub.kv, self.u_pre, self.u_dec, cap))
+        return _take(shapes, _pairs_under(self.ub.kv[g], u_pre, u_dec, cap)) if len(shapes) else shapes
+
+    def seed(self, n: int) -> Shapes:
+        """Per KV precision and role, the `n` shapes of least bound among the `n` groups of least bound: where
+        the cheapest pair usually is (a cheap incumbent for `under`'s cap)."""
+        shapes, g, u_pre, u_dec = self._shapes(_least(self.ub.kv, self.u_pre, n) | _least(self.ub.kv, self.u_dec, n))
+        return _take(shapes, _least(self.ub.kv[g], u_pre, n) | _least(self.ub.kv[g], u_dec, n))
+
+
+def _least(kv: np.ndarray, u: np.ndarray, n: int) -> np.ndarray:
+    """Per KV precision, the `n` entries of least finite `u` (ties to the earlier)."""
+    out = np.zeros(len(u), bool)
+    for k in np.unique(kv).tolist():
+        i = np.flatnonzero((kv == k) & np.isfinite(u))
+        out[i[np.argsort(u[i], kind="stable")[:n]]] = True
+    return out
+
+
 def pool_space(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str],
                unit_cost_cap: float | None = None) -> Space:
     """The shapes that may hold a pool (`pool_depths`) and their micro-batch ranges before latency: every multiple
     of DP up to bounds.MAX_BATCH per replica (and MAX_MICRO_BATCH), cut where memory ends (`_memory_top`).
-    `unit_cost_cap` (the disaggregated roles only, `exact_pools`'): only the shapes whose bounds
-    (`shape_unit_bounds`) may pair under it."""
+    `unit_cost_cap` (the disaggregated roles only, `exact_pools`'): only the shapes whose bounds (`UnitBounds`)
+    may pair under it."""
     x = _StandIns.of(req, p)
     depths = pool_depths(req, p, lim, roles, x)
     if unit_cost_cap is not None and set(roles) == {"prefill", "decode"} and depths:
-        # groups first (every depth at once), then the shapes of the groups left (`UnitBounds`)
-        deepest = np.array([depths.get(group_key(r), 0) for r in x.reps], np.int64)
-        ub = UnitBounds(req, p, lim, x, deepest)
-        keep = _pairs_under(ub.kv, *ub.groups(deepest, p), unit_cost_cap)
-        depths = {k: d for k, d, ok in zip(map(group_key, x.reps), deepest.tolist(), keep.tolist()) if ok and d}
-        shapes = enumerate_shapes(req, depths)
-        if len(shapes):
-            at = {group_key(r): k for k, r in enumerate(x.reps)}
-            g = np.array([at[group_key(r)] for r in shapes.reps], np.int64)[shapes.group]
-            shapes = _take(shapes, _pairs_under(ub.kv[g], *ub.at(g, shapes.pp, p), unit_cost_cap))
-    else:
-        shapes = enumerate_shapes(req, depths)
+        return space_of(req, p, _Priced(req, p, lim, x, depths).under(unit_cost_cap))
+    return space_of(req, p, enumerate_shapes(req, depths))
+
+
+def space_of(req: Request, p: PerfParams, shapes: Shapes) -> Space:
+    """`shapes` with their micro-batch ranges (`pool_space`)."""
     terms = ShapeTerms.of(req, shapes, p)
     n = len(shapes)
     count = np.maximum(0, np.minimum(MAX_MICRO_BATCH, MAX_BATCH // np.maximum(terms.pp, 1)) // np.maximum(terms.dp, 1))
@@ -425,8 +461,14 @@ def prefill_evaluation(t: Table, i: int, layers: Sequence[int]) -> tuple[int, bo
     return _stage_evaluation(t, i, layers, t.pf_ns_per_kind, t.pf_extra_ns, t.pf_extra_single_ns)
 
 
+# Per KV precision and role, how many groups and shapes of least bound (`_Priced.seed`) give the incumbent pair
+# that `exact_pools(cap_from=...)` prunes the rest under
+SEED_SHAPES = 8
+
+
 def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str],
-                unit_cost_cap: float | None = None) -> list[Pool]:
+                unit_cost_cap: float | None = None,
+                cap_from: "Callable[[list[Pool]], float | None] | None" = None) -> list[Pool]:
     """`class_pools`' non-dominated pools of class `cls` over `req`'s space with every micro-batch memory allows
     (`pool_request`; module docstring).
 
@@ -441,12 +483,31 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str],
     either (`pool_space.pair_unit_cap`; tested against the unpruned pools). Before any shape is tabulated, the
     same test drops whole groups (over every depth) and then shapes, by `UnitBounds`' lower bounds on u from the
     groups' stand-in terms (`pool_space`): on the 1.8T MoE headline 224k shapes -> 8.8k after the groups, 3.5k
-    after the shapes."""
+    after the shapes.
+
+    `cap_from` (the disaggregated roles; instead of `unit_cost_cap`): the cap from pools, `disagg.pair_unit_cap`
+    of their best pair: it is given the pools of the few shapes of least bound (`_Priced.seed`, real pools of the
+    space: their best pair's objective is at least the optimum's), and the space is then pruned under its answer
+    (None: not pruned)."""
+    lim = Limits.of(req, p.max_batch)
+    if cap_from is not None:
+        x = _StandIns.of(req, p)
+        depths = pool_depths(req, p, lim, roles, x)
+        if not depths:
+            return []
+        priced = _Priced(req, p, lim, x, depths)
+        cap = cap_from(_space_pools(cls, req, p, roles, space_of(req, p, priced.seed(SEED_SHAPES)), None))
+        shapes = enumerate_shapes(req, depths) if cap is None else priced.under(cap)
+        return _space_pools(cls, req, p, roles, space_of(req, p, shapes), cap)
+    return _space_pools(cls, req, p, roles, pool_space(req, p, lim, roles, unit_cost_cap), unit_cost_cap)
+
+
+def _space_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str], sp: Space,
+                 unit_cost_cap: float | None) -> list[Pool]:
+    """`exact_pools` over the space `sp`."""
     model = req.model
     osl, isl = req.workload.osl, req.workload.isl
     L = model.num_layers
-    lim = Limits.of(req, p.max_batch)
-    sp = pool_space(req, p, lim, roles, unit_cost_cap)
     terms, shapes = sp.terms, sp.shapes
     live = np.flatnonzero(sp.top > 0)
     if len(live) == 0:

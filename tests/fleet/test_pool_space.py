@@ -226,3 +226,34 @@ def test_unit_bounds_never_exceed_a_pool_s_cost_per_unit(req):
         assert q[k] <= deepest[g[k]]
         assert bound <= u and (group_pre if y.role == "prefill" else group_dec)[g[k]] <= bound * (1 + 1e-12), y
         event(f"{y.role} bound within {int(10 * bound / _unit(y))}/10 of u")
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(req=exact_requests())
+def test_seeded_pruning_keeps_the_pair(req):
+    """exact_pools(cap_from=...) (the incumbent from the pools of the shapes of least bound, as
+    disagg.exact_space_pools asks for it) gives best_pair the same objective and GPUs as the unpruned pools, with
+    and without a demand; the seed's pools are pools of the unpruned space's shapes."""
+    req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
+    roles = ("prefill", "decode")
+    full = _pools(req, roles)
+    for demand in (None, 2.0):
+        r = replace(req, workload=replace(req.workload, rate_rps=demand, output_tokens_per_s=None))
+        ref = best_pair(r, full, CATALOG.perf.max_batch)[0]
+        assume(ref is not None)
+        seen = []
+
+        def cap_from(seed):
+            seen.append(seed)
+            found = best_pair(r, seed, CATALOG.perf.max_batch)[0]
+            return None if found is None else pair_unit_cap(r, found[4])
+
+        pruned = exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
+                                             kv=req.kv, max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf,
+                             roles, cap_from=cap_from)
+        got = best_pair(r, pruned, CATALOG.perf.max_batch)[0]
+        assert len(seen) == 1
+        event("seed pairs" if best_pair(r, seen[0], CATALOG.perf.max_batch)[0] else "seed pairs none")
+        event("pruned some" if len(pruned) < len(full) else "pruned none")
+        assert got is not None and _pair_key(got) == _pair_key(ref)
