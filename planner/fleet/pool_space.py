@@ -127,6 +127,10 @@ class _StandIns:
         return cls(reps, terms, table_of(req, terms, np.arange(len(reps)), terms.dp, p))  # micro-batch DP, depth 1
 
 
+# The decode ladder's points per group tabulated at a time (`UnitBounds`: later ones only while the cycle passes)
+LADDER_BLOCK = 4
+
+
 class UnitBounds:
     """Lower bounds on the cost per capacity unit u = g_s·π / c of every prefill and every decode pool a shape
     holds (`exact_pools`' pools: g_s = TP·DP·q GPUs at π price units per GPU-hour, c its capacity), from its
@@ -187,12 +191,29 @@ class UnitBounds:
         top = np.where(deepest > 0, np.minimum(self.m_top // np.maximum(self.dp, 1), CYCLE_GRID[-1]), 0)
         self.per = np.searchsorted(CYCLE_GRID, top.astype(np.int64), side="right")
         self.start = np.cumsum(self.per) - self.per
-        gi = np.repeat(np.arange(len(x.reps)), self.per)
-        self.ladder = None
-        if len(gi):
-            j = CYCLE_GRID[np.arange(len(gi)) - self.start[gi]]
-            self.ladder = table_of(req, terms, gi, terms.dp[gi] * j, p, decode_only=True)
-            self.a_dec = (self.ladder.dec_ns_per_kind @ self.ladder.kind_counts).astype(float)
+        # the ladder's decode terms, LADDER_BLOCK points per group at a time, until the cycle at every depth
+        # (its least, over_depths) misses TPOT: it never falls as the micro-batch grows, so no later point holds a
+        # decode pool and those stay uncomputed (a_dec = inf)
+        total = int(self.per.sum())
+        self.a_dec = np.full(total, np.inf)
+        self.dec_extra = np.zeros((total, 3), np.int64)
+        self.dec_single = np.zeros(total, np.int64)
+        alive = np.flatnonzero(self.per > 0)
+        for lo in range(0, int(self.per.max(initial=0)), LADDER_BLOCK):
+            alive = alive[self.per[alive] > lo]
+            if len(alive) == 0:
+                break
+            n_of = np.minimum(self.per[alive] - lo, LADDER_BLOCK)
+            gi = np.repeat(alive, n_of)
+            j = lo + np.arange(len(gi)) - np.repeat(np.cumsum(n_of) - n_of, n_of)
+            d = table_of(req, terms, gi, terms.dp[gi] * CYCLE_GRID[j], p, decode_only=True)
+            k = self.start[gi] + j
+            self.a_dec[k] = d.dec_ns_per_kind @ d.kind_counts
+            self.dec_extra[k], self.dec_single[k] = d.dec_extra_ns, d.dec_extra_single_ns
+            last = self.start[alive] + lo + n_of - 1
+            e, q_top = self.dec_extra[last], np.maximum(deepest[alive] - 2, 0)
+            least = self.a_dec[last] + np.minimum(self.dec_single[last], e[:, 0] + e[:, 2] + np.minimum(0, q_top * e[:, 1]))
+            alive = alive[least <= lim.tpot_ns]
 
     def at(self, g: np.ndarray, q: np.ndarray, p: PerfParams) -> tuple[np.ndarray, np.ndarray]:
         """(u_pre, u_dec) of the shapes of groups `g` (indices into the stand-ins) at depths `q`."""
@@ -240,8 +261,7 @@ class UnitBounds:
         u_pre = np.where(pre_ok, tp * price * np.maximum(s_pf, 0 if over_depths else nic_units) / _CAP_NUM, np.inf)
         best = np.full(n, np.inf)
         per = self.per[g]
-        if self.ladder is not None:
-            d = self.ladder
+        if len(self.a_dec):
             for j in range(int(per.max(initial=0))):
                 i = np.flatnonzero(fits & (per > j))
                 k = self.start[g[i]] + j
@@ -249,7 +269,7 @@ class UnitBounds:
                 nxt = (np.where(per[i] > j + 1, dp[i] * CYCLE_GRID[min(j + 1, len(CYCLE_GRID) - 1)] - 1, np.inf)
                        if j + 1 < len(CYCLE_GRID) else np.full(len(i), np.inf))
                 hi = np.minimum(nxt, m_max[i])
-                c = self.a_dec[k] + esum(d.dec_extra_ns[k], d.dec_extra_single_ns[k], q[i])
+                c = self.a_dec[k] + esum(self.dec_extra[k], self.dec_single[k], q[i])
                 ok = (m_j <= hi) & (c <= lim.tpot_ns)
                 best[i[ok]] = np.minimum(best[i[ok]], c[ok] / hi[ok])
         u_dec = np.where(np.isfinite(best), np.maximum(tp * dp * price * osl * best, tp * price * nic_units)
