@@ -97,7 +97,7 @@ def search_request(request: plan_request.PlanRequest):
         pp=tuple(lim.pp) if lim.pp else None, tp=tuple(lim.tp) if lim.tp else None, max_gpus=lim.max_gpus,
         ep=tuple(lim.ep) if lim.ep else None, batches=tuple(lim.batch) if lim.batch else None,
         max_gpus_per_type=per_type, time_limit_s=lim.time_limit_s, engine=check_engine(request.engine),
-        pool_space=request.pool_space or "grid",
+        pool_space=request.pool_space or "exact",
     )
     return req, cat
 

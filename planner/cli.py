@@ -321,9 +321,9 @@ def plan_options(f: Callable) -> Callable:
                      help="Prefill/decode disaggregation: auto (default) chooses separate prefill and decode pools "
                           "when cheaper than colocated replicas; on always, off never."),
         click.option("--pool-space", type=click.Choice(["grid", "exact"]), default=None,
-                     help="The disaggregated plan's prefill/decode pools: grid (default; the PP list of "
-                          "planner/search/space.py, TP powers of two) or exact (every PP and TP the pins leave open, "
-                          "proven optimal over them; slower)."),
+                     help="The disaggregated plan's prefill/decode pools: exact (default; every PP and TP the pins "
+                          "leave open, proven optimal over them) or grid (the PP list of planner/search/space.py, TP "
+                          "powers of two)."),
         click.option("--two-batch-overlap", type=click.Choice(["auto", "on", "off"]), default=None,
                      help="Two-batch overlap of MoE layers with expert parallelism (each step as two micro-batches, "
                           "one's all-to-all hidden behind the other's compute): auto (default) plans SGLang MoE "

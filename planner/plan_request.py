@@ -226,7 +226,7 @@ class PlanRequest:
     disagg: str | None = None  # prefill/decode disaggregation: auto | on | off (None: auto; planner/disagg.py)
     chat: bool = False  # serve the model's instruct/chat checkpoint (catalog/models/chat.toml) in the export
     two_batch_overlap: str | None = None  # auto | on | off (None: auto; api.plan, perf/step.py two_batch_overlap_step)
-    pool_space: str | None = None  # the disaggregated pools' space: grid | exact (None: grid; search.space.pools_space)
+    pool_space: str | None = None  # the disaggregated pools' space: grid | exact (None: exact; search.space.pools_space)
 
 
 # Keys a frontier ignores: it sweeps the speed target itself and is steady-state (no demand to simulate against).

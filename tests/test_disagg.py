@@ -127,7 +127,7 @@ def test_disaggregation_wins_where_prefill_stalls_the_decoders(dsv3):
 def test_disaggregated_plan_matches_the_schema_and_repeats(dsv3):
     d = dsv3.to_dict()
     jsonschema.validate(d, plan_schema())
-    assert d["solver"]["space"] == "grid"  # the pools are grid rows, whatever space the colocated search had
+    assert d["solver"]["space"] == "exact"  # the pools over every PP, TP and micro-batch (the default)
     assert json.dumps(api.plan(**DSV3).to_dict()) == json.dumps(d)
 
 
@@ -260,7 +260,7 @@ def test_only_the_disaggregated_plan_is_feasible(dsv3):
     assert e.value.reasons[-1].startswith("disaggregated: no prefill pool")
 
 
-# ---- --pool-space: the disaggregated pools over the grid (default) or every PP and TP (disagg.exact_space_pools) ---
+# ---- --pool-space: the disaggregated pools over every PP and TP (default, disagg.exact_space_pools) or the grid -----
 def _twelve_heads(mib: int) -> Request:
     """A reduced 8-layer dense model with 12 heads on an H100 cut to `mib` MiB: TP 3 and 6 divide the heads but are
     not on the grid's powers of two (and TP 8 does not divide them), so the grid's pools miss them."""
@@ -286,7 +286,7 @@ def test_exact_pool_space_finds_an_off_grid_pool_the_grid_misses(catalog):
     from planner.search.space import DEFAULT_PP, GRID_TP, pools_space
 
     p = catalog.perf
-    req = _twelve_heads(900)
+    req = replace(_twelve_heads(900), pool_space="grid")
     grid, _ = search_disagg(req, p)
     exact, _ = search_disagg(replace(req, pool_space="exact"), p)
     assert pools_space(req) == "grid" and pools_space(replace(req, pool_space="exact")) == "exact"
@@ -324,8 +324,8 @@ def test_exact_pool_space_keeps_pinned_tp_and_pp(catalog):
 def test_exact_pool_space_gives_the_grid_s_plan_where_the_grid_s_is_exact():
     """SHORT_PROMPTS (8B, H100s, disaggregation forced): the grid's pair is already the exact space's best, so the
     plan is the same but says space "exact"; the JSON repeats byte for byte and matches the schema."""
-    grid = api.plan(**SHORT_PROMPTS, disagg="on").to_dict()
-    exact = api.plan(**SHORT_PROMPTS, disagg="on", pool_space="exact").to_dict()
+    grid = api.plan(**SHORT_PROMPTS, disagg="on", pool_space="grid").to_dict()
+    exact = api.plan(**SHORT_PROMPTS, disagg="on").to_dict()  # the default
     assert grid["solver"]["space"] == "grid" and exact["solver"]["space"] == "exact"
     assert exact["cost"] == grid["cost"] and exact["pools"] == grid["pools"]
     assert exact["solver"]["objective"] == grid["solver"]["objective"]

@@ -1,6 +1,7 @@
-"""The disaggregated pools' CPU over the grid's PP/TP (`disagg.candidate_pools`, the default) against every PP and
-TP (`disagg.exact_space_pools`: the grid's pools first, their best pair the incumbent, then the exact space pruned
-by the pair bound; and the exact space unpruned), with the best pair each gives (objective, GPUs).
+"""The disaggregated pools' CPU over the grid's PP/TP (`disagg.candidate_pools`, `--pool-space grid`) against every
+PP and TP (`disagg.exact_space_pools`, the default: the pools of the shapes of least bound first, their best pair
+the incumbent, then the exact space pruned by the pair bound; and the exact space unpruned), with the best pair
+each gives (objective, GPUs).
 
     python benchmarks/plan_matrix/pools_exact.py [CASE ...] [--repeat N]
 
@@ -49,7 +50,8 @@ def pools(req, p):
     return got
 D.candidate_pools = pools
 from planner.cli import main
-sys.argv = ["planner", "plan"] + sys.argv[2:] + ["--json"]
+# --pool-space grid: search_disagg asks candidate_pools (hooked above) for the pools, whatever the space timed
+sys.argv = ["planner", "plan"] + sys.argv[2:] + ["--pool-space", "grid", "--json"]
 with contextlib.redirect_stdout(io.StringIO()):
     try:
         main(standalone_mode=False)

@@ -52,9 +52,9 @@ class Request:
     # speculative decoding with this draft and γ for every row (perf.estimate.SpecDecode); None: no draft. The
     # plan decides among drafts and γ by searching once per choice (planner/speculative.py)
     spec: SpecDecode | None = None
-    # the disaggregated plan's pools (planner/disagg.py): "grid" (`grid()`'s PP and TP) or "exact" (every PP and
-    # TP the pins leave open, `disagg.exact_space_pools`); see `pools_space`
-    pool_space: str = "grid"
+    # the disaggregated plan's pools (planner/disagg.py): "exact" (every PP and TP the pins leave open,
+    # `disagg.exact_space_pools`) or "grid" (`grid()`'s PP and TP); see `pools_space`
+    pool_space: str = "exact"
 
     def __post_init__(self) -> None:
         if not isinstance(self.gpus, tuple) or not self.gpus or not all(isinstance(g, Accelerator) for g in self.gpus):

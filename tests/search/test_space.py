@@ -86,8 +86,12 @@ def test_70b_on_l40s_at_20_tokens_per_s_uses_tp_over_pcie():
     assert verify(req, res.best) == []
 
 
-def test_pools_are_proven_over_the_grid_unless_every_grid_choice_is_pinned():
+def test_pools_are_proven_over_the_exact_space_by_default_else_the_grid_unless_every_grid_choice_is_pinned():
     req, _ = make_request("llama-3.1-8b", isl=1000, osl=200, gpus="h100-sxm")
+    assert req.pool_space == "exact" and pools_space(req) == "exact"
+    assert pools_space(replace(req, tp=(1,))) == "pinned"  # the pins hold, the rest every integer
+    assert pools_space(replace(req, batches=(16,))) == "grid"  # exact_pools takes no batch pins
+    req = replace(req, pool_space="grid")
     assert pools_space(req) == "grid"
     assert pools_space(replace(req, tp=(1,), pp=(1,))) == "grid"  # micro-batches still the grid's
     assert pools_space(replace(req, tp=(1,), pp=(1,), micro_batches=(8,))) == "pinned"
