@@ -141,9 +141,9 @@ def queue_bound(sp: Space, lim: Limits, p: PerfParams, target: QueueTarget) -> Q
 
 def _range_ends(sp: Space, lim: Limits, p: PerfParams) -> np.ndarray:
     """`range_ends`, all shapes at once (the same positions tried in the same order), tabulating about
-    2 + log2(range) rows per shape. Rows whose decode cycle alone, or with their prompts' chunk sends
-    (`_hop_stall_fails`), misses the targets fail `passes` whatever their other terms (as `search_space`'s
-    examine takes them): they are tabulated for their decode terms only."""
+    2 + log2(range) rows per shape. Rows whose decode cycle alone, or with their prompts' stalls at their floor
+    (chunk sends and the chunk's own attention: `_hop_stall_fails`), misses the targets fail `passes` whatever
+    their other terms (as `search_space`'s examine takes them): they are tabulated for their decode terms only."""
     floor = _known_floor(sp, p, lim.tpot_ns)
 
     def ok(s: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -591,8 +591,9 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
         ⌈(osl · cycle + stalling prompts · (chunk stage + chunk hop)) / osl⌉ >= cycle, the stall term being
         >= 0 (counts >= 0; chunk increments and hops are times, >= 0: tested on the perf model in
         tests/search/test_bounds.py, as cycle_floor's claim takes them), and their objective bound is read only
-        where feasible. So are the rows whose decode cycle plus their prompts' chunk sends between stages alone
-        miss the TPOT target or the round and stall ranges (`_hop_stall_fails`), and the probes `_settled` finds (`gap`: the probed gaps (edge, lo, hi, cycle at lo)):
+        where feasible. So are the rows whose decode cycle plus their prompts' stalls at their floor (the chunk
+        sends between stages and, on the probes, the chunk's own attention) miss the TPOT target or the round and
+        stall ranges (`_hop_stall_fails`), and the probes `_settled` finds (`gap`: the probed gaps (edge, lo, hi, cycle at lo)):
         they are reported as failing `passes`, which changes no later step. The others get the full table, as
         before; the verdicts read are the same."""
         nonlocal examined, table_s
