@@ -35,7 +35,7 @@ from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, 
 from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_group_index, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
                     Table, decode_cycle_ns, evaluate, lower_bounds, memory_excess_kib, memory_fits, min_over_kinds,
-                    stage_sum, table_of, with_memory)
+                    piped_cycle_floor, slowest_stage_chunk_ns, stage_sum, table_of, with_memory)
 
 # A replica batch (pp × micro-batch) of the exact space stays at most this (no catalog GPU holds that many
 # sequences of a real model); it sizes the integer objective's range (Limits.of).
@@ -158,7 +158,7 @@ def _range_ends(sp: Space, lim: Limits, p: PerfParams) -> np.ndarray:
         cycle = decode_cycle_ns(td)
         live = cycle <= lim.tpot_ns
         f = np.flatnonzero(live)
-        live[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f])]] = False
+        live[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f], _dec_sum(td, f))]] = False
         k = np.flatnonzero(live)
         k_out = ask[k]
         dec = tuple(x[k] for x in (td.dec_ns_per_kind, td.dec_extra_ns, td.dec_extra_single_ns, td.dec_hop_ns))
@@ -264,13 +264,23 @@ def _latency_depths(req: Request, p: PerfParams, lim: Limits) -> tuple[dict[tupl
     q = np.arange(len(g)) - np.repeat(np.cumsum(tops) - tops, tops) + 1
     dp = terms.dp[g]
     chunks = t.stall_coef[g]  # at depth 1: the prompt's chunks (1 when engines prefill first)
-    coef = chunks if bool(np.any(terms.params.prefill_first)) else q * chunks
+    first = bool(np.any(terms.params.prefill_first))
+    coef = chunks if first else q * chunks
     users = np.minimum((q * dp - 1) * np.minimum(coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     layers_dec, layers_ch, layers_pf = (x @ t.kind_counts for x in (t.dec_ns_per_kind, t.chunk_ns_per_kind,
                                                                     t.pf_ns_per_kind))  # L·d, L·c, L·f
-    cycle = osl * (layers_dec[g] + stage_sum(t.dec_extra_ns[g], t.dec_extra_single_ns[g], q))
-    chunk = -(-(layers_ch[g] + stage_sum(t.chunk_extra_ns[g], t.chunk_extra_single_ns[g], q)) // q)
-    ok = (-(-(cycle + users * chunk) // osl) <= lim.tpot_ns) & (q * dp * coef <= MAX_STALL_COEF)
+    dec_sum = layers_dec[g] + stage_sum(t.dec_extra_ns[g], t.dec_extra_single_ns[g], q)
+    ch_sum = layers_ch[g] + stage_sum(t.chunk_extra_ns[g], t.chunk_extra_single_ns[g], q)
+    chunk = -(-ch_sum // q)
+    tpot = -(-(osl * dec_sum + users * chunk) // osl)
+    if not first:  # pipelined depths: table.piped_cycle_floor (hops >= 0 left out), as lower_bounds takes it
+        piped = q > 1
+        users_p = np.minimum((q * dp - 1) * np.minimum(chunks, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
+        least = slowest_stage_chunk_ns(-(-dec_sum // q), t.dec_ns_per_kind[g], t.dec_extra_ns[g],
+                                       t.chunk_ns_per_kind[g], t.chunk_extra_ns[g], q)
+        low = piped_cycle_floor(osl, users_p, q, dec_sum, dec_sum + ch_sum, least, chunk)
+        tpot = np.where(piped, -(-low // osl), tpot)
+    ok = (tpot <= lim.tpot_ns) & (q * dp * coef <= MAX_STALL_COEF)
     if lim.ttft_ns is not None:
         ok &= layers_pf[g] + stage_sum(t.pf_extra_ns[g], t.pf_extra_single_ns[g], q) <= lim.ttft_ns
     ok |= ~nonneg[g]  # a group whose terms the claim does not cover keeps every depth
@@ -606,7 +616,8 @@ def search_space(sp: Space, lim: Limits, p: PerfParams, per_type: bool = True) -
             f = np.flatnonzero(fast)
             # (the chunk's floor only on the probes: round 0's rows, at DP sequences each, share units across PP
             # depths and cost little in full, about what their floors would)
-            fast[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f], chunk_floor=gap is not None)]] = False
+            fast[f[_hop_stall_fails(sp, lim, s[f], pos[f], cycle[f], _dec_sum(td, f),
+                                    chunk_floor=gap is not None)]] = False
         if gap is not None and fast.any():
             f = np.flatnonzero(fast)
             bar = inc[sp.gpu_type[s[f]]]  # each row's GPU type's best plan so far
@@ -836,33 +847,64 @@ def chunk_layer_floor_ns(sp: Space, s: np.ndarray, pos: np.ndarray) -> np.ndarra
     return out
 
 
+def _dec_sum(td: Table, f: np.ndarray) -> np.ndarray:
+    """Σ_s (decode stage + hop) of rows f of a decode-only table: the same for every placement."""
+    pp = td.pp[f]
+    return td.dec_ns_per_kind[f] @ td.kind_counts + stage_sum(td.dec_extra_ns[f], td.dec_extra_single_ns[f], pp) \
+        + pp * td.dec_hop_ns[f]
+
+
 def _hop_stall_fails(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cycle: np.ndarray,
-                     chunk_floor: bool = True) -> np.ndarray:
-    """Which rows (s, pos), decode cycle `cycle` (`decode_cycle_ns`), fail `passes` whatever their prefill-chunk
-    step: `lower_bounds`' TPOT ⌈(osl · cycle + users · (chunk stage + chunk hop)) / osl⌉ and round (prompts for
-    users) are at least those with the chunk's per-layer terms at their floor (`chunk_layer_floor_ns`) and its
-    stage extras 0 (they are >= 0: tested on the perf model, as examine takes them; the slowest chunk stage is
-    at least the balanced share of the layers' total and at least the cheapest kind's layer, as in
-    `lower_bounds`) and the chunk hop at its floor (`chunk_hop_floor_ns`), users and prompts clamped as there;
-    the stall range B · stall_coef <= MAX_STALL_COEF is exact. Without a draft model. `chunk_floor` False: the
-    chunk's per-layer terms at 0 instead (a weaker bound, for rows whose full table costs less than the floor)."""
+                     dec_sum: np.ndarray | None = None, chunk_floor: bool = True) -> np.ndarray:
+    """Which rows (s, pos), decode cycle `cycle` (`decode_cycle_ns`), Σ_s (decode stage + hop) `dec_sum` (None:
+    taken as 0, a weaker floor), fail `passes` whatever their prefill-chunk step: `lower_bounds`' TPOT
+    ⌈(osl · cycle + users · (chunk stage + chunk hop)) / osl⌉ and round (prompts for users) are at least those
+    with the chunk's per-layer terms at their floor (`chunk_layer_floor_ns`) and its stage extras 0 (they are
+    >= 0: tested on the perf model, as examine takes them; the slowest chunk stage is at least the balanced share
+    of the layers' total and at least the cheapest kind's layer, as in `lower_bounds`) and the chunk hop at its
+    floor (`chunk_hop_floor_ns`), users and prompts clamped as there. A pipelined row's (table.stalled_ns, engines
+    chunking their prefill) are at least `piped_cycle_floor` with step `cycle`, path `dec_sum` + the chunk's layer
+    floors + pp · hop floor, least the cheapest kind's floor + hop floor (the slowest decode stage holds a layer)
+    and most the slowest chunk stage's floor + hop floor (first with the chunk's terms at 0: the floor rises
+    with each input). The stall range B · stall_coef <= MAX_STALL_COEF is exact. Without a draft model.
+    `chunk_floor` False: the chunk's per-layer terms at 0 instead (a weaker bound, for rows whose full table costs
+    less than the floor)."""
     t = sp.terms
     coef, hop = chunk_hop_floor_ns(sp, s, pos)
-    batch = t.pp[s] * sp.micro_batch(s, pos)
+    pp = t.pp[s]
+    batch = pp * sp.micro_batch(s, pos)
     osl = sp.req.workload.osl
     c = np.minimum(coef, MAX_STALL_COEF + 1)
     users = np.minimum((batch - 1) * c, MAX_STALL_COEF + 1)
     prompts = np.minimum(batch * c, MAX_STALL_COEF + 1)
     tpot = -(-(osl * cycle + users * hop) // osl)
     rnd = -(-(osl * cycle + prompts * hop) // osl)
+    piped = (pp > 1) & ~np.broadcast_to(np.asarray(t.param("prefill_first", s), bool), pp.shape)
+    if piped.any():  # the chunk's stage terms at 0
+        j = np.flatnonzero(piped)
+        ch = np.minimum(coef[j] // pp[j], MAX_STALL_COEF + 1)
+        path = (0 if dec_sum is None else dec_sum[j]) + pp[j] * hop[j]
+        for out, n in ((tpot, batch[j] - 1), (rnd, batch[j])):
+            k = np.minimum(n * ch, MAX_STALL_COEF + 1)
+            out[j] = -(-piped_cycle_floor(osl, k, pp[j], cycle[j], path, hop[j], hop[j]) // osl)
     fails = (tpot > lim.tpot_ns) | (rnd > MAX_ROUND_NS) | (batch * coef > MAX_STALL_COEF)
     # the others with the chunk stage at its floor (0 where no prompt stalls a decoder: one-sequence batches)
     k = np.flatnonzero(~fails & (users > 0) & chunk_floor)
     per_kind = chunk_layer_floor_ns(sp, s[k], pos[k])
-    stage = np.maximum(-(-(per_kind @ kind_prefix_counts(sp.req.model)[:, -1]) // t.pp[s[k]]),
-                       min_over_kinds(per_kind))
-    fails[k] = ((-(-(osl * cycle[k] + users[k] * (stage + hop[k])) // osl) > lim.tpot_ns)
-                | (-(-(osl * cycle[k] + prompts[k] * (stage + hop[k])) // osl) > MAX_ROUND_NS))
+    layers = per_kind @ kind_prefix_counts(sp.req.model)[:, -1]
+    stage = np.maximum(-(-layers // t.pp[s[k]]), min_over_kinds(per_kind))
+    tpot_k = -(-(osl * cycle[k] + users[k] * (stage + hop[k])) // osl)
+    rnd_k = -(-(osl * cycle[k] + prompts[k] * (stage + hop[k])) // osl)
+    j = np.flatnonzero(piped[k])
+    if len(j):
+        kj = k[j]
+        ch = np.minimum(coef[kj] // pp[kj], MAX_STALL_COEF + 1)
+        path = (0 if dec_sum is None else dec_sum[kj]) + layers[j] + pp[kj] * hop[kj]
+        least, most = min_over_kinds(per_kind[j]) + hop[kj], stage[j] + hop[kj]
+        for out, n in ((tpot_k, batch[kj] - 1), (rnd_k, batch[kj])):
+            m = np.minimum(n * ch, MAX_STALL_COEF + 1)
+            out[j] = -(-piped_cycle_floor(osl, m, pp[kj], cycle[kj], path, least, most) // osl)
+    fails[k] = (tpot_k > lim.tpot_ns) | (rnd_k > MAX_ROUND_NS)
     return fails
 
 

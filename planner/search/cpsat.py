@@ -130,6 +130,11 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     chunk_stage_max = max(int(t.chunk_ns_per_kind[i].max()) * L + max(t.extras(i, "ch")) for i in rows)
     dec_stage_ns = m.NewIntVar(0, dec_stage_max, "dec_stage_ns")  # slowest stage's decode step
     chunk_stage_ns = m.NewIntVar(0, chunk_stage_max, "chunk_stage_ns")  # slowest stage's prefill-chunk increment
+    piped = [i for i in rows if t.piped is not None and bool(t.piped[i])]
+    path = {i: _path_ns(t, i) for i in piped}
+    # pipelined rows: X = max(max_s(pp·(D_s + hop) + C_s + hop_c), Σ_s (D_s + C_s + hop + hop_c)) of table.stalled_ns
+    stall_top = m.NewIntVar(0, max([max(int(t.pp[i]) * (dec_stage_max + int(t.dec_hop_ns[i])) + chunk_stage_max
+                                        + int(t.chunk_hop_ns[i]), path[i]) for i in piped], default=0), "stall_top")
     tpot = m.NewIntVar(0, lim.tpot_ns, "tpot")
     round_t = m.NewIntVar(0, MAX_ROUND_NS, "round")  # replica time per token per sequence, prefills included
     obj_max = min(lim.max_objective, objective_ub) if objective_ub is not None else lim.max_objective
@@ -153,17 +158,29 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
         dec_l, chunk_l, *mem_l = (_stage_layer_terms(t, layers[p], before.get(p), coef[i].tolist())
                                   for coef in (t.dec_ns_per_kind, t.chunk_ns_per_kind,
                                                *(m for _, m in t.memory_per_kind)))
+        osl, b, k, hop_ch, hop = t.osl, int(t.batch[i]), int(t.stall_coef[i]), int(t.chunk_hop_ns[i]), int(t.dec_hop_ns[i])
+        mine = i in path and (b - 1) * (k // p) <= osl  # a pipelined row whose TPOT stalls are exact
         for s, (e_d, e_c, f) in enumerate(zip(t.extras(i, "dec"), t.extras(i, "ch"), t.extras(i, "mem"))):
             m.Add(dec_stage_ns >= dec_l[s] + e_d).OnlyEnforceIf(xi)  # slowest decode stage
             m.Add(chunk_stage_ns >= chunk_l[s] + e_c).OnlyEnforceIf(xi)  # slowest prefill-chunk increment
+            if mine:  # a chunk's micro-batch on this stage: pp·(D_s + hop) + C_s + hop_c
+                m.Add(stall_top >= p * (dec_l[s] + e_d + hop) + chunk_l[s] + e_c + hop_ch).OnlyEnforceIf(xi)
             for mem in mem_l:  # stage memory (the batch's KV; with several kinds also one longest sequence's)
                 m.Add(mem[s] + f <= cap_kib).OnlyEnforceIf(xi)
-        osl, b, k, hop_ch = t.osl, int(t.batch[i]), int(t.stall_coef[i]), int(t.chunk_hop_ns[i])
-        cycle = p * osl * dec_stage_ns + p * osl * int(t.dec_hop_ns[i])
-        # TPOT·OSL ≥ pp·OSL·(T_dec + hop) + (B − 1)·k·(T_ch + hop_ch): the other requests' prefill stalls
-        m.Add(tpot * osl >= cycle + (b - 1) * k * chunk_stage_ns + (b - 1) * k * hop_ch).OnlyEnforceIf(xi)
-        # round·OSL ≥ pp·OSL·(T_dec + hop) + B·k·(T_ch + hop_ch): every prefill (throughput basis)
-        m.Add(round_t * osl >= cycle + b * k * chunk_stage_ns + b * k * hop_ch).OnlyEnforceIf(xi)
+        if mine:
+            m.Add(stall_top >= path[i]).OnlyEnforceIf(xi)  # the path term: the same for every placement
+        cycle = p * osl * dec_stage_ns + p * osl * hop
+        for var, prompts in ((tpot, b - 1), (round_t, b)):
+            n = prompts * (k // p)
+            if mine and n <= osl:
+                # table.stalled_ns, at most one chunk per cycle: OSL·var ≥ (OSL − n)·pp·(T + hop) + n·stall_top,
+                # every coefficient >= 0 (exact at the optimum)
+                m.Add(var * osl >= p * (osl - n) * dec_stage_ns + p * (osl - n) * hop
+                      + n * stall_top).OnlyEnforceIf(xi)
+            else:
+                # OSL·var ≥ pp·OSL·(T_dec + hop) + prompts·k·(T_ch + hop_ch): TPOT the other B − 1 requests'
+                # prefill stalls, the round every prefill (throughput basis)
+                m.Add(var * osl >= cycle + prompts * k * chunk_stage_ns + prompts * k * hop_ch).OnlyEnforceIf(xi)
         gpus, price, limit = int(t.gpus[i]), int(t.price_1e4_usd_per_h[i]), int(t.gpu_limit[i])
         if demand is None:
             m.Add(obj * (OBJ_DIVISOR * b) >= price * gpus * round_t).OnlyEnforceIf(xi)
@@ -201,6 +218,14 @@ def build(t: Table, rows: Sequence[int], lim: Limits, objective_ub: int | None,
     if hint is not None and hint[0] in x:  # start from a known plan (the greedy placement)
         _hint(md, t, (hint[0], tuple(hint[1])))
     return md
+
+
+def _path_ns(t: Table, i: int) -> int:
+    """Σ_s (D_s + C_s + hop + hop_c) of pipelined row i (table.stalled_ns): the same for every placement (each
+    layer is on one stage)."""
+    c = t.kind_counts
+    return (int(t.dec_ns_per_kind[i] @ c) + sum(t.extras(i, "dec")) + int(t.chunk_ns_per_kind[i] @ c)
+            + sum(t.extras(i, "ch")) + int(t.pp[i]) * (int(t.dec_hop_ns[i]) + int(t.chunk_hop_ns[i])))
 
 
 def _stage_layer_terms(t: Table, layers: list, before: list | None, coef: list[int]) -> list:

@@ -55,6 +55,41 @@ def stage_max(e: np.ndarray, single: np.ndarray, pp: np.ndarray) -> np.ndarray:
     return np.where(pp > 1, np.maximum(np.maximum(e[:, 0], e[:, 1]), e[:, 2]), single)
 
 
+def stage_min(e: np.ndarray, pp: np.ndarray) -> np.ndarray:
+    """min over a pipelined row's stages (pp > 1) of a per-stage extra kept as [first, middle, last]."""
+    return np.where(pp > 2, np.minimum(np.minimum(e[:, 0], e[:, 1]), e[:, 2]), np.minimum(e[:, 0], e[:, 2]))
+
+
+def slowest_stage_chunk_ns(dec_stage_ns: np.ndarray, dec_per_kind: np.ndarray, dec_extra: np.ndarray,
+                           chunk_per_kind: np.ndarray, chunk_extra: np.ndarray, pp: np.ndarray) -> np.ndarray:
+    """A lower bound on the chunk increment of a pipelined row's slowest decode stage, over every placement whose
+    slowest decode stage takes at least `dec_stage_ns`: that stage holds l >= ⌈(dec_stage_ns − max_s e_s) /
+    max_k d_k⌉ layers (and >= 1), since its time Σ_k n_k·d_k + e_s is at most l · max_k d_k + max_s e_s, so its
+    increment is at least l · min_k c_k + min_s ce_s (d, c: decode and chunk per layer of each kind; e, ce: the
+    stages' extras)."""
+    d_max = np.max(dec_per_kind, axis=1) if dec_per_kind.shape[1] > 1 else dec_per_kind[:, 0]
+    need = dec_stage_ns - stage_max(dec_extra, dec_extra[:, 1], pp)
+    layers = np.maximum(1, -(-np.maximum(need, 0) // np.maximum(d_max, 1)))
+    layers = np.where(d_max > 0, layers, 1)
+    return layers * min_over_kinds(chunk_per_kind) + stage_min(chunk_extra, pp)
+
+
+def piped_cycle_floor(osl: int, n: np.ndarray, pp: np.ndarray, step: np.ndarray, path: np.ndarray,
+                      least: np.ndarray, most: np.ndarray) -> np.ndarray:
+    """A lower bound on `stalled_ns` of a pipelined row over every placement, n = the stalling chunks, given
+    `step` <= pp·(T + hop), `path` <= Σ_s (D_s + C_s + hop + hop_c) (the same for every placement but for rounding:
+    the stages' layer terms sum to the model's), `least` <= the chunk increment + hop_c of the slowest decode
+    stage and `most` <= C + hop_c.
+
+    Proof: for n <= OSL, `stalled_ns` = OSL·x + n·(X − x) with x = pp·(T + hop) >= step, and
+    X >= pp·(D_{s*} + hop) + C_{s*} + hop_c >= x + least at the slowest decode stage s*, X >= path, so it is at
+    least OSL·x + n·max(least, path − x), which never falls as x grows (slope OSL − n >= 0, or OSL): its value at
+    x = step. For n > OSL it is OSL·x + n·pp·(C + hop_c) >= OSL·step + n·pp·most. The bound rises with every
+    input."""
+    n = np.asarray(n)
+    return np.where(n <= osl, osl * step + n * np.maximum(least, path - step), osl * step + n * pp * most)
+
+
 def min_over_kinds(per_kind: np.ndarray) -> np.ndarray:
     """per_kind.min(axis=1) of an [n, K] per-layer term, column by column (numpy's reduction over a short
     axis costs several times more for the few kinds a model has)."""
@@ -92,14 +127,15 @@ class Table:
     # chunked prefill (perf.estimate.prefill_chunk_terms, packed_chunk): how much one chunk of a prompt lengthens
     # the decode micro-batch steps, as its share of the packed steps that carry the prompts arriving per step (and
     # of any steps beyond the cycle's), per layer (ns) and per stage (first, middle, last; single when pp = 1), and
-    # per hop. A prompt has `chunks` such chunks; its stall on the decode cycle is at most
-    # pp · chunks · (slowest stage increment + hop) (perf.pipeline.chunk_stall_s; exact when pp = 1):
-    # `stall_coef` = pp · chunks.
+    # per hop. A prompt has `chunks` such chunks; with one stage (or an engine that prefills first) its stall on
+    # the decode cycle is `stall_coef` · (slowest stage increment + hop), stall_coef = chunks (1 prefilling first);
+    # with pp > 1 (`piped`) stall_coef = pp · chunks bounds it, and where at most one chunk stalls per decode
+    # cycle the exact stall is perf.pipeline.chunk_stall_s's on the placement's stages (`stalled_ns`).
     chunk_ns_per_kind: np.ndarray  # [n, K] one chunk's increment, per layer (ns)
     chunk_extra_ns: np.ndarray  # [n, 3] one chunk's increment per stage (ns)
     chunk_extra_single_ns: np.ndarray  # one chunk's increment of the single stage (ns)
     chunk_hop_ns: np.ndarray  # one chunk's stage-to-stage send (ns), 0 when pp = 1
-    stall_coef: np.ndarray  # pp · chunks (a count)
+    stall_coef: np.ndarray  # pp · chunks (a count; 1 for an engine that prefills first)
     # [n, K] memory per layer per GPU incl. the batch's KV (KiB); with one kind, incl. the larger of the batch's KV
     # and one maximum-length sequence's (both conditions in one), with several that one's in long_kib_per_kind
     mem_kib_per_kind: np.ndarray
@@ -117,6 +153,9 @@ class Table:
     # several layer kinds: [n, K] memory per layer incl. one sequence of the engine's maximum length (KiB); a stage
     # must hold both its layers' mem_kib_per_kind and their long_kib_per_kind beside its fixed memory
     long_kib_per_kind: np.ndarray | None = None
+    # rows whose prompts' chunks stall a pipeline (pp > 1, chunked prefill): their stalls are `stalled_ns`' on the
+    # placement's stages; None: none are (a decode-only table, a hand-built one)
+    piped: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -529,9 +568,15 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
         chunk_extra_ns = chunk_extra_ns + _ceil(dshare[:, None] * dec_extra_ns)
         chunk_extra_single_ns = chunk_extra_single_ns + _ceil(dshare * dec_extra_single_ns)
         chunk_hop_ns = chunk_hop_ns + _ceil(dshare * dec_hop_ns)
+    # pipelined rows charge the exact stalls (`stalled_ns`) on the decode step's stage times; with a draft model
+    # those are per emitted token (draft passes included) while perf.estimate stalls the raw step: the bound
+    # stall_coef · (C + hop_c) (perf.pipeline.chunk_stall_s <= pp · (max_s Δ_s + Δp2p)), as rows with more than one
+    # chunk per cycle
+    piped = multi & (spec is None)
     if p.prefill_first:  # a prompt's whole prefill on the slowest stage stalls the decoders (perf.estimate)
         chunk_ns_per_kind, chunk_extra_ns, chunk_extra_single_ns = pf_ns_per_kind, pf_extra_ns, pf_extra_single_ns
         chunk_hop_ns, stall_coef = np.zeros(n, np.int64), np.ones(n, np.int64)
+        piped = np.zeros(n, bool)
 
     if fits and draft is not None:
         raise ValueError("table_of: fits without a draft model only")
@@ -543,7 +588,8 @@ def table_of(req: Request, s: ShapeTerms, idx: np.ndarray, mb: np.ndarray, p: Pe
                  chunk_ns_per_kind=chunk_ns_per_kind, chunk_extra_ns=chunk_extra_ns,
                  chunk_extra_single_ns=chunk_extra_single_ns, chunk_hop_ns=chunk_hop_ns, stall_coef=stall_coef,
                  mem_kib_per_kind=mem_kib_per_kind, fixed_mem_kib=fixed_mem_kib,
-                 fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib, long_kib_per_kind=long_kib_per_kind)
+                 fixed_mem_single_kib=fixed_mem_single_kib, cap_kib=cap_kib, long_kib_per_kind=long_kib_per_kind,
+                 piped=piped)
 
 
 def with_memory(req: Request, s: ShapeTerms, t: Table, idx: np.ndarray) -> Table:
@@ -558,7 +604,7 @@ def with_memory(req: Request, s: ShapeTerms, t: Table, idx: np.ndarray) -> Table
 # the Table terms a decode_only table (table_of) leaves None
 _NOT_DECODE = ("pf_ns_per_kind", "pf_extra_ns", "pf_extra_single_ns", "pf_hop_ns", "ttft_ns", "chunk_ns_per_kind",
                "chunk_extra_ns", "chunk_extra_single_ns", "chunk_hop_ns", "stall_coef", "mem_kib_per_kind",
-               "fixed_mem_kib", "fixed_mem_single_kib", "cap_kib")
+               "fixed_mem_kib", "fixed_mem_single_kib", "cap_kib", "piped")
 
 
 def _units(s: ShapeTerms, idx: np.ndarray, mb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -635,22 +681,43 @@ class Evaluation:
     violated: tuple[str, ...] = ()
 
 
-def tpot_ns(table: Table, i: int, dec_stage_ns: int, chunk_stage_ns: int) -> int:
-    """A user's TPOT = pp·(T_dec + hop) + ((B − 1)/OSL)·stall, stall = stall_coef·(T_ch + chunk_hop_ns), rounded up
-    (batching.steady_state_tpot_s: the other B − 1 requests' prefills)."""
-    return _per_token_ns(table, i, dec_stage_ns, chunk_stage_ns, int(table.batch[i]) - 1)
+def tpot_ns(table: Table, i: int, dec_stages: Sequence[int], chunk_stages: Sequence[int]) -> int:
+    """A user's TPOT with these integer stage times (decode step, prefill-chunk increment per stage): the decode
+    cycle pp·(T_dec + hop) plus the other B − 1 requests' prefill stalls (`stalled_ns`), rounded up
+    (batching.steady_state_tpot_s)."""
+    return -(-stalled_ns(table, i, dec_stages, chunk_stages, int(table.batch[i]) - 1) // table.osl)
 
 
-def round_ns(table: Table, i: int, dec_stage_ns: int, chunk_stage_ns: int) -> int:
+def round_ns(table: Table, i: int, dec_stages: Sequence[int], chunk_stages: Sequence[int]) -> int:
     """The replica's time per round of B tokens, every prefill included (batching.replica_time_per_round_s)."""
-    return _per_token_ns(table, i, dec_stage_ns, chunk_stage_ns, int(table.batch[i]))
+    return -(-stalled_ns(table, i, dec_stages, chunk_stages, int(table.batch[i])) // table.osl)
 
 
-def _per_token_ns(table: Table, i: int, dec_stage_ns: int, chunk_stage_ns: int, prompts: int) -> int:
+def stalled_ns(table: Table, i: int, dec_stages: Sequence[int], chunk_stages: Sequence[int], prompts: int) -> int:
+    """OSL × (the decode cycle + the stalls of `prompts` prompts per OSL tokens), in ns, row i with these stage
+    times. With T = max_s D_s (decode), C = max_s C_s (chunk increment), hop, hop_c, n = prompts · chunks the
+    stalling chunks:
+
+    - one stage, or an engine that prefills first: pp·OSL·(T + hop) + prompts·stall_coef·(C + hop_c) (as
+      perf.estimate charges it);
+    - pipelined (`piped`) with n <= OSL (at most one chunk per decode cycle): with X = max(max_s(pp·(D_s + hop) +
+      C_s + hop_c), Σ_s (D_s + C_s + hop + hop_c)) the cycle a chunk's micro-batch takes, one chunk's stall is
+      X − pp·(T + hop) (perf.pipeline.chunk_stall_s on these stages), so the value is pp·OSL·(T + hop) +
+      n·(X − pp·(T + hop)) = (OSL − n)·pp·(T + hop) + n·X, as perf.estimate charges it; non-decreasing in every
+      stage time, so times rounded up give at least the float model's;
+    - pipelined with n > OSL: the bound pp·OSL·(T + hop) + n·pp·(C + hop_c) (chunk_stall_s <= pp·(C + hop_c)).
+      The float value is not monotone there (T enters with the coefficient (OSL − n)·pp < 0: the float model
+      credits the slowest stage's slack to every chunk of a cycle, so it ranks unbalanced placements first), left
+      out of the integer model."""
     pp, osl = int(table.pp[i]), table.osl
-    num = (pp * osl * (dec_stage_ns + int(table.dec_hop_ns[i]))
-           + prompts * int(table.stall_coef[i]) * (chunk_stage_ns + int(table.chunk_hop_ns[i])))
-    return -(-num // osl)
+    hop, hop_c = int(table.dec_hop_ns[i]), int(table.chunk_hop_ns[i])
+    cycle = pp * (max(dec_stages) + hop)
+    n = prompts * (int(table.stall_coef[i]) // pp)
+    if table.piped is None or not bool(table.piped[i]) or n > osl:
+        return osl * cycle + prompts * int(table.stall_coef[i]) * (max(chunk_stages) + hop_c)
+    busy = max(pp * (d + hop) + c + hop_c for d, c in zip(dec_stages, chunk_stages))
+    x = max(busy, sum(dec_stages) + sum(chunk_stages) + pp * (hop + hop_c))
+    return osl * cycle + n * (x - cycle)
 
 
 def replicas_needed(table: Table, i: int, round_t: int, demand: int) -> int:
@@ -665,11 +732,12 @@ def evaluate(table: Table, i: int, layers: Sequence[int], lim: Limits) -> Evalua
     assert len(layers) == pp and sum(layers) == table.num_layers and min(layers) >= 1
     dec_extra_ns, pf_extra_ns, fixed_mem_kib = table.extras(i, "dec"), table.extras(i, "pf"), table.extras(i, "mem")
     cap_kib = int(table.cap_kib[i])
-    dec_stage_ns = max(l + e for l, e in zip(table.stage_layers(i, layers, "dec"), dec_extra_ns))
+    dec_stages = [l + e for l, e in zip(table.stage_layers(i, layers, "dec"), dec_extra_ns)]
+    chunk_stages = [l + e for l, e in zip(table.stage_layers(i, layers, "ch"), table.extras(i, "ch"))]
+    dec_stage_ns, chunk_stage_ns = max(dec_stages), max(chunk_stages)
     pf_stage_ns = max(l + e for l, e in zip(table.stage_layers(i, layers, "pf"), pf_extra_ns))
-    chunk_stage_ns = max(l + e for l, e in zip(table.stage_layers(i, layers, "ch"), table.extras(i, "ch")))
-    tp_ns = tpot_ns(table, i, dec_stage_ns, chunk_stage_ns)
-    rd_ns = round_ns(table, i, dec_stage_ns, chunk_stage_ns)
+    tp_ns = tpot_ns(table, i, dec_stages, chunk_stages)
+    rd_ns = round_ns(table, i, dec_stages, chunk_stages)
     ttft = int(table.ttft_ns[i])
     violated = []
     if any(l + f > cap_kib for which, _ in table.memory_per_kind
@@ -770,6 +838,20 @@ def _lower_bounds(t: Table, lim: Limits) -> Bounds:
     prompts = np.minimum(t.batch * np.minimum(t.stall_coef, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
     tpot = -(-(cycle + users * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
     rnd = -(-(cycle + prompts * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
+    if t.piped is not None and t.piped.any():  # pipelined stalls (stalled_ns): their own bound
+        j = np.flatnonzero(t.piped)
+        pj = pp[j]
+        step = pj * (dec_stage_ns[j] + t.dec_hop_ns[j])  # pp · (slowest decode stage + hop), at least
+        path = (t.dec_ns_per_kind[j] @ counts + stage_sum(t.dec_extra_ns[j], t.dec_extra_single_ns[j], pj)
+                + t.chunk_ns_per_kind[j] @ counts + stage_sum(t.chunk_extra_ns[j], t.chunk_extra_single_ns[j], pj)
+                + pj * (t.dec_hop_ns[j] + t.chunk_hop_ns[j]))
+        least = slowest_stage_chunk_ns(dec_stage_ns[j], t.dec_ns_per_kind[j], t.dec_extra_ns[j], t.chunk_ns_per_kind[j],
+                                       t.chunk_extra_ns[j], pj) + t.chunk_hop_ns[j]
+        most = chunk_stage_ns[j] + t.chunk_hop_ns[j]
+        chunks = t.stall_coef[j] // pj
+        for out, n in ((tpot, t.batch[j] - 1), (rnd, t.batch[j])):
+            k = np.minimum(n * np.minimum(chunks, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
+            out[j] = -(-piped_cycle_floor(t.osl, k, pj, step, path, least, most) // t.osl)
     # a table without memory terms holds rows known to fit (table_of `fits`)
     memory_ok = (np.ones(len(t), bool) if t.mem_kib_per_kind is None else
                  _memory_ok(counts, pp, [m for _, m in t.memory_per_kind], t.fixed_mem_kib, t.fixed_mem_single_kib,

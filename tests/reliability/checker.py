@@ -190,8 +190,8 @@ def _optimal_over(d: dict[str, Any], alts: list[dict[str, Any]], e, ask: Ask, ca
     """Proven optimal: no listed alternative costs less in the search's objective (beyond its conservative integer
     rounding: prices up to 1e-4 USD, times up to ns). With a demand that is the fleet's $/hour, which each alternative
     lists. Without one it is $ per output token at full load with a pipelined prompt's prefill stall charged at its
-    bound (_search_usd_per_million), so a pipelined alternative's listed $/token may be below the plan's; its search
-    cost may not. An alternative lists no layer placement: its search cost is taken at estimate's own, one the search
+    bound over one chunk per cycle (_search_usd_per_million), so a pipelined alternative's listed $/token may be below
+    the plan's; its search cost may not. An alternative lists no layer placement: its search cost is taken at estimate's own, one the search
     could choose (an upper bound on the search's minimum over placements); one that does not fit there is skipped."""
     if ask.demand_tokens_per_s is not None:
         if min(_alt_cost(a, ask) for a in alts) < _alt_cost(_summary_of(d), ask) * (1 - 1e-3):
@@ -209,12 +209,14 @@ def _optimal_over(d: dict[str, Any], alts: list[dict[str, Any]], e, ask: Ask, ca
 def _search_usd_per_million(e, cat: Catalog) -> float:
     """USD per million output tokens at full load as the exact search charges a row (its objective without a
     demand): a round of B tokens per sequence is the decode cycle plus B prompts' prefill stalls over OSL, each stall
-    with PP > 1 and chunked prefill taken at the bound PP x chunks x (slowest stage's chunk increment + hop)
-    (planner/search/table.py `stall_coef`, documented there and in the README's optimizer section; exact with one
-    stage, and with prefill_first, where the stall is the prompt's slowest prefill stage)."""
+    with PP > 1 and chunked prefill taken at the bound PP x chunks x (slowest stage's chunk increment + hop) where
+    the round's B x chunks exceed OSL (more than one chunk per decode cycle; planner/search/table.py `stalled_ns`,
+    documented there and in the README's optimizer section); exact with one stage, with prefill_first (the stall
+    is the prompt's slowest prefill stage), and with PP > 1 at most one chunk per cycle."""
     c, g = e.config, cat.accelerators[e.config.gpu.id]
     prefill_first = cat.perf.for_gpu(g.id, g.family).prefill_first
-    stall = e.prefill_stall_s if prefill_first else c.pp * e.prefill_chunks * e.chunk_stage_s
+    exact = prefill_first or c.pp == 1 or c.batch * e.prefill_chunks <= e.workload.osl
+    stall = e.prefill_stall_s if exact else c.pp * e.prefill_chunks * e.chunk_stage_s
     round_s = e.decode_cycle_s + c.batch / e.workload.osl * stall
     return c.gpus * g.usd_per_hour / SECONDS_PER_HOUR * round_s / c.batch * 1e6
 

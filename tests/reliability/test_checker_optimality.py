@@ -1,6 +1,7 @@
 """The checker's optimality rule, on the example Hypothesis found (Session 14): without a demand the search's
 objective charges a pipelined prompt's prefill stall at its bound PP x chunks x (slowest stage's chunk increment +
-hop) (planner/search/table.py), so a pipelined alternative may list a lower $/token than the plan proven optimal;
+hop) where more than one chunk stalls per decode cycle (planner/search/table.py `stalled_ns`; at ISL 16 / OSL 1 every
+batch above one does), so a pipelined alternative may list a lower $/token than the plan proven optimal;
 the checker compares the search's objective, restated in checker._search_usd_per_million. Since the round packs
 the prompts arriving per step (perf.estimate.packed_chunk, 2026-11-28) the A100 rows at ISL 16 / OSL 1 cost more
 and the random GPU at $1/h won outright: at $1.5/h it lists 1.650 $/M (the search charges it 3.19) beside the A100

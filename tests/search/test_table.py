@@ -77,15 +77,35 @@ def test_integer_evaluation_is_conservative(req, data):
 def test_integer_evaluation_is_conservative_with_several_layer_kinds(req, data):
     """`perf.estimate` at a given placement reads the same per-kind terms as the table: conservative, and (the
     integer terms rounding each kind's per-layer time up by < 1 ns) within a few ns per layer of it."""
-    e, ev = _check_conservative(req, data)
+    e, ev, _ = _check_conservative(req, data)
     assert ev.ttft_ns - e.ttft_s * NS_PER_S <= 2 * (req.model.num_layers + 8)
 
 
-def _check_conservative(req, data):
+@settings(INSTANCES, max_examples=40)
+@given(req=requests(demand=False), data=st.data())
+def test_a_pipelined_rows_stalls_are_the_float_models(req, data):
+    """A pipelined row (PP > 1, chunked prefill) with at most one stalling chunk per decode cycle is charged the
+    stalls estimate reports at its placement (table.stalled_ns), not the bound PP x chunks x the slowest stage's
+    increment: the integer TPOT is at least the float one and above it by no more than the rounding of its terms,
+    each stage's time rounded up by < its layers + 1 ns (T on the cycle, the chunk's micro-batch X taking pp + 1
+    such stage sums, scaled by n / OSL stalling chunks per token)."""
     tl = tabulate(req)
     assume(tl is not None)
     t, lim = tl
-    i = data.draw(st.integers(0, len(t) - 1))
+    piped = (np.flatnonzero(t.piped & ((t.batch - 1) * (t.stall_coef // t.pp) <= t.osl)) if t.piped is not None
+             else np.zeros(0, np.int64))
+    assume(len(piped) > 0)
+    e, ev, i = _check_conservative(req, data, int(piped[data.draw(st.integers(0, len(piped) - 1))]))
+    n = (int(t.batch[i]) - 1) * int(t.stall_coef[i]) // int(t.pp[i])
+    slack = (int(t.pp[i]) + 1) * (t.num_layers + 3) * (1 + n / t.osl) + 2
+    assert ev.tpot_ns - e.tpot_s * NS_PER_S <= slack + 1e-9 * ev.tpot_ns
+
+
+def _check_conservative(req, data, i=None):
+    tl = tabulate(req)
+    assume(tl is not None)
+    t, lim = tl
+    i = data.draw(st.integers(0, len(t) - 1)) if i is None else i
     r = t.rows[i]
     lay = _random_placement(data, t.num_layers, r.pp)
     ev = evaluate(t, i, lay, lim)
@@ -96,7 +116,7 @@ def _check_conservative(req, data):
     assert e.ttft_s * NS_PER_S <= ev.ttft_ns * (1 + 1e-12)
     if "memory" not in ev.violated:
         assert e.fits
-    return e, ev
+    return e, ev, i
 
 
 @settings(INSTANCES, max_examples=40)
