@@ -3,6 +3,7 @@
     python tools/golden.py capture DIR     # run every golden command, write DIR/<name>.out
     python tools/golden.py capture DIR --matrix   # also the quick plan matrix (benchmarks/plan_matrix --quick)
     python tools/golden.py compare A B     # list the goldens whose output differs between A and B
+    python tools/golden.py compare A B --rtol 1e-6   # the same, but floats may differ by that relative amount
 
 Goldens: `planner plan --json` on every plan example, `planner fleet --json` on every fleet example, `planner train --json` on every training example,
 `planner estimate --json` on every model preset at one fixed configuration (and once with a draft model),
@@ -15,6 +16,7 @@ numbers on purpose; capture from the base you start from, then compare after the
 from __future__ import annotations
 
 import difflib
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -94,16 +96,56 @@ def capture(out: Path) -> None:
                 print(name, text.split("\n")[1], flush=True)
 
 
-def compare(a: Path, b: Path) -> int:
+# a number in a golden's text: an integer (no point, no exponent) must match exactly, a float within --rtol
+_NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+def float_difference(a: str, b: str) -> float | None:
+    """The largest relative difference |x − y| / max(|x|, |y|) between the floats at the same places of two
+    texts that are otherwise the same (the same text between numbers, the same integers, the same count of
+    numbers); None where they differ in anything else. Floats are numbers written with a point or an exponent
+    (JSON's and Python's repr of a float always has one), so a count, an index or a decision held as an integer
+    must match exactly."""
+    pa, pb = _NUMBER.split(a), _NUMBER.split(b)
+    na, nb = _NUMBER.findall(a), _NUMBER.findall(b)
+    if pa != pb or len(na) != len(nb):
+        return None
+    worst = 0.0
+    for x, y in zip(na, nb):
+        if x == y:
+            continue
+        if not any(ch in s for s in (x, y) for ch in ".eE"):
+            return None  # two different integers
+        fx, fy = float(x), float(y)
+        worst = max(worst, abs(fx - fy) / max(abs(fx), abs(fy)))
+    return worst
+
+
+def compare(a: Path, b: Path, rtol: float | None = None) -> int:
+    """Print the goldens that differ (byte for byte, or with `rtol`: beyond that relative difference in a float or
+    in anything but floats) and the count that agree; 1 if any differs."""
     names = sorted({p.name for p in a.glob("*.out")} | {p.name for p in b.glob("*.out")})
-    bad = [n for n in names if not (a / n).exists() or not (b / n).exists()
-           or (a / n).read_bytes() != (b / n).read_bytes()]
+    bad, moved, worst = [], 0, 0.0
+    for n in names:
+        if (a / n).exists() and (b / n).exists() and (a / n).read_bytes() == (b / n).read_bytes():
+            continue
+        if rtol is not None and (a / n).exists() and (b / n).exists():
+            d = float_difference((a / n).read_text(), (b / n).read_text())
+            if d is not None and d <= rtol:
+                moved += 1
+                worst = max(worst, d)
+                continue
+        bad.append(n)
     for n in bad:
         print("DIFFERS", n)
         if (a / n).exists() and (b / n).exists():
             diff = difflib.unified_diff((a / n).read_text().splitlines(), (b / n).read_text().splitlines(), lineterm="", n=0)
             print("\n".join(list(diff)[2:22]))
-    print(f"{len(names) - len(bad)} of {len(names)} identical")
+    if rtol is None:
+        print(f"{len(names) - len(bad)} of {len(names)} identical")
+    else:
+        print(f"{len(names) - len(bad)} of {len(names)} within rtol {rtol:g}: {len(names) - len(bad) - moved} "
+              f"identical, {moved} with floats moved by at most {worst:.3g} relative")
     return 1 if bad else 0
 
 
@@ -113,5 +155,11 @@ if __name__ == "__main__":
         capture(Path(sys.argv[2]).resolve())
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3])))
+    elif len(sys.argv) == 6 and sys.argv[1] == "compare" and sys.argv[4] == "--rtol":
+        try:
+            tolerance = float(sys.argv[5])
+        except ValueError:
+            sys.exit(f"error: --rtol takes a number, not {sys.argv[5]!r}")
+        sys.exit(compare(Path(sys.argv[2]), Path(sys.argv[3]), tolerance))
     else:
         sys.exit(__doc__)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .moe import BATCH_WINDOWS_FROM, RecentArrays, binomial_window, memo_for, window_blocks
+from .moe import RecentArrays, binomial_window, memo_for
 
 
 def wave_efficiency(tokens, cols, sm_count, tile_tokens, tile_cols):
@@ -64,8 +64,48 @@ def attention_occupancy(sequences, kv_heads_per_gpu, context_tokens, sm_count, c
 
 
 def _expected_tiles(trials: int, prob: float, tile: float) -> float:
-    """E[⌈X / t⌉] for X ~ Binomial(n, q): Σ_x P(X = x) · ⌈x / t⌉ over mean ± 12 standard deviations (outside it the
-    probability is below 1e-30: nothing at double precision)."""
+    """E[⌈X / t⌉] for X ~ Binomial(n, q) (one n): `_expected_tiles_of`'s value."""
+    return float(_tiles_sum(np.array([trials], np.int64), prob, tile)[0])
+
+
+def _tiles_sum(trials: np.ndarray, prob: float, tile: float) -> np.ndarray:
+    """E[⌈X / t⌉] for X ~ Binomial(n, q), each whole n ≥ 0 of `trials`. For a whole tile t ≥ 2 and 0 < q < 1, in
+    closed form over the residues of X mod t (a finite Fourier sum, exact up to rounding):
+
+        E[⌈X / t⌉] = (nq + E[(−X) mod t]) / t,
+        E[(−X) mod t] = (t − 1)/2 + Σ_{j=1}^{t−1} φ(θ_j) / (e^{iθ_j} − 1),   θ_j = 2πj/t,
+
+    (the pad to the next multiple of t as a function of the residue r: its discrete Fourier coefficients are
+    (t − 1)/2 and 1/(ω^j − 1), ω = e^{2πi/t}), where φ(θ) = E[e^{iθX}] = (1 − q + q e^{iθ})^n = ρ^n e^{inψ} with
+    ρ² = 1 − 4q(1 − q) sin²(θ/2), ψ = atan2(q sin θ, 1 − q + q cos θ). Terms j and t − j are equal (conjugates), so
+
+        E[(−X) mod t] = (t − 1)/2 + Σ_{0<j<t/2} ρ_j^n sin(nψ_j − θ_j/2) / sin(θ_j/2) − [t even] (1 − 2q)^n / 2.
+
+    t terms per n whatever its spread: the window sum Σ_x P(X = x)·⌈x/t⌉ over mean ± 12σ (which this replaces)
+    costs ~24σ probabilities, each by running sums of logs off by up to ~1e-9 relative at n ~ 1e6; this form is
+    good to ~1e-15 (tests/perf/test_kernels.py checks it against exact rational sums and a 40-digit one).
+    Otherwise (t = 1: E = nq; q ∉ (0, 1) or a tile that is not a whole number) the window sum."""
+    n = np.asarray(trials, float)
+    if not (0.0 < prob < 1.0 and tile >= 1.0 and float(tile).is_integer()):
+        return np.array([_window_tiles(int(v), prob, tile) for v in n.tolist()], float)
+    t = int(tile)
+    if t == 1:
+        return n * prob
+    half = np.pi * np.arange(1, (t + 1) // 2) / t  # θ_j / 2 for 0 < j < t/2
+    s_half = np.sin(half)
+    log_rho = 0.5 * np.log1p(-4.0 * prob * (1.0 - prob) * (s_half * s_half))
+    psi = np.arctan2(prob * np.sin(2.0 * half), (1.0 - prob) + prob * np.cos(2.0 * half))
+    with np.errstate(under="ignore"):
+        terms = np.exp(n[:, None] * log_rho) * np.sin(n[:, None] * psi - half) / s_half
+        pad = (t - 1) / 2.0 + terms.sum(axis=1)
+        if t % 2 == 0:
+            pad -= 0.5 * np.power(1.0 - 2.0 * prob, n)
+    return (n * prob + pad) / t
+
+
+def _window_tiles(trials: int, prob: float, tile: float) -> float:
+    """E[⌈X / t⌉] as Σ_x P(X = x) · ⌈x / t⌉ over mean ± 12 standard deviations (outside it the probability is
+    below 1e-30: nothing at double precision), for the cases _tiles_sum has no closed form for."""
     if trials <= 0 or prob <= 0.0:
         return 0.0
     if prob >= 1.0:
@@ -84,23 +124,15 @@ def _expected_tiles_one(trials: int, prob: float, tile: float) -> float:
 
 
 def _expected_tiles_of(trials: np.ndarray, prob: float, tile: float) -> np.ndarray:
-    """_expected_tiles(trials[j], prob, tile) for distinct whole trials[j] ≥ 0, the same floats: the ones not yet
-    known computed together (moe.window_blocks: bit for bit binomial_window's windows; each sum is np.dot over
-    the window's own contiguous row, as in the one-at-a-time form)."""
+    """_expected_tiles(trials[j], prob, tile) for distinct whole trials[j] ≥ 0, the same floats (each row of
+    _tiles_sum's arrays is its own): the ones not yet known computed together and kept."""
     memo = memo_for(_tile_memos, (prob, tile))
     values = memo.get(trials)
     todo = np.flatnonzero(np.isnan(values))
     if not todo.size:
         return values
     n_new = trials[todo]
-    if not 0.0 < prob < 1.0 or len(n_new) < BATCH_WINDOWS_FROM:
-        new = np.array([_expected_tiles(n, prob, tile) for n in n_new.tolist()], float)
-    else:
-        new = np.zeros(len(n_new))  # trials 0: nothing to pad
-        live = np.flatnonzero(n_new > 0)
-        for rows, _, n, x, pmf in window_blocks(n_new[live], prob):
-            ceil_x = np.ceil(np.subtract(np.divide(x, tile, out=x), 1e-9, out=x), out=x)  # ⌈x / t − 1e-9⌉
-            new[live[rows]] = [float(np.dot(p_row[:m], c_row[:m])) for p_row, c_row, m in zip(pmf, ceil_x, n.tolist())]
+    new = _tiles_sum(n_new, prob, tile)
     memo.put(n_new, new)
     values[todo] = new
     return values

@@ -60,94 +60,160 @@ def binomial_window(trials: int, prob: float) -> tuple[int, np.ndarray, np.ndarr
     return lo, x, np.exp(log_pmf, out=log_pmf)
 
 
-_lgammas = np.frompyfunc(math.lgamma, 1, 1)
+# ---- the busiest rank's E[max]: binomial probabilities by Loader's saddle-point form -----------------------------
+_LN_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+# δ(k) = ln k! − (k + ½) ln k + k − ½ ln 2π for k = 1 … 15 (index 0 unused), from lgamma (good to ~1e-15)
+_STIRLERR_SMALL = np.array([0.0] + [math.lgamma(k + 1.0) - (k + 0.5) * math.log(k) + k - _LN_SQRT_2PI
+                                    for k in range(1, 16)])
 
 
-def _lgamma_of(values: np.ndarray) -> np.ndarray:
-    """math.lgamma of each whole number (the same floats as calling it one by one)."""
-    return _lgammas(values.astype(float)).astype(float)
+def _stirlerr(k: np.ndarray) -> np.ndarray:
+    """δ(k) = ln k! − (k + ½) ln k + k − ½ ln 2π (Stirling's formula's error) for whole k ≥ 1: above 15 its
+    asymptotic series 1/(12k) − 1/(360k³) + 1/(1260k⁵) − 1/(1680k⁷) + 1/(1188k⁹) (the next term, 691/(360360 k¹¹),
+    is below 3e-16 there), below it lgamma's values."""
+    big = np.maximum(k, 16.0)
+    inv = 1.0 / big
+    inv2 = inv * inv
+    series = inv * (1.0 / 12 - inv2 * (1.0 / 360 - inv2 * (1.0 / 1260 - inv2 * (1.0 / 1680 - inv2 / 1188))))
+    return np.where(k > 15.0, series, _STIRLERR_SMALL[np.minimum(k, 15.0).astype(np.int64)])
 
 
-# elements per batched block of windows (`window_blocks`): 128 KiB per [m, W] array, so that a block's passes run
-# in cache (numpy's exp on 4 MiB arrays measured 6x slower per element than on 512 KiB ones; 2^12 … 2^16 elements
-# per block measured 17.5–24 ns per window element in all, the least at 2^14, on the loaded 2-core machine)
+def _bd0(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """x ln(x/m) + m − x (the deviance term of Loader's form) for x, m > 0, without the direct form's cancellation
+    near x = m: where |x − m| < (x + m)/10 it is (x − m)·v + 2x·Σ_{j≥1} v^(2j+1)/(2j + 1), v = (x − m)/(x + m)
+    (|v| < 0.1: nine terms leave less than 1e-19 of the sum)."""
+    d = x - m
+    v = d / (x + m)
+    v2 = v * v
+    term = 2.0 * x * v
+    tail = np.zeros_like(v)
+    for j in range(1, 10):
+        term = term * v2
+        tail = tail + term / (2 * j + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        direct = x * np.log(x / m) + m - x
+    return np.where(np.abs(d) < 0.1 * (x + m), d * v + tail, direct)
+
+
+def binomial_log_pmf(x, trials, prob: float) -> np.ndarray:
+    """ln P(X = x), X ~ Binomial(n, q), for whole 0 < x < n (arrays), by Loader's saddle-point form (C. Loader,
+    "Fast and accurate computation of binomial probabilities", 2000, the form R's dbinom uses):
+
+        ln P = δ(n) − δ(x) − δ(n − x) − bd0(x, nq) − bd0(n − x, n(1 − q)) + ½ ln(n / (2π x (n − x)))
+
+    (δ: _stirlerr, bd0: _bd0). Every term is small or well conditioned, so the value is good to ~1e-15 absolute
+    at any n, where ln n! − ln x! − ln (n − x)! from lgamma or running sums loses ~n·1e-16 (1e-9 at n ~ 1e6)."""
+    x = np.asarray(x, float)
+    n = np.asarray(trials, float)
+    rest = n - x
+    return (_stirlerr(n) - _stirlerr(x) - _stirlerr(rest) - _bd0(x, n * prob) - _bd0(rest, n * (1.0 - prob))
+            + 0.5 * np.log(n / (2.0 * math.pi * x * rest)))
+
+
+# ln of the upper-tail mass a busiest-rank sum leaves out: P(X ≥ top) ≤ e^-52 ≈ 2.6e-23 (Chernoff), so each of its
+# terms is off by at most bins·2.6e-23 and the result (≥ its floor, the mean, ~σ²) by far less than 1e-16 relative
+_TAIL_LOG = 52.0
+
+
+def _chernoff_top(n: np.ndarray, prob: float) -> np.ndarray:
+    """Per n: a whole y with P(X ≥ y) ≤ e^−52 for X ~ Binomial(n, q), by the Chernoff bound
+    P(X ≥ y) ≤ exp(−n·KL(y/n ‖ q)) (y > nq), n·KL = y ln(y/(nq)) + (n − y) ln((n − y)/(n − nq)); the first of
+    nq + (1, 1.1, 1.25, 1.5, 2, 3)·√(2·52)·σ + 1 where it holds (the normal's point first: a skewed tail needs
+    more), else n + 1 (nothing left out)."""
+    nf = n.astype(float)
+    mean = nf * prob
+    sd = np.sqrt(mean * (1.0 - prob))
+    out = n + 1
+    todo = np.arange(len(n))
+    z = math.sqrt(2.0 * _TAIL_LOG)
+    for scale in (1.0, 1.1, 1.25, 1.5, 2.0, 3.0):
+        y = np.ceil(mean[todo] + z * scale * sd[todo] + 1.0)
+        inside = y < nf[todo]  # (the rest keep n + 1: a larger scale lies beyond n too)
+        todo, y = todo[inside], y[inside]
+        rest = nf[todo] - y
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kl = y * np.log(y / mean[todo]) + rest * np.log(rest / (nf[todo] - mean[todo]))
+        ok = kl >= _TAIL_LOG
+        out[todo[ok]] = y[ok].astype(np.int64)
+        todo = todo[~ok]
+        if not len(todo):
+            break
+    return out
+
+
+# elements per block of rows (`expected_max_binomial_floored`): 128 KiB per [m, W] array, so a block's passes run
+# in cache (numpy's elementwise passes on 4 MiB arrays measured several times slower per element)
 _BLOCK_ELEMENTS = 1 << 14
 
 
-def window_blocks(trials: np.ndarray, prob: float, rows=None):
-    """`binomial_window(trials[j], prob)` for many trials of one probability at once, as blocks of rows: yields
-    (js, lo, n, x, pmf) where row r of the [m, W] arrays x and pmf holds window j = js[r] in its columns
-    0 … n[r] − 1 (beyond them x runs on and pmf is not set to anything: NaN or ≥ 0, never read as a probability;
-    clearing it was a fifth of a block's time). Every trials > 0 and 0 < prob < 1.
+def expected_max_binomial_floored(trials, prob: float, bins: int, floor) -> np.ndarray:
+    """E[max(M, c)] for each trials[j] = n, floor[j] = c ≥ 0, M the largest of `bins` independent Binomial(n, q)
+    counts, 0 < q < 1 (expected_max_binomial's sum, for many n at once):
 
-    Each element is computed by the same float operations as binomial_window's (the running sums along each
-    row, one sequential add per element; log, log1p and exp elementwise; whole numbers exact however formed), so
-    the windows are bit for bit those of the one-at-a-time form (tests/perf/test_moe.py checks it); the search
-    meets ~25k distinct windows per MoE plan, and one call per window spent most of its time in numpy's per-call
-    overhead. Rows are taken in increasing trials (similar widths share a block: little padding); a block holds
-    at most _BLOCK_ELEMENTS, so its passes run in cache.
+        E[max(M, c)] = c + (⌊c⌋ + 1 − c)·P(M > ⌊c⌋) + Σ_{x > ⌊c⌋} P(M > x),
+        P(M > x) = 1 − (1 − S(x))^bins = −expm1(bins · log1p(−S(x))),   S(x) = P(X > x) = Σ_{y > x} P(X = y)
 
-    `rows`: (order, trials[order], lo, n, upto) from `_window_rows` with a length upto ≤ n per row: only columns
-    0 … upto − 1 of each row are computed (the blocks are as wide as their rows' upto; the rest of a row is not
-    set, as beyond its window)."""
-    order, t_sorted, lo_all, n_all, upto = (*_window_rows(trials, prob), None) if rows is None else rows
-    log_q, log_rest_q = math.log(prob), math.log1p(-prob)
-    steps = np.arange(int(n_all.max()) if len(n_all) else 0, dtype=float)
-    # ln lo!, ln trials! and ln (trials − lo)! of every row at once (math.lgamma each: the same floats per row)
-    lg_lo, lg_t, lg_rest = (_lgamma_of(v)[:, None] for v in (lo_all + 1, t_sorted + 1, t_sorted - lo_all + 1))
-    # windows that start at the same lo share the running sum of log x (the same adds in the same order): lo is
-    # non-decreasing in trials, so equal starts are neighbours (a repeat further on would only be summed again)
-    new_start = np.empty(len(lo_all), bool)
-    new_start[:1] = True
-    np.not_equal(lo_all[1:], lo_all[:-1], out=new_start[1:])
-    run_of = np.cumsum(new_start) - 1
-    # the rows of a block: as many as fit the element budget at the block's widest (last, in trials order) row
-    widths = np.maximum.accumulate(n_all if upto is None else upto).tolist()
-    start = 0
-    while start < len(t_sorted):
-        stop = start + 1
-        while stop < len(t_sorted) and widths[stop] * (stop + 1 - start) <= _BLOCK_ELEMENTS:
-            stop += 1
-        t, lo, n = t_sorted[start:stop], lo_all[start:stop], n_all[start:stop]
-        w = int((n if upto is None else upto[start:stop]).max())
-        x = lo.astype(float)[:, None] + steps[:w]  # x = lo … lo + W − 1 (whole numbers)
-        rest = t.astype(float)[:, None] - x  # trials − x
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            # the more trials per block, the fewer distinct lo (small q: ~1/q trials per lo)
-            shared = run_of[stop - 1] - run_of[start] + 1 < stop - start
-            if shared:
-                firsts = new_start[start:stop].copy()
-                firsts[0] = True  # (a run may go on from the block before)
-            x_of = x[firsts] if shared else x
-            ln_x_fact = np.empty((len(x_of), w))
-            ln_x_fact[:, 0] = 0.0
-            _running_sum(np.log(x_of)[:, 1:], axis=1, out=ln_x_fact[:, 1:])  # (log of whole rows: contiguous)
-            if shared:
-                ln_x_fact = ln_x_fact[run_of[start:stop] - run_of[start]]
-            ln_x_fact += lg_lo[start:stop]
-            ln_rest_sum = np.empty((len(t), w))
-            ln_rest_sum[:, 0] = 0.0
-            _running_sum(np.log(rest)[:, :-1], axis=1, out=ln_rest_sum[:, 1:])
-            log_pmf = np.subtract(lg_t[start:stop], ln_x_fact, out=ln_x_fact)
-            log_pmf -= np.subtract(lg_rest[start:stop], ln_rest_sum, out=ln_rest_sum)
-            log_pmf += x * log_q
-            log_pmf += np.multiply(rest, log_rest_q, out=rest)
-            pmf = np.exp(log_pmf, out=log_pmf)
-        yield order[start:stop], lo, n, x, pmf
-        start = stop
-
-
-def _window_rows(trials, prob: float):
-    """(order, trials[order], lo, n) of `window_blocks`' rows: increasing trials, binomial_window's lo and
-    window length n per row."""
-    t_all = np.asarray(trials, np.int64)
-    order = np.argsort(t_all, kind="stable")
-    t_sorted = t_all[order]
-    mean = t_sorted * prob
-    sd = np.sqrt(t_sorted * prob * (1.0 - prob))
-    lo_all = np.maximum(0, np.trunc(mean - 12.0 * sd).astype(np.int64) - 1)
-    hi_all = np.minimum(t_sorted, np.trunc(mean + 12.0 * sd).astype(np.int64) + 2)
-    return order, t_sorted, lo_all, hi_all - lo_all + 1
+    The survival function S is summed from the top down (the small terms first) over y ≤ a Chernoff point
+    (`_chernoff_top`: the mass beyond is below e^−52), from probabilities P(y + 1) = P(y)·(n − y)/(y + 1)·q/(1 − q)
+    anchored at the first y by Loader's form (binomial_log_pmf): a product of a few thousand ratios is off by
+    ~1e-13 relative, where ln-factorial running sums from the window's foot were off by up to ~1e-8 at n ~ 1e6.
+    Only x ≥ ⌊c⌋ is computed (from mean − 12σ − 1 when c lies below it: P(M > x) rounds to 1 there), so at the
+    busiest rank's floor, the mean, a row is ~10σ long (the two-sided window was ~21σ). Each row's floats are its
+    own (the same operations whatever rows share its block), so one value alone equals it in an array."""
+    n = np.asarray(trials, np.int64).ravel()
+    c = np.asarray(floor, float).ravel()
+    x0 = np.floor(c).astype(np.int64)
+    mean = n * prob
+    sd = np.sqrt(mean * (1.0 - prob))
+    lo = np.maximum(0, np.trunc(mean - 12.0 * sd).astype(np.int64) - 1)  # below it F^bins < 1e-30: P(M > x) = 1
+    start = np.maximum(x0, lo)  # the first x whose S is computed
+    first_weight = x0 + 1 - c  # x0's share of a unit step (1 where c is whole)
+    below = np.where(start > x0, first_weight + (start - x0 - 1), 0.0)
+    width = np.minimum(_chernoff_top(n, prob), n + 1) - 1 - start  # probabilities at y = start + 1 … start + width
+    inside = np.zeros(len(n))
+    live = np.flatnonzero(width > 0)
+    if len(live):
+        # each row runs down from its top y = start + width: column j holds P(y − j) (so the running sums are
+        # contiguous and no column past a row's own width is read: there the product runs on, never summed)
+        n_l = n[live].astype(float)
+        y_top = (start[live] + width[live]).astype(float)
+        interior = y_top < n_l
+        anchor = np.where(interior, 0.0, n_l * math.log(prob))  # (y = n: P = q^n)
+        if interior.any():
+            anchor[interior] = binomial_log_pmf(y_top[interior], n_l[interior], prob)
+        inv_odds = (1.0 - prob) / prob
+        order = np.argsort(width[live], kind="stable")
+        w_sorted = width[live][order].tolist()
+        steps = np.arange(int(w_sorted[-1]), dtype=float)
+        first_col = width[live] - 1  # the column of x = start, whose share of a unit step is first_weight
+        w_first = np.where(start[live] > x0[live], 1.0, first_weight[live])
+        at = 0
+        while at < len(order):
+            stop = at + 1
+            while stop < len(order) and w_sorted[stop] * (stop + 1 - at) <= _BLOCK_ELEMENTS:
+                stop += 1
+            rows = order[at:stop]
+            w = int(w_sorted[stop - 1])
+            m = len(rows)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                # P(y − 1) = P(y) · y / (n − y + 1) · (1 − q)/q, y = top − j + 1 for column j ≥ 1
+                probs = np.empty((m, w))
+                probs[:, 0] = np.exp(anchor[rows])
+                np.subtract(y_top[rows][:, None] + 1.0, steps[1:w], out=probs[:, 1:])
+                probs[:, 1:] /= (n_l[rows] - y_top[rows])[:, None] + steps[1:w]
+                probs[:, 1:] *= inv_odds
+                pmf = np.multiply.accumulate(probs, axis=1, out=probs)
+                # column j: Σ_{y ≥ top − j} P(y) = S(top − j − 1) (the tail past `top` is below e^−52)
+                surv = np.add.accumulate(pmf, axis=1, out=pmf)
+                np.minimum(surv, 1.0, out=surv)
+                # −P(M > x) = expm1(bins · log1p(−S(x))) (negated once per row, below)
+                neg = np.expm1(np.multiply(np.log1p(np.negative(surv, out=surv), out=surv), bins, out=surv),
+                               out=surv)
+            cols = first_col[rows]
+            neg[np.arange(m), cols] *= w_first[rows]
+            inside[live[rows]] = [-float(_add_reduce(row[:k])) for row, k in zip(neg, w_sorted[at:stop])]
+            at = stop
+    return c + below + inside
 
 
 def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.0) -> float:
@@ -155,141 +221,16 @@ def expected_max_binomial(trials: int, prob: float, bins: int, floor: float = 0.
 
         E[max(M, c)] = c + Σ_{x ≥ c} P(M > x),   P(M > x) = 1 − F(x)^bins,   F the binomial CDF
 
-    (the sum is over unit steps from c, the first partial step weighted by ⌈c⌉ − c). F is summed in log space
-    over mean ± 12 standard deviations (outside it P(M > x) is 1 below and 0 above to double precision)."""
+    (the sum is over unit steps from c, the first partial step weighted by ⌈c⌉ − c); computed by
+    expected_max_binomial_floored (the same float as an array's element)."""
     if trials <= 0 or prob <= 0.0:
         return max(0.0, floor)
     if prob >= 1.0:
         return max(float(trials), floor)
-    lo, x, pmf = binomial_window(trials, prob)
-    hi, n = lo + len(x) - 1, len(x)
-    cum = _running_sum(pmf, out=pmf)  # F before the cap at 1
-    if floor <= 0.0:
-        return lo + float((1.0 - np.minimum(1.0, cum) ** bins).sum())
-    c_up = math.ceil(floor)
-    v = math.floor(floor)
-    partial = 0.0
-    if c_up > floor:
-        p_v = 1.0 if v < lo else (float((1.0 - np.minimum(1.0, cum[v - lo:v - lo + 1]) ** bins)[0]) if v <= hi else 0.0)
-        partial = (c_up - floor) * p_v
-    # Σ_{v = c_up}^{hi} P(M > v): 1 for each v below the window, the window's values from max(c_up, lo); from the
-    # first x with F(x) = 1 on, P(M > x) is exactly 0, so the power is taken only before it
-    below = max(0, min(lo, hi + 1) - c_up)
-    inside = 0.0
-    if c_up <= hi:
-        start = max(c_up, lo) - lo
-        saturated = max(start, int(np.searchsorted(cum, 1.0)))  # cum is non-decreasing
-        exceed = np.zeros(n - start)
-        exceed[:saturated - start] = 1.0 - cum[start:saturated] ** bins
-        inside = float(exceed.sum())
-    return floor + partial + below + inside
+    return float(expected_max_binomial_floored(np.array([trials]), prob, bins, np.array([max(floor, 0.0)]))[0])
 
 
-# ln 2^-54 = −37.43: a probability below 2^-54 added to a CDF value F in [1/2, 1) leaves it F (under half its unit
-# in the last place); a window's columns whose log-probability is provably below this are left out (_settled_from)
-_NEGLIGIBLE_LOG_PMF = -38.0
-
-
-def _settled_from(t, lo, n, prob: float) -> np.ndarray:
-    """Per window (trials t, start lo, length n): a column k from which every pmf value binomial_window gives is
-    below 2^-54, or n where none is found. Proof: k lies past the mode ⌊(t + 1)q⌋ + 1, so the probabilities fall
-    from k on; the log-probability at k, ln C(t, k) + k ln q + (t − k) ln(1 − q), is below −38 (computed from
-    lgamma: error below 1e-7 up to t ~ 1e7), and binomial_window's log-probabilities differ from the exact ones by
-    less than 1e-5 up to t ~ 1e7 (running sums of at most ~3e4 logs below 17 whose partial sums stay below 2^19,
-    each add off by at most 2^-34; lgamma terms below 2^28, off by a few 2^-24) — the margin to ln 2^-54 = −37.43
-    is 0.57. The candidates are the normal density's point of e^−38.5 plus ¼, 1 or 2 deviations; where
-    the check fails (a skewed small window) the whole window stays."""
-    tf = t.astype(float)
-    sd = np.sqrt(tf * prob * (1.0 - prob))
-    # the normal density's point of e^−38.5: z²/2 = 38.5 − ln(√(2π)·sd)
-    z = np.sqrt(2.0 * np.maximum(0.5 - _NEGLIGIBLE_LOG_PMF - np.log(2.5066282746 * np.maximum(sd, 1e-3)), 0.0))
-    out = n.copy()
-    todo = np.arange(len(t))
-    for extra in (0.25, 1.0, 2.0):  # (a skewed window's tail is longer than the normal's)
-        k = np.maximum(np.ceil(tf[todo] * prob + (z[todo] + extra) * sd[todo]),
-                       np.floor((tf[todo] + 1.0) * prob) + 1.0).astype(np.int64)
-        inside = k < lo[todo] + n[todo] - 1
-        todo, k = todo[inside], k[inside]
-        if not len(todo):
-            break
-        tt = t[todo]
-        log_pmf = (_lgamma_of(tt + 1) - _lgamma_of(k + 1) - _lgamma_of(tt - k + 1)
-                   + k * math.log(prob) + (tt - k) * math.log1p(-prob))
-        ok = log_pmf < _NEGLIGIBLE_LOG_PMF
-        out[todo[ok]] = k[ok] - lo[todo[ok]]
-        todo = todo[~ok]
-    return out
-
-
-def expected_max_binomial_floored(trials, prob: float, bins: int, floor, settle: bool = True) -> np.ndarray:
-    """expected_max_binomial(trials[j], prob, bins, floor[j]) for each j, bit for bit (the same float operations
-    per element; windows from `window_blocks`), for trials > 0, 0 < prob < 1 and floor > 0. What is one number
-    per window (the floor's terms, the window's bounds) is computed for all windows at once, in window_blocks'
-    row order (increasing trials); a block does only what needs its rows' F.
-
-    The top of each window whose probabilities are all below 2^-54 (`_settled_from`: ~a sixth of the window) is
-    not computed: where F there is in [1/2, 1), adding them leaves it F, so the one-at-a-time form's F is that
-    constant up to the window's end and so is each of its terms 1 − F^bins; they are filled in, and the row's
-    sum is taken over the same values in the same length (bit for bit; `settle=False` computes whole windows,
-    as it does itself if some F there were below 1/2)."""
-    trials = np.asarray(trials, np.int64)
-    order, t_sorted, lo, n = _window_rows(trials, prob)
-    f = np.asarray(floor, float)[order]
-    hi = lo + n - 1
-    c_up = np.ceil(f).astype(np.int64)
-    v = np.floor(f).astype(np.int64)
-    # P(M > x) inside the window: 1 − F(x)^bins before the first x with F(x) = 1 (F is non-decreasing along each
-    # row's window), exactly 0 from there; only start … saturated are read (≤ n: columns beyond a row's window are
-    # zeroed with the rest from `saturated` on)
-    start = np.minimum(np.maximum(c_up, lo) - lo, n)
-    settled = _settled_from(t_sorted, lo, n, prob) if settle else n
-    # computed columns: through the first settled one (its term is the rest's) and the floor's start
-    upto = np.minimum(n, np.maximum(settled + 1, start + 1))
-    v_col = np.minimum(np.clip(v - lo, 0, n - 1), upto - 1)  # (F at v: from `settled` on it is F there)
-    at_v = np.empty(len(f))
-    inside = np.zeros(len(f))
-    start_l, n_l, on_l = start.tolist(), n.tolist(), (c_up <= hi).tolist()
-    pos = 0
-    for js, _, n_b, _, pmf in window_blocks(trials, prob, (order, t_sorted, lo, n, upto)):
-        m, w = pmf.shape
-        at = slice(pos, pos + m)
-        with np.errstate(over="ignore", invalid="ignore"):
-            # F before the cap at 1. Beyond the window pmf is NaN or ≥ 0 (window_blocks), so there F stays ≥ the
-            # window's last F or is NaN: never < 1 after F reached 1 inside, so the count below finds `saturated`
-            cum = _running_sum(pmf, axis=1, out=pmf)
-            if settle and np.any((settled[at] < upto[at]) & (cum[np.arange(m), np.maximum(settled[at] - 1, 0)]
-                                                              < 0.5)):
-                return expected_max_binomial_floored(trials, prob, bins, floor, settle=False)
-            at_v[at] = cum[np.arange(m), v_col[at]]
-            # (F < 1 in every column before r0 ≤ each row's start, or F reached 1 there and saturated = start
-            # either way: counting from r0 on gives the same saturated.) A row whose F stays below 1 through its
-            # w computed columns and goes on beyond them (settled) never reaches 1: saturated at its end
-            r0 = min(start_l[at])
-            count = r0 + (cum[:, r0:] < 1.0).sum(axis=1)
-            saturated = np.maximum(start[at], np.minimum(np.where(count >= w, n_b, count), n_b))
-            r1 = int(saturated.max())
-            # each row's sum over its own start … n − 1 (zeros from `saturated` on) in that length: numpy's pairwise
-            # summation of the same values in the same order as the one-at-a-time form
-            exceed = np.zeros((m, max(n_l[at]) - r0))
-            top = min(r1, w)
-            part = np.subtract(1.0, np.power(cum[:, r0:top], bins, out=cum[:, r0:top]), out=exceed[:, :top - r0])
-            part[np.arange(r0, top) >= saturated[:, None]] = 0.0
-            if r1 > w:  # settled rows: their last computed term (F constant from `settled` on) to saturated
-                np.copyto(exceed[:, w - r0:], part[:, w - 1 - r0:w - r0],
-                          where=np.arange(w, exceed.shape[1] + r0) < saturated[:, None])
-        inside[at] = [float(_add_reduce(row[s - r0:e - r0])) if on else 0.0
-                      for row, s, e, on in zip(exceed, start_l[at], n_l[at], on_l[at])]
-        pos += m
-    with np.errstate(over="ignore", invalid="ignore"):
-        p_v = np.where(v < lo, 1.0, np.where(v <= hi, 1.0 - np.minimum(1.0, at_v) ** bins, 0.0))
-    partial = np.where(c_up > f, (c_up - f) * p_v, 0.0)
-    below = np.maximum(0, np.minimum(lo, hi + 1) - c_up)
-    out = np.empty(len(trials))
-    out[order] = f + partial + below + inside
-    return out
-
-
-# windows to compute at once before `window_blocks` pays (its fixed cost is ~2 windows' one at a time)
+# windows to compute at once before the arrays pay (their fixed cost is ~2 statistics' one at a time)
 BATCH_WINDOWS_FROM = 3
 
 

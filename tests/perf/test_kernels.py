@@ -95,9 +95,9 @@ def test_expected_padded_rows_against_sampled_routing():
 
 
 def expected_tiles_plain(trials: int, prob: float, tile: float) -> float:
-    """kernels._expected_tiles as first written (#14), the reference for the batched form: the binomial window's
-    probabilities by lgamma running sums (moe.binomial_window's plain copy in tests/perf/test_moe.py), then
-    np.dot with ⌈x / t⌉."""
+    """kernels._expected_tiles as first written (#14), up to session 15: the binomial window's probabilities by
+    lgamma running sums, then np.dot with ⌈x / t⌉ (off by up to ~2e-9 relative at n ~ 2e6; the closed form is
+    checked against it at 1e-9 and against exact sums more tightly)."""
     if trials <= 0 or prob <= 0.0:
         return 0.0
     if prob >= 1.0:
@@ -113,9 +113,54 @@ def expected_tiles_plain(trials: int, prob: float, tile: float) -> float:
     return float(np.dot(np.exp(log_pmf), np.ceil(x / tile - 1e-9)))
 
 
+def test_expected_tiles_against_exact_rational_sums():
+    # E[⌈X / t⌉] = Σ_x P(X = x)·⌈x/t⌉ in exact rationals (q the float's exact value): the Fourier closed form within
+    # 2e-15 relative, never further off than the window's running sums; t = 1 is E[X] = nq
+    from fractions import Fraction
+    from planner.perf.kernels import _expected_tiles
+    for n in (0, 1, 2, 3, 7, 16, 17, 33, 64, 129):
+        for q in (0.25, 1 / 32, 0.3, 0.9):
+            for t in (1, 2, 3, 16, 128):
+                qf = Fraction(q)
+                exact = sum(math.comb(n, x) * qf ** x * (1 - qf) ** (n - x) * -(-x // t) for x in range(n + 1))
+                got = _expected_tiles(n, q, float(t))
+                if exact == 0:
+                    assert abs(got) < 1e-15
+                    continue
+                new = abs(Fraction(got) - exact) / exact
+                old = abs(Fraction(expected_tiles_plain(n, q, float(t))) - exact) / exact
+                assert new < 2e-15 and new <= max(old, Fraction(1, 10**15)), (n, q, t, float(new), float(old))
+
+
+@pytest.mark.parametrize("n, q, t", [(1_500, 1 / 32, 128), (5_000, 1 / 32, 128), (30_000, 1 / 8, 16),
+                                     (100_000, 0.25, 128), (2_000_000, 1 / 32, 128)])
+def test_expected_tiles_at_large_n_against_40_digits(n, q, t):
+    # against Σ P(x)·⌈x/t⌉ with the probabilities in 40-digit decimals (ratio recurrence from the mode, normalized
+    # over mean ± 40σ): within 1e-15 where the window's running sums were off by up to 1.7e-9
+    from decimal import Decimal, localcontext
+    from fractions import Fraction
+    from planner.perf.kernels import _expected_tiles
+    with localcontext() as ctx:
+        ctx.prec = 40
+        qd = Decimal(Fraction(q).numerator) / Decimal(Fraction(q).denominator)
+        mean, sd = n * q, math.sqrt(n * q * (1 - q))
+        lo, hi = max(0, int(mean - 40 * sd)), min(n, int(mean + 40 * sd) + 2)
+        mode = int((n + 1) * q)
+        w = {mode: Decimal(1)}
+        for y in range(mode, hi):
+            w[y + 1] = w[y] * (n - y) / (y + 1) * qd / (1 - qd)
+        for y in range(mode, lo, -1):
+            w[y - 1] = w[y] * y / (n - y + 1) * (1 - qd) / qd
+        ref = sum(v * -(-x // t) for x, v in w.items()) / sum(w.values())
+        got = _expected_tiles(n, q, float(t))
+        f = Fraction(got)
+        assert abs(Decimal(f.numerator) / Decimal(f.denominator) - ref) / ref < Decimal("1e-15")
+
+
 def test_expected_padded_rows_same_floats_when_kept_values_are_dropped(monkeypatch):
     # rows read the kept tile sums by lookup; where a memo past its size bound starts again between computing the
-    # missing sums and reading them, each row still gets the float of the plain sum (tiny memos: every put clears)
+    # missing sums and reading them, each row still gets the float of the one-at-a-time sum (tiny memos: every put
+    # clears)
     from planner.perf import kernels, moe
     monkeypatch.setattr(moe.WholeMemo, "DENSE", 16)
     monkeypatch.setattr(moe.WholeMemo, "SPARSE_LIMIT", 4)
@@ -129,18 +174,18 @@ def test_expected_padded_rows_same_floats_when_kept_values_are_dropped(monkeypat
         for t, w, g in zip(tokens, tile, got):
             base = math.floor(t + 1e-9)
             frac = min(max(t - base, 0.0), 1.0)
-            assert g == w * ((1.0 - frac) * expected_tiles_plain(base, 8 / 256, w)
-                             + frac * expected_tiles_plain(base + 1, 8 / 256, w))
+            assert g == w * ((1.0 - frac) * kernels._expected_tiles(base, 8 / 256, w)
+                             + frac * kernels._expected_tiles(base + 1, 8 / 256, w))
         kernels._recent_tiles.entries.clear()
         tokens = np.concatenate([tokens[:30], rng.uniform(0, 3000, 30)])
     kernels._tile_memos.clear()
 
 
-def test_expected_padded_rows_same_floats_as_plain_sums(monkeypatch):
-    """The distinct (⌊T⌋, q, t_m) of an array are summed together (moe.window_blocks); each element must be the
-    float the plain one-at-a-time sum gives, interpolated between ⌊T⌋ and ⌊T⌋ + 1 as the docstring says."""
-    from planner.perf import kernels, moe
-    monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 12)
+def test_expected_padded_rows_same_floats_as_one_at_a_time_sums():
+    """The distinct (⌊T⌋, q, t_m) of an array are summed together; each element must be the float the
+    one-at-a-time sum gives, interpolated between ⌊T⌋ and ⌊T⌋ + 1 as the docstring says, and within 1e-9 of the
+    window's running sums (their error at these n)."""
+    from planner.perf import kernels
     rng = np.random.default_rng(18)
     n = 400
     tokens = np.concatenate([[0.0, 0.5, 1.0, 2.0, 3.7], rng.uniform(0, 40_000, n - 5)])
@@ -152,12 +197,21 @@ def test_expected_padded_rows_same_floats_as_plain_sums(monkeypatch):
     for t, p, e, w, g in zip(tokens, q, experts, tile, got):
         base = math.floor(t + 1e-9)
         frac = min(max(t - base, 0.0), 1.0)
-        tiles = (1.0 - frac) * expected_tiles_plain(base, p, w or 1.0) + frac * expected_tiles_plain(base + 1, p, w or 1.0)
+        tiles = ((1.0 - frac) * kernels._expected_tiles(base, p, w or 1.0)
+                 + frac * kernels._expected_tiles(base + 1, p, w or 1.0))
         assert g == (e * w * tiles if w > 0 else e * t * p)
+        plain = (1.0 - frac) * expected_tiles_plain(base, p, w or 1.0) + frac * expected_tiles_plain(base + 1, p, w or 1.0)
+        assert g == pytest.approx(e * w * plain if w > 0 else e * t * p, rel=1e-9)
     assert expected_padded_rows(tokens.copy(), q, experts, tile).tolist() == got.tolist()  # kept result reused
     kernels._tile_memos.clear()
     alone = [float(expected_padded_rows(t, p, e, w)) for t, p, e, w in zip(tokens[:60], q, experts, tile)]
     assert alone == got[:60].tolist()  # one step alone (its own path) gives the array's element
+
+
+def test_expected_tiles_not_a_whole_tile_is_the_window_sum():
+    # a tile that is not a whole number has no residue form: the window sum, as before
+    from planner.perf import kernels
+    assert kernels._expected_tiles(500, 0.125, 12.5) == expected_tiles_plain(500, 0.125, 12.5)
 
 
 def test_grouped_gemm_shares_waves_across_experts_by_hand():

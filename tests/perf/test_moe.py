@@ -3,14 +3,16 @@ a Monte-Carlo simulation of uniform top-k routing."""
 from __future__ import annotations
 
 import math
+from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from planner.perf import moe
-from planner.perf.moe import (binomial_window, busiest_rank_load_ratio, expected_experts_touched,
+from planner.perf.moe import (binomial_log_pmf, busiest_rank_load_ratio, expected_experts_touched,
                               expected_experts_touched_on_rank, expected_max_binomial, expected_max_binomial_floored,
-                              tokens_per_touched_expert, remote_domain_share, window_blocks)
+                              tokens_per_touched_expert, remote_domain_share)
 
 
 @pytest.mark.parametrize("e, k, t, expected", [
@@ -97,9 +99,9 @@ def test_expected_max_binomial_by_hand():
 
 
 def expected_max_binomial_plain(trials, prob, bins, floor=0.0):
-    """moe.expected_max_binomial as first written (#16 kept it as the reference): the whole window's P(M > x)
-    as arrays, no buffers reused, no early stop. The fast form must give the same floats bit for bit, so that
-    speeding it up cannot move a plan."""
+    """moe.expected_max_binomial as written up to session 15: the window's F by running sums of ln x and
+    ln (n − x) from mean − 12σ, then 1 − F^bins. Kept to show that the survival-function form is the more exact
+    of the two (its running sums are off by up to ~1e-7 relative at n ~ 2e6)."""
     if trials <= 0 or prob <= 0.0:
         return max(0.0, floor)
     if prob >= 1.0:
@@ -128,85 +130,153 @@ def expected_max_binomial_plain(trials, prob, bins, floor=0.0):
     return floor + partial + below + inside
 
 
-def test_expected_max_binomial_same_floats_as_plain_form():
-    # the busiest-rank arguments the search meets (assignments T·k, ep ranks, floor at the mean, with and without
-    # redundant experts), floors below, inside and above the window, whole and fractional, and random ones
-    cases = [(t * 8, (1.0 - share) / ep, ep, t * 8 / ep) for t in (1, 3, 64, 1000, 4096, 30_000, 127_000)
-             for ep in (2, 4, 8, 64, 256) for share in (0.0, 32 / 256)]
-    cases += [(2, 0.5, 2, 0.0), (2, 0.5, 2, 1.5), (400, 0.9 / 8, 8, 50.0), (1000, 0.01, 16, 0.3), (1000, 0.01, 16, 3.0),
-              (1000, 0.01, 16, 999.5), (10**6, 1 / 8, 8, 10**6 / 8 + 0.25), (50, 0.999, 3, 10.0)]
+def binomial_max_exact(n: int, q: float, bins: int, floor: float) -> Fraction:
+    """E[max(M, c)] in exact rational arithmetic (q and c are the floats' exact values): c + Σ_{x ≥ ⌊c⌋} w_x ·
+    (1 − F(x)^bins), w = ⌊c⌋ + 1 − c at x = ⌊c⌋, else 1."""
+    q, c = Fraction(q), Fraction(floor)
+    x0 = math.floor(c)
+    f, total = Fraction(0), c
+    for x in range(n + 1):
+        f += math.comb(n, x) * q ** x * (1 - q) ** (n - x)
+        if x >= x0:
+            total += (x0 + 1 - c if x == x0 else 1) * (1 - f ** bins)
+    return total
+
+
+def _decimal(v: float) -> Decimal:
+    f = Fraction(v)
+    return Decimal(f.numerator) / Decimal(f.denominator)
+
+
+def binomial_max_40_digits(n: int, q: float, bins: int, floor: float) -> Decimal:
+    """E[max(M, c)] to 40 digits at large n: the probabilities by the ratio recurrence from the mode in 40-digit
+    decimals, normalized over mean ± 40σ (the mass outside is below 1e-300), then the exact sum's terms."""
+    with localcontext() as ctx:
+        ctx.prec = 40
+        qd, c = _decimal(q), _decimal(floor)
+        mean, sd = n * q, math.sqrt(n * q * (1 - q))
+        lo, hi = max(0, int(mean - 40 * sd)), min(n, int(mean + 40 * sd) + 2)
+        mode = int((n + 1) * q)
+        w = {mode: Decimal(1)}
+        for y in range(mode, hi):
+            w[y + 1] = w[y] * (n - y) / (y + 1) * qd / (1 - qd)
+        for y in range(mode, lo, -1):
+            w[y - 1] = w[y] * y / (n - y + 1) * (1 - qd) / qd
+        total = sum(w.values())
+        x0 = math.floor(floor)
+        f, out = Decimal(0), c
+        for x in range(lo, hi + 1):
+            f += w[x] / total
+            if x >= x0:
+                out += (x0 + 1 - c if x == x0 else 1) * (1 - f ** bins)
+        return out
+
+
+def test_expected_max_binomial_closer_to_exact_than_the_running_sums():
+    # small n against exact rational sums: floors at the mean (as busiest_rank_load_ratio asks, with and without
+    # redundant experts), below, inside and above; within 1e-14 relative, and never further off than the plain form
     rng = np.random.default_rng(16)
-    cases += [(int(t), float(q), int(b), float(f)) for t, q, b, f in
-              zip(rng.integers(1, 200_000, 300), rng.uniform(1e-4, 0.999, 300), rng.integers(1, 300, 300),
-                  rng.uniform(-1.0, 2000.0, 300))]
-    diff = [c for c in cases if expected_max_binomial(*c) != expected_max_binomial_plain(*c)]
-    assert not diff
+    cases = [(n, (1 - share) / b, b, n / b) for n in (1, 2, 3, 5, 13, 40, 80) for b in (2, 4, 8, 16)
+             for share in (0.0, 0.2)]
+    cases += [(2, 0.5, 2, 0.0), (2, 0.5, 2, 1.5), (80, 0.3, 3, 0.0), (100, 0.5, 2, 1.97), (60, 0.01, 16, 0.3),
+              (60, 0.01, 16, 3.0), (60, 0.01, 16, 59.5), (60, 0.01, 16, 70.0)]
+    cases += [(int(n), float(q), int(b), float(f)) for n, q, b, f in
+              zip(rng.integers(1, 60, 12), rng.uniform(1e-3, 0.99, 12), rng.integers(1, 12, 12), rng.uniform(0, 30, 12))]
+    for n, q, b, c in cases:
+        exact = binomial_max_exact(n, q, b, c)
+        new = abs(Fraction(expected_max_binomial(n, q, b, c)) - exact) / exact
+        old = abs(Fraction(expected_max_binomial_plain(n, q, b, c)) - exact) / exact
+        assert new < 1e-14 and new <= max(old, Fraction(1, 10**15)), (n, q, b, c, float(new), float(old))
 
 
-def test_window_blocks_are_the_one_at_a_time_windows_bit_for_bit(monkeypatch):
-    # many trials of one probability at once (small blocks, so that several blocks and their padding are used):
-    # each row is binomial_window's (lo, x, pmf), the same floats (beyond the window pmf is not set: not read)
+@pytest.mark.parametrize("n, q, bins", [(2_000, 1 / 8, 8), (100_000, 1 / 8, 8), (163_840, 1 / 32, 32),
+                                        (400_000, 0.75 / 64, 64), (2_059_264, 1 / 256, 256)])
+def test_expected_max_binomial_at_large_n_against_40_digits(n, q, bins):
+    # the busiest rank's floor at the mean T·k/ep: the survival-function form within 1e-15 of a 40-digit sum at
+    # n up to ~2e6 (the DeepSeek-V3 plan's largest), where the running sums were off by up to 1.9e-7
+    c = n / bins if q * bins == 1.0 else n * 1.0 / bins
+    ref = binomial_max_40_digits(n, q, bins, c)
+    new = float(expected_max_binomial_floored(np.array([n]), q, bins, np.array([c]))[0])
+    assert abs(_decimal(new) - ref) / ref < Decimal("1e-15")
+
+
+def test_expected_max_binomial_plain_form_is_off_at_large_n():
+    # the reason the form changed (not a requirement on the code): at n = 2,059,264 over 256 ranks the running
+    # sums' value is ~1.9e-7 above the 40-digit sum, the new one within 1e-15
+    n, q, bins = 2_059_264, 1 / 256, 256
+    ref = binomial_max_40_digits(n, q, bins, 8044.0)
+    assert abs(_decimal(expected_max_binomial_plain(n, q, bins, 8044.0)) - ref) / ref > Decimal("1e-7")
+
+
+def test_binomial_log_pmf_against_exact():
+    # Loader's saddle-point form against ln of exact rational probabilities (math.comb), small to large n, near
+    # and far from the mean (the busiest-rank sums anchor at a window's top, ~10σ above it)
+    with localcontext() as ctx:
+        ctx.prec = 50
+        for n, x, q in ((2, 1, 0.5), (17, 3, 0.25), (40, 39, 0.3), (1000, 130, 0.125), (1000, 240, 0.125),
+                        (20_000, 700, 1 / 32), (60_000, 7_900, 1 / 8), (60_000, 1, 1 / 8)):
+            exact = math.comb(n, x) * Fraction(q) ** x * (1 - Fraction(q)) ** (n - x)
+            want = (Decimal(exact.numerator).ln() - Decimal(exact.denominator).ln())
+            got = float(binomial_log_pmf(np.array([x]), np.array([n]), q)[0])
+            assert abs(_decimal(got) - want) < Decimal("2e-14") * max(1, abs(want)), (n, x, q, got, float(want))
+
+
+def test_stirlerr_and_bd0_by_hand():
+    # δ(k) = ln k! − (k + ½) ln k + k − ½ ln 2π: δ(1) = 1 − ½ ln 2π = 0.0810614667953...; the series above 15
+    # agrees with the definition (lgamma at k where it still has ~13 digits to spare); bd0(x, m) = x ln(x/m) + m − x
+    assert float(moe._stirlerr(np.array([1.0]))[0]) == pytest.approx(1 - 0.5 * math.log(2 * math.pi), rel=1e-14)
+    with localcontext() as ctx:
+        ctx.prec = 50
+        ln_2pi = (2 * Decimal("3.14159265358979323846264338327950288419716939937510")).ln()
+        for k in (2, 15, 16, 20, 100, 1000):
+            ln_fact = sum(Decimal(i).ln() for i in range(2, k + 1))
+            want = ln_fact - (k + Decimal("0.5")) * Decimal(k).ln() + k - ln_2pi / 2
+            got = float(moe._stirlerr(np.array([float(k)]))[0])
+            assert abs(_decimal(got) - want) < Decimal("1e-15"), (k, got, float(want))  # (absolute: a log)
+    for x, m in ((10.0, 10.0), (105.0, 100.0), (3.0, 50.0), (1e6 + 30, 1e6)):
+        with localcontext() as ctx:
+            ctx.prec = 50
+            xd, md = Decimal(x), Decimal(m)
+            want = xd * (xd / md).ln() + md - xd
+        got = float(moe._bd0(np.array([x]), np.array([m]))[0])
+        assert abs(_decimal(got) - want) <= Decimal("1e-15") * max(Decimal(1e-300), abs(want)), (x, m)
+
+
+def test_chernoff_top_leaves_out_less_than_e_minus_52():
+    # P(X ≥ top) summed in 50-digit decimals (exact binomial coefficients) is at most e^-52, and top lies within
+    # ~3σ of the normal's point (no needless work)
+    rng = np.random.default_rng(52)
+    n = np.concatenate([[1, 2, 10, 64, 200], rng.integers(1, 3000, 20)])
+    with localcontext() as ctx:
+        ctx.prec = 50
+        bound = Decimal(-52).exp()
+        for q in (1 / 2, 1 / 8, 1 / 256, 0.3, 1e-3):
+            qd = _decimal(q)
+            top = moe._chernoff_top(n, q)
+            for trials, t in zip(n.tolist(), top.tolist()):
+                assert t <= trials + 1
+                if t <= trials:
+                    tail = sum(math.comb(trials, y) * qd ** y * (1 - qd) ** (trials - y)
+                               for y in range(t, min(trials, t + 400) + 1))  # (terms past +400 are < 1e-100)
+                    assert tail <= bound, (trials, q, t)
+                    sd = math.sqrt(trials * q * (1 - q))
+                    assert t <= trials * q + 3 * math.sqrt(2 * 52) * sd + 2
+
+
+def test_expected_max_binomial_floored_rows_are_their_own(monkeypatch):
+    # small blocks (several per call, rows of different widths side by side): each element is the float it gets
+    # alone, so a statistic does not depend on what else a call asks
     monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 12)
-    rng = np.random.default_rng(13)
-    for prob in (1 / 8, 1 / 64, 0.875 / 8, 0.3, 0.9, 1e-3):
-        trials = np.concatenate([[1, 2, 3, 5, 8, 1000], rng.integers(1, 200_000, 120)])
-        seen = []
-        for js, lo, n, x, pmf in window_blocks(trials, prob):
-            assert len(pmf) == len(js) == len(lo) == len(n) and x.shape == pmf.shape
-            for r, j in enumerate(js.tolist()):
-                lo1, x1, pmf1 = binomial_window(int(trials[j]), prob)
-                assert (lo1, len(x1)) == (lo[r], n[r])
-                assert np.array_equal(x1, x[r, :n[r]]) and np.array_equal(pmf1, pmf[r, :n[r]])
-            seen += js.tolist()
-        assert sorted(seen) == list(range(len(trials)))
-
-
-def test_expected_max_binomial_floored_same_floats_as_plain_form(monkeypatch):
-    # the batched busiest-rank form against the plain reference: floor at the mean (as busiest_rank_load_ratio
-    # asks), and floors below, inside and above the windows
-    monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 13)
     rng = np.random.default_rng(17)
     for prob, bins in ((1 / 8, 8), (1 / 64, 64), (0.875 / 8, 8), (1 / 2, 2), (1 / 256, 256), (0.01, 16)):
-        trials = np.concatenate([[1, 2, 3, 7, 1000, 1000, 1000, 1000], rng.integers(1, 150_000, 60)])
+        trials = np.concatenate([[1, 2, 3, 7, 1000, 1000, 1000, 1000], rng.integers(1, 150_000, 40)])
         floors = np.concatenate([[1 * prob, 2 * prob, 3 * prob, 7 * prob, 0.3, 3.0, 999.5, 10.0],
-                                 trials[8:38] * prob, rng.uniform(0.01, 3000.0, 30)])
+                                 trials[8:28] * prob, rng.uniform(0.01, 3000.0, 20)])
         got = expected_max_binomial_floored(trials, prob, bins, floors)
-        want = [expected_max_binomial_plain(int(t), prob, bins, float(f)) for t, f in zip(trials, floors)]
-        assert got.tolist() == want
-
-
-def test_settled_window_tops_are_below_half_a_unit_of_f():
-    # moe._settled_from's claim, which lets expected_max_binomial_floored leave a window's top uncomputed: from the
-    # settled column on every probability binomial_window gives is below 2^-54 (added to F in [1/2, 1) it leaves F),
-    # the column lies past the mode (the probabilities fall from there), and most windows of some width are cut
-    rng = np.random.default_rng(54)
-    cases = [(int(t), float(q)) for t, q in zip(rng.integers(1, 400_000, 300), rng.choice(
-        [1 / 2, 1 / 4, 1 / 8, 1 / 32, 1 / 256, 0.875 / 8, 0.3, 1e-3], 300))]
-    cut = wide = 0
-    for t, q in cases:
-        lo, x, pmf = binomial_window(t, q)
-        k = int(moe._settled_from(np.array([t]), np.array([lo]), np.array([len(x)]), q)[0])
-        assert 0 < k <= len(x)
-        assert np.all(pmf[k:] < 2.0 ** -54)
-        if k < len(x):
-            assert lo + k > (t + 1) * q and np.all(np.diff(pmf[k - 1:]) <= 0.0)
-        if t * q * (1 - q) >= 9.0:
-            wide += 1
-            cut += k < len(x) - 0.1 * len(x)
-    assert wide > 100 and cut >= 0.95 * wide
-
-
-def test_expected_max_binomial_floored_settled_tops_change_nothing(monkeypatch):
-    # the same floats with the settled tops filled in as with whole windows computed (several blocks, floors below,
-    # inside and above the windows)
-    monkeypatch.setattr(moe, "_BLOCK_ELEMENTS", 1 << 13)
-    rng = np.random.default_rng(55)
-    for prob, bins in ((1 / 8, 8), (1 / 32, 32), (1 / 256, 256), (0.875 / 16, 16), (1 / 2, 2)):
-        trials = rng.integers(1, 300_000, 80)
-        floors = np.concatenate([trials[:50] * prob, rng.uniform(0.01, 5000.0, 30)])
-        settled = expected_max_binomial_floored(trials, prob, bins, floors)
-        whole = expected_max_binomial_floored(trials, prob, bins, floors, settle=False)
-        assert settled.tobytes() == whole.tobytes()
+        alone = [expected_max_binomial(int(t), prob, bins, float(f)) for t, f in zip(trials, floors)]
+        assert got.tolist() == alone
+        plain = [expected_max_binomial_plain(int(t), prob, bins, float(f)) for t, f in zip(trials, floors)]
+        np.testing.assert_allclose(got, plain, rtol=5e-8)  # the running sums are off by up to ~3e-8 at n ≤ 1.5e5
 
 
 def test_busiest_rank_array_is_each_element_alone():
