@@ -231,14 +231,22 @@ def candidate_pools(req: Request, p: PerfParams) -> list[Pool]:
                        max_gpus_per_type=limits, engine=req.engine)
 
 
+def demand_units_of(req: Request) -> int | None:
+    """The request's demand in requests/s × CAP_UNITS_PER_RPS, rounded up (None: none): what `best_pair` sizes
+    pairs for."""
+    demand = req.workload.demand_output_tokens_per_s
+    if demand is None:
+        return None
+    return -(-round(demand / req.workload.osl * CAP_UNITS_PER_RPS * 10**3) // 10**3)
+
+
 def pair_unit_cap(req: Request, objective: int) -> float:
     """T for `fleet.pool_space.exact_pools`' `unit_cost_cap`: the largest pair bound u_p + u_d (price units per
     hour over capacity units, as `best_pair` visits pairs) that `best_pair` may still evaluate when some pair
     reaches `objective`: near(objective) over the bound's scale, with a relative margin (1e-6) above best_pair's
     own (1e-9) for the floating point."""
     osl = req.workload.osl
-    demand = req.workload.demand_output_tokens_per_s
-    demand_units = None if demand is None else -(-round(demand / osl * CAP_UNITS_PER_RPS * 10**3) // 10**3)
+    demand_units = demand_units_of(req)
     scale = _OBJ_NUM / (_OBJ_DEN * osl) if demand_units is None else float(demand_units)
     return _near(objective, demand_units) / scale * (1 + 1e-6)
 
@@ -256,7 +264,7 @@ def exact_space_pools(req: Request, p: PerfParams) -> list[Pool]:
     limits = {g.id: req.gpu_limit(g) for g in req.gpus if req.gpu_limit(g) is not None}
     return exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
                                        pp=req.pp, tp=req.tp, max_gpus_per_type=limits, engine=req.engine), p,
-                       ("prefill", "decode"), cap_from=cap_from)
+                       ("prefill", "decode"), cap_from=cap_from, demand_units=demand_units_of(req))
 
 
 def _exact(req: Request) -> bool:
@@ -277,8 +285,7 @@ def best_pair(req: Request, pools: list[Pool], max_batch: int) -> tuple[tuple[Po
     served ≤ n_p·c_p and served ≤ n_d·c_d), and the visit stops once that bound exceeds the best objective found."""
     lim = Limits.of(req, max_batch)
     osl = req.workload.osl
-    demand = req.workload.demand_output_tokens_per_s
-    demand_units = None if demand is None else -(-round(demand / osl * CAP_UNITS_PER_RPS * 10**3) // 10**3)
+    demand_units = demand_units_of(req)
     limit_of = {g.id: req.gpu_limit(g) for g in req.gpus}
     pre = [x for x in pools if x.role == "prefill"]
     dec = [x for x in pools if x.role == "decode"]

@@ -301,14 +301,33 @@ def _take(shapes: Shapes, keep: np.ndarray) -> Shapes:
 
 class _Priced:
     """The disaggregated pools' groups with their `UnitBounds`, for listing the shapes that may pair under a cap
-    (`under`) or the few of least bound (`seed`)."""
+    (`under`) or the few of least bound (`seed`). With a demand of D capacity units (`demand_units`), each bound
+    is that of a pool's replicas' cost per demand unit (`per_demand`)."""
 
-    def __init__(self, req: Request, p: PerfParams, lim: Limits, x: _StandIns, depths: dict[tuple, int]):
-        self.req, self.p, self.x = req, p, x
+    def __init__(self, req: Request, p: PerfParams, lim: Limits, x: _StandIns, depths: dict[tuple, int],
+                 demand_units: int | None = None):
+        self.req, self.p, self.x, self.demand_units = req, p, x, demand_units
         self.keys = [group_key(r) for r in x.reps]
         self.deepest = np.array([depths.get(k, 0) for k in self.keys], np.int64)
         self.ub = UnitBounds(req, p, lim, x, self.deepest)
-        self.u_pre, self.u_dec = self.ub.groups(self.deepest, p)
+        every = np.arange(len(self.keys))
+        self.u_pre, self.u_dec = (self.per_demand(every, None, u) for u in self.ub.groups(self.deepest, p))
+
+    def per_demand(self, g: np.ndarray, q: np.ndarray | None, u: np.ndarray) -> np.ndarray:
+        """`u` (a `UnitBounds` bound of stand-ins `g` at depths `q`; None: over every depth), or with a demand of
+        D capacity units a bound on g_s·π·⌈D/c⌉ / D, what the pool's replicas add to a pair's hourly cost
+        (`disagg.demand_sizes`: ⌈D/c⌉ replicas) per demand unit: its capacity c is at most g_s·π/u, so that is at
+        least g_s·π·⌈D·u / (g_s·π)⌉ / D >= u, and (one replica at least, g_s >= TP·DP) >= TP·DP·π / D."""
+        D = self.demand_units
+        if D is None:
+            return u
+        ub = self.ub
+        replica = (ub.tp[g] * ub.dp[g] * (1 if q is None else np.asarray(q, np.int64))) * ub.price[g]
+        if q is None:
+            return np.maximum(u, replica / D)
+        with np.errstate(invalid="ignore", over="ignore"):
+            n = np.ceil(D * u / replica * (1 - 1e-12))  # (1 − 1e-12): never above the exact ⌈·⌉
+        return np.where(np.isfinite(u), np.maximum(u, replica * n / D), np.inf)
 
     def _shapes(self, groups: np.ndarray) -> tuple[Shapes, np.ndarray, np.ndarray, np.ndarray]:
         """The shapes of the stand-ins `groups` (bool), their stand-ins and their (u_pre, u_dec)."""
@@ -317,7 +336,7 @@ class _Priced:
         at = {k: i for i, k in enumerate(self.keys)}
         g = np.array([at[group_key(r)] for r in shapes.reps], np.int64)[shapes.group] if len(shapes) else \
             np.zeros(0, np.int64)
-        return (shapes, g) + self.ub.at(g, shapes.pp, self.p)
+        return (shapes, g) + tuple(self.per_demand(g, shapes.pp, u) for u in self.ub.at(g, shapes.pp, self.p))
 
     def under(self, cap: float) -> Shapes:
         """The shapes that may hold a pool of a pair whose bound is within `cap`: groups first (every depth at
@@ -342,15 +361,15 @@ def _least(kv: np.ndarray, u: np.ndarray, n: int) -> np.ndarray:
 
 
 def pool_space(req: Request, p: PerfParams, lim: Limits, roles: Sequence[str],
-               unit_cost_cap: float | None = None) -> Space:
+               unit_cost_cap: float | None = None, demand_units: int | None = None) -> Space:
     """The shapes that may hold a pool (`pool_depths`) and their micro-batch ranges before latency: every multiple
     of DP up to bounds.MAX_BATCH per replica (and MAX_MICRO_BATCH), cut where memory ends (`_memory_top`).
     `unit_cost_cap` (the disaggregated roles only, `exact_pools`'): only the shapes whose bounds (`UnitBounds`)
-    may pair under it."""
+    may pair under it (with `demand_units`, `exact_pools`': under the cap's demand)."""
     x = _StandIns.of(req, p)
     depths = pool_depths(req, p, lim, roles, x)
     if unit_cost_cap is not None and set(roles) == {"prefill", "decode"} and depths:
-        return space_of(req, p, _Priced(req, p, lim, x, depths).under(unit_cost_cap))
+        return space_of(req, p, _Priced(req, p, lim, x, depths, demand_units).under(unit_cost_cap))
     return space_of(req, p, enumerate_shapes(req, depths))
 
 
@@ -488,7 +507,8 @@ SEED_SHAPES = 8
 
 def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str],
                 unit_cost_cap: float | None = None,
-                cap_from: "Callable[[list[Pool]], float | None] | None" = None) -> list[Pool]:
+                cap_from: "Callable[[list[Pool]], float | None] | None" = None,
+                demand_units: int | None = None) -> list[Pool]:
     """`class_pools`' non-dominated pools of class `cls` over `req`'s space with every micro-batch memory allows
     (`pool_request`; module docstring).
 
@@ -508,18 +528,24 @@ def exact_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str],
     `cap_from` (the disaggregated roles; instead of `unit_cost_cap`): the cap from pools, `disagg.pair_unit_cap`
     of their best pair: it is given the pools of the few shapes of least bound (`_Priced.seed`, real pools of the
     space: their best pair's objective is at least the optimum's), and the space is then pruned under its answer
-    (None: not pruned)."""
+    (None: not pruned).
+
+    `demand_units` (with a cap): the demand D, in capacity units, that `disagg.best_pair` sizes the pairs for
+    (⌈D/c⌉ replicas of each pool; the cap T then is the objective over D): the groups and shapes are then bounded
+    by what their pools' replicas cost per demand unit (`_Priced.per_demand`), a pair costing D times the sum of
+    its two pools' shares, which whole replicas make much tighter than u where a replica serves a large part of D."""
     lim = Limits.of(req, p.max_batch)
     if cap_from is not None:
         x = _StandIns.of(req, p)
         depths = pool_depths(req, p, lim, roles, x)
         if not depths:
             return []
-        priced = _Priced(req, p, lim, x, depths)
+        priced = _Priced(req, p, lim, x, depths, demand_units)
         cap = cap_from(_space_pools(cls, req, p, roles, space_of(req, p, priced.seed(SEED_SHAPES)), None))
         shapes = enumerate_shapes(req, depths) if cap is None else priced.under(cap)
         return _space_pools(cls, req, p, roles, space_of(req, p, shapes), cap)
-    return _space_pools(cls, req, p, roles, pool_space(req, p, lim, roles, unit_cost_cap), unit_cost_cap)
+    return _space_pools(cls, req, p, roles, pool_space(req, p, lim, roles, unit_cost_cap, demand_units),
+                        unit_cost_cap)
 
 
 def _space_pools(cls: int, req: Request, p: PerfParams, roles: Sequence[str], sp: Space,

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from planner.disagg import best_pair, pair_unit_cap
+from planner.disagg import best_pair, demand_units_of, pair_unit_cap
 from planner.fleet.pool_space import decode_evaluation, decode_table, exact_pools, pool_request, prefill_evaluation
 from planner.fleet.pools import class_pools
 from planner.search.bounds import build_space
@@ -134,7 +134,7 @@ def test_pair_bound_pruning_keeps_the_pair(req, weaker):
         cap = pair_unit_cap(r, inc[4])
         pruned = exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
                                              kv=req.kv, max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf,
-                             roles, unit_cost_cap=cap)
+                             roles, unit_cost_cap=cap, demand_units=demand_units_of(r))
         got = best_pair(r, pruned, CATALOG.perf.max_batch)[0]
         event("pruned some" if len(pruned) < len(full) else "pruned none")
         assert got is not None and _pair_key(got) == _pair_key(ref)
@@ -197,7 +197,7 @@ def test_unit_bounds_never_exceed_a_pool_s_cost_per_unit(req):
     group (over its depths), the prefill and decode bounds are at most the cost per unit (`_unit`) of every pool
     of that role the exhaustive oracle's table gives, and a shape with such a pool never gets inf; and the pair
     pruning built on them keeps best_pair's pair (test_pair_bound_pruning_keeps_the_pair)."""
-    from planner.fleet.pool_space import UnitBounds, _StandIns, pool_depths
+    from planner.fleet.pool_space import UnitBounds, _Priced, _StandIns, pool_depths
     from planner.search.space import group_key
 
     req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
@@ -226,15 +226,24 @@ def test_unit_bounds_never_exceed_a_pool_s_cost_per_unit(req):
         assert q[k] <= deepest[g[k]]
         assert bound <= u and (group_pre if y.role == "prefill" else group_dec)[g[k]] <= bound * (1 + 1e-12), y
         event(f"{y.role} bound within {int(10 * bound / _unit(y))}/10 of u")
+    # with a demand of D capacity units: never above what the pool's ⌈D/c⌉ replicas cost per demand unit
+    for D in (300_000, 2_000_000, 7_500_000):
+        priced = _Priced(preq, p, lim, x, depths, D)
+        share_pre, share_dec = priced.per_demand(g, q, shape_pre), priced.per_demand(g, q, shape_dec)
+        for k, y in enumerate(ref):
+            share = _unit(y) * y.capacity * -(-D // y.capacity) / D * (1 + 1e-12)  # g·π·⌈D/c⌉ / D
+            bound = share_pre[k] if y.role == "prefill" else share_dec[k]
+            group = (priced.u_pre if y.role == "prefill" else priced.u_dec)[g[k]]
+            assert group <= bound * (1 + 1e-12) and bound <= share, (D, y)
 
 
 @settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(req=exact_requests())
 def test_seeded_pruning_keeps_the_pair(req):
-    """exact_pools(cap_from=...) (the incumbent from the pools of the shapes of least bound, as
-    disagg.exact_space_pools asks for it) gives best_pair the same objective and GPUs as the unpruned pools, with
-    and without a demand; the seed's pools are pools of the unpruned space's shapes."""
+    """exact_pools(cap_from=..., demand_units=...) (the incumbent from the pools of the shapes of least bound, the
+    bounds per demand unit with a demand, as disagg.exact_space_pools asks for them) gives best_pair the same
+    objective and GPUs as the unpruned pools, with and without a demand."""
     req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
     roles = ("prefill", "decode")
     full = _pools(req, roles)
@@ -251,7 +260,7 @@ def test_seeded_pruning_keeps_the_pair(req):
 
         pruned = exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
                                              kv=req.kv, max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf,
-                             roles, cap_from=cap_from)
+                             roles, cap_from=cap_from, demand_units=demand_units_of(r))
         got = best_pair(r, pruned, CATALOG.perf.max_batch)[0]
         assert len(seen) == 1
         event("seed pairs" if best_pair(r, seen[0], CATALOG.perf.max_batch)[0] else "seed pairs none")
