@@ -1,6 +1,7 @@
 """The public Python API. Every CLI command is a thin wrapper over one of these functions."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -124,7 +125,17 @@ def plan(request: Any = None, /, *, timings: bool = False, **options):
     `tpot_p99_ms` (older names) tighten `ttft_ms` / `tpot_ms`.
 
     `disagg` ("auto", the default, "on" or "off") also considers a disaggregated plan: a prefill pool and a decode
-    pool with the KV cache sent between them (planner/disagg.py), chosen when cheaper ("on": always; "off": never)."""
+    pool with the KV cache sent between them (planner/disagg.py), chosen when cheaper ("on": always; "off": never).
+
+    With `timings` the plan's `solver` says what the call spent: `total_s` (this call, request to Plan) and each
+    phase as measured where it ran (plan.Plan.to_dict)."""
+    began = time.perf_counter()
+    out = _plan_request(request, timings, options)
+    return replace(out, total_s=time.perf_counter() - began) if timings else out
+
+
+def _plan_request(request: Any, timings: bool, options: dict):
+    """`plan` without its total time."""
     preq = plan_request.resolve(request, options)
     first = _plan_tbo(preq, timings)
     if preq.engine is not None:
@@ -242,7 +253,8 @@ def _colocated(preq, req, cat: Catalog, percentile: float, decision, timings: bo
         conf = plan_at_percentile(req, cat.perf, percentile, plan_dict, cat,
                                   **({} if preq.seed is None else {"seed": preq.seed}))
     return Plan(conf.result, timings=timings, simulation=conf.simulation, slo_percentile=percentile,
-                mean_batch=conf.mean_batch, speculative=decision, chat=preq.chat)
+                mean_batch=conf.mean_batch, speculative=decision, chat=preq.chat, simulation_s=conf.simulation_s,
+                replays=conf.replays)
 
 
 def _speculate(preq, req, cat, percentile: float):

@@ -401,6 +401,13 @@ class Outcome:
     percentile: float | None = None
     timings: bool = False
     simulation: dict[str, Any] | None = None  # with a demand: the confirming simulation of the pair (`confirm`)
+    # seconds of `decide`'s phases (time.perf_counter where each ran; the plan JSON's `solver` with --timings): the
+    # colocated plan (its search and confirmation), the pools (search_disagg), the pair's confirmation (`confirm`,
+    # `replays` simulations)
+    colocated_s: float = 0.0
+    pools_s: float = 0.0
+    simulation_s: float = 0.0
+    replays: int = 0
 
     def summary(self) -> dict[str, Any]:
         """The plan JSON's `disaggregation` block."""
@@ -472,15 +479,21 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
     disaggregated plan under `mode`: returns (the colocated plan or None, the `Outcome`); `Plan.disagg` carries
     the outcome. With a demand the pair is confirmed by simulation first (`confirm`)."""
     plan, err = None, None
+    began = time.perf_counter()  # each phase's seconds (--timings: the plan's `solver`), measured here
     try:
         plan = colocated()
     except InfeasibleError as e:
         err = e
+    spent = {"colocated_s": time.perf_counter() - began}
     demand = req.workload.demand_output_tokens_per_s
+    began = time.perf_counter()
     choice, why_none = search_disagg(req, p)
+    spent["pools_s"] = time.perf_counter() - began
     simulation = None
     if choice is not None and demand is not None:
+        began = time.perf_counter()
         choice, simulation, why_none = confirm(req, choice, 99.0 if percentile is None else percentile, catalog, seed)
+        spent.update(simulation_s=time.perf_counter() - began, replays=simulation["rounds"] + 1)
     col_obj = None if plan is None else plan.best.objective
     col_usd = None if plan is None else plan.best.usd_per_million_output_tokens(demand)
     basis = "at the demand" if demand else "at full capacity"
@@ -490,7 +503,7 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
         if plan is None:  # auto: the colocated reasons, as without disaggregation
             raise err
         return plan, Outcome(mode, req, None, False, col_obj, col_usd, f"no disaggregated plan: {why_none}",
-                             percentile, timings, simulation)
+                             percentile, timings, simulation, **spent)
     dis_usd = choice.usd_per_million_output_tokens(demand)
     if plan is None:
         chosen, reason = True, f"no colocated plan is feasible; disaggregated ${dis_usd:.3f}/M output tokens {basis}"
@@ -503,7 +516,7 @@ def decide(req: Request, p: PerfParams, mode: str, colocated: Callable[[], Any],
                   + f"; decode cycle {choice.tpot_s * 1e3:.1f} ms without prefill stalls vs colocated TPOT "
                   f"{plan.best.estimate.tpot_s * 1e3:.1f} ms, TTFT {choice.ttft_s * 1e3:.0f} ms incl. "
                   f"{choice.kv_transfer_s * 1e3:.1f} ms KV transfer")
-    return plan, Outcome(mode, req, choice, chosen, col_obj, col_usd, reason, percentile, timings, simulation)
+    return plan, Outcome(mode, req, choice, chosen, col_obj, col_usd, reason, percentile, timings, simulation, **spent)
 
 
 # ---- plan JSON of a disaggregated plan -------------------------------------------------------------------------

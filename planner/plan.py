@@ -32,6 +32,19 @@ def _summary(req: Any, c: Choice) -> dict[str, Any]:
     }
 
 
+def search_timings(stats: Any) -> dict[str, Any]:
+    """The colocated search's part of `solver` with --timings (search.solve.SearchStats), summed over the
+    confirmation's rounds where a demand ran several (search/percentile.py)."""
+    return {
+        "wall_s": round(stats.wall_s, 4),
+        # every CP-SAT call of the command (the best plan, its tie-break stages, each other GPU type's best)
+        "cp_sat_wall_s": round(stats.cp_sat_s, 4), "cp_sat_solves": stats.solves,
+        "table_s": round(stats.table_s, 4),
+        # the lazy search of the exact space (search/bounds.py): its tables and bounds, and the rows it examined
+        "bound_s": round(stats.bound_s, 4), "rows_examined": stats.examined,
+    }
+
+
 @dataclass(frozen=True)
 class Plan:
     result: SearchResult
@@ -46,14 +59,38 @@ class Plan:
     chat: bool = False  # the request says chat: the export serves the instruct/chat checkpoint
     chosen_by: str | None = None  # how serving_engine was chosen, when not as engines.serving_engine says
     perf_profile: dict[str, Any] | None = None  # the profile the figures are, when relabelled (api.plan)
+    simulation_s: float = 0.0  # the colocated plan's confirming simulations (search/percentile.py) ...
+    replays: int = 0  # ... and how many ran
+    total_s: float | None = None  # api.plan's whole call, request to Plan (with timings)
 
     def to_dict(self) -> dict[str, Any]:
         d = self._dict()
+        if self.timings:
+            self._phases(d["solver"])
         if self.perf_profile is not None:
             d["perf_profile"] = self.perf_profile
         if self.chosen_by is not None and d.get("serving_engine") is not None:
             d["serving_engine"] = {**d["serving_engine"], "chosen_by": self.chosen_by}
         return d
+
+    def _phases(self, solver: dict[str, Any]) -> None:
+        """--timings: what the planning call spent, measured where each phase ran (time.perf_counter): `total_s`
+        (api.plan), a disaggregated plan's colocated search (`colocated`: it ran first, as the pair's rival), the
+        pools (`pools`, where disaggregation was considered) and every confirming simulation (`simulation`: the
+        colocated plan's rounds and the pair's, where a demand asked for one)."""
+        o = self.disagg
+        if o is not None and o.chosen:
+            solver["colocated"] = (search_timings(self.result.stats) if self.result is not None else
+                                   {"wall_s": round(o.colocated_s, 4), "feasible": False})
+        if o is not None:
+            solver["pools"] = {"wall_s": round(o.pools_s, 4),
+                               **({} if o.choice is None else {"pools": o.choice.pools, "pairs": o.choice.pairs})}
+        replays = (0 if self.result is None else self.replays) + (0 if o is None else o.replays)
+        if replays:
+            seconds = (0.0 if self.result is None else self.simulation_s) + (0.0 if o is None else o.simulation_s)
+            solver["simulation"] = {"wall_s": round(seconds, 4), "replays": replays}
+        if self.total_s is not None:
+            solver["total_s"] = round(self.total_s, 4)
 
     @property
     def best(self) -> Choice:
@@ -108,14 +145,7 @@ class Plan:
             "time_limit_s": req.time_limit_s, "workers": 1, "seed": 0,
         }
         if self.timings:
-            solver["wall_s"] = round(res.stats.wall_s, 4)
-            # every CP-SAT call of the command (the best plan, its tie-break stages, each other GPU type's best)
-            solver["cp_sat_wall_s"] = round(res.stats.cp_sat_s, 4)
-            solver["cp_sat_solves"] = res.stats.solves
-            solver["table_s"] = round(res.stats.table_s, 4)
-            # the lazy search of the exact space (search/bounds.py): its tables and bounds, and the rows it examined
-            solver["bound_s"] = round(res.stats.bound_s, 4)
-            solver["rows_examined"] = res.stats.examined
+            solver.update(search_timings(res.stats))
         return {
             "schema_version": SCHEMA_VERSION,
             "model": req.model.name,

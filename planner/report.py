@@ -142,7 +142,7 @@ def plan_text(d: dict[str, Any]) -> str:
             f"{b['name']} {'BINDING' if b['binding'] else 'slack'} {b['slack']:+.1%}" for b in d["binding_constraints"])
             or "none"),
         *_disaggregation(d),
-        f"  solver             {s['status']} (gap {s['gap']}) in {s.get('wall_s', '?')} s; "
+        f"  solver             {s['status']} (gap {s['gap']}) in {s.get('total_s', s.get('wall_s', '?'))} s; "
         f"{s['candidates']['rows']} rows x placements = {s['candidates']['placements']:.3g} candidates, "
         f"{s['candidates']['rows_after_bounds']} rows after bounds",
         *(["  best per GPU type:"] if d["alternatives"] else []),

@@ -9,8 +9,11 @@ Each case is `planner plan --model PRESET --isl I --osl O --min-tokens-per-s-use
 bf16,fp8,int8,int4,fp4 --kv bf16,fp8,int8] [--rate-rps 50] --json --timings` over the whole catalog, run as a fresh
 subprocess: wall time includes Python start-up, imports (from bytecode cached first, as an installed package's:
 machine.cache_bytecode) and catalog loading, as a user sees it. Peak memory is the
-child's maximum resident set (os.wait4). From the plan's `solver` block: status, gap, rows, rows after bounds, and
-the CP-SAT, bound and table times where the plan reports them (blank otherwise). A case whose request is out of range (e.g. a 32k prompt on a 2k-context model) is listed with its
+child's maximum resident set (os.wait4). From the plan's `solver` block: status, gap, rows, rows after bounds; the
+colocated search's solves and CP-SAT, bound and table seconds (a disaggregated plan's `solver.colocated`: that
+search ran first, as the pair's rival), the pools' seconds, every confirming simulation's seconds and the planning
+call's `total_s` (api.plan, start-up excluded), blank where that phase did not run. A case whose request is out of
+range (e.g. a 32k prompt on a 2k-context model) is listed with its
 one-line error and left out of the timing statistics.
 
 Then one `planner frontier` per preset (default precisions, ISL 2000 / OSL 500) and the fleet examples, timed the
@@ -74,10 +77,14 @@ def plan_case(preset: str, all_precisions: bool, isl: int, osl: int, demand: boo
         d = json.loads(r["stdout"])
         s = d["solver"]
         c = s["candidates"]
+        # --timings: a disaggregated plan's colocated search (its rival, run first) is `solver.colocated`; a
+        # colocated plan's is `solver` itself; the pools and every confirming simulation have their own phase
+        col = s.get("colocated", s)
         row.update(status=s["status"], gap=s["gap"], shapes=c.get("shapes"), rows=c["rows"],
-                   rows_after_bounds=c["rows_after_bounds"], solves=s.get("cp_sat_solves"),
-                   cp_sat_s=s.get("cp_sat_wall_s"), bound_s=s.get("bound_s"), table_s=s.get("table_s"),
-                   search_s=s.get("wall_s"),
+                   rows_after_bounds=c["rows_after_bounds"], solves=col.get("cp_sat_solves"),
+                   cp_sat_s=col.get("cp_sat_wall_s"), bound_s=col.get("bound_s"), table_s=col.get("table_s"),
+                   search_s=col.get("wall_s"), pools_s=s.get("pools", {}).get("wall_s"),
+                   sim_s=s.get("simulation", {}).get("wall_s"), total_s=s.get("total_s"),
                    plan=f"{d['total_gpus']}x {d['gpu']} TP{d['parallelism']['tp']} PP{d['parallelism']['pp']} "
                         f"EP{d['parallelism']['ep']} b{d['batch']} {d['precision']['weights']}/{d['precision']['kv']}")
     else:
@@ -145,14 +152,16 @@ def markdown(rows: list[dict], extra: list[dict], summary: dict, argv: list[str]
              f"- CP-SAT time per plan (all solves together), median: {summary['cp_sat_s_median']} s", "",
              "## Plans", "",
              "| preset | precisions | ISL/OSL | demand | wall s | CPU s | peak MiB | status | shapes | rows "
-             "| rows after bounds | solves | CP-SAT s | bound s | table s | plan |",
-             "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| rows after bounds | solves | CP-SAT s | bound s | table s | pools s | sim s | total s | plan |",
+             "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         r = {k: ("" if v is None else v) for k, v in r.items()}
         lines.append(f"| {r['preset']} | {r['precisions']} | {r['isl']}/{r['osl']} | {r['demand']} | {r['wall_s']} "
                      f"| {r['cpu_s']} | {r['peak_mib']} | {r['status']} | {r.get('shapes', '')} | {r.get('rows', '')} "
                      f"| {r.get('rows_after_bounds', '')} | {r.get('solves', '')} | {r.get('cp_sat_s', '')} "
-                     f"| {r.get('bound_s', '')} | {r.get('table_s', '')} | {r.get('plan', r.get('error', ''))} |")
+                     f"| {r.get('bound_s', '')} | {r.get('table_s', '')} | {r.get('pools_s', '')} "
+                     f"| {r.get('sim_s', '')} "
+                     f"| {r.get('total_s', '')} | {r.get('plan', r.get('error', ''))} |")
     if extra:
         lines += ["", "## Frontier and fleet", "", "| command | wall s | CPU s | peak MiB | exit | points |",
                   "|---|---:|---:|---:|---:|---:|"]

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -141,9 +142,12 @@ def confirmation(model, c: Choice, rate_rps: float, p: PerfParams, mean: float |
 
 @dataclass(frozen=True)
 class Confirmed:
+    # its stats' timing fields (wall, CP-SAT, table, bound, solves, rows examined) summed over every round's search
     result: SearchResult
     mean_batch: float
     simulation: dict[str, Any]
+    simulation_s: float = 0.0  # the confirming simulations of every round (time.perf_counter around each)
+    replays: int = 0  # simulations run (one per round)
 
 
 def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, catalog,
@@ -157,11 +161,15 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
     extra: dict = {}  # queueing.row_key(row) -> at least this many replicas
     tpot_scale = 1.0
     history = []
+    spent = {"wall_s": 0.0, "cp_sat_s": 0.0, "table_s": 0.0, "bound_s": 0.0, "solves": 0, "examined": 0}
+    sim_s = 0.0
     for round_ in range(1, MAX_ROUNDS + 1):
         tpot = None if req.slo.tpot_s is None else req.slo.tpot_s * tpot_scale
         sub = replace(req, slo=SLO(ttft_s=req.slo.ttft_s, tpot_s=tpot))
         queue = None if req.slo.ttft_s is None else QueueTarget(percentile, req.slo.ttft_s, rate, dict(extra))
         res = search(sub, perf, queue=queue)
+        for k in spent:  # what every round's search did (--timings): the last round's stats alone undercount it
+            spent[k] += getattr(res.stats, k)
         best = max_concurrency(req.model, res.best, tpot, perf, w.demand_output_tokens_per_s)
         problems = verify(req, best)
         if problems:  # the concurrency search keeps every constraint, so this is a bug
@@ -172,9 +180,11 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
         # (one fixed-point iteration of estimates, computed once per round)
         mean = mean_batch(req.model, best, rate, perf) if best.replicas > 1 else None
         how = confirmation(req.model, best, rate, perf, mean)
+        began = time.perf_counter()
         sim = simulate_plan(plan_dict(res), rate_rps=how["rate_rps_per_replica"], replicas=1,
                             requests=how["requests"] + how["warmup_requests"],
                             warmup_requests=how["warmup_requests"], seed=seed, catalog=catalog)
+        sim_s += time.perf_counter() - began
         misses = _misses(sim, req.slo, percentile)
         history.append({"round": round_, "gpu": best.row.gpu.id, "tp": best.row.tp, "pp": best.row.pp,
                         "batch": best.row.batch, "replicas": best.replicas,
@@ -187,7 +197,9 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
                 "ttft_s": sim["ttft_s"], "tpot_s": sim["tpot_s"], "slo_attainment": sim["slo_attainment"],
                 "rounds": round_,
             }
-            return Confirmed(res, mean_batch(req.model, best, rate, perf) if mean is None else mean, record)
+            res = replace(res, stats=replace(res.stats, **spent))
+            return Confirmed(res, mean_batch(req.model, best, rate, perf) if mean is None else mean, record, sim_s,
+                             round_)
         if "ttft" in misses:
             row = row_key(res.table.rows[res.index])  # the optimizer's row (max_concurrency raised best's batch)
             extra[row] = max(extra.get(row, 0), best.replicas + 1, math.ceil(best.replicas * REPLICA_STEP))

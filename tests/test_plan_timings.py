@@ -1,0 +1,89 @@
+"""`solver` with --timings says what the planning call spent (#16 item 3): the total, the colocated search, the
+disaggregated pools and the confirming simulations, each measured where it ran; nothing of it without --timings."""
+from __future__ import annotations
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from planner import api
+from planner.cli import main
+from planner.plan import plan_schema
+
+# chooses the disaggregated pair (tests/test_disagg.py) and confirms both plans by simulation at the demand
+DEMAND = dict(isl=1000, osl=100, gpus="h100-sxm", rate_rps=20, ttft_ms=1000, tpot_ms=30, slo_percentile=90)
+SEARCH_KEYS = {"wall_s", "cp_sat_wall_s", "cp_sat_solves", "table_s", "bound_s", "rows_examined"}
+PHASE_KEYS = {"total_s", "colocated", "pools", "simulation"}
+ROUNDING = 5e-4  # each figure is rounded to 0.1 ms
+
+
+@pytest.fixture(scope="module")
+def disagg_timed():
+    return api.plan("llama-3.1-70b", timings=True, **DEMAND).to_dict()
+
+
+def _search_ok(s: dict, total: float) -> None:
+    assert SEARCH_KEYS <= set(s)
+    assert s["cp_sat_solves"] >= 0 and s["rows_examined"] >= 0
+    for k in ("cp_sat_wall_s", "table_s", "bound_s"):
+        assert 0 <= s[k] <= s["wall_s"] + ROUNDING, k
+    assert s["wall_s"] <= total + ROUNDING
+
+
+def test_a_disaggregated_plan_reports_its_colocated_search_pools_and_simulations(disagg_timed):
+    d = disagg_timed
+    jsonschema.validate(d, plan_schema())
+    s = d["solver"]
+    assert d["disaggregation"]["chosen"] == "disaggregated" and s["engine"] == "enumeration"
+    total = s["total_s"]
+    _search_ok(s["colocated"], total)  # the colocated search ran first, as the pair's rival
+    assert s["colocated"]["rows_examined"] > 0
+    pools = s["pools"]
+    assert pools["pools"] == s["candidates"]["rows"] and pools["pairs"] == s["candidates"]["placements"]
+    # search_disagg's own clock lies inside decide's measurement of the pools' phase
+    assert s["wall_s"] <= pools["wall_s"] + ROUNDING
+    # both plans were confirmed at the demand: the colocated plan's rounds and the pair's
+    sim = s["simulation"]
+    assert sim["replays"] >= 2 and sim["wall_s"] > 0
+    assert sim["replays"] >= d["disaggregation"]["simulation"]["rounds"] + 2
+    # the phases ran one after another inside the call
+    assert s["colocated"]["wall_s"] + pools["wall_s"] + sim["wall_s"] <= total + 4 * ROUNDING
+
+
+def test_a_colocated_plan_with_a_demand_reports_its_simulation():
+    d = api.plan("llama-3.1-70b", timings=True, disagg="off", **DEMAND).to_dict()
+    jsonschema.validate(d, plan_schema())
+    s = d["solver"]
+    assert s["engine"] == "ortools-cp-sat" and "colocated" not in s and "pools" not in s
+    _search_ok(s, s["total_s"])
+    assert s["simulation"]["replays"] == d["simulation"]["rounds"]  # one replay per confirmation round
+    assert s["wall_s"] + s["simulation"]["wall_s"] <= s["total_s"] + 2 * ROUNDING
+
+
+def test_without_a_demand_no_simulation_is_reported():
+    d = api.plan("llama-3.1-8b", isl=500, osl=200, gpus="l40s", timings=True).to_dict()
+    jsonschema.validate(d, plan_schema())
+    s = d["solver"]
+    assert "simulation" not in s and "simulation" not in d
+    assert s["pools"]["wall_s"] <= s["total_s"]  # disaggregation was considered (auto) whichever plan won
+    if d["disaggregation"]["chosen"] == "aggregated":
+        _search_ok(s, s["total_s"])
+        assert s["wall_s"] + s["pools"]["wall_s"] <= s["total_s"] + 2 * ROUNDING
+    else:
+        _search_ok(s["colocated"], s["total_s"])
+
+
+def test_without_timings_the_json_has_no_phases():
+    d = api.plan("llama-3.1-70b", **DEMAND).to_dict()
+    assert not (PHASE_KEYS | SEARCH_KEYS) & set(d["solver"])
+
+
+def test_bad_input_with_timings_is_one_line():
+    r = CliRunner().invoke(main, ["plan", "--model", "no-such-model", "--isl", "100", "--osl", "10", "--json",
+                                  "--timings"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = CliRunner().invoke(main, ["plan", "--model", "llama-3.1-8b", "--isl", "100", "--osl", "10", "--json",
+                                  "--timings", "--pool-space", "nope"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
