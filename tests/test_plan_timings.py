@@ -87,3 +87,35 @@ def test_bad_input_with_timings_is_one_line():
                                   "--timings", "--pool-space", "nope"])
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_confirmation_of_several_rounds_sums_every_rounds_search(monkeypatch):
+    """The first simulation is made to miss the TPOT target, so the confirmation tightens it and searches again:
+    the plan's search figures are both rounds' together, one replay per round."""
+    import planner.search.percentile as percentile
+    import planner.sim as sim
+
+    real_sim, real_search = sim.simulate_plan, percentile.search
+    stats, replays = [], []
+
+    def search(*args, **kwargs):
+        res = real_search(*args, **kwargs)
+        stats.append(res.stats)
+        return res
+
+    def simulate_plan(*args, **kwargs):
+        out = real_sim(*args, **kwargs)
+        replays.append(1)
+        if len(replays) == 1:  # a miss at every percentile: TPOT far above any target
+            out = {**out, "tpot_s": {k: 1e3 for k in out["tpot_s"]}}
+        return out
+
+    monkeypatch.setattr(percentile, "search", search)
+    monkeypatch.setattr(sim, "simulate_plan", simulate_plan)
+    d = api.plan("llama-3.1-70b", timings=True, disagg="off", **DEMAND).to_dict()
+    s = d["solver"]
+    assert d["simulation"]["rounds"] == 2 == len(stats) == s["simulation"]["replays"] == len(replays)
+    assert s["rows_examined"] == sum(x.examined for x in stats) > stats[-1].examined
+    assert s["cp_sat_solves"] == sum(x.solves for x in stats)
+    assert s["wall_s"] == pytest.approx(sum(x.wall_s for x in stats), abs=ROUNDING)
+    assert s["wall_s"] + s["simulation"]["wall_s"] <= s["total_s"] + 2 * ROUNDING
