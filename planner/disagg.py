@@ -580,8 +580,9 @@ def plan_dict(out: Outcome, schema_version: int) -> dict[str, Any]:
         "objective_unit": objective_unit,
         # rows: candidate pools (each with its greedy placement); placements: sized pairs evaluated
         "candidates": {"rows": c.pools, "placements": c.pairs, "rows_after_bounds": c.pools},
-        # the pools' rows (candidate_pools): the grid's PP depths and TP degrees, each micro-batch memory allows
-        # (none pinned) or the grid's; the pair is proven optimal over that space
+        # the pools' rows: every PP depth and TP degree the pins leave open (exact_space_pools, the default) or the
+        # grid's (candidate_pools: --pool-space grid, or pinned batches), each micro-batch memory allows (none
+        # pinned) or the grid's; the pair is proven optimal over that space
         "space": pools_space(req),
         "time_limit_s": req.time_limit_s, "workers": 1, "seed": 0,
     }

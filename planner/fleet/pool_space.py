@@ -1,7 +1,8 @@
 """The pools of one request class over every micro-batch memory allows (`exact_pools`, as `fleet.pools.class_pools`
 keeps them over the grid): every shape `search.space.enumerate_shapes` lists for the request (PP any integer up
 to the layers within the GPU budget and TP any divisor of the heads in the scale-up domain, or the request's
-lists: `disagg.candidate_pools` passes the grid's), each with every micro-batch from DP up to what memory allows
+lists: `disagg.candidate_pools` passes the grid's; `disagg.exact_space_pools`, the default, none, with the pair
+bound pruning groups and shapes first: `UnitBounds`), each with every micro-batch from DP up to what memory allows
 (`search.bounds._memory_top`, up to `bounds.MAX_BATCH` sequences per replica; no 2048 cap).
 
 Tabulating every (shape, micro-batch) is far too slow and unnecessary. The roles and their rows:

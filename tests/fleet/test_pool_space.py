@@ -113,28 +113,38 @@ def _pair_key(found):
     return obj, n_p * a.gpus + n_d * d.gpus
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
+@settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(req=exact_requests(), weaker=st.booleans())
-def test_pair_bound_pruning_keeps_the_pair(req, weaker):
-    """exact_pools with unit_cost_cap (pair bound under an incumbent) gives best_pair the same objective and GPUs
-    as the unpruned pools, with and without a demand; the incumbent either the optimum itself or a weaker one (the
-    best pair of one GPU type's pools, as the grid's is a subset of the exact space)."""
+@given(req=exact_requests(), incumbent=st.sampled_from(["optimum", "one GPU type", "seed"]))
+def test_pair_bound_pruning_keeps_the_pair(req, incumbent):
+    """exact_pools pruned by the pair bound gives best_pair the same objective and GPUs as the unpruned pools, with
+    and without a demand (the bounds per demand unit then, as disagg.exact_space_pools asks for them), under a cap
+    from the optimum itself, from a weaker incumbent (the best pair of one GPU type's pools, as the grid's is a
+    subset of the exact space), or (`cap_from`) from the pools of the shapes of least bound."""
     req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
     roles = ("prefill", "decode")
     full = _pools(req, roles)
+    preq = pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights, kv=req.kv,
+                        max_gpus_per_type=req.max_gpus_per_type)
     for demand in (None, 2.0):
         r = replace(req, workload=replace(req.workload, rate_rps=demand, output_tokens_per_s=None))
         ref = best_pair(r, full, CATALOG.perf.max_batch)[0]
         assume(ref is not None)
-        inc = ref
-        if weaker:
-            sub = [x for x in full if x.gpu == full[0].gpu] if full else []
-            inc = best_pair(r, sub, CATALOG.perf.max_batch)[0] or ref
-        cap = pair_unit_cap(r, inc[4])
-        pruned = exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
-                                             kv=req.kv, max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf,
-                             roles, unit_cost_cap=cap, demand_units=demand_units_of(r))
+        kw = {"demand_units": demand_units_of(r)}
+        if incumbent == "seed":
+            def cap_from(seed):
+                found = best_pair(r, seed, CATALOG.perf.max_batch)[0]
+                event("seed pairs" if found else "seed pairs none")
+                return None if found is None else pair_unit_cap(r, found[4])
+
+            kw["cap_from"] = cap_from
+        else:
+            inc = ref
+            if incumbent == "one GPU type":
+                sub = [x for x in full if x.gpu == full[0].gpu] if full else []
+                inc = best_pair(r, sub, CATALOG.perf.max_batch)[0] or ref
+            kw["unit_cost_cap"] = pair_unit_cap(r, inc[4])
+        pruned = exact_pools(0, preq, CATALOG.perf, roles, **kw)
         got = best_pair(r, pruned, CATALOG.perf.max_batch)[0]
         event("pruned some" if len(pruned) < len(full) else "pruned none")
         assert got is not None and _pair_key(got) == _pair_key(ref)
@@ -235,34 +245,3 @@ def test_unit_bounds_never_exceed_a_pool_s_cost_per_unit(req):
             bound = share_pre[k] if y.role == "prefill" else share_dec[k]
             group = (priced.u_pre if y.role == "prefill" else priced.u_dec)[g[k]]
             assert group <= bound * (1 + 1e-12) and bound <= share, (D, y)
-
-
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(req=exact_requests())
-def test_seeded_pruning_keeps_the_pair(req):
-    """exact_pools(cap_from=..., demand_units=...) (the incumbent from the pools of the shapes of least bound, the
-    bounds per demand unit with a demand, as disagg.exact_space_pools asks for them) gives best_pair the same
-    objective and GPUs as the unpruned pools, with and without a demand."""
-    req = replace(req, max_gpus=None, max_gpus_per_type={g.id: req.max_gpus for g in req.gpus})
-    roles = ("prefill", "decode")
-    full = _pools(req, roles)
-    for demand in (None, 2.0):
-        r = replace(req, workload=replace(req.workload, rate_rps=demand, output_tokens_per_s=None))
-        ref = best_pair(r, full, CATALOG.perf.max_batch)[0]
-        assume(ref is not None)
-        seen = []
-
-        def cap_from(seed):
-            seen.append(seed)
-            found = best_pair(r, seed, CATALOG.perf.max_batch)[0]
-            return None if found is None else pair_unit_cap(r, found[4])
-
-        pruned = exact_pools(0, pool_request(req.model, req.workload, req.slo, req.gpus, weights=req.weights,
-                                             kv=req.kv, max_gpus_per_type=req.max_gpus_per_type), CATALOG.perf,
-                             roles, cap_from=cap_from, demand_units=demand_units_of(r))
-        got = best_pair(r, pruned, CATALOG.perf.max_batch)[0]
-        assert len(seen) == 1
-        event("seed pairs" if best_pair(r, seen[0], CATALOG.perf.max_batch)[0] else "seed pairs none")
-        event("pruned some" if len(pruned) < len(full) else "pruned none")
-        assert got is not None and _pair_key(got) == _pair_key(ref)
