@@ -119,3 +119,24 @@ def test_a_confirmation_of_several_rounds_sums_every_rounds_search(monkeypatch):
     assert s["cp_sat_solves"] == sum(x.solves for x in stats)
     assert s["wall_s"] == pytest.approx(sum(x.wall_s for x in stats), abs=ROUNDING)
     assert s["wall_s"] + s["simulation"]["wall_s"] <= s["total_s"] + 2 * ROUNDING
+
+
+def test_where_no_colocated_plan_was_feasible_the_phase_says_so():
+    """The disaggregated pair chosen alone (the colocated search raised): `colocated` holds the phase's seconds
+    as decide measured them and feasible false; the pools' and the pair's confirmation's figures as measured."""
+    from types import SimpleNamespace
+
+    from planner.plan import Plan
+
+    outcome = SimpleNamespace(chosen=True, colocated_s=0.25, pools_s=0.5, simulation_s=0.125, replays=2,
+                              choice=SimpleNamespace(pools=7, pairs=11))
+    solver: dict = {}
+    Plan(None, timings=True, disagg=outcome, total_s=1.0)._phases(solver)
+    assert solver == {"colocated": {"wall_s": 0.25, "feasible": False},
+                      "pools": {"wall_s": 0.5, "pools": 7, "pairs": 11},
+                      "simulation": {"wall_s": 0.125, "replays": 2}, "total_s": 1.0}
+    # no pair found: the pools' seconds alone, and no simulation ran
+    solver = {}
+    Plan(None, timings=True, disagg=SimpleNamespace(**{**vars(outcome), "choice": None, "replays": 0}),
+         total_s=1.0)._phases(solver)
+    assert solver["pools"] == {"wall_s": 0.5} and "simulation" not in solver
