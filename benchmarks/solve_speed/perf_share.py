@@ -8,7 +8,8 @@ prefill_chunk_terms, chunk_base_layer_s, draft_terms and the simulator's direct 
 counted once), and inside it the routing statistics (busiest_rank_load_ratio, expected_padded_rows as perf.step
 calls them). To compare two trees, run it with PYTHONPATH=<tree> (the tree's `planner` is imported first).
 `head` is the solve_speed headline, `ds` the plan matrix's slowest case (DeepSeek-V3, all precisions, 8000/2000
-at 50 req/s), `ds2000` the quick plan matrix's slowest (DeepSeek-V3, all precisions, 2000/500, no demand)."""
+at 50 req/s), `ds2000` the quick plan matrix's slowest (DeepSeek-V3, all precisions, 2000/500, no demand), `mixtral` a
+median case (Mixtral-8x22B, default precisions, 2000/500, no demand)."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,8 @@ COMMANDS = {
     # the quick plan matrix's slowest case (session 15)
     "ds2000": "plan --model deepseek-v3 --isl 2000 --osl 500 --min-tokens-per-s-user 20 --max-gpus 1024 "
               "--weights bf16,fp8,int8,int4,fp4 --kv bf16,fp8,int8 --json",
+    # the lead's median case in session 16's profile
+    "mixtral": "plan --model mixtral-8x22b --isl 2000 --osl 500 --min-tokens-per-s-user 20 --max-gpus 1024 --json",
 }
 ENTRY = ("step_terms", "estimate", "prefill_chunk_terms", "chunk_base_layer_s", "draft_terms", "layer_step")
 USERS = ("planner.search.table", "planner.sim.tables", "planner.search.solve", "planner.search.percentile",

@@ -240,6 +240,8 @@ def test_stirlerr_and_bd0_by_hand():
             want = xd * (xd / md).ln() + md - xd
         got = float(moe._bd0(np.array([x]), np.array([m]))[0])
         assert abs(_decimal(got) - want) <= Decimal("1e-15") * max(Decimal(1e-300), abs(want)), (x, m)
+    xs, ms = np.array([10.0, 105.0, 3.0, 1e6 + 30]), np.array([10.0, 100.0, 50.0, 1e6])  # near and far at once
+    assert moe._bd0(xs, ms).tolist() == [float(moe._bd0(xs[i:i + 1], ms[i:i + 1])[0]) for i in range(4)]
 
 
 def test_chernoff_top_leaves_out_less_than_e_minus_52():
