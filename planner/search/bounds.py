@@ -35,7 +35,7 @@ from .queueing import NO_REPLICA_COUNT, QueueTarget, RowTimes, fewest_replicas, 
 from .space import MAX_MICRO_BATCH, Request, Row, enumerate_shapes, group_key, shape_group_index, shape_groups
 from .table import (INT_LIMIT, MAX_ROUND_NS, MAX_STALL_COEF, NS_PER_S, OBJ_DIVISOR, Bounds, Limits, ShapeTerms,
                     Table, decode_cycle_ns, evaluate, lower_bounds, memory_excess_kib, memory_fits, min_over_kinds,
-                    piped_cycle_floor, slowest_stage_chunk_ns, stage_sum, table_of, with_memory)
+                    piped_cycle_floor, stage_sum, table_of, with_memory)
 
 # A replica batch (pp × micro-batch) of the exact space stays at most this (no catalog GPU holds that many
 # sequences of a real model); it sizes the integer objective's range (Limits.of).
@@ -276,8 +276,16 @@ def _latency_depths(req: Request, p: PerfParams, lim: Limits) -> tuple[dict[tupl
     if not first:  # pipelined depths: table.piped_cycle_floor (hops >= 0 left out), as lower_bounds takes it
         piped = q > 1
         users_p = np.minimum((q * dp - 1) * np.minimum(chunks, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
-        least = slowest_stage_chunk_ns(-(-dec_sum // q), t.dec_ns_per_kind[g], t.dec_extra_ns[g],
-                                       t.chunk_ns_per_kind[g], t.chunk_extra_ns[g], q)
+        # table.slowest_stage_chunk_ns at the balanced share, its per-group parts taken once per group
+        de, ce = t.dec_extra_ns, t.chunk_extra_ns
+        deep = q > 2
+        d_max = np.max(t.dec_ns_per_kind, axis=1)
+        d_max = np.where(d_max > 0, d_max, INT_LIMIT)  # no decode time per layer: one layer
+        need = -(-dec_sum // q) - np.where(deep, np.maximum(np.maximum(de[:, 0], de[:, 1]), de[:, 2])[g],
+                                           np.maximum(de[:, 0], de[:, 2])[g])
+        layers = np.maximum(1, -(-np.maximum(need, 0) // d_max[g]))
+        least = layers * min_over_kinds(t.chunk_ns_per_kind)[g] + np.where(
+            deep, np.minimum(np.minimum(ce[:, 0], ce[:, 1]), ce[:, 2])[g], np.minimum(ce[:, 0], ce[:, 2])[g])
         low = piped_cycle_floor(osl, users_p, q, dec_sum, dec_sum + ch_sum, least, chunk)
         tpot = np.where(piped, -(-low // osl), tpot)
     ok = (tpot <= lim.tpot_ns) & (q * dp * coef <= MAX_STALL_COEF)

@@ -67,10 +67,12 @@ def slowest_stage_chunk_ns(dec_stage_ns: np.ndarray, dec_per_kind: np.ndarray, d
     max_k d_k⌉ layers (and >= 1), since its time Σ_k n_k·d_k + e_s is at most l · max_k d_k + max_s e_s, so its
     increment is at least l · min_k c_k + min_s ce_s (d, c: decode and chunk per layer of each kind; e, ce: the
     stages' extras)."""
-    d_max = np.max(dec_per_kind, axis=1) if dec_per_kind.shape[1] > 1 else dec_per_kind[:, 0]
+    d_max = dec_per_kind[:, 0]
+    for k in range(1, dec_per_kind.shape[1]):
+        d_max = np.maximum(d_max, dec_per_kind[:, k])
+    d_max = np.where(d_max > 0, d_max, INT_LIMIT)  # no decode time per layer: one layer
     need = dec_stage_ns - stage_max(dec_extra, dec_extra[:, 1], pp)
-    layers = np.maximum(1, -(-np.maximum(need, 0) // np.maximum(d_max, 1)))
-    layers = np.where(d_max > 0, layers, 1)
+    layers = np.maximum(1, -(-np.maximum(need, 0) // d_max))
     return layers * min_over_kinds(chunk_per_kind) + stage_min(chunk_extra, pp)
 
 
