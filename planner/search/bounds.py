@@ -273,21 +273,24 @@ def _latency_depths(req: Request, p: PerfParams, lim: Limits) -> tuple[dict[tupl
     ch_sum = layers_ch[g] + stage_sum(t.chunk_extra_ns[g], t.chunk_extra_single_ns[g], q)
     chunk = -(-ch_sum // q)
     tpot = -(-(osl * dec_sum + users * chunk) // osl)
-    if not first:  # pipelined depths: table.piped_cycle_floor (hops >= 0 left out), as lower_bounds takes it
-        piped = q > 1
-        users_p = np.minimum((q * dp - 1) * np.minimum(chunks, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
-        # table.slowest_stage_chunk_ns at the balanced share, its per-group parts taken once per group
+    users_p = np.minimum((q * dp - 1) * np.minimum(chunks, MAX_STALL_COEF + 1), MAX_STALL_COEF + 1)
+    e = np.flatnonzero((q > 1) & (users_p <= osl)) if not first else np.zeros(0, np.int64)
+    if len(e):
+        # pipelined depths with at most one chunk per cycle: table.piped_cycle_floor (hops >= 0 left out), as
+        # lower_bounds takes it (beyond, the bound above is its own); table.slowest_stage_chunk_ns at the balanced
+        # share, its per-group parts taken once per group
+        ge, qe, dsum = g[e], q[e], dec_sum[e]
         de, ce = t.dec_extra_ns, t.chunk_extra_ns
-        deep = q > 2
+        deep = qe > 2
         d_max = np.max(t.dec_ns_per_kind, axis=1)
         d_max = np.where(d_max > 0, d_max, INT_LIMIT)  # no decode time per layer: one layer
-        need = -(-dec_sum // q) - np.where(deep, np.maximum(np.maximum(de[:, 0], de[:, 1]), de[:, 2])[g],
-                                           np.maximum(de[:, 0], de[:, 2])[g])
-        layers = np.maximum(1, -(-np.maximum(need, 0) // d_max[g]))
-        least = layers * min_over_kinds(t.chunk_ns_per_kind)[g] + np.where(
-            deep, np.minimum(np.minimum(ce[:, 0], ce[:, 1]), ce[:, 2])[g], np.minimum(ce[:, 0], ce[:, 2])[g])
-        low = piped_cycle_floor(osl, users_p, q, dec_sum, dec_sum + ch_sum, least, chunk)
-        tpot = np.where(piped, -(-low // osl), tpot)
+        need = -(-dsum // qe) - np.where(deep, np.maximum(np.maximum(de[:, 0], de[:, 1]), de[:, 2])[ge],
+                                         np.maximum(de[:, 0], de[:, 2])[ge])
+        layers = np.maximum(1, -(-np.maximum(need, 0) // d_max[ge]))
+        least = layers * min_over_kinds(t.chunk_ns_per_kind)[ge] + np.where(
+            deep, np.minimum(np.minimum(ce[:, 0], ce[:, 1]), ce[:, 2])[ge], np.minimum(ce[:, 0], ce[:, 2])[ge])
+        low = piped_cycle_floor(osl, users_p[e], qe, dsum, dsum + ch_sum[e], least, chunk[e])
+        tpot[e] = -(-low // osl)
     ok = (tpot <= lim.tpot_ns) & (q * dp * coef <= MAX_STALL_COEF)
     if lim.ttft_ns is not None:
         ok &= layers_pf[g] + stage_sum(t.pf_extra_ns[g], t.pf_extra_single_ns[g], q) <= lim.ttft_ns
@@ -887,7 +890,9 @@ def _hop_stall_fails(sp: Space, lim: Limits, s: np.ndarray, pos: np.ndarray, cyc
     prompts = np.minimum(batch * c, MAX_STALL_COEF + 1)
     tpot = -(-(osl * cycle + users * hop) // osl)
     rnd = -(-(osl * cycle + prompts * hop) // osl)
-    piped = (pp > 1) & ~np.broadcast_to(np.asarray(t.param("prefill_first", s), bool), pp.shape)
+    # pipelined rows with at most one chunk per cycle for TPOT (beyond, the bounds above are their own)
+    piped = ((pp > 1) & ~np.broadcast_to(np.asarray(t.param("prefill_first", s), bool), pp.shape)
+             & ((batch - 1) * (coef // pp) <= osl))
     if piped.any():  # the chunk's stage terms at 0
         j = np.flatnonzero(piped)
         ch = np.minimum(coef[j] // pp[j], MAX_STALL_COEF + 1)

@@ -842,6 +842,8 @@ def _lower_bounds(t: Table, lim: Limits) -> Bounds:
     rnd = -(-(cycle + prompts * (chunk_stage_ns + t.chunk_hop_ns)) // t.osl)
     if t.piped is not None and t.piped.any():  # pipelined stalls (stalled_ns): their own bound
         j = np.flatnonzero(t.piped)
+        # where over one chunk stalls per cycle for TPOT (and so for the round) the bound above is stalled_ns' own
+        j = j[(t.batch[j] - 1) * (t.stall_coef[j] // pp[j]) <= t.osl]
         pj = pp[j]
         step = pj * (dec_stage_ns[j] + t.dec_hop_ns[j])  # pp · (slowest decode stage + hop), at least
         path = (t.dec_ns_per_kind[j] @ counts + stage_sum(t.dec_extra_ns[j], t.dec_extra_single_ns[j], pj)
