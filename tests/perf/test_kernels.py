@@ -138,23 +138,14 @@ def test_expected_tiles_at_large_n_against_40_digits(n, q, t):
     # against Σ P(x)·⌈x/t⌉ with the probabilities in 40-digit decimals (ratio recurrence from the mode, normalized
     # over mean ± 40σ): within 1e-15 where the window's running sums were off by up to 1.7e-9
     from decimal import Decimal, localcontext
-    from fractions import Fraction
     from planner.perf.kernels import _expected_tiles
+    from tests.perf.binomial_reference import DIGITS, binomial_probabilities_40_digits, to_decimal
+    p = binomial_probabilities_40_digits(n, q)
     with localcontext() as ctx:
-        ctx.prec = 40
-        qd = Decimal(Fraction(q).numerator) / Decimal(Fraction(q).denominator)
-        mean, sd = n * q, math.sqrt(n * q * (1 - q))
-        lo, hi = max(0, int(mean - 40 * sd)), min(n, int(mean + 40 * sd) + 2)
-        mode = int((n + 1) * q)
-        w = {mode: Decimal(1)}
-        for y in range(mode, hi):
-            w[y + 1] = w[y] * (n - y) / (y + 1) * qd / (1 - qd)
-        for y in range(mode, lo, -1):
-            w[y - 1] = w[y] * y / (n - y + 1) * (1 - qd) / qd
-        ref = sum(v * -(-x // t) for x, v in w.items()) / sum(w.values())
+        ctx.prec = DIGITS
+        ref = sum(px * -(-x // t) for x, px in p.items())
         got = _expected_tiles(n, q, float(t))
-        f = Fraction(got)
-        assert abs(Decimal(f.numerator) / Decimal(f.denominator) - ref) / ref < Decimal("1e-15")
+        assert abs(to_decimal(got) - ref) / ref < Decimal("1e-15")
 
 
 def test_expected_padded_rows_same_floats_when_kept_values_are_dropped(monkeypatch):

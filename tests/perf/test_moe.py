@@ -13,6 +13,8 @@ from planner.perf import moe
 from planner.perf.moe import (binomial_log_pmf, busiest_rank_load_ratio, expected_experts_touched,
                               expected_experts_touched_on_rank, expected_max_binomial, expected_max_binomial_floored,
                               tokens_per_touched_expert, remote_domain_share)
+from tests.perf.binomial_reference import DIGITS, binomial_probabilities_40_digits
+from tests.perf.binomial_reference import to_decimal as _decimal
 
 
 @pytest.mark.parametrize("e, k, t, expected", [
@@ -143,30 +145,16 @@ def binomial_max_exact(n: int, q: float, bins: int, floor: float) -> Fraction:
     return total
 
 
-def _decimal(v: float) -> Decimal:
-    f = Fraction(v)
-    return Decimal(f.numerator) / Decimal(f.denominator)
-
-
 def binomial_max_40_digits(n: int, q: float, bins: int, floor: float) -> Decimal:
-    """E[max(M, c)] to 40 digits at large n: the probabilities by the ratio recurrence from the mode in 40-digit
-    decimals, normalized over mean ± 40σ (the mass outside is below 1e-300), then the exact sum's terms."""
+    """E[max(M, c)] to 40 digits at large n: the exact sum's terms over binomial_reference's probabilities."""
+    p = binomial_probabilities_40_digits(n, q)
     with localcontext() as ctx:
-        ctx.prec = 40
-        qd, c = _decimal(q), _decimal(floor)
-        mean, sd = n * q, math.sqrt(n * q * (1 - q))
-        lo, hi = max(0, int(mean - 40 * sd)), min(n, int(mean + 40 * sd) + 2)
-        mode = int((n + 1) * q)
-        w = {mode: Decimal(1)}
-        for y in range(mode, hi):
-            w[y + 1] = w[y] * (n - y) / (y + 1) * qd / (1 - qd)
-        for y in range(mode, lo, -1):
-            w[y - 1] = w[y] * y / (n - y + 1) * (1 - qd) / qd
-        total = sum(w.values())
+        ctx.prec = DIGITS
+        c = _decimal(floor)
         x0 = math.floor(floor)
         f, out = Decimal(0), c
-        for x in range(lo, hi + 1):
-            f += w[x] / total
+        for x, px in p.items():
+            f += px
             if x >= x0:
                 out += (x0 + 1 - c if x == x0 else 1) * (1 - f ** bins)
         return out
