@@ -223,7 +223,8 @@ def _plan(preq, timings: bool):
         from .disagg import decide
 
         colocated, outcome = decide(req, cat.perf, mode,
-                                    lambda: _colocated(preq, req, cat, percentile, decision, timings),
+                                    lambda skip=None: _colocated(preq, req, cat, percentile, decision, timings,
+                                                                 skip),
                                     percentile, timings, cat, preq.seed)
         if colocated is None:  # only the disaggregated plan is feasible
             return Plan(None, timings=timings, slo_percentile=percentile, disagg=outcome, chat=preq.chat)
@@ -231,8 +232,9 @@ def _plan(preq, timings: bool):
     return _colocated(preq, req, cat, percentile, decision, timings)
 
 
-def _colocated(preq, req, cat: Catalog, percentile: float, decision, timings: bool):
-    """The cheapest colocated (aggregated) plan of `plan`."""
+def _colocated(preq, req, cat: Catalog, percentile: float, decision, timings: bool, skip=None):
+    """The cheapest colocated (aggregated) plan of `plan`. `skip`: plan_at_percentile's (with a demand: leave
+    round 1's plan unconfirmed when `skip(its objective)`)."""
     from .plan import Plan
     from .search.percentile import plan_at_percentile
     from .search.solve import search
@@ -251,7 +253,7 @@ def _colocated(preq, req, cat: Catalog, percentile: float, decision, timings: bo
 
     with _engine_named_in_infeasibility(req, cat):
         conf = plan_at_percentile(req, cat.perf, percentile, plan_dict, cat,
-                                  **({} if preq.seed is None else {"seed": preq.seed}))
+                                  **({} if preq.seed is None else {"seed": preq.seed}), skip=skip)
     return Plan(conf.result, timings=timings, simulation=conf.simulation, slo_percentile=percentile,
                 mean_batch=conf.mean_batch, speculative=decision, chat=preq.chat, simulation_s=conf.simulation_s,
                 replays=conf.replays)

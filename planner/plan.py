@@ -75,7 +75,7 @@ class Plan:
 
     def _phases(self, solver: dict[str, Any]) -> None:
         """--timings: what the planning call spent, measured where each phase ran (time.perf_counter): `total_s`
-        (api.plan), a disaggregated plan's colocated search (`colocated`: it ran first, as the pair's rival), the
+        (api.plan), a disaggregated plan's colocated search (`colocated`: the pair's rival, run after it), the
         pools (`pools`, where disaggregation was considered) and every confirming simulation (`simulation`: the
         colocated plan's rounds and the pair's, where a demand asked for one)."""
         o = self.disagg

@@ -240,7 +240,7 @@ def test_only_the_disaggregated_plan_is_feasible(dsv3):
     req = dsv3.disagg.request
     perf = api._catalog(None).perf
 
-    def no_colocated():
+    def no_colocated(skip=None):
         raise InfeasibleError(["tpot: colocated replicas stall on prefills"])
 
     plan, out = decide(req, perf, "auto", no_colocated, 50.0, False)

@@ -36,16 +36,17 @@ def test_a_disaggregated_plan_reports_its_colocated_search_pools_and_simulations
     s = d["solver"]
     assert d["disaggregation"]["chosen"] == "disaggregated" and s["engine"] == "enumeration"
     total = s["total_s"]
-    _search_ok(s["colocated"], total)  # the colocated search ran first, as the pair's rival
+    _search_ok(s["colocated"], total)  # the colocated search, the pair's rival
     assert s["colocated"]["rows_examined"] > 0
     pools = s["pools"]
     assert pools["pools"] == s["candidates"]["rows"] and pools["pairs"] == s["candidates"]["placements"]
     # search_disagg's own clock lies inside decide's measurement of the pools' phase
     assert s["wall_s"] <= pools["wall_s"] + ROUNDING
-    # both plans were confirmed at the demand: the colocated plan's rounds and the pair's
+    # the pair was confirmed at the demand; the colocated plan was not (the confirmed pair is cheaper than its
+    # first round: disagg.decide skips its simulation), so the replays are the pair's rounds
     sim = s["simulation"]
-    assert sim["replays"] >= 2 and sim["wall_s"] > 0
-    assert sim["replays"] >= d["disaggregation"]["simulation"]["rounds"] + 2
+    assert sim["replays"] >= 1 and sim["wall_s"] > 0
+    assert sim["replays"] == d["disaggregation"]["simulation"]["rounds"] + 1
     # the phases ran one after another inside the call
     assert s["colocated"]["wall_s"] + pools["wall_s"] + sim["wall_s"] <= total + 4 * ROUNDING
 

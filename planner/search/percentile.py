@@ -145,15 +145,18 @@ class Confirmed:
     # its stats' timing fields (wall, CP-SAT, table, bound, solves, rows examined) summed over every round's search
     result: SearchResult
     mean_batch: float
-    simulation: dict[str, Any]
+    simulation: dict[str, Any] | None  # None: not confirmed (plan_at_percentile's `skip`)
     simulation_s: float = 0.0  # the confirming simulations of every round (time.perf_counter around each)
     replays: int = 0  # simulations run (one per round)
 
 
 def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, catalog,
-                       seed: int = CONFIRM_SEED) -> Confirmed:
+                       seed: int = CONFIRM_SEED, skip=None) -> Confirmed:
     """Solve `req` (which has a demand) so that its SLOs hold at `percentile` in simulation. `plan_dict(result)`
-    turns a search result into the plan JSON the simulator reads."""
+    turns a search result into the plan JSON the simulator reads. `skip(objective)` (disagg.decide: a rival is
+    strictly cheaper): when true for round 1's objective, round 1's plan is returned unconfirmed (`simulation`
+    None, no replay) — confirming only tightens the search, so that objective is a lower bound on the confirmed
+    plan's and the rival wins whatever the simulation would say."""
     from ..sim import simulate_plan
 
     w = req.workload
@@ -179,6 +182,9 @@ def plan_at_percentile(req, perf: PerfParams, percentile: float, plan_dict, cata
         # the plan's mean batch: the warm-up of a several-replica confirmation, and the plan's `mean_batch` field
         # (one fixed-point iteration of estimates, computed once per round)
         mean = mean_batch(req.model, best, rate, perf) if best.replicas > 1 else None
+        if round_ == 1 and skip is not None and skip(best.objective):
+            res = replace(res, stats=replace(res.stats, **spent))
+            return Confirmed(res, mean_batch(req.model, best, rate, perf) if mean is None else mean, None)
         how = confirmation(req.model, best, rate, perf, mean)
         began = time.perf_counter()
         sim = simulate_plan(plan_dict(res), rate_rps=how["rate_rps_per_replica"], replicas=1,
